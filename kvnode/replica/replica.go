@@ -1,0 +1,223 @@
+// Package replica holds the contract that every replication core (Multi-Paxos,
+// Viewstamped Replication) fulfils and that every runtime (the real server,
+// the simulator) drives.
+//
+// A core is a deterministic state machine: it has no goroutines, clock,
+// sockets, files or global randomness. The runtime feeds it inputs (Tick,
+// Step, Propose) and then drains its outputs with Ready. The runtime must
+// make Ready.Persist durable before it sends Ready.Messages, because those
+// messages may promise that the persisted state exists (an acceptor's promise,
+// an accepted value). Results may be delivered to clients in any order after
+// that.
+package replica
+
+import (
+	"errors"
+	"fmt"
+)
+
+// NodeID names a node (a process). Zero means "none" or "unknown".
+type NodeID uint32
+
+// GroupID names a replica group. A node may host replicas of many groups.
+type GroupID uint32
+
+// Request is one client command. The pair (ClientID, Seq) identifies it for
+// exactly-once execution: the state machine stores the last result per
+// client and answers a retry from there without applying it again.
+type Request struct {
+	ClientID uint64
+	Seq      uint64
+	Op       []byte // opaque to the core; the state machine decodes it
+}
+
+// Result is the outcome of applying a Request.
+type Result struct {
+	ClientID uint64
+	Seq      uint64
+	Index    uint64 // the log position at which it was applied
+	Value    []byte
+}
+
+// StateMachine is the replicated application: the key-value store with its
+// session table, or the shard controller. It must be deterministic: the same
+// requests in the same order give the same results and snapshots.
+type StateMachine interface {
+	// Apply applies req, chosen at log position index, and returns its result.
+	Apply(index uint64, req Request) []byte
+	// Snapshot returns the whole state, session table included.
+	Snapshot() ([]byte, error)
+	// Restore replaces the whole state with a snapshot's.
+	Restore(data []byte) error
+}
+
+// Message is a protocol message. Each core has its own concrete type and a
+// Codec for the wire; the simulator passes the values without encoding them,
+// so a message must never be modified after it was handed to the runtime.
+type Message interface {
+	Source() NodeID
+	Dest() NodeID
+}
+
+// Codec encodes a core's messages for the wire.
+type Codec interface {
+	// AppendMessage appends the encoding of m to b.
+	AppendMessage(b []byte, m Message) ([]byte, error)
+	// DecodeMessage decodes one message; it must reject malformed input
+	// with an error and never panic.
+	DecodeMessage(b []byte) (Message, error)
+}
+
+// Entry is one persisted log entry. Data is the core's own encoding of what
+// the entry holds (for Paxos: accepted ballot and value; for VR: view and
+// request batch); storage treats it as opaque bytes.
+type Entry struct {
+	Index uint64
+	Data  []byte
+}
+
+// Snapshot is a state machine snapshot taken after applying every entry up
+// to and including Index. Meta is the core's own bookkeeping for it.
+type Snapshot struct {
+	Index uint64
+	Meta  []byte
+	Data  []byte
+}
+
+// Persist is state that must be durable before the messages of the same
+// Ready are sent. Apply it in field order: State, Truncate, Entries,
+// Snapshot (which also drops every entry at or below its index).
+type Persist struct {
+	State         []byte    // the core's small hard state; nil = unchanged
+	Truncate      bool      // delete every entry above TruncateAfter
+	TruncateAfter uint64    //
+	Entries       []Entry   // write these, replacing any entry at the same index
+	Snapshot      *Snapshot // write this, then drop entries <= Snapshot.Index
+}
+
+// Empty reports whether there is nothing to persist.
+func (p *Persist) Empty() bool {
+	return p.State == nil && !p.Truncate && len(p.Entries) == 0 && p.Snapshot == nil
+}
+
+// Ready is everything a core produced since the last call to Ready.
+type Ready struct {
+	Persist  Persist
+	Messages []Message // send only after Persist is durable
+	Results  []Result  // results of applied requests, for waiting clients
+}
+
+// Empty reports whether r carries nothing.
+func (r *Ready) Empty() bool {
+	return r.Persist.Empty() && len(r.Messages) == 0 && len(r.Results) == 0
+}
+
+// Durable is what a core restarts from: everything it ever persisted, as
+// storage holds it now.
+type Durable struct {
+	State    []byte
+	Snapshot *Snapshot
+	Entries  []Entry // ascending by Index, all above Snapshot.Index
+}
+
+// Status is a core's self-description for operators and tests.
+type Status struct {
+	ID            NodeID `json:"id"`
+	Role          string `json:"role"`   // leader/follower/candidate, primary/backup/view-change/recovering
+	Leader        NodeID `json:"leader"` // 0 when unknown
+	Epoch         uint64 `json:"epoch"`  // ballot round or view number
+	Commit        uint64 `json:"commit"`
+	Applied       uint64 `json:"applied"`
+	LogLen        int    `json:"log_len"`
+	SnapshotIndex uint64 `json:"snapshot_index"`
+}
+
+// Replicator is the contract of a replication core.
+type Replicator interface {
+	// Tick advances the core's logical clock by one tick.
+	Tick()
+	// Step handles one message from a peer. Malformed or stale messages are
+	// ignored.
+	Step(m Message)
+	// Propose submits client requests. It returns a *NotLeaderError when
+	// this replica cannot order requests now.
+	Propose(reqs ...Request) error
+	// Ready drains the outputs produced since the previous call.
+	Ready() Ready
+	// HasReady reports whether Ready would return anything.
+	HasReady() bool
+	// Status describes the core's current state.
+	Status() Status
+}
+
+// ErrNotLeader is matched by every *NotLeaderError.
+var ErrNotLeader = errors.New("not the leader")
+
+// NotLeaderError says that a replica cannot order requests, and which
+// replica it believes can (0 when it does not know).
+type NotLeaderError struct {
+	Leader NodeID
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == 0 {
+		return "not the leader (leader unknown)"
+	}
+	return fmt.Sprintf("not the leader (try node %d)", e.Leader)
+}
+
+// Is makes errors.Is(err, ErrNotLeader) true.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// Config is what every core needs to start.
+type Config struct {
+	ID    NodeID
+	Peers []NodeID // every member of the group, including ID
+	// ElectionTicks is the base number of ticks without hearing from a
+	// leader before a replica tries to become one; the core randomizes
+	// the actual timeout in [ElectionTicks, 2*ElectionTicks) from Seed.
+	ElectionTicks int
+	// HeartbeatTicks is how often a leader sends heartbeats.
+	HeartbeatTicks int
+	// Seed drives every random choice of the core.
+	Seed int64
+	// SnapshotEvery takes a snapshot and truncates the log every so many
+	// applied entries; 0 disables snapshots.
+	SnapshotEvery uint64
+	// MaxBatch bounds the number of requests in one log entry.
+	MaxBatch int
+	// MaxInflight bounds the number of proposed but uncommitted entries
+	// (the pipeline depth).
+	MaxInflight int
+}
+
+// Validate reports the first problem with c.
+func (c *Config) Validate() error {
+	if c.ID == 0 {
+		return errors.New("config: ID must be non-zero")
+	}
+	found := false
+	seen := map[NodeID]bool{}
+	for _, p := range c.Peers {
+		if p == 0 {
+			return errors.New("config: peer ID 0 is reserved")
+		}
+		if seen[p] {
+			return fmt.Errorf("config: peer %d listed twice", p)
+		}
+		seen[p] = true
+		if p == c.ID {
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("config: ID %d is not among Peers %v", c.ID, c.Peers)
+	}
+	if c.ElectionTicks <= 0 || c.HeartbeatTicks <= 0 || c.HeartbeatTicks >= c.ElectionTicks {
+		return fmt.Errorf("config: need 0 < HeartbeatTicks (%d) < ElectionTicks (%d)", c.HeartbeatTicks, c.ElectionTicks)
+	}
+	if c.MaxBatch < 0 || c.MaxInflight < 0 {
+		return errors.New("config: MaxBatch and MaxInflight must not be negative")
+	}
+	return nil
+}
