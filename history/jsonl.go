@@ -181,9 +181,28 @@ func (hr *Reader) Next() (Op, error) {
 	return Op{}, io.EOF
 }
 
-// ReadAll reads every op from r.
+// ReadAll reads every op from r: JSON lines, or one JSON array of op objects
+// (the shape elle-cli's test data uses).
 func ReadAll(r io.Reader) ([]Op, error) {
-	hr := NewReader(r)
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("read history: %w", err)
+		}
+		if b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n' {
+			_, _ = br.ReadByte()
+			continue
+		}
+		if b[0] == '[' {
+			return readJSONArray(br)
+		}
+		break
+	}
+	hr := NewReader(br)
 	var ops []Op
 	for {
 		op, err := hr.Next()
@@ -195,6 +214,29 @@ func ReadAll(r io.Reader) ([]Op, error) {
 		}
 		ops = append(ops, op)
 	}
+}
+
+func readJSONArray(r io.Reader) ([]Op, error) {
+	dec := json.NewDecoder(r)
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("read history array: %w", err)
+	}
+	var ops []Op
+	for dec.More() {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return ops, fmt.Errorf("history array element %d: %w", len(ops), err)
+		}
+		op, err := ParseJSON(raw)
+		if err != nil {
+			return ops, fmt.Errorf("history array element %d: %w", len(ops), err)
+		}
+		ops = append(ops, op)
+	}
+	if _, err := dec.Token(); err != nil {
+		return ops, fmt.Errorf("read history array: %w", err)
+	}
+	return ops, nil
 }
 
 // ParseJSON decodes one op from a JSON object.
