@@ -1,0 +1,330 @@
+// Package kv is the replicated key-value state machine: a map of strings
+// guarded by the exactly-once session table. It implements
+// replica.StateMachine and is deterministic: the same requests in the same
+// order give the same replies and byte-identical snapshots.
+package kv
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/kvnode/session"
+)
+
+// Kind is an operation's type.
+type Kind uint8
+
+// The operation kinds. Their numeric values are part of the wire format.
+const (
+	// Get reads a key.
+	Get Kind = 1
+	// Put sets a key.
+	Put Kind = 2
+	// Append appends to a key's value (a missing key counts as "").
+	Append Kind = 3
+	// Cas sets Key to Value if its current value equals Old. A missing key
+	// never matches, not even Old == "".
+	Cas Kind = 4
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Get:
+		return "get"
+	case Put:
+		return "put"
+	case Append:
+		return "append"
+	case Cas:
+		return "cas"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Op is one key-value operation.
+type Op struct {
+	Kind  Kind
+	Key   string
+	Value string // Put, Append, Cas: the new value or suffix
+	Old   string // Cas: the expected current value
+}
+
+// ErrMalformed is matched by every decoding error of this package.
+var ErrMalformed = errors.New("kv: malformed encoding")
+
+// Encode returns the op's compact encoding: the kind byte, then Key, Value
+// and Old, each as uvarint length and bytes.
+func (o Op) Encode() []byte {
+	b := make([]byte, 0, 1+3*binary.MaxVarintLen16+len(o.Key)+len(o.Value)+len(o.Old))
+	b = append(b, byte(o.Kind))
+	b = appendString(b, o.Key)
+	b = appendString(b, o.Value)
+	return appendString(b, o.Old)
+}
+
+// DecodeOp decodes an Encode output. It rejects unknown kinds, truncated
+// input and trailing bytes.
+func DecodeOp(b []byte) (Op, error) {
+	d := decoder{b: b}
+	k := Kind(d.byte("kind"))
+	o := Op{Kind: k, Key: d.string("key"), Value: d.string("value"), Old: d.string("old")}
+	if err := d.finish(); err != nil {
+		return Op{}, fmt.Errorf("decode op: %w", err)
+	}
+	if k < Get || k > Cas {
+		return Op{}, fmt.Errorf("decode op: %w: unknown kind %d", ErrMalformed, uint8(k))
+	}
+	return o, nil
+}
+
+// Reply is the outcome of an Op.
+type Reply struct {
+	Value string // Get: current value; Append: the new value; Cas failure: current value
+	Found bool   // the key existed (Get, and Cas failure)
+	Ok    bool   // Put/Append: true; Cas: whether it swapped; Get: true
+	Err   string // non-empty for an op the store cannot apply (bad encoding, unknown kind)
+}
+
+const (
+	flagFound = 1 << iota
+	flagOk
+	flagErr
+)
+
+// Encode returns the reply's compact encoding: a flags byte, Value as
+// uvarint length and bytes, then Err the same way if it is non-empty.
+func (r Reply) Encode() []byte {
+	var flags byte
+	if r.Found {
+		flags |= flagFound
+	}
+	if r.Ok {
+		flags |= flagOk
+	}
+	if r.Err != "" {
+		flags |= flagErr
+	}
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen16+len(r.Value)+len(r.Err))
+	b = append(b, flags)
+	b = appendString(b, r.Value)
+	if r.Err != "" {
+		b = appendString(b, r.Err)
+	}
+	return b
+}
+
+// DecodeReply decodes a Reply.Encode output.
+func DecodeReply(b []byte) (Reply, error) {
+	d := decoder{b: b}
+	flags := d.byte("flags")
+	r := Reply{Value: d.string("value"), Found: flags&flagFound != 0, Ok: flags&flagOk != 0}
+	if flags&flagErr != 0 {
+		r.Err = d.string("err")
+		if d.err == nil && r.Err == "" {
+			d.fail("empty err with err flag")
+		}
+	}
+	if d.err == nil && flags&^(flagFound|flagOk|flagErr) != 0 {
+		d.fail(fmt.Sprintf("unknown flags %#x", flags))
+	}
+	if err := d.finish(); err != nil {
+		return Reply{}, fmt.Errorf("decode reply: %w", err)
+	}
+	return r, nil
+}
+
+// Store is the key-value state machine. It is not safe for concurrent use;
+// the replication core calls it from one goroutine.
+type Store struct {
+	data     map[string]string
+	sessions *session.Table
+}
+
+var _ replica.StateMachine = (*Store)(nil)
+
+// NewStore returns an empty store.
+func NewStore() *Store {
+	return &Store{data: make(map[string]string), sessions: session.NewTable()}
+}
+
+// Get returns key's value and whether it exists, without going through
+// the log; for tests and inspection.
+func (s *Store) Get(key string) (string, bool) {
+	v, ok := s.data[key]
+	return v, ok
+}
+
+// Len returns the number of keys.
+func (s *Store) Len() int { return len(s.data) }
+
+// Apply applies req at log position index and returns the encoded Reply.
+// A retry of the client's last request returns the stored reply without
+// applying it again; an older request returns nil and changes nothing.
+func (s *Store) Apply(index uint64, req replica.Request) []byte {
+	cached, st := s.sessions.Check(req.ClientID, req.Seq)
+	switch st {
+	case session.Duplicate:
+		return cached
+	case session.Stale:
+		return nil
+	}
+	var r Reply
+	op, err := DecodeOp(req.Op)
+	if err != nil {
+		r.Err = err.Error()
+	} else {
+		r = s.apply(op)
+	}
+	out := r.Encode()
+	s.sessions.Record(req.ClientID, req.Seq, out)
+	return out
+}
+
+func (s *Store) apply(op Op) Reply {
+	cur, found := s.data[op.Key]
+	switch op.Kind {
+	case Get:
+		return Reply{Value: cur, Found: found, Ok: true}
+	case Put:
+		s.data[op.Key] = op.Value
+		return Reply{Ok: true}
+	case Append:
+		nv := cur + op.Value
+		s.data[op.Key] = nv
+		return Reply{Value: nv, Found: found, Ok: true}
+	case Cas:
+		if !found || cur != op.Old {
+			return Reply{Value: cur, Found: found}
+		}
+		s.data[op.Key] = op.Value
+		return Reply{Found: true, Ok: true}
+	}
+	return Reply{Err: fmt.Sprintf("unknown op kind %d", uint8(op.Kind))}
+}
+
+const snapshotVersion = 1
+
+// Snapshot returns the whole state: version byte, uvarint key count, the
+// key/value pairs in ascending key order, then the session table.
+func (s *Store) Snapshot() ([]byte, error) {
+	keys := make([]string, 0, len(s.data))
+	size := 16
+	for k, v := range s.data {
+		keys = append(keys, k)
+		size += len(k) + len(v) + 4
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
+	b = append(b, snapshotVersion)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		b = appendString(b, k)
+		b = appendString(b, s.data[k])
+	}
+	b, err := s.sessions.AppendBinary(b)
+	if err != nil {
+		return nil, fmt.Errorf("kv snapshot: %w", err)
+	}
+	return b, nil
+}
+
+// Restore replaces the whole state with a snapshot's. On error the store
+// is unchanged.
+func (s *Store) Restore(data []byte) error {
+	d := decoder{b: data}
+	if v := d.byte("version"); d.err == nil && v != snapshotVersion {
+		d.fail(fmt.Sprintf("unknown snapshot version %d", v))
+	}
+	n := d.uvarint("key count")
+	if d.err == nil && n > uint64(len(data)-d.pos)/2 {
+		d.fail(fmt.Sprintf("key count %d exceeds input", n))
+	}
+	m := make(map[string]string)
+	var prev string
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		k, v := d.string("key"), d.string("value")
+		if d.err == nil && i > 0 && k <= prev {
+			d.fail(fmt.Sprintf("key %q not above previous %q", k, prev))
+		}
+		prev = k
+		m[k] = v
+	}
+	if d.err != nil {
+		return fmt.Errorf("kv restore: %w", d.err)
+	}
+	tab := session.NewTable()
+	if err := tab.UnmarshalBinary(data[d.pos:]); err != nil {
+		return fmt.Errorf("kv restore: sessions: %w", err)
+	}
+	s.data, s.sessions = m, tab
+	return nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decoder reads the compact encodings; the first error sticks and every
+// later read returns zero values.
+type decoder struct {
+	b   []byte
+	pos int
+	err error
+}
+
+func (d *decoder) fail(msg string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrMalformed, msg)
+	}
+}
+
+func (d *decoder) byte(what string) byte {
+	if d.err != nil {
+		return 0
+	}
+	if d.pos >= len(d.b) {
+		d.fail("missing " + what)
+		return 0
+	}
+	c := d.b[d.pos]
+	d.pos++
+	return c
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.pos:])
+	if n <= 0 || (n > 1 && d.b[d.pos+n-1] == 0) {
+		d.fail(fmt.Sprintf("bad %s at byte %d", what, d.pos))
+		return 0
+	}
+	d.pos += n
+	return v
+}
+
+func (d *decoder) string(what string) string {
+	n := d.uvarint(what + " length")
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)-d.pos) {
+		d.fail(fmt.Sprintf("%s is %d bytes, %d left", what, n, len(d.b)-d.pos))
+		return ""
+	}
+	s := string(d.b[d.pos : d.pos+int(n)])
+	d.pos += int(n)
+	return s
+}
+
+func (d *decoder) finish() error {
+	if d.err == nil && d.pos != len(d.b) {
+		d.fail(fmt.Sprintf("%d trailing bytes", len(d.b)-d.pos))
+	}
+	return d.err
+}
