@@ -151,6 +151,7 @@ func appendString(b []byte, s string) []byte {
 type Reader struct {
 	sc   *bufio.Scanner
 	line int
+	n    int64 // ops returned so far
 }
 
 // NewReader returns a Reader over r. Lines may be up to 64 MiB long.
@@ -173,6 +174,10 @@ func (hr *Reader) Next() (Op, error) {
 		if err != nil {
 			return Op{}, fmt.Errorf("line %d: %w", hr.line, err)
 		}
+		if op.Index < 0 {
+			op.Index = hr.n
+		}
+		hr.n++
 		return op, nil
 	}
 	if err := hr.sc.Err(); err != nil {
@@ -230,6 +235,9 @@ func readJSONArray(r io.Reader) ([]Op, error) {
 		op, err := ParseJSON(raw)
 		if err != nil {
 			return ops, fmt.Errorf("history array element %d: %w", len(ops), err)
+		}
+		if op.Index < 0 {
+			op.Index = int64(len(ops))
 		}
 		ops = append(ops, op)
 	}
