@@ -1,0 +1,102 @@
+// Package nemesis holds the fault kinds a chaos test injects, the grudge
+// arithmetic behind network partitions, and a seeded schedule that starts
+// and stops faults against a cluster reached only through Target.
+package nemesis
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Kind names one family of faults, as given to --nemesis.
+type Kind string
+
+// The fault kinds.
+const (
+	// Partition cuts the cluster into two random halves.
+	Partition Kind = "partition"
+	// PartitionOne isolates one random node from all others.
+	PartitionOne Kind = "partition-one"
+	// PartitionMajoritiesRing gives every node a view of a majority, with
+	// no two nodes sharing the same view.
+	PartitionMajoritiesRing Kind = "partition-majorities-ring"
+	// PartitionBridge cuts the cluster in two halves joined by one node
+	// that hears both.
+	PartitionBridge Kind = "partition-bridge"
+	// PartitionLeader isolates the current leader of every replica group.
+	PartitionLeader Kind = "partition-leader"
+	// Pause freezes processes (SIGSTOP-like, via the cgroup freezer).
+	Pause Kind = "pause"
+	// Kill SIGKILLs processes and later starts them again.
+	Kill Kind = "kill"
+	// Loss drops a percentage of incoming packets at random.
+	Loss Kind = "loss"
+	// Latency delays outgoing packets (needs the kernel's netem qdisc).
+	Latency Kind = "latency"
+)
+
+// allKinds lists every kind in the order help texts show them.
+var allKinds = []Kind{Partition, PartitionOne, PartitionMajoritiesRing, PartitionBridge,
+	PartitionLeader, Pause, Kill, Loss, Latency}
+
+// Kinds returns every valid kind.
+func Kinds() []Kind { return append([]Kind(nil), allKinds...) }
+
+// IsPartition reports whether k is one of the partition kinds.
+func (k Kind) IsPartition() bool {
+	switch k {
+	case Partition, PartitionOne, PartitionMajoritiesRing, PartitionBridge, PartitionLeader:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool {
+	for _, v := range allKinds {
+		if k == v {
+			return true
+		}
+	}
+	return false
+}
+
+// validList is the comma-separated list of kinds used in error messages.
+func validList() string {
+	s := make([]string, len(allKinds))
+	for i, k := range allKinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
+}
+
+// ParseKinds parses a comma-separated --nemesis value such as
+// "partition,kill". "none" alone means no faults and yields an empty list.
+// Unknown, empty or repeated entries are errors naming the valid kinds.
+func ParseKinds(s string) ([]Kind, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, fmt.Errorf("nemesis: empty list of fault kinds (valid: none, %s)", validList())
+	}
+	if s == "none" {
+		return []Kind{}, nil
+	}
+	var out []Kind
+	seen := make(map[Kind]bool)
+	for _, part := range strings.Split(s, ",") {
+		k := Kind(strings.TrimSpace(part))
+		switch {
+		case k == "":
+			return nil, fmt.Errorf("nemesis: empty entry in %q (valid: %s)", s, validList())
+		case k == "none":
+			return nil, fmt.Errorf("nemesis: \"none\" cannot be combined with other kinds in %q", s)
+		case !k.Valid():
+			return nil, fmt.Errorf("nemesis: unknown fault kind %q (valid: none, %s)", string(k), validList())
+		case seen[k]:
+			return nil, fmt.Errorf("nemesis: fault kind %q listed twice in %q", string(k), s)
+		}
+		seen[k] = true
+		out = append(out, k)
+	}
+	return out, nil
+}

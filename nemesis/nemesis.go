@@ -1,0 +1,354 @@
+package nemesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/chaoskv/chaos/history"
+)
+
+// Recorder receives the nemesis's history ops. Process is always
+// history.NemesisProcess; the recorder assigns Index and Time. It is called
+// from the goroutine running the nemesis.
+type Recorder func(op history.Op)
+
+// Config configures a Nemesis.
+type Config struct {
+	// Kinds are the fault kinds to mix; each step picks one at random.
+	Kinds []Kind
+	// Interval is the mean quiet time between faults and the mean time a
+	// fault is held (DefaultInterval when zero).
+	Interval time.Duration
+	// Seed determines every choice the nemesis makes.
+	Seed int64
+	// LossPercent is the loss fault's drop percentage (DefaultLossPercent
+	// when zero).
+	LossPercent int
+	// Latency is the latency fault's delay (DefaultDelay ± DefaultJitter
+	// when zero).
+	Latency LatencySpec
+	// Leaders finds the current leaders; required for partition-leader.
+	Leaders LeaderFunc
+	// Sleep waits d or until ctx ends; nil means a real timer. Tests
+	// replace it to run schedules without waiting.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Log receives progress messages; nil means slog.Default().
+	Log *slog.Logger
+}
+
+// Nemesis runs a seeded schedule of faults against a Target and records
+// every action. Its methods may be called from different goroutines (Run
+// in one, HealAll from a shutdown path), but Run must have returned before
+// HealAll is expected to leave the cluster whole.
+type Nemesis struct {
+	t     Target
+	cfg   Config
+	rec   Recorder
+	sched *Schedule
+	log   *slog.Logger
+
+	mu          sync.Mutex
+	killed      map[string]bool
+	paused      map[string]bool
+	partitioned bool
+	lossy       bool
+	slow        bool
+}
+
+// New checks cfg and returns a Nemesis for t.
+func New(t Target, cfg Config, rec Recorder) (*Nemesis, error) {
+	if t == nil || rec == nil {
+		return nil, fmt.Errorf("nemesis: target and recorder are required")
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.LossPercent == 0 {
+		cfg.LossPercent = DefaultLossPercent
+	}
+	if cfg.Latency.IsZero() {
+		cfg.Latency = LatencySpec{Delay: DefaultDelay, Jitter: DefaultJitter}
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.LossPercent < 1 || cfg.LossPercent > 100 {
+		return nil, fmt.Errorf("nemesis: loss percentage must be 1..100, got %d", cfg.LossPercent)
+	}
+	if slices.Contains(cfg.Kinds, PartitionLeader) && cfg.Leaders == nil {
+		return nil, fmt.Errorf("nemesis: partition-leader needs a way to find the current leaders")
+	}
+	var sched *Schedule
+	if len(cfg.Kinds) > 0 {
+		var err error
+		if sched, err = NewSchedule(cfg.Kinds, cfg.Interval, cfg.Seed); err != nil {
+			return nil, err
+		}
+	}
+	return &Nemesis{t: t, cfg: cfg, rec: rec, sched: sched, log: cfg.Log,
+		killed: make(map[string]bool), paused: make(map[string]bool)}, nil
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run injects faults until ctx ends: quiet, start a fault, hold it, stop
+// it, and again. It returns nil when ctx ends (the fault in progress, if
+// any, stays until HealAll) and an error when the target fails a fault.
+// With no kinds it just waits for ctx.
+func (n *Nemesis) Run(ctx context.Context) error {
+	if n.sched == nil {
+		<-ctx.Done()
+		return nil
+	}
+	for {
+		step := n.sched.Next()
+		if n.cfg.Sleep(ctx, step.Quiet) != nil {
+			return nil
+		}
+		f, err := n.plan(ctx, step)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := n.Start(ctx, f); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if n.cfg.Sleep(ctx, step.Hold) != nil {
+			return nil
+		}
+		if err := n.Stop(ctx, f); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// plan decides a step's fault, asking for the leaders when needed.
+func (n *Nemesis) plan(ctx context.Context, step Step) (Fault, error) {
+	var leaders []string
+	if step.Kind == PartitionLeader {
+		var err error
+		if leaders, err = n.cfg.Leaders(ctx); err != nil {
+			return Fault{}, fmt.Errorf("nemesis: find leaders: %w", err)
+		}
+	}
+	return Plan(step, n.t.Nodes(), leaders, Params{LossPercent: n.cfg.LossPercent, Latency: n.cfg.Latency})
+}
+
+// startF and stopF are the history functions of a fault's two halves.
+func startF(k Kind) string {
+	switch {
+	case k.IsPartition():
+		return "start-partition"
+	case k == Kill:
+		return "kill"
+	case k == Pause:
+		return "pause"
+	}
+	return "start-" + string(k)
+}
+
+func stopF(k Kind) string {
+	switch {
+	case k.IsPartition():
+		return "stop-partition"
+	case k == Kill:
+		return "start"
+	case k == Pause:
+		return "resume"
+	}
+	return "stop-" + string(k)
+}
+
+// do records an invoke, runs fn, and records the info completion carrying
+// the same value and fn's error, if any.
+func (n *Nemesis) do(f string, value any, fn func() error) error {
+	n.rec(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: f, Value: value})
+	err := fn()
+	done := history.Op{Type: history.Info, Process: history.NemesisProcess, F: f, Value: value}
+	if err != nil {
+		done.Error = err.Error()
+		n.log.Warn("nemesis action failed", "f", f, "err", err)
+	} else {
+		n.log.Info("nemesis", "f", f, "value", value)
+	}
+	n.rec(done)
+	return err
+}
+
+// Start injects f and records it.
+func (n *Nemesis) Start(ctx context.Context, f Fault) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.do(startF(f.Kind), f.Value(), func() error {
+		switch {
+		case f.Kind.IsPartition():
+			if err := f.Grudge.Validate(n.t.Nodes()); err != nil {
+				return fmt.Errorf("nemesis: %w", err)
+			}
+			n.partitioned = true
+			return n.t.Partition(ctx, f.Grudge)
+		case f.Kind == Loss:
+			n.lossy = true
+			return n.t.Loss(ctx, f.Percent)
+		case f.Kind == Latency:
+			n.slow = true
+			return n.t.Latency(ctx, f.Latency)
+		case f.Kind == Kill:
+			var errs []error
+			for _, node := range f.Nodes {
+				n.killed[node] = true
+				errs = append(errs, n.t.Kill(ctx, node))
+			}
+			return errors.Join(errs...)
+		case f.Kind == Pause:
+			var errs []error
+			for _, node := range f.Nodes {
+				n.paused[node] = true
+				errs = append(errs, n.t.Pause(ctx, node))
+			}
+			return errors.Join(errs...)
+		}
+		return fmt.Errorf("nemesis: unknown fault kind %q", string(f.Kind))
+	})
+}
+
+// Stop ends f and records it.
+func (n *Nemesis) Stop(ctx context.Context, f Fault) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case f.Kind.IsPartition():
+		return n.stopPartition(ctx)
+	case f.Kind == Loss:
+		return n.stopLoss(ctx)
+	case f.Kind == Latency:
+		return n.stopLatency(ctx)
+	case f.Kind == Kill:
+		return n.startNodes(ctx, f.Nodes)
+	case f.Kind == Pause:
+		return n.resumeNodes(ctx, f.Nodes)
+	}
+	return fmt.Errorf("nemesis: unknown fault kind %q", string(f.Kind))
+}
+
+func (n *Nemesis) stopPartition(ctx context.Context) error {
+	return n.do(stopF(Partition), nil, func() error {
+		if err := n.t.Partition(ctx, nil); err != nil {
+			return err
+		}
+		n.partitioned = false
+		return nil
+	})
+}
+
+func (n *Nemesis) stopLoss(ctx context.Context) error {
+	return n.do(stopF(Loss), nil, func() error {
+		if err := n.t.Loss(ctx, 0); err != nil {
+			return err
+		}
+		n.lossy = false
+		return nil
+	})
+}
+
+func (n *Nemesis) stopLatency(ctx context.Context) error {
+	return n.do(stopF(Latency), nil, func() error {
+		if err := n.t.Latency(ctx, LatencySpec{}); err != nil {
+			return err
+		}
+		n.slow = false
+		return nil
+	})
+}
+
+func (n *Nemesis) startNodes(ctx context.Context, nodes []string) error {
+	return n.do(stopF(Kill), map[string]any{"nodes": anyList(nodes)}, func() error {
+		var errs []error
+		for _, node := range nodes {
+			if err := n.t.Start(ctx, node); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			delete(n.killed, node)
+		}
+		return errors.Join(errs...)
+	})
+}
+
+func (n *Nemesis) resumeNodes(ctx context.Context, nodes []string) error {
+	return n.do(stopF(Pause), map[string]any{"nodes": anyList(nodes)}, func() error {
+		var errs []error
+		for _, node := range nodes {
+			if err := n.t.Resume(ctx, node); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			delete(n.paused, node)
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// HealAll ends every fault this nemesis started and has not ended: it heals
+// the network, resumes paused nodes and starts killed ones, recording each
+// action. It tries everything even when one action fails, and returns the
+// joined errors. Give it a context that is still live (for example
+// context.WithoutCancel of the test's) when called after a cancellation.
+func (n *Nemesis) HealAll(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var errs []error
+	if n.partitioned {
+		errs = append(errs, n.stopPartition(ctx))
+	}
+	if n.lossy {
+		errs = append(errs, n.stopLoss(ctx))
+	}
+	if n.slow {
+		errs = append(errs, n.stopLatency(ctx))
+	}
+	if nodes := n.marked(n.paused); len(nodes) > 0 {
+		errs = append(errs, n.resumeNodes(ctx, nodes))
+	}
+	if nodes := n.marked(n.killed); len(nodes) > 0 {
+		errs = append(errs, n.startNodes(ctx, nodes))
+	}
+	return errors.Join(errs...)
+}
+
+// marked returns the marked nodes in the target's node order.
+func (n *Nemesis) marked(m map[string]bool) []string {
+	var out []string
+	for _, node := range n.t.Nodes() {
+		if m[node] {
+			out = append(out, node)
+		}
+	}
+	return out
+}
