@@ -1,0 +1,683 @@
+// Package harness runs one test's lifecycle: set up a cluster through a
+// Backend, wait until it is healthy, drive concurrent workload clients and
+// a nemesis for the time limit, heal, wait for recovery, perform final
+// reads, check the history, write the run store, and tear the cluster down
+// on every path.
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/results"
+	"github.com/chaoskv/chaos/workloads"
+)
+
+// Backend is the cluster the test runs against: Docker containers, or the
+// simulator.
+type Backend interface {
+	// Setup creates and starts the cluster and returns how clients reach
+	// it.
+	Setup(ctx context.Context) (workloads.SUT, error)
+	// WaitHealthy returns once every node serves requests, or with an
+	// error when ctx ends first.
+	WaitHealthy(ctx context.Context) error
+	// Heal ends every fault the backend has in effect (a safety net after
+	// the nemesis healed what it started).
+	Heal(ctx context.Context) error
+	// Collect copies each node's logs and data into dir/<node>/.
+	Collect(ctx context.Context, dir string) error
+	// Close removes the cluster. The harness calls it on every path unless
+	// told to leave the cluster running.
+	Close(ctx context.Context) error
+}
+
+// Nemesis injects faults while the workload runs. Its ops go to the
+// history through record, with Process = history.NemesisProcess.
+type Nemesis interface {
+	// Run injects faults on its schedule until ctx is done.
+	Run(ctx context.Context, record func(history.Op)) error
+	// Heal ends every fault Run started.
+	Heal(ctx context.Context, record func(history.Op)) error
+	// Active names the faults in effect now.
+	Active() []string
+}
+
+// CheckFunc judges a history with the checker a workload names. dir is a
+// directory the checker may write artifacts into.
+type CheckFunc func(ctx context.Context, spec workloads.CheckSpec, ops []history.Op, dir string) (checker.Result, error)
+
+// ErrInterrupted is returned when the run's context ended before the test
+// finished (Ctrl-C, SIGTERM).
+var ErrInterrupted = errors.New("test interrupted")
+
+// Config is one test run.
+type Config struct {
+	Name     string // test name, the store's first path element
+	Workload workloads.Workload
+	Backend  Backend
+	Nemesis  Nemesis // nil for no faults
+	Check    CheckFunc
+
+	Concurrency int           // worker count (default 10)
+	Rate        float64       // total invocations per second; 0 = unpaced
+	TimeLimit   time.Duration // how long the workload runs (default 60s)
+	OpLimit     int64         // stop after this many invocations; 0 = no limit
+	Seed        int64
+
+	Store        string // store root (default "store")
+	LeaveRunning bool   // skip Backend.Close
+
+	OpTimeout        time.Duration // per client operation (default 5s)
+	HealthyTimeout   time.Duration // for the cluster to come up (default 2m)
+	RecoveryTimeout  time.Duration // for the cluster to recover after healing (default 30s)
+	FinalReadTimeout time.Duration // for the final reads to succeed (default 60s)
+	TeardownTimeout  time.Duration // for Backend.Close (default 1m)
+	FlushInterval    time.Duration // history flush period (default 100ms)
+
+	// Parameters are recorded verbatim in test.json next to the harness's
+	// own.
+	Parameters map[string]any
+	// KvnodeVersion identifies the node binary, for test.json.
+	KvnodeVersion string
+
+	// Progress receives the status line (Terminal) or nothing (log lines
+	// go through slog instead). Nil means no progress output.
+	Progress io.Writer
+	// Terminal says Progress is a terminal: rewrite one line in place.
+	Terminal bool
+	// ProgressInterval is how often progress is shown (default 250ms on a
+	// terminal, 10s in logs).
+	ProgressInterval time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 10
+	}
+	def(&c.TimeLimit, 60*time.Second)
+	def(&c.OpTimeout, 5*time.Second)
+	def(&c.HealthyTimeout, 2*time.Minute)
+	def(&c.RecoveryTimeout, 30*time.Second)
+	def(&c.FinalReadTimeout, 60*time.Second)
+	def(&c.TeardownTimeout, time.Minute)
+	def(&c.FlushInterval, 100*time.Millisecond)
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = 10 * time.Second
+		if c.Terminal {
+			c.ProgressInterval = 250 * time.Millisecond
+		}
+	}
+	if c.Store == "" {
+		c.Store = "store"
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Workload == nil:
+		return errors.New("harness: no workload")
+	case c.Backend == nil:
+		return errors.New("harness: no backend")
+	case c.Check == nil:
+		return errors.New("harness: no checker")
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return fmt.Errorf("harness: rate %v is not a finite non-negative number", c.Rate)
+	case c.OpLimit < 0:
+		return fmt.Errorf("harness: op limit %d is negative", c.OpLimit)
+	}
+	return results.ValidateName(c.Name)
+}
+
+// Outcome is a finished test.
+type Outcome struct {
+	Valid   checker.Validity
+	Dir     string // the run directory
+	Summary results.Summary
+}
+
+// counters are the live numbers behind progress and stats.
+type counters struct {
+	invoked, ok, fail, info atomic.Int64
+}
+
+type runner struct {
+	cfg      Config
+	sut      workloads.SUT
+	rec      *recorder
+	cnt      counters
+	pace     *pacer
+	start    time.Time // workload phase start
+	end      time.Time // workload phase end
+	phaseOps int64     // completions during the workload phase
+
+	genMu sync.Mutex
+	gen   workloads.Generator
+
+	maxProc atomic.Int64
+}
+
+// Run executes one test. The error is non-nil for internal failures
+// (a cluster that never became healthy, a store that cannot be written,
+// a checker that crashed) and wraps ErrInterrupted when ctx ended first;
+// otherwise the verdict is in the Outcome.
+func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	run, err := results.Create(cfg.Store, cfg.Name, start)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.With("test", cfg.Name, "dir", run.Dir)
+	test := results.Test{
+		Name:       cfg.Name,
+		Start:      start.UTC(),
+		Status:     results.StatusRunning,
+		Seed:       cfg.Seed,
+		Parameters: cfg.parameters(),
+		Versions:   results.BuildVersions(),
+	}
+	test.Versions.Kvnode = cfg.KvnodeVersion
+	if err := run.WriteJSON(results.TestFile, test); err != nil {
+		return nil, err
+	}
+	// The run directory exists from here on: point latest at it so a
+	// crashed or interrupted run is as easy to find as a finished one.
+	if err := run.MarkLatest(); err != nil {
+		return nil, err
+	}
+	out = &Outcome{Valid: checker.Unknown, Dir: run.Dir}
+	defer func() {
+		end := time.Now().UTC()
+		test.End = &end
+		switch {
+		case errors.Is(err, ErrInterrupted):
+			test.Status = results.StatusInterrupted
+			test.Error = err.Error()
+		case err != nil:
+			test.Status = results.StatusError
+			test.Error = err.Error()
+		default:
+			test.Status = results.StatusDone
+		}
+		if werr := run.WriteJSON(results.TestFile, test); werr != nil && err == nil {
+			err = werr
+		}
+	}()
+
+	hf, err := run.CreateHistory()
+	if err != nil {
+		return out, err
+	}
+	r := &runner{cfg: cfg, gen: cfg.Workload.NewGenerator(cfg.Seed)}
+	r.rec = newRecorder(hf, start, cfg.FlushInterval, nil)
+	recClosed := false
+	var ops []history.Op
+	closeRec := func() error {
+		if recClosed {
+			return nil
+		}
+		recClosed = true
+		var err error
+		ops, err = r.rec.close()
+		return err
+	}
+	defer func() {
+		if cerr := closeRec(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+
+	// Teardown runs on every path, with its own deadline: ctx may already
+	// be cancelled by a signal.
+	setupCalled, collected := false, false
+	defer func() {
+		if !setupCalled {
+			return
+		}
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TeardownTimeout)
+		defer cancel()
+		if !collected {
+			if cerr := cfg.Backend.Collect(tctx, run.Path(results.NodesDir)); cerr != nil {
+				log.Warn("collect node files", "err", cerr)
+			}
+		}
+		if cfg.LeaveRunning {
+			log.Info("leaving the cluster running (--leave-running)")
+			return
+		}
+		if cerr := cfg.Backend.Close(tctx); cerr != nil {
+			log.Error("tear down the cluster; `chaos clean` removes what is left", "err", cerr)
+			if err == nil {
+				err = fmt.Errorf("tear down: %w", cerr)
+			}
+		}
+	}()
+
+	interrupted := func(phase string) error {
+		return fmt.Errorf("%w during %s: %w", ErrInterrupted, phase, context.Cause(ctx))
+	}
+
+	log.Info("setting up the cluster")
+	setupCalled = true
+	sut, err := cfg.Backend.Setup(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return out, interrupted("setup")
+		}
+		return out, fmt.Errorf("set up the cluster: %w", err)
+	}
+	r.sut = sut
+	hctx, cancel := context.WithTimeout(ctx, cfg.HealthyTimeout)
+	err = cfg.Backend.WaitHealthy(hctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return out, interrupted("setup")
+		}
+		return out, fmt.Errorf("cluster did not become healthy within %v: %w", cfg.HealthyTimeout, err)
+	}
+
+	log.Info("running the workload", "time-limit", cfg.TimeLimit, "concurrency", cfg.Concurrency, "rate", cfg.Rate)
+	r.main(ctx)
+	if ctx.Err() != nil {
+		return out, interrupted("the workload")
+	}
+
+	var notes []string
+	log.Info("healing")
+	if cfg.Nemesis != nil {
+		if herr := cfg.Nemesis.Heal(ctx, r.rec.emit); herr != nil {
+			notes = append(notes, fmt.Sprintf("nemesis heal failed: %v", herr))
+			log.Warn("nemesis heal", "err", herr)
+		}
+	}
+	if herr := cfg.Backend.Heal(ctx); herr != nil {
+		if ctx.Err() != nil {
+			return out, interrupted("healing")
+		}
+		return out, fmt.Errorf("heal the cluster: %w", herr)
+	}
+	rctx, cancel := context.WithTimeout(ctx, cfg.RecoveryTimeout)
+	herr := cfg.Backend.WaitHealthy(rctx)
+	cancel()
+	if herr != nil {
+		if ctx.Err() != nil {
+			return out, interrupted("recovery")
+		}
+		notes = append(notes, fmt.Sprintf("cluster not healthy %v after healing: %v", cfg.RecoveryTimeout, herr))
+		log.Warn("cluster not healthy after healing", "err", herr)
+	}
+
+	log.Info("final reads")
+	finalOK := r.finalReads(ctx)
+	if ctx.Err() != nil {
+		return out, interrupted("final reads")
+	}
+	if !finalOK {
+		notes = append(notes, fmt.Sprintf("final reads did not all succeed within %v: the cluster did not recover, so the verdict cannot be valid", cfg.FinalReadTimeout))
+	}
+	if err := closeRec(); err != nil {
+		return out, err
+	}
+
+	if cerr := cfg.Backend.Collect(ctx, run.Path(results.NodesDir)); cerr != nil {
+		log.Warn("collect node files", "err", cerr)
+		notes = append(notes, fmt.Sprintf("node files not collected: %v", cerr))
+	}
+	collected = true
+
+	log.Info("checking", "ops", len(ops))
+	spec := cfg.Workload.Check()
+	res, cerr := cfg.Check(ctx, spec, ops, run.Dir)
+	if cerr != nil {
+		if ctx.Err() != nil {
+			return out, interrupted("checking")
+		}
+		return out, fmt.Errorf("check the history with %s: %w", spec.Checker, cerr)
+	}
+	valid := res.Valid
+	if !finalOK {
+		valid = checker.Merge(valid, checker.Unknown)
+	}
+	name := res.Checker
+	if name == "" {
+		name = spec.Checker
+	}
+	out.Valid = valid
+	out.Summary = results.Summary{
+		Valid:   valid,
+		Results: map[string]checker.Result{name: res},
+		Stats:   r.stats(ops),
+		Notes:   notes,
+	}
+	if err := run.WriteJSON(results.ResultsFile, out.Summary); err != nil {
+		return out, err
+	}
+	test.Status = results.StatusDone
+	if err := run.WriteReport(test, out.Summary, reportFiles(run.Dir)); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// reportFiles lists the run directory's entries for the report's links.
+func reportFiles(dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if n == results.ReportFile || n[0] == '.' {
+			continue
+		}
+		if e.IsDir() {
+			n += "/"
+		}
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c Config) parameters() map[string]any {
+	p := map[string]any{
+		"workload":           c.Workload.Name(),
+		"concurrency":        c.Concurrency,
+		"rate":               c.Rate,
+		"time-limit":         c.TimeLimit.String(),
+		"op-limit":           c.OpLimit,
+		"op-timeout":         c.OpTimeout.String(),
+		"healthy-timeout":    c.HealthyTimeout.String(),
+		"recovery-timeout":   c.RecoveryTimeout.String(),
+		"final-read-timeout": c.FinalReadTimeout.String(),
+		"leave-running":      c.LeaveRunning,
+		"checker":            c.Workload.Check(),
+	}
+	for k, v := range c.Parameters {
+		p[k] = v
+	}
+	return p
+}
+
+// main runs the workers and the nemesis until the time limit (or the op
+// limit, or ctx) ends the workload phase.
+func (r *runner) main(ctx context.Context) {
+	r.start = time.Now()
+	stopAt := r.start.Add(r.cfg.TimeLimit)
+	wctx, cancel := context.WithDeadline(ctx, stopAt)
+	defer cancel()
+	if r.cfg.Rate > 0 {
+		r.pace = &pacer{interval: time.Duration(float64(time.Second) / r.cfg.Rate)}
+	}
+	progressDone := make(chan struct{})
+	progressStop := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		r.progress(progressStop)
+	}()
+
+	var wg sync.WaitGroup
+	if r.cfg.Nemesis != nil {
+		wg.Go(func() {
+			if err := r.cfg.Nemesis.Run(wctx, r.rec.emit); err != nil && wctx.Err() == nil {
+				slog.Error("nemesis stopped early", "err", err)
+			}
+		})
+	}
+	for i := range r.cfg.Concurrency {
+		wg.Go(func() { r.worker(ctx, wctx, i, stopAt) })
+	}
+	wg.Wait()
+	r.end = time.Now()
+	r.phaseOps = r.completed()
+	close(progressStop)
+	<-progressDone
+}
+
+// next draws the next invocation, or false once the op limit is reached.
+func (r *runner) next() (workloads.Invocation, bool) {
+	r.genMu.Lock()
+	defer r.genMu.Unlock()
+	if r.cfg.OpLimit > 0 && r.cnt.invoked.Load() >= r.cfg.OpLimit {
+		return workloads.Invocation{}, false
+	}
+	r.cnt.invoked.Add(1)
+	return r.gen.Next(), true
+}
+
+// worker drives one logical client. ctx is the run's context (its ops are
+// cancelled only by an interrupt); wctx ends with the workload phase.
+func (r *runner) worker(ctx, wctx context.Context, id int, stopAt time.Time) {
+	proc := history.Process(id)
+	r.noteProc(proc)
+	ack := make(chan struct{}, 1)
+	var client workloads.Client
+	defer func() {
+		if client != nil {
+			client.Close()
+		}
+	}()
+	for wctx.Err() == nil {
+		if client == nil {
+			c, err := r.cfg.Workload.NewClient(wctx, r.sut, proc)
+			if err != nil {
+				slog.Debug("open client", "process", proc, "err", err)
+				sleepCtx(wctx, 100*time.Millisecond)
+				continue
+			}
+			client = c
+		}
+		if !r.pace.wait(wctx, stopAt) {
+			return
+		}
+		inv, ok := r.next()
+		if !ok {
+			return
+		}
+		comp := r.execute(ctx, client, proc, inv, ack)
+		if comp.Type == history.Info {
+			// The old request may still take effect, so this process can
+			// never invoke again: continue as a fresh one, as Jepsen does.
+			client.Close()
+			client = nil
+			proc += history.Process(r.cfg.Concurrency)
+			r.noteProc(proc)
+		}
+	}
+}
+
+// execute performs one invocation and records both its ends.
+func (r *runner) execute(ctx context.Context, client workloads.Client, proc history.Process, inv workloads.Invocation, ack chan struct{}) workloads.Completion {
+	r.rec.invoke(history.Op{Type: history.Invoke, Process: proc, F: inv.F, Value: inv.Value}, ack)
+	octx, cancel := context.WithTimeout(ctx, r.cfg.OpTimeout)
+	comp := client.Invoke(octx, inv)
+	cancel()
+	switch comp.Type {
+	case history.Ok:
+		r.cnt.ok.Add(1)
+	case history.Fail:
+		r.cnt.fail.Add(1)
+	case history.Info:
+		r.cnt.info.Add(1)
+	default:
+		// A client that reports something else does not know the outcome.
+		comp.Error = fmt.Sprintf("client returned completion type %v: %s", comp.Type, comp.Error)
+		comp.Type = history.Info
+		r.cnt.info.Add(1)
+	}
+	if comp.Value == nil && comp.Type != history.Ok {
+		comp.Value = inv.Value
+	}
+	r.rec.complete(history.Op{Type: comp.Type, Process: proc, F: inv.F, Value: comp.Value, Error: comp.Error, Node: comp.Node})
+	return comp
+}
+
+func (r *runner) noteProc(p history.Process) {
+	for {
+		cur := r.maxProc.Load()
+		if int64(p) <= cur || r.maxProc.CompareAndSwap(cur, int64(p)) {
+			return
+		}
+	}
+}
+
+// finalReads performs the workload's final reads on fresh processes,
+// retrying each until it succeeds or the deadline passes. It reports
+// whether all succeeded.
+func (r *runner) finalReads(ctx context.Context) bool {
+	r.genMu.Lock()
+	reads := r.gen.FinalReads()
+	r.genMu.Unlock()
+	if len(reads) == 0 {
+		return true
+	}
+	dctx, cancel := context.WithTimeout(ctx, r.cfg.FinalReadTimeout)
+	defer cancel()
+	proc := history.Process(r.maxProc.Load() + 1)
+	ack := make(chan struct{}, 1)
+	var client workloads.Client
+	defer func() {
+		if client != nil {
+			client.Close()
+		}
+	}()
+	for _, inv := range reads {
+		for {
+			if dctx.Err() != nil {
+				return false
+			}
+			if client == nil {
+				c, err := r.cfg.Workload.NewClient(dctx, r.sut, proc)
+				if err != nil {
+					sleepCtx(dctx, 200*time.Millisecond)
+					continue
+				}
+				client = c
+			}
+			comp := r.execute(dctx, client, proc, inv, ack)
+			if comp.Type == history.Ok {
+				break
+			}
+			if comp.Type == history.Info {
+				client.Close()
+				client = nil
+				proc++
+			}
+			sleepCtx(dctx, 200*time.Millisecond)
+		}
+	}
+	return true
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// pacer spaces invocations evenly across all workers: each worker reserves
+// the next free slot. Slots never accumulate while workers are busy, so a
+// slow period is not followed by a burst.
+type pacer struct {
+	mu       sync.Mutex
+	interval time.Duration
+	next     time.Time
+}
+
+// wait blocks until the caller's slot, and reports false if the slot lies
+// past stop or ctx ended first. A nil pacer never waits.
+func (p *pacer) wait(ctx context.Context, stop time.Time) bool {
+	if p == nil {
+		return ctx.Err() == nil
+	}
+	p.mu.Lock()
+	now := time.Now()
+	slot := p.next
+	if slot.Before(now) {
+		slot = now
+	}
+	p.next = slot.Add(p.interval)
+	p.mu.Unlock()
+	if !slot.Before(stop) {
+		return false
+	}
+	if d := time.Until(slot); d > 0 {
+		sleepCtx(ctx, d)
+	}
+	return ctx.Err() == nil
+}
+
+// stats summarizes a history for results.json.
+func (r *runner) stats(ops []history.Op) map[string]any {
+	byF := map[string]map[string]int{}
+	nemesis := 0
+	var last int64
+	for i := range ops {
+		op := &ops[i]
+		if op.Time > last {
+			last = op.Time
+		}
+		if op.Process.IsNemesis() {
+			nemesis++
+			continue
+		}
+		if op.Type == history.Invoke {
+			continue
+		}
+		m := byF[op.F]
+		if m == nil {
+			m = map[string]int{}
+			byF[op.F] = m
+		}
+		m[op.Type.String()]++
+	}
+	return map[string]any{
+		"ops":                  len(ops),
+		"completions":          byF,
+		"nemesis-ops":          nemesis,
+		"invoked":              r.cnt.invoked.Load(),
+		"ok":                   r.cnt.ok.Load(),
+		"fail":                 r.cnt.fail.Load(),
+		"info":                 r.cnt.info.Load(),
+		"history-span":         time.Duration(last).String(),
+		"max-process":          r.maxProc.Load(),
+		"workload-time":        r.end.Sub(r.start).String(),
+		"workload-ops":         r.phaseOps,
+		"workload-ops-per-sec": r.opsPerSec(),
+	}
+}
+
+// opsPerSec is the completion rate of the workload phase.
+func (r *runner) opsPerSec() float64 {
+	d := r.end.Sub(r.start).Seconds()
+	if d <= 0 {
+		return 0
+	}
+	return math.Round(float64(r.phaseOps)/d*10) / 10
+}

@@ -1,0 +1,100 @@
+package results
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/chaoskv/chaos/checker"
+)
+
+// Run statuses recorded in test.json.
+const (
+	StatusRunning     = "running"
+	StatusDone        = "done"
+	StatusInterrupted = "interrupted"
+	StatusError       = "error"
+)
+
+// Test is test.json: what was run, with which parameters, by which build.
+type Test struct {
+	Name   string     `json:"name"`
+	Start  time.Time  `json:"start"`
+	End    *time.Time `json:"end,omitempty"`
+	Status string     `json:"status"`
+	Seed   int64      `json:"seed"`
+	// Parameters holds every parameter of the run, flags and defaults alike.
+	Parameters map[string]any `json:"parameters"`
+	Versions   Versions       `json:"versions"`
+	// Error says why a run that did not finish stopped.
+	Error string `json:"error,omitempty"`
+}
+
+// Versions identifies the software under test and the harness.
+type Versions struct {
+	Go       string `json:"go"`
+	Module   string `json:"module,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Modified bool   `json:"modified,omitempty"`
+	// Kvnode identifies the node binary the cluster ran, when known.
+	Kvnode string `json:"kvnode,omitempty"`
+}
+
+// BuildVersions reads the running binary's build information.
+func BuildVersions() Versions {
+	v := Versions{Go: runtime.Version()}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	v.Module = bi.Main.Version
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v.Revision = s.Value
+		case "vcs.modified":
+			v.Modified = s.Value == "true"
+		}
+	}
+	return v
+}
+
+// Summary is results.json: the verdict and every checker's result.
+type Summary struct {
+	Valid checker.Validity `json:"valid"`
+	// Results maps a check's name to its result.
+	Results map[string]checker.Result `json:"results"`
+	// Stats are the run's counters (ops by type, faults, durations).
+	Stats map[string]any `json:"stats,omitempty"`
+	// Notes are remarks a person should read with the verdict, such as
+	// final reads that never succeeded.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// ReadTest reads a run's test.json.
+func ReadTest(dir string) (Test, error) {
+	var t Test
+	err := readJSON(dir, TestFile, &t)
+	return t, err
+}
+
+// ReadSummary reads a run's results.json.
+func ReadSummary(dir string) (Summary, error) {
+	var s Summary
+	err := readJSON(dir, ResultsFile, &s)
+	return s, err
+}
+
+func readJSON(dir, name string, v any) error {
+	b, err := os.ReadFile(dir + string(os.PathSeparator) + name)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %s in %s: %w", name, dir, err)
+	}
+	return nil
+}
