@@ -1,0 +1,47 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+
+	"github.com/chaoskv/chaos/kvnode/replica"
+)
+
+// GroupStatus is one local replica's entry in /status.
+type GroupStatus struct {
+	Group replica.GroupID `json:"group"`
+	replica.Status
+}
+
+// NodeStatus is the body of /status.
+type NodeStatus struct {
+	ID       replica.NodeID `json:"id"`
+	Name     string         `json:"name"`
+	Protocol string         `json:"protocol"`
+	Groups   []GroupStatus  `json:"groups"`
+}
+
+func (n *Node) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		st := NodeStatus{ID: n.opts.ID, Name: n.self.Name, Protocol: n.opts.Protocol.Name}
+		for id, s := range n.Status() {
+			st.Groups = append(st.Groups, GroupStatus{Group: id, Status: s})
+		}
+		sort.Slice(st.Groups, func(i, j int) bool { return st.Groups[i].Group < st.Groups[j].Group })
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		n.metrics.write(w)
+	})
+	return mux
+}
