@@ -1,0 +1,562 @@
+package sim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand"
+	"time"
+
+	"github.com/chaoskv/chaos/kvnode/replica"
+)
+
+// ClusterConfig describes one simulated replica group. Zero fields take the
+// defaults documented on each.
+type ClusterConfig struct {
+	// Seed drives every random choice of the simulation, the cores'
+	// included (each core incarnation gets a seed drawn from it).
+	Seed int64
+	// Replicas is the group size (default 3).
+	Replicas int
+	// Protocol names the replication core in the registry (default
+	// "paxos"); Factory, when set, is used instead.
+	Protocol string
+	Factory  Factory
+	// NewStateMachine builds a fresh replicated application for a node at
+	// start and at every restart. Required.
+	NewStateMachine func() replica.StateMachine
+	// Tick is the virtual duration of one core tick (default 10ms).
+	Tick time.Duration
+	// ElectionTicks and HeartbeatTicks go to replica.Config (defaults 10
+	// and 2).
+	ElectionTicks, HeartbeatTicks int
+	// SnapshotEvery, MaxBatch and MaxInflight go to replica.Config
+	// (defaults 0 = no snapshots, 64, 32).
+	SnapshotEvery uint64
+	MaxBatch      int
+	MaxInflight   int
+	// Net is the network's behaviour at start; SetNet changes it.
+	Net Network
+}
+
+// Network is the simulated network's behaviour. Every message gets an
+// independent latency drawn uniformly from [MinDelay, MaxDelay], plus, with
+// probability TailProb, an extra uniform delay up to TailDelay; different
+// latencies reorder messages. Loss is the probability that a message is
+// dropped, Dup the probability that it is delivered twice (with independent
+// latencies).
+type Network struct {
+	MinDelay, MaxDelay time.Duration
+	TailProb           float64
+	TailDelay          time.Duration
+	Loss, Dup          float64
+}
+
+// DefaultNetwork is a healthy LAN: 0.2-2 ms, with 1% of messages taking up
+// to 10 ms more.
+var DefaultNetwork = Network{MinDelay: 200 * time.Microsecond, MaxDelay: 2 * time.Millisecond, TailProb: 0.01, TailDelay: 10 * time.Millisecond}
+
+func (n Network) validate() error {
+	switch {
+	case n.MinDelay <= 0 || n.MaxDelay < n.MinDelay:
+		return fmt.Errorf("network: need 0 < MinDelay (%v) <= MaxDelay (%v)", n.MinDelay, n.MaxDelay)
+	case n.Loss < 0 || n.Loss >= 1:
+		return fmt.Errorf("network: Loss %v outside [0, 1)", n.Loss)
+	case n.Dup < 0 || n.Dup > 1:
+		return fmt.Errorf("network: Dup %v outside [0, 1]", n.Dup)
+	case n.TailProb < 0 || n.TailProb > 1 || n.TailDelay < 0:
+		return fmt.Errorf("network: bad tail (%v, %v)", n.TailProb, n.TailDelay)
+	}
+	return nil
+}
+
+// NetStats counts what the network did with protocol messages (client
+// traffic is not included).
+type NetStats struct {
+	Sent       int64 // messages handed to the network by cores
+	Delivered  int64 // messages a live node received
+	Dropped    int64 // lost, cut by a partition, or sent to a crashed node
+	Duplicated int64 // extra copies made
+}
+
+// node is one replica: volatile parts (core, state machine, waiting
+// clients) and the disk, which survives crashes.
+type node struct {
+	id      replica.NodeID
+	up      bool
+	gen     uint64 // incarnation; events of older incarnations are ignored
+	core    replica.Replicator
+	sm      replica.StateMachine
+	disk    disk
+	waiting map[uint64]waiter // client session -> the request it waits for
+	sent    int64
+}
+
+type waiter struct {
+	seq    uint64
+	client int32
+}
+
+// packet is client traffic: a request (client to node) or a reply.
+type packet struct {
+	client    int32
+	clientID  uint64
+	seq       uint64
+	op        []byte
+	from      int32 // replying node's index
+	value     []byte
+	notLeader bool
+	hint      replica.NodeID
+	err       string
+}
+
+// Cluster is a simulated replica group with its clients, network and
+// virtual clock. All of it runs on the caller's goroutine; nothing in it is
+// safe for concurrent use.
+type Cluster struct {
+	cfg     ClusterConfig
+	factory Factory
+	rng     *rand.Rand
+	now     int64
+	agenda  agenda
+	nodes   []*node
+	clients []*Client
+	net     Network
+	cut     [][]bool // cut[a][b]: node a cannot hear node b
+	stats   NetStats
+	err     error // the first fatal problem (a core that cannot restart, a misaddressed message)
+
+	// Filter, when set, sees every protocol message at delivery time;
+	// returning false drops it. Tests use it to shape exact scenarios.
+	Filter func(m replica.Message) bool
+}
+
+// NewCluster builds a cluster and starts every node.
+func NewCluster(cfg ClusterConfig) (*Cluster, error) {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 3
+	}
+	if cfg.Replicas < 1 || cfg.Replicas > 64 {
+		return nil, fmt.Errorf("cluster: %d replicas, want 1..64", cfg.Replicas)
+	}
+	if cfg.Tick == 0 {
+		cfg.Tick = 10 * time.Millisecond
+	}
+	if cfg.ElectionTicks == 0 {
+		cfg.ElectionTicks = 10
+	}
+	if cfg.HeartbeatTicks == 0 {
+		cfg.HeartbeatTicks = 2
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 64
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = 32
+	}
+	if cfg.Net == (Network{}) {
+		cfg.Net = DefaultNetwork
+	}
+	if err := cfg.Net.validate(); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if cfg.NewStateMachine == nil {
+		return nil, errors.New("cluster: NewStateMachine is required")
+	}
+	f := cfg.Factory
+	if f == nil {
+		if cfg.Protocol == "" {
+			cfg.Protocol = "paxos"
+		}
+		var err error
+		if f, err = Lookup(cfg.Protocol); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	}
+	c := &Cluster{cfg: cfg, factory: f, rng: rand.New(rand.NewSource(cfg.Seed)), net: cfg.Net}
+	c.cut = make([][]bool, cfg.Replicas)
+	for i := range c.cut {
+		c.cut[i] = make([]bool, cfg.Replicas)
+	}
+	for i := 0; i < cfg.Replicas; i++ {
+		c.nodes = append(c.nodes, &node{id: replica.NodeID(i + 1)})
+	}
+	for i := range c.nodes {
+		if err := c.start(i); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Peers returns the node IDs, 1..Replicas.
+func (c *Cluster) Peers() []replica.NodeID {
+	out := make([]replica.NodeID, len(c.nodes))
+	for i, n := range c.nodes {
+		out[i] = n.id
+	}
+	return out
+}
+
+// Now returns the virtual time since the cluster started.
+func (c *Cluster) Now() time.Duration { return time.Duration(c.now) }
+
+// Rand is the simulation's one source of randomness, for schedules that
+// must stay reproducible from the seed.
+func (c *Cluster) Rand() *rand.Rand { return c.rng }
+
+// Err returns the first fatal problem the simulation met, if any.
+func (c *Cluster) Err() error { return c.err }
+
+// Stats returns the protocol message counters.
+func (c *Cluster) Stats() NetStats { return c.stats }
+
+// SetNet changes the network's behaviour from now on.
+func (c *Cluster) SetNet(n Network) error {
+	if err := n.validate(); err != nil {
+		return err
+	}
+	c.net = n
+	return nil
+}
+
+// Net returns the network's current behaviour.
+func (c *Cluster) Net() Network { return c.net }
+
+// At schedules fn to run after d of virtual time.
+func (c *Cluster) At(d time.Duration, fn func()) {
+	c.agenda.push(event{at: c.now + int64(d), kind: evFunc, fn: fn})
+}
+
+func (c *Cluster) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+func (c *Cluster) index(id replica.NodeID) (int, bool) {
+	i := int(id) - 1
+	return i, i >= 0 && i < len(c.nodes)
+}
+
+func (c *Cluster) mustIndex(id replica.NodeID) int {
+	i, ok := c.index(id)
+	if !ok {
+		panic(fmt.Sprintf("sim: node %d is not in this cluster of %d", id, len(c.nodes)))
+	}
+	return i
+}
+
+// start builds node i's core from its disk and schedules its first tick at
+// a random phase, so nodes do not tick in lockstep.
+func (c *Cluster) start(i int) error {
+	n := c.nodes[i]
+	cfg := replica.Config{
+		ID:             n.id,
+		Peers:          c.Peers(),
+		ElectionTicks:  c.cfg.ElectionTicks,
+		HeartbeatTicks: c.cfg.HeartbeatTicks,
+		Seed:           c.rng.Int63(),
+		SnapshotEvery:  c.cfg.SnapshotEvery,
+		MaxBatch:       c.cfg.MaxBatch,
+		MaxInflight:    c.cfg.MaxInflight,
+	}
+	sm := c.cfg.NewStateMachine()
+	core, err := c.factory(cfg, sm, n.disk.durable())
+	if err != nil {
+		err = fmt.Errorf("start node %d at %v: %w", n.id, c.Now(), err)
+		c.fail(err)
+		return err
+	}
+	n.core, n.sm, n.up = core, sm, true
+	n.gen++
+	n.waiting = make(map[uint64]waiter)
+	c.agenda.push(event{at: c.now + c.rng.Int63n(int64(c.cfg.Tick)) + 1, kind: evTick, who: int32(i), gen: n.gen})
+	c.drain(i)
+	return nil
+}
+
+// Crash stops a node: its core, state machine and waiting clients are
+// lost; its disk stays.
+func (c *Cluster) Crash(id replica.NodeID) {
+	n := c.nodes[c.mustIndex(id)]
+	if !n.up {
+		return
+	}
+	n.up, n.core, n.sm, n.waiting = false, nil, nil, nil
+	n.gen++
+}
+
+// Restart starts a crashed node again from its disk. It does nothing to a
+// node that is up.
+func (c *Cluster) Restart(id replica.NodeID) error {
+	i := c.mustIndex(id)
+	if c.nodes[i].up {
+		return nil
+	}
+	return c.start(i)
+}
+
+// Up reports whether a node is running.
+func (c *Cluster) Up(id replica.NodeID) bool { return c.nodes[c.mustIndex(id)].up }
+
+// Status returns a running node's status; ok is false for a crashed node.
+func (c *Cluster) Status(id replica.NodeID) (st replica.Status, ok bool) {
+	n := c.nodes[c.mustIndex(id)]
+	if !n.up {
+		return replica.Status{}, false
+	}
+	return n.core.Status(), true
+}
+
+// DiskEntries returns how many log entries a node's disk holds.
+func (c *Cluster) DiskEntries(id replica.NodeID) int {
+	return len(c.nodes[c.mustIndex(id)].disk.entries)
+}
+
+// Leader returns the node that a majority of running nodes (itself
+// included) name as leader, or 0.
+func (c *Cluster) Leader() replica.NodeID {
+	votes := make([]int, len(c.nodes)+1)
+	for _, n := range c.nodes {
+		if n.up {
+			if l := n.core.Status().Leader; l > 0 && int(l) <= len(c.nodes) {
+				votes[l]++
+			}
+		}
+	}
+	for id, v := range votes {
+		if id > 0 && 2*v > len(c.nodes) && c.nodes[id-1].up && c.nodes[id-1].core.Status().Leader == replica.NodeID(id) {
+			return replica.NodeID(id)
+		}
+	}
+	return 0
+}
+
+// CompareReplicas checks that running replicas which report the same
+// applied index hold byte-identical state machine snapshots, and returns a
+// description of every difference.
+func (c *Cluster) CompareReplicas() []string {
+	var problems []string
+	type snap struct {
+		id      replica.NodeID
+		applied uint64
+		data    []byte
+	}
+	var snaps []snap
+	for _, n := range c.nodes {
+		if !n.up {
+			continue
+		}
+		data, err := n.sm.Snapshot()
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("node %d: snapshot: %v", n.id, err))
+			continue
+		}
+		snaps = append(snaps, snap{n.id, n.core.Status().Applied, data})
+	}
+	for i, a := range snaps {
+		for _, b := range snaps[i+1:] {
+			if a.applied == b.applied && !bytes.Equal(a.data, b.data) {
+				problems = append(problems, fmt.Sprintf("replicas diverged: nodes %d and %d both applied through index %d but hold different state", a.id, b.id, a.applied))
+			}
+		}
+	}
+	return problems
+}
+
+// Cut makes node a unable to hear node b (one way).
+func (c *Cluster) Cut(a, b replica.NodeID) { c.cut[c.mustIndex(a)][c.mustIndex(b)] = true }
+
+// Heal removes every cut between nodes.
+func (c *Cluster) Heal() {
+	for _, row := range c.cut {
+		clear(row)
+	}
+}
+
+// Partition cuts the nodes into the given groups: nodes in different
+// groups cannot hear each other. Nodes in no group are isolated.
+func (c *Cluster) Partition(groups ...[]replica.NodeID) {
+	side := make([]int, len(c.nodes))
+	for i := range side {
+		side[i] = -1 - i
+	}
+	for g, grp := range groups {
+		for _, id := range grp {
+			side[c.mustIndex(id)] = g
+		}
+	}
+	for a := range c.cut {
+		for b := range c.cut[a] {
+			c.cut[a][b] = side[a] != side[b]
+		}
+	}
+}
+
+// SetGrudge replaces the cuts: grudge[a] lists the nodes a cannot hear.
+func (c *Cluster) SetGrudge(grudge map[replica.NodeID][]replica.NodeID) {
+	c.Heal()
+	for a, bs := range grudge {
+		for _, b := range bs {
+			c.Cut(a, b)
+		}
+	}
+}
+
+// CanHear reports whether node a currently hears node b.
+func (c *Cluster) CanHear(a, b replica.NodeID) bool {
+	return !c.cut[c.mustIndex(a)][c.mustIndex(b)]
+}
+
+// delay draws one message latency.
+func (c *Cluster) delay() int64 {
+	d := int64(c.net.MinDelay)
+	if span := int64(c.net.MaxDelay - c.net.MinDelay); span > 0 {
+		d += c.rng.Int63n(span + 1)
+	}
+	if c.net.TailProb > 0 && c.net.TailDelay > 0 && c.rng.Float64() < c.net.TailProb {
+		d += c.rng.Int63n(int64(c.net.TailDelay) + 1)
+	}
+	return d
+}
+
+// transmit decides a message's fate: how many copies arrive and when.
+func (c *Cluster) transmit(e event) {
+	if c.net.Loss > 0 && c.rng.Float64() < c.net.Loss {
+		if e.kind == evDeliver {
+			c.stats.Dropped++
+		}
+		return
+	}
+	e.at = c.now + c.delay()
+	c.agenda.push(e)
+	if c.net.Dup > 0 && c.rng.Float64() < c.net.Dup {
+		if e.kind == evDeliver {
+			c.stats.Duplicated++
+		}
+		e.at = c.now + c.delay()
+		c.agenda.push(e)
+	}
+}
+
+// drain hands a node's outputs to the disk, the network and the clients,
+// in the contract's order: persist first, then messages, then results.
+func (c *Cluster) drain(i int) {
+	n := c.nodes[i]
+	for n.up && n.core.HasReady() {
+		rd := n.core.Ready()
+		n.disk.apply(&rd.Persist)
+		for _, m := range rd.Messages {
+			c.stats.Sent++
+			n.sent++
+			if m.Source() != n.id {
+				c.fail(fmt.Errorf("node %d sent a message claiming source %d (%T)", n.id, m.Source(), m))
+				continue
+			}
+			d, ok := c.index(m.Dest())
+			if !ok || d == i {
+				c.fail(fmt.Errorf("node %d sent a message to node %d, not a peer (%T)", n.id, m.Dest(), m))
+				continue
+			}
+			c.transmit(event{kind: evDeliver, who: int32(d), msg: m})
+		}
+		for _, r := range rd.Results {
+			w, ok := n.waiting[r.ClientID]
+			if !ok || w.seq != r.Seq {
+				continue
+			}
+			delete(n.waiting, r.ClientID)
+			c.transmit(event{kind: evReply, who: w.client, pkt: &packet{client: w.client, clientID: r.ClientID, seq: r.Seq, from: int32(i), value: r.Value}})
+		}
+	}
+}
+
+// Step runs the next event. It returns false when nothing is scheduled.
+func (c *Cluster) Step() bool {
+	if c.agenda.len() == 0 {
+		return false
+	}
+	e := c.agenda.pop()
+	c.now = e.at
+	switch e.kind {
+	case evTick:
+		n := c.nodes[e.who]
+		if !n.up || n.gen != e.gen {
+			return true
+		}
+		n.core.Tick()
+		c.drain(int(e.who))
+		e.at = c.now + int64(c.cfg.Tick)
+		c.agenda.push(e)
+	case evDeliver:
+		n := c.nodes[e.who]
+		src, _ := c.index(e.msg.Source())
+		if !n.up || c.cut[e.who][src] || (c.Filter != nil && !c.Filter(e.msg)) {
+			c.stats.Dropped++
+			return true
+		}
+		c.stats.Delivered++
+		n.core.Step(e.msg)
+		c.drain(int(e.who))
+	case evRequest:
+		c.request(int(e.who), e.pkt)
+	case evReply:
+		c.clients[e.who].reply(e.pkt)
+	case evAttempt:
+		c.clients[e.who].attemptTimer(e.gen)
+	case evDeadline:
+		c.clients[e.who].deadline(e.gen)
+	case evFunc:
+		e.fn()
+	}
+	return true
+}
+
+// request handles a client request arriving at node i.
+func (c *Cluster) request(i int, p *packet) {
+	n := c.nodes[i]
+	cl := c.clients[p.client]
+	if !n.up || cl.cut[i] {
+		return
+	}
+	err := n.core.Propose(replica.Request{ClientID: p.clientID, Seq: p.seq, Op: p.op})
+	if err != nil {
+		rp := &packet{client: p.client, clientID: p.clientID, seq: p.seq, from: int32(i)}
+		var nl *replica.NotLeaderError
+		if errors.As(err, &nl) {
+			rp.notLeader, rp.hint = true, nl.Leader
+		} else {
+			rp.err = err.Error()
+		}
+		c.transmit(event{kind: evReply, who: p.client, pkt: rp})
+	} else {
+		n.waiting[p.clientID] = waiter{seq: p.seq, client: p.client}
+	}
+	c.drain(i)
+}
+
+// RunFor runs events for d of virtual time.
+func (c *Cluster) RunFor(d time.Duration) {
+	end := c.now + int64(d)
+	for c.agenda.len() > 0 && c.agenda.peekTime() <= end {
+		c.Step()
+	}
+	if c.now < end {
+		c.now = end
+	}
+}
+
+// RunUntil runs events until cond holds (checked after every event) or
+// limit of virtual time has passed; it reports whether cond holds.
+func (c *Cluster) RunUntil(cond func() bool, limit time.Duration) bool {
+	end := c.now + int64(limit)
+	for !cond() {
+		if c.agenda.len() == 0 || c.agenda.peekTime() > end {
+			c.now = max(c.now, end)
+			return cond()
+		}
+		c.Step()
+	}
+	return true
+}

@@ -1,0 +1,303 @@
+package sim
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/chaoskv/chaos/kvnode/replica"
+)
+
+// Nemesis fault kinds, as `chaos sim --nemesis` names them.
+const (
+	NemesisNone            = "none"
+	NemesisPartition       = "partition"                  // random majority/minority halves
+	NemesisPartitionOne    = "partition-one"              // isolate one node
+	NemesisMajoritiesRing  = "partition-majorities-ring"  // every node sees a different majority
+	NemesisPartitionBridge = "partition-bridge"           // two halves joined by one node
+	NemesisKill            = "kill"                       // crash a minority (sometimes all), restart later
+	NemesisLoss            = "loss"                       // drop 20% of messages
+	NemesisDup             = "dup"                        // duplicate 30% of messages
+	NemesisDelay           = "delay"                      // 5-60 ms latency, 10% of messages up to 200 ms more
+)
+
+// NemesisKinds lists every fault kind.
+var NemesisKinds = []string{NemesisNone, NemesisPartition, NemesisPartitionOne, NemesisMajoritiesRing,
+	NemesisPartitionBridge, NemesisKill, NemesisLoss, NemesisDup, NemesisDelay}
+
+// ParseNemesis parses a comma-separated list of fault kinds; "all" stands
+// for every kind.
+func ParseNemesis(s string) ([]string, error) {
+	var out []string
+	for _, k := range strings.Split(s, ",") {
+		k = strings.TrimSpace(k)
+		switch {
+		case k == "":
+			continue
+		case k == "all":
+			for _, a := range NemesisKinds {
+				if a != NemesisNone && !slices.Contains(out, a) {
+					out = append(out, a)
+				}
+			}
+		case slices.Contains(NemesisKinds, k):
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		default:
+			return nil, fmt.Errorf("unknown nemesis %q (want a comma-separated list of: all, %s)", k, strings.Join(NemesisKinds, ", "))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("empty nemesis list (use %q for no faults)", NemesisNone)
+	}
+	return out, nil
+}
+
+func isPartition(kind string) bool { return strings.HasPrefix(kind, "partition") }
+
+// NemesisSchedule sets the rhythm of faults.
+type NemesisSchedule struct {
+	// First fault after this much time (default 300ms), so the group has
+	// a chance to elect a leader first.
+	Start time.Duration
+	// Each fault lasts uniformly in [MinFault, MaxFault] (default 200ms
+	// to 3s), then there is a quiet period uniformly in [MinQuiet,
+	// MaxQuiet] (default 100ms to 1.5s).
+	MinFault, MaxFault time.Duration
+	MinQuiet, MaxQuiet time.Duration
+}
+
+func (s *NemesisSchedule) defaults() {
+	if s.Start == 0 {
+		s.Start = 300 * time.Millisecond
+	}
+	if s.MaxFault == 0 {
+		s.MinFault, s.MaxFault = 200*time.Millisecond, 3*time.Second
+	}
+	if s.MaxQuiet == 0 {
+		s.MinQuiet, s.MaxQuiet = 100*time.Millisecond, 1500*time.Millisecond
+	}
+}
+
+// nemesis injects faults on a seeded schedule and records each start and
+// stop in the history. Faults are chosen from kinds; with probability 1/3
+// two compatible kinds run together.
+type nemesis struct {
+	r       *runner
+	kinds   []string
+	sched   NemesisSchedule
+	base    Network
+	active  []string
+	killed  []replica.NodeID
+	stopped bool
+	gen     int
+}
+
+func (nm *nemesis) begin() {
+	if len(nm.kinds) == 1 && nm.kinds[0] == NemesisNone {
+		return
+	}
+	nm.r.c.At(nm.sched.Start, nm.startFault)
+}
+
+func (nm *nemesis) uniform(lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	return lo + time.Duration(nm.r.c.rng.Int63n(int64(hi-lo)+1))
+}
+
+func (nm *nemesis) startFault() {
+	if nm.stopped {
+		return
+	}
+	rng := nm.r.c.rng
+	first := nm.kinds[rng.Intn(len(nm.kinds))]
+	picks := []string{first}
+	if len(nm.kinds) > 1 && rng.Intn(3) == 0 {
+		second := nm.kinds[rng.Intn(len(nm.kinds))]
+		if second != first && !(isPartition(first) && isPartition(second)) {
+			picks = append(picks, second)
+		}
+	}
+	for _, k := range picks {
+		nm.apply(k)
+	}
+	nm.gen++
+	gen := nm.gen
+	nm.r.c.At(nm.uniform(nm.sched.MinFault, nm.sched.MaxFault), func() {
+		if nm.stopped || gen != nm.gen {
+			return
+		}
+		nm.healAll()
+		nm.r.c.At(nm.uniform(nm.sched.MinQuiet, nm.sched.MaxQuiet), nm.startFault)
+	})
+}
+
+// stop heals every fault and ends the schedule.
+func (nm *nemesis) stop() {
+	if nm.stopped {
+		return
+	}
+	nm.stopped = true
+	nm.healAll()
+}
+
+func nodeName(id replica.NodeID) string { return fmt.Sprintf("n%d", id) }
+
+func (nm *nemesis) shuffled() []replica.NodeID {
+	ids := nm.r.c.Peers()
+	nm.r.c.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	return ids
+}
+
+// grudgeValue describes the current cuts for the history: node -> nodes it
+// cannot hear.
+func (nm *nemesis) grudgeValue() map[string]any {
+	c := nm.r.c
+	out := map[string]any{}
+	for _, a := range c.Peers() {
+		var deaf []any
+		for _, b := range c.Peers() {
+			if a != b && !c.CanHear(a, b) {
+				deaf = append(deaf, nodeName(b))
+			}
+		}
+		if len(deaf) > 0 {
+			out[nodeName(a)] = deaf
+		}
+	}
+	return out
+}
+
+func (nm *nemesis) apply(kind string) {
+	c := nm.r.c
+	n := len(c.nodes)
+	switch kind {
+	case NemesisNone:
+		return
+	case NemesisPartition:
+		ids := nm.shuffled()
+		c.Partition(ids[:n/2], ids[n/2:])
+	case NemesisPartitionOne:
+		ids := nm.shuffled()
+		c.Partition([]replica.NodeID{ids[0]}, ids[1:])
+	case NemesisMajoritiesRing:
+		majoritiesRing(c, nm.shuffled())
+	case NemesisPartitionBridge:
+		// ids[n/2] is the bridge: it hears, and is heard by, both halves.
+		ids := nm.shuffled()
+		c.Heal()
+		for _, a := range ids[:n/2] {
+			for _, b := range ids[n/2+1:] {
+				c.Cut(a, b)
+				c.Cut(b, a)
+			}
+		}
+	case NemesisKill:
+		ids := nm.shuffled()
+		k := n
+		if rng := c.rng; n > 1 && rng.Intn(5) != 0 {
+			k = 1 + rng.Intn((n-1)/2+boolInt((n-1)/2 == 0))
+		}
+		nm.killed = append(nm.killed[:0], ids[:k]...)
+		slices.Sort(nm.killed)
+		names := make([]any, len(nm.killed))
+		for i, id := range nm.killed {
+			c.Crash(id)
+			names[i] = nodeName(id)
+		}
+		nm.active = append(nm.active, kind)
+		nm.r.nemesisOp("kill", names)
+		return
+	case NemesisLoss:
+		net := c.Net()
+		net.Loss = 0.2
+		_ = c.SetNet(net)
+	case NemesisDup:
+		net := c.Net()
+		net.Dup = 0.3
+		_ = c.SetNet(net)
+	case NemesisDelay:
+		net := c.Net()
+		net.MinDelay, net.MaxDelay, net.TailProb, net.TailDelay = 5*time.Millisecond, 60*time.Millisecond, 0.1, 200*time.Millisecond
+		_ = c.SetNet(net)
+	}
+	nm.active = append(nm.active, kind)
+	var v any
+	switch {
+	case isPartition(kind):
+		v = map[string]any{"kind": kind, "grudge": nm.grudgeValue()}
+	default:
+		v = kind
+	}
+	nm.r.nemesisOp("start-"+faultName(kind), v)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// faultName groups the partition shapes under one f, as Jepsen does.
+func faultName(kind string) string {
+	if isPartition(kind) {
+		return "partition"
+	}
+	return kind
+}
+
+// majoritiesRing arranges the nodes in a ring; each hears itself and the
+// nearest nodes around it up to a majority, so every node sees a majority
+// but no two see the same one.
+func majoritiesRing(c *Cluster, ring []replica.NodeID) {
+	n := len(ring)
+	maj := n/2 + 1
+	c.Heal()
+	for i, a := range ring {
+		hears := make([]bool, n)
+		hears[i] = true
+		for d, got := 1, 1; got < maj; d++ {
+			hears[(i+d)%n] = true
+			got++
+			if got < maj {
+				hears[(i-d+n)%n] = true
+				got++
+			}
+		}
+		for j, b := range ring {
+			if !hears[j] {
+				c.Cut(a, b)
+			}
+		}
+	}
+}
+
+func (nm *nemesis) healAll() {
+	c := nm.r.c
+	for _, kind := range nm.active {
+		switch {
+		case kind == NemesisKill:
+			names := make([]any, len(nm.killed))
+			for i, id := range nm.killed {
+				if err := c.Restart(id); err != nil {
+					c.fail(err)
+				}
+				names[i] = nodeName(id)
+			}
+			nm.killed = nm.killed[:0]
+			nm.r.nemesisOp("start", names)
+			continue
+		case isPartition(kind):
+			c.Heal()
+		default:
+			_ = c.SetNet(nm.base)
+		}
+		nm.r.nemesisOp("stop-"+faultName(kind), kind)
+	}
+	nm.active = nm.active[:0]
+}

@@ -1,0 +1,317 @@
+// Package sim is kvnode's deterministic simulator: the real protocol cores
+// and state machine run in one goroutine on a virtual clock, over a
+// simulated network that loses, duplicates, delays and reorders messages,
+// partitions nodes with arbitrary grudges, and crashes and restarts them
+// from what they persisted. Clients record a Jepsen-shaped history, which
+// is checked for linearizability.
+//
+// A run is a pure function of its Config: one seed drives every random
+// choice (math/rand), events at equal times run in scheduling order, and
+// nothing depends on map iteration order, so a seed replays exactly.
+package sim
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/kvnode/kv"
+	"github.com/chaoskv/chaos/kvnode/replica"
+)
+
+// Config is one simulated test. Zero fields take the defaults in
+// parentheses.
+type Config struct {
+	Seed int64
+	// Protocol is the replication core's registered name ("paxos").
+	Protocol string
+	// Factory overrides Protocol (tests use it for deliberately broken
+	// cores).
+	Factory  Factory
+	Replicas int    // group size (5)
+	Workload string // register or append (register)
+	Nemesis  []string
+	Ops      int // client ops to invoke, final reads not counted (1000)
+	Clients  int // concurrent clients (10)
+	Keys     int // keys (5)
+	// Net is the network outside fault windows (DefaultNetwork).
+	Net      Network
+	Client   ClientConfig
+	Schedule NemesisSchedule
+	// Think bounds the random pause between a client's ops (10ms).
+	Think time.Duration
+	// SnapshotEvery, ElectionTicks, HeartbeatTicks, MaxBatch and
+	// MaxInflight go to the cores (500, 10, 2, 64, 32).
+	SnapshotEvery                 uint64
+	ElectionTicks, HeartbeatTicks int
+	MaxBatch, MaxInflight         int
+	// CheckTimeout bounds the linearizability search (30s); past it the
+	// verdict is unknown.
+	CheckTimeout time.Duration
+	// Settle is how long the healed cluster runs before the final reads
+	// (1s).
+	Settle time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Protocol == "" {
+		c.Protocol = "paxos"
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 5
+	}
+	if c.Workload == "" {
+		c.Workload = WorkloadRegister
+	}
+	if len(c.Nemesis) == 0 {
+		c.Nemesis = []string{NemesisNone}
+	}
+	if c.Ops == 0 {
+		c.Ops = 1000
+	}
+	if c.Clients == 0 {
+		c.Clients = 10
+	}
+	if c.Keys == 0 {
+		c.Keys = 5
+	}
+	if c.Net == (Network{}) {
+		c.Net = DefaultNetwork
+	}
+	if c.Think == 0 {
+		c.Think = 10 * time.Millisecond
+	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = 500
+	}
+	if c.CheckTimeout == 0 {
+		c.CheckTimeout = 30 * time.Second
+	}
+	if c.Settle == 0 {
+		c.Settle = time.Second
+	}
+	c.Schedule.defaults()
+}
+
+// Result is the outcome of one run.
+type Result struct {
+	Seed    int64
+	History []history.Op
+	// Ops counts client ops invoked, final reads included; Ok, Fail and
+	// Info count their completions.
+	Ops, Ok, Fail, Info int
+	// Check is the checkers' verdict; Problems lists what the simulator
+	// itself found wrong (replicas that diverged, final reads that never
+	// completed), each of which makes the run invalid.
+	Check    checker.Result
+	Problems []string
+	Valid    checker.Validity
+	Virtual  time.Duration // simulated time the run took
+	Net      NetStats
+}
+
+// HistoryJSONL returns the history as JSON lines.
+func (r *Result) HistoryJSONL() []byte {
+	var b bytes.Buffer
+	w := history.NewWriter(&b)
+	for i := range r.History {
+		_ = w.Write(&r.History[i]) // a bytes.Buffer does not fail
+	}
+	_ = w.Flush()
+	return b.Bytes()
+}
+
+// runner drives one Config: the workload's clients, the nemesis, the
+// history.
+type runner struct {
+	cfg     Config
+	c       *Cluster
+	wl      workload
+	hist    []history.Op
+	res     *Result
+	nem     *nemesis
+	invoked int
+	active  int // clients with an op outstanding or about to start one
+	healed  bool
+	final   int // final reads outstanding
+	done    bool
+}
+
+type worker struct {
+	cl   *Client
+	proc history.Process
+}
+
+func (r *runner) record(op history.Op) {
+	op.Index = int64(len(r.hist))
+	op.Time = int64(r.c.Now())
+	r.hist = append(r.hist, op)
+}
+
+func (r *runner) nemesisOp(f string, v any) {
+	r.record(history.Op{Type: history.Info, Process: history.NemesisProcess, F: f, Value: v})
+}
+
+// Run runs one simulated test and checks its history. An error means the
+// simulation itself could not run (bad config, a core that failed to
+// start or misaddressed a message), never that the history is invalid.
+func Run(cfg Config) (*Result, error) {
+	cfg.defaults()
+	if cfg.Keys < 1 || cfg.Clients < 1 || cfg.Ops < 0 {
+		return nil, fmt.Errorf("sim: need Keys, Clients >= 1 and Ops >= 0 (got %d, %d, %d)", cfg.Keys, cfg.Clients, cfg.Ops)
+	}
+	wl, err := newWorkload(cfg.Workload, cfg.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	for _, k := range cfg.Nemesis {
+		if _, err := ParseNemesis(k); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+	}
+	c, err := NewCluster(ClusterConfig{
+		Seed: cfg.Seed, Replicas: cfg.Replicas, Protocol: cfg.Protocol, Factory: cfg.Factory,
+		NewStateMachine: func() replica.StateMachine { return kv.NewStore() },
+		ElectionTicks:   cfg.ElectionTicks, HeartbeatTicks: cfg.HeartbeatTicks,
+		SnapshotEvery: cfg.SnapshotEvery, MaxBatch: cfg.MaxBatch, MaxInflight: cfg.MaxInflight,
+		Net: cfg.Net,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	r := &runner{cfg: cfg, c: c, wl: wl, res: &Result{Seed: cfg.Seed}}
+	r.nem = &nemesis{r: r, kinds: cfg.Nemesis, sched: cfg.Schedule, base: c.Net()}
+	r.nem.begin()
+	workers := make([]*worker, cfg.Clients)
+	for i := range workers {
+		w := &worker{cl: c.NewClient(cfg.Client), proc: history.Process(i)}
+		workers[i] = w
+		r.active++
+		c.At(time.Duration(c.rng.Int63n(int64(cfg.Think)+1)), func() { r.next(w) })
+	}
+	if cfg.Ops == 0 {
+		r.active = 0
+		r.workloadDone()
+	}
+	// Every op ends by its deadline, so the run is bounded; the limit only
+	// guards against a simulator bug.
+	limit := time.Duration(cfg.Ops+1)*(cfg.Client.deadline()+cfg.Think) + cfg.Settle + time.Hour
+	c.RunUntil(func() bool { return r.done || c.err != nil }, limit)
+	if c.err != nil {
+		return nil, fmt.Errorf("sim seed %d: %w", cfg.Seed, c.err)
+	}
+	if !r.done {
+		return nil, fmt.Errorf("sim seed %d: the run did not finish within %v of virtual time", cfg.Seed, limit)
+	}
+	r.res.History = r.hist
+	r.res.Virtual = c.Now()
+	r.res.Net = c.Stats()
+	r.res.Check = Check(cfg.Workload, r.hist, cfg.CheckTimeout)
+	r.res.Valid = r.res.Check.Valid
+	if len(r.res.Problems) > 0 {
+		r.res.Valid = checker.Invalid
+	}
+	return r.res, nil
+}
+
+func (cc ClientConfig) deadline() time.Duration {
+	if cc.Deadline == 0 {
+		return 5 * time.Second
+	}
+	return cc.Deadline
+}
+
+// next invokes w's next op, or retires w when the op budget is spent.
+func (r *runner) next(w *worker) {
+	if r.invoked >= r.cfg.Ops {
+		r.active--
+		if r.active == 0 {
+			r.workloadDone()
+		}
+		return
+	}
+	r.invoked++
+	if r.invoked == r.cfg.Ops {
+		// Every op is invoked: stop hurting the cluster so the
+		// outstanding ones and the final reads can finish.
+		r.nem.stop()
+	}
+	f, v, op := r.wl.next(r.c.rng)
+	r.invoke(w, f, v, op, func() {
+		r.c.At(time.Duration(r.c.rng.Int63n(int64(r.cfg.Think)+1)), func() { r.next(w) })
+	})
+}
+
+// invoke records the invocation, runs the op on w's client, records the
+// completion and then calls after.
+func (r *runner) invoke(w *worker, f string, v any, op kv.Op, after func()) {
+	r.res.Ops++
+	r.record(history.Op{Type: history.Invoke, Process: w.proc, F: f, Value: v})
+	err := w.cl.Invoke(op.Encode(), func(o Outcome) {
+		comp := history.Op{Process: w.proc, F: f, Value: v, Node: nodeName(o.Node)}
+		if o.Unknown {
+			comp.Type, comp.Error = history.Info, "timeout"
+		} else if rep, err := kv.DecodeReply(o.Value); err != nil {
+			comp.Type, comp.Error = history.Info, err.Error()
+		} else if rep.Err != "" {
+			comp.Type, comp.Error = history.Info, rep.Err
+		} else {
+			comp.Type, comp.Value, comp.Error = r.wl.complete(f, v, rep)
+		}
+		r.record(comp)
+		switch comp.Type {
+		case history.Ok:
+			r.res.Ok++
+		case history.Fail:
+			r.res.Fail++
+		default:
+			r.res.Info++
+			// Jepsen semantics: the process that lost track of an op
+			// is retired; the worker continues as a new process.
+			w.proc += history.Process(r.cfg.Clients + r.wl.keys())
+		}
+		after()
+	})
+	if err != nil {
+		r.c.fail(err)
+	}
+}
+
+// workloadDone runs when every client op has completed: heal, let the
+// cluster settle, then read every key once through fresh clients with a
+// generous deadline. A final read that does not complete means the
+// cluster did not recover from faults that are all gone.
+func (r *runner) workloadDone() {
+	r.nem.stop()
+	r.c.At(r.cfg.Settle, func() {
+		cc := r.cfg.Client
+		cc.Deadline = 4 * max(cc.deadline(), 5*time.Second)
+		n := r.wl.keys()
+		r.final = n
+		for k := 0; k < n; k++ {
+			w := &worker{cl: r.c.NewClient(cc), proc: history.Process(r.cfg.Clients + k)}
+			f, v, op := r.wl.finalRead(k)
+			r.invoke(w, f, v, op, func() {
+				last := &r.hist[len(r.hist)-1]
+				if last.Type != history.Ok {
+					r.res.Problems = append(r.res.Problems, fmt.Sprintf("final read of key %d did not complete (%s: %s) although every fault was healed %v earlier", k, last.Type, last.Error, r.cfg.Settle))
+				}
+				r.final--
+				if r.final == 0 {
+					r.finish()
+				}
+			})
+		}
+	})
+}
+
+// finish lets followers catch up, then compares the replicas: two nodes
+// that applied the same prefix must hold byte-identical state.
+func (r *runner) finish() {
+	r.c.At(500*time.Millisecond, func() {
+		r.res.Problems = append(r.res.Problems, r.c.CompareReplicas()...)
+		r.done = true
+	})
+}
