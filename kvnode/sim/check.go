@@ -71,7 +71,7 @@ func checkAppends(h []history.Op) ([]appendAnomaly, error) {
 		okIndex int // position of the ok completion
 	}
 	appends := map[string]map[string]*appendInfo{} // key -> token -> info
-	final := map[string]int{}                       // key -> position of the last ok read's invocation
+	final := map[string]int{}                      // key -> position of the last ok read's invocation
 	finalComp := map[string]int{}
 	var keys []string
 	for i := range h {

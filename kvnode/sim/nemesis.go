@@ -12,14 +12,14 @@ import (
 // Nemesis fault kinds, as `chaos sim --nemesis` names them.
 const (
 	NemesisNone            = "none"
-	NemesisPartition       = "partition"                  // random majority/minority halves
-	NemesisPartitionOne    = "partition-one"              // isolate one node
-	NemesisMajoritiesRing  = "partition-majorities-ring"  // every node sees a different majority
-	NemesisPartitionBridge = "partition-bridge"           // two halves joined by one node
-	NemesisKill            = "kill"                       // crash a minority (sometimes all), restart later
-	NemesisLoss            = "loss"                       // drop 20% of messages
-	NemesisDup             = "dup"                        // duplicate 30% of messages
-	NemesisDelay           = "delay"                      // 5-60 ms latency, 10% of messages up to 200 ms more
+	NemesisPartition       = "partition"                 // random majority/minority halves
+	NemesisPartitionOne    = "partition-one"             // isolate one node
+	NemesisMajoritiesRing  = "partition-majorities-ring" // every node sees a different majority
+	NemesisPartitionBridge = "partition-bridge"          // two halves joined by one node
+	NemesisKill            = "kill"                      // crash a minority (sometimes all), restart later
+	NemesisLoss            = "loss"                      // drop 20% of messages
+	NemesisDup             = "dup"                       // duplicate 30% of messages
+	NemesisDelay           = "delay"                     // 5-60 ms latency, 10% of messages up to 200 ms more
 )
 
 // NemesisKinds lists every fault kind.

@@ -6,13 +6,13 @@ import "github.com/chaoskv/chaos/kvnode/replica"
 type eventKind uint8
 
 const (
-	evTick        eventKind = iota + 1 // a node's clock advances one tick
-	evDeliver                          // a protocol message reaches a node
-	evRequest                          // a client request reaches a node
-	evReply                            // a node's answer reaches a client
-	evAttempt                          // a client's attempt timer fires
-	evDeadline                         // a client's overall deadline for an op passes
-	evFunc                             // run a scheduled function (nemesis steps, tests)
+	evTick     eventKind = iota + 1 // a node's clock advances one tick
+	evDeliver                       // a protocol message reaches a node
+	evRequest                       // a client request reaches a node
+	evReply                         // a node's answer reaches a client
+	evAttempt                       // a client's attempt timer fires
+	evDeadline                      // a client's overall deadline for an op passes
+	evFunc                          // run a scheduled function (nemesis steps, tests)
 )
 
 // event is one entry of the simulation's agenda. Events at the same virtual
