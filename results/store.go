@@ -38,6 +38,11 @@ func ParseDirName(name string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("run directory name %q: want a UTC timestamp like 20261124T101500.123: %w", name, err)
 	}
+	if DirName(t) != name {
+		// time.Parse also takes a comma before the fraction; only the
+		// canonical spelling names a run.
+		return time.Time{}, fmt.Errorf("run directory name %q: want exactly the form 20261124T101500.123", name)
+	}
 	return t, nil
 }
 
