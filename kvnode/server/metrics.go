@@ -105,4 +105,3 @@ func (m *metrics) write(w io.Writer) {
 		fmt.Fprintf(w, "kvnode_client_requests_total{outcome=%q} %d\n", wire.Status(s).String(), m.clientOutcome[s].Load())
 	}
 }
-

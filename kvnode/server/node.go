@@ -308,4 +308,3 @@ func (n *Node) Status() map[replica.GroupID]replica.Status {
 	}
 	return out
 }
-
