@@ -1,0 +1,246 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/kvnode/sim"
+)
+
+func init() {
+	commands = append(commands, &cli.Command{
+		Name:  "sim",
+		Usage: "run kvnode's protocol cores in the deterministic simulator and check the histories",
+		Description: "Runs seeds 1..N (or one --seed) of a simulated test: a replica group on virtual time,\n" +
+			"clients running the workload, the nemesis injecting faults, then final reads and a\n" +
+			"linearizability check. A run is a pure function of its flags and seed; every failing\n" +
+			"seed is printed with the command that replays it.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "workload", Value: sim.WorkloadRegister, Usage: "register or append"},
+			&cli.StringFlag{Name: "nemesis", Value: "partition", Usage: "comma-separated faults: all, " + strings.Join(sim.NemesisKinds, ", ")},
+			&cli.IntFlag{Name: "seeds", Value: 100, Usage: "run seeds 1..N"},
+			&cli.Int64Flag{Name: "seed", Usage: "run this one seed (overrides --seeds)"},
+			&cli.StringFlag{Name: "history", Usage: "write the history of --seed to this file as JSON lines"},
+			&cli.IntFlag{Name: "ops", Value: 1000, Usage: "client operations per seed (final reads not counted)"},
+			&cli.IntFlag{Name: "replicas", Value: 5, Usage: "replicas in the group"},
+			&cli.StringFlag{Name: "replication", Value: "paxos", Usage: "replication protocol: " + strings.Join(sim.Protocols(), ", ")},
+			&cli.IntFlag{Name: "clients", Value: 10, Usage: "concurrent clients"},
+			&cli.IntFlag{Name: "keys", Value: 5, Usage: "independent keys"},
+			&cli.DurationFlag{Name: "check-timeout", Value: 30 * time.Second, Usage: "give up a seed's linearizability check after this long (verdict unknown)"},
+			&cli.IntFlag{Name: "workers", Value: runtime.GOMAXPROCS(0), Usage: "seeds simulated in parallel"},
+		},
+		Action: simAction,
+	})
+}
+
+// simArgs is the replay-relevant part of the command line, in the form the
+// replay command repeats it.
+func simArgs(c *cli.Context) string {
+	return fmt.Sprintf("chaos sim --workload %s --nemesis %s --replicas %d --replication %s --clients %d --keys %d --ops %d",
+		c.String("workload"), c.String("nemesis"), c.Int("replicas"), c.String("replication"), c.Int("clients"), c.Int("keys"), c.Int("ops"))
+}
+
+type seedResult struct {
+	seed int64
+	res  *sim.Result
+	err  error
+}
+
+func simAction(c *cli.Context) error {
+	if c.Args().Present() {
+		return badArgs("sim takes no arguments (got %q)", c.Args().Slice())
+	}
+	nem, err := sim.ParseNemesis(c.String("nemesis"))
+	if err != nil {
+		return badArgs("--nemesis: %v", err)
+	}
+	if _, err := sim.Lookup(c.String("replication")); err != nil {
+		return badArgs("--replication: %v", err)
+	}
+	switch w := c.String("workload"); w {
+	case sim.WorkloadRegister, sim.WorkloadAppend:
+	default:
+		return badArgs("--workload: unknown workload %q (want %s or %s)", w, sim.WorkloadRegister, sim.WorkloadAppend)
+	}
+	for _, f := range []string{"ops", "replicas", "clients", "keys", "workers"} {
+		if c.Int(f) < 1 {
+			return badArgs("--%s must be at least 1 (got %d)", f, c.Int(f))
+		}
+	}
+	if c.Int("replicas") > 64 {
+		return badArgs("--replicas must be at most 64 (got %d)", c.Int("replicas"))
+	}
+	if c.Duration("check-timeout") <= 0 {
+		return badArgs("--check-timeout must be positive")
+	}
+	var seeds []int64
+	if c.IsSet("seed") {
+		seeds = []int64{c.Int64("seed")}
+	} else {
+		if c.Int("seeds") < 1 {
+			return badArgs("--seeds must be at least 1 (got %d)", c.Int("seeds"))
+		}
+		for s := 1; s <= c.Int("seeds"); s++ {
+			seeds = append(seeds, int64(s))
+		}
+	}
+	if c.IsSet("history") && len(seeds) != 1 {
+		return badArgs("--history needs --seed (it writes one seed's history)")
+	}
+	base := sim.Config{
+		Protocol: c.String("replication"), Replicas: c.Int("replicas"), Workload: c.String("workload"),
+		Nemesis: nem, Ops: c.Int("ops"), Clients: c.Int("clients"), Keys: c.Int("keys"),
+		CheckTimeout: c.Duration("check-timeout"),
+	}
+	out := c.App.Writer
+	start := time.Now()
+	results := runSeeds(base, seeds, c.Int("workers"), newProgress(c.App.ErrWriter, len(seeds), start))
+
+	var valid, invalid, unknown, broken int
+	var ops, ok, fail, info int
+	args := simArgs(c)
+	for _, r := range results {
+		if r.err != nil {
+			broken++
+			fmt.Fprintf(out, "seed %d: simulation error: %v\n  replay: %s --seed %d\n", r.seed, r.err, args, r.seed)
+			continue
+		}
+		ops, ok, fail, info = ops+r.res.Ops, ok+r.res.Ok, fail+r.res.Fail, info+r.res.Info
+		switch r.res.Valid {
+		case checker.Valid:
+			valid++
+		case checker.Invalid:
+			invalid++
+		default:
+			unknown++
+		}
+		if r.res.Valid != checker.Valid {
+			why := r.res.Check.Summary
+			if len(r.res.Problems) > 0 {
+				why = strings.Join(r.res.Problems, "; ") + "; " + why
+			}
+			fmt.Fprintf(out, "seed %d: %s: %s\n  replay: %s --seed %d --history seed-%d.jsonl\n",
+				r.seed, verdictWord(r.res.Valid), why, args, r.seed, r.seed)
+		}
+	}
+	wall := time.Since(start)
+	if len(seeds) == 1 && broken == 0 {
+		r := results[0].res
+		fmt.Fprintf(out, "seed %d: %s (%v simulated, %d protocol messages)\n", r.Seed, r.Check.Summary, r.Virtual.Round(time.Millisecond), r.Net.Sent)
+		if path := c.String("history"); path != "" {
+			if err := os.WriteFile(path, r.HistoryJSONL(), 0o644); err != nil {
+				return internal(fmt.Errorf("write history: %w", err))
+			}
+			fmt.Fprintf(out, "history written to %s\n", path)
+		}
+	}
+	fmt.Fprintf(out, "seeds: %d (valid %d, invalid %d, unknown %d, errors %d); ops: %d (ok %d, fail %d, info %d); wall %v; %.0f simulated ops/s\n",
+		len(seeds), valid, invalid, unknown, broken, ops, ok, fail, info, wall.Round(time.Millisecond), float64(ops)/wall.Seconds())
+	switch {
+	case broken > 0:
+		return cli.Exit("", exitInternal)
+	case invalid > 0:
+		return cli.Exit("", exitInvalid)
+	case unknown > 0:
+		return cli.Exit("", exitUnknown)
+	}
+	return nil
+}
+
+func verdictWord(v checker.Validity) string {
+	switch v {
+	case checker.Invalid:
+		return "INVALID"
+	case checker.Valid:
+		return "valid"
+	}
+	return "UNKNOWN"
+}
+
+// runSeeds simulates the seeds on a pool of workers; results come back in
+// seed order whatever order they finish in.
+func runSeeds(base sim.Config, seeds []int64, workers int, prog *progress) []seedResult {
+	results := make([]seedResult, len(seeds))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(workers, len(seeds)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				cfg := base
+				cfg.Seed = seeds[i]
+				res, err := sim.Run(cfg)
+				results[i] = seedResult{seed: seeds[i], res: res, err: err}
+				prog.done(res, err)
+			}
+		}()
+	}
+	for i := range seeds {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	prog.finish()
+	return results
+}
+
+// progress reports how far a run is: a status line redrawn in place on a
+// terminal, otherwise a log line every few seconds.
+type progress struct {
+	mu       sync.Mutex
+	w        io.Writer
+	tty      bool
+	total    int
+	finished int
+	bad      int
+	ops      int
+	start    time.Time
+	last     time.Time
+}
+
+func newProgress(w io.Writer, total int, start time.Time) *progress {
+	p := &progress{w: w, total: total, start: start, last: start}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *progress) done(res *sim.Result, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.finished++
+	if err != nil || res.Valid != checker.Valid {
+		p.bad++
+	}
+	if res != nil {
+		p.ops += res.Ops
+	}
+	now := time.Now()
+	el := now.Sub(p.start).Seconds()
+	switch {
+	case p.tty:
+		fmt.Fprintf(p.w, "\r\x1b[K[%d/%d seeds] %d not valid, %d ops, %.0f ops/s", p.finished, p.total, p.bad, p.ops, float64(p.ops)/el)
+	case now.Sub(p.last) >= 5*time.Second:
+		p.last = now
+		slog.Info("sim progress", "seeds", p.finished, "of", p.total, "not-valid", p.bad, "ops", p.ops, "ops-per-sec", int(float64(p.ops)/el))
+	}
+}
+
+func (p *progress) finish() {
+	if p.tty {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+}
