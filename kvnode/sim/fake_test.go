@@ -191,3 +191,5 @@ func (f *fakeCore) Status() replica.Status {
 	return replica.Status{ID: f.cfg.ID, Role: role, Leader: 1, Commit: f.applied, Applied: f.applied,
 		LogLen: int(f.applied - f.snapIndex), SnapshotIndex: f.snapIndex}
 }
+
+func newKV() replica.StateMachine { return kv.NewStore() }

@@ -1,0 +1,240 @@
+package sim
+
+import (
+	"math/rand"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/kvnode/replica"
+)
+
+func entries(idx ...uint64) []replica.Entry {
+	var out []replica.Entry
+	for _, i := range idx {
+		out = append(out, replica.Entry{Index: i, Data: []byte{byte(i)}})
+	}
+	return out
+}
+
+func indexes(es []replica.Entry) []uint64 {
+	var out []uint64
+	for _, e := range es {
+		out = append(out, e.Index)
+	}
+	return out
+}
+
+func TestDiskPersistSemantics(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []replica.Persist
+		want  []uint64
+		state string
+		snap  uint64
+	}{
+		{"append", []replica.Persist{{Entries: entries(1, 2, 3)}}, []uint64{1, 2, 3}, "", 0},
+		{"replace same index", []replica.Persist{{Entries: entries(1, 2, 3)}, {Entries: []replica.Entry{{Index: 2, Data: []byte("x")}}}}, []uint64{1, 2, 3}, "", 0},
+		{"insert gap", []replica.Persist{{Entries: entries(1, 3)}, {Entries: entries(2)}}, []uint64{1, 2, 3}, "", 0},
+		{"truncate then write", []replica.Persist{{Entries: entries(1, 2, 3, 4)}, {Truncate: true, TruncateAfter: 2, Entries: entries(3)}}, []uint64{1, 2, 3}, "", 0},
+		{"truncate all", []replica.Persist{{Entries: entries(1, 2)}, {Truncate: true, TruncateAfter: 0}}, nil, "", 0},
+		{"state kept when nil", []replica.Persist{{State: []byte("a")}, {Entries: entries(1)}}, []uint64{1}, "a", 0},
+		{"snapshot drops covered entries", []replica.Persist{{Entries: entries(1, 2, 3, 4, 5)}, {Snapshot: &replica.Snapshot{Index: 3}}}, []uint64{4, 5}, "", 3},
+		{"entries then snapshot in one persist", []replica.Persist{{Entries: entries(1, 2, 3), Snapshot: &replica.Snapshot{Index: 2}}}, []uint64{3}, "", 2},
+		{"snapshot past the log", []replica.Persist{{Entries: entries(1, 2)}, {Snapshot: &replica.Snapshot{Index: 9}}}, nil, "", 9},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var d disk
+			for i := range tt.steps {
+				d.apply(&tt.steps[i])
+			}
+			du := d.durable()
+			if got := indexes(du.Entries); !slices.Equal(got, tt.want) {
+				t.Errorf("entries %v, want %v", got, tt.want)
+			}
+			if string(du.State) != tt.state {
+				t.Errorf("state %q, want %q", du.State, tt.state)
+			}
+			var snap uint64
+			if du.Snapshot != nil {
+				snap = du.Snapshot.Index
+			}
+			if snap != tt.snap {
+				t.Errorf("snapshot %d, want %d", snap, tt.snap)
+			}
+		})
+	}
+}
+
+func TestDiskCopiesWhatItStores(t *testing.T) {
+	var d disk
+	buf := []byte("abc")
+	d.apply(&replica.Persist{State: buf, Entries: []replica.Entry{{Index: 1, Data: buf}}})
+	buf[0] = 'z'
+	du := d.durable()
+	if string(du.State) != "abc" || string(du.Entries[0].Data) != "abc" {
+		t.Fatalf("the disk changed with the core's buffer: %q %q", du.State, du.Entries[0].Data)
+	}
+	du.Entries[0].Data[0] = 'q'
+	if string(d.durable().Entries[0].Data) != "abc" {
+		t.Fatal("a restarted core could change the disk through Durable")
+	}
+}
+
+func TestAgendaOrdersByTimeThenScheduling(t *testing.T) {
+	var a agenda
+	r := rand.New(rand.NewSource(1))
+	for i := 0; i < 1000; i++ {
+		a.push(event{at: int64(r.Intn(50))})
+	}
+	var last event
+	for i := 0; a.len() > 0; i++ {
+		e := a.pop()
+		if i > 0 && (e.at < last.at || (e.at == last.at && e.seq < last.seq)) {
+			t.Fatalf("event (%d,%d) after (%d,%d)", e.at, e.seq, last.at, last.seq)
+		}
+		last = e
+	}
+}
+
+func TestParseNemesis(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+		err  string
+	}{
+		{"partition", []string{"partition"}, ""},
+		{"partition, kill,loss,kill", []string{"partition", "kill", "loss"}, ""},
+		{"none", []string{"none"}, ""},
+		{"all", []string{"partition", "partition-one", "partition-majorities-ring", "partition-bridge", "kill", "loss", "dup", "delay"}, ""},
+		{"", nil, "empty"},
+		{"partition,bogus", nil, `unknown nemesis "bogus"`},
+	}
+	for _, tt := range tests {
+		got, err := ParseNemesis(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseNemesis(%q) error %v, want %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("ParseNemesis(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func FuzzParseNemesis(f *testing.F) {
+	for _, s := range []string{"partition", "all", "kill,loss", ",,", "none,dup", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseNemesis(s)
+		if err != nil {
+			return
+		}
+		if len(got) == 0 {
+			t.Fatal("no error and no kinds")
+		}
+		for _, k := range got {
+			if !slices.Contains(NemesisKinds, k) {
+				t.Fatalf("unknown kind %q accepted", k)
+			}
+		}
+	})
+}
+
+func newTestCluster(t *testing.T, n int) *Cluster {
+	t.Helper()
+	c, err := NewCluster(ClusterConfig{Seed: 1, Replicas: n, Factory: fakeFactory(false), NewStateMachine: newKV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestMajoritiesRingEveryNodeSeesADifferentMajority(t *testing.T) {
+	for _, n := range []int{3, 5, 7} {
+		c := newTestCluster(t, n)
+		majoritiesRing(c, c.Peers())
+		seen := map[string]bool{}
+		for _, a := range c.Peers() {
+			var hears []string
+			for _, b := range c.Peers() {
+				if c.CanHear(a, b) {
+					hears = append(hears, nodeName(b))
+				}
+			}
+			if len(hears) != n/2+1 {
+				t.Errorf("n=%d: node %d hears %v, not a bare majority", n, a, hears)
+			}
+			key := strings.Join(hears, ",")
+			if seen[key] {
+				t.Errorf("n=%d: two nodes hear the same majority %s", n, key)
+			}
+			seen[key] = true
+		}
+	}
+}
+
+func TestPartitionShapes(t *testing.T) {
+	c := newTestCluster(t, 5)
+	c.Partition([]replica.NodeID{1, 2}, []replica.NodeID{3, 4, 5})
+	if c.CanHear(1, 3) || c.CanHear(3, 1) || !c.CanHear(1, 2) || !c.CanHear(4, 5) {
+		t.Fatal("halves wrong")
+	}
+	c.Partition([]replica.NodeID{2, 3, 4, 5})
+	for _, b := range []replica.NodeID{2, 3, 4, 5} {
+		if c.CanHear(1, b) || c.CanHear(b, 1) {
+			t.Fatal("node 1 is not isolated")
+		}
+	}
+	c.Heal()
+	c.Cut(1, 2)
+	if c.CanHear(1, 2) || !c.CanHear(2, 1) {
+		t.Fatal("a one-way cut is not one way")
+	}
+}
+
+func histOp(typ history.Type, proc int64, f string, v any) history.Op {
+	return history.Op{Type: typ, Process: history.Process(proc), F: f, Value: v}
+}
+
+func TestCheckAppends(t *testing.T) {
+	base := []history.Op{
+		histOp(history.Invoke, 0, "append", []any{int64(0), "1 "}),
+		histOp(history.Ok, 0, "append", []any{int64(0), "1 "}),
+		histOp(history.Invoke, 1, "append", []any{int64(0), "2 "}),
+		histOp(history.Info, 1, "append", []any{int64(0), "2 "}),
+		histOp(history.Invoke, 0, "read", []any{int64(0), nil}),
+	}
+	tests := []struct {
+		final string
+		want  []string
+	}{
+		{"1 2 ", nil},
+		{"1 ", nil},
+		{"2 ", []string{"lost-append"}},
+		{"1 1 ", []string{"duplicate-append"}},
+		{"1 7 ", []string{"phantom-append"}},
+	}
+	for _, tt := range tests {
+		h := append(slices.Clone(base), histOp(history.Ok, 0, "read", []any{int64(0), tt.final}))
+		for i := range h {
+			h[i].Index = int64(i)
+		}
+		got, err := checkAppends(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, a := range got {
+			kinds = append(kinds, a.kind)
+		}
+		if !slices.Equal(kinds, tt.want) {
+			t.Errorf("final %q: anomalies %v, want %v", tt.final, got, tt.want)
+		}
+	}
+}
