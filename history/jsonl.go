@@ -88,6 +88,9 @@ func AppendValue(b []byte, v any) []byte {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return append(b, "null"...)
 		}
+		if x == 0 {
+			return append(b, '0') // not "-0", which decodes as the integer 0
+		}
 		return strconv.AppendFloat(b, x, 'g', -1, 64)
 	case string:
 		return appendString(b, x)
@@ -190,6 +193,7 @@ func (hr *Reader) Next() (Op, error) {
 // (the shape elle-cli's test data uses).
 func ReadAll(r io.Reader) ([]Op, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
+	skipped := 0 // leading blank lines, so error line numbers stay right
 	for {
 		b, err := br.Peek(1)
 		if err != nil {
@@ -199,15 +203,20 @@ func ReadAll(r io.Reader) ([]Op, error) {
 			return nil, fmt.Errorf("read history: %w", err)
 		}
 		if b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n' {
+			if b[0] == '\n' {
+				skipped++
+			}
 			_, _ = br.ReadByte()
 			continue
 		}
 		if b[0] == '[' {
-			return readJSONArray(br)
+			ops, err := readJSONArray(br, skipped+1)
+			return ops, err
 		}
 		break
 	}
 	hr := NewReader(br)
+	hr.line = skipped
 	var ops []Op
 	for {
 		op, err := hr.Next()
@@ -221,131 +230,117 @@ func ReadAll(r io.Reader) ([]Op, error) {
 	}
 }
 
-func readJSONArray(r io.Reader) ([]Op, error) {
-	dec := json.NewDecoder(r)
-	if _, err := dec.Token(); err != nil {
+// readJSONArray reads a JSON array of op objects element by element, so
+// that only one element's bytes are held at a time.
+func readJSONArray(br *bufio.Reader, line int) ([]Op, error) {
+	if _, err := br.ReadByte(); err != nil { // the '['
 		return nil, fmt.Errorf("read history array: %w", err)
 	}
 	var ops []Op
-	for dec.More() {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return ops, fmt.Errorf("history array element %d: %w", len(ops), err)
+	var buf []byte
+	next := func() (byte, error) {
+		c, err := br.ReadByte()
+		if c == '\n' {
+			line++
 		}
-		op, err := ParseJSON(raw)
+		return c, err
+	}
+	wantElem := true // after '[' or ','
+	for {
+		c, err := next()
 		if err != nil {
-			return ops, fmt.Errorf("history array element %d: %w", len(ops), err)
+			if errors.Is(err, io.EOF) {
+				return ops, fmt.Errorf("line %d: %w: unterminated history array", line, ErrMalformed)
+			}
+			return ops, fmt.Errorf("line %d: read history array: %w", line, err)
+		}
+		switch {
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			continue
+		case c == ']' && (!wantElem || len(ops) == 0):
+			return ops, trailing(br, line)
+		case c == ',' && !wantElem:
+			wantElem = true
+			continue
+		case c == '{' && wantElem:
+		default:
+			return ops, fmt.Errorf("line %d: %w: unexpected %q in the history array", line, ErrMalformed, c)
+		}
+		startLine := line
+		buf, err = appendObject(buf[:0], br, &line)
+		if err != nil {
+			return ops, fmt.Errorf("line %d: array element %d: %w", startLine, len(ops), err)
+		}
+		op, err := ParseJSON(buf)
+		if err != nil {
+			return ops, fmt.Errorf("line %d: array element %d: %w", startLine, len(ops), err)
 		}
 		if op.Index < 0 {
 			op.Index = int64(len(ops))
 		}
 		ops = append(ops, op)
+		wantElem = false
 	}
-	if _, err := dec.Token(); err != nil {
-		return ops, fmt.Errorf("read history array: %w", err)
-	}
-	return ops, nil
 }
 
-// ParseJSON decodes one op from a JSON object.
-func ParseJSON(data []byte) (Op, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var raw map[string]any
-	if err := dec.Decode(&raw); err != nil {
-		return Op{}, fmt.Errorf("decode op: %w", err)
-	}
-	if dec.More() {
-		return Op{}, errors.New("decode op: trailing data after object")
-	}
-	var op Op
-	var err error
-	if v, ok := raw["index"]; ok && v != nil {
-		if op.Index, err = intField("index", v); err != nil {
-			return Op{}, err
+// appendObject appends to buf the bytes of the JSON object whose '{' was
+// just read, up to its matching '}'.
+func appendObject(buf []byte, br *bufio.Reader, line *int) ([]byte, error) {
+	buf = append(buf, '{')
+	depth := 1
+	inString, escaped := false, false
+	for depth > 0 {
+		c, err := br.ReadByte()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return buf, fmt.Errorf("%w: unterminated object", ErrMalformed)
+			}
+			return buf, fmt.Errorf("read history array: %w", err)
 		}
-	} else {
-		op.Index = -1
-	}
-	if v, ok := raw["time"]; ok && v != nil {
-		if op.Time, err = intField("time", v); err != nil {
-			return Op{}, err
+		if c == '\n' {
+			*line++
 		}
-	}
-	ts, ok := raw["type"].(string)
-	if !ok {
-		return Op{}, fmt.Errorf("field type: missing or not a string")
-	}
-	if op.Type, err = ParseType(ts); err != nil {
-		return Op{}, fmt.Errorf("field type: %w", err)
-	}
-	switch p := raw["process"].(type) {
-	case string:
-		if p != "nemesis" {
-			return Op{}, fmt.Errorf("field process: %q is neither an integer nor \"nemesis\"", p)
-		}
-		op.Process = NemesisProcess
-	case json.Number:
-		n, err := p.Int64()
-		if err != nil || n < 0 {
-			return Op{}, fmt.Errorf("field process: %s is not a non-negative integer", p)
-		}
-		op.Process = Process(n)
-	default:
-		return Op{}, fmt.Errorf("field process: missing or not an integer")
-	}
-	if f, ok := raw["f"]; ok && f != nil {
-		s, ok := f.(string)
-		if !ok {
-			return Op{}, fmt.Errorf("field f: not a string")
-		}
-		op.F = s
-	}
-	op.Value = normalize(raw["value"])
-	if e, ok := raw["error"]; ok && e != nil {
-		if s, ok := e.(string); ok {
-			op.Error = s
-		} else {
-			op.Error = string(AppendValue(nil, normalize(e)))
+		buf = append(buf, c)
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > maxDepth {
+				return buf, fmt.Errorf("%w: values nested deeper than %d", ErrMalformed, maxDepth)
+			}
+		case c == '}' || c == ']':
+			depth--
 		}
 	}
-	if n, ok := raw["node"].(string); ok {
-		op.Node = n
-	}
-	return op, nil
+	return buf, nil
 }
 
-func intField(name string, v any) (int64, error) {
-	n, ok := v.(json.Number)
-	if !ok {
-		return 0, fmt.Errorf("field %s: not a number", name)
-	}
-	i, err := n.Int64()
-	if err != nil {
-		return 0, fmt.Errorf("field %s: %s is not an integer", name, n)
-	}
-	return i, nil
-}
-
-// normalize turns json.Number into int64 (or float64 when not integral).
-func normalize(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
+// trailing checks that only whitespace follows the end of a history.
+func trailing(br *bufio.Reader, line int) error {
+	for {
+		c, err := br.ReadByte()
+		if errors.Is(err, io.EOF) {
+			return nil
 		}
-		f, _ := x.Float64()
-		return f
-	case []any:
-		for i := range x {
-			x[i] = normalize(x[i])
+		if err != nil {
+			return fmt.Errorf("line %d: read history: %w", line, err)
 		}
-		return x
-	case map[string]any:
-		for k := range x {
-			x[k] = normalize(x[k])
+		switch c {
+		case '\n':
+			line++
+		case ' ', '\t', '\r':
+		default:
+			return fmt.Errorf("line %d: %w: unexpected %q after the end of the history", line, ErrMalformed, c)
 		}
-		return x
 	}
-	return v
 }

@@ -1,0 +1,82 @@
+package history
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// History file formats accepted by ReadFile.
+const (
+	FormatJSONL = "jsonl" // JSON lines, or one JSON array of op objects
+	FormatEDN   = "edn"   // Jepsen's history.edn, or a vector of op maps
+)
+
+// ReadFile reads every op of the history at path. format is FormatJSONL,
+// FormatEDN or "" to detect it from the file name's extension (.jsonl,
+// .json, .edn) and otherwise from the first bytes.
+func ReadFile(path, format string) ([]Op, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 64<<10)
+	if format == "" {
+		format = formatOfName(path)
+	}
+	if format == "" {
+		format = sniff(br)
+	}
+	var ops []Op
+	switch format {
+	case FormatJSONL:
+		ops, err = ReadAll(br)
+	case FormatEDN:
+		ops, err = ReadEDN(br)
+	default:
+		return nil, fmt.Errorf("read history %s: unknown format %q (want jsonl or edn)", path, format)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return ops, nil
+}
+
+func formatOfName(path string) string {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".jsonl", ".json", ".ndjson":
+		return FormatJSONL
+	case ".edn":
+		return FormatEDN
+	}
+	return ""
+}
+
+// sniff tells JSON from EDN by the first key of the first op: JSON keys are
+// strings, Jepsen's are keywords.
+func sniff(br *bufio.Reader) string {
+	head, err := br.Peek(4096)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return FormatJSONL
+	}
+	return sniffBytes(head)
+}
+
+func sniffBytes(head []byte) string {
+	for i := 0; i < len(head); i++ {
+		switch head[i] {
+		case ' ', '\t', '\r', '\n', ',', '[', '{':
+			continue
+		case '"':
+			return FormatJSONL
+		default:
+			return FormatEDN
+		}
+	}
+	return FormatJSONL
+}
