@@ -394,3 +394,46 @@ func (c *Client) drop(id replica.NodeID) {
 		delete(c.conns, id)
 	}
 }
+
+// Command runs one operation given as words, as command-line tools take it:
+// "get KEY", "put KEY VALUE", "append KEY SUFFIX" or "cas KEY OLD NEW". It
+// returns a line describing the result.
+func (c *Client) Command(ctx context.Context, args []string) (string, error) {
+	want := map[string]int{"get": 2, "put": 3, "append": 3, "cas": 4}
+	if len(args) == 0 || want[args[0]] == 0 {
+		return "", fmt.Errorf("want one of: get KEY, put KEY VALUE, append KEY SUFFIX, cas KEY OLD NEW")
+	}
+	if len(args) != want[args[0]] {
+		return "", fmt.Errorf("%s takes %d arguments, got %d", args[0], want[args[0]]-1, len(args)-1)
+	}
+	switch args[0] {
+	case "get":
+		r, err := c.Get(ctx, args[1])
+		if err != nil {
+			return "", err
+		}
+		if !r.Found {
+			return "(not found)", nil
+		}
+		return r.Value, nil
+	case "put":
+		if err := c.Put(ctx, args[1], args[2]); err != nil {
+			return "", err
+		}
+		return "ok", nil
+	case "append":
+		return c.Append(ctx, args[1], args[2])
+	default:
+		r, err := c.Cas(ctx, args[1], args[2], args[3])
+		if err != nil {
+			return "", err
+		}
+		if r.Swapped {
+			return "ok", nil
+		}
+		if !r.Found {
+			return "not swapped: key not found", nil
+		}
+		return fmt.Sprintf("not swapped: current value %q", r.Current), nil
+	}
+}
