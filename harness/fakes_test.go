@@ -9,6 +9,7 @@ import (
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/workloads"
 	"github.com/chaoskv/chaos/workloads/memkv"
 )
@@ -40,7 +41,7 @@ func (b *fakeBackend) Calls() []string {
 	return append([]string(nil), b.calls...)
 }
 
-func (b *fakeBackend) Setup(ctx context.Context) (workloads.SUT, error) {
+func (b *fakeBackend) Setup(ctx context.Context, dir string) (*Cluster, error) {
 	b.record("setup")
 	if b.blockSetup {
 		<-ctx.Done()
@@ -49,7 +50,7 @@ func (b *fakeBackend) Setup(ctx context.Context) (workloads.SUT, error) {
 	if b.setupErr != nil {
 		return nil, b.setupErr
 	}
-	return b.sut, nil
+	return &Cluster{SUT: b.sut, Target: &fakeTarget{b: b}}, nil
 }
 
 func (b *fakeBackend) WaitHealthy(ctx context.Context) error {
@@ -67,8 +68,6 @@ func (b *fakeBackend) WaitHealthy(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (b *fakeBackend) Heal(context.Context) error { b.record("heal"); return nil }
-
 func (b *fakeBackend) Collect(_ context.Context, dir string) error {
 	b.record("collect")
 	return nil
@@ -82,54 +81,33 @@ func (b *fakeBackend) Close(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// fakeNemesis starts and stops a pretend partition every period.
-type fakeNemesis struct {
-	period time.Duration
-	mu     sync.Mutex
-	active bool
-	healed int
-}
+// fakeTarget records the nemesis's calls in its backend's call list.
+type fakeTarget struct{ b *fakeBackend }
 
-func (n *fakeNemesis) Run(ctx context.Context, record func(history.Op)) error {
-	t := time.NewTicker(n.period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		n.mu.Lock()
-		f := "start-partition"
-		if n.active {
-			f = "stop-partition"
-		}
-		n.active = !n.active
-		n.mu.Unlock()
-		record(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: f})
-		record(history.Op{Type: history.Info, Process: history.NemesisProcess, F: f, Value: "done"})
-	}
-}
-
-func (n *fakeNemesis) Heal(_ context.Context, record func(history.Op)) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.healed++
-	if n.active {
-		record(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: "stop-partition"})
-		record(history.Op{Type: history.Info, Process: history.NemesisProcess, F: "stop-partition"})
-		n.active = false
+func (t *fakeTarget) Nodes() []string { return []string{"n1", "n2", "n3", "n4", "n5"} }
+func (t *fakeTarget) Partition(_ context.Context, g nemesis.Grudge) error {
+	if len(g) == 0 {
+		t.b.record("partition-end")
+	} else {
+		t.b.record("partition")
 	}
 	return nil
 }
-
-func (n *fakeNemesis) Active() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.active {
-		return []string{"partition"}
-	}
+func (t *fakeTarget) Loss(context.Context, int) error { t.b.record("loss"); return nil }
+func (t *fakeTarget) Latency(context.Context, nemesis.LatencySpec) error {
+	t.b.record("latency")
 	return nil
+}
+func (t *fakeTarget) Heal(context.Context) error           { t.b.record("heal"); return nil }
+func (t *fakeTarget) Kill(context.Context, string) error   { t.b.record("kill"); return nil }
+func (t *fakeTarget) Start(context.Context, string) error  { t.b.record("start"); return nil }
+func (t *fakeTarget) Pause(context.Context, string) error  { t.b.record("pause"); return nil }
+func (t *fakeTarget) Resume(context.Context, string) error { t.b.record("resume"); return nil }
+
+// partitions is the nemesis config the tests use: a partition every few
+// tens of milliseconds.
+func partitions() nemesis.Config {
+	return nemesis.Config{Kinds: []nemesis.Kind{nemesis.Partition}, Interval: 30 * time.Millisecond}
 }
 
 // fixedCheck returns a checker that answers v after verifying the history

@@ -20,38 +20,37 @@ import (
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
 )
 
+// Cluster is what a backend set up: how workload clients reach the system
+// under test, and how the nemesis hurts it.
+type Cluster struct {
+	SUT workloads.SUT
+	// Target receives the nemesis's faults; nil when the backend cannot
+	// inject any (then a test with fault kinds is refused).
+	Target nemesis.Target
+	// Leaders finds each replica group's leader, for partition-leader;
+	// nil when the backend cannot tell.
+	Leaders nemesis.LeaderFunc
+}
+
 // Backend is the cluster the test runs against: Docker containers, or the
 // simulator.
 type Backend interface {
-	// Setup creates and starts the cluster and returns how clients reach
-	// it.
-	Setup(ctx context.Context) (workloads.SUT, error)
+	// Setup creates and starts the cluster. dir is the run's directory in
+	// the store; node files belong in dir/nodes/<node>/.
+	Setup(ctx context.Context, dir string) (*Cluster, error)
 	// WaitHealthy returns once every node serves requests, or with an
 	// error when ctx ends first.
 	WaitHealthy(ctx context.Context) error
-	// Heal ends every fault the backend has in effect (a safety net after
-	// the nemesis healed what it started).
-	Heal(ctx context.Context) error
-	// Collect copies each node's logs and data into dir/<node>/.
+	// Collect saves each node's logs into dir/nodes/<node>/.
 	Collect(ctx context.Context, dir string) error
 	// Close removes the cluster. The harness calls it on every path unless
 	// told to leave the cluster running.
 	Close(ctx context.Context) error
-}
-
-// Nemesis injects faults while the workload runs. Its ops go to the
-// history through record, with Process = history.NemesisProcess.
-type Nemesis interface {
-	// Run injects faults on its schedule until ctx is done.
-	Run(ctx context.Context, record func(history.Op)) error
-	// Heal ends every fault Run started.
-	Heal(ctx context.Context, record func(history.Op)) error
-	// Active names the faults in effect now.
-	Active() []string
 }
 
 // CheckFunc judges a history with the checker a workload names. dir is a
@@ -67,8 +66,10 @@ type Config struct {
 	Name     string // test name, the store's first path element
 	Workload workloads.Workload
 	Backend  Backend
-	Nemesis  Nemesis // nil for no faults
-	Check    CheckFunc
+	// Nemesis configures the faults; no kinds means none. Its Seed is
+	// ignored: the nemesis is seeded from Seed.
+	Nemesis nemesis.Config
+	Check   CheckFunc
 
 	Concurrency int           // worker count (default 10)
 	Rate        float64       // total invocations per second; 0 = unpaced
@@ -161,12 +162,15 @@ type counters struct {
 type runner struct {
 	cfg      Config
 	sut      workloads.SUT
+	nem      *nemesis.Nemesis
+	active   activeFaults
 	rec      *recorder
 	cnt      counters
 	pace     *pacer
 	start    time.Time // workload phase start
 	end      time.Time // workload phase end
 	phaseOps int64     // completions during the workload phase
+	nemErr   error     // why the nemesis stopped before the time limit
 
 	genMu sync.Mutex
 	gen   workloads.Generator
@@ -280,14 +284,30 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 
 	log.Info("setting up the cluster")
 	setupCalled = true
-	sut, err := cfg.Backend.Setup(ctx)
+	cl, err := cfg.Backend.Setup(ctx, run.Dir)
 	if err != nil {
 		if ctx.Err() != nil {
 			return out, interrupted("setup")
 		}
 		return out, fmt.Errorf("set up the cluster: %w", err)
 	}
-	r.sut = sut
+	if cl == nil || cl.SUT == nil {
+		return out, errors.New("set up the cluster: the backend returned no way to reach it")
+	}
+	r.sut = cl.SUT
+	if len(cfg.Nemesis.Kinds) > 0 {
+		if cl.Target == nil {
+			return out, errors.New("set up the cluster: the backend cannot inject faults, but fault kinds were asked for")
+		}
+		ncfg := cfg.Nemesis
+		ncfg.Seed = cfg.Seed
+		if ncfg.Leaders == nil {
+			ncfg.Leaders = cl.Leaders
+		}
+		if r.nem, err = nemesis.New(cl.Target, ncfg, r.recordNemesis); err != nil {
+			return out, fmt.Errorf("nemesis: %w", err)
+		}
+	}
 	hctx, cancel := context.WithTimeout(ctx, cfg.HealthyTimeout)
 	err = cfg.Backend.WaitHealthy(hctx)
 	cancel()
@@ -305,18 +325,25 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 	}
 
 	var notes []string
-	log.Info("healing")
-	if cfg.Nemesis != nil {
-		if herr := cfg.Nemesis.Heal(ctx, r.rec.emit); herr != nil {
-			notes = append(notes, fmt.Sprintf("nemesis heal failed: %v", herr))
-			log.Warn("nemesis heal", "err", herr)
-		}
+	if r.nemErr != nil {
+		notes = append(notes, fmt.Sprintf("the nemesis stopped early: %v", r.nemErr))
 	}
-	if herr := cfg.Backend.Heal(ctx); herr != nil {
-		if ctx.Err() != nil {
-			return out, interrupted("healing")
+	log.Info("healing")
+	if r.nem != nil {
+		if herr := r.nem.HealAll(ctx); herr != nil {
+			if ctx.Err() != nil {
+				return out, interrupted("healing")
+			}
+			return out, fmt.Errorf("heal the cluster: %w", herr)
 		}
-		return out, fmt.Errorf("heal the cluster: %w", herr)
+		// A safety net: whatever network fault the nemesis lost track of
+		// ends here too.
+		if herr := cl.Target.Heal(ctx); herr != nil {
+			if ctx.Err() != nil {
+				return out, interrupted("healing")
+			}
+			return out, fmt.Errorf("heal the cluster: %w", herr)
+		}
 	}
 	rctx, cancel := context.WithTimeout(ctx, cfg.RecoveryTimeout)
 	herr := cfg.Backend.WaitHealthy(rctx)
@@ -440,10 +467,11 @@ func (r *runner) main(ctx context.Context) {
 	}()
 
 	var wg sync.WaitGroup
-	if r.cfg.Nemesis != nil {
+	if r.nem != nil {
 		wg.Go(func() {
-			if err := r.cfg.Nemesis.Run(wctx, r.rec.emit); err != nil && wctx.Err() == nil {
-				slog.Error("nemesis stopped early", "err", err)
+			if err := r.nem.Run(wctx); err != nil && wctx.Err() == nil {
+				r.nemErr = err
+				slog.Error("nemesis stopped early; the workload continues without faults", "err", err)
 			}
 		})
 	}

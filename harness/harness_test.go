@@ -99,8 +99,7 @@ func checkWellFormed(t *testing.T, ops []history.Op) {
 func TestLifecycleOrderAndStore(t *testing.T) {
 	b := &fakeBackend{sut: newMem(memkv.Options{})}
 	cfg := baseConfig(t, b)
-	nem := &fakeNemesis{period: 40 * time.Millisecond}
-	cfg.Nemesis = nem
+	cfg.Nemesis = partitions()
 	var checked []history.Op
 	cfg.Check = fixedCheck(checker.Valid, &checked)
 	out, err := Run(context.Background(), cfg)
@@ -108,14 +107,25 @@ func TestLifecycleOrderAndStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"setup", "wait-healthy", "heal", "wait-healthy", "collect", "close"}
-	if got := b.Calls(); !reflect.DeepEqual(got, want) {
-		t.Fatalf("calls = %v, want %v", got, want)
+	var got []string
+	faults := 0
+	for _, c := range b.Calls() {
+		switch c {
+		case "partition":
+			faults++
+		case "partition-end":
+		default:
+			got = append(got, c)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("lifecycle calls = %v, want %v (all calls %v)", got, want, b.Calls())
+	}
+	if faults < 2 {
+		t.Fatalf("nemesis partitioned %d times in 300ms at a 30ms interval", faults)
 	}
 	if out.Valid != checker.Valid {
 		t.Fatalf("valid = %v", out.Valid)
-	}
-	if nem.healed != 1 {
-		t.Fatalf("nemesis healed %d times, want 1", nem.healed)
 	}
 	for _, f := range []string{results.TestFile, results.HistoryFile, results.ResultsFile, results.ReportFile} {
 		if _, err := os.Stat(filepath.Join(out.Dir, f)); err != nil {
@@ -276,7 +286,7 @@ func TestTeardownOnCancel(t *testing.T) {
 		b := &fakeBackend{sut: newMem(memkv.Options{})}
 		cfg := baseConfig(t, b)
 		cfg.TimeLimit = time.Minute
-		cfg.Nemesis = &fakeNemesis{period: 20 * time.Millisecond}
+		cfg.Nemesis = partitions()
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(150*time.Millisecond, cancel)
 		start := time.Now()
@@ -472,4 +482,50 @@ func TestBadConfig(t *testing.T) {
 	if len(b.Calls()) != 0 {
 		t.Fatalf("backend touched despite bad config: %v", b.Calls())
 	}
+}
+
+func TestActiveFaults(t *testing.T) {
+	tests := []struct {
+		fs   []string
+		want []string
+	}{
+		{nil, []string{}},
+		{[]string{"start-partition"}, []string{"partition"}},
+		{[]string{"start-partition", "stop-partition"}, []string{}},
+		{[]string{"kill", "pause", "start-loss"}, []string{"kill", "loss", "pause"}},
+		{[]string{"kill", "start", "pause", "resume"}, []string{}},
+	}
+	for _, tt := range tests {
+		var a activeFaults
+		for _, f := range tt.fs {
+			a.apply(f)
+		}
+		if got := a.list(); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("after %v: %v, want %v", tt.fs, got, tt.want)
+		}
+	}
+}
+
+func TestFaultsNeedATarget(t *testing.T) {
+	b := &fakeBackend{sut: newMem(memkv.Options{})}
+	cfg := baseConfig(t, b)
+	cfg.Nemesis = partitions()
+	cfg.Backend = noTarget{b}
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "cannot inject faults") {
+		t.Fatalf("err = %v", err)
+	}
+	if c := b.Calls(); c[len(c)-1] != "close" {
+		t.Fatalf("calls = %v", c)
+	}
+}
+
+// noTarget is a backend that cannot inject faults.
+type noTarget struct{ *fakeBackend }
+
+func (n noTarget) Setup(ctx context.Context, dir string) (*Cluster, error) {
+	cl, err := n.fakeBackend.Setup(ctx, dir)
+	if cl != nil {
+		cl.Target = nil
+	}
+	return cl, err
 }

@@ -39,10 +39,7 @@ func (r *runner) progress(stop <-chan struct{}) {
 }
 
 func (r *runner) faults() string {
-	if r.cfg.Nemesis == nil {
-		return "none"
-	}
-	if a := r.cfg.Nemesis.Active(); len(a) > 0 {
+	if a := r.active.list(); len(a) > 0 {
 		return strings.Join(a, ",")
 	}
 	return "none"
