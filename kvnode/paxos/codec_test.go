@@ -1,0 +1,136 @@
+package paxos
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/chaoskv/chaos/kvnode/replica"
+)
+
+func sampleMessages() []replica.Message {
+	h := Header{From: 1, To: 3}
+	b := Ballot{Round: 300, Node: 1}
+	v := Value{Reqs: []replica.Request{{ClientID: 9, Seq: 1 << 40, Op: []byte("op")}, {ClientID: 1, Seq: 2}}}
+	snap := &replica.Snapshot{Index: 77, Meta: []byte("m"), Data: bytes.Repeat([]byte("d"), 300)}
+	return []replica.Message{
+		&Prepare{Header: h, Ballot: b, FromSlot: 5},
+		&Promise{Header: h, Ballot: b, FromSlot: 5, Commit: 4, Entries: []PromiseEntry{
+			{Slot: 5, Ballot: Ballot{Round: 2, Node: 2}, Value: v},
+			{Slot: 7, Chosen: true},
+		}},
+		&Promise{Header: h, Ballot: b, Snapshot: snap},
+		&Nack{Header: h, Ballot: b, Promised: Ballot{Round: 301, Node: 2}},
+		&Accept{Header: h, Ballot: b, Slot: 12, Value: v, Commit: 11},
+		&Accept{Header: h, Ballot: b, Slot: 13},
+		&Accepted{Header: h, Ballot: b, Slot: 12, Commit: 10},
+		&Heartbeat{Header: h, Ballot: b, Commit: 1 << 60},
+		&HeartbeatReply{Header: h, Ballot: b, Commit: 3, LeaderCommit: 9},
+		&Learn{Header: h, Ballot: b, Commit: 9, Entries: []LearnEntry{{Slot: 4, Value: v}, {Slot: 5}}},
+		&InstallSnapshot{Header: h, Ballot: b, Snapshot: *snap},
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	var c Codec
+	for _, m := range sampleMessages() {
+		enc, err := c.AppendMessage(nil, m)
+		if err != nil {
+			t.Fatalf("%T: %v", m, err)
+		}
+		got, err := c.DecodeMessage(enc)
+		if err != nil {
+			t.Fatalf("%T: decode: %v", m, err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Fatalf("%T: round trip\n got %+v\nwant %+v", m, got, m)
+		}
+		for cut := 0; cut < len(enc); cut++ {
+			if _, err := c.DecodeMessage(enc[:cut]); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("%T cut at %d: err %v", m, cut, err)
+			}
+		}
+		if _, err := c.DecodeMessage(append(enc, 0)); err == nil {
+			t.Fatalf("%T: trailing byte accepted", m)
+		}
+	}
+}
+
+func TestCodecRejects(t *testing.T) {
+	var c Codec
+	if _, err := c.AppendMessage(nil, fakeMsg{}); err == nil {
+		t.Fatal("encoded a foreign message type")
+	}
+	for name, in := range map[string][]byte{
+		"empty":       {},
+		"bad version": {2, tagHeartbeat, 1, 2, 1, 1, 0},
+		"bad type":    {1, 99, 1, 2},
+		"node range":  {1, tagHeartbeat, 0x80, 0x80, 0x80, 0x80, 0x10, 2, 1, 1, 0},
+		"bad bool":    {1, tagPromise, 1, 2, 1, 1, 0, 0, 0, 7},
+		"huge count":  {1, tagLearn, 1, 2, 1, 1, 0, 0xff, 0xff, 0x03},
+	} {
+		if _, err := c.DecodeMessage(in); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err %v", name, err)
+		}
+	}
+}
+
+type fakeMsg struct{ Header }
+
+func TestEntryAndStateEncoding(t *testing.T) {
+	e := &slot{ballot: Ballot{Round: 4, Node: 2}, chosen: true, value: Value{Reqs: []replica.Request{{ClientID: 1, Seq: 2, Op: []byte("x")}}}}
+	b, chosen, v, err := decodeEntry(encodeEntry(e))
+	if err != nil || b != e.ballot || !chosen || !reflect.DeepEqual(v, e.value) {
+		t.Fatalf("entry round trip: %v %v %+v %v", b, chosen, v, err)
+	}
+	h := hardState{promised: Ballot{Round: 9, Node: 3}, commit: 1234}
+	got, err := decodeState(encodeState(h))
+	if err != nil || got != h {
+		t.Fatalf("state round trip %+v %v", got, err)
+	}
+	if _, err := decodeState([]byte{1, 9}); err == nil {
+		t.Fatal("truncated state accepted")
+	}
+	if _, _, _, err := decodeEntry([]byte{3}); err == nil {
+		t.Fatal("bad entry accepted")
+	}
+}
+
+func FuzzDecodeMessage(f *testing.F) {
+	var c Codec
+	for _, m := range sampleMessages() {
+		enc, _ := c.AppendMessage(nil, m)
+		f.Add(enc)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := c.DecodeMessage(b)
+		if err != nil {
+			return
+		}
+		again, err := c.AppendMessage(nil, m)
+		if err != nil {
+			t.Fatalf("re-encode %T: %v", m, err)
+		}
+		if !bytes.Equal(again, b) {
+			t.Fatalf("re-encoding of %T differs", m)
+		}
+	})
+}
+
+func FuzzDecodeEntry(f *testing.F) {
+	f.Add(encodeEntry(&slot{ballot: Ballot{Round: 1, Node: 1}, value: Value{Reqs: []replica.Request{{ClientID: 1, Seq: 1, Op: []byte("a")}}}}))
+	f.Add(encodeState(hardState{promised: Ballot{Round: 1, Node: 1}, commit: 5}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if bal, chosen, v, err := decodeEntry(b); err == nil {
+			if again := encodeEntry(&slot{ballot: bal, chosen: chosen, value: v}); !bytes.Equal(again, b) {
+				t.Fatal("entry re-encoding differs")
+			}
+		}
+		if h, err := decodeState(b); err == nil {
+			if !bytes.Equal(encodeState(h), b) {
+				t.Fatal("state re-encoding differs")
+			}
+		}
+	})
+}
