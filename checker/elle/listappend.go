@@ -1,0 +1,662 @@
+package elle
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// elemIndex maps (key, element) to an append record.
+type elemIndex struct {
+	ints map[[2]int64]int32
+	strs map[strElem]int32
+}
+
+type strElem struct {
+	key int32
+	s   string
+}
+
+func newElemIndex(n int) elemIndex {
+	return elemIndex{ints: make(map[[2]int64]int32, n), strs: map[strElem]int32{}}
+}
+
+// put records the first appender of an element and reports whether the
+// element had been appended before.
+func (ix *elemIndex) put(key int32, v any, rec int32) bool {
+	switch x := v.(type) {
+	case int64:
+		k := [2]int64{int64(key), x}
+		if _, dup := ix.ints[k]; dup {
+			return true
+		}
+		ix.ints[k] = rec
+	case string:
+		k := strElem{key, x}
+		if _, dup := ix.strs[k]; dup {
+			return true
+		}
+		ix.strs[k] = rec
+	}
+	return false
+}
+
+func (ix *elemIndex) get(key int32, v any) int32 {
+	switch x := v.(type) {
+	case int64:
+		if r, ok := ix.ints[[2]int64{int64(key), x}]; ok {
+			return r
+		}
+	case string:
+		if r, ok := ix.strs[strElem{key, x}]; ok {
+			return r
+		}
+	}
+	return -1
+}
+
+type laAppend struct {
+	txn   int32
+	key   int32
+	mop   int32 // absolute index into parsed.mops
+	pos   int32 // position in the key's version order, -1 if unobserved
+	final bool  // the transaction's last append to this key
+}
+
+type laRead struct {
+	txn int32
+	key int32
+	mop int32
+	ext bool // the transaction's first access to the key
+	rmw bool // external, and the transaction appends to the key later
+}
+
+// listAppend infers dependencies for list-append histories.
+type listAppend struct {
+	r     *run
+	apps  []laAppend
+	reads []laRead
+	elems elemIndex
+	// Per key: the longest read (the inferred version order), the append
+	// record of each of its elements (-1 if nobody appended it), and
+	// whether the key's reads disagree (then nothing is inferred from it).
+	order   [][]any
+	writers [][]int32
+	bad     []bool
+}
+
+func readList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+// scan walks every transaction once: it records appends and reads and
+// checks each committed transaction against itself (internal, future-read).
+func (la *listAppend) scan() {
+	p := la.r.p
+	type kstate struct {
+		key  int32
+		read bool
+		base []any
+		apps []int32 // mop indices of appends since the last read
+	}
+	var ks []kstate
+	state := func(k int32) *kstate {
+		for i := range ks {
+			if ks[i].key == k {
+				return &ks[i]
+			}
+		}
+		if len(ks) < cap(ks) {
+			ks = ks[:len(ks)+1]
+			s := &ks[len(ks)-1]
+			*s = kstate{key: k, apps: s.apps[:0]}
+			return s
+		}
+		ks = append(ks, kstate{key: k})
+		return &ks[len(ks)-1]
+	}
+	var seen []int32
+	for ti := range p.txns {
+		t := int32(ti)
+		tx := &p.txns[t]
+		mops := p.mops[tx.mopLo:tx.mopHi]
+		// Appends, marking each transaction's final append per key.
+		seen = seen[:0]
+		first := len(la.apps)
+		for j := len(mops) - 1; j >= 0; j-- {
+			m := &mops[j]
+			if m.f != fAppend {
+				continue
+			}
+			final := !slices.Contains(seen, m.key)
+			if final {
+				seen = append(seen, m.key)
+			}
+			la.apps = append(la.apps, laAppend{txn: t, key: m.key, mop: tx.mopLo + int32(j), pos: -1, final: final})
+		}
+		slices.Reverse(la.apps[first:])
+		if tx.st != stOK {
+			continue
+		}
+		ks = ks[:0]
+		for j := range mops {
+			m := &mops[j]
+			s := state(m.key)
+			if m.f == fAppend {
+				s.apps = append(s.apps, int32(j))
+				continue
+			}
+			list := readList(m.val)
+			ext := !s.read && len(s.apps) == 0
+			later := false
+			for k := j + 1; k < len(mops); k++ {
+				if mops[k].f == fAppend && mops[k].key == m.key {
+					later = true
+					la.checkFutureRead(t, j, list)
+					break
+				}
+			}
+			rmw := ext && later
+			la.reads = append(la.reads, laRead{txn: t, key: m.key, mop: tx.mopLo + int32(j), ext: ext, rmw: rmw})
+			la.checkInternal(t, j, s.read, s.base, s.apps, list)
+			s.read = true
+			s.base = list
+			s.apps = s.apps[:0]
+		}
+	}
+}
+
+// checkInternal compares a read with what the transaction's own earlier
+// reads and appends imply.
+func (la *listAppend) checkInternal(t int32, j int, hadRead bool, base []any, apps []int32, list []any) {
+	p := la.r.p
+	mops := p.txnMops(t)
+	if !hadRead && len(apps) == 0 {
+		return
+	}
+	ok := true
+	if hadRead {
+		if len(list) != len(base)+len(apps) {
+			ok = false
+		} else {
+			for i, e := range base {
+				if !eqScalar(e, list[i]) {
+					ok = false
+					break
+				}
+			}
+		}
+	} else if len(list) < len(apps) {
+		ok = false
+	}
+	if ok {
+		tail := list[len(list)-len(apps):]
+		for i, a := range apps {
+			if !eqScalar(mops[a].val, tail[i]) {
+				ok = false
+				break
+			}
+		}
+	}
+	if ok {
+		return
+	}
+	var expected []any
+	if hadRead {
+		expected = append(expected, base...)
+	} else {
+		expected = append(expected, "...")
+	}
+	for _, a := range apps {
+		expected = append(expected, mops[a].val)
+	}
+	key := p.keys.value(mops[j].key)
+	la.r.add(&Anomaly{
+		Type: "internal", Txns: []Txn{p.export(t)}, Key: key,
+		Mop: exportMop(p, &mops[j]), Expected: expected,
+		Explanation: fmt.Sprintf("%s read key %v as %s, but its own earlier operations on that key imply %s.",
+			p.describe("T1", t), key, fmtList(list), fmtList(expected)),
+	})
+}
+
+// checkFutureRead flags a read that already contains an element the
+// transaction only appends later.
+func (la *listAppend) checkFutureRead(t int32, j int, list []any) {
+	p := la.r.p
+	mops := p.txnMops(t)
+	for k := j + 1; k < len(mops); k++ {
+		m := &mops[k]
+		if m.f != fAppend || m.key != mops[j].key {
+			continue
+		}
+		for _, e := range list {
+			if eqScalar(e, m.val) {
+				key := p.keys.value(m.key)
+				la.r.add(&Anomaly{
+					Type: "future-read", Txns: []Txn{p.export(t)}, Key: key,
+					Mop: exportMop(p, &mops[j]), Element: e,
+					Explanation: fmt.Sprintf("%s read key %v as %s, which already contains %v, an element it appends only later in the same transaction.",
+						p.describe("T1", t), key, fmtList(list), e),
+				})
+				return
+			}
+		}
+	}
+}
+
+// infer builds the version order of every key and the ww, wr and rw edges
+// it implies, reporting the per-key anomalies on the way.
+func (la *listAppend) infer(out *edges) {
+	r := la.r
+	p := r.p
+	nk := len(p.keys.vals)
+	la.order = make([][]any, nk)
+	la.writers = make([][]int32, nk)
+	la.bad = make([]bool, nk)
+	la.elems = newElemIndex(len(la.apps))
+	for i := range la.apps {
+		a := &la.apps[i]
+		if la.elems.put(a.key, p.mops[a.mop].val, int32(i)) {
+			// The same element appended twice makes the order ambiguous.
+			la.bad[a.key] = true
+		}
+	}
+	readOff := bucket(nk, len(la.reads), func(i int) int32 { return la.reads[i].key })
+	reads := permute(la.reads, readOff, func(x laRead) int32 { return x.key })
+	la.reads = reads
+	appOff := bucket(nk, len(la.apps), func(i int) int32 { return la.apps[i].key })
+	appIdx := make([]int32, len(la.apps))
+	{
+		fill := slices.Clone(appOff[:nk])
+		for i := range la.apps {
+			k := la.apps[i].key
+			appIdx[fill[k]] = int32(i)
+			fill[k]++
+		}
+	}
+	var unobserved []int32
+	var failedPos []int32
+	type rmw struct {
+		n   int
+		txn int32
+		mop int32
+	}
+	var rmws []rmw
+	for k := int32(0); int(k) < nk; k++ {
+		rs := reads[readOff[k]:readOff[k+1]]
+		// The longest read is the version order; every other read must
+		// be a prefix of it.
+		var longest []any
+		for i := range rs {
+			if l := readList(p.mops[rs[i].mop].val); len(l) > len(longest) {
+				longest = l
+			}
+		}
+		if la.bad[k] {
+			la.badKey(k, "duplicate-elements", longest, nil)
+			continue
+		}
+		for i := range rs {
+			l := readList(p.mops[rs[i].mop].val)
+			for j, e := range l {
+				if !eqScalar(e, longest[j]) {
+					la.badKey(k, "incompatible-order", longest, l)
+					break
+				}
+			}
+			if la.bad[k] {
+				break
+			}
+		}
+		if la.bad[k] {
+			continue
+		}
+		ws := make([]int32, len(longest))
+		failedPos = failedPos[:0]
+		for i, e := range longest {
+			a := la.elems.get(k, e)
+			ws[i] = a
+			if a < 0 {
+				continue
+			}
+			if la.apps[a].pos >= 0 {
+				la.bad[k] = true
+				break
+			}
+			la.apps[a].pos = int32(i)
+			if p.txns[la.apps[a].txn].st == stFail {
+				failedPos = append(failedPos, int32(i))
+			}
+		}
+		if la.bad[k] {
+			la.badKey(k, "duplicate-elements", longest, nil)
+			continue
+		}
+		la.order[k] = longest
+		la.writers[k] = ws
+		if len(failedPos) > 0 {
+			la.dirty(k, ws, rs, failedPos)
+		}
+		// ww: consecutive committed (or indeterminate) writers.
+		prev := int32(-1)
+		for _, a := range ws {
+			if a < 0 {
+				continue
+			}
+			t := la.apps[a].txn
+			if p.txns[t].st == stFail {
+				continue
+			}
+			if prev >= 0 && prev != t {
+				out.add(prev, t, kWW)
+			}
+			prev = t
+		}
+		// Committed appends nobody read come after every observed element.
+		unobserved = unobserved[:0]
+		for _, ai := range appIdx[appOff[k]:appOff[k+1]] {
+			a := &la.apps[ai]
+			if a.pos < 0 && p.txns[a.txn].st == stOK {
+				if len(unobserved) == 0 || unobserved[len(unobserved)-1] != a.txn {
+					unobserved = append(unobserved, a.txn)
+				}
+			}
+		}
+		if prev >= 0 {
+			for _, u := range unobserved {
+				out.add(prev, u, kWW)
+			}
+		}
+		rmws = rmws[:0]
+		for i := range rs {
+			rd := &rs[i]
+			n := len(readList(p.mops[rd.mop].val))
+			if n > 0 && rd.ext {
+				if a := ws[n-1]; a >= 0 {
+					w := la.apps[a].txn
+					if w != rd.txn && p.txns[w].st != stFail {
+						out.add(w, rd.txn, kWR)
+						if !la.apps[a].final {
+							la.g1b(rd, a)
+						}
+					}
+				}
+			}
+			if !rd.ext {
+				continue
+			}
+			if n < len(ws) {
+				if a := ws[n]; a >= 0 && p.txns[la.apps[a].txn].st != stFail {
+					out.add(rd.txn, la.apps[a].txn, kRW)
+				}
+			} else {
+				for _, u := range unobserved {
+					out.add(rd.txn, u, kRW)
+				}
+			}
+			if rd.rmw {
+				rmws = append(rmws, rmw{n, rd.txn, rd.mop})
+			}
+		}
+		if len(rmws) > 1 {
+			slices.SortFunc(rmws, func(a, b rmw) int { return a.n - b.n })
+			for i := 0; i < len(rmws); {
+				j := i + 1
+				for j < len(rmws) && rmws[j].n == rmws[i].n {
+					j++
+				}
+				if j-i > 1 {
+					var txns []Txn
+					var names []string
+					for _, x := range rmws[i:j] {
+						txns = append(txns, p.export(x.txn))
+						names = append(names, p.describe(fmt.Sprintf("T%d", len(names)+1), x.txn))
+					}
+					key := p.keys.value(k)
+					v := longest[:rmws[i].n]
+					r.add(&Anomaly{
+						Type: "lost-update", Key: key, Values: []any{slices.Clone(v)}, Txns: txns,
+						Explanation: fmt.Sprintf("%s all read key %v as %s and then appended to it, so all but one of their updates were applied to a state that no longer existed.",
+							strings.Join(names, ", "), key, fmtList(v)),
+					})
+				}
+				i = j
+			}
+		}
+	}
+}
+
+func (la *listAppend) badKey(k int32, typ string, longest, other []any) {
+	p := la.r.p
+	la.bad[k] = true
+	key := p.keys.value(k)
+	a := &Anomaly{Type: typ, Key: key}
+	if typ == "incompatible-order" {
+		a.Values = []any{slices.Clone(longest), slices.Clone(other)}
+		a.Explanation = fmt.Sprintf("Reads of key %v saw %s and %s; neither is a prefix of the other, so no single order of appends explains both.",
+			key, fmtList(longest), fmtList(other))
+	} else {
+		a.Values = []any{slices.Clone(longest)}
+		a.Explanation = fmt.Sprintf("Key %v holds an element twice (read as %s), or one element was appended twice, so its order of appends is ambiguous.",
+			key, fmtList(longest))
+	}
+	la.r.add(a)
+}
+
+// dirty reports reads of aborted appends (G1a) and committed appends that
+// build on aborted ones (dirty-update).
+func (la *listAppend) dirty(k int32, ws []int32, rs []laRead, failedPos []int32) {
+	r := la.r
+	p := r.p
+	key := p.keys.value(k)
+	for i := range rs {
+		rd := &rs[i]
+		list := readList(p.mops[rd.mop].val)
+		for _, fp := range failedPos {
+			if int(fp) >= len(list) {
+				break
+			}
+			a := &la.apps[ws[fp]]
+			r.add(&Anomaly{
+				Type: "G1a", Txns: []Txn{p.export(rd.txn), p.export(a.txn)}, Key: key,
+				Mop: exportMop(p, &p.mops[rd.mop]), Element: list[fp],
+				Explanation: fmt.Sprintf("%s read key %v as %s, which contains %v, appended by %s, which failed (aborted).",
+					p.describe("T1", rd.txn), key, fmtList(list), list[fp], p.describe("T2", a.txn)),
+			})
+		}
+	}
+	start := -1
+	for i, a := range ws {
+		if a < 0 {
+			continue
+		}
+		switch p.txns[la.apps[a].txn].st {
+		case stFail:
+			if start < 0 {
+				start = i
+			}
+		case stOK:
+			if start >= 0 {
+				f, o := la.apps[ws[start]].txn, la.apps[a].txn
+				vals := slices.Clone(la.order[k][start : i+1])
+				r.add(&Anomaly{
+					Type: "dirty-update", Key: key, Values: vals,
+					Txns: []Txn{p.export(f), p.export(o)},
+					Explanation: fmt.Sprintf("%s committed its append of %v to key %v on top of %v, appended by %s, which failed (aborted).",
+						p.describe("T2", o), p.mops[la.apps[a].mop].val, key, p.mops[la.apps[ws[start]].mop].val, p.describe("T1", f)),
+				})
+				start = -1
+			}
+		}
+	}
+}
+
+func (la *listAppend) g1b(rd *laRead, a int32) {
+	p := la.r.p
+	w := la.apps[a].txn
+	m := &p.mops[rd.mop]
+	list := readList(m.val)
+	key := p.keys.value(rd.key)
+	la.r.add(&Anomaly{
+		Type: "G1b", Txns: []Txn{p.export(rd.txn), p.export(w)}, Key: key,
+		Mop: exportMop(p, m), Element: list[len(list)-1],
+		Explanation: fmt.Sprintf("%s read key %v as %s, ending in %v, an intermediate append of %s, which appended to that key again later.",
+			p.describe("T1", rd.txn), key, fmtList(list), list[len(list)-1], p.describe("T2", w)),
+	})
+}
+
+// explain finds the evidence for a data edge a -> b of kind k.
+func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool) {
+	p := la.r.p
+	ma, mb := p.txnMops(a), p.txnMops(b)
+	switch k {
+	case kWW:
+		for i := range ma {
+			if ma[i].f != fAppend || la.bad[ma[i].key] {
+				continue
+			}
+			ra := la.elems.get(ma[i].key, ma[i].val)
+			if ra < 0 || la.apps[ra].txn != a || la.apps[ra].pos < 0 {
+				continue
+			}
+			for j := range mb {
+				if mb[j].f != fAppend || mb[j].key != ma[i].key {
+					continue
+				}
+				rb := la.elems.get(mb[j].key, mb[j].val)
+				if rb < 0 || la.apps[rb].txn != b {
+					continue
+				}
+				key := p.keys.value(ma[i].key)
+				st := Step{Type: "ww", Key: key, Value: ma[i].val, NewValue: mb[j].val, AMop: i, BMop: j}
+				switch {
+				case la.apps[rb].pos > la.apps[ra].pos:
+					st.Explanation = fmt.Sprintf("%s appended %v to key %v after %s appended %v, so %s < %s (ww).",
+						p.describe(nb, b), mb[j].val, key, p.describe(na, a), ma[i].val, na, nb)
+				case la.apps[rb].pos < 0:
+					st.Explanation = fmt.Sprintf("%s appended %v to key %v and no read saw it, so it follows every observed element, including %s's append of %v; so %s < %s (ww).",
+						p.describe(nb, b), mb[j].val, key, p.describe(na, a), ma[i].val, na, nb)
+				default:
+					continue
+				}
+				return st, true
+			}
+		}
+	case kWR:
+		seen := map[int32]bool{}
+		for j := range mb {
+			m := &mb[j]
+			if seen[m.key] {
+				continue
+			}
+			seen[m.key] = true
+			if m.f != fRead || la.bad[m.key] {
+				continue
+			}
+			list := readList(m.val)
+			if len(list) == 0 {
+				continue
+			}
+			ra := la.elems.get(m.key, list[len(list)-1])
+			if ra < 0 || la.apps[ra].txn != a {
+				continue
+			}
+			key := p.keys.value(m.key)
+			return Step{Type: "wr", Key: key, Value: list[len(list)-1], AMop: int(la.apps[ra].mop - p.txns[a].mopLo), BMop: j,
+				Explanation: fmt.Sprintf("%s read %s's append of %v to key %v, so %s < %s (wr).",
+					p.describe(nb, b), p.describe(na, a), list[len(list)-1], key, na, nb)}, true
+		}
+	case kRW:
+		seen := map[int32]bool{}
+		for i := range ma {
+			m := &ma[i]
+			if seen[m.key] {
+				continue
+			}
+			seen[m.key] = true
+			if m.f != fRead || la.bad[m.key] {
+				continue
+			}
+			list := readList(m.val)
+			order, ws := la.order[m.key], la.writers[m.key]
+			key := p.keys.value(m.key)
+			if len(list) < len(ws) {
+				ra := ws[len(list)]
+				if ra >= 0 && la.apps[ra].txn == b {
+					return Step{Type: "rw", Key: key, Value: lastOr(list), NewValue: order[len(list)], AMop: i, BMop: int(la.apps[ra].mop - p.txns[b].mopLo),
+						Explanation: fmt.Sprintf("%s read key %v as %s, and %s appended %v, the next element, so %s < %s (rw).",
+							p.describe(na, a), key, fmtList(list), p.describe(nb, b), order[len(list)], na, nb)}, true
+				}
+				continue
+			}
+			for j := range mb {
+				if mb[j].f != fAppend || mb[j].key != m.key {
+					continue
+				}
+				rb := la.elems.get(m.key, mb[j].val)
+				if rb >= 0 && la.apps[rb].txn == b && la.apps[rb].pos < 0 {
+					return Step{Type: "rw", Key: key, Value: lastOr(list), NewValue: mb[j].val, AMop: i, BMop: j,
+						Explanation: fmt.Sprintf("%s read key %v as %s, without %s's committed append of %v, which no read saw and so follows every observed element; so %s < %s (rw).",
+							p.describe(na, a), key, fmtList(list), p.describe(nb, b), mb[j].val, na, nb)}, true
+				}
+			}
+		}
+	}
+	return Step{}, false
+}
+
+func lastOr(l []any) any {
+	if len(l) == 0 {
+		return "init"
+	}
+	return l[len(l)-1]
+}
+
+// bucket returns CSR offsets (length nk+1) for n items grouped by key.
+func bucket(nk, n int, key func(int) int32) []int32 {
+	off := make([]int32, nk+1)
+	for i := 0; i < n; i++ {
+		off[key(i)+1]++
+	}
+	for i := 1; i <= nk; i++ {
+		off[i] += off[i-1]
+	}
+	return off
+}
+
+// permute returns xs grouped by key (stable) using the offsets bucket made.
+func permute[T any](xs []T, off []int32, key func(T) int32) []T {
+	out := make([]T, len(xs))
+	fill := slices.Clone(off[:len(off)-1])
+	for _, x := range xs {
+		k := key(x)
+		out[fill[k]] = x
+		fill[k]++
+	}
+	return out
+}
+
+func exportMop(p *parsed, m *mop) []any {
+	f := "r"
+	switch m.f {
+	case fWrite:
+		f = "w"
+	case fAppend:
+		f = "append"
+	}
+	return []any{f, p.keys.value(m.key), m.val}
+}
+
+func fmtList(l []any) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, e := range l {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprint(&b, e)
+	}
+	b.WriteByte(']')
+	return b.String()
+}
