@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/checker/linear"
+	"github.com/chaoskv/chaos/docker"
+	"github.com/chaoskv/chaos/harness"
+	"github.com/chaoskv/chaos/harness/dockerbackend"
+	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/nemesis"
+	"github.com/chaoskv/chaos/results"
+	"github.com/chaoskv/chaos/workloads"
+)
+
+func init() {
+	commands = append(commands, &cli.Command{
+		Name:  "run",
+		Usage: "run a test against a kvnode cluster in Docker containers",
+		Description: "Starts a kvnode cluster as Docker containers, runs the workload's clients while the\n" +
+			"nemesis injects faults, heals, performs final reads, checks the history and writes\n" +
+			"the run to the store (store/<name>/<timestamp>/, store/latest). Exits 0 valid, 1\n" +
+			"invalid, 2 unknown, 254 bad arguments, 255 internal error or interrupted.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "workload", Value: "register", Usage: "workload: " + strings.Join(workloads.Names(), ", ")},
+			&cli.StringFlag{Name: "nemesis", Value: "partition", Usage: "comma-separated fault kinds, or none: " + kindList()},
+			&cli.DurationFlag{Name: "nemesis-interval", Value: nemesis.DefaultInterval, Usage: "mean time between faults and mean fault duration"},
+			&cli.IntFlag{Name: "nodes", Value: 5, Usage: "nodes in the cluster"},
+			&cli.IntFlag{Name: "replicas", Value: 3, Usage: "nodes per replica group (fewer than --nodes: one group per node, placed round the ring)"},
+			&cli.StringFlag{Name: "replication", Value: "paxos", Usage: "replication protocol: " + strings.Join(dockerbackend.Protocols, ", ")},
+			&cli.DurationFlag{Name: "time-limit", Value: 60 * time.Second, Usage: "how long the workload runs"},
+			&cli.IntFlag{Name: "concurrency", Value: 10, Usage: "concurrent client processes"},
+			&cli.Float64Flag{Name: "rate", Value: 100, Usage: "total invocations per second (0: as fast as the clients go)"},
+			&cli.Int64Flag{Name: "seed", Usage: "seed for the generator and the nemesis (default: random, printed and recorded)"},
+			&cli.StringFlag{Name: "store", Value: "store", Usage: "the run store's directory"},
+			&cli.IntFlag{Name: "test-count", Value: 1, Usage: "run the test this many times (seeds seed, seed+1, ...), stopping at the first invalid run"},
+			&cli.BoolFlag{Name: "leave-running", Usage: "leave the cluster running after the test (remove it with chaos clean)"},
+			&cli.StringFlag{Name: "name", Usage: "test name in the store (default: <workload>-<nemesis kinds>)"},
+			&cli.StringFlag{Name: "kvnode-binary", Usage: "the static kvnode executable for the node image (default: kvnode next to chaos)"},
+			&cli.DurationFlag{Name: "op-timeout", Value: 5 * time.Second, Usage: "a client operation's timeout (then its outcome is unknown)"},
+			&cli.DurationFlag{Name: "check-timeout", Value: 5 * time.Minute, Usage: "give up the checker after this long (verdict unknown)"},
+		},
+		Action: runAction,
+	})
+}
+
+func kindList() string {
+	var s []string
+	for _, k := range nemesis.Kinds() {
+		s = append(s, string(k))
+	}
+	return strings.Join(s, ", ")
+}
+
+// runSpec is a validated chaos run command line.
+type runSpec struct {
+	workload  workloads.Workload
+	kinds     []nemesis.Kind
+	interval  time.Duration
+	cluster   dockerbackend.Options
+	timeLimit time.Duration
+	conc      int
+	rate      float64
+	seed      int64
+	store     string
+	count     int
+	leave     bool
+	name      string
+	opTimeout time.Duration
+	checkTO   time.Duration
+}
+
+// parseRun validates every flag, naming the flag in each error.
+func parseRun(c *cli.Context) (*runSpec, error) {
+	if c.Args().Present() {
+		return nil, badArgs("run takes no arguments (got %q)", c.Args().Slice())
+	}
+	s := &runSpec{
+		interval:  c.Duration("nemesis-interval"),
+		timeLimit: c.Duration("time-limit"),
+		conc:      c.Int("concurrency"),
+		rate:      c.Float64("rate"),
+		store:     c.String("store"),
+		count:     c.Int("test-count"),
+		leave:     c.Bool("leave-running"),
+		opTimeout: c.Duration("op-timeout"),
+		checkTO:   c.Duration("check-timeout"),
+	}
+	w, err := workloads.New(c.String("workload"))
+	if err != nil {
+		return nil, badArgs("--workload: %v", err)
+	}
+	s.workload = w
+	if s.kinds, err = nemesis.ParseKinds(c.String("nemesis")); err != nil {
+		return nil, badArgs("--nemesis: %v", err)
+	}
+	s.cluster = dockerbackend.Options{Nodes: c.Int("nodes"), Replicas: c.Int("replicas"), Protocol: c.String("replication")}
+	if err := s.cluster.Validate(); err != nil {
+		return nil, badArgs("%v", err)
+	}
+	for _, k := range s.kinds {
+		min := 2
+		if k == nemesis.PartitionMajoritiesRing || k == nemesis.PartitionBridge {
+			min = 3
+		}
+		if k.IsPartition() && s.cluster.Nodes < min {
+			return nil, badArgs("--nemesis: %s needs at least %d nodes, --nodes is %d", k, min, s.cluster.Nodes)
+		}
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"nemesis-interval", s.interval}, {"time-limit", s.timeLimit}, {"op-timeout", s.opTimeout}, {"check-timeout", s.checkTO}} {
+		if d.v <= 0 {
+			return nil, badArgs("--%s: must be positive (got %v)", d.flag, d.v)
+		}
+	}
+	switch {
+	case s.conc < 1 || s.conc > 10000:
+		return nil, badArgs("--concurrency: %d is outside 1..10000", s.conc)
+	case !(s.rate >= 0) || s.rate > 1e9:
+		return nil, badArgs("--rate: %v is not a rate in 0..1e9 ops/s", s.rate)
+	case s.count < 1:
+		return nil, badArgs("--test-count: must be at least 1 (got %d)", s.count)
+	case s.store == "":
+		return nil, badArgs("--store: empty directory name")
+	}
+	s.name = c.String("name")
+	if s.name == "" {
+		parts := []string{w.Name()}
+		for _, k := range s.kinds {
+			parts = append(parts, string(k))
+		}
+		if len(s.kinds) == 0 {
+			parts = append(parts, "none")
+		}
+		s.name = strings.Join(parts, "-")
+	}
+	if err := results.ValidateName(s.name); err != nil {
+		return nil, badArgs("--name: %v", err)
+	}
+	if c.IsSet("seed") {
+		s.seed = c.Int64("seed")
+	} else {
+		s.seed = time.Now().UnixNano() & (1<<53 - 1)
+	}
+	bin := c.String("kvnode-binary")
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, badArgs("--kvnode-binary: not given, and chaos cannot find its own directory: %v", err)
+		}
+		bin = filepath.Join(filepath.Dir(exe), "kvnode")
+	}
+	fi, err := os.Stat(bin)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, badArgs("--kvnode-binary: no kvnode executable at %s (build it with `make build`, or name it with --kvnode-binary)", bin)
+	}
+	s.cluster.Binary = bin
+	return s, nil
+}
+
+// runBackend connects the backend a run uses; tests replace it.
+var runBackend = func(ctx context.Context, opts dockerbackend.Options) (harness.Backend, func(), error) {
+	d, err := docker.Connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := dockerbackend.New(d, opts)
+	if err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	return b, func() { d.Close() }, nil
+}
+
+// checkHistory runs the checker a workload names.
+func checkHistory(timeout time.Duration) harness.CheckFunc {
+	return func(_ context.Context, spec workloads.CheckSpec, ops []history.Op, dir string) (checker.Result, error) {
+		switch spec.Checker {
+		case "linear":
+			return linear.Check(spec.Model, ops, linear.Options{Timeout: timeout, Directory: dir})
+		default:
+			return checker.Result{}, fmt.Errorf("no checker named %q", spec.Checker)
+		}
+	}
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func runAction(c *cli.Context) error {
+	s, err := parseRun(c)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	sum, err := fileSHA256(s.cluster.Binary)
+	if err != nil {
+		return internal(fmt.Errorf("hash the kvnode binary: %w", err))
+	}
+	backend, closeBackend, err := runBackend(ctx, s.cluster)
+	if err != nil {
+		return internal(fmt.Errorf("backend: %w", err))
+	}
+	defer closeBackend()
+
+	terminal := false
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		terminal = true
+	}
+	var kinds []string
+	for _, k := range s.kinds {
+		kinds = append(kinds, string(k))
+	}
+	worst := checker.Valid
+	for i := range s.count {
+		seed := s.seed + int64(i)
+		cfg := harness.Config{
+			Name:         s.name,
+			Workload:     s.workload,
+			Backend:      backend,
+			Nemesis:      nemesis.Config{Kinds: s.kinds, Interval: s.interval},
+			Check:        checkHistory(s.checkTO),
+			Concurrency:  s.conc,
+			Rate:         s.rate,
+			TimeLimit:    s.timeLimit,
+			Seed:         seed,
+			Store:        s.store,
+			LeaveRunning: s.leave,
+			OpTimeout:    s.opTimeout,
+			Parameters: map[string]any{
+				"nemesis":          kinds,
+				"nemesis-interval": s.interval.String(),
+				"nodes":            s.cluster.Nodes,
+				"replicas":         s.cluster.Replicas,
+				"replication":      s.cluster.Protocol,
+				"kvnode-binary":    s.cluster.Binary,
+				"test-count":       s.count,
+				"test-index":       i + 1,
+				"command":          strings.Join(os.Args, " "),
+			},
+			KvnodeVersion: "sha256:" + sum,
+			Progress:      os.Stderr,
+			Terminal:      terminal,
+		}
+		if s.count > 1 {
+			slog.Info("test run", "n", i+1, "of", s.count, "seed", seed)
+		} else {
+			slog.Info("test run", "seed", seed)
+		}
+		out, err := harness.Run(ctx, cfg)
+		if err != nil {
+			where := ""
+			if out != nil {
+				where = " (partial results in " + out.Dir + ")"
+			}
+			if errors.Is(err, harness.ErrInterrupted) {
+				return cli.Exit(fmt.Sprintf("interrupted%s: %v", where, err), exitInternal)
+			}
+			return internal(fmt.Errorf("%w%s", err, where))
+		}
+		printOutcome(c.App.Writer, out)
+		worst = worse(worst, out.Valid)
+		if out.Valid == checker.Invalid {
+			break
+		}
+	}
+	if code := worst.ExitCode(); code != exitValid {
+		return cli.Exit("", code)
+	}
+	return nil
+}
+
+// worse returns the worse of two verdicts: invalid, then unknown, then
+// valid.
+func worse(a, b checker.Validity) checker.Validity {
+	return checker.Merge(a, b)
+}
+
+func printOutcome(w io.Writer, out *harness.Outcome) {
+	fmt.Fprintf(w, "valid: %s\n", out.Valid)
+	for name, r := range out.Summary.Results {
+		fmt.Fprintf(w, "  %s: %s\n", name, r.Summary)
+	}
+	for _, n := range out.Summary.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+	fmt.Fprintf(w, "results: %s\n", out.Dir)
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/chaoskv/chaos/harness"
+	"github.com/chaoskv/chaos/harness/dockerbackend"
+	"github.com/chaoskv/chaos/results"
+	"github.com/chaoskv/chaos/workloads"
+	"github.com/chaoskv/chaos/workloads/memkv"
+)
+
+// runCLI runs chaos with args and returns its exit code and stderr.
+func runCLI(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stderr
+	os.Stderr = w
+	var buf strings.Builder
+	var wg sync.WaitGroup
+	wg.Go(func() { io.Copy(&buf, r) })
+	code := run(append([]string{"chaos"}, args...))
+	os.Stderr = old
+	w.Close()
+	wg.Wait()
+	r.Close()
+	return code, buf.String()
+}
+
+func TestRunBadFlags(t *testing.T) {
+	bin := os.Args[0] // any regular file stands in for the kvnode binary
+	tests := []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--nodes", "five"}, "nodes"},
+		{[]string{"--nodes", "0"}, "--nodes"},
+		{[]string{"--replicas", "7"}, "--replicas"},
+		{[]string{"--replication", "raft"}, "--replication"},
+		{[]string{"--workload", "bank2"}, "--workload"},
+		{[]string{"--nemesis", "partition,flood"}, "--nemesis"},
+		{[]string{"--nemesis", ""}, "--nemesis"},
+		{[]string{"--nemesis", "partition-bridge", "--nodes", "2", "--replicas", "2"}, "--nemesis"},
+		{[]string{"--nemesis-interval", "0s"}, "--nemesis-interval"},
+		{[]string{"--nemesis-interval", "soon"}, "nemesis-interval"},
+		{[]string{"--time-limit", "-1s"}, "--time-limit"},
+		{[]string{"--concurrency", "0"}, "--concurrency"},
+		{[]string{"--rate", "-5"}, "--rate"},
+		{[]string{"--rate", "NaN"}, "--rate"},
+		{[]string{"--test-count", "0"}, "--test-count"},
+		{[]string{"--name", "a/b"}, "--name"},
+		{[]string{"--store", ""}, "--store"},
+		{[]string{"--op-timeout", "0s"}, "--op-timeout"},
+		{[]string{"--kvnode-binary", "/nonexistent/kvnode"}, "--kvnode-binary"},
+		{[]string{"extra-arg"}, "arguments"},
+	}
+	for _, tt := range tests {
+		args := append([]string{"run", "--kvnode-binary", bin}, tt.args...)
+		code, stderr := runCLI(t, args...)
+		if code != exitBadArgs {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", tt.args, code, exitBadArgs, stderr)
+			continue
+		}
+		if !strings.Contains(stderr, tt.flag) {
+			t.Errorf("%v: message %q does not name %s", tt.args, stderr, tt.flag)
+		}
+	}
+}
+
+// memBackend serves a fresh in-memory SUT on every Setup, as a real
+// backend starts a fresh cluster.
+type memBackend struct {
+	sut    func() workloads.SUT
+	closed int
+}
+
+func (b *memBackend) Setup(context.Context, string) (*harness.Cluster, error) {
+	return &harness.Cluster{SUT: b.sut()}, nil
+}
+func (b *memBackend) WaitHealthy(context.Context) error     { return nil }
+func (b *memBackend) Collect(context.Context, string) error { return nil }
+func (b *memBackend) Close(context.Context) error           { b.closed++; return nil }
+
+// liarSUT answers every read with a value nobody wrote.
+type liarSUT struct{ workloads.SUT }
+
+func (s liarSUT) OpenKV(ctx context.Context) (workloads.KV, error) {
+	kv, err := s.SUT.OpenKV(ctx)
+	return liarKV{kv}, err
+}
+
+type liarKV struct{ workloads.KV }
+
+func (liarKV) Get(context.Context, string) (string, bool, error) { return "999999999", true, nil }
+
+func TestRunExitCodeByVerdict(t *testing.T) {
+	old := runBackend
+	t.Cleanup(func() { runBackend = old })
+	tests := []struct {
+		name string
+		sut  func() workloads.SUT
+		code int
+	}{
+		{"linearizable store", func() workloads.SUT { return memkv.New(memkv.Options{LoseRate: 0.05, RefuseRate: 0.05}) }, exitValid},
+		{"lying store", func() workloads.SUT { return liarSUT{memkv.New(memkv.Options{})} }, exitInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &memBackend{sut: tt.sut}
+			runBackend = func(context.Context, dockerbackend.Options) (harness.Backend, func(), error) {
+				return b, func() {}, nil
+			}
+			store := t.TempDir()
+			code, stderr := runCLI(t, "run", "--kvnode-binary", os.Args[0], "--nemesis", "none",
+				"--time-limit", "300ms", "--rate", "300", "--store", store, "--seed", "5", "--test-count", "3")
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tt.code, stderr)
+			}
+			runs, _ := filepath.Glob(filepath.Join(store, "register-none", "*"))
+			want := 3
+			if tt.code == exitInvalid {
+				want = 1 // stops at the first invalid run
+			}
+			if len(runs) != want || b.closed != want {
+				t.Fatalf("%d runs, %d teardowns; want %d", len(runs), b.closed, want)
+			}
+			latest, err := results.Latest(store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			test, err := results.ReadTest(latest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if test.Seed != int64(5+want-1) || test.Parameters["nodes"] != 5.0 {
+				t.Fatalf("test.json seed %d parameters %v", test.Seed, test.Parameters)
+			}
+		})
+	}
+}
