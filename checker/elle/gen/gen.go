@@ -1,0 +1,244 @@
+// Package gen generates synthetic list-append histories for testing and
+// benchmarking transactional checkers: a strict-serializable in-memory
+// store driven by concurrent simulated clients, optionally with one
+// injected anomaly.
+package gen
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/chaoskv/chaos/history"
+)
+
+// Config shapes a generated history.
+type Config struct {
+	// Txns is the number of transactions (each an invocation and a
+	// completion).
+	Txns int
+	// Processes is the number of concurrent client processes.
+	Processes int
+	// Keys is the number of keys in use at any moment; a key that has
+	// received MaxWritesPerKey appends is retired and replaced by a fresh
+	// one, as Jepsen's list-append generator does, which keeps lists short.
+	Keys int
+	// MaxWritesPerKey defaults to 32.
+	MaxWritesPerKey int
+	// MaxMops is the most micro-operations per transaction (default 4).
+	MaxMops int
+	// FailRate and InfoRate are the fractions of transactions that abort
+	// (no effect) or end indeterminate (applied or not, at random).
+	FailRate, InfoRate float64
+	// Seed makes the history reproducible.
+	Seed uint64
+	// Inject adds one anomaly of the named kind on fresh keys: "G0",
+	// "G1a", "G1b", "G1c", "G-single", "G2", "lost-update", "internal",
+	// or "" for none.
+	Inject string
+}
+
+// Injectable lists the kinds Inject accepts.
+var Injectable = []string{"G0", "G1a", "G1b", "G1c", "G-single", "G2", "lost-update", "internal"}
+
+type pending struct {
+	proc int64
+	mops [][]any // ["append", k, v] or ["r", k, nil]
+}
+
+// ListAppend generates a history. Without injection it is strict
+// serializable: every committed transaction takes effect atomically at a
+// moment between its invocation and its completion.
+func ListAppend(cfg Config) ([]history.Op, error) {
+	if cfg.Txns < 0 || cfg.Processes <= 0 || cfg.Keys <= 0 {
+		return nil, fmt.Errorf("gen: need Txns >= 0, Processes > 0 and Keys > 0, got %d, %d, %d", cfg.Txns, cfg.Processes, cfg.Keys)
+	}
+	if cfg.MaxWritesPerKey <= 0 {
+		cfg.MaxWritesPerKey = 32
+	}
+	if cfg.MaxMops <= 0 {
+		cfg.MaxMops = 4
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
+	ops := make([]history.Op, 0, 2*cfg.Txns+16)
+	lists := map[int64][]int64{}
+	writes := map[int64]int{}
+	active := make([]int64, cfg.Keys)
+	nextKey := int64(0)
+	for i := range active {
+		active[i] = nextKey
+		nextKey++
+	}
+	slots := make([]*pending, cfg.Processes)
+	procs := make([]int64, cfg.Processes)
+	for i := range procs {
+		procs[i] = int64(i)
+	}
+	injectAt := -1
+	if cfg.Inject != "" {
+		if !slices.Contains(Injectable, cfg.Inject) {
+			return nil, fmt.Errorf("gen: cannot inject %q (want one of %v)", cfg.Inject, Injectable)
+		}
+		injectAt = rng.IntN(cfg.Txns + 1)
+	}
+	now := int64(0)
+	emit := func(typ history.Type, proc int64, value any) {
+		now += 1000
+		ops = append(ops, history.Op{Index: int64(len(ops)), Time: now, Type: typ, Process: history.Process(proc), F: "txn", Value: value})
+	}
+	invoked, done := 0, 0
+	for done < cfg.Txns {
+		if invoked == injectAt {
+			inject(cfg.Inject, emit, nextKey+1<<40, 1<<40)
+			injectAt = -1
+		}
+		s := rng.IntN(cfg.Processes)
+		if slots[s] == nil {
+			if invoked == cfg.Txns {
+				continue
+			}
+			n := 1 + rng.IntN(cfg.MaxMops)
+			pd := &pending{proc: procs[s]}
+			for range n {
+				ki := rng.IntN(len(active))
+				k := active[ki]
+				if rng.IntN(2) == 0 {
+					pd.mops = append(pd.mops, []any{"r", k, nil})
+					continue
+				}
+				writes[k]++
+				pd.mops = append(pd.mops, []any{"append", k, int64(writes[k])})
+				if writes[k] >= cfg.MaxWritesPerKey {
+					active[ki] = nextKey
+					nextKey++
+				}
+			}
+			slots[s] = pd
+			emit(history.Invoke, pd.proc, copyMops(pd.mops))
+			invoked++
+			continue
+		}
+		pd := slots[s]
+		slots[s] = nil
+		done++
+		x := rng.Float64()
+		switch {
+		case x < cfg.FailRate:
+			emit(history.Fail, pd.proc, copyMops(pd.mops))
+		case x < cfg.FailRate+cfg.InfoRate:
+			if rng.IntN(2) == 0 {
+				apply(lists, pd.mops)
+			}
+			emit(history.Info, pd.proc, copyMops(pd.mops))
+			// An indeterminate process is retired, as Jepsen does.
+			procs[s] += int64(cfg.Processes)
+		default:
+			apply(lists, pd.mops)
+			emit(history.Ok, pd.proc, mopList(pd.mops...))
+		}
+	}
+	if injectAt >= 0 {
+		inject(cfg.Inject, emit, nextKey+1<<40, 1<<40)
+	}
+	return ops, nil
+}
+
+func copyMops(m [][]any) []any {
+	out := make([]any, len(m))
+	for i, x := range m {
+		out[i] = []any{x[0], x[1], x[2]}
+	}
+	return out
+}
+
+// apply executes a transaction atomically, filling in its reads.
+func apply(lists map[int64][]int64, mops [][]any) {
+	for _, m := range mops {
+		k := m[1].(int64)
+		if m[0] == "append" {
+			lists[k] = append(lists[k], m[2].(int64))
+			continue
+		}
+		l := lists[k]
+		r := make([]any, len(l))
+		for i, e := range l {
+			r[i] = e
+		}
+		m[2] = r
+	}
+}
+
+func mopList(ms ...[]any) []any {
+	out := make([]any, len(ms))
+	for i, m := range ms {
+		out[i] = m
+	}
+	return out
+}
+
+func ap(k, v int64) []any { return []any{"append", k, v} }
+func rd(k int64, vs ...int64) []any {
+	l := make([]any, len(vs))
+	for i, v := range vs {
+		l[i] = v
+	}
+	return []any{"r", k, l}
+}
+
+// inject emits a small concurrent block of transactions on fresh keys x
+// and y by fresh processes: all are invoked before any completes, so no
+// realtime order interferes and the anomaly is exactly the intended one.
+func inject(kind string, emit func(history.Type, int64, any), x, proc int64) {
+	y := x + 1
+	type tx struct {
+		typ  history.Type
+		mops []any
+	}
+	var txs []tx
+	ok := func(ms ...[]any) { txs = append(txs, tx{history.Ok, mopList(ms...)}) }
+	switch kind {
+	case "G0":
+		ok(ap(x, 1), ap(y, 1))
+		ok(ap(x, 2), ap(y, 2))
+		ok(rd(x, 1, 2), rd(y, 2, 1))
+	case "G1a":
+		txs = append(txs, tx{history.Fail, mopList(ap(x, 1))})
+		ok(rd(x, 1))
+	case "G1b":
+		ok(ap(x, 1), ap(x, 2))
+		ok(rd(x, 1))
+		ok(rd(x, 1, 2))
+	case "G1c":
+		ok(ap(x, 1), rd(y, 1))
+		ok(ap(y, 1), rd(x, 1))
+	case "G-single":
+		ok(ap(x, 1))
+		ok(rd(x, 1), ap(y, 1))
+		ok(rd(y, 1), rd(x))
+	case "G2":
+		ok(rd(x), ap(y, 1))
+		ok(rd(y), ap(x, 1))
+		ok(rd(x, 1), rd(y, 1))
+	case "lost-update":
+		ok(rd(x), ap(x, 1))
+		ok(rd(x), ap(x, 2))
+		ok(rd(x, 1, 2))
+	case "internal":
+		ok(ap(x, 1), rd(x))
+	}
+	for i, t := range txs {
+		inv := make([]any, len(t.mops))
+		for j, m := range t.mops {
+			mm := m.([]any)
+			if mm[0] == "r" {
+				inv[j] = []any{"r", mm[1], nil}
+			} else {
+				inv[j] = mm
+			}
+		}
+		emit(history.Invoke, proc+int64(i), inv)
+	}
+	for i, t := range txs {
+		emit(t.typ, proc+int64(i), t.mops)
+	}
+}

@@ -1,0 +1,92 @@
+package elle
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/checker/elle/gen"
+)
+
+// TestGeneratedValid checks strict-serializable histories from the
+// generator, with aborted and indeterminate transactions mixed in: none
+// may be flagged.
+func TestGeneratedValid(t *testing.T) {
+	n := 20000
+	if testing.Short() {
+		n = 2000
+	}
+	for seed := uint64(1); seed <= 4; seed++ {
+		cfg := gen.Config{Txns: n, Processes: 2 + int(seed)*3, Keys: 2 + int(seed)*4, FailRate: 0.05, InfoRate: 0.05, Seed: seed}
+		ops, err := gen.ListAppend(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Check("list-append", ops, Options{})
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if res.Valid != checker.Valid {
+			t.Fatalf("seed %d (replay: gen.ListAppend(%+v)): valid = %v, %s", seed, cfg, res.Valid, res.Summary)
+		}
+	}
+}
+
+// TestGeneratedInjected checks that each injected anomaly is found, under
+// every model that forbids it, inside an otherwise valid history.
+func TestGeneratedInjected(t *testing.T) {
+	want := map[string]string{
+		"G0": "G0", "G1a": "G1a", "G1b": "G1b", "G1c": "G1c", "G-single": "G-single-item",
+		"G2": "G2-item", "lost-update": "lost-update", "internal": "internal",
+	}
+	for _, kind := range gen.Injectable {
+		for seed := uint64(1); seed <= 3; seed++ {
+			t.Run(fmt.Sprintf("%s/seed=%d", kind, seed), func(t *testing.T) {
+				cfg := gen.Config{Txns: 3000, Processes: 8, Keys: 10, FailRate: 0.02, InfoRate: 0.02, Seed: seed, Inject: kind}
+				ops, err := gen.ListAppend(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, model := range []string{"strict-serializable", "serializable"} {
+					res, err := Check("list-append", ops, Options{ConsistencyModels: []string{model}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if res.Valid != checker.Invalid || !slices.Contains(res.AnomalyTypes, want[kind]) {
+						t.Fatalf("%s (replay: gen.ListAppend(%+v)): valid = %v, types %v, want %s", model, cfg, res.Valid, res.AnomalyTypes, want[kind])
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkCheck measures strict-serializable checks of valid generated
+// histories. The 1M-transaction case runs only with ELLE_BENCH_1M=1.
+func BenchmarkCheck(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("txns=%d", n), func(b *testing.B) {
+			if n > 100_000 && os.Getenv("ELLE_BENCH_1M") != "1" {
+				b.Skip("set ELLE_BENCH_1M=1 to run the 1M-transaction benchmark")
+			}
+			ops, err := gen.ListAppend(gen.Config{Txns: n, Processes: 16, Keys: 100, FailRate: 0.01, InfoRate: 0.01, Seed: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				res, err := Check("list-append", ops, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Valid != checker.Valid {
+					b.Fatalf("valid = %v: %s", res.Valid, res.Summary)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "txns/s")
+		})
+	}
+}
