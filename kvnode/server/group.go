@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 const (
 	inboxSize    = 8192
 	proposalSize = 8192
+	persistQueue = 256
 )
 
 // proposal is a client request waiting for its outcome.
@@ -41,6 +43,14 @@ type group struct {
 	props   chan *proposal
 	status  atomic.Pointer[replica.Status]
 
+	// persistq carries Readies, in order, from the loop to the persister,
+	// which makes them durable and only then sends their messages and
+	// answers their clients. The loop meanwhile keeps stepping the core,
+	// so the next fsync covers everything that arrived during this one.
+	persistq chan replica.Ready
+	failed   chan error
+
+	wmu     sync.Mutex // guards waiters: the loop adds, the persister answers
 	waiters map[waitKey][]*proposal
 	batch   []*proposal
 	reqs    []replica.Request
@@ -58,6 +68,9 @@ func newGroup(n *Node, id replica.GroupID, core replica.Replicator, st *storage.
 		inbox:   make(chan replica.Message, inboxSize),
 		props:   make(chan *proposal, proposalSize),
 		waiters: map[waitKey][]*proposal{},
+
+		persistq: make(chan replica.Ready, persistQueue),
+		failed:   make(chan error, 1),
 	}
 	s := core.Status()
 	g.status.Store(&s)
@@ -88,15 +101,29 @@ func (g *group) submit(p *proposal) bool {
 // handles Ready, so that a flood cannot starve persistence and sending.
 const maxDrain = 4096
 
-// run is the replica's event loop. It owns core and store.
+// run is the replica's event loop. It owns core; the persister goroutine
+// it starts owns store.
 func (g *group) run(ctx context.Context) error {
 	ticker := time.NewTicker(g.node.opts.Cluster.Tick())
 	defer ticker.Stop()
-	defer g.failWaiters("node shutting down")
+	persisted := make(chan struct{})
+	go func() {
+		defer close(persisted)
+		g.persister()
+	}()
+	// On the way out, let the persister finish what it was given (so every
+	// answered request is durable), then answer whoever still waits.
+	defer func() {
+		close(g.persistq)
+		<-persisted
+		g.failWaiters("node shutting down")
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-g.failed:
+			return err
 		case <-ticker.C:
 			g.core.Tick()
 		case m := <-g.inbox:
@@ -120,12 +147,114 @@ func (g *group) run(ctx context.Context) error {
 			}
 		}
 		g.propose()
-		for g.core.HasReady() {
-			if err := g.handleReady(); err != nil {
+		if g.core.HasReady() {
+			select {
+			case g.persistq <- g.core.Ready():
+			case err := <-g.failed:
 				return err
 			}
 		}
 		g.observe()
+	}
+}
+
+// maxMerge bounds how many Readies one storage write covers.
+const maxMerge = 64
+
+// persister makes Readies durable in order, merging those queued behind
+// each other into one write, and then sends their messages and delivers
+// their results. A Ready's messages never leave before it and every Ready
+// before it are durable.
+func (g *group) persister() {
+	var rds []replica.Ready
+	var merged replica.Persist
+	for rd := range g.persistq {
+		rds = append(rds[:0], rd)
+	more:
+		for len(rds) < maxMerge {
+			select {
+			case rd, ok := <-g.persistq:
+				if !ok {
+					break more
+				}
+				rds = append(rds, rd)
+			default:
+				break more
+			}
+		}
+		// Write runs that can share one transaction: only the first of a
+		// run may truncate and only the last may carry a snapshot, which
+		// keeps the contract's order (State, Truncate, Entries, Snapshot).
+		for start := 0; start < len(rds); {
+			end := start + 1
+			for end < len(rds) && !rds[end].Persist.Truncate && rds[end-1].Persist.Snapshot == nil {
+				end++
+			}
+			p := &rds[start].Persist
+			if end-start > 1 {
+				mergePersist(&merged, rds[start:end])
+				p = &merged
+			}
+			if err := g.store.Save(p); err != nil {
+				g.failed <- fmt.Errorf("persist: %w", err)
+				for range g.persistq {
+				}
+				return
+			}
+			g.metrics.readies.Add(uint64(end - start))
+			for i := start; i < end; i++ {
+				g.release(&rds[i])
+			}
+			start = end
+		}
+		clear(rds)
+	}
+}
+
+// mergePersist combines the Persists of consecutive Readies into p, whose
+// Entries buffer is reused.
+func mergePersist(p *replica.Persist, rds []replica.Ready) {
+	*p = replica.Persist{Entries: p.Entries[:0]}
+	p.Truncate, p.TruncateAfter = rds[0].Persist.Truncate, rds[0].Persist.TruncateAfter
+	for i := range rds {
+		q := &rds[i].Persist
+		if q.State != nil {
+			p.State = q.State
+		}
+		p.Entries = append(p.Entries, q.Entries...)
+		if q.Snapshot != nil {
+			p.Snapshot = q.Snapshot
+		}
+	}
+}
+
+// release sends a durable Ready's messages and answers its clients.
+func (g *group) release(rd *replica.Ready) {
+	for _, m := range rd.Messages {
+		g.send(m)
+	}
+	if len(rd.Results) == 0 {
+		return
+	}
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	for _, r := range rd.Results {
+		g.metrics.commits.Add(1)
+		k := waitKey{r.ClientID, r.Seq}
+		ws := g.waiters[k]
+		if len(ws) == 0 {
+			continue
+		}
+		delete(g.waiters, k)
+		resp := wire.Response{Status: wire.StatusOK, Index: r.Index, Value: r.Value}
+		if r.Value == nil {
+			// The state machine saw an older request of a client that
+			// has moved on; its outcome is whatever it was back then.
+			resp = wire.Response{Status: wire.StatusUnknown, Err: "stale request: the client already issued a later one"}
+		}
+		for _, p := range ws {
+			g.respond(p, resp)
+		}
 	}
 }
 
@@ -143,10 +272,12 @@ func (g *group) propose() {
 	switch {
 	case err == nil:
 		g.metrics.proposals.Add(uint64(len(g.batch)))
+		g.wmu.Lock()
 		for _, p := range g.batch {
 			k := waitKey{p.req.ClientID, p.req.Seq}
 			g.waiters[k] = append(g.waiters[k], p)
 		}
+		g.wmu.Unlock()
 	case errors.As(err, &nle):
 		for _, p := range g.batch {
 			g.respond(p, wire.Response{Status: wire.StatusNotLeader, Leader: uint32(nle.Leader), Err: nle.Error()})
@@ -168,42 +299,10 @@ func (g *group) respond(p *proposal, r wire.Response) {
 	p.reply(r)
 }
 
-// handleReady persists (one batch, fsynced), then sends, then answers
-// clients, in the order the replica contract demands.
-func (g *group) handleReady() error {
-	rd := g.core.Ready()
-	g.metrics.readies.Add(1)
-	if err := g.store.Save(&rd.Persist); err != nil {
-		return fmt.Errorf("persist: %w", err)
-	}
-	for _, m := range rd.Messages {
-		g.send(m)
-	}
-	for _, r := range rd.Results {
-		g.metrics.commits.Add(1)
-		k := waitKey{r.ClientID, r.Seq}
-		ws := g.waiters[k]
-		if len(ws) == 0 {
-			continue
-		}
-		delete(g.waiters, k)
-		resp := wire.Response{Status: wire.StatusOK, Index: r.Index, Value: r.Value}
-		if r.Value == nil {
-			// The state machine saw an older request of a client that
-			// has moved on; its outcome is whatever it was back then.
-			resp = wire.Response{Status: wire.StatusUnknown, Err: "stale request: the client already issued a later one"}
-		}
-		for _, p := range ws {
-			g.respond(p, resp)
-		}
-	}
-	return nil
-}
-
 func (g *group) send(m replica.Message) {
 	dest := m.Dest()
 	if dest == g.node.opts.ID {
-		g.core.Step(m)
+		g.step(m)
 		return
 	}
 	p := g.node.peers[dest]
@@ -239,12 +338,14 @@ func (g *group) observe() {
 		g.metrics.leaderChanges.Add(1)
 		g.node.log.Info("leader changed", "group", g.id, "leader", s.Leader, "role", s.Role, "epoch", s.Epoch)
 	}
-	if s.Leader != g.node.opts.ID && len(g.waiters) > 0 {
+	if s.Leader != g.node.opts.ID {
 		g.failWaiters("leadership lost while the request was pending")
 	}
 }
 
 func (g *group) failWaiters(why string) {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
 	for k, ws := range g.waiters {
 		for _, p := range ws {
 			g.respond(p, wire.Response{Status: wire.StatusUnknown, Leader: uint32(g.leader), Err: why})

@@ -70,7 +70,7 @@ func Open(dir string) (*Store, *replica.Durable, error) {
 	}
 	db, err := raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(dir, "log.db"),
-		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second},
+		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("storage: open %s: %w", filepath.Join(dir, "log.db"), err)
