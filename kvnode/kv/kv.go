@@ -296,12 +296,18 @@ func (d *decoder) byte(what string) byte {
 }
 
 func (d *decoder) uvarint(what string) uint64 {
+	return d.uvarintSuffix(what, "")
+}
+
+// uvarintSuffix reads a uvarint named what+suffix in errors; the name is
+// only built on failure, which keeps the hot path free of allocations.
+func (d *decoder) uvarintSuffix(what, suffix string) uint64 {
 	if d.err != nil {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b[d.pos:])
 	if n <= 0 || (n > 1 && d.b[d.pos+n-1] == 0) {
-		d.fail(fmt.Sprintf("bad %s at byte %d", what, d.pos))
+		d.fail(fmt.Sprintf("bad %s%s at byte %d", what, suffix, d.pos))
 		return 0
 	}
 	d.pos += n
@@ -309,7 +315,7 @@ func (d *decoder) uvarint(what string) uint64 {
 }
 
 func (d *decoder) string(what string) string {
-	n := d.uvarint(what + " length")
+	n := d.uvarintSuffix(what, " length")
 	if d.err != nil {
 		return ""
 	}

@@ -302,12 +302,18 @@ func (d *decoder) bool(what string) bool {
 }
 
 func (d *decoder) uvarint(what string) uint64 {
+	return d.uvarintSuffix(what, "")
+}
+
+// uvarintSuffix reads a uvarint named what+suffix in errors; the name is
+// only built on failure, which keeps the hot path free of allocations.
+func (d *decoder) uvarintSuffix(what, suffix string) uint64 {
 	if d.err != nil {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b[d.pos:])
 	if n <= 0 || (n > 1 && d.b[d.pos+n-1] == 0) {
-		d.fail(fmt.Sprintf("bad %s at byte %d", what, d.pos))
+		d.fail(fmt.Sprintf("bad %s%s at byte %d", what, suffix, d.pos))
 		return 0
 	}
 	d.pos += n
@@ -330,7 +336,7 @@ func (d *decoder) ballot() Ballot {
 // count reads a length that must fit in the remaining input, given that
 // each element takes at least min bytes.
 func (d *decoder) count(what string, min int) int {
-	n := d.uvarint(what + " count")
+	n := d.uvarintSuffix(what, " count")
 	if d.err == nil && n > uint64((len(d.b)-d.pos)/min) {
 		d.fail(fmt.Sprintf("%s count %d exceeds input", what, n))
 		return 0
@@ -339,7 +345,7 @@ func (d *decoder) count(what string, min int) int {
 }
 
 func (d *decoder) bytes(what string) []byte {
-	n := d.uvarint(what + " length")
+	n := d.uvarintSuffix(what, " length")
 	if d.err != nil {
 		return nil
 	}

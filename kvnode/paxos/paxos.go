@@ -129,8 +129,10 @@ type Node struct {
 }
 
 type peerProgress struct {
-	commit uint64 // the peer's reported contiguous chosen slot
-	active bool   // heard from since the last quorum check
+	commit     uint64 // the peer's reported contiguous chosen slot
+	active     bool   // heard from since the last quorum check
+	snapSent   bool   // a snapshot was sent at tick snapSentAt
+	snapSentAt uint64
 }
 
 var _ replica.Replicator = (*Node)(nil)
@@ -753,9 +755,14 @@ func (n *Node) onHeartbeatReply(m *HeartbeatReply) {
 func (n *Node) catchUp(peer replica.NodeID, from uint64) {
 	h := Header{From: n.id, To: peer}
 	if from < n.snapIndex {
-		if n.snap != nil {
-			n.send(&InstallSnapshot{Header: h, Ballot: n.promised, Snapshot: *n.snap})
+		// Snapshots are large: send one per election timeout at most,
+		// however many replies ask for it meanwhile.
+		p := &n.progress[n.peerIndex(peer)]
+		if n.snap == nil || (p.snapSent && n.now-p.snapSentAt < uint64(n.cfg.ElectionTicks)) {
+			return
 		}
+		p.snapSent, p.snapSentAt = true, n.now
+		n.send(&InstallSnapshot{Header: h, Ballot: n.promised, Snapshot: *n.snap})
 		return
 	}
 	l := &Learn{Header: h, Ballot: n.promised, Commit: n.commit}
