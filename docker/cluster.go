@@ -365,11 +365,26 @@ func (c *Cluster) applyAll() error {
 		if m.pid == 0 {
 			return nil // applied when it starts
 		}
-		if err := applyRules(m.pid, c.rulesFor(m.Name)); err != nil {
+		err := applyRules(m.pid, c.rulesFor(m.Name))
+		if err != nil && c.exitedLocked(m) {
+			return nil // it crashed on its own; Start will apply the rules
+		}
+		if err != nil {
 			return fmt.Errorf("network faults of %s: %w", m.Name, err)
 		}
 		return nil
 	})
+}
+
+// exitedLocked reports whether m's container has stopped since we last
+// looked, and forgets its pid if so. m.mu must be held.
+func (c *Cluster) exitedLocked(m *member) bool {
+	st, err := c.d.e.ContainerInspect(context.Background(), m.container)
+	if err != nil || st.Running {
+		return false
+	}
+	m.pid = 0
+	return true
 }
 
 // Partition makes each node drop packets from the nodes its grudge names;
@@ -418,7 +433,11 @@ func (c *Cluster) Latency(ctx context.Context, l nemesis.LatencySpec) error {
 		if m.pid == 0 {
 			return nil
 		}
-		return setLatency(m.pid, l.Delay, l.Jitter)
+		err := setLatency(m.pid, l.Delay, l.Jitter)
+		if err != nil && !errors.Is(err, ErrNoNetem) && c.exitedLocked(m) {
+			return nil
+		}
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, ErrNoNetem) {
@@ -596,6 +615,11 @@ func (c *Cluster) Close(ctx context.Context) error {
 		if err := c.d.e.NetworkRemove(ctx, c.network); err != nil {
 			errs = append(errs, fmt.Errorf("remove network chaos-%s: %w", c.opts.RunID, err))
 		}
+	}
+	// A create cut short by a cancellation can leave a container we never
+	// learnt the id of; the run's label still finds it.
+	if _, err := c.d.Clean(ctx, c.opts.RunID, false); err != nil {
+		errs = append(errs, err)
 	}
 	c.closeErr = errors.Join(errs...)
 	c.log.Info("cluster removed", "took", time.Since(start).Round(time.Millisecond), "err", c.closeErr)

@@ -104,13 +104,22 @@ func TestClusterPinnedIPsLogsAndTeardown(t *testing.T) {
 		t.Error("n1 cannot reach n5 in a healthy cluster")
 	}
 	dir := c.opts.Dir
+	// Close from two places at once, as a signal handler and the normal
+	// path would, with one caller's context already cancelled.
 	start := time.Now()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- c.Close(cancelled) }()
 	if err := c.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	if err := <-errc; err != nil {
+		t.Fatalf("concurrent Close with a cancelled context: %v", err)
+	}
 	t.Logf("5-node teardown (logs collected, containers and network removed) in %v", time.Since(start))
 	if err := c.Close(context.Background()); err != nil {
-		t.Errorf("second Close: %v", err)
+		t.Errorf("third Close: %v", err)
 	}
 	for _, m := range c.Members() {
 		log, err := os.ReadFile(filepath.Join(dir, "nodes", m.Name, "log"))

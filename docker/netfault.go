@@ -88,7 +88,10 @@ func buildTable(c *nftables.Conn, r netRules) error {
 		Name: "input", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &policy,
 	})
-	set := &nftables.Set{Table: t, Name: "blocked", KeyType: nftables.TypeIPAddr}
+	// A fixed set id (it only has to be unique within this batch) keeps
+	// the library from drawing one from its unsynchronised global counter,
+	// which races when several namespaces are written at once.
+	set := &nftables.Set{Table: t, ID: 1, Name: "blocked", KeyType: nftables.TypeIPAddr}
 	var elems []nftables.SetElement
 	for _, a := range r.Drop {
 		b := a.As4()
