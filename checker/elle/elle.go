@@ -153,7 +153,21 @@ func Check(workload string, ops []history.Op, opts Options) (checker.Result, err
 		r.extra = kProcess
 	}
 
-	var deps edges
+	// Process and realtime order depend only on the event sequence, so
+	// they are built on the other core while the data dependencies are
+	// inferred.
+	order := newEdges(len(p.txns) * 4)
+	orderDone := make(chan struct{})
+	go func() {
+		defer close(orderDone)
+		switch r.extra {
+		case kRealtime:
+			r.realtimeEdges(&order)
+		case kProcess:
+			r.processEdges(&order)
+		}
+	}()
+	deps := newEdges(len(p.mops) * 2)
 	switch workload {
 	case "list-append":
 		la := &listAppend{r: r}
@@ -167,13 +181,7 @@ func Check(workload string, ops []history.Op, opts Options) (checker.Result, err
 		rr.infer(&deps)
 		r.ex = rr
 	}
-	var order edges
-	switch r.extra {
-	case kRealtime:
-		r.realtimeEdges(&order)
-	case kProcess:
-		r.processEdges(&order)
-	}
+	<-orderDone
 	r.g = freeze(len(p.txns), &deps, &order)
 	inferred := time.Now()
 

@@ -37,6 +37,10 @@ type edges struct {
 	kind     []edgeKind
 }
 
+func newEdges(capacity int) edges {
+	return edges{from: make([]int32, 0, capacity), to: make([]int32, 0, capacity), kind: make([]edgeKind, 0, capacity)}
+}
+
 func (e *edges) add(a, b int32, k edgeKind) {
 	if a == b {
 		return

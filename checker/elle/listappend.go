@@ -1,6 +1,7 @@
 package elle
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -55,6 +56,78 @@ func (ix *elemIndex) get(key int32, v any) int32 {
 	return -1
 }
 
+// elemLookup finds the append record of an element of one key by binary
+// search over that key's appends sorted by value: per-key slices are small
+// and cache-friendly, where a global hash map costs a miss per element.
+type elemLookup struct {
+	ints []intRec
+	strs []strRec
+}
+
+type intRec struct {
+	v   int64
+	rec int32
+}
+
+type strRec struct {
+	v   string
+	rec int32
+}
+
+// build indexes the given append records and reports whether some element
+// was appended more than once.
+func (l *elemLookup) build(la *listAppend, recs []int32) (dup bool) {
+	l.ints, l.strs = l.ints[:0], l.strs[:0]
+	mops := la.r.p.mops
+	for _, r := range recs {
+		switch x := mops[la.apps[r].mop].val.(type) {
+		case int64:
+			l.ints = append(l.ints, intRec{x, r})
+		case string:
+			l.strs = append(l.strs, strRec{x, r})
+		}
+	}
+	slices.SortFunc(l.ints, func(a, b intRec) int { return cmp.Compare(a.v, b.v) })
+	slices.SortFunc(l.strs, func(a, b strRec) int { return strings.Compare(a.v, b.v) })
+	for i := 1; i < len(l.ints); i++ {
+		if l.ints[i].v == l.ints[i-1].v {
+			dup = true
+		}
+	}
+	for i := 1; i < len(l.strs); i++ {
+		if l.strs[i].v == l.strs[i-1].v {
+			dup = true
+		}
+	}
+	return dup
+}
+
+func (l *elemLookup) get(v any) int32 {
+	switch x := v.(type) {
+	case int64:
+		if i, ok := slices.BinarySearchFunc(l.ints, x, func(r intRec, t int64) int { return cmp.Compare(r.v, t) }); ok {
+			return l.ints[i].rec
+		}
+	case string:
+		if i, ok := slices.BinarySearchFunc(l.strs, x, func(r strRec, t string) int { return strings.Compare(r.v, t) }); ok {
+			return l.strs[i].rec
+		}
+	}
+	return -1
+}
+
+// find returns the append record of element v of key k (linear: it serves
+// explanations only).
+func (la *listAppend) find(k int32, v any) int32 {
+	mops := la.r.p.mops
+	for _, r := range la.appIdx[la.appOff[k]:la.appOff[k+1]] {
+		if eqScalar(mops[la.apps[r].mop].val, v) {
+			return r
+		}
+	}
+	return -1
+}
+
 type laAppend struct {
 	txn   int32
 	key   int32
@@ -76,7 +149,8 @@ type listAppend struct {
 	r     *run
 	apps  []laAppend
 	reads []laRead
-	elems elemIndex
+	// appIdx lists append records grouped by key: appIdx[appOff[k]:appOff[k+1]].
+	appOff, appIdx []int32
 	// Per key: the longest read (the inferred version order), the append
 	// record of each of its elements (-1 if nobody appended it), and
 	// whether the key's reads disagree (then nothing is inferred from it).
@@ -117,6 +191,8 @@ func (la *listAppend) scan() {
 		return &ks[len(ks)-1]
 	}
 	var seen []int32
+	la.apps = make([]laAppend, 0, len(p.mops)/2+1)
+	la.reads = make([]laRead, 0, len(p.mops)/2+1)
 	for ti := range p.txns {
 		t := int32(ti)
 		tx := &p.txns[t]
@@ -254,14 +330,6 @@ func (la *listAppend) infer(out *edges) {
 	la.order = make([][]any, nk)
 	la.writers = make([][]int32, nk)
 	la.bad = make([]bool, nk)
-	la.elems = newElemIndex(len(la.apps))
-	for i := range la.apps {
-		a := &la.apps[i]
-		if la.elems.put(a.key, p.mops[a.mop].val, int32(i)) {
-			// The same element appended twice makes the order ambiguous.
-			la.bad[a.key] = true
-		}
-	}
 	readOff := bucket(nk, len(la.reads), func(i int) int32 { return la.reads[i].key })
 	reads := permute(la.reads, readOff, func(x laRead) int32 { return x.key })
 	la.reads = reads
@@ -275,6 +343,8 @@ func (la *listAppend) infer(out *edges) {
 			fill[k]++
 		}
 	}
+	la.appOff, la.appIdx = appOff, appIdx
+	var lookup elemLookup
 	var unobserved []int32
 	var failedPos []int32
 	type rmw struct {
@@ -285,6 +355,10 @@ func (la *listAppend) infer(out *edges) {
 	var rmws []rmw
 	for k := int32(0); int(k) < nk; k++ {
 		rs := reads[readOff[k]:readOff[k+1]]
+		if lookup.build(la, appIdx[appOff[k]:appOff[k+1]]) {
+			// The same element appended twice makes the order ambiguous.
+			la.bad[k] = true
+		}
 		// The longest read is the version order; every other read must
 		// be a prefix of it.
 		var longest []any
@@ -315,7 +389,7 @@ func (la *listAppend) infer(out *edges) {
 		ws := make([]int32, len(longest))
 		failedPos = failedPos[:0]
 		for i, e := range longest {
-			a := la.elems.get(k, e)
+			a := lookup.get(e)
 			ws[i] = a
 			if a < 0 {
 				continue
@@ -516,7 +590,7 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 			if ma[i].f != fAppend || la.bad[ma[i].key] {
 				continue
 			}
-			ra := la.elems.get(ma[i].key, ma[i].val)
+			ra := la.find(ma[i].key, ma[i].val)
 			if ra < 0 || la.apps[ra].txn != a || la.apps[ra].pos < 0 {
 				continue
 			}
@@ -524,7 +598,7 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 				if mb[j].f != fAppend || mb[j].key != ma[i].key {
 					continue
 				}
-				rb := la.elems.get(mb[j].key, mb[j].val)
+				rb := la.find(mb[j].key, mb[j].val)
 				if rb < 0 || la.apps[rb].txn != b {
 					continue
 				}
@@ -558,7 +632,7 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 			if len(list) == 0 {
 				continue
 			}
-			ra := la.elems.get(m.key, list[len(list)-1])
+			ra := la.find(m.key, list[len(list)-1])
 			if ra < 0 || la.apps[ra].txn != a {
 				continue
 			}
@@ -594,7 +668,7 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 				if mb[j].f != fAppend || mb[j].key != m.key {
 					continue
 				}
-				rb := la.elems.get(m.key, mb[j].val)
+				rb := la.find(m.key, mb[j].val)
 				if rb >= 0 && la.apps[rb].txn == b && la.apps[rb].pos < 0 {
 					return Step{Type: "rw", Key: key, Value: lastOr(list), NewValue: mb[j].val, AMop: i, BMop: j,
 						Explanation: fmt.Sprintf("%s read key %v as %s, without %s's committed append of %v, which no read saw and so follows every observed element; so %s < %s (rw).",
