@@ -13,7 +13,7 @@ type ClientConfig struct {
 	// tries another node (default 300ms).
 	Attempt time.Duration
 	// Deadline is how long an op may take in all before its outcome is
-	// declared unknown (default 5s).
+	// declared unknown (default 1s).
 	Deadline time.Duration
 	// Backoff is the pause before retrying after a node said it cannot
 	// serve the request and named no leader (default 10ms).
@@ -73,7 +73,7 @@ func (c *Cluster) NewClient(cfg ClientConfig) *Client {
 		cfg.Attempt = 300 * time.Millisecond
 	}
 	if cfg.Deadline == 0 {
-		cfg.Deadline = 5 * time.Second
+		cfg.Deadline = time.Second
 	}
 	if cfg.Backoff == 0 {
 		cfg.Backoff = 10 * time.Millisecond

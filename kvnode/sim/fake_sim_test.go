@@ -34,18 +34,20 @@ func TestFakeCoreRunIsLinearizableAndDeterministic(t *testing.T) {
 }
 
 func TestFakeCoreStaleReadsAreCaught(t *testing.T) {
-	found := false
-	for seed := int64(1); seed <= 20 && !found; seed++ {
-		res, err := Run(Config{Seed: seed, Factory: fakeFactory(true), Nemesis: []string{NemesisPartition, NemesisDelay}, Ops: 300})
-		if err != nil {
-			t.Fatal(err)
+	for _, w := range []string{WorkloadRegister, WorkloadAppend} {
+		found := false
+		for seed := int64(1); seed <= 20 && !found; seed++ {
+			res, err := Run(Config{Seed: seed, Workload: w, Factory: fakeFactory(true), Nemesis: []string{NemesisPartition, NemesisDelay}, Ops: 300})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Valid == checker.Invalid {
+				found = true
+				t.Logf("%s seed %d: %s", w, seed, res.Check.Summary)
+			}
 		}
-		if res.Valid == checker.Invalid {
-			found = true
-			t.Logf("seed %d: %s", seed, res.Check.Summary)
+		if !found {
+			t.Fatalf("%s: 20 seeds of a core that serves stale reads from backups all looked linearizable", w)
 		}
-	}
-	if !found {
-		t.Fatal("20 seeds of a core that serves stale reads from backups all looked linearizable")
 	}
 }

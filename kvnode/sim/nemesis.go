@@ -63,8 +63,8 @@ type NemesisSchedule struct {
 	// a chance to elect a leader first.
 	Start time.Duration
 	// Each fault lasts uniformly in [MinFault, MaxFault] (default 200ms
-	// to 3s), then there is a quiet period uniformly in [MinQuiet,
-	// MaxQuiet] (default 100ms to 1.5s).
+	// to 2s), then there is a quiet period uniformly in [MinQuiet,
+	// MaxQuiet] (default 100ms to 1s).
 	MinFault, MaxFault time.Duration
 	MinQuiet, MaxQuiet time.Duration
 }
@@ -74,10 +74,10 @@ func (s *NemesisSchedule) defaults() {
 		s.Start = 300 * time.Millisecond
 	}
 	if s.MaxFault == 0 {
-		s.MinFault, s.MaxFault = 200*time.Millisecond, 3*time.Second
+		s.MinFault, s.MaxFault = 200*time.Millisecond, 2*time.Second
 	}
 	if s.MaxQuiet == 0 {
-		s.MinQuiet, s.MaxQuiet = 100*time.Millisecond, 1500*time.Millisecond
+		s.MinQuiet, s.MaxQuiet = 100*time.Millisecond, time.Second
 	}
 }
 

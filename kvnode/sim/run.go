@@ -40,7 +40,8 @@ type Config struct {
 	Net      Network
 	Client   ClientConfig
 	Schedule NemesisSchedule
-	// Think bounds the random pause between a client's ops (10ms).
+	// Think bounds the random pause between a client's ops (200ms), which
+	// spreads the default 1000 ops over about ten simulated seconds.
 	Think time.Duration
 	// SnapshotEvery, ElectionTicks, HeartbeatTicks, MaxBatch and
 	// MaxInflight go to the cores (500, 10, 2, 64, 32).
@@ -81,7 +82,7 @@ func (c *Config) defaults() {
 		c.Net = DefaultNetwork
 	}
 	if c.Think == 0 {
-		c.Think = 10 * time.Millisecond
+		c.Think = 200 * time.Millisecond
 	}
 	if c.SnapshotEvery == 0 {
 		c.SnapshotEvery = 500
@@ -218,7 +219,7 @@ func Run(cfg Config) (*Result, error) {
 
 func (cc ClientConfig) deadline() time.Duration {
 	if cc.Deadline == 0 {
-		return 5 * time.Second
+		return time.Second
 	}
 	return cc.Deadline
 }

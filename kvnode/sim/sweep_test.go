@@ -1,0 +1,95 @@
+package sim
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chaoskv/chaos/checker"
+)
+
+// sweepConfig is seed s of the random sweep: every fault kind, 1000 ops,
+// 5 replicas (3 for every third seed), the append workload on one key for
+// every fourth seed.
+func sweepConfig(proto string, s int64) Config {
+	cfg := Config{Seed: s, Protocol: proto, Replicas: 5, Workload: WorkloadRegister, Keys: 5, Clients: 10, Ops: 1000, Nemesis: []string{"all"}}
+	if s%3 == 0 {
+		cfg.Replicas = 3
+	}
+	if s%4 == 0 {
+		cfg.Workload, cfg.Keys = WorkloadAppend, 1
+	}
+	cfg.Nemesis, _ = ParseNemesis("all")
+	return cfg
+}
+
+// replayCommand is the `chaos sim` command line that reruns cfg.
+func replayCommand(cfg Config) string {
+	return fmt.Sprintf("chaos sim --workload %s --nemesis %s --replicas %d --replication %s --clients %d --keys %d --ops %d --seed %d --history seed-%d.jsonl",
+		cfg.Workload, strings.Join(cfg.Nemesis, ","), cfg.Replicas, cfg.Protocol, cfg.Clients, cfg.Keys, cfg.Ops, cfg.Seed, cfg.Seed)
+}
+
+// TestRandomSweep runs many seeds mixing every fault. Seed count: -seeds,
+// else $CHAOS_SIM_SEEDS, else 200 (20 with -short).
+func TestRandomSweep(t *testing.T) {
+	n := sweepSeeds(t)
+	for _, proto := range protocols(t) {
+		t.Run(proto, func(t *testing.T) {
+			start := time.Now()
+			var mu sync.Mutex
+			var ops, ok, info int
+			seeds := make(chan int64)
+			var wg sync.WaitGroup
+			for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for s := range seeds {
+						cfg := sweepConfig(proto, s)
+						res, err := Run(cfg)
+						mu.Lock()
+						switch {
+						case err != nil:
+							t.Errorf("seed %d: %v\n  replay: %s", s, err, replayCommand(cfg))
+						case res.Valid != checker.Valid:
+							t.Errorf("seed %d: %s: %s %v\n  replay: %s", s, res.Valid, res.Check.Summary, res.Problems, replayCommand(cfg))
+						default:
+							ops, ok, info = ops+res.Ops, ok+res.Ok, info+res.Info
+						}
+						mu.Unlock()
+					}
+				}()
+			}
+			for s := int64(1); s <= int64(n); s++ {
+				seeds <- s
+			}
+			close(seeds)
+			wg.Wait()
+			el := time.Since(start)
+			t.Logf("%d seeds, %d ops (%d ok, %d info) in %v: %.0f simulated ops/s", n, ops, ok, info, el.Round(time.Millisecond), float64(ops)/el.Seconds())
+		})
+	}
+}
+
+// BenchmarkSimFaults5 measures simulated client ops per wall-clock second:
+// 5 replicas, every fault kind, 1000 ops per seed, history checked.
+func BenchmarkSimFaults5(b *testing.B) {
+	for _, proto := range Protocols() {
+		b.Run(proto, func(b *testing.B) {
+			ops := 0
+			for i := 0; i < b.N; i++ {
+				cfg := sweepConfig(proto, int64(i+1))
+				cfg.Replicas, cfg.Workload, cfg.Keys = 5, WorkloadRegister, 5
+				res, err := Run(cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ops += res.Ops
+			}
+			b.ReportMetric(float64(ops)/b.Elapsed().Seconds(), "simops/s")
+		})
+	}
+}
