@@ -139,10 +139,10 @@ func (b *Backend) Image() string {
 	return b.image
 }
 
-// runID derives the Docker run id from the run directory: its timestamp
+// RunID derives the Docker run id from the run directory: its timestamp
 // name plus a hash of its full path, which tells apart two tests started in
 // the same millisecond while staying within Docker's 64-character limit.
-func runID(dir string) string {
+func RunID(dir string) string {
 	base := filepath.Base(dir)
 	id := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
@@ -165,7 +165,7 @@ func (b *Backend) Setup(ctx context.Context, dir string) (*harness.Cluster, erro
 		return nil, fmt.Errorf("node image: %w", err)
 	}
 	cl, err := b.d.Launch(ctx, docker.Options{
-		RunID: runID(dir),
+		RunID: RunID(dir),
 		Dir:   dir,
 		Image: image,
 		Nodes: b.opts.Nodes,

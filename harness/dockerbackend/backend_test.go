@@ -129,12 +129,12 @@ func TestGroupOf(t *testing.T) {
 
 func TestRunID(t *testing.T) {
 	pat := regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
-	a := runID("/store/reg/20261124T101500.123")
-	b := runID("/store/other/20261124T101500.123")
+	a := RunID("/store/reg/20261124T101500.123")
+	b := RunID("/store/other/20261124T101500.123")
 	if a == b {
 		t.Fatal("two tests in the same millisecond share a run id")
 	}
-	for _, id := range []string{a, b, runID("/x/..."), runID("/store/reg/20261124T101500.123-2")} {
+	for _, id := range []string{a, b, RunID("/x/..."), RunID("/store/reg/20261124T101500.123-2")} {
 		if !pat.MatchString(id) {
 			t.Errorf("run id %q is not valid for docker", id)
 		}
