@@ -19,6 +19,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -33,16 +35,12 @@ type Options struct {
 	// Zero means no limit.
 	Timeout time.Duration
 	// Directory, when not empty, receives porcupine's HTML visualization
-	// of the keys that are not linearizable.
+	// of each key that is not linearizable (linearizability-N.html).
 	Directory string
 }
 
 // Anomaly is the only anomaly type this checker reports.
 const Anomaly = "nonlinearizable"
-
-// VisualizationFile is the name of the visualization written into
-// Options.Directory.
-const VisualizationFile = "linearizability.html"
 
 // never is the return time of ops whose outcome is unknown.
 const never = math.MaxInt64
@@ -64,6 +62,9 @@ type Violation struct {
 	State string `json:"state"`
 	// Explanation is the sentence a person reads.
 	Explanation string `json:"explanation"`
+	// File names porcupine's visualization of this key, relative to
+	// Options.Directory (empty when none was written).
+	File string `json:"file,omitempty"`
 }
 
 // prefixTail bounds how many prefix operations a Violation lists.
@@ -89,7 +90,11 @@ func Check(model string, ops []history.Op, opts Options) (checker.Result, error)
 	}
 	pm := s.porcupineModel()
 	parts := partition(pops)
-	verdict, info := porcupine.CheckOperationsVerbose(pm, pops, opts.Timeout)
+	// The first pass is porcupine's own partitioned check: it stops at the
+	// first illegal key and skips the bookkeeping for visualizations, so
+	// valid histories pay nothing for explanations.
+	verdict := porcupine.CheckOperationsTimeout(pm, pops, opts.Timeout)
+	firstPass := time.Since(start)
 	res := checker.Result{
 		Checker:   "linearizable",
 		Anomalies: map[string][]any{},
@@ -114,21 +119,96 @@ func Check(model string, ops []history.Op, opts Options) (checker.Result, error)
 		res.Valid = checker.Invalid
 		res.AnomalyTypes = []string{Anomaly}
 		res.Not = []string{"linearizable"}
-		timedOut := opts.Timeout > 0 && time.Since(start) >= opts.Timeout
-		failing := explain(s, ops, parts, info.PartialLinearizationsOperations(), &res)
-		res.Summary = fmt.Sprintf("not linearizable: %d of %d keys; %s", len(failing), len(parts),
-			res.Anomalies[Anomaly][0].(Violation).Explanation)
-		if timedOut {
-			res.Summary += " (the search timed out, so some listed keys may only be undecided)"
-		}
-		if opts.Directory != "" {
-			if err := visualize(pm, parts, failing, info, opts, start, &res); err != nil {
-				return res, err
-			}
+		if err := explain(s, ops, pm, parts, firstPass, opts, &res); err != nil {
+			return res, err
 		}
 	}
 	res.Stats["elapsed"] = time.Since(start).String()
 	return res, nil
+}
+
+// maxVisualizations bounds how many per-key pages a check writes.
+const maxVisualizations = 8
+
+// explain finds the keys that are not linearizable by checking each key on
+// its own, in parallel, and describes each. The first pass proved that at
+// least one exists and found it within firstPass, so each key gets twice
+// that (at least a second), and the whole search a few times that; keys
+// not decided in time are counted as undecided, never reported.
+func explain(s *spec, ops []history.Op, pm porcupine.Model, parts [][]porcupine.Operation, firstPass time.Duration, opts Options, res *checker.Result) error {
+	perKey := max(time.Second, 2*firstPass)
+	deadline := time.Now().Add(max(5*time.Second, 4*firstPass))
+	type outcome struct {
+		verdict porcupine.CheckResult
+		info    porcupine.LinearizationInfo
+		skipped bool
+	}
+	outcomes := make([]outcome, len(parts))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(parts)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range next {
+				left := time.Until(deadline)
+				if left <= 0 {
+					outcomes[p].skipped = true
+					continue
+				}
+				outcomes[p].verdict, outcomes[p].info = porcupine.CheckOperationsVerbose(pm, parts[p], min(perKey, left))
+			}
+		}()
+	}
+	for p := range parts {
+		next <- p
+	}
+	close(next)
+	wg.Wait()
+
+	undecided := 0
+	for p, o := range outcomes {
+		switch {
+		case o.skipped || o.verdict == porcupine.Unknown:
+			undecided++
+			continue
+		case o.verdict != porcupine.Illegal:
+			continue
+		}
+		var longest []porcupine.Operation
+		if partials := o.info.PartialLinearizationsOperations(); len(partials) == 1 {
+			for _, l := range partials[0] {
+				if len(l) > len(longest) {
+					longest = l
+				}
+			}
+		}
+		v := violation(s, ops, parts[p], longest)
+		if opts.Directory != "" && len(res.Anomalies[Anomaly]) < maxVisualizations {
+			name := fmt.Sprintf("linearizability-%d.html", len(res.Anomalies[Anomaly])+1)
+			if err := visualize(pm, o.info, opts.Directory, name); err != nil {
+				return err
+			}
+			v.File = name
+			res.Files = append(res.Files, name)
+		}
+		res.Anomalies[Anomaly] = append(res.Anomalies[Anomaly], v)
+	}
+	res.Stats["keys-undecided"] = undecided
+	found := len(res.Anomalies[Anomaly])
+	if found == 0 {
+		res.Anomalies[Anomaly] = append(res.Anomalies[Anomaly], Violation{
+			Explanation: fmt.Sprintf("some key is not linearizable, but none of the %d keys could be checked again alone in the time allowed", len(parts)),
+		})
+		res.Summary = "not linearizable; " + res.Anomalies[Anomaly][0].(Violation).Explanation
+		return nil
+	}
+	res.Summary = fmt.Sprintf("not linearizable: %d of %d keys; %s", found, len(parts),
+		res.Anomalies[Anomaly][0].(Violation).Explanation)
+	if undecided > 0 {
+		res.Summary += fmt.Sprintf(" (%d keys undecided)", undecided)
+	}
+	return nil
 }
 
 type opStats struct {
@@ -193,35 +273,6 @@ func operations(s *spec, ops []history.Op, pairs history.Pairs) ([]porcupine.Ope
 	return pops, st, nil
 }
 
-// explain adds a Violation for every partition that has no complete
-// linearization, and returns those partitions' numbers.
-func explain(s *spec, ops []history.Op, parts [][]porcupine.Operation, partials [][][]porcupine.Operation, res *checker.Result) []int {
-	var failing []int
-	for p, part := range parts {
-		var longest []porcupine.Operation
-		if p < len(partials) {
-			for _, l := range partials[p] {
-				if len(l) > len(longest) {
-					longest = l
-				}
-			}
-		}
-		if len(longest) == len(part) {
-			continue
-		}
-		failing = append(failing, p)
-		res.Anomalies[Anomaly] = append(res.Anomalies[Anomaly], violation(s, ops, part, longest))
-	}
-	if len(failing) == 0 {
-		// porcupine found a violation but reported no partial
-		// linearizations (it cannot, but say so rather than claim a key).
-		res.Anomalies[Anomaly] = append(res.Anomalies[Anomaly], Violation{
-			Explanation: "porcupine reported the history illegal without a partial linearization",
-		})
-	}
-	return failing
-}
-
 func violation(s *spec, ops []history.Op, part, longest []porcupine.Operation) Violation {
 	key := part[0].Input.(input).key
 	state := s.init
@@ -273,38 +324,18 @@ func opRecords(ops []history.Op, m meta) []history.Op {
 	return recs
 }
 
-// visualize writes porcupine's visualization of the failing keys. When only
-// some keys fail, those are checked again on their own so the page shows
-// nothing else.
-func visualize(pm porcupine.Model, parts [][]porcupine.Operation, failing []int, info porcupine.LinearizationInfo, opts Options, start time.Time, res *checker.Result) error {
-	if len(failing) == 0 {
-		return nil
-	}
-	if len(failing) < len(parts) {
-		var sub []porcupine.Operation
-		for _, p := range failing {
-			sub = append(sub, parts[p]...)
-		}
-		timeout := time.Duration(0)
-		if opts.Timeout > 0 {
-			// The failing keys were decided within the budget once, so
-			// the same budget again is enough for them alone.
-			timeout = opts.Timeout
-		}
-		_, info = porcupine.CheckOperationsVerbose(pm, sub, timeout)
-	}
+// visualize writes porcupine's page for one key's check into dir.
+func visualize(pm porcupine.Model, info porcupine.LinearizationInfo, dir, name string) error {
 	var buf bytes.Buffer
 	if err := safeVisualize(pm, info, &buf); err != nil {
 		return fmt.Errorf("linearizability: visualize: %w", err)
 	}
-	if err := os.MkdirAll(opts.Directory, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("linearizability: %w", err)
 	}
-	path := filepath.Join(opts.Directory, VisualizationFile)
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name), buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("linearizability: write visualization: %w", err)
 	}
-	res.Files = append(res.Files, VisualizationFile)
 	return nil
 }
 
