@@ -59,6 +59,7 @@ func runNode(args []string, stderr io.Writer) int {
 	maxBatch := fs.Int("max-batch", 0, "requests per log entry (0: default)")
 	maxInflight := fs.Int("max-inflight", 0, "uncommitted entries in flight (0: default)")
 	snapEvery := fs.Uint64("snapshot-every", 0, "snapshot every so many applied entries (0: default)")
+	fsync := fs.String("fsync", "full", "full: bbolt's two syncs per transaction (survives power loss); once: one sync per batch (survives process crashes only)")
 	if err := fs.Parse(args); err != nil {
 		return exitBadArgs
 	}
@@ -90,6 +91,9 @@ func runNode(args []string, stderr io.Writer) int {
 			}
 		}
 	}
+	if *fsync != "full" && *fsync != "once" {
+		return bad("--fsync: want full or once, got %q", *fsync)
+	}
 	c, err := config.Load(*clusterPath)
 	if err != nil {
 		return bad("%v", err)
@@ -101,7 +105,7 @@ func runNode(args []string, stderr io.Writer) int {
 	n, err := server.New(server.Options{
 		Cluster: c, ID: replica.NodeID(*id), DataDir: *data, Protocol: proto,
 		Listen: *listen, ClientListen: *clientListen, AdminListen: *admin,
-		MaxBatch: *maxBatch, MaxInflight: *maxInflight, SnapshotEvery: *snapEvery,
+		MaxBatch: *maxBatch, MaxInflight: *maxInflight, SnapshotEvery: *snapEvery, SyncOnce: *fsync == "once",
 		Logger: log,
 	})
 	if err != nil {

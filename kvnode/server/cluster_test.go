@@ -87,9 +87,13 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func startNode(t testing.TB, c *config.Cluster, id replica.NodeID, dir string, p server.Protocol) *running {
+func startNode(t testing.TB, c *config.Cluster, id replica.NodeID, dir string, p server.Protocol, tune ...func(*server.Options)) *running {
 	t.Helper()
-	n, err := server.New(server.Options{Cluster: c, ID: id, DataDir: dir, Protocol: p, Logger: quietLogger()})
+	opts := server.Options{Cluster: c, ID: id, DataDir: dir, Protocol: p, Logger: quietLogger()}
+	for _, f := range tune {
+		f(&opts)
+	}
+	n, err := server.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,11 +108,11 @@ func startNode(t testing.TB, c *config.Cluster, id replica.NodeID, dir string, p
 	return r
 }
 
-func startCluster(t testing.TB, c *config.Cluster, dirs []string, p server.Protocol) []*running {
+func startCluster(t testing.TB, c *config.Cluster, dirs []string, p server.Protocol, tune ...func(*server.Options)) []*running {
 	t.Helper()
 	var rs []*running
 	for i, nd := range c.Nodes {
-		r := startNode(t, c, nd.ID, dirs[i], p)
+		r := startNode(t, c, nd.ID, dirs[i], p, tune...)
 		rs = append(rs, r)
 		t.Cleanup(func() {
 			r.cancel()

@@ -57,7 +57,11 @@ type Options struct {
 	// zero picks 512, 64 and 10000.
 	MaxBatch, MaxInflight int
 	SnapshotEvery         uint64
-	Logger                *slog.Logger
+	// SyncOnce makes every storage write end with one fsync instead of
+	// bbolt's two per transaction: as safe against process crashes, not
+	// against power loss (see package storage).
+	SyncOnce bool
+	Logger   *slog.Logger
 }
 
 // Node is one kvnode process.
@@ -139,7 +143,7 @@ func New(opts Options) (*Node, error) {
 
 func (n *Node) openGroup(gc config.Group) (*group, error) {
 	dir := filepath.Join(n.opts.DataDir, "group-"+strconv.FormatUint(uint64(gc.ID), 10))
-	st, d, err := storage.Open(dir)
+	st, d, err := storage.OpenWith(dir, storage.Options{SyncOnce: n.opts.SyncOnce})
 	if err != nil {
 		return nil, fmt.Errorf("server: group %d: %w", gc.ID, err)
 	}

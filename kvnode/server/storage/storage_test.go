@@ -36,8 +36,17 @@ func reopen(t *testing.T, s *Store, dir string) (*Store, *replica.Durable) {
 }
 
 func TestRecoverWhatWasSaved(t *testing.T) {
+	for _, once := range []bool{false, true} {
+		t.Run(fmt.Sprintf("SyncOnce=%v", once), func(t *testing.T) { testRecover(t, Options{SyncOnce: once}) })
+	}
+}
+
+func testRecover(t *testing.T, opts Options) {
 	dir := t.TempDir()
-	s, d := reopen(t, nil, dir)
+	s, d, err := OpenWith(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if d.State != nil || d.Snapshot != nil || len(d.Entries) != 0 {
 		t.Fatalf("fresh store not empty: %+v", d)
 	}
@@ -58,11 +67,19 @@ func TestRecoverWhatWasSaved(t *testing.T) {
 		if err := s.Save(&st.p); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
+		if opts.SyncOnce {
+			st.wantSyncs = 1
+		}
 		if syncs != st.wantSyncs {
 			t.Errorf("step %d: %d fsynced writes, want %d", i, syncs, st.wantSyncs)
 		}
 	}
-	_, d = reopen(t, s, dir)
+	s.Close()
+	s, d, err = OpenWith(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	want := append(append(entries(1, 4, "a"), entries(5, 6, "b")...), replica.Entry{Index: 9, Data: []byte("hole")})
 	if string(d.State) != "s3" || !reflect.DeepEqual(d.Entries, want) {
 		t.Fatalf("recovered state %q entries %v, want s3 and %v", d.State, d.Entries, want)
