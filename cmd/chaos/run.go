@@ -235,6 +235,13 @@ func runAction(c *cli.Context) error {
 	terminal := false
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		terminal = true
+		// Log lines must not run on from the status line: clear it first;
+		// the next progress tick redraws it.
+		var lvl slog.Level
+		_ = lvl.UnmarshalText([]byte(c.String("log-level")))
+		old := slog.Default()
+		slog.SetDefault(slog.New(slog.NewTextHandler(lineClearer{os.Stderr}, &slog.HandlerOptions{Level: lvl})))
+		defer slog.SetDefault(old)
 	}
 	var kinds []string
 	for _, k := range s.kinds {
@@ -297,6 +304,16 @@ func runAction(c *cli.Context) error {
 		return cli.Exit("", code)
 	}
 	return nil
+}
+
+// lineClearer erases the terminal's current line before each write.
+type lineClearer struct{ w io.Writer }
+
+func (l lineClearer) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(l.w, "\r\x1b[K"); err != nil {
+		return 0, err
+	}
+	return l.w.Write(p)
 }
 
 // worse returns the worse of two verdicts: invalid, then unknown, then
