@@ -27,7 +27,7 @@ func init() {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "workload", Value: sim.WorkloadRegister, Usage: "register or append"},
 			&cli.StringFlag{Name: "nemesis", Value: "partition", Usage: "comma-separated faults: all, " + strings.Join(sim.NemesisKinds, ", ")},
-			&cli.IntFlag{Name: "seeds", Value: 100, Usage: "run seeds 1..N"},
+			&cli.IntFlag{Name: "seeds", Value: 500, Usage: "run seeds 1..N"},
 			&cli.Int64Flag{Name: "seed", Usage: "run this one seed (overrides --seeds)"},
 			&cli.StringFlag{Name: "history", Usage: "write the history of --seed to this file as JSON lines"},
 			&cli.IntFlag{Name: "ops", Value: 1000, Usage: "client operations per seed (final reads not counted)"},

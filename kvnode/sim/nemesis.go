@@ -67,6 +67,12 @@ type NemesisSchedule struct {
 	// MaxQuiet] (default 100ms to 1s).
 	MinFault, MaxFault time.Duration
 	MinQuiet, MaxQuiet time.Duration
+	// Flap is the probability that a fault and the quiet period after it
+	// are short instead (10-300ms and 10-200ms): faults that come and go
+	// at the protocol's own time scale (elections, retransmissions) hit
+	// the narrow windows that slow faults miss. The default schedule uses
+	// 0.5.
+	Flap float64
 }
 
 func (s *NemesisSchedule) defaults() {
@@ -75,6 +81,9 @@ func (s *NemesisSchedule) defaults() {
 	}
 	if s.MaxFault == 0 {
 		s.MinFault, s.MaxFault = 200*time.Millisecond, 2*time.Second
+		if s.Flap == 0 {
+			s.Flap = 0.5
+		}
 	}
 	if s.MaxQuiet == 0 {
 		s.MinQuiet, s.MaxQuiet = 100*time.Millisecond, time.Second
@@ -127,12 +136,18 @@ func (nm *nemesis) startFault() {
 	}
 	nm.gen++
 	gen := nm.gen
-	nm.r.c.At(nm.uniform(nm.sched.MinFault, nm.sched.MaxFault), func() {
+	fault := nm.uniform(nm.sched.MinFault, nm.sched.MaxFault)
+	quiet := nm.uniform(nm.sched.MinQuiet, nm.sched.MaxQuiet)
+	if nm.sched.Flap > 0 && rng.Float64() < nm.sched.Flap {
+		fault = nm.uniform(10*time.Millisecond, 300*time.Millisecond)
+		quiet = nm.uniform(10*time.Millisecond, 200*time.Millisecond)
+	}
+	nm.r.c.At(fault, func() {
 		if nm.stopped || gen != nm.gen {
 			return
 		}
 		nm.healAll()
-		nm.r.c.At(nm.uniform(nm.sched.MinQuiet, nm.sched.MaxQuiet), nm.startFault)
+		nm.r.c.At(quiet, nm.startFault)
 	})
 }
 
