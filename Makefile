@@ -6,7 +6,7 @@ PKGS     := ./...
 SIM_SEEDS ?= 200
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-short bench run lint clean fuzz
+.PHONY: all build test test-short bench run sim lint clean fuzz
 
 all: build
 
@@ -43,6 +43,11 @@ fuzz:
 # chaos run's defaults. chaos finds bin/kvnode next to itself.
 run: build
 	$(BIN)/chaos run --nemesis partition
+
+# The same partition test in the deterministic simulator: 500 seeds of 1000
+# ops each, every failing seed printed with its replay command.
+sim: build
+	$(BIN)/chaos sim --nemesis partition
 
 clean:
 	rm -rf $(BIN)
