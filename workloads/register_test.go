@@ -206,3 +206,33 @@ func TestNew(t *testing.T) {
 		t.Fatal("New(bogus) succeeded")
 	}
 }
+
+// FuzzRegisterInvoke feeds the register client invocations of any shape,
+// as a corrupt generator or a replayed history might: it must never panic,
+// and against a store that never fails it must answer ok or a fail with a
+// reason, never an unknown outcome.
+func FuzzRegisterInvoke(f *testing.F) {
+	for _, s := range []struct{ f, v string }{
+		{"read", `[1,null]`}, {"write", `[1,5]`}, {"cas", `[1,[5,6]]`}, {"cas", `[1,[5]]`},
+		{"write", `[1,"x"]`}, {"read", `"k"`}, {"nop", `[]`}, {"write", `[1.5,2]`}, {"cas", `[1,{"a":1}]`},
+	} {
+		f.Add(s.f, s.v)
+	}
+	f.Fuzz(func(t *testing.T, fn, value string) {
+		op, err := history.ParseJSON([]byte(`{"type":"invoke","process":0,"value":` + value + `}`))
+		if err != nil {
+			return
+		}
+		store := memkv.New(memkv.Options{})
+		c, _ := workloads.NewRegister(workloads.RegisterOptions{}).NewClient(context.Background(), store, 0)
+		got := c.Invoke(context.Background(), workloads.Invocation{F: fn, Value: op.Value})
+		switch got.Type {
+		case history.Ok, history.Fail:
+		default:
+			t.Fatalf("%s %s: completion type %v against a store that never fails", fn, value, got.Type)
+		}
+		if got.Type == history.Fail && got.Error == "" {
+			t.Fatalf("%s %s: fail without an error", fn, value)
+		}
+	})
+}
