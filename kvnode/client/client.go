@@ -343,9 +343,10 @@ func (c *Client) attempt(ctx context.Context, id replica.NodeID, req *wire.Reque
 	if err != nil {
 		return wire.Response{}, false, err
 	}
-	if _, err := cn.c.Write(c.buf); err != nil {
+	if n, err := cn.c.Write(c.buf); err != nil {
 		c.drop(id)
-		return wire.Response{}, true, fmt.Errorf("node %d: send: %w", id, err)
+		// Not one byte left: the node cannot have seen the request.
+		return wire.Response{}, n > 0, fmt.Errorf("node %d: send: %w", id, err)
 	}
 	for {
 		k, p, nb, err := wire.ReadFrame(cn.r, cn.buf)

@@ -186,7 +186,7 @@ func TestUnknownGroupIsDefiniteFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	err = cl.Put(ctx, "k", "v")
 	if !errors.Is(err, client.ErrFailed) || errors.Is(err, client.ErrUnknown) {
