@@ -125,7 +125,9 @@ func (tc *testCluster) logPath(i int) string {
 
 func (tc *testCluster) start(i int) {
 	tc.ps[i] = startProc(tc.t, tc.logPath(i), "--cluster", tc.path, "--id", fmt.Sprint(i+1),
-		"--data", filepath.Join(tc.dir, fmt.Sprintf("n%d", i+1)), "--log-level", "debug")
+		"--data", filepath.Join(tc.dir, fmt.Sprintf("n%d", i+1)), "--log-level", "debug",
+		// Small enough that the tests restart from snapshots too.
+		"--snapshot-every", "20")
 }
 
 func (tc *testCluster) startAll() {
@@ -213,6 +215,10 @@ func TestKillAllNodesLosesNoAcknowledgedWrite(t *testing.T) {
 	defer mu.Unlock()
 	if len(acked) < 20 {
 		t.Fatalf("only %d appends acknowledged before the kill", len(acked))
+	}
+	// Recovery must start from snapshots as well as from the log.
+	if snaps, _ := filepath.Glob(filepath.Join(tc.dir, "n*", "group-1", "snap-*.snap")); len(snaps) == 0 {
+		t.Fatal("no node took a snapshot before the kill")
 	}
 	tc.startAll()
 	cl := tc.client()
