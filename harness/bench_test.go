@@ -10,6 +10,7 @@ import (
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/workloads"
+	"github.com/chaoskv/chaos/workloads/memkv"
 )
 
 // noopWorkload's client answers ok at once, so a run measures the harness
@@ -49,7 +50,7 @@ func BenchmarkHarnessNoop(b *testing.B) {
 	cfg := Config{
 		Name:     "noop",
 		Workload: noopWorkload{},
-		Backend:  &fakeBackend{},
+		Backend:  &fakeBackend{sut: newMem(memkv.Options{})},
 		Check: func(context.Context, workloads.CheckSpec, []history.Op, string) (checker.Result, error) {
 			return checker.Result{Valid: checker.Valid}, nil
 		},

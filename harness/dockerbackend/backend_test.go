@@ -100,7 +100,7 @@ func TestOptionsValidate(t *testing.T) {
 			}
 			continue
 		}
-		if err == nil || !regexp.MustCompile("^" + tt.flag + ":").MatchString(err.Error()) {
+		if err == nil || !regexp.MustCompile("^"+tt.flag+":").MatchString(err.Error()) {
 			t.Errorf("%+v: err %v, want one naming %s", tt.o, err, tt.flag)
 		}
 	}
