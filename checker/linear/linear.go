@@ -243,11 +243,11 @@ func operations(s *spec, ops []history.Op, pairs history.Pairs) ([]porcupine.Ope
 		}
 		in, out, err := s.decode(inv, comp)
 		if err != nil {
-			line := i + 1
+			where := fmt.Sprintf("line %d", i+1)
 			if comp != nil {
-				line = j + 1
+				where = fmt.Sprintf("lines %d-%d", i+1, j+1)
 			}
-			return nil, st, fmt.Errorf("line %d (index %d): %w: %w", line, ops[line-1].Index, history.ErrMalformed, err)
+			return nil, st, fmt.Errorf("%s (index %d): %w: %w", where, inv.Index, history.ErrMalformed, err)
 		}
 		if comp == nil {
 			if in.act == actRead {
