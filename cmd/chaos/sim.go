@@ -103,35 +103,35 @@ func simAction(c *cli.Context) error {
 	}
 	out := c.App.Writer
 	start := time.Now()
-	results := runSeeds(base, seeds, c.Int("workers"), newProgress(c.App.ErrWriter, len(seeds), start))
-
 	var valid, invalid, unknown, broken int
 	var ops, ok, fail, info int
 	args := simArgs(c)
-	for _, r := range results {
+	prog := newProgress(c.App.ErrWriter, len(seeds), start)
+	// Failing seeds are printed as soon as every earlier seed is done, so
+	// the output is in seed order and does not wait for the whole run.
+	results := runSeeds(base, seeds, c.Int("workers"), prog, func(r seedResult) {
 		if r.err != nil {
 			broken++
-			fmt.Fprintf(out, "seed %d: simulation error: %v\n  replay: %s --seed %d\n", r.seed, r.err, args, r.seed)
-			continue
+			prog.println(out, fmt.Sprintf("seed %d: simulation error: %v; replay: %s --seed %d", r.seed, r.err, args, r.seed))
+			return
 		}
 		ops, ok, fail, info = ops+r.res.Ops, ok+r.res.Ok, fail+r.res.Fail, info+r.res.Info
 		switch r.res.Valid {
 		case checker.Valid:
 			valid++
+			return
 		case checker.Invalid:
 			invalid++
 		default:
 			unknown++
 		}
-		if r.res.Valid != checker.Valid {
-			why := r.res.Check.Summary
-			if len(r.res.Problems) > 0 {
-				why = strings.Join(r.res.Problems, "; ") + "; " + why
-			}
-			fmt.Fprintf(out, "seed %d: %s: %s\n  replay: %s --seed %d --history seed-%d.jsonl\n",
-				r.seed, verdictWord(r.res.Valid), why, args, r.seed, r.seed)
+		why := r.res.Check.Summary
+		if len(r.res.Problems) > 0 {
+			why = strings.Join(r.res.Problems, "; ") + "; " + why
 		}
-	}
+		prog.println(out, fmt.Sprintf("seed %d: %s: %s; replay: %s --seed %d --history seed-%d.jsonl",
+			r.seed, verdictWord(r.res.Valid), why, args, r.seed, r.seed))
+	})
 	wall := time.Since(start)
 	if len(seeds) == 1 && broken == 0 {
 		r := results[0].res
@@ -166,10 +166,13 @@ func verdictWord(v checker.Validity) string {
 	return "UNKNOWN"
 }
 
-// runSeeds simulates the seeds on a pool of workers; results come back in
-// seed order whatever order they finish in.
-func runSeeds(base sim.Config, seeds []int64, workers int, prog *progress) []seedResult {
+// runSeeds simulates the seeds on a pool of workers. emit sees each result
+// in seed order, whatever order they finish in, on one goroutine at a time.
+func runSeeds(base sim.Config, seeds []int64, workers int, prog *progress, emit func(seedResult)) []seedResult {
 	results := make([]seedResult, len(seeds))
+	finished := make([]bool, len(seeds))
+	next := 0
+	var mu sync.Mutex
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < min(workers, len(seeds)); w++ {
@@ -180,8 +183,15 @@ func runSeeds(base sim.Config, seeds []int64, workers int, prog *progress) []see
 				cfg := base
 				cfg.Seed = seeds[i]
 				res, err := sim.Run(cfg)
+				mu.Lock()
 				results[i] = seedResult{seed: seeds[i], res: res, err: err}
+				finished[i] = true
+				for next < len(seeds) && finished[next] {
+					emit(results[next])
+					next++
+				}
 				prog.done(res, err)
+				mu.Unlock()
 			}
 		}()
 	}
@@ -237,6 +247,16 @@ func (p *progress) done(res *sim.Result, err error) {
 		p.last = now
 		slog.Info("sim progress", "seeds", p.finished, "of", p.total, "not-valid", p.bad, "ops", p.ops, "ops-per-sec", int(float64(p.ops)/el))
 	}
+}
+
+// println writes a line to w without tearing the status line.
+func (p *progress) println(w io.Writer, line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+	fmt.Fprintln(w, line)
 }
 
 func (p *progress) finish() {

@@ -355,11 +355,35 @@ func (c *Cluster) CompareReplicas() []string {
 		}
 		snaps = append(snaps, snap{n.id, n.core.Status().Applied, data})
 	}
-	for i, a := range snaps {
-		for _, b := range snaps[i+1:] {
-			if a.applied == b.applied && !bytes.Equal(a.data, b.data) {
-				problems = append(problems, fmt.Sprintf("replicas diverged: nodes %d and %d both applied through index %d but hold different state", a.id, b.id, a.applied))
+	// Group the nodes that applied the same prefix by the state they hold.
+	done := make([]bool, len(snaps))
+	for i := range snaps {
+		if done[i] {
+			continue
+		}
+		var groups [][]replica.NodeID
+		var reps [][]byte
+		for j := i; j < len(snaps); j++ {
+			if done[j] || snaps[j].applied != snaps[i].applied {
+				continue
 			}
+			done[j] = true
+			g := -1
+			for k, r := range reps {
+				if bytes.Equal(r, snaps[j].data) {
+					g = k
+					break
+				}
+			}
+			if g < 0 {
+				g = len(reps)
+				reps = append(reps, snaps[j].data)
+				groups = append(groups, nil)
+			}
+			groups[g] = append(groups[g], snaps[j].id)
+		}
+		if len(groups) > 1 {
+			problems = append(problems, fmt.Sprintf("replicas diverged: nodes that all applied through index %d hold %d different states: %v", snaps[i].applied, len(groups), groups))
 		}
 	}
 	return problems

@@ -2,9 +2,13 @@ package sim
 
 import (
 	"bytes"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/kvnode/kv"
+	"github.com/chaoskv/chaos/kvnode/replica"
 )
 
 // The simulator's own machinery, exercised with the fake primary-backup
@@ -49,5 +53,24 @@ func TestFakeCoreStaleReadsAreCaught(t *testing.T) {
 		if !found {
 			t.Fatalf("%s: 20 seeds of a core that serves stale reads from backups all looked linearizable", w)
 		}
+	}
+}
+
+func TestCompareReplicasFindsDivergence(t *testing.T) {
+	c := newTestCluster(t, 3)
+	cl := c.NewClient(patient)
+	if _, ok, err := cl.Do(putOp("k", "v"), time.Second); err != nil || !ok {
+		t.Fatalf("put: %v %v", ok, err)
+	}
+	c.RunFor(200 * time.Millisecond)
+	if p := c.CompareReplicas(); len(p) != 0 {
+		t.Fatalf("healthy replicas reported as diverged: %v", p)
+	}
+	// Change node 3's state behind the protocol's back, keeping its
+	// applied index.
+	c.nodes[2].sm.(*kv.Store).Apply(0, replica.Request{ClientID: 99, Seq: 1, Op: putOp("k", "other")})
+	p := c.CompareReplicas()
+	if len(p) != 1 || !strings.Contains(p[0], "[[1 2] [3]]") {
+		t.Fatalf("divergence not reported as expected: %v", p)
 	}
 }
