@@ -88,7 +88,10 @@ type Cluster struct {
 	closeErr error
 }
 
-var _ nemesis.Target = (*Cluster)(nil)
+var (
+	_ nemesis.Target  = (*Cluster)(nil)
+	_ nemesis.Checker = (*Cluster)(nil)
+)
 
 // Launch creates the run's network and one started container per node. On
 // failure everything it created is removed again.
@@ -624,4 +627,30 @@ func (c *Cluster) Close(ctx context.Context) error {
 	c.closeErr = errors.Join(errs...)
 	c.log.Info("cluster removed", "took", time.Since(start).Round(time.Millisecond), "err", c.closeErr)
 	return c.closeErr
+}
+
+// Supports reports whether the cluster can inject faults of kind k. Only
+// latency can be missing: it tries a 1ms netem qdisc on the first running
+// node and removes it again.
+func (c *Cluster) Supports(ctx context.Context, k nemesis.Kind) error {
+	if k != nemesis.Latency {
+		return nil
+	}
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	for _, m := range c.members {
+		m.mu.Lock()
+		pid := m.pid
+		var err error
+		if pid != 0 {
+			if err = setLatency(pid, time.Millisecond, 0); err == nil {
+				err = setLatency(pid, c.latency.Delay, c.latency.Jitter)
+			}
+		}
+		m.mu.Unlock()
+		if pid != 0 {
+			return err
+		}
+	}
+	return fmt.Errorf("no running node to probe for netem")
 }

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -300,33 +301,58 @@ func TestNetworkFaults(t *testing.T) {
 
 	t.Run("loss drops roughly the asked share", func(t *testing.T) {
 		const p, n = 30, 600
-		if err := c.Loss(ctx, p); err != nil {
-			t.Fatal(err)
+		// The share of n echoes from n1 to n2 that came back.
+		echoes := func(n int) float64 {
+			t.Helper()
+			v, err := ask(c, "n1", fmt.Sprintf("/udp?addr=%s:7001&n=%d", ip("n2"), n), 30*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v["received"].(float64) / float64(n)
 		}
-		v, err := ask(c, "n1", "/udp?addr="+ip("n2").String()+":7001&n=600", 30*time.Second)
-		if lerr := c.Loss(ctx, 0); lerr != nil {
-			t.Fatal(lerr)
+		// On a box shared with other work a starved node can miss echoes
+		// without any fault; measure only once it answers them all.
+		settled := func() {
+			t.Helper()
+			for try := 0; ; try++ {
+				if got := echoes(100); got >= 0.98 {
+					return
+				} else if try == 5 {
+					t.Fatalf("without loss only %.2f of echoes come back; node states: %s", got, nodeStates(c))
+				}
+				time.Sleep(time.Second)
+			}
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		settled()
+		var got float64
 		// Each echo crosses two lossy inputs: (1-0.3)^2 = 0.49 survive.
-		got := v["received"].(float64) / n
-		t.Logf("loss %d%%: %.3f of echoes survived (expected 0.49)", p, got)
+		// One retry absorbs a load spike on the shared machine.
+		for try := 0; try < 2; try++ {
+			if err := c.Loss(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			got = echoes(n)
+			if err := c.Loss(ctx, 0); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("loss %d%%: %.3f of echoes survived (expected 0.49)", p, got)
+			if got >= 0.39 && got <= 0.59 {
+				break
+			}
+			settled()
+		}
 		if got < 0.39 || got > 0.59 {
 			t.Errorf("%.3f of echoes survived %d%% loss each way; want about 0.49", got, p)
 		}
-		v, err = ask(c, "n1", "/udp?addr="+ip("n2").String()+":7001&n=200", 10*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v["received"].(float64) < 198 {
-			t.Errorf("after loss stopped only %v of 200 echoes came back", v["received"])
-		}
+		settled()
 	})
 
 	t.Run("latency needs netem", func(t *testing.T) {
+		perr := nemesis.Preflight(ctx, c, []nemesis.Kind{nemesis.Partition, nemesis.Latency})
 		err := c.Latency(ctx, nemesis.LatencySpec{Delay: 50 * time.Millisecond})
+		if errors.Is(err, ErrNoNetem) != errors.Is(perr, ErrNoNetem) {
+			t.Fatalf("preflight says %v but the fault says %v", perr, err)
+		}
 		if errors.Is(err, ErrNoNetem) {
 			if !strings.Contains(err.Error(), "latency needs the netem qdisc, which this kernel lacks") {
 				t.Errorf("unclear error: %v", err)
@@ -349,6 +375,16 @@ func TestNetworkFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// nodeStates describes each node's container for failure messages.
+func nodeStates(c *Cluster) string {
+	var b strings.Builder
+	for _, m := range c.members {
+		st, err := c.d.e.ContainerInspect(context.Background(), m.container)
+		fmt.Fprintf(&b, "%s: %+v %v; ", m.Name, st, err)
+	}
+	return b.String()
 }
 
 // TestNemesisAgainstCluster runs a short real schedule and checks that

@@ -159,7 +159,7 @@ func canDial(t testing.TB, c *Cluster, from, to string) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := ask(c, from, fmt.Sprintf("/dial?addr=%s:7000&timeout=1s", ip), 10*time.Second)
+	v, err := ask(c, from, fmt.Sprintf("/dial?addr=%s:7000&timeout=2s", ip), 10*time.Second)
 	if err != nil {
 		t.Fatalf("ask %s to dial %s: %v", from, to, err)
 	}

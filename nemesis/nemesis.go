@@ -55,7 +55,7 @@ type Nemesis struct {
 	mu          sync.Mutex
 	killed      map[string]bool
 	paused      map[string]bool
-	partitioned bool
+	partitioned Kind // the partition in force, "" for none
 	lossy       bool
 	slow        bool
 }
@@ -124,6 +124,12 @@ func (n *Nemesis) Run(ctx context.Context) error {
 			return nil
 		}
 		f, err := n.plan(ctx, step)
+		if errors.Is(err, errNoLeader) {
+			// Between leaders (an election in progress) there is nobody
+			// to isolate; say so in the history and try the next step.
+			_ = n.do(startF(step.Kind), map[string]any{"kind": string(step.Kind)}, func() error { return err })
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -154,11 +160,20 @@ func (n *Nemesis) plan(ctx context.Context, step Step) (Fault, error) {
 	if step.Kind == PartitionLeader {
 		var err error
 		if leaders, err = n.cfg.Leaders(ctx); err != nil {
-			return Fault{}, fmt.Errorf("nemesis: find leaders: %w", err)
+			if ctx.Err() != nil {
+				return Fault{}, err
+			}
+			return Fault{}, fmt.Errorf("%w: %v", errNoLeader, err)
+		}
+		if len(leaders) == 0 {
+			return Fault{}, fmt.Errorf("%w: the cluster reports none", errNoLeader)
 		}
 	}
 	return Plan(step, n.t.Nodes(), leaders, Params{LossPercent: n.cfg.LossPercent, Latency: n.cfg.Latency})
 }
+
+// errNoLeader means partition-leader found no leader to isolate.
+var errNoLeader = errors.New("nemesis: partition-leader: no current leader")
 
 // startF and stopF are the history functions of a fault's two halves.
 func startF(k Kind) string {
@@ -211,7 +226,7 @@ func (n *Nemesis) Start(ctx context.Context, f Fault) error {
 			if err := f.Grudge.Validate(n.t.Nodes()); err != nil {
 				return fmt.Errorf("nemesis: %w", err)
 			}
-			n.partitioned = true
+			n.partitioned = f.Kind
 			return n.t.Partition(ctx, f.Grudge)
 		case f.Kind == Loss:
 			n.lossy = true
@@ -258,17 +273,17 @@ func (n *Nemesis) Stop(ctx context.Context, f Fault) error {
 }
 
 func (n *Nemesis) stopPartition(ctx context.Context) error {
-	return n.do(stopF(Partition), nil, func() error {
+	return n.do(stopF(Partition), map[string]any{"kind": string(n.partitioned), "healed": true}, func() error {
 		if err := n.t.Partition(ctx, nil); err != nil {
 			return err
 		}
-		n.partitioned = false
+		n.partitioned = ""
 		return nil
 	})
 }
 
 func (n *Nemesis) stopLoss(ctx context.Context) error {
-	return n.do(stopF(Loss), nil, func() error {
+	return n.do(stopF(Loss), map[string]any{"kind": string(Loss), "percent": int64(0)}, func() error {
 		if err := n.t.Loss(ctx, 0); err != nil {
 			return err
 		}
@@ -278,7 +293,7 @@ func (n *Nemesis) stopLoss(ctx context.Context) error {
 }
 
 func (n *Nemesis) stopLatency(ctx context.Context) error {
-	return n.do(stopF(Latency), nil, func() error {
+	return n.do(stopF(Latency), map[string]any{"kind": string(Latency), "delay_ms": 0.0}, func() error {
 		if err := n.t.Latency(ctx, LatencySpec{}); err != nil {
 			return err
 		}
@@ -288,7 +303,7 @@ func (n *Nemesis) stopLatency(ctx context.Context) error {
 }
 
 func (n *Nemesis) startNodes(ctx context.Context, nodes []string) error {
-	return n.do(stopF(Kill), map[string]any{"nodes": anyList(nodes)}, func() error {
+	return n.do(stopF(Kill), map[string]any{"kind": string(Kill), "nodes": anyList(nodes)}, func() error {
 		var errs []error
 		for _, node := range nodes {
 			if err := n.t.Start(ctx, node); err != nil {
@@ -302,7 +317,7 @@ func (n *Nemesis) startNodes(ctx context.Context, nodes []string) error {
 }
 
 func (n *Nemesis) resumeNodes(ctx context.Context, nodes []string) error {
-	return n.do(stopF(Pause), map[string]any{"nodes": anyList(nodes)}, func() error {
+	return n.do(stopF(Pause), map[string]any{"kind": string(Pause), "nodes": anyList(nodes)}, func() error {
 		var errs []error
 		for _, node := range nodes {
 			if err := n.t.Resume(ctx, node); err != nil {
@@ -324,7 +339,7 @@ func (n *Nemesis) HealAll(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var errs []error
-	if n.partitioned {
+	if n.partitioned != "" {
 		errs = append(errs, n.stopPartition(ctx))
 	}
 	if n.lossy {

@@ -349,3 +349,62 @@ func TestFaultValueIsAHistoryValue(t *testing.T) {
 		t.Fatal("Value is not stable")
 	}
 }
+
+func TestPartitionLeaderWithoutLeaderIsRecordedAndSkipped(t *testing.T) {
+	ft := newFake(3)
+	var ops []history.Op
+	sleeps := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := New(ft, Config{
+		Kinds: []Kind{PartitionLeader}, Log: slog.New(slog.DiscardHandler),
+		Leaders: func(context.Context) ([]string, error) { return nil, nil },
+		Sleep: func(ctx context.Context, _ time.Duration) error {
+			if sleeps++; sleeps > 3 {
+				cancel()
+				return ctx.Err()
+			}
+			return nil
+		},
+	}, func(op history.Op) { ops = append(ops, op) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Run(ctx); err != nil {
+		t.Fatalf("Run stopped on a missing leader: %v", err)
+	}
+	if len(ops) != 6 || len(ft.calls) != 0 {
+		t.Fatalf("ops %v, calls %v: want 3 recorded, unapplied attempts", ops, ft.calls)
+	}
+	for _, op := range ops {
+		if op.Type == history.Info && !strings.Contains(op.Error, "no current leader") {
+			t.Fatalf("completion %+v does not say why nothing happened", op)
+		}
+	}
+}
+
+type checkingTarget struct {
+	*fakeTarget
+	unsupported Kind
+}
+
+func (c checkingTarget) Supports(_ context.Context, k Kind) error {
+	if k == c.unsupported {
+		return errors.New("not here")
+	}
+	return nil
+}
+
+func TestPreflight(t *testing.T) {
+	ctx := context.Background()
+	ct := checkingTarget{newFake(3), Latency}
+	if err := Preflight(ctx, ct, []Kind{Partition, Kill}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Preflight(ctx, ct, []Kind{Partition, Latency}); err == nil || !strings.Contains(err.Error(), "latency") {
+		t.Fatalf("Preflight = %v, want an error naming latency", err)
+	}
+	if err := Preflight(ctx, newFake(3), []Kind{Latency}); err != nil {
+		t.Fatalf("a target without Supports passes preflight: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package nemesis
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -46,3 +47,25 @@ func (l LatencySpec) IsZero() bool { return l.Delay == 0 && l.Jitter == 0 }
 // LeaderFunc returns the current leader node of every replica group. The
 // harness implements it by asking the nodes; partition-leader needs it.
 type LeaderFunc func(ctx context.Context) ([]string, error)
+
+// Checker is implemented by targets that can tell ahead of a test whether
+// they can inject a kind of fault at all (latency needs kernel support,
+// for example).
+type Checker interface {
+	Supports(ctx context.Context, k Kind) error
+}
+
+// Preflight asks t, if it is a Checker, whether it supports every kind,
+// so that a test fails before it starts rather than at its first fault.
+func Preflight(ctx context.Context, t Target, kinds []Kind) error {
+	c, ok := t.(Checker)
+	if !ok {
+		return nil
+	}
+	for _, k := range kinds {
+		if err := c.Supports(ctx, k); err != nil {
+			return fmt.Errorf("nemesis %s: %w", k, err)
+		}
+	}
+	return nil
+}
