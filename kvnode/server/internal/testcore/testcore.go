@@ -272,13 +272,21 @@ func encodeBatch(reqs []replica.Request) []byte {
 	return b
 }
 
+// decodeBatch decodes an encodeBatch output; a malformed entry decodes to
+// the requests before the damage.
 func decodeBatch(b []byte) []replica.Request {
 	n, k := binary.Uvarint(b)
+	if k <= 0 {
+		return nil
+	}
 	b = b[k:]
-	out := make([]replica.Request, 0, n)
-	for i := uint64(0); i < n; i++ {
+	var out []replica.Request
+	for i := uint64(0); i < n && len(b) >= 16; i++ {
 		r := replica.Request{ClientID: binary.BigEndian.Uint64(b), Seq: binary.BigEndian.Uint64(b[8:])}
 		l, k := binary.Uvarint(b[16:])
+		if k <= 0 || l > uint64(len(b)-16-k) {
+			return out
+		}
 		r.Op = b[16+k : 16+k+int(l)]
 		b = b[16+k+int(l):]
 		out = append(out, r)
