@@ -3,6 +3,7 @@ package paxos
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
@@ -538,5 +539,92 @@ func TestRestartCommitKnowledge(t *testing.T) {
 	r.Step(&Heartbeat{Header: Header{From: 1, To: 2}, Ballot: b3, Commit: 3})
 	if got, _ := sm.Get("k"); got != "accddd" || r.Status().Commit != 3 {
 		t.Fatalf("k=%q status %+v", got, r.Status())
+	}
+}
+
+func TestReelectionAfterLeaderCrash(t *testing.T) {
+	c := newCluster(t, 5, nil)
+	l := c.leader()
+	epoch := c.nodes[l].Status().Epoch
+	c.crash(l)
+	// A follower times out within [ElectionTicks, 2*ElectionTicks) of the
+	// last heartbeat; one round of messages then elects it.
+	bound := 2 * c.cfg[l].ElectionTicks
+	for tick := 1; ; tick++ {
+		c.tick(1)
+		var leaders []replica.NodeID
+		for _, id := range c.ids {
+			if !c.down[id] && c.nodes[id].Status().Role == RoleLeader {
+				leaders = append(leaders, id)
+			}
+		}
+		if len(leaders) == 1 {
+			if st := c.nodes[leaders[0]].Status(); st.Epoch <= epoch {
+				t.Fatalf("new leader epoch %d not above %d", st.Epoch, epoch)
+			}
+			break
+		}
+		if tick > bound {
+			t.Fatalf("no new leader %d ticks after the crash", tick)
+		}
+	}
+	nl := c.leader()
+	c.nodes[nl].Propose(put(1, 1, "k", "after"))
+	c.settle()
+	c.tick(2)
+	for _, id := range c.ids {
+		if id != l && c.value(id, "k") != "after" {
+			t.Fatalf("node %d: k=%q", id, c.value(id, "k"))
+		}
+	}
+}
+
+// The core is a pure function of its inputs: two runs with one seed emit
+// the same messages; another seed changes the election timing.
+func TestDeterministic(t *testing.T) {
+	trace := func(seed int64) string {
+		c := newCluster(t, 3, func(cfg *replica.Config) { cfg.Seed = seed })
+		var out []string
+		c.drop = func(m replica.Message) bool {
+			out = append(out, fmt.Sprintf("%+v", m))
+			return false
+		}
+		proposed := false
+		for range 60 {
+			out = append(out, "tick")
+			c.tick(1)
+			for _, id := range c.ids {
+				if !proposed && c.nodes[id].Status().Role == RoleLeader {
+					proposed = c.nodes[id].Propose(put(1, 1, "k", "v")) == nil
+				}
+			}
+		}
+		return fmt.Sprint(out)
+	}
+	if a, b := trace(7), trace(7); a != b {
+		t.Fatal("same seed, different message traces")
+	}
+	timeouts := func(seed int64, id replica.NodeID) []int {
+		cfg := DefaultConfig(id, []replica.NodeID{1, 2, 3})
+		cfg.Seed = seed
+		n, err := New(cfg, newRecorder(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int
+		for range 50 {
+			n.resetElectionTimer()
+			if n.electionTimeout < cfg.ElectionTicks || n.electionTimeout >= 2*cfg.ElectionTicks {
+				t.Fatalf("timeout %d outside [%d, %d)", n.electionTimeout, cfg.ElectionTicks, 2*cfg.ElectionTicks)
+			}
+			out = append(out, n.electionTimeout)
+		}
+		return out
+	}
+	if !slices.Equal(timeouts(7, 1), timeouts(7, 1)) {
+		t.Fatal("same seed and ID, different timeouts")
+	}
+	if slices.Equal(timeouts(7, 1), timeouts(8, 1)) || slices.Equal(timeouts(7, 1), timeouts(7, 2)) {
+		t.Fatal("timeouts ignore the seed or the ID")
 	}
 }
