@@ -348,20 +348,42 @@ func (p *jsonParser) number() (any, error) {
 func (p *jsonParser) rawString() (b []byte, raw bool, err error) {
 	p.i++ // the opening quote
 	start := p.i
+	ascii := true
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		switch {
 		case c == '"':
 			p.i++
-			return p.b[start : p.i-1], true, nil
+			s := p.b[start : p.i-1]
+			if !ascii && !utf8.Valid(s) {
+				return validUTF8(nil, s), false, nil
+			}
+			return s, true, nil
 		case c == '\\':
 			return p.escapedString(start)
 		case c < 0x20:
 			return nil, false, p.errorf("control character %#x in a string", c)
+		case c >= 0x80:
+			ascii = false
 		}
 		p.i++
 	}
 	return nil, false, p.errorf("unterminated string")
+}
+
+// validUTF8 appends s to b with each byte that is not part of valid UTF-8
+// replaced by U+FFFD, as encoding/json decodes such strings.
+func validUTF8(b, s []byte) []byte {
+	for len(s) > 0 {
+		r, size := utf8.DecodeRune(s)
+		if r == utf8.RuneError && size == 1 {
+			b = utf8.AppendRune(b, utf8.RuneError)
+		} else {
+			b = append(b, s[:size]...)
+		}
+		s = s[size:]
+	}
+	return b
 }
 
 func (p *jsonParser) escapedString(start int) ([]byte, bool, error) {
@@ -371,6 +393,9 @@ func (p *jsonParser) escapedString(start int) ([]byte, bool, error) {
 		switch {
 		case c == '"':
 			p.i++
+			if !utf8.Valid(out) {
+				out = validUTF8(nil, out)
+			}
 			return out, false, nil
 		case c < 0x20:
 			return nil, false, p.errorf("control character %#x in a string", c)

@@ -74,6 +74,10 @@ const prefixTail = 8
 // "cas-register" or "kv"), is linearizable. An error means the model name
 // is unknown or the history is malformed (the error then wraps
 // history.ErrMalformed); it never means the history is not linearizable.
+//
+// The search is bounded by Options.Timeout. Finding a violation then costs
+// a second search, of each key alone, to name the failing keys: it takes
+// at most about Options.Timeout again (at least a couple of seconds).
 func Check(model string, ops []history.Op, opts Options) (checker.Result, error) {
 	start := time.Now()
 	s, err := lookup(model)
@@ -133,11 +137,16 @@ const maxVisualizations = 8
 // explain finds the keys that are not linearizable by checking each key on
 // its own, in parallel, and describes each. The first pass proved that at
 // least one exists and found it within firstPass, so each key gets twice
-// that (at least a second), and the whole search a few times that; keys
-// not decided in time are counted as undecided, never reported.
+// that (at least a second) and the whole search twice that (at least two
+// seconds, at most Options.Timeout when set); keys not decided in time are
+// counted as undecided, never reported.
 func explain(s *spec, ops []history.Op, pm porcupine.Model, parts [][]porcupine.Operation, firstPass time.Duration, opts Options, res *checker.Result) error {
 	perKey := max(time.Second, 2*firstPass)
-	deadline := time.Now().Add(max(5*time.Second, 4*firstPass))
+	budget := max(2*time.Second, 2*firstPass)
+	if opts.Timeout > 0 && budget > opts.Timeout {
+		budget = max(opts.Timeout, time.Second)
+	}
+	deadline := time.Now().Add(budget)
 	type outcome struct {
 		verdict porcupine.CheckResult
 		info    porcupine.LinearizationInfo
