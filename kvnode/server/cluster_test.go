@@ -2,11 +2,13 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -263,6 +265,59 @@ func TestGracefulRestartKeepsData(t *testing.T) {
 		r, err := cl2.Get(ctx, fmt.Sprintf("k%d", i))
 		if err != nil || r.Value != fmt.Sprintf("v%d", i) {
 			t.Fatalf("after restart k%d = %+v, %v", i, r, err)
+		}
+	}
+}
+
+// TestMultipleGroups runs two Paxos groups over three nodes (node 1 hosts
+// only the first) and checks that they are independent and that /status
+// describes every local replica.
+func TestMultipleGroups(t *testing.T) {
+	c := testCluster(t, 3, true)
+	c.Groups = append(c.Groups, config.Group{ID: 2, Members: []replica.NodeID{2, 3}})
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	startCluster(t, c, dataDirs(t, 3), paxosProtocol(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var cls []*client.Client
+	for _, g := range []replica.GroupID{1, 2} {
+		cfg, err := client.FromCluster(c, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := client.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		if err := cl.Put(ctx, "k", fmt.Sprintf("group%d", g)); err != nil {
+			t.Fatalf("group %d: %v", g, err)
+		}
+		cls = append(cls, cl)
+	}
+	for i, cl := range cls {
+		r, err := cl.Get(ctx, "k")
+		if want := fmt.Sprintf("group%d", i+1); err != nil || r.Value != want {
+			t.Fatalf("group %d: got %+v, %v; want %q", i+1, r, err, want)
+		}
+	}
+	resp, err := http.Get("http://" + c.Nodes[1].AdminAddr + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st server.NodeStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.ID != 2 || st.Protocol != "paxos" || len(st.Groups) != 2 || st.Groups[0].Group != 1 || st.Groups[1].Group != 2 {
+		t.Fatalf("status of node 2: %+v", st)
+	}
+	for _, g := range st.Groups {
+		if g.Leader == 0 || g.Applied == 0 || g.Commit < g.Applied {
+			t.Fatalf("status of node 2, group %d: %+v", g.Group, g)
 		}
 	}
 }
