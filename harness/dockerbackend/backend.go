@@ -191,12 +191,22 @@ func (b *Backend) Setup(ctx context.Context, dir string) (*harness.Cluster, erro
 		return nil, errors.New("launch: the cluster file was never rendered")
 	}
 	sut := &sut{file: file, attempt: b.opts.AttemptTimeout}
+	var probes []*client.Client
 	for _, g := range file.Groups {
 		c, err := sut.groupClient(g.ID)
 		if err != nil {
 			return nil, err
 		}
-		b.probes = append(b.probes, c)
+		probes = append(probes, c)
+	}
+	// A cluster left running by an earlier Setup keeps its own probes out
+	// of this one's health checks.
+	b.mu.Lock()
+	old := b.probes
+	b.probes = probes
+	b.mu.Unlock()
+	for _, p := range old {
+		p.Close()
 	}
 	return &harness.Cluster{SUT: sut, Target: cl, Leaders: b.leaders}, nil
 }
