@@ -13,6 +13,7 @@ package sim
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
@@ -167,10 +168,8 @@ func Run(cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	for _, k := range cfg.Nemesis {
-		if _, err := ParseNemesis(k); err != nil {
-			return nil, fmt.Errorf("sim: %w", err)
-		}
+	if cfg.Nemesis, err = ParseNemesis(strings.Join(cfg.Nemesis, ",")); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
 	}
 	c, err := NewCluster(ClusterConfig{
 		Seed: cfg.Seed, Replicas: cfg.Replicas, Protocol: cfg.Protocol, Factory: cfg.Factory,

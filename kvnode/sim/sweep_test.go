@@ -22,7 +22,6 @@ func sweepConfig(proto string, s int64) Config {
 	if s%4 == 0 {
 		cfg.Workload, cfg.Keys = WorkloadAppend, 1
 	}
-	cfg.Nemesis, _ = ParseNemesis("all")
 	return cfg
 }
 
