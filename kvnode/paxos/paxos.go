@@ -849,12 +849,6 @@ func (n *Node) Status() replica.Status {
 	case leader:
 		r = RoleLeader
 	}
-	size := 0
-	for _, e := range n.log {
-		if e != nil {
-			size++
-		}
-	}
 	return replica.Status{
 		ID:            n.id,
 		Role:          r,
@@ -862,7 +856,7 @@ func (n *Node) Status() replica.Status {
 		Epoch:         n.promised.Round,
 		Commit:        n.commit,
 		Applied:       n.applied,
-		LogLen:        size,
+		LogLen:        len(n.log), // slots held in memory, holes included
 		SnapshotIndex: n.snapIndex,
 	}
 }
