@@ -287,7 +287,7 @@ func runOK(t *testing.T, cfg Config) *Result {
 		t.Fatal(err)
 	}
 	if res.Valid.String() != "true" {
-		t.Fatalf("seed %d: %s %v\nreplay the history: the test's Config with Seed %d", cfg.Seed, res.Check.Summary, res.Problems, cfg.Seed)
+		t.Fatalf("run seed %d: %s: %s %v", cfg.Seed, res.Valid, res.Check.Summary, res.Problems)
 	}
 	return res
 }
