@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anishathalye/porcupine"
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/history"
@@ -379,5 +382,69 @@ func TestTimeoutIsUnknown(t *testing.T) {
 	}
 	if res.Valid != checker.Unknown {
 		t.Fatalf("valid = %v, want unknown (%s)", res.Valid, res.Summary)
+	}
+}
+
+// TestPartitionEvents checks the model through porcupine's event API, which
+// partitions with PartitionEvent: verdicts match the operation API's.
+func TestPartitionEvents(t *testing.T) {
+	for _, tc := range []struct {
+		h    string
+		want bool
+	}{
+		{`
+			0 invoke write ["x",1]
+			1 invoke write ["y",2]
+			0 ok write ["x",1]
+			1 ok write ["y",2]
+			0 invoke read ["y",null]
+			0 ok read ["y",2]`, true},
+		{`
+			0 invoke write ["x",1]
+			1 invoke write ["y",2]
+			0 ok write ["x",1]
+			1 ok write ["y",2]
+			0 invoke read ["y",null]
+			0 ok read ["y",1]`, false},
+	} {
+		ops := hist(t, tc.h)
+		s, err := lookup("register")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pairs, err := history.Pair(ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pops, _, err := operations(s, ops, pairs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Events in history order: a call at its invocation's position,
+		// a return at its completion's.
+		type at struct {
+			pos int
+			ev  porcupine.Event
+		}
+		var evs []at
+		for id, op := range pops {
+			evs = append(evs, at{int(op.Call), porcupine.Event{ClientId: op.ClientId, Kind: porcupine.CallEvent, Value: op.Input, Id: id}})
+			evs = append(evs, at{int(min(op.Return, int64(len(ops)))), porcupine.Event{ClientId: op.ClientId, Kind: porcupine.ReturnEvent, Value: op.Output, Id: id}})
+		}
+		sort.SliceStable(evs, func(i, j int) bool { return evs[i].pos < evs[j].pos })
+		events := make([]porcupine.Event, len(evs))
+		for i, e := range evs {
+			events[i] = e.ev
+		}
+		pm := s.porcupineModel()
+		if parts := pm.PartitionEvent(events); len(parts) != 2 {
+			t.Fatalf("PartitionEvent made %d partitions, want 2 (keys x and y)", len(parts))
+		}
+		if got := porcupine.CheckEvents(pm, events); got != tc.want {
+			t.Fatalf("CheckEvents = %v, want %v", got, tc.want)
+		}
+		if got := porcupine.CheckOperations(pm, pops); got != tc.want {
+			t.Fatalf("CheckOperations = %v, want %v", got, tc.want)
+		}
 	}
 }
