@@ -254,6 +254,14 @@ func Check(workload string, ops []history.Op, opts Options) (checker.Result, err
 		"cycle-search-ms": time.Since(inferred).Milliseconds(),
 	}
 	res.Summary = summary(res, len(p.txns), counts)
+	if opts.Directory != "" {
+		files, err := writeArtifacts(opts.Directory, res.Anomalies)
+		if err != nil {
+			return res, err
+		}
+		slices.Sort(files)
+		res.Files = files
+	}
 	return res, nil
 }
 

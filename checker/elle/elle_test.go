@@ -2,6 +2,8 @@ package elle
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -416,5 +418,25 @@ func TestModels(t *testing.T) {
 	}
 	if not, also := violatedModels(nil); not != nil || also != nil {
 		t.Errorf("no anomalies: not %v also %v", not, also)
+	}
+}
+
+func TestArtifacts(t *testing.T) {
+	var b builder
+	b.concurrent(txsOf(mops(rl(1), app(2, 1)), mops(rl(2), app(1, 1)))...)
+	dir := t.TempDir()
+	res, err := Check("list-append", b.ops, Options{Directory: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Files) == 0 {
+		t.Fatal("no artifacts written")
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, res.Files[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(raw); !strings.Contains(s, "digraph") || !strings.Contains(s, `label="rw on`) {
+		t.Fatalf("unexpected DOT:\n%s", s)
 	}
 }

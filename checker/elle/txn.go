@@ -43,15 +43,14 @@ type mop struct {
 
 // txn is one transaction: an invocation paired with its completion.
 type txn struct {
-	inv, cmp   int64 // op indices; cmp is -1 when never completed
-	invPos     int32 // position of the invocation in the ops slice
-	cmpPos     int32 // position of the completion, or len(ops) if none
-	proc       int64
-	st         status
-	mopLo      int32 // mops[mopLo:mopHi]
-	mopHi      int32
-	value      any // the value the completion (or invocation) carried
-	hasInvoked bool
+	inv, cmp int64 // op indices; cmp is -1 when never completed
+	invPos   int32 // position of the invocation in the ops slice
+	cmpPos   int32 // position of the completion, or len(ops) if none
+	proc     int64
+	st       status
+	mopLo    int32 // mops[mopLo:mopHi]
+	mopHi    int32
+	value    any // the value the completion (or invocation) carried
 }
 
 // history is the parsed form Check works on.
@@ -158,7 +157,7 @@ func parse(workload string, ops []history.Op) (*parsed, error) {
 			t := int32(len(p.txns))
 			p.txns = append(p.txns, txn{
 				inv: opIndex(op, i), cmp: -1, invPos: int32(i), proc: int64(op.Process),
-				cmpPos: int32(len(ops)), st: stInfo, value: op.Value, hasInvoked: true,
+				cmpPos: int32(len(ops)), st: stInfo, value: op.Value,
 			})
 			pending[op.Process] = t
 			p.events = append(p.events, t<<1)
