@@ -284,6 +284,11 @@ func runAction(c *cli.Context) error {
 			slog.Info("test run", "seed", seed)
 		}
 		out, err := harness.Run(ctx, cfg)
+		if err != nil && out != nil && out.Summary.Results != nil {
+			// Checked, but then the teardown failed: the verdict still
+			// stands, and the internal error follows it.
+			printOutcome(c.App.Writer, out)
+		}
 		if err != nil {
 			where := ""
 			if out != nil {
