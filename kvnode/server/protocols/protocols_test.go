@@ -1,0 +1,16 @@
+package protocols
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestLookup(t *testing.T) {
+	p, err := Lookup("paxos")
+	if err != nil || p.Name != "paxos" || p.New == nil || p.Codec == nil {
+		t.Fatalf("paxos: %+v, %v", p, err)
+	}
+	if _, err := Lookup("raft"); err == nil || !strings.Contains(err.Error(), "paxos") {
+		t.Fatalf("unknown protocol: %v, want an error listing the known ones", err)
+	}
+}
