@@ -558,7 +558,7 @@ func (n *Node) installSnapshot(s replica.Snapshot) {
 // Step handles one message from a peer; stale, misaddressed and
 // ill-formed messages are ignored.
 func (n *Node) Step(m replica.Message) {
-	if m == nil || m.Dest() != n.id || m.Source() == n.id || n.peerIndex(m.Source()) < 0 {
+	if isNil(m) || m.Dest() != n.id || m.Source() == n.id || n.peerIndex(m.Source()) < 0 {
 		return
 	}
 	switch m := m.(type) {
@@ -581,6 +581,34 @@ func (n *Node) Step(m replica.Message) {
 	case *InstallSnapshot:
 		n.onInstallSnapshot(m)
 	}
+}
+
+// isNil reports whether m is nil or a nil pointer of one of the message
+// types, whose methods would panic.
+func isNil(m replica.Message) bool {
+	switch m := m.(type) {
+	case nil:
+		return true
+	case *Prepare:
+		return m == nil
+	case *Promise:
+		return m == nil
+	case *Nack:
+		return m == nil
+	case *Accept:
+		return m == nil
+	case *Accepted:
+		return m == nil
+	case *Heartbeat:
+		return m == nil
+	case *HeartbeatReply:
+		return m == nil
+	case *Learn:
+		return m == nil
+	case *InstallSnapshot:
+		return m == nil
+	}
+	return false
 }
 
 func (n *Node) onPrepare(m *Prepare) {

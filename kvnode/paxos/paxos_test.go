@@ -628,3 +628,22 @@ func TestDeterministic(t *testing.T) {
 		t.Fatal("timeouts ignore the seed or the ID")
 	}
 }
+
+func TestStepIgnoresJunk(t *testing.T) {
+	f, _ := newFollower(t)
+	var nilAccept *Accept
+	for _, m := range []replica.Message{
+		nil,
+		nilAccept,
+		&Accept{Header: Header{From: 9, To: 2}, Ballot: Ballot{Round: 5, Node: 9}, Slot: 1}, // not a peer
+		&Accept{Header: Header{From: 1, To: 3}, Ballot: Ballot{Round: 5, Node: 1}, Slot: 1}, // not for us
+		&Accept{Header: Header{From: 1, To: 2}, Ballot: Ballot{Round: 5, Node: 3}, Slot: 1}, // ballot not the sender's
+		&Accept{Header: Header{From: 1, To: 2}, Ballot: Ballot{Round: 5, Node: 1}, Slot: 1 << 40},
+		fakeMsg{Header{From: 1, To: 2}},
+	} {
+		f.Step(m)
+	}
+	if st := f.Status(); st.Epoch != 5 || st.Commit != 0 || st.LogLen != 0 {
+		t.Fatalf("junk changed the log: %+v", st)
+	}
+}
