@@ -92,6 +92,13 @@ func TestCheckVerdicts(t *testing.T) {
 {:type :ok, :f :read, :value [:x 1], :process 1, :index 3}
 `)
 	noExt := writeFile(t, dir, "history", invalidRegister)
+	// Knossos's data-file shape: one vector of unkeyed cas-register ops.
+	knossos := writeFile(t, dir, "knossos.dat", `[{:process 0, :type :invoke, :f :write, :value 3}
+ {:process 1, :type :invoke, :f :cas, :value [3 4]}
+ {:process 0, :type :ok, :f :write, :value 3}
+ {:process 1, :type :ok, :f :cas, :value [3 4]}
+ {:process 0, :type :invoke, :f :read, :value nil}
+ {:process 0, :type :ok, :f :read, :value 3}]`)
 	bankOK := writeFile(t, dir, "bank.jsonl", jsonl(
 		`0 invoke read`, `0 ok read {"a":10,"b":10}`,
 		`1 invoke transfer {"from":"a","to":"b","amount":3}`, `1 ok transfer {"from":"a","to":"b","amount":3}`,
@@ -119,6 +126,7 @@ func TestCheckVerdicts(t *testing.T) {
 		{"edn by extension", []string{"check", "--workload", "cas-register", edn}, exitValid, "valid: cas-register"},
 		{"format flag", []string{"check", "--workload", "register", "--format", "jsonl", noExt}, exitInvalid, "invalid: register"},
 		{"sniffed format", []string{"check", "--workload", "register", noExt}, exitInvalid, "invalid: register"},
+		{"knossos vector", []string{"check", "--workload", "cas-register", "--format", "edn", knossos}, exitInvalid, "anomalies nonlinearizable (1)"},
 		{"bank valid", []string{"check", "--workload", "bank", bankOK}, exitValid, "valid: bank"},
 		{"bank wrong total", []string{"check", "--workload", "bank", "--total", "20", bankBad}, exitInvalid, "anomalies wrong-total (1)"},
 		{"list-append valid", []string{"check", "--workload", "list-append", appendOK}, exitValid, "valid: list-append"},
