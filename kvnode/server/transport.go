@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -173,7 +174,7 @@ func (n *Node) serveConn(ctx context.Context, c net.Conn) {
 			}
 			// Decoded messages may alias the payload, so each frame gets
 			// its own buffer.
-			m, err := n.opts.Protocol.Codec.DecodeMessage(msg)
+			m, err := safeDecode(n.opts.Protocol.Codec, msg)
 			buf = nil
 			if err != nil {
 				n.badFrame(c, "peer message", err)
@@ -193,6 +194,17 @@ func (n *Node) serveConn(ctx context.Context, c net.Conn) {
 			return
 		}
 	}
+}
+
+// safeDecode decodes a peer message; a codec that panics on hostile input
+// costs the connection, not the node.
+func safeDecode(c replica.Codec, b []byte) (m replica.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("codec panicked: %v", r)
+		}
+	}()
+	return c.DecodeMessage(b)
 }
 
 func kindName(k wire.Kind) string {
