@@ -307,6 +307,14 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 		if r.nem, err = nemesis.New(cl.Target, ncfg, r.recordNemesis); err != nil {
 			return out, fmt.Errorf("nemesis: %w", err)
 		}
+		// Refuse a fault this cluster cannot inject now, not at its first
+		// turn in the schedule.
+		if err := nemesis.Preflight(ctx, cl.Target, cfg.Nemesis.Kinds); err != nil {
+			if ctx.Err() != nil {
+				return out, interrupted("setup")
+			}
+			return out, fmt.Errorf("set up the cluster: %w", err)
+		}
 	}
 	hctx, cancel := context.WithTimeout(ctx, cfg.HealthyTimeout)
 	err = cfg.Backend.WaitHealthy(hctx)

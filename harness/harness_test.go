@@ -12,6 +12,7 @@ import (
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
 	"github.com/chaoskv/chaos/workloads/memkv"
@@ -528,4 +529,43 @@ func (n noTarget) Setup(ctx context.Context, dir string) (*Cluster, error) {
 		cl.Target = nil
 	}
 	return cl, err
+}
+
+// latencyless is a target whose kernel lacks netem.
+type latencyless struct{ *fakeTarget }
+
+func (latencyless) Supports(_ context.Context, k nemesis.Kind) error {
+	if k == nemesis.Latency {
+		return errors.New("no netem qdisc")
+	}
+	return nil
+}
+
+type latencylessBackend struct{ *fakeBackend }
+
+func (b latencylessBackend) Setup(ctx context.Context, dir string) (*Cluster, error) {
+	cl, err := b.fakeBackend.Setup(ctx, dir)
+	if cl != nil {
+		cl.Target = latencyless{cl.Target.(*fakeTarget)}
+	}
+	return cl, err
+}
+
+func TestUnsupportedFaultRefusedBeforeTheWorkload(t *testing.T) {
+	b := &fakeBackend{sut: newMem(memkv.Options{})}
+	cfg := baseConfig(t, b)
+	cfg.Backend = latencylessBackend{b}
+	cfg.Nemesis = nemesis.Config{Kinds: []nemesis.Kind{nemesis.Partition, nemesis.Latency}}
+	_, err := Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "no netem") {
+		t.Fatalf("err = %v", err)
+	}
+	if got, want := b.Calls(), []string{"setup", "collect", "close"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("calls = %v, want %v", got, want)
+	}
+	cfg.Store = t.TempDir()
+	cfg.Nemesis.Kinds = []nemesis.Kind{nemesis.Partition}
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("supported kinds refused: %v", err)
+	}
 }
