@@ -381,9 +381,7 @@ func (p *ednParser) number() (any, error) {
 		return n, nil
 	}
 	if f, err := strconv.ParseFloat(s, 64); err == nil || errors.Is(err, strconv.ErrRange) {
-		if err == nil || len(s) > 0 {
-			return f, nil
-		}
+		return f, nil // out of range is ±Inf or 0, as the reader would give
 	}
 	if r, ok := new(big.Rat).SetString(s); ok {
 		f, _ := r.Float64()

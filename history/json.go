@@ -96,7 +96,7 @@ func (p *jsonParser) op() (Op, error) {
 		if p.i >= len(p.b) || p.b[p.i] != '"' {
 			return op, p.errorf("want a field name")
 		}
-		key, raw, err := p.rawString()
+		key, _, err := p.rawString()
 		if err != nil {
 			return op, err
 		}
@@ -104,21 +104,16 @@ func (p *jsonParser) op() (Op, error) {
 			return op, err
 		}
 		p.ws()
-		name := "" // one of the fields we keep, or "" to skip the value
-		if raw {
-			switch string(key) {
-			case "index", "time", "process":
-				if p.i < len(p.b) && (p.b[p.i] == '-' || isDigit(p.b[p.i])) {
-					if n, ok := p.int(); ok {
-						if err := f.setInt(&op, string(key), n); err != nil {
-							return op, err
-						}
-						goto next
+		name := fieldName(key) // "" for fields we skip
+		switch name {
+		case "index", "time", "process":
+			if p.i < len(p.b) && (p.b[p.i] == '-' || isDigit(p.b[p.i])) {
+				if n, ok := p.int(); ok {
+					if err := f.setInt(&op, name, n); err != nil {
+						return op, err
 					}
+					goto next
 				}
-				name = string(key)
-			case "type", "f", "value", "error", "node":
-				name = string(key)
 			}
 		}
 		{
@@ -147,6 +142,29 @@ func (p *jsonParser) op() (Op, error) {
 			return op, p.errorf("unexpected %q after a field, want ',' or '}'", p.b[p.i])
 		}
 	}
+}
+
+// fieldName returns the op field named by key without allocating, or "".
+func fieldName(key []byte) string {
+	switch string(key) {
+	case "index":
+		return "index"
+	case "time":
+		return "time"
+	case "type":
+		return "type"
+	case "process":
+		return "process"
+	case "f":
+		return "f"
+	case "value":
+		return "value"
+	case "error":
+		return "error"
+	case "node":
+		return "node"
+	}
+	return ""
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

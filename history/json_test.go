@@ -357,3 +357,10 @@ func FuzzReadAll(f *testing.F) {
 		}
 	})
 }
+
+func TestParseJSONEscapedKeys(t *testing.T) {
+	op, err := ParseJSON([]byte(`{"typ\u0065":"ok","pro\u0063ess":3,"\u0066":"read"}`))
+	if err != nil || op.Type != Ok || op.Process != 3 || op.F != "read" {
+		t.Fatalf("ParseJSON with escaped keys = %+v, %v", op, err)
+	}
+}
