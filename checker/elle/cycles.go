@@ -32,6 +32,10 @@ type searcher struct {
 	par   []int32 // BFS parent edge
 	parN  []int32 // BFS parent node
 	queue []int32
+	// Product-BFS state: visit stamps per (node, flags), and the states.
+	pseen   []int32
+	pstamp  int32
+	pstates []pstate
 }
 
 // searchCycles finds the non-trivial components of the dependency graph
@@ -79,8 +83,13 @@ func (r *run) searchCycles(b *budget, wantSSI bool) cycleStats {
 			s.level(c, int32(i), r.extra, suffix)
 		}
 	}
-	if wantSSI && r.extra == kRealtime && !b.out && !r.violates("strong-snapshot-isolation") {
-		mask := kWW | kWR | kRealtime
+	// A component whose data-only cycles are all G2 never had its process
+	// or realtime cycles searched, yet one with a single or non-adjacent
+	// anti-dependency would still rule out the strong(-session) snapshot
+	// isolation: look for one when nothing else has ruled it out.
+	ssi := map[edgeKind]string{kProcess: "strong-session-snapshot-isolation", kRealtime: "strong-snapshot-isolation"}[r.extra]
+	if wantSSI && ssi != "" && !b.out && !r.violates(ssi) {
+		mask := kWW | kWR | r.extra
 		for i, c := range sccs {
 			if b.out {
 				break
@@ -90,7 +99,7 @@ func (r *run) searchCycles(b *budget, wantSSI bool) cycleStats {
 				cyc = s.product(c, int32(i), mask, false)
 			}
 			if cyc != nil {
-				s.report("strong-snapshot-isolation-cycle-exists", cyc, mask)
+				s.report(ssi+"-cycle-exists", cyc, mask)
 				break
 			}
 		}
@@ -248,14 +257,11 @@ func (s *searcher) bfs(src, dst int32, mask edgeKind, in func(int32) bool) []cst
 // rw, property so far) from each rw edge.
 func (s *searcher) product(c []int32, id int32, mask edgeKind, adjacent bool) []cstep {
 	g := s.g
-	type pstate struct {
-		node   int32
-		flags  uint8 // 1: last edge rw; 2: adjacent pair seen (G2) or second rw seen (nonadjacent)
-		parent int32
-		kind   edgeKind
+	if s.pseen == nil {
+		s.pseen = make([]int32, 4*g.n)
 	}
-	var states []pstate
-	visited := map[int64]bool{}
+	states := s.pstates[:0]
+	defer func() { s.pstates = states[:0] }()
 	for _, u := range c {
 		for e0 := g.off[u]; e0 < g.off[u+1]; e0++ {
 			v := g.to[e0]
@@ -263,8 +269,8 @@ func (s *searcher) product(c []int32, id int32, mask edgeKind, adjacent bool) []
 				continue
 			}
 			states = append(states[:0], pstate{node: v, flags: 1, parent: -1, kind: kRW})
-			clear(visited)
-			visited[int64(v)<<2|1] = true
+			s.pstamp++
+			s.pseen[v<<2|1] = s.pstamp
 			for qi := 0; qi < len(states); qi++ {
 				if s.b.spend() {
 					return nil
@@ -296,11 +302,11 @@ func (s *searcher) product(c []int32, id int32, mask edgeKind, adjacent bool) []
 					default:
 						continue
 					}
-					key := int64(w)<<2 | int64(fl)
-					if visited[key] {
+					key := w<<2 | int32(fl)
+					if s.pseen[key] == s.pstamp {
 						continue
 					}
-					visited[key] = true
+					s.pseen[key] = s.pstamp
 					states = append(states, pstate{node: w, flags: fl, parent: int32(qi), kind: k})
 					if w != u {
 						continue
@@ -327,6 +333,16 @@ func (s *searcher) product(c []int32, id int32, mask edgeKind, adjacent bool) []
 		}
 	}
 	return nil
+}
+
+// pstate is a state of the product BFS: a node, and flags 1 (the last
+// edge was rw) and 2 (an adjacent rw pair was seen, for G2; a second rw
+// edge was seen, for G-nonadjacent).
+type pstate struct {
+	node   int32
+	flags  uint8
+	parent int32
+	kind   edgeKind
 }
 
 // bestKind relabels a non-rw step with the most informative kind the graph
@@ -414,7 +430,9 @@ func describeType(typ string) string {
 	case "G2-item":
 		d = "G2-item: two or more anti-dependencies, some adjacent"
 	case "strong-snapshot-isolation-cycle-exists":
-		d = "a cycle strong snapshot isolation forbids: at most non-adjacent anti-dependencies, closed by realtime order"
+		d = "a cycle strong snapshot isolation forbids: no adjacent anti-dependencies, closed by realtime order"
+	case "strong-session-snapshot-isolation-cycle-exists":
+		d = "a cycle strong session snapshot isolation forbids: no adjacent anti-dependencies, closed by process order"
 	default:
 		d = base
 	}

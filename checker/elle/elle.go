@@ -186,7 +186,7 @@ func Check(workload string, ops []history.Op, opts Options) (checker.Result, err
 	inferred := time.Now()
 
 	b := &budget{deadline: time.Now().Add(opts.CycleSearchTimeout)}
-	cs := r.searchCycles(b, reportable("strong-snapshot-isolation-cycle-exists"))
+	cs := r.searchCycles(b, reportable("strong-snapshot-isolation-cycle-exists") || reportable("strong-session-snapshot-isolation-cycle-exists"))
 	if len(r.g.to) == 0 {
 		r.add(&Anomaly{Type: "empty-transaction-graph",
 			Explanation: "No transaction depends on any other, so there is nothing to order and no cycle to find."})

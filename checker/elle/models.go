@@ -83,6 +83,7 @@ var prohibitedBy = map[string][]string{
 	"G2-item-process":                        {"strong-session-serializable"},
 	"G2-item-realtime":                       {"strong-serializable"},
 	"strong-snapshot-isolation-cycle-exists": {"strong-snapshot-isolation"},
+	"strong-session-snapshot-isolation-cycle-exists": {"strong-session-snapshot-isolation"},
 }
 
 // unknownTypes are reported like anomalies but make the verdict unknown

@@ -30,6 +30,11 @@ type Config struct {
 	// FailRate and InfoRate are the fractions of transactions that abort
 	// (no effect) or end indeterminate (applied or not, at random).
 	FailRate, InfoRate float64
+	// StaleReads is the fraction of reads that return a random prefix of
+	// the list instead of all of it, as a store that serves stale
+	// snapshots would: the history then has anti-dependency cycles
+	// everywhere. Zero keeps the history strict serializable.
+	StaleReads float64
 	// Seed makes the history reproducible.
 	Seed uint64
 	// Inject adds one anomaly of the named kind on fresh keys: "G0",
@@ -134,6 +139,13 @@ func ListAppend(cfg Config) ([]history.Op, error) {
 			procs[s] += int64(cfg.Processes)
 		default:
 			apply(lists, pd.mops)
+			if cfg.StaleReads > 0 {
+				for _, m := range pd.mops {
+					if l, ok := m[2].([]any); ok && m[0] == "r" && len(l) > 0 && rng.Float64() < cfg.StaleReads {
+						m[2] = l[:rng.IntN(len(l))]
+					}
+				}
+			}
 			emit(history.Ok, pd.proc, mopList(pd.mops...))
 		}
 	}
