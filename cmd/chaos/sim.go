@@ -35,6 +35,7 @@ func init() {
 			&cli.StringFlag{Name: "replication", Value: "paxos", Usage: "replication protocol: " + strings.Join(sim.Protocols(), ", ")},
 			&cli.IntFlag{Name: "clients", Value: 10, Usage: "concurrent clients"},
 			&cli.IntFlag{Name: "keys", Value: 5, Usage: "independent keys"},
+			&cli.IntFlag{Name: "snapshot-every", Value: 500, Usage: "replicas snapshot and truncate their logs every so many entries"},
 			&cli.DurationFlag{Name: "check-timeout", Value: 30 * time.Second, Usage: "give up a seed's linearizability check after this long (verdict unknown)"},
 			&cli.IntFlag{Name: "workers", Value: runtime.GOMAXPROCS(0), Usage: "seeds simulated in parallel"},
 		},
@@ -45,8 +46,8 @@ func init() {
 // simArgs is the replay-relevant part of the command line, in the form the
 // replay command repeats it.
 func simArgs(c *cli.Context) string {
-	return fmt.Sprintf("chaos sim --workload %s --nemesis %s --replicas %d --replication %s --clients %d --keys %d --ops %d",
-		c.String("workload"), c.String("nemesis"), c.Int("replicas"), c.String("replication"), c.Int("clients"), c.Int("keys"), c.Int("ops"))
+	return fmt.Sprintf("chaos sim --workload %s --nemesis %s --replicas %d --replication %s --clients %d --keys %d --ops %d --snapshot-every %d",
+		c.String("workload"), c.String("nemesis"), c.Int("replicas"), c.String("replication"), c.Int("clients"), c.Int("keys"), c.Int("ops"), c.Int("snapshot-every"))
 }
 
 type seedResult struct {
@@ -71,7 +72,7 @@ func simAction(c *cli.Context) error {
 	default:
 		return badArgs("--workload: unknown workload %q (want %s or %s)", w, sim.WorkloadRegister, sim.WorkloadAppend)
 	}
-	for _, f := range []string{"ops", "replicas", "clients", "keys", "workers"} {
+	for _, f := range []string{"ops", "replicas", "clients", "keys", "workers", "snapshot-every"} {
 		if c.Int(f) < 1 {
 			return badArgs("--%s must be at least 1 (got %d)", f, c.Int(f))
 		}
@@ -99,7 +100,7 @@ func simAction(c *cli.Context) error {
 	base := sim.Config{
 		Protocol: c.String("replication"), Replicas: c.Int("replicas"), Workload: c.String("workload"),
 		Nemesis: nem, Ops: c.Int("ops"), Clients: c.Int("clients"), Keys: c.Int("keys"),
-		CheckTimeout: c.Duration("check-timeout"),
+		CheckTimeout: c.Duration("check-timeout"), SnapshotEvery: uint64(c.Int("snapshot-every")),
 	}
 	out := c.App.Writer
 	start := time.Now()

@@ -22,6 +22,7 @@ func TestSimBadArgs(t *testing.T) {
 		{"--workload", "bank"},
 		{"--history", "/tmp/x.jsonl"},
 		{"--check-timeout", "0s"},
+		{"--snapshot-every", "0"},
 		{"--ops", "many"},
 		{"extra"},
 	} {

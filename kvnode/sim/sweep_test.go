@@ -13,9 +13,13 @@ import (
 
 // sweepConfig is seed s of the random sweep: every fault kind, 1000 ops,
 // 5 replicas (3 for every third seed), the append workload on one key for
-// every fourth seed.
+// every fourth seed, a snapshot every 25 entries for odd seeds (which
+// sends restarted and lagging replicas through snapshot catch-up).
 func sweepConfig(proto string, s int64) Config {
-	cfg := Config{Seed: s, Protocol: proto, Replicas: 5, Workload: WorkloadRegister, Keys: 5, Clients: 10, Ops: 1000, Nemesis: []string{"all"}}
+	cfg := Config{Seed: s, Protocol: proto, Replicas: 5, Workload: WorkloadRegister, Keys: 5, Clients: 10, Ops: 1000, Nemesis: []string{"all"}, SnapshotEvery: 500}
+	if s%2 == 1 {
+		cfg.SnapshotEvery = 25
+	}
 	if s%3 == 0 {
 		cfg.Replicas = 3
 	}
@@ -27,8 +31,8 @@ func sweepConfig(proto string, s int64) Config {
 
 // replayCommand is the `chaos sim` command line that reruns cfg.
 func replayCommand(cfg Config) string {
-	return fmt.Sprintf("chaos sim --workload %s --nemesis %s --replicas %d --replication %s --clients %d --keys %d --ops %d --seed %d --history seed-%d.jsonl",
-		cfg.Workload, strings.Join(cfg.Nemesis, ","), cfg.Replicas, cfg.Protocol, cfg.Clients, cfg.Keys, cfg.Ops, cfg.Seed, cfg.Seed)
+	return fmt.Sprintf("chaos sim --workload %s --nemesis %s --replicas %d --replication %s --clients %d --keys %d --ops %d --snapshot-every %d --seed %d --history seed-%d.jsonl",
+		cfg.Workload, strings.Join(cfg.Nemesis, ","), cfg.Replicas, cfg.Protocol, cfg.Clients, cfg.Keys, cfg.Ops, cfg.SnapshotEvery, cfg.Seed, cfg.Seed)
 }
 
 // TestRandomSweep runs many seeds mixing every fault. Seed count: -seeds,
