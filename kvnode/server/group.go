@@ -49,6 +49,10 @@ type group struct {
 	// so the next fsync covers everything that arrived during this one.
 	persistq chan replica.Ready
 	failed   chan error
+	// busy counts Readies handed to the persister and not yet released;
+	// wake tells the loop that the persister finished a write.
+	busy atomic.Int32
+	wake chan struct{}
 
 	wmu     sync.Mutex // guards waiters: the loop adds, the persister answers
 	waiters map[waitKey][]*proposal
@@ -71,6 +75,7 @@ func newGroup(n *Node, id replica.GroupID, core replica.Replicator, st *storage.
 
 		persistq: make(chan replica.Ready, persistQueue),
 		failed:   make(chan error, 1),
+		wake:     make(chan struct{}, 1),
 	}
 	s := core.Status()
 	g.status.Store(&s)
@@ -130,6 +135,7 @@ func (g *group) run(ctx context.Context) error {
 			g.core.Step(m)
 		case p := <-g.props:
 			g.batch = append(g.batch, p)
+		case <-g.wake:
 		}
 		// Take everything already queued, so one persist covers many
 		// requests and messages.
@@ -146,8 +152,15 @@ func (g *group) run(ctx context.Context) error {
 				break drain
 			}
 		}
-		g.propose()
+		// While the persister is busy, a leader holds client requests back:
+		// they could not be made durable any sooner, and proposing them
+		// together when it frees up puts them in one log entry instead of
+		// many.
+		if g.leader != g.node.opts.ID || g.busy.Load() == 0 || len(g.batch) >= g.node.opts.MaxBatch {
+			g.propose()
+		}
 		if g.core.HasReady() {
+			g.busy.Add(1)
 			select {
 			case g.persistq <- g.core.Ready():
 			case err := <-g.failed:
@@ -204,6 +217,11 @@ func (g *group) persister() {
 			g.metrics.readies.Add(uint64(end - start))
 			for i := start; i < end; i++ {
 				g.release(&rds[i])
+			}
+			g.busy.Add(-int32(end - start))
+			select {
+			case g.wake <- struct{}{}:
+			default:
 			}
 			start = end
 		}
