@@ -18,9 +18,13 @@ import (
 )
 
 // testDocker connects to the engine, skipping the test when there is none
-// (failing instead under CI=true, where Docker is part of the contract).
+// (failing instead under CI=true, where Docker is part of the contract) and
+// in -short mode.
 func testDocker(t testing.TB) *Docker {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("Docker integration test; -short runs unit tests only")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	d, err := Connect(ctx)
