@@ -387,7 +387,6 @@ func (la *listAppend) infer(out *edges) {
 			continue
 		}
 		ws := make([]int32, len(longest))
-		failedPos = failedPos[:0]
 		for i, e := range longest {
 			a := lookup.get(e)
 			ws[i] = a
@@ -399,9 +398,6 @@ func (la *listAppend) infer(out *edges) {
 				break
 			}
 			la.apps[a].pos = int32(i)
-			if p.txns[la.apps[a].txn].st == stFail {
-				failedPos = append(failedPos, int32(i))
-			}
 		}
 		if la.bad[k] {
 			la.badKey(k, "duplicate-elements", longest, nil)
@@ -409,6 +405,30 @@ func (la *listAppend) infer(out *edges) {
 		}
 		la.order[k] = longest
 		la.writers[k] = ws
+	}
+	// An indeterminate transaction whose append someone read did commit,
+	// and so did all its other appends.
+	committed := make([]bool, len(p.txns))
+	for i := range p.txns {
+		committed[i] = p.txns[i].st == stOK
+	}
+	for i := range la.apps {
+		if a := &la.apps[i]; a.pos >= 0 && p.txns[a.txn].st == stInfo {
+			committed[a.txn] = true
+		}
+	}
+	for k := int32(0); int(k) < nk; k++ {
+		if la.bad[k] {
+			continue
+		}
+		rs := reads[readOff[k]:readOff[k+1]]
+		longest, ws := la.order[k], la.writers[k]
+		failedPos = failedPos[:0]
+		for i, a := range ws {
+			if a >= 0 && p.txns[la.apps[a].txn].st == stFail {
+				failedPos = append(failedPos, int32(i))
+			}
+		}
 		if len(failedPos) > 0 {
 			la.dirty(k, ws, rs, failedPos)
 		}
@@ -431,7 +451,7 @@ func (la *listAppend) infer(out *edges) {
 		unobserved = unobserved[:0]
 		for _, ai := range appIdx[appOff[k]:appOff[k+1]] {
 			a := &la.apps[ai]
-			if a.pos < 0 && p.txns[a.txn].st == stOK {
+			if a.pos < 0 && committed[a.txn] {
 				if len(unobserved) == 0 || unobserved[len(unobserved)-1] != a.txn {
 					unobserved = append(unobserved, a.txn)
 				}
