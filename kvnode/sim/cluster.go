@@ -90,6 +90,8 @@ type node struct {
 	disk    disk
 	waiting map[uint64]waiter // client session -> the request it waits for
 	sent    int64
+	paused  bool
+	inbox   []event // what arrived while paused, in arrival order
 }
 
 type waiter struct {
@@ -284,8 +286,54 @@ func (c *Cluster) Crash(id replica.NodeID) {
 		return
 	}
 	n.up, n.core, n.sm, n.waiting = false, nil, nil, nil
+	n.paused, n.inbox = false, nil
 	n.gen++
 }
+
+// Pause freezes a running node, as SIGSTOP does: it neither ticks nor
+// handles anything, and what arrives for it waits (as in a socket buffer)
+// until Resume.
+func (c *Cluster) Pause(id replica.NodeID) {
+	n := c.nodes[c.mustIndex(id)]
+	if n.up {
+		n.paused = true
+	}
+}
+
+// Resume lets a paused node run again; it first handles, in order,
+// everything that arrived while it was paused.
+func (c *Cluster) Resume(id replica.NodeID) {
+	n := c.nodes[c.mustIndex(id)]
+	if !n.paused {
+		return
+	}
+	n.paused = false
+	inbox := n.inbox
+	n.inbox = nil
+	i := c.mustIndex(id)
+	for k, e := range inbox {
+		if !n.up || n.paused {
+			// Paused again (or crashed) by what it just handled:
+			// keep the rest for later.
+			if n.paused {
+				n.inbox = append(inbox[k:len(inbox):len(inbox)], n.inbox...)
+			}
+			return
+		}
+		// The node's buffers already hold these: a partition that
+		// began meanwhile does not take them back.
+		if e.kind == evDeliver {
+			c.stats.Delivered++
+			n.core.Step(e.msg)
+			c.drain(i)
+		} else {
+			c.request(i, e.pkt)
+		}
+	}
+}
+
+// Paused reports whether a node is paused.
+func (c *Cluster) Paused(id replica.NodeID) bool { return c.nodes[c.mustIndex(id)].paused }
 
 // Restart starts a crashed node again from its disk. It does nothing to a
 // node that is up.
@@ -503,14 +551,21 @@ func (c *Cluster) Step() bool {
 	}
 	e := c.agenda.pop()
 	c.now = e.at
+	c.handle(e)
+	return true
+}
+
+func (c *Cluster) handle(e event) {
 	switch e.kind {
 	case evTick:
 		n := c.nodes[e.who]
 		if !n.up || n.gen != e.gen {
-			return true
+			return
 		}
-		n.core.Tick()
-		c.drain(int(e.who))
+		if !n.paused {
+			n.core.Tick()
+			c.drain(int(e.who))
+		}
 		e.at = c.now + int64(c.cfg.Tick)
 		c.agenda.push(e)
 	case evDeliver:
@@ -518,12 +573,20 @@ func (c *Cluster) Step() bool {
 		src, _ := c.index(e.msg.Source())
 		if !n.up || c.cut[e.who][src] || (c.Filter != nil && !c.Filter(e.msg)) {
 			c.stats.Dropped++
-			return true
+			return
+		}
+		if n.paused {
+			n.inbox = append(n.inbox, e)
+			return
 		}
 		c.stats.Delivered++
 		n.core.Step(e.msg)
 		c.drain(int(e.who))
 	case evRequest:
+		if n := c.nodes[e.who]; n.up && n.paused {
+			n.inbox = append(n.inbox, e)
+			return
+		}
 		c.request(int(e.who), e.pkt)
 	case evReply:
 		c.clients[e.who].reply(e.pkt)
@@ -534,7 +597,6 @@ func (c *Cluster) Step() bool {
 	case evFunc:
 		e.fn()
 	}
-	return true
 }
 
 // request handles a client request arriving at node i.

@@ -74,3 +74,28 @@ func TestCompareReplicasFindsDivergence(t *testing.T) {
 		t.Fatalf("divergence not reported as expected: %v", p)
 	}
 }
+
+func TestPauseBuffersUntilResume(t *testing.T) {
+	c := newTestCluster(t, 3)
+	cl := c.NewClient(patient)
+	c.Pause(2)
+	for i := 0; i < 5; i++ {
+		if _, ok, err := cl.Do(putOp("k", "v"), time.Second); err != nil || !ok {
+			t.Fatalf("put: %v %v", ok, err)
+		}
+	}
+	c.RunFor(100 * time.Millisecond)
+	st3, _ := c.Status(3)
+	if st2, _ := c.Status(2); st2.Applied != 0 || st3.Applied != 5 || len(c.nodes[1].inbox) == 0 {
+		t.Fatalf("while node 2 is paused: applied %d (node 3: %d), inbox %d", st2.Applied, st3.Applied, len(c.nodes[1].inbox))
+	}
+	c.Resume(2)
+	if st2, _ := c.Status(2); st2.Applied != 5 {
+		t.Fatalf("node 2 did not handle its buffered messages on resume: applied %d", st2.Applied)
+	}
+	c.Pause(2)
+	c.Crash(2)
+	if c.Paused(2) || c.nodes[1].inbox != nil {
+		t.Fatal("a crash did not clear the pause and its buffer")
+	}
+}

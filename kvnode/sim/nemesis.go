@@ -17,6 +17,7 @@ const (
 	NemesisMajoritiesRing  = "partition-majorities-ring" // every node sees a different majority
 	NemesisPartitionBridge = "partition-bridge"          // two halves joined by one node
 	NemesisKill            = "kill"                      // crash a minority (sometimes all), restart later
+	NemesisPause           = "pause"                     // freeze a minority (often the leader), resume later
 	NemesisLoss            = "loss"                      // drop 20% of messages
 	NemesisDup             = "dup"                       // duplicate 30% of messages
 	NemesisDelay           = "delay"                     // 5-60 ms latency, 10% of messages up to 200 ms more
@@ -24,7 +25,7 @@ const (
 
 // NemesisKinds lists every fault kind.
 var NemesisKinds = []string{NemesisNone, NemesisPartition, NemesisPartitionOne, NemesisMajoritiesRing,
-	NemesisPartitionBridge, NemesisKill, NemesisLoss, NemesisDup, NemesisDelay}
+	NemesisPartitionBridge, NemesisKill, NemesisPause, NemesisLoss, NemesisDup, NemesisDelay}
 
 // ParseNemesis parses a comma-separated list of fault kinds; "all" stands
 // for every kind.
@@ -100,6 +101,7 @@ type nemesis struct {
 	base    Network
 	active  []string
 	killed  []replica.NodeID
+	paused  []replica.NodeID
 	stopped bool
 	gen     int
 }
@@ -227,6 +229,28 @@ func (nm *nemesis) apply(kind string) {
 		nm.active = append(nm.active, kind)
 		nm.r.nemesisOp("kill", names)
 		return
+	case NemesisPause:
+		// Half the time the leader is among the frozen: a leader that
+		// wakes up after others moved on is where stale answers come from.
+		ids := nm.shuffled()
+		k := 1 + c.rng.Intn(max(1, (n-1)/2))
+		if l := c.Leader(); l != 0 && c.rng.Intn(2) == 0 {
+			for i, id := range ids {
+				if id == l {
+					ids[0], ids[i] = ids[i], ids[0]
+				}
+			}
+		}
+		nm.paused = append(nm.paused[:0], ids[:k]...)
+		slices.Sort(nm.paused)
+		names := make([]any, len(nm.paused))
+		for i, id := range nm.paused {
+			c.Pause(id)
+			names[i] = nodeName(id)
+		}
+		nm.active = append(nm.active, kind)
+		nm.r.nemesisOp("pause", names)
+		return
 	case NemesisLoss:
 		net := c.Net()
 		net.Loss = 0.2
@@ -306,6 +330,15 @@ func (nm *nemesis) healAll() {
 			}
 			nm.killed = nm.killed[:0]
 			nm.r.nemesisOp("start", names)
+			continue
+		case kind == NemesisPause:
+			names := make([]any, len(nm.paused))
+			for i, id := range nm.paused {
+				c.Resume(id)
+				names[i] = nodeName(id)
+			}
+			nm.paused = nm.paused[:0]
+			nm.r.nemesisOp("resume", names)
 			continue
 		case isPartition(kind):
 			c.Heal()
