@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -97,10 +98,15 @@ func simAction(c *cli.Context) error {
 	if c.IsSet("history") && len(seeds) != 1 {
 		return badArgs("--history needs --seed (it writes one seed's history)")
 	}
+	checkDir := ""
+	if path := c.String("history"); path != "" {
+		// A failing seed's visualization goes next to its history.
+		checkDir = filepath.Dir(path)
+	}
 	base := sim.Config{
 		Protocol: c.String("replication"), Replicas: c.Int("replicas"), Workload: c.String("workload"),
 		Nemesis: nem, Ops: c.Int("ops"), Clients: c.Int("clients"), Keys: c.Int("keys"),
-		CheckTimeout: c.Duration("check-timeout"), SnapshotEvery: uint64(c.Int("snapshot-every")),
+		CheckTimeout: c.Duration("check-timeout"), SnapshotEvery: uint64(c.Int("snapshot-every")), CheckDir: checkDir,
 	}
 	out := c.App.Writer
 	start := time.Now()
@@ -142,6 +148,9 @@ func simAction(c *cli.Context) error {
 				return internal(fmt.Errorf("write history: %w", err))
 			}
 			fmt.Fprintf(out, "history written to %s\n", path)
+			for _, f := range r.Check.Files {
+				fmt.Fprintf(out, "visualization written to %s\n", filepath.Join(checkDir, f))
+			}
 		}
 	}
 	fmt.Fprintf(out, "seeds: %d (valid %d, invalid %d, unknown %d, errors %d); ops: %d (ok %d, fail %d, info %d); wall %v; %.0f simulated ops/s\n",

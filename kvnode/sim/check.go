@@ -187,12 +187,14 @@ func checkAppendOrder(h []history.Op, timeout time.Duration) checker.Result {
 }
 
 // Check judges a simulator history of the given workload: linearizability
-// per key (porcupine, giving up as unknown after timeout), and for the
+// per key (porcupine, giving up as unknown after opts.Timeout), and for the
 // append workload also that the final read of each key holds every
-// acknowledged token exactly once.
-func Check(workload string, h []history.Op, timeout time.Duration) checker.Result {
+// acknowledged token exactly once. For the register workload,
+// opts.Directory receives porcupine's visualization of failing keys.
+func Check(workload string, h []history.Op, opts linear.Options) checker.Result {
+	timeout := opts.Timeout
 	if workload != WorkloadAppend {
-		res, err := linear.Check(checkModel(workload), h, linear.Options{Timeout: timeout})
+		res, err := linear.Check(checkModel(workload), h, opts)
 		if err != nil {
 			return checker.Result{Checker: "linearizable", Valid: checker.Unknown, Summary: "cannot check: " + err.Error()}
 		}

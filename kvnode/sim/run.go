@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/checker/linear"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/replica"
@@ -52,6 +53,9 @@ type Config struct {
 	// CheckTimeout bounds the linearizability search (30s); past it the
 	// verdict is unknown.
 	CheckTimeout time.Duration
+	// CheckDir, when set, receives the checker's visualization of keys
+	// that are not linearizable (register workload).
+	CheckDir string
 	// Settle is how long the healed cluster runs before the final reads
 	// (1s).
 	Settle time.Duration
@@ -208,7 +212,7 @@ func Run(cfg Config) (*Result, error) {
 	r.res.History = r.hist
 	r.res.Virtual = c.Now()
 	r.res.Net = c.Stats()
-	r.res.Check = Check(cfg.Workload, r.hist, cfg.CheckTimeout)
+	r.res.Check = Check(cfg.Workload, r.hist, linear.Options{Timeout: cfg.CheckTimeout, Directory: cfg.CheckDir})
 	r.res.Valid = r.res.Check.Valid
 	if len(r.res.Problems) > 0 {
 		r.res.Valid = checker.Invalid
