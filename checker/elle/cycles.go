@@ -378,7 +378,12 @@ func (s *searcher) report(typ string, cyc []cstep, mask edgeKind) {
 		names[i] = fmt.Sprintf("T%d", i+1)
 		a.Txns = append(a.Txns, p.export(st.from))
 	}
-	var sentences []string
+	var legend []string
+	for i, st := range cyc {
+		tx := &p.txns[st.from]
+		legend = append(legend, fmt.Sprintf("%s be op %d (process %d)", names[i], tx.ref(), tx.proc))
+	}
+	sentences := []string{"Let " + strings.Join(legend, ", ") + "."}
 	for i, st := range cyc {
 		k := s.bestKind(st, mask)
 		na, nb := names[i], names[(i+1)%m]

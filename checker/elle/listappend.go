@@ -627,10 +627,10 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 				switch {
 				case la.apps[rb].pos > la.apps[ra].pos:
 					st.Explanation = fmt.Sprintf("%s appended %v to key %v after %s appended %v, so %s < %s (ww).",
-						p.describe(nb, b), mb[j].val, key, p.describe(na, a), ma[i].val, na, nb)
+						p.describe(nb, b), mb[j].val, key, na, ma[i].val, na, nb)
 				case la.apps[rb].pos < 0:
 					st.Explanation = fmt.Sprintf("%s appended %v to key %v and no read saw it, so it follows every observed element, including %s's append of %v; so %s < %s (ww).",
-						p.describe(nb, b), mb[j].val, key, p.describe(na, a), ma[i].val, na, nb)
+						p.describe(nb, b), mb[j].val, key, na, ma[i].val, na, nb)
 				default:
 					continue
 				}
@@ -659,7 +659,7 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 			key := p.keys.value(m.key)
 			return Step{Type: "wr", Key: key, Value: list[len(list)-1], AMop: int(la.apps[ra].mop - p.txns[a].mopLo), BMop: j,
 				Explanation: fmt.Sprintf("%s read %s's append of %v to key %v, so %s < %s (wr).",
-					p.describe(nb, b), p.describe(na, a), list[len(list)-1], key, na, nb)}, true
+					p.describe(nb, b), na, list[len(list)-1], key, na, nb)}, true
 		}
 	case kRW:
 		seen := map[int32]bool{}
@@ -680,7 +680,7 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 				if ra >= 0 && la.apps[ra].txn == b {
 					return Step{Type: "rw", Key: key, Value: lastOr(list), NewValue: order[len(list)], AMop: i, BMop: int(la.apps[ra].mop - p.txns[b].mopLo),
 						Explanation: fmt.Sprintf("%s read key %v as %s, and %s appended %v, the next element, so %s < %s (rw).",
-							p.describe(na, a), key, fmtList(list), p.describe(nb, b), order[len(list)], na, nb)}, true
+							p.describe(na, a), key, fmtList(list), nb, order[len(list)], na, nb)}, true
 				}
 				continue
 			}
@@ -692,7 +692,7 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 				if rb >= 0 && la.apps[rb].txn == b && la.apps[rb].pos < 0 {
 					return Step{Type: "rw", Key: key, Value: lastOr(list), NewValue: mb[j].val, AMop: i, BMop: j,
 						Explanation: fmt.Sprintf("%s read key %v as %s, without %s's committed append of %v, which no read saw and so follows every observed element; so %s < %s (rw).",
-							p.describe(na, a), key, fmtList(list), p.describe(nb, b), mb[j].val, na, nb)}, true
+							p.describe(na, a), key, fmtList(list), nb, mb[j].val, na, nb)}, true
 				}
 			}
 		}

@@ -421,7 +421,7 @@ func (rr *rwRegister) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 			}
 			return Step{Type: "ww", Key: kv, Value: ma[ia].val, NewValue: mb[ib].val, AMop: ia, BMop: ib,
 				Explanation: fmt.Sprintf("%s wrote key %v = %s, a later version than %s's write of %s, so %s < %s (ww).",
-					p.describe(nb, b), kv, fmtVal(mb[ib].val), p.describe(na, a), fmtVal(ma[ia].val), na, nb)}, true
+					p.describe(nb, b), kv, fmtVal(mb[ib].val), na, fmtVal(ma[ia].val), na, nb)}, true
 		case kWR:
 			ia, ok := rr.finalWrite(a, key)
 			if !ok || ia != i {
@@ -433,7 +433,7 @@ func (rr *rwRegister) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 			}
 			return Step{Type: "wr", Key: kv, Value: ma[ia].val, AMop: ia, BMop: ib,
 				Explanation: fmt.Sprintf("%s read key %v = %s, written by %s, so %s < %s (wr).",
-					p.describe(nb, b), kv, fmtVal(ma[ia].val), p.describe(na, a), na, nb)}, true
+					p.describe(nb, b), kv, fmtVal(ma[ia].val), na, na, nb)}, true
 		case kRW:
 			ia, ok := rr.extRead(a, key)
 			if !ok || ia != i {
@@ -445,7 +445,7 @@ func (rr *rwRegister) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 			}
 			return Step{Type: "rw", Key: kv, Value: ma[ia].val, NewValue: mb[ib].val, AMop: ia, BMop: ib,
 				Explanation: fmt.Sprintf("%s read key %v = %s, and %s wrote %s, a later version, so %s < %s (rw).",
-					p.describe(na, a), kv, fmtVal(ma[ia].val), p.describe(nb, b), fmtVal(mb[ib].val), na, nb)}, true
+					p.describe(na, a), kv, fmtVal(ma[ia].val), nb, fmtVal(mb[ib].val), na, nb)}, true
 		}
 	}
 	return Step{}, false
