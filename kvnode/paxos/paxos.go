@@ -13,6 +13,7 @@ package paxos
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 	"math/rand"
 	"slices"
@@ -35,7 +36,7 @@ const (
 	retransmitSlots = 256
 	// maxWindow is how far beyond its commit index a replica accepts a
 	// slot; it bounds memory against a corrupt or hostile slot number.
-	maxWindow = 1 << 20
+	maxWindow = 1 << 16
 	// maxPeers is the group size the acknowledgement bitmasks can hold.
 	maxPeers = 64
 )
@@ -311,7 +312,14 @@ func (n *Node) Tick() {
 }
 
 func (n *Node) startElection() {
-	b := Ballot{Round: max(n.promised.Round, n.maxRound) + 1, Node: n.id}
+	round := max(n.promised.Round, n.maxRound)
+	if round == math.MaxUint64 {
+		// No ballot is left above the promise; only a corrupt or hostile
+		// peer gets here, and staying a follower keeps the promise intact.
+		n.resetElectionTimer()
+		return
+	}
+	b := Ballot{Round: round + 1, Node: n.id}
 	n.observe(b)
 	n.promised = b
 	n.stateDirty = true

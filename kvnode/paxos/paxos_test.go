@@ -647,3 +647,15 @@ func TestStepIgnoresJunk(t *testing.T) {
 		t.Fatalf("junk changed the log: %+v", st)
 	}
 }
+
+func TestBallotExhaustionKeepsPromise(t *testing.T) {
+	f, _ := newFollower(t)
+	top := Ballot{Round: 1<<64 - 1, Node: 3}
+	f.Step(&Prepare{Header: Header{From: 3, To: 2}, Ballot: top, FromSlot: 1})
+	for range 100 {
+		f.Tick()
+	}
+	if f.promised != top || f.Status().Role != RoleFollower {
+		t.Fatalf("promise %v role %s after exhaustion", f.promised, f.Status().Role)
+	}
+}
