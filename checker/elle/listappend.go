@@ -140,8 +140,9 @@ type laRead struct {
 	txn int32
 	key int32
 	mop int32
-	ext bool // the transaction's first access to the key
-	rmw bool // external, and the transaction appends to the key later
+	n   int32 // length of the list read
+	ext bool  // the transaction's first access to the key
+	rmw bool  // external, and the transaction appends to the key later
 }
 
 // listAppend infers dependencies for list-append histories.
@@ -234,7 +235,7 @@ func (la *listAppend) scan() {
 				}
 			}
 			rmw := ext && later
-			la.reads = append(la.reads, laRead{txn: t, key: m.key, mop: tx.mopLo + int32(j), ext: ext, rmw: rmw})
+			la.reads = append(la.reads, laRead{txn: t, key: m.key, mop: tx.mopLo + int32(j), n: int32(len(list)), ext: ext, rmw: rmw})
 			la.checkInternal(t, j, s.read, s.base, s.apps, list)
 			s.read = true
 			s.base = list
@@ -362,16 +363,23 @@ func (la *listAppend) infer(out *edges) {
 		// The longest read is the version order; every other read must
 		// be a prefix of it.
 		var longest []any
+		li := -1
 		for i := range rs {
-			if l := readList(p.mops[rs[i].mop].val); len(l) > len(longest) {
-				longest = l
+			if li < 0 || rs[i].n > rs[li].n {
+				li = i
 			}
+		}
+		if li >= 0 {
+			longest = readList(p.mops[rs[li].mop].val)
 		}
 		if la.bad[k] {
 			la.badKey(k, "duplicate-elements", longest, nil)
 			continue
 		}
 		for i := range rs {
+			if i == li {
+				continue
+			}
 			l := readList(p.mops[rs[i].mop].val)
 			for j, e := range l {
 				if !eqScalar(e, longest[j]) {
@@ -465,7 +473,7 @@ func (la *listAppend) infer(out *edges) {
 		rmws = rmws[:0]
 		for i := range rs {
 			rd := &rs[i]
-			n := len(readList(p.mops[rd.mop].val))
+			n := int(rd.n)
 			if n > 0 && rd.ext {
 				if a := ws[n-1]; a >= 0 {
 					w := la.apps[a].txn
