@@ -30,6 +30,7 @@ const (
 	Cas Kind = 4
 )
 
+// String names the kind for logs and test failures.
 func (k Kind) String() string {
 	switch k {
 	case Get:

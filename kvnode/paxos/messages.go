@@ -24,6 +24,7 @@ func (b Ballot) Less(o Ballot) bool {
 // IsZero reports whether b is the zero ballot, below every real one.
 func (b Ballot) IsZero() bool { return b == Ballot{} }
 
+// String formats b as round.node.
 func (b Ballot) String() string { return fmt.Sprintf("%d.%d", b.Round, b.Node) }
 
 // Value is what one log slot holds: a batch of client requests. An empty

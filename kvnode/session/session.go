@@ -27,6 +27,7 @@ const (
 	Stale
 )
 
+// String names the status for logs and test failures.
 func (s Status) String() string {
 	switch s {
 	case New:
