@@ -61,13 +61,14 @@ type Client struct {
 	redirects int
 }
 
-// nextSession hands out session IDs; they start high so that they never
-// look like small test constants.
+// nextSession hands out session IDs, unique within the cluster; they start
+// high so that they never look like small test constants.
 func (c *Cluster) nextSession() uint64 {
-	return 1<<32 + uint64(c.rng.Int63n(1<<40))<<8 + uint64(len(c.clients))
+	c.sessions++
+	return 1<<32 + c.sessions
 }
 
-// NewClient adds a client. Session IDs come from the seeded generator.
+// NewClient adds a client with its own session.
 func (c *Cluster) NewClient(cfg ClientConfig) *Client {
 	if cfg.Attempt == 0 {
 		cfg.Attempt = 300 * time.Millisecond

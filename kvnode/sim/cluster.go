@@ -116,17 +116,18 @@ type packet struct {
 // virtual clock. All of it runs on the caller's goroutine; nothing in it is
 // safe for concurrent use.
 type Cluster struct {
-	cfg     ClusterConfig
-	factory Factory
-	rng     *rand.Rand
-	now     int64
-	agenda  agenda
-	nodes   []*node
-	clients []*Client
-	net     Network
-	cut     [][]bool // cut[a][b]: node a cannot hear node b
-	stats   NetStats
-	err     error // the first fatal problem (a core that cannot restart, a misaddressed message)
+	cfg      ClusterConfig
+	factory  Factory
+	rng      *rand.Rand
+	now      int64
+	agenda   agenda
+	nodes    []*node
+	clients  []*Client
+	net      Network
+	cut      [][]bool // cut[a][b]: node a cannot hear node b
+	stats    NetStats
+	sessions uint64 // client sessions handed out
+	err      error  // the first fatal problem (a core that cannot restart, a misaddressed message)
 
 	// Filter, when set, sees every protocol message at delivery time;
 	// returning false drops it. Tests use it to shape exact scenarios.
