@@ -440,3 +440,18 @@ func TestArtifacts(t *testing.T) {
 		t.Fatalf("unexpected DOT:\n%s", s)
 	}
 }
+
+// TestEmptyHistory: nothing to check is not a pass.
+func TestEmptyHistory(t *testing.T) {
+	for _, ops := range [][]history.Op{nil, {{Index: 0, Type: history.Info, Process: history.NemesisProcess, F: "partition"}}} {
+		for _, wl := range []string{"list-append", "rw-register"} {
+			res, err := Check(wl, ops, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Valid != checker.Unknown || !slices.Equal(res.AnomalyTypes, []string{"empty-transaction-graph"}) {
+				t.Fatalf("%s: valid = %v, types %v", wl, res.Valid, res.AnomalyTypes)
+			}
+		}
+	}
+}

@@ -391,6 +391,27 @@ func (rr *rwRegister) finalWrite(t int32, key int32) (int, bool) {
 	return -1, false
 }
 
+// lookup finds an existing version without creating one.
+func (rr *rwRegister) lookup(key int32, v any) int32 {
+	if v == nil {
+		if int(key) < len(rr.nilVer) {
+			return rr.nilVer[key]
+		}
+		return -1
+	}
+	return rr.vix.get(key, v)
+}
+
+// versionEdge reports whether the version graph orders key's value a
+// directly before value b.
+func (rr *rwRegister) versionEdge(key int32, va, vb any) bool {
+	a, b := rr.lookup(key, va), rr.lookup(key, vb)
+	if a < 0 || b < 0 || int(a) >= rr.vg.n {
+		return false
+	}
+	return rr.hasVersionEdge(a, b)
+}
+
 func (rr *rwRegister) hasVersionEdge(a, b int32) bool {
 	for e := rr.vg.off[a]; e < rr.vg.off[a+1]; e++ {
 		if rr.vg.to[e] == b {
@@ -416,7 +437,7 @@ func (rr *rwRegister) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 				continue
 			}
 			ib, ok := rr.finalWrite(b, key)
-			if !ok || !rr.hasVersionEdge(rr.version(key, ma[ia].val), rr.version(key, mb[ib].val)) {
+			if !ok || !rr.versionEdge(key, ma[ia].val, mb[ib].val) {
 				continue
 			}
 			return Step{Type: "ww", Key: kv, Value: ma[ia].val, NewValue: mb[ib].val, AMop: ia, BMop: ib,
@@ -440,7 +461,7 @@ func (rr *rwRegister) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 				continue
 			}
 			ib, ok := rr.finalWrite(b, key)
-			if !ok || !rr.hasVersionEdge(rr.version(key, ma[ia].val), rr.version(key, mb[ib].val)) {
+			if !ok || !rr.versionEdge(key, ma[ia].val, mb[ib].val) {
 				continue
 			}
 			return Step{Type: "rw", Key: kv, Value: ma[ia].val, NewValue: mb[ib].val, AMop: ia, BMop: ib,
