@@ -329,6 +329,9 @@ func (c *Cluster) startContainer(ctx context.Context, m *member) error {
 	if !st.Running || st.Pid == 0 {
 		return fmt.Errorf("%s exited right after start; see its log (%s)", m.Name, filepath.Join(m.dir, "log"))
 	}
+	if err := checkOwner(st.Pid, m.container); err != nil {
+		return fmt.Errorf("node %s: %w", m.Name, err)
+	}
 	m.pid = st.Pid
 	return nil
 }

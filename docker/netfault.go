@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -48,6 +49,25 @@ func openNetNS(pid int) (*os.File, error) {
 			"run chaos as root on the machine that runs the engine)", nsPath(pid), err)
 	}
 	return f, nil
+}
+
+// checkOwner makes sure that pid, as this process sees it, is the main
+// process of container id. When chaos runs in a pid namespace other than
+// the engine's (inside a container, say), the engine's pids name other
+// processes or none, and writing rules through them would hurt the wrong
+// namespace; this turns that into a clear error instead.
+func checkOwner(pid int, id string) error {
+	path := fmt.Sprintf("/proc/%d/cgroup", pid)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w (network faults are written from the Docker host: "+
+			"run chaos as root on the machine that runs the engine, in its pid namespace)", path, err)
+	}
+	if !strings.Contains(string(b), id) {
+		return fmt.Errorf("process %d is not container %.12s as seen from here (%s names other cgroups): "+
+			"chaos must run in the Docker host's pid namespace to reach the nodes' network namespaces", pid, id, path)
+	}
+	return nil
 }
 
 // applyRules replaces our table in pid's network namespace with one that

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"io"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -93,5 +95,16 @@ func TestImageLayerHoldsBinaryAndDirs(t *testing.T) {
 	again, _ := imageLayer("kvnode", []byte("\x7fELFbinary"))
 	if !bytes.Equal(layer, again) {
 		t.Error("the layer is not a function of the binary alone")
+	}
+}
+
+func TestCheckOwnerRejectsForeignProcess(t *testing.T) {
+	// This test process is in no container, so it cannot pass for one.
+	err := checkOwner(os.Getpid(), "0123456789abcdef0123456789abcdef")
+	if err == nil || !strings.Contains(err.Error(), "pid namespace") {
+		t.Fatalf("checkOwner(self) = %v, want an error about the pid namespace", err)
+	}
+	if err := checkOwner(1<<30, "x"); err == nil {
+		t.Fatal("checkOwner of a missing pid succeeded")
 	}
 }
