@@ -9,6 +9,14 @@
 // accepted value as chosen only when it accepted it in the ballot of the
 // leader that reports the commit, and otherwise asks the leader for the
 // chosen value (Learn), or for a snapshot when the leader has compacted it.
+//
+// Durable state: Persist.State holds the promised ballot and a commit index;
+// each accepted or learned slot is one Entry (ballot, chosen flag, value);
+// snapshots are taken every SnapshotEvery applied slots and replace the
+// entries they cover. The commit index in State lags one Ready behind, so
+// every value it vouches for was written by an earlier Ready; a runtime
+// must therefore persist Readies in the order it got them (merging
+// consecutive ones into one write is fine).
 package paxos
 
 import (

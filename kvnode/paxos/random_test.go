@@ -57,6 +57,11 @@ func runRandom(t *testing.T, seed int64) {
 			return
 		}
 		c.nodes[m.Dest()].Step(m)
+		if rng.Intn(300) == 0 {
+			// Crash before the Ready is drained: its state never
+			// reached the disk and its messages never left.
+			c.crash(m.Dest())
+		}
 		collect()
 	}
 	for step := 0; step < 6000; step++ {
