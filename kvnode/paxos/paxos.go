@@ -453,6 +453,11 @@ func (n *Node) Propose(reqs ...replica.Request) error {
 	if n.role == follower {
 		return &replica.NotLeaderError{Leader: n.leader}
 	}
+	// A candidate may never win; it holds at most one full pipeline of
+	// requests rather than everything its clients retry meanwhile.
+	if n.role == candidate && len(n.queue)+len(reqs) > n.maxBatch*int(n.maxInflight) {
+		return &replica.NotLeaderError{}
+	}
 	n.queue = append(n.queue, reqs...)
 	if n.role == leader {
 		n.advance()

@@ -659,3 +659,22 @@ func TestBallotExhaustionKeepsPromise(t *testing.T) {
 		t.Fatalf("promise %v role %s after exhaustion", f.promised, f.Status().Role)
 	}
 }
+
+func TestCandidateQueueBounded(t *testing.T) {
+	n, err := New(DefaultConfig(1, []replica.NodeID{1, 2, 3}), newRecorder(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n.Status().Role != RoleCandidate {
+		n.Tick()
+	}
+	limit := 64 * 16
+	for i := range limit {
+		if err := n.Propose(put(1, uint64(i+1), "k", "v")); err != nil {
+			t.Fatalf("request %d rejected: %v", i, err)
+		}
+	}
+	if err := n.Propose(put(1, uint64(limit+1), "k", "v")); !errors.Is(err, replica.ErrNotLeader) {
+		t.Fatalf("over the bound: err %v", err)
+	}
+}
