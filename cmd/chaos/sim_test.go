@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/kvnode/sim"
 )
 
 func TestSimBadArgs(t *testing.T) {
@@ -59,4 +62,65 @@ func TestSimRunsAndReplays(t *testing.T) {
 	if len(ops) < 400 {
 		t.Fatalf("history has %d ops, want at least 400", len(ops))
 	}
+}
+
+// loneCore answers every request from its own replica without talking to
+// anyone: each node is its own little database, so clients on different
+// nodes see different worlds. chaos sim must call that out.
+type loneCore struct {
+	sm  replica.StateMachine
+	id  replica.NodeID
+	idx uint64
+	out replica.Ready
+}
+
+func (l *loneCore) Tick()                {}
+func (l *loneCore) Step(replica.Message) {}
+func (l *loneCore) Propose(reqs ...replica.Request) error {
+	for _, r := range reqs {
+		l.idx++
+		l.out.Results = append(l.out.Results, replica.Result{ClientID: r.ClientID, Seq: r.Seq, Index: l.idx, Value: l.sm.Apply(l.idx, r)})
+	}
+	return nil
+}
+func (l *loneCore) Ready() replica.Ready { rd := l.out; l.out = replica.Ready{}; return rd }
+func (l *loneCore) HasReady() bool       { return !l.out.Empty() }
+func (l *loneCore) Status() replica.Status {
+	return replica.Status{ID: l.id, Role: "leader", Leader: l.id, Commit: l.idx, Applied: l.idx}
+}
+
+func init() {
+	sim.Register("lone-test", func(cfg replica.Config, sm replica.StateMachine, _ *replica.Durable) (replica.Replicator, error) {
+		return &loneCore{sm: sm, id: cfg.ID}, nil
+	})
+}
+
+func TestSimReportsInvalidSeeds(t *testing.T) {
+	var out bytes.Buffer
+	code := runWithOutput([]string{"chaos", "sim", "--replication", "lone-test", "--seeds", "3", "--ops", "300", "--nemesis", "kill"}, &out)
+	if code != exitInvalid {
+		t.Fatalf("exit %d, want %d; output:\n%s", code, exitInvalid, out.String())
+	}
+	for _, want := range []string{"seed 1: INVALID", "replay: chaos sim --workload register --nemesis kill --replicas 5 --replication lone-test", "--seed 1 --history seed-1.jsonl", "seeds: 3 (valid 0, invalid 3"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// runWithOutput runs the CLI with its standard output captured in out.
+func runWithOutput(args []string, out *bytes.Buffer) int {
+	f, err := os.CreateTemp("", "chaos-out")
+	if err != nil {
+		panic(err)
+	}
+	defer os.Remove(f.Name())
+	saved := os.Stdout
+	os.Stdout = f
+	code := run(args)
+	os.Stdout = saved
+	_ = f.Close()
+	b, _ := os.ReadFile(f.Name())
+	out.Write(b)
+	return code
 }
