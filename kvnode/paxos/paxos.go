@@ -746,7 +746,9 @@ func (n *Node) onAccept(m *Accept) {
 	if m.Slot > n.commit+maxWindow {
 		return
 	}
-	if e := n.slotAt(m.Slot, true); e != nil && !e.chosen {
+	// A retransmitted Accept of a slot already accepted in this ballot is
+	// durable or about to be; writing it again would only cost a sync.
+	if e := n.slotAt(m.Slot, true); e != nil && !e.chosen && e.ballot != m.Ballot {
 		e.ballot, e.value = m.Ballot, m.Value
 		n.markDirty(m.Slot, e)
 	}
