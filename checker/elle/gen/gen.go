@@ -31,9 +31,10 @@ type Config struct {
 	// (no effect) or end indeterminate (applied or not, at random).
 	FailRate, InfoRate float64
 	// StaleReads is the fraction of reads that return a random prefix of
-	// the list instead of all of it, as a store that serves stale
-	// snapshots would: the history then has anti-dependency cycles
-	// everywhere. Zero keeps the history strict serializable.
+	// the list (for registers: the initial nil) instead of the current
+	// state, as a store that serves stale snapshots would: the history then
+	// has anti-dependency cycles everywhere. Zero keeps the history strict
+	// serializable.
 	StaleReads float64
 	// Seed makes the history reproducible.
 	Seed uint64
@@ -55,6 +56,22 @@ type pending struct {
 // serializable: every committed transaction takes effect atomically at a
 // moment between its invocation and its completion.
 func ListAppend(cfg Config) ([]history.Op, error) {
+	return generate(cfg, false)
+}
+
+// RWRegister generates an rw-register history the same way: transactions
+// write unique values per key and read single values (nil before the
+// first write). Without injection it is strict serializable, so every
+// optional version-order inference (sequential, linearizable,
+// writes-follow-reads) holds in it. Inject is not supported.
+func RWRegister(cfg Config) ([]history.Op, error) {
+	if cfg.Inject != "" {
+		return nil, fmt.Errorf("gen: rw-register histories cannot inject %q", cfg.Inject)
+	}
+	return generate(cfg, true)
+}
+
+func generate(cfg Config, register bool) ([]history.Op, error) {
 	if cfg.Txns < 0 || cfg.Processes <= 0 || cfg.Keys <= 0 {
 		return nil, fmt.Errorf("gen: need Txns >= 0, Processes > 0 and Keys > 0, got %d, %d, %d", cfg.Txns, cfg.Processes, cfg.Keys)
 	}
@@ -112,7 +129,11 @@ func ListAppend(cfg Config) ([]history.Op, error) {
 					continue
 				}
 				writes[k]++
-				pd.mops = append(pd.mops, []any{"append", k, int64(writes[k])})
+				f := "append"
+				if register {
+					f = "w"
+				}
+				pd.mops = append(pd.mops, []any{f, k, int64(writes[k])})
 				if writes[k] >= cfg.MaxWritesPerKey {
 					active[ki] = nextKey
 					nextKey++
@@ -132,17 +153,24 @@ func ListAppend(cfg Config) ([]history.Op, error) {
 			emit(history.Fail, pd.proc, copyMops(pd.mops))
 		case x < cfg.FailRate+cfg.InfoRate:
 			if rng.IntN(2) == 0 {
-				apply(lists, pd.mops)
+				apply(lists, pd.mops, register)
 			}
 			emit(history.Info, pd.proc, copyMops(pd.mops))
 			// An indeterminate process is retired, as Jepsen does.
 			procs[s] += int64(cfg.Processes)
 		default:
-			apply(lists, pd.mops)
+			apply(lists, pd.mops, register)
 			if cfg.StaleReads > 0 {
 				for _, m := range pd.mops {
-					if l, ok := m[2].([]any); ok && m[0] == "r" && len(l) > 0 && rng.Float64() < cfg.StaleReads {
-						m[2] = l[:rng.IntN(len(l))]
+					if m[0] != "r" || m[2] == nil || rng.Float64() >= cfg.StaleReads {
+						continue
+					}
+					if l, ok := m[2].([]any); ok {
+						if len(l) > 0 {
+							m[2] = l[:rng.IntN(len(l))]
+						}
+					} else {
+						m[2] = nil
 					}
 				}
 			}
@@ -163,15 +191,27 @@ func copyMops(m [][]any) []any {
 	return out
 }
 
-// apply executes a transaction atomically, filling in its reads.
-func apply(lists map[int64][]int64, mops [][]any) {
+// apply executes a transaction atomically, filling in its reads. Register
+// state is a list of at most one value.
+func apply(lists map[int64][]int64, mops [][]any, register bool) {
 	for _, m := range mops {
 		k := m[1].(int64)
-		if m[0] == "append" {
+		switch m[0] {
+		case "append":
 			lists[k] = append(lists[k], m[2].(int64))
+			continue
+		case "w":
+			lists[k] = []int64{m[2].(int64)}
 			continue
 		}
 		l := lists[k]
+		if register {
+			m[2] = nil
+			if len(l) > 0 {
+				m[2] = l[0]
+			}
+			continue
+		}
 		r := make([]any, len(l))
 		for i, e := range l {
 			r[i] = e
