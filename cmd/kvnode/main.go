@@ -59,6 +59,7 @@ func runNode(args []string, stderr io.Writer) int {
 	maxBatch := fs.Int("max-batch", 0, "requests per log entry (0: default)")
 	maxInflight := fs.Int("max-inflight", 0, "uncommitted entries in flight (0: default)")
 	snapEvery := fs.Uint64("snapshot-every", 0, "snapshot every so many applied entries (0: default)")
+	clockOffset := fs.Duration("clock-offset", 0, "shift the node's wall clock by this much (default: $"+server.ClockOffsetEnv+", else 0)")
 	fsync := fs.String("fsync", "full", "full: bbolt's two syncs per transaction (survives power loss); once: one sync per batch (survives process crashes only)")
 	if err := fs.Parse(args); err != nil {
 		return exitBadArgs
@@ -74,7 +75,17 @@ func runNode(args []string, stderr io.Writer) int {
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
 		return bad("--log-level: %v", err)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	offset, err := server.ClockOffsetFromEnv()
+	if err != nil {
+		return bad("%v", err)
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "clock-offset" {
+			offset = *clockOffset
+		}
+	})
+	server.SetClockOffset(offset)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl, ReplaceAttr: server.SkewedTime}))
 	slog.SetDefault(log)
 	switch {
 	case *clusterPath == "":

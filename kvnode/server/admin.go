@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
 )
@@ -19,6 +20,7 @@ type NodeStatus struct {
 	ID       replica.NodeID `json:"id"`
 	Name     string         `json:"name"`
 	Protocol string         `json:"protocol"`
+	Time     time.Time      `json:"time"` // the node's (possibly skewed) wall clock
 	Groups   []GroupStatus  `json:"groups"`
 }
 
@@ -29,7 +31,7 @@ func (n *Node) adminHandler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
-		st := NodeStatus{ID: n.opts.ID, Name: n.self.Name, Protocol: n.opts.Protocol.Name}
+		st := NodeStatus{ID: n.opts.ID, Name: n.self.Name, Protocol: n.opts.Protocol.Name, Time: Now()}
 		for id, s := range n.Status() {
 			st.Groups = append(st.Groups, GroupStatus{Group: id, Status: s})
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -319,5 +320,22 @@ func TestMultipleGroups(t *testing.T) {
 		if g.Leader == 0 || g.Applied == 0 || g.Commit < g.Applied {
 			t.Fatalf("status of node 2, group %d: %+v", g.Group, g)
 		}
+	}
+}
+
+func TestClockOffset(t *testing.T) {
+	t.Setenv(server.ClockOffsetEnv, "-1h")
+	d, err := server.ClockOffsetFromEnv()
+	if err != nil || d != -time.Hour {
+		t.Fatalf("offset %v, %v", d, err)
+	}
+	server.SetClockOffset(d)
+	defer server.SetClockOffset(0)
+	if skew := time.Since(server.Now()); skew < 59*time.Minute || skew > 61*time.Minute {
+		t.Fatalf("Now is %v behind, want 1h", skew)
+	}
+	t.Setenv(server.ClockOffsetEnv, "soon")
+	if _, err := server.ClockOffsetFromEnv(); err == nil || !strings.Contains(err.Error(), server.ClockOffsetEnv) {
+		t.Fatalf("bad offset: %v", err)
 	}
 }

@@ -20,7 +20,8 @@
 // restarted node rebuilds every core from there alone.
 //
 // The node never reads the wall clock for protocol decisions: ticks come
-// from a monotonic ticker.
+// from a monotonic ticker. Its few wall-clock readings go through Now, which
+// applies a settable offset for clock-skew faults.
 package server
 
 import (
