@@ -209,10 +209,10 @@ func (n *Node) restore(d *replica.Durable) error {
 		if err != nil {
 			return fmt.Errorf("paxos: restart: entry %d: %w", e.Index, err)
 		}
-		if e.Index > n.snapIndex+maxWindow*4 {
-			return fmt.Errorf("paxos: restart: entry %d far beyond snapshot %d", e.Index, n.snapIndex)
-		}
 		s := n.slotAt(e.Index, true)
+		if s == nil {
+			return fmt.Errorf("paxos: restart: entry %d far beyond entry %d", e.Index, n.lastSlot())
+		}
 		s.ballot, s.value, s.chosen = b, v, chosen
 		n.maxRound = max(n.maxRound, b.Round)
 	}
@@ -244,10 +244,9 @@ func (n *Node) slotAt(s uint64, create bool) *slot {
 		}
 		return n.log[i]
 	}
-	if !create {
-		return nil
-	}
-	if i >= maxWindow*4 {
+	// Slots are created at most a window beyond what the log already
+	// holds, which bounds memory against a corrupt slot number.
+	if !create || s > max(n.commit, n.lastSlot())+maxWindow {
 		return nil
 	}
 	for uint64(len(n.log)) <= i {

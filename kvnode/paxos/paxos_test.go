@@ -678,3 +678,32 @@ func TestCandidateQueueBounded(t *testing.T) {
 		t.Fatalf("over the bound: err %v", err)
 	}
 }
+
+// With snapshots disabled the log grows without bound; it must keep
+// working, and restart, far beyond the slot window.
+func TestLongLogWithoutSnapshots(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long log")
+	}
+	slots := 5*maxWindow + 100
+	c := newCluster(t, 1, func(cfg *replica.Config) {
+		cfg.SnapshotEvery = 0
+		cfg.MaxBatch = 1
+		cfg.MaxInflight = 1
+	})
+	l := c.leader()
+	for i := 1; i <= slots; i++ {
+		if err := c.nodes[l].Propose(put(1, uint64(i), "k", "v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.settle()
+	if st := c.nodes[l].Status(); st.Commit != uint64(slots) || st.LogLen != slots {
+		t.Fatalf("status %+v, want %d slots", st, slots)
+	}
+	c.crash(l)
+	c.start(l)
+	if st := c.nodes[l].Status(); st.Commit != uint64(slots) || st.Applied != uint64(slots) {
+		t.Fatalf("after restart: %+v", st)
+	}
+}
