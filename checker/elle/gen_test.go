@@ -178,3 +178,26 @@ func TestGeneratedRegisterStale(t *testing.T) {
 	}
 	checkInstances(t, res)
 }
+
+// BenchmarkCheckRegister measures a strict-serializable check of a valid
+// 100k-transaction rw-register history with every version-order inference.
+func BenchmarkCheckRegister(b *testing.B) {
+	const n = 100_000
+	ops, err := gen.RWRegister(gen.Config{Txns: n, Processes: 16, Keys: 100, MaxWritesPerKey: 16, FailRate: 0.01, InfoRate: 0.01, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := Options{SequentialKeys: true, LinearizableKeys: true, WFRKeys: true}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := Check("rw-register", ops, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Valid != checker.Valid {
+			b.Fatalf("valid = %v: %s", res.Valid, res.Summary)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "txns/s")
+}

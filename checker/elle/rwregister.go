@@ -81,7 +81,10 @@ func (rr *rwRegister) version(key int32, v any) int32 {
 
 func (rr *rwRegister) scan() {
 	p := rr.r.p
-	rr.vix = newElemIndex(len(p.mops))
+	rr.vix = newElemIndex(len(p.mops) / 2)
+	rr.writes = make([]rwWrite, 0, len(p.mops)/2+1)
+	rr.reads = make([]rwRead, 0, len(p.mops)/2+1)
+	rr.touches = make([]touch, 0, len(p.mops)/2+1)
 	type kstate struct {
 		key         int32
 		read, wrote bool
@@ -178,7 +181,7 @@ func (rr *rwRegister) scan() {
 func (rr *rwRegister) versionGraph() {
 	r := rr.r
 	p := r.p
-	var ve edges
+	ve := newEdges(len(rr.verKey) + 3*len(rr.touches))
 	nk := len(p.keys.vals)
 	for v := range rr.verKey {
 		if rr.verVal[v] != nil {
@@ -253,6 +256,9 @@ func (rr *rwRegister) linearizable(ve *edges, nk int) {
 		done bool
 	}
 	var evs []ev
+	var frontier, preds []int32
+	var inF []bool
+	var predLo, predHi []int32
 	for k := 0; k < nk; k++ {
 		ts := byKey[off[k]:off[k+1]]
 		if len(ts) < 2 {
@@ -264,17 +270,28 @@ func (rr *rwRegister) linearizable(ve *edges, nk int) {
 			evs = append(evs, ev{pos: tx.invPos, i: int32(i)}, ev{pos: tx.cmpPos, i: int32(i), done: true})
 		}
 		slices.SortFunc(evs, func(a, b ev) int { return int(a.pos - b.pos) })
-		preds := make([][]int32, len(ts))
-		var frontier []int32
+		// The frontier construction of realtimeEdges: link each invocation
+		// to the completed operations no later-completed one supersedes,
+		// and let each completion supersede its own predecessors.
+		inF = append(inF[:0], make([]bool, len(ts))...)
+		predLo = append(predLo[:0], make([]int32, len(ts))...)
+		predHi = append(predHi[:0], make([]int32, len(ts))...)
+		frontier, preds = frontier[:0], preds[:0]
 		for _, e := range evs {
 			if !e.done {
-				preds[e.i] = slices.Clone(frontier)
+				frontier = slices.DeleteFunc(frontier, func(a int32) bool { return !inF[a] })
+				predLo[e.i] = int32(len(preds))
 				for _, a := range frontier {
 					ve.add(ts[a].last, ts[e.i].first, srcLin)
+					preds = append(preds, a)
 				}
+				predHi[e.i] = int32(len(preds))
 				continue
 			}
-			frontier = slices.DeleteFunc(frontier, func(a int32) bool { return slices.Contains(preds[e.i], a) })
+			for _, a := range preds[predLo[e.i]:predHi[e.i]] {
+				inF[a] = false
+			}
+			inF[e.i] = true
 			frontier = append(frontier, e.i)
 		}
 	}
