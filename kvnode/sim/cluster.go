@@ -92,6 +92,7 @@ type node struct {
 	sent    int64
 	paused  bool
 	inbox   []event // what arrived while paused, in arrival order
+	tick    int64   // this node's tick interval; differs from the config's under clock faults
 }
 
 type waiter struct {
@@ -274,7 +275,10 @@ func (c *Cluster) start(i int) error {
 	n.core, n.sm, n.up = core, sm, true
 	n.gen++
 	n.waiting = make(map[uint64]waiter)
-	c.agenda.push(event{at: c.now + c.rng.Int63n(int64(c.cfg.Tick)) + 1, kind: evTick, who: int32(i), gen: n.gen})
+	if n.tick == 0 {
+		n.tick = int64(c.cfg.Tick)
+	}
+	c.agenda.push(event{at: c.now + c.rng.Int63n(n.tick) + 1, kind: evTick, who: int32(i), gen: n.gen})
 	c.drain(i)
 	return nil
 }
@@ -331,6 +335,17 @@ func (c *Cluster) Resume(id replica.NodeID) {
 			c.request(i, e.pkt)
 		}
 	}
+}
+
+// SetClockRate makes a node's clock run at rate times real speed (2 = its
+// ticks come twice as often); 1 restores it. The rate survives restarts,
+// as a faulty oscillator would.
+func (c *Cluster) SetClockRate(id replica.NodeID, rate float64) error {
+	if !(rate >= 0.01 && rate <= 100) {
+		return fmt.Errorf("clock rate %v outside [0.01, 100]", rate)
+	}
+	c.nodes[c.mustIndex(id)].tick = max(1, int64(float64(c.cfg.Tick)/rate))
+	return nil
 }
 
 // Paused reports whether a node is paused.
@@ -567,7 +582,7 @@ func (c *Cluster) handle(e event) {
 			n.core.Tick()
 			c.drain(int(e.who))
 		}
-		e.at = c.now + int64(c.cfg.Tick)
+		e.at = c.now + n.tick
 		c.agenda.push(e)
 	case evDeliver:
 		n := c.nodes[e.who]

@@ -18,6 +18,7 @@ const (
 	NemesisPartitionBridge = "partition-bridge"          // two halves joined by one node
 	NemesisKill            = "kill"                      // crash a minority (sometimes all), restart later
 	NemesisPause           = "pause"                     // freeze a minority (often the leader), resume later
+	NemesisClock           = "clock"                     // some nodes' clocks run 3x fast or 3x slow
 	NemesisLoss            = "loss"                      // drop 20% of messages
 	NemesisDup             = "dup"                       // duplicate 30% of messages
 	NemesisDelay           = "delay"                     // 5-60 ms latency, 10% of messages up to 200 ms more
@@ -25,7 +26,7 @@ const (
 
 // NemesisKinds lists every fault kind.
 var NemesisKinds = []string{NemesisNone, NemesisPartition, NemesisPartitionOne, NemesisMajoritiesRing,
-	NemesisPartitionBridge, NemesisKill, NemesisPause, NemesisLoss, NemesisDup, NemesisDelay}
+	NemesisPartitionBridge, NemesisKill, NemesisPause, NemesisClock, NemesisLoss, NemesisDup, NemesisDelay}
 
 // ParseNemesis parses a comma-separated list of fault kinds; "all" stands
 // for every kind.
@@ -251,6 +252,21 @@ func (nm *nemesis) apply(kind string) {
 		nm.active = append(nm.active, kind)
 		nm.r.nemesisOp("pause", names)
 		return
+	case NemesisClock:
+		ids := nm.shuffled()
+		k := 1 + c.rng.Intn(max(1, (n+1)/2))
+		rates := map[string]any{}
+		for _, id := range ids[:k] {
+			rate := 3.0
+			if c.rng.Intn(2) == 0 {
+				rate = 1.0 / 3
+			}
+			_ = c.SetClockRate(id, rate)
+			rates[nodeName(id)] = rate
+		}
+		nm.active = append(nm.active, kind)
+		nm.r.nemesisOp("start-clock", rates)
+		return
 	case NemesisLoss:
 		net := c.Net()
 		net.Loss = 0.2
@@ -340,6 +356,10 @@ func (nm *nemesis) healAll() {
 			nm.paused = nm.paused[:0]
 			nm.r.nemesisOp("resume", names)
 			continue
+		case kind == NemesisClock:
+			for _, id := range c.Peers() {
+				_ = c.SetClockRate(id, 1)
+			}
 		case isPartition(kind):
 			c.Heal()
 		default:
