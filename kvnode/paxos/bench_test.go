@@ -127,3 +127,25 @@ func BenchmarkCommit(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkCodecAccept(b *testing.B) {
+	var c Codec
+	reqs := make([]replica.Request, 64)
+	for i := range reqs {
+		reqs[i] = replica.Request{ClientID: uint64(i + 1), Seq: uint64(1000 + i), Op: kv.Op{Kind: kv.Put, Key: "key", Value: "value"}.Encode()}
+	}
+	m := &Accept{Header: Header{From: 1, To: 2}, Ballot: Ballot{Round: 3, Node: 1}, Slot: 12345, Value: Value{Reqs: reqs}, Commit: 12340}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		buf, err = c.AppendMessage(buf[:0], m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.DecodeMessage(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(buf)), "bytes/msg")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
 )
@@ -120,7 +121,9 @@ func (Codec) AppendMessage(b []byte, m replica.Message) ([]byte, error) {
 // DecodeMessage decodes one message that AppendMessage produced. It
 // rejects malformed input with an error and never panics.
 func (Codec) DecodeMessage(b []byte) (replica.Message, error) {
-	d := decoder{b: b}
+	// One copy of the input backs every byte field of the message, so the
+	// caller may reuse b and decoding costs one allocation, not one per op.
+	d := decoder{b: slices.Clone(b), share: true}
 	if v := d.byte("version"); d.err == nil && v != wireVersion {
 		return nil, fmt.Errorf("paxos codec: %w: unknown version %d", ErrMalformed, v)
 	}
@@ -265,9 +268,10 @@ func valueSize(v Value) int {
 // decoder reads the encodings above; the first error sticks and later
 // reads return zero values.
 type decoder struct {
-	b   []byte
-	pos int
-	err error
+	b     []byte
+	pos   int
+	err   error
+	share bool // b is private: byte fields may alias it
 }
 
 func (d *decoder) fail(msg string) {
@@ -356,9 +360,14 @@ func (d *decoder) bytes(what string) []byte {
 	if n == 0 {
 		return nil
 	}
-	p := make([]byte, n)
-	copy(p, d.b[d.pos:])
-	d.pos += int(n)
+	end := d.pos + int(n)
+	var p []byte
+	if d.share {
+		p = d.b[d.pos:end:end]
+	} else {
+		p = slices.Clone(d.b[d.pos:end])
+	}
+	d.pos = end
 	return p
 }
 
