@@ -12,6 +12,8 @@ type cstep struct {
 	kind     edgeKind
 }
 
+// cycleStats counts the non-trivial components and the transactions in
+// the largest.
 type cycleStats struct {
 	sccs, largest int
 }
@@ -57,9 +59,16 @@ func (r *run) searchCycles(b *budget, wantSSI bool) cycleStats {
 	full := kWW | kWR | kRW | r.extra
 	var sccs [][]int32
 	var st cycleStats
+	txns := int32(len(r.p.txns))
 	s.f.run(roots, full, nil, func(c []int32) {
 		sccs = append(sccs, slices.Clone(c))
-		st.largest = max(st.largest, len(c))
+		real := 0
+		for _, v := range c {
+			if v < txns {
+				real++
+			}
+		}
+		st.largest = max(st.largest, real)
 	})
 	s.f.reset()
 	st.sccs = len(sccs)
@@ -367,10 +376,36 @@ func (s *searcher) bestKind(st cstep, mask edgeKind) edgeKind {
 	return st.kind
 }
 
+// fold rewrites a cycle so it starts at a transaction and every run of
+// hops through realtime barrier nodes becomes one realtime step.
+func (s *searcher) fold(cyc []cstep) []cstep {
+	n := int32(len(s.r.p.txns))
+	start := 0
+	for cyc[start].from >= n {
+		start++
+	}
+	var out []cstep
+	for i := 0; i < len(cyc); i++ {
+		st := cyc[(start+i)%len(cyc)]
+		if st.to < n {
+			out = append(out, st)
+			continue
+		}
+		from := st.from
+		for st.to >= n {
+			i++
+			st = cyc[(start+i)%len(cyc)]
+		}
+		out = append(out, cstep{from, st.to, kRealtime})
+	}
+	return out
+}
+
 // report turns a cycle into an Anomaly whose steps explain themselves.
 func (s *searcher) report(typ string, cyc []cstep, mask edgeKind) {
 	r := s.r
 	p := r.p
+	cyc = s.fold(cyc)
 	m := len(cyc)
 	names := make([]string, m)
 	a := &Anomaly{Type: typ}

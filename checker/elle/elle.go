@@ -156,13 +156,14 @@ func Check(workload string, ops []history.Op, opts Options) (checker.Result, err
 	// Process and realtime order depend only on the event sequence, so
 	// they are built on the other core while the data dependencies are
 	// inferred.
-	order := newEdges(len(p.txns) * 4)
+	order := newEdges(len(p.txns) * 3)
 	orderDone := make(chan struct{})
+	barriers := 0
 	go func() {
 		defer close(orderDone)
 		switch r.extra {
 		case kRealtime:
-			r.realtimeEdges(&order)
+			barriers = r.realtimeEdges(&order)
 		case kProcess:
 			r.processEdges(&order)
 		}
@@ -182,7 +183,7 @@ func Check(workload string, ops []history.Op, opts Options) (checker.Result, err
 		r.ex = rr
 	}
 	<-orderDone
-	r.g = freeze(len(p.txns), &deps, &order)
+	r.g = freeze(len(p.txns)+barriers, &deps, &order)
 	inferred := time.Now()
 
 	b := &budget{deadline: time.Now().Add(opts.CycleSearchTimeout)}
@@ -299,45 +300,45 @@ func (r *run) processEdges(out *edges) {
 	}
 }
 
-// realtimeEdges links every transaction to the committed transactions that
-// completed before it was invoked, but only to the frontier: a transaction
-// already known to precede another completed one is reached through that
-// one. This keeps the edge count near n times the concurrency instead of
-// quadratic.
-func (r *run) realtimeEdges(out *edges) {
+// realtimeEdges orders transactions by realtime: T1 < T2 when T1
+// committed before T2 was invoked. Linking every such pair would be
+// quadratic, and linking each invocation to the frontier of latest
+// completions still costs the concurrency per transaction. Instead a chain
+// of barrier nodes (ids from len(p.txns) up, returned as their count)
+// stands for "everything completed so far": each completion points to the
+// next barrier, each barrier to the one after, and each invocation hangs
+// off the latest barrier. Reachability is exactly the realtime order and
+// the edge count is at most three per transaction; cycle reports fold
+// barrier hops back into single realtime steps.
+func (r *run) realtimeEdges(out *edges) int {
 	p := r.p
-	n := len(p.txns)
-	inF := make([]bool, n)
-	predLo := make([]int32, n)
-	predHi := make([]int32, n)
-	var frontier []int32
-	live := 0
+	base := int32(len(p.txns))
+	cur, nb := int32(-1), int32(0)
+	var fresh []int32 // completions since the current barrier
 	for _, ev := range p.events {
 		t := ev >> 1
 		if !p.isNode(t) {
 			continue
 		}
-		if ev&1 == 0 {
-			if len(frontier) > 2*live+16 {
-				frontier = slices.DeleteFunc(frontier, func(f int32) bool { return !inF[f] })
-			}
-			predLo[t] = int32(out.len())
-			for _, f := range frontier {
-				if inF[f] {
-					out.add(f, t, kRealtime)
-				}
-			}
-			predHi[t] = int32(out.len())
+		if ev&1 != 0 {
+			fresh = append(fresh, t)
 			continue
 		}
-		for i := predLo[t]; i < predHi[t]; i++ {
-			if f := out.from[i]; inF[f] {
-				inF[f] = false
-				live--
+		if len(fresh) > 0 {
+			b := base + nb
+			nb++
+			if cur >= 0 {
+				out.add(cur, b, kRealtime)
 			}
+			for _, f := range fresh {
+				out.add(f, b, kRealtime)
+			}
+			fresh = fresh[:0]
+			cur = b
 		}
-		frontier = append(frontier, t)
-		inF[t] = true
-		live++
+		if cur >= 0 {
+			out.add(cur, t, kRealtime)
+		}
 	}
+	return int(nb)
 }
