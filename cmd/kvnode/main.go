@@ -59,9 +59,17 @@ func runNode(args []string, stderr io.Writer) int {
 	maxBatch := fs.Int("max-batch", 0, "requests per log entry (0: default)")
 	maxInflight := fs.Int("max-inflight", 0, "uncommitted entries in flight (0: default)")
 	snapEvery := fs.Uint64("snapshot-every", 0, "snapshot every so many applied entries (0: default)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: kvnode --cluster FILE --id N --data DIR [flags]")
+		fmt.Fprintln(stderr, "       kvnode client --cluster FILE [--group G] [--timeout D] get KEY | put KEY VALUE | append KEY SUFFIX | cas KEY OLD NEW")
+		fs.PrintDefaults()
+	}
 	clockOffset := fs.Duration("clock-offset", 0, "shift the node's wall clock by this much (default: $"+server.ClockOffsetEnv+", else 0)")
 	fsync := fs.String("fsync", "full", "full: bbolt's two syncs per transaction (survives power loss); once: one sync per batch (survives process crashes only)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
 		return exitBadArgs
 	}
 	bad := func(format string, a ...any) int {
@@ -144,7 +152,15 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 	clusterPath := fs.String("cluster", "", "cluster file (JSON)")
 	group := fs.Uint("group", 1, "replica group")
 	timeout := fs.Duration("timeout", 5*time.Second, "deadline for the operation")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: kvnode client --cluster FILE [--group G] [--timeout D] get KEY | put KEY VALUE | append KEY SUFFIX | cas KEY OLD NEW")
+		fmt.Fprintln(stderr, "exit codes: 0 done, 1 certainly not done, 2 bad arguments, 3 outcome unknown")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
 		return exitBadArgs
 	}
 	if *clusterPath == "" {

@@ -334,6 +334,8 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"--cluster", tc.path, "--id", "1", "--data", "x", "--listen", "nonsense"}, exitBadArgs, "", "--listen"},
 		{[]string{"--cluster", tc.path, "--id", "9", "--data", t.TempDir()}, exitError, "", "node id 9"},
 		{[]string{"--bogus"}, exitBadArgs, "", "bogus"},
+		{[]string{"--help"}, exitOK, "", "usage: kvnode"},
+		{[]string{"client", "-h"}, exitOK, "", "exit codes"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
