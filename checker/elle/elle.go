@@ -17,9 +17,21 @@
 //
 // The checker works on dense integer ids and flat slices: edges live in a
 // compressed sparse row graph, strongly connected components come from an
-// iterative Tarjan, realtime edges link each transaction only to the
-// frontier of most recently completed ones, and cycles are searched only
-// inside non-trivial components, under a time budget.
+// iterative Tarjan, realtime order runs through a chain of barrier nodes
+// (at most three edges per transaction, whatever the concurrency), and
+// cycles are searched only inside non-trivial components, under a time
+// budget.
+//
+// Every anomaly instance is an *Anomaly: it carries its transactions, and
+// for cycles the labelled edges (ww, wr, rw, process, realtime) with the
+// evidence for each and a plain-English explanation, ready for a report
+// to draw.
+//
+// Usage:
+//
+//	res, err := elle.Check("list-append", ops, elle.Options{
+//		ConsistencyModels: []string{"serializable"},
+//	})
 package elle
 
 import (
