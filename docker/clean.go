@@ -8,7 +8,9 @@ import (
 
 // CleanReport counts what Clean removed.
 type CleanReport struct {
-	Containers, Networks, Images int
+	Containers int // containers removed
+	Networks   int // networks removed
+	Images     int // images removed
 }
 
 // Clean removes what runs left behind, found by label: the containers and

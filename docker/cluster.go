@@ -466,13 +466,26 @@ func (c *Cluster) Heal(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// opTimeout bounds one node operation.
+const opTimeout = 60 * time.Second
+
+// opContext detaches a node operation from the caller's cancellation: a
+// kill or start cut off half-way (the request sent, the answer not awaited)
+// would leave the node in a state nobody knows, and a later Start could
+// see a container that is about to die as running.
+func opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+}
+
 // Kill SIGKILLs a node's container and returns once the engine reports it
-// stopped.
+// stopped. Once begun it completes even if ctx is cancelled.
 func (c *Cluster) Kill(ctx context.Context, node string) error {
 	m, err := c.member(node)
 	if err != nil {
 		return err
 	}
+	ctx, cancel := opContext(ctx)
+	defer cancel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st, err := c.d.e.ContainerInspect(ctx, m.container)
@@ -484,9 +497,7 @@ func (c *Cluster) Kill(ctx context.Context, node string) error {
 			return fmt.Errorf("kill %s: %w", node, err)
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := c.d.e.ContainerWaitNotRunning(wctx, m.container); err != nil {
+	if err := c.d.e.ContainerWaitNotRunning(ctx, m.container); err != nil {
 		return fmt.Errorf("kill %s: wait for it to die: %w", node, err)
 	}
 	m.pid = 0
@@ -495,12 +506,14 @@ func (c *Cluster) Kill(ctx context.Context, node string) error {
 
 // Start starts a stopped node and re-applies its network faults before
 // returning (they died with its old namespace); a node already running is
-// left as it is.
+// left as it is. Once begun it completes even if ctx is cancelled.
 func (c *Cluster) Start(ctx context.Context, node string) error {
 	m, err := c.member(node)
 	if err != nil {
 		return err
 	}
+	ctx, cancel := opContext(ctx)
+	defer cancel()
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
 	m.mu.Lock()
@@ -519,12 +532,15 @@ func (c *Cluster) Start(ctx context.Context, node string) error {
 	return c.applyLocked(m)
 }
 
-// Pause freezes a node's processes with the cgroup freezer.
+// Pause freezes a node's processes with the cgroup freezer. Once begun it
+// completes even if ctx is cancelled.
 func (c *Cluster) Pause(ctx context.Context, node string) error {
 	m, err := c.member(node)
 	if err != nil {
 		return err
 	}
+	ctx, cancel := opContext(ctx)
+	defer cancel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := c.d.e.ContainerPause(ctx, m.container); err != nil {
@@ -534,11 +550,14 @@ func (c *Cluster) Pause(ctx context.Context, node string) error {
 }
 
 // Resume thaws a paused node; a node that is not paused is left alone.
+// Once begun it completes even if ctx is cancelled.
 func (c *Cluster) Resume(ctx context.Context, node string) error {
 	m, err := c.member(node)
 	if err != nil {
 		return err
 	}
+	ctx, cancel := opContext(ctx)
+	defer cancel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st, err := c.d.e.ContainerInspect(ctx, m.container)

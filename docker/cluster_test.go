@@ -285,6 +285,21 @@ func TestNetworkFaults(t *testing.T) {
 		}
 	})
 
+	t.Run("node operations finish despite a cancelled context", func(t *testing.T) {
+		gone, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := c.Kill(gone, "n3"); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := c.d.e.ContainerInspect(ctx, c.members[2].container); err != nil || st.Running {
+			t.Fatalf("n3 after Kill: %+v, %v", st, err)
+		}
+		if err := c.Start(gone, "n3"); err != nil {
+			t.Fatal(err)
+		}
+		waitUp(t, c, "n3")
+	})
+
 	t.Run("pause freezes and resume thaws", func(t *testing.T) {
 		if err := c.Pause(ctx, "n3"); err != nil {
 			t.Fatal(err)
