@@ -195,14 +195,15 @@ func (g *group) persister() {
 				break more
 			}
 		}
-		// Write runs that can share one transaction: only the first of a
-		// run may truncate and only the last may carry a snapshot, which
-		// keeps the contract's order (State, Truncate, Entries, Snapshot).
+		// Write runs that share one transaction, so that a crash leaves a
+		// prefix of the Readies on disk. A Ready that truncates is written
+		// on its own: storage splits it into several transactions in the
+		// contract's order (State, Truncate, Entries), and a later Ready's
+		// State must not overtake its Truncate and Entries. Only the last
+		// Ready of a run may carry a snapshot, which is written after the
+		// run's entries.
 		for start := 0; start < len(rds); {
-			end := start + 1
-			for end < len(rds) && !rds[end].Persist.Truncate && rds[end-1].Persist.Snapshot == nil {
-				end++
-			}
+			end := runEnd(rds, start)
 			p := &rds[start].Persist
 			if end-start > 1 {
 				mergePersist(&merged, rds[start:end])
@@ -227,6 +228,16 @@ func (g *group) persister() {
 		}
 		clear(rds)
 	}
+}
+
+// runEnd returns the end of the run of Readies starting at start that one
+// storage write may cover.
+func runEnd(rds []replica.Ready, start int) int {
+	end := start + 1
+	for end < len(rds) && !rds[start].Persist.Truncate && !rds[end].Persist.Truncate && rds[end-1].Persist.Snapshot == nil {
+		end++
+	}
+	return end
 }
 
 // mergePersist combines the Persists of consecutive Readies into p, whose
