@@ -9,7 +9,9 @@ import (
 
 func TestRuns(t *testing.T) {
 	e := func(i uint64) []replica.Entry { return []replica.Entry{{Index: i}} }
-	plain := func(i uint64) replica.Ready { return replica.Ready{Persist: replica.Persist{State: []byte{byte(i)}, Entries: e(i)}} }
+	plain := func(i uint64) replica.Ready {
+		return replica.Ready{Persist: replica.Persist{State: []byte{byte(i)}, Entries: e(i)}}
+	}
 	trunc := func(i uint64) replica.Ready {
 		return replica.Ready{Persist: replica.Persist{State: []byte{byte(i)}, Truncate: true, TruncateAfter: i - 1, Entries: e(i)}}
 	}
