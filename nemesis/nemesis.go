@@ -13,13 +13,15 @@ import (
 )
 
 // Recorder receives the nemesis's history ops. Process is always
-// history.NemesisProcess; the recorder assigns Index and Time. It is called
-// from the goroutine running the nemesis.
+// history.NemesisProcess; the recorder assigns Index and Time. Calls come
+// from the nemesis's goroutines but never overlap, and each invoke is
+// followed directly by its info completion.
 type Recorder func(op history.Op)
 
 // Config configures a Nemesis.
 type Config struct {
-	// Kinds are the fault kinds to mix; each step picks one at random.
+	// Kinds are the fault kinds to mix: one schedule per class of kinds,
+	// each step of a schedule picking one of its kinds at random.
 	Kinds []Kind
 	// Interval is the mean quiet time between faults and the mean time a
 	// fault is held (DefaultInterval when zero).
@@ -41,16 +43,20 @@ type Config struct {
 	Log *slog.Logger
 }
 
-// Nemesis runs a seeded schedule of faults against a Target and records
-// every action. Its methods may be called from different goroutines (Run
-// in one, HealAll from a shutdown path), but Run must have returned before
+// Nemesis runs seeded schedules of faults against a Target and records
+// every action. Kinds of different classes (partitions; pause and kill;
+// loss; latency) run on independent schedules, so with --nemesis
+// partition,kill a kill may land inside a partition, as in Jepsen's
+// combined nemeses; kinds of one class take turns, since they act on the
+// same thing. Its methods may be called from different goroutines (Run in
+// one, HealAll from a shutdown path), but Run must have returned before
 // HealAll is expected to leave the cluster whole.
 type Nemesis struct {
-	t     Target
-	cfg   Config
-	rec   Recorder
-	sched *Schedule
-	log   *slog.Logger
+	t      Target
+	cfg    Config
+	rec    Recorder
+	scheds []*Schedule
+	log    *slog.Logger
 
 	mu          sync.Mutex
 	killed      map[string]bool
@@ -86,14 +92,11 @@ func New(t Target, cfg Config, rec Recorder) (*Nemesis, error) {
 	if slices.Contains(cfg.Kinds, PartitionLeader) && cfg.Leaders == nil {
 		return nil, fmt.Errorf("nemesis: partition-leader needs a way to find the current leaders")
 	}
-	var sched *Schedule
-	if len(cfg.Kinds) > 0 {
-		var err error
-		if sched, err = NewSchedule(cfg.Kinds, cfg.Interval, cfg.Seed); err != nil {
-			return nil, err
-		}
+	scheds, err := Schedules(cfg.Kinds, cfg.Interval, cfg.Seed)
+	if err != nil {
+		return nil, err
 	}
-	return &Nemesis{t: t, cfg: cfg, rec: rec, sched: sched, log: cfg.Log,
+	return &Nemesis{t: t, cfg: cfg, rec: rec, scheds: scheds, log: cfg.Log,
 		killed: make(map[string]bool), paused: make(map[string]bool)}, nil
 }
 
@@ -109,17 +112,39 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Run injects faults until ctx ends: quiet, start a fault, hold it, stop
-// it, and again. It returns nil when ctx ends (the fault in progress, if
-// any, stays until HealAll) and an error when the target fails a fault.
-// With no kinds it just waits for ctx.
+// Run injects faults until ctx ends: on each class's schedule, quiet,
+// start a fault, hold it, stop it, and again. It returns nil when ctx ends
+// (faults in progress stay until HealAll) and the first error when the
+// target fails a fault, after stopping the other schedules. With no kinds
+// it just waits for ctx.
 func (n *Nemesis) Run(ctx context.Context) error {
-	if n.sched == nil {
+	if len(n.scheds) == 0 {
 		<-ctx.Done()
 		return nil
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for _, sched := range n.scheds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.loop(ctx, sched); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// loop runs one schedule until ctx ends or the target fails.
+func (n *Nemesis) loop(ctx context.Context, sched *Schedule) error {
 	for {
-		step := n.sched.Next()
+		step := sched.Next()
 		if n.cfg.Sleep(ctx, step.Quiet) != nil {
 			return nil
 		}
@@ -127,7 +152,9 @@ func (n *Nemesis) Run(ctx context.Context) error {
 		if errors.Is(err, errNoLeader) {
 			// Between leaders (an election in progress) there is nobody
 			// to isolate; say so in the history and try the next step.
+			n.mu.Lock()
 			_ = n.do(startF(step.Kind), map[string]any{"kind": string(step.Kind)}, func() error { return err })
+			n.mu.Unlock()
 			continue
 		}
 		if err != nil {

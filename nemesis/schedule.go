@@ -55,6 +55,49 @@ func NewSchedule(kinds []Kind, interval time.Duration, seed int64) (*Schedule, e
 	}, nil
 }
 
+// class groups kinds that act on the same thing and so must take turns:
+// all partitions (one grudge at a time), pause and kill (a paused node
+// cannot be killed cleanly), loss, latency.
+func (k Kind) class() int {
+	switch {
+	case k.IsPartition():
+		return 0
+	case k == Pause || k == Kill:
+		return 1
+	case k == Loss:
+		return 2
+	}
+	return 3
+}
+
+// Schedules splits kinds into their classes and returns one schedule per
+// class, in order of first appearance, each seeded from seed and its
+// class so that adding a kind of another class leaves a class's own
+// sequence unchanged. No kinds yields no schedules.
+func Schedules(kinds []Kind, interval time.Duration, seed int64) ([]*Schedule, error) {
+	var order []int
+	byClass := make(map[int][]Kind)
+	for _, k := range kinds {
+		if !k.Valid() {
+			return nil, fmt.Errorf("nemesis schedule: unknown fault kind %q (valid: %s)", string(k), validList())
+		}
+		c := k.class()
+		if _, ok := byClass[c]; !ok {
+			order = append(order, c)
+		}
+		byClass[c] = append(byClass[c], k)
+	}
+	var out []*Schedule
+	for _, c := range order {
+		s, err := NewSchedule(byClass[c], interval, seed+int64(c)*0x3c6ef372)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
 // jitter draws a duration uniformly from [d/2, 3d/2).
 func (s *Schedule) jitter() time.Duration {
 	d := s.interval

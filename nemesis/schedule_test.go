@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,25 +208,26 @@ func (f *fakeTarget) whole() bool {
 	return len(f.grudge) == 0 && f.loss == 0 && f.latency.IsZero() && len(f.dead) == 0 && len(f.frozen) == 0
 }
 
-// runSteps runs a nemesis for the given number of sleeps and returns the
-// target and the recorded ops.
+// runSteps runs a nemesis until its schedules have slept the given number
+// of times in all, and returns the target and the recorded ops.
 func runSteps(t *testing.T, kinds []Kind, seed int64, sleeps int) (*fakeTarget, *[]history.Op, *Nemesis) {
 	t.Helper()
 	ft := newFake(5)
 	ops := new([]history.Op)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	count := 0
+	var count atomic.Int64
 	n, err := New(ft, Config{
 		Kinds: kinds, Seed: seed, Interval: time.Second, Log: slog.New(slog.DiscardHandler),
 		Leaders: func(context.Context) ([]string, error) { return []string{"n1"}, nil },
 		Sleep: func(ctx context.Context, d time.Duration) error {
-			count++
-			if count > sleeps {
+			if count.Add(1) > int64(sleeps) {
 				cancel()
 				return ctx.Err()
 			}
-			return nil
+			// Let the other schedules' goroutines interleave.
+			time.Sleep(20 * time.Microsecond)
+			return ctx.Err()
 		},
 	}, func(op history.Op) { *ops = append(*ops, op) })
 	if err != nil {
@@ -237,13 +239,10 @@ func runSteps(t *testing.T, kinds []Kind, seed int64, sleeps int) (*fakeTarget, 
 	return ft, ops, n
 }
 
-func TestRunRecordsInvokeInfoPairs(t *testing.T) {
-	ft, opsp, n := runSteps(t, []Kind{Partition, Kill, Pause, Loss}, 5, 40)
-	ops := *opsp
-	if len(ops) == 0 {
-		t.Fatal("no ops recorded")
-	}
-	if len(ops)%2 != 0 {
+// checkPairs checks that ops are adjacent nemesis invoke/info pairs.
+func checkPairs(t *testing.T, ops []history.Op) {
+	t.Helper()
+	if len(ops) == 0 || len(ops)%2 != 0 {
 		t.Fatalf("%d ops: not invoke/info pairs", len(ops))
 	}
 	for i := 0; i < len(ops); i += 2 {
@@ -253,17 +252,17 @@ func TestRunRecordsInvokeInfoPairs(t *testing.T) {
 			t.Fatalf("ops %d,%d = %+v, %+v: want a nemesis invoke/info pair", i, i+1, inv, done)
 		}
 	}
-	fs := make(map[string]bool)
-	for _, op := range ops {
-		fs[op.F] = true
-	}
-	for _, f := range []string{"start-partition", "stop-partition", "kill", "start", "pause", "resume", "start-loss", "stop-loss"} {
-		if !fs[f] {
-			t.Errorf("no %q op in 20 steps", f)
-		}
-	}
+}
+
+func TestRunOneClassCompletesCycles(t *testing.T) {
+	ft, opsp, n := runSteps(t, []Kind{Partition, PartitionOne, PartitionBridge, PartitionMajoritiesRing}, 5, 40)
+	ops := *opsp
+	checkPairs(t, ops)
 	// 40 sleeps = 20 full cycles; the 41st sleep (a quiet) is cancelled,
 	// so every fault started was also stopped.
+	if len(ops) != 80 {
+		t.Fatalf("%d ops, want 80 (20 cycles of start and stop pairs)", len(ops))
+	}
 	if !ft.whole() {
 		t.Fatalf("after full cycles the target is not whole: %+v", ft)
 	}
@@ -273,6 +272,59 @@ func TestRunRecordsInvokeInfoPairs(t *testing.T) {
 	}
 	if len(*opsp) != len(ops) || len(ft.calls) != calls {
 		t.Fatalf("HealAll on a whole cluster acted: ops %v, calls %v", (*opsp)[len(ops):], ft.calls[calls:])
+	}
+}
+
+func TestRunMixesClassesAndHealAllRestores(t *testing.T) {
+	ft, opsp, n := runSteps(t, []Kind{Partition, Kill, Pause, Loss}, 5, 400)
+	if err := n.HealAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ops := *opsp
+	checkPairs(t, ops)
+	fs := make(map[string]bool)
+	for _, op := range ops {
+		fs[op.F] = true
+	}
+	for _, f := range []string{"start-partition", "stop-partition", "kill", "start", "pause", "resume", "start-loss", "stop-loss"} {
+		if !fs[f] {
+			t.Errorf("no %q op in 400 sleeps", f)
+		}
+	}
+	if !ft.whole() {
+		t.Fatalf("HealAll left %+v", ft)
+	}
+}
+
+func TestSchedulesSplitByClass(t *testing.T) {
+	scheds, err := Schedules([]Kind{Loss, Partition, Kill, PartitionOne, Pause}, time.Second, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scheds) != 3 {
+		t.Fatalf("%d schedules, want 3 (loss; partitions; pause and kill)", len(scheds))
+	}
+	want := [][]Kind{{Loss}, {Partition, PartitionOne}, {Kill, Pause}}
+	for i, s := range scheds {
+		if !slices.Equal(s.kinds, want[i]) {
+			t.Errorf("schedule %d has %v, want %v", i, s.kinds, want[i])
+		}
+	}
+	// A class's sequence does not depend on the other classes present.
+	alone, err := Schedules([]Kind{Partition, PartitionOne}, time.Second, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if a, b := alone[0].Next(), scheds[1].Next(); a != b {
+			t.Fatalf("partition schedule changed when other classes were added: %+v vs %+v", a, b)
+		}
+	}
+	if s, err := Schedules(nil, time.Second, 1); err != nil || len(s) != 0 {
+		t.Fatalf("no kinds: %v, %v", s, err)
+	}
+	if _, err := Schedules([]Kind{"bogus"}, time.Second, 1); err == nil {
+		t.Fatal("bogus kind accepted")
 	}
 }
 
