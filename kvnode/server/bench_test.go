@@ -49,6 +49,14 @@ func benchPut(b *testing.B, clients int, syncOnce bool) {
 				}
 				cls[i] = cl
 			}
+			epoch := func() uint64 {
+				var e uint64
+				for _, r := range rs {
+					e = max(e, r.node.Status()[1].Epoch)
+				}
+				return e
+			}
+			epoch0 := epoch()
 			var next atomic.Int64
 			lat := make([][]time.Duration, clients)
 			b.ResetTimer()
@@ -80,6 +88,9 @@ func benchPut(b *testing.B, clients int, syncOnce bool) {
 			b.ReportMetric(float64(len(all))/elapsed.Seconds(), "puts/s")
 			b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+			// Elections during the run (a stalled fsync can delay
+			// heartbeats past the election timeout).
+			b.ReportMetric(float64(epoch()-epoch0), "elections")
 			b.ReportMetric(0, "ns/op")
 		}
 	}
