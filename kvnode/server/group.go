@@ -160,11 +160,18 @@ func (g *group) run(ctx context.Context) error {
 			g.propose()
 		}
 		if g.core.HasReady() {
-			g.busy.Add(1)
-			select {
-			case g.persistq <- g.core.Ready():
-			case err := <-g.failed:
-				return err
+			rd := g.core.Ready()
+			if rd.Persist.Empty() && g.busy.Load() == 0 {
+				// Nothing to write and nothing written before it still
+				// pending: release at once, sparing the hand-off.
+				g.release(&rd)
+			} else {
+				g.busy.Add(1)
+				select {
+				case g.persistq <- rd:
+				case err := <-g.failed:
+					return err
+				}
 			}
 		}
 		g.observe()
