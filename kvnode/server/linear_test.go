@@ -253,7 +253,7 @@ func TestBadFramesDoNotCrash(t *testing.T) {
 	if !strings.Contains(string(body), want) {
 		t.Fatalf("metrics lack %q:\n%s", want, body)
 	}
-	for _, path := range []string{"/healthz", "/status"} {
+	for _, path := range []string{"/healthz", "/status", "/debug/pprof/"} {
 		resp, err := http.Get("http://" + c.Nodes[0].AdminAddr + path)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("%s: %v %v", path, resp, err)
