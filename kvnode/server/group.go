@@ -57,7 +57,6 @@ type group struct {
 	wmu     sync.Mutex // guards waiters: the loop adds, the persister answers
 	waiters map[waitKey][]*proposal
 	batch   []*proposal
-	reqs    []replica.Request
 	leader  replica.NodeID
 	out     []byte
 }
@@ -299,11 +298,12 @@ func (g *group) propose() {
 	if len(g.batch) == 0 {
 		return
 	}
-	g.reqs = g.reqs[:0]
-	for _, p := range g.batch {
-		g.reqs = append(g.reqs, p.req)
+	// A fresh slice each time: a core may keep the one it is given.
+	reqs := make([]replica.Request, len(g.batch))
+	for i, p := range g.batch {
+		reqs[i] = p.req
 	}
-	err := g.core.Propose(g.reqs...)
+	err := g.core.Propose(reqs...)
 	var nle *replica.NotLeaderError
 	switch {
 	case err == nil:
