@@ -283,25 +283,23 @@ func (c *Client) do(ctx context.Context, op kv.Op) (kv.Reply, error) {
 				}
 				return r, nil
 			case wire.StatusNotLeader:
-				if h := replica.NodeID(resp.Leader); h != 0 && h != target && c.cfg.Nodes[h] != "" {
-					c.leader = h
-					last = fmt.Errorf("node %d: not the leader, try %d", target, h)
-					continue // a hint: no need to wait
-				}
 				err = fmt.Errorf("node %d: %s", target, resp.Err)
 			case wire.StatusUnknown:
 				maybeSent = true
-				if h := replica.NodeID(resp.Leader); h != 0 && h != target && c.cfg.Nodes[h] != "" {
-					c.leader = h
-				}
 				err = fmt.Errorf("node %d: %s", target, resp.Err)
 			default:
 				err = fmt.Errorf("node %d: %s: %s", target, resp.Status, resp.Err)
 			}
 		}
 		last = err
-		// Try the next node; after a full round without success, wait.
-		c.leader = c.next(target)
+		// Follow the node's hint if it names another member, else try the
+		// next node. After as many attempts as there are nodes, wait, so
+		// that stale hints pointing at each other cannot spin.
+		if h := replica.NodeID(resp.Leader); err != nil && h != 0 && h != target && c.cfg.Nodes[h] != "" {
+			c.leader = h
+		} else {
+			c.leader = c.next(target)
+		}
 		tried++
 		if tried%len(c.order) == 0 {
 			t := time.NewTimer(backoff)
