@@ -707,3 +707,53 @@ func TestLongLogWithoutSnapshots(t *testing.T) {
 		t.Fatalf("after restart: %+v", st)
 	}
 }
+
+// A candidate far behind the acceptors' snapshots gets the snapshot in a
+// Promise, because the compacted slots are chosen and survive only there.
+func TestLaggingCandidateLearnsSnapshotFromPromise(t *testing.T) {
+	c := newCluster(t, 3, func(cfg *replica.Config) { cfg.SnapshotEvery = 10 })
+	// Only node 1 ticks, so it leads; node 3 hears nothing.
+	c.drop = func(m replica.Message) bool { return m.Source() == 3 || m.Dest() == 3 }
+	for i := 0; c.nodes[1].Status().Role != RoleLeader; i++ {
+		if i > 100 {
+			t.Fatal("node 1 not elected")
+		}
+		c.nodes[1].Tick()
+		c.settle()
+	}
+	for i := uint64(1); i <= 35; i++ {
+		c.nodes[1].Propose(appendReq(1, i, "k", "x"))
+		c.settle()
+	}
+	if st := c.nodes[2].Status(); st.SnapshotIndex < 30 {
+		t.Fatalf("node 2 did not compact: %+v", st)
+	}
+	c.crash(1)
+	c.drop = nil
+	// Node 2 notices the leader is gone (it stops being loyal to it)
+	// without timing out itself, so node 3 is the one to run phase 1.
+	c.nodes[2].leader = 0
+	n3 := c.nodes[3]
+	for i := 0; n3.Status().Role != RoleLeader; i++ {
+		if i > 100 {
+			t.Fatalf("node 3 not elected: %+v", n3.Status())
+		}
+		n3.Tick()
+		c.settle()
+	}
+	if c.sent["*paxos.InstallSnapshot"] != 0 {
+		t.Fatal("state arrived by InstallSnapshot, not by the Promise")
+	}
+	if got := c.value(3, "k"); len(got) != 35 {
+		t.Fatalf("new leader has k of %d bytes, want 35", len(got))
+	}
+	n3.Propose(appendReq(1, 36, "k", "y"))
+	c.settle()
+	c.tick(2)
+	for _, id := range []replica.NodeID{2, 3} {
+		if got := c.value(id, "k"); len(got) != 36 || got[35] != 'y' {
+			t.Fatalf("node %d: k=%q", id, got)
+		}
+	}
+	c.checkAgreement()
+}
