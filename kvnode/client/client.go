@@ -36,6 +36,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server/config"
 	"github.com/chaoskv/chaos/kvnode/server/wire"
+	"github.com/chaoskv/chaos/kvnode/txn"
 )
 
 // ErrUnknown is matched by every *UnknownError.
@@ -230,6 +231,31 @@ func (c *Client) Cas(ctx context.Context, key, old, value string) (CasResult, er
 		return CasResult{}, err
 	}
 	return CasResult{Swapped: r.Ok, Current: r.Value, Found: r.Found}, nil
+}
+
+// Txn runs a one-shot transaction of micro-ops (txn.Read, txn.Write,
+// txn.Append) atomically and returns one result per op, in order; reads
+// see the transaction's own earlier writes. Errors follow the package's
+// rules: ErrUnknown when it may or may not have committed, ErrFailed when
+// it certainly did not (an invalid transaction fails before anything is
+// sent). A transaction the system aborted is retried by the client until
+// ctx ends, and then reported as ErrFailed.
+func (c *Client) Txn(ctx context.Context, ops []txn.MicroOp) ([]txn.MicroResult, error) {
+	if err := txn.Validate(ops); err != nil {
+		return nil, &FailedError{Op: "txn", Cause: err}
+	}
+	r, err := c.do(ctx, kv.Op{Kind: kv.Txn, Value: string(txn.Encode(ops))})
+	if err != nil {
+		return nil, err
+	}
+	res, err := txn.DecodeResults([]byte(r.Value))
+	if err != nil {
+		return nil, &UnknownError{Op: "txn", Cause: err}
+	}
+	if len(res) != len(ops) {
+		return nil, &UnknownError{Op: "txn", Cause: fmt.Errorf("%d results for %d micro-ops", len(res), len(ops))}
+	}
+	return res, nil
 }
 
 // Retry pacing when no node accepts the request.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/session"
+	"github.com/chaoskv/chaos/kvnode/txn"
 )
 
 // Kind is an operation's type.
@@ -28,6 +29,12 @@ const (
 	// Cas sets Key to Value if its current value equals Old. A missing key
 	// never matches, not even Old == "".
 	Cas Kind = 4
+	// Txn runs a one-shot transaction atomically: Value holds the
+	// txn.Encode of its micro-ops and the reply's Value the
+	// txn.EncodeResults of their outcomes. The whole transaction is one
+	// log entry, so it is all-or-nothing and serializable with every
+	// other op of the group.
+	Txn Kind = 5
 )
 
 // String names the kind for logs and test failures.
@@ -41,6 +48,8 @@ func (k Kind) String() string {
 		return "append"
 	case Cas:
 		return "cas"
+	case Txn:
+		return "txn"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -75,7 +84,7 @@ func DecodeOp(b []byte) (Op, error) {
 	if err := d.finish(); err != nil {
 		return Op{}, fmt.Errorf("decode op: %w", err)
 	}
-	if k < Get || k > Cas {
+	if k < Get || k > Txn {
 		return Op{}, fmt.Errorf("decode op: %w: unknown kind %d", ErrMalformed, uint8(k))
 	}
 	return o, nil
@@ -202,6 +211,16 @@ func (s *Store) apply(op Op) Reply {
 		}
 		s.data[op.Key] = op.Value
 		return Reply{Found: true, Ok: true}
+	case Txn:
+		ops, err := txn.Decode([]byte(op.Value))
+		if err != nil {
+			return Reply{Err: err.Error()}
+		}
+		res, writes := txn.Exec(ops, s.Get)
+		for _, w := range writes {
+			s.data[w.Key] = w.Value
+		}
+		return Reply{Value: string(txn.EncodeResults(res)), Ok: true}
 	}
 	return Reply{Err: fmt.Sprintf("unknown op kind %d", uint8(op.Kind))}
 }

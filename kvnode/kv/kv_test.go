@@ -3,9 +3,11 @@ package kv
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/kvnode/txn"
 )
 
 func req(client, seq uint64, op Op) replica.Request {
@@ -133,7 +135,7 @@ func TestDecodeRejects(t *testing.T) {
 	for name, in := range map[string][]byte{
 		"empty":     {},
 		"kind 0":    {0, 0, 0, 0},
-		"kind 5":    {5, 0, 0, 0},
+		"kind 6":    {6, 0, 0, 0},
 		"truncated": good[:len(good)-1],
 		"trailing":  append(append([]byte{}, good...), 1),
 		"long":      {1, 9, 'a'},
@@ -199,4 +201,30 @@ func FuzzRestore(f *testing.F) {
 			t.Fatalf("restore/snapshot not inverse: %v", err)
 		}
 	})
+}
+
+func TestTxnAppliesAtomicallyAndOnce(t *testing.T) {
+	s := NewStore()
+	ops := []txn.MicroOp{{F: txn.Append, Key: "l", Value: "1"}, {F: txn.Write, Key: "w", Value: "v"}, {F: txn.Read, Key: "l"}}
+	req := replica.Request{ClientID: 9, Seq: 1, Op: Op{Kind: Txn, Value: string(txn.Encode(ops))}.Encode()}
+	out := s.Apply(1, req)
+	rep, err := DecodeReply(out)
+	if err != nil || rep.Err != "" || !rep.Ok {
+		t.Fatalf("reply %+v, %v", rep, err)
+	}
+	res, err := txn.DecodeResults([]byte(rep.Value))
+	if err != nil || len(res) != 3 || !reflect.DeepEqual(res[2].List, []string{"1"}) {
+		t.Fatalf("results %+v, %v", res, err)
+	}
+	// A retry is answered from the session table, not appended again.
+	if again := s.Apply(2, req); !bytes.Equal(again, out) {
+		t.Fatalf("retry reply %x, want %x", again, out)
+	}
+	if v, _ := s.Get("l"); v != "1"+txn.ListSep {
+		t.Fatalf("l = %q after a retried append", v)
+	}
+	bad := replica.Request{ClientID: 9, Seq: 2, Op: Op{Kind: Txn, Value: "\x01\x09"}.Encode()}
+	if rep, _ := DecodeReply(s.Apply(3, bad)); rep.Err == "" {
+		t.Fatalf("malformed txn applied: %+v", rep)
+	}
 }
