@@ -39,8 +39,8 @@ func (d *Docker) EnsureImage(ctx context.Context, path, name string) (string, er
 	if err != nil {
 		return "", fmt.Errorf("read node binary: %w", err)
 	}
-	if !bytes.HasPrefix(bin, []byte("\x7fELF")) {
-		return "", fmt.Errorf("node binary %s is not an ELF executable", path)
+	if err := CheckStatic(path, bin); err != nil {
+		return "", err
 	}
 	ref := ImageRef(name, sha256.Sum256(bin))
 	ok, err := d.e.ImageExists(ctx, ref)
