@@ -176,6 +176,10 @@ type runner struct {
 	gen   workloads.Generator
 
 	maxProc atomic.Int64
+	// firstOp is when the first client operation was invoked, in
+	// nanoseconds after the run's start; 0 until then.
+	firstOp  atomic.Int64
+	runStart time.Time
 }
 
 // Run executes one test. The error is non-nil for internal failures
@@ -211,9 +215,14 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 		return nil, err
 	}
 	out = &Outcome{Valid: checker.Unknown, Dir: run.Dir}
+	var timings results.Timings
 	defer func() {
 		end := time.Now().UTC()
 		test.End = &end
+		if timings != (results.Timings{}) {
+			test.Timings = &timings
+			log.Info("timings", "setup-s", timings.Setup, "first-op-s", timings.FirstOp, "teardown-s", timings.Teardown)
+		}
 		switch {
 		case errors.Is(err, ErrInterrupted):
 			test.Status = results.StatusInterrupted
@@ -233,7 +242,7 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 	if err != nil {
 		return out, err
 	}
-	r := &runner{cfg: cfg, gen: cfg.Workload.NewGenerator(cfg.Seed)}
+	r := &runner{cfg: cfg, gen: cfg.Workload.NewGenerator(cfg.Seed), runStart: start}
 	r.rec = newRecorder(hf, start, cfg.FlushInterval, nil)
 	recClosed := false
 	var ops []history.Op
@@ -259,6 +268,8 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 		if !setupCalled {
 			return
 		}
+		tstart := time.Now()
+		defer func() { timings.Teardown = results.Seconds(time.Since(tstart)) }()
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TeardownTimeout)
 		defer cancel()
 		if !collected {
@@ -325,9 +336,14 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 		}
 		return out, fmt.Errorf("cluster did not become healthy within %v: %w", cfg.HealthyTimeout, err)
 	}
+	timings.Setup = results.Seconds(time.Since(start))
+	log.Info("cluster healthy", "took", time.Since(start).Round(time.Millisecond))
 
 	log.Info("running the workload", "time-limit", cfg.TimeLimit, "concurrency", cfg.Concurrency, "rate", cfg.Rate)
 	r.main(ctx)
+	if f := r.firstOp.Load(); f > 0 {
+		timings.FirstOp = results.Seconds(time.Duration(f))
+	}
 	if ctx.Err() != nil {
 		return out, interrupted("the workload")
 	}
@@ -547,6 +563,9 @@ func (r *runner) worker(ctx, wctx context.Context, id int, stopAt time.Time) {
 
 // execute performs one invocation and records both its ends.
 func (r *runner) execute(ctx context.Context, client workloads.Client, proc history.Process, inv workloads.Invocation, ack chan struct{}) workloads.Completion {
+	if r.firstOp.Load() == 0 {
+		r.firstOp.CompareAndSwap(0, int64(max(time.Since(r.runStart), 1)))
+	}
 	r.rec.invoke(history.Op{Type: history.Invoke, Process: proc, F: inv.F, Value: inv.Value}, ack)
 	octx, cancel := context.WithTimeout(ctx, r.cfg.OpTimeout)
 	comp := client.Invoke(octx, inv)

@@ -31,6 +31,8 @@ type Test struct {
 	Versions   Versions       `json:"versions"`
 	// Error says why a run that did not finish stopped.
 	Error string `json:"error,omitempty"`
+	// Timings holds the durations of setup, first op and teardown.
+	Timings *Timings `json:"timings,omitempty"`
 }
 
 // Versions identifies the software under test and the harness.
