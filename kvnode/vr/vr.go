@@ -1,0 +1,928 @@
+// Package vr is a Viewstamped Replication core (VR Revisited, Liskov and
+// Cowling 2012): a deterministic state machine that implements
+// replica.Replicator, interchangeable with the Multi-Paxos core.
+//
+// Normal operation: the primary of view v (the replica peers[v mod n], peers
+// sorted) assigns each batch of up to MaxBatch requests the next op number
+// and sends it in a Prepare, keeping up to MaxInflight ops uncommitted. A
+// backup appends a Prepare only when it holds every earlier op; otherwise it
+// asks the primary for the ops it lacks (GetState / NewState). Its PrepareOK
+// acknowledges every op up to the one it names; an op is committed once a
+// majority (the primary included) acknowledged it, and the primary's Commit
+// heartbeats and Prepares carry the commit number to the backups.
+//
+// View change: a backup that hears nothing from the primary for an election
+// timeout sends StartViewChange for the next view; a replica that collects a
+// majority of them sends its log to the new primary in a DoViewChange,
+// together with the last view in which its status was normal. The new
+// primary takes the log with the largest last-normal view and, among those,
+// the largest op number (never simply the longest log), and installs it with
+// StartView. Every replica that moves to a new view first truncates its
+// uncommitted suffix (Persist.Truncate) and then takes the new primary's ops.
+//
+// Recovery: a replica that restarts sends Recovery with a nonce drawn from
+// its seeded generator and neither votes nor answers until it has
+// RecoveryResponses carrying that nonce from a majority, one of them from
+// the primary of the highest view reported, whose log it then adopts.
+//
+// Client table: VR's client table (last request number and reply per
+// client) is the session table inside the replicated state machine
+// (kv.Store), which answers retried requests without applying them again;
+// the core therefore orders duplicates like any other request.
+//
+// Durability: unlike the paper, which keeps no state on disk and relies on
+// recovery from peers alone (so that a majority crashing at once loses
+// data), these replicas persist their state: Persist.State holds the view,
+// the last normal view, the highest view a DoViewChange was sent in, and a
+// commit number that lags one Ready behind, so that every op it covers was
+// written by an earlier Ready; each op is one Entry; snapshots are taken
+// every SnapshotEvery applied ops. The disk is what makes it safe for a
+// restarted replica that cannot complete recovery (because a majority
+// restarted with it) to rejoin view changes from its durable state after a
+// recovery timeout, so the group survives every replica crashing at once.
+// Recovery with a nonce remains the normal way back in: it rejoins the
+// current view without disturbing a working primary.
+package vr
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"math/rand"
+	"slices"
+
+	"github.com/chaoskv/chaos/kvnode/replica"
+)
+
+// Roles reported by Status.
+const (
+	RolePrimary    = "primary"
+	RoleBackup     = "backup"
+	RoleViewChange = "view-change"
+	RoleRecovering = "recovering"
+)
+
+// Limits on the work done per message.
+const (
+	// stateChunk bounds the ops carried by one NewState or
+	// RecoveryResponse; the receiver asks again for the rest.
+	stateChunk = 256
+	// maxPeers is the group size the vote bitmasks can hold.
+	maxPeers = 64
+)
+
+// DefaultConfig returns the suggested configuration for node id of the
+// group peers: ElectionTicks 10, HeartbeatTicks 2, MaxBatch 64, MaxInflight
+// 16, SnapshotEvery 10000, Seed 1.
+func DefaultConfig(id replica.NodeID, peers []replica.NodeID) replica.Config {
+	return replica.Config{
+		ID:             id,
+		Peers:          slices.Clone(peers),
+		ElectionTicks:  10,
+		HeartbeatTicks: 2,
+		Seed:           1,
+		SnapshotEvery:  10000,
+		MaxBatch:       64,
+		MaxInflight:    16,
+	}
+}
+
+type status uint8
+
+const (
+	normal status = iota
+	viewChange
+	recovering
+)
+
+// Node is one VR replica. It is not safe for concurrent use.
+type Node struct {
+	cfg         replica.Config
+	sm          replica.StateMachine
+	id          replica.NodeID
+	peers       []replica.NodeID // every member, sorted, including id
+	self        int
+	quorum      int
+	maxBatch    int
+	maxInflight uint64
+	rng         *rand.Rand
+
+	status     status
+	view       uint64
+	lastNormal uint64 // the last view in which status was normal; durable
+	dvcView    uint64 // the highest view a DoViewChange was sent in; durable
+	now        uint64
+
+	// log holds ops snapIndex+1 .. snapIndex+len(log).
+	log       []Value
+	commit    uint64
+	applied   uint64
+	snapIndex uint64
+	snap      *replica.Snapshot
+
+	electionElapsed  int
+	electionTimeout  int
+	heartbeatElapsed int
+	quorumElapsed    int
+	getStateAt       uint64
+	getStateSent     bool
+
+	// View change.
+	svcs uint64 // peers (by index) known to have sent StartViewChange(view)
+	dvcs map[int]*DoViewChange
+
+	// Primary.
+	queue  []replica.Request
+	acked  []uint64 // per peer: highest op acknowledged in this view
+	active []bool   // per peer: heard from since the last quorum check
+	stale  bool     // did not hear from a majority in the last check
+
+	// Recovery.
+	nonce    uint64
+	recovery map[int]*RecoveryResponse
+
+	// Outputs since the last Ready.
+	msgs        []replica.Message
+	results     []replica.Result
+	dirtyFrom   uint64 // ops from here to the end must be written
+	truncate    bool
+	truncAfter  uint64
+	stateDirty  bool
+	pendSnap    *replica.Snapshot
+	readyCommit uint64
+	claimed     uint64
+}
+
+var _ replica.Replicator = (*Node)(nil)
+
+// New returns a replica that starts fresh in view 0 when d is nil or empty,
+// and otherwise restarts from d and recovers. sm must be in its initial
+// state; New restores it from the durable snapshot and re-applies the ops
+// that d shows to be committed.
+func New(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("vr: %w", err)
+	}
+	if len(cfg.Peers) > maxPeers {
+		return nil, fmt.Errorf("vr: %d peers, at most %d supported", len(cfg.Peers), maxPeers)
+	}
+	if sm == nil {
+		return nil, fmt.Errorf("vr: nil state machine")
+	}
+	n := &Node{
+		cfg:         cfg,
+		sm:          sm,
+		id:          cfg.ID,
+		peers:       slices.Clone(cfg.Peers),
+		quorum:      len(cfg.Peers)/2 + 1,
+		maxBatch:    max(cfg.MaxBatch, 1),
+		maxInflight: uint64(max(cfg.MaxInflight, 1)),
+		// Mixing the ID in gives every replica its own timeouts and
+		// nonces even when the whole group shares one seed.
+		rng:       rand.New(rand.NewSource(cfg.Seed*1_000_003 + int64(cfg.ID))),
+		dirtyFrom: math.MaxUint64,
+	}
+	slices.Sort(n.peers)
+	n.self = slices.Index(n.peers, n.id)
+	n.acked = make([]uint64, len(n.peers))
+	n.active = make([]bool, len(n.peers))
+	for i := range n.active {
+		n.active[i] = true
+	}
+	n.resetElectionTimer()
+	if d == nil || (d.State == nil && d.Snapshot == nil && len(d.Entries) == 0) {
+		// The first Ready writes the hard state, so that any restart,
+		// even before the first op, knows it must recover.
+		n.stateDirty = true
+		return n, nil
+	}
+	if err := n.restore(d); err != nil {
+		return nil, err
+	}
+	n.startRecovery()
+	return n, nil
+}
+
+func (n *Node) restore(d *replica.Durable) error {
+	var claim uint64
+	if d.State != nil {
+		h, err := decodeState(d.State)
+		if err != nil {
+			return fmt.Errorf("vr: restart: %w", err)
+		}
+		n.view, n.lastNormal, n.dvcView, claim = h.view, h.lastNormal, h.dvcView, h.commit
+	}
+	if d.Snapshot != nil {
+		if err := n.sm.Restore(d.Snapshot.Data); err != nil {
+			return fmt.Errorf("vr: restart: restore snapshot %d: %w", d.Snapshot.Index, err)
+		}
+		s := *d.Snapshot
+		n.snap = &s
+		n.snapIndex, n.applied, n.commit = s.Index, s.Index, s.Index
+	}
+	for _, e := range d.Entries {
+		if e.Index <= n.snapIndex {
+			continue
+		}
+		if e.Index != n.opNum()+1 {
+			// Ops are written in order; a hole means the rest never
+			// completed and cannot be vouched for.
+			break
+		}
+		v, err := decodeEntry(e.Data)
+		if err != nil {
+			return fmt.Errorf("vr: restart: entry %d: %w", e.Index, err)
+		}
+		n.log = append(n.log, v)
+	}
+	n.commit = max(n.commit, min(claim, n.opNum()))
+	n.readyCommit, n.claimed = n.commit, claim
+	n.apply()
+	return nil
+}
+
+func (n *Node) opNum() uint64 { return n.snapIndex + uint64(len(n.log)) }
+
+// entry returns op's value; ok is false when op is compacted or absent.
+func (n *Node) entry(op uint64) (Value, bool) {
+	if op <= n.snapIndex || op > n.opNum() {
+		return Value{}, false
+	}
+	return n.log[op-n.snapIndex-1], true
+}
+
+func (n *Node) primaryOf(v uint64) replica.NodeID { return n.peers[v%uint64(len(n.peers))] }
+
+func (n *Node) isPrimary() bool { return n.status == normal && n.primaryOf(n.view) == n.id }
+
+func (n *Node) peerIndex(id replica.NodeID) int {
+	i, ok := slices.BinarySearch(n.peers, id)
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+func (n *Node) resetElectionTimer() {
+	n.electionElapsed = 0
+	n.electionTimeout = n.cfg.ElectionTicks + n.rng.Intn(n.cfg.ElectionTicks)
+}
+
+func (n *Node) send(m replica.Message) { n.msgs = append(n.msgs, m) }
+
+func (n *Node) broadcast(mk func(to replica.NodeID) replica.Message) {
+	for _, p := range n.peers {
+		if p != n.id {
+			n.send(mk(p))
+		}
+	}
+}
+
+func (n *Node) appendOp(v Value) {
+	n.log = append(n.log, v)
+	n.dirtyFrom = min(n.dirtyFrom, n.opNum())
+}
+
+// truncateTo drops every op above t, which must not be below commit.
+func (n *Node) truncateTo(t uint64) {
+	if t >= n.opNum() {
+		return
+	}
+	t = max(t, n.commit)
+	k := t - n.snapIndex
+	// Capping the slice makes later appends copy, so a message that
+	// shares the old backing array never sees the new ops.
+	n.log = n.log[:k:k]
+	if !n.truncate || t < n.truncAfter {
+		n.truncate, n.truncAfter = true, t
+	}
+}
+
+// suffix returns the log above after (or from the snapshot, when after is
+// compacted), at most limit ops (0 = all).
+func (n *Node) suffix(after uint64, limit int) Suffix {
+	var s Suffix
+	if after < n.snapIndex {
+		s.Snapshot = n.snap
+		after = n.snapIndex
+	}
+	after = min(after, n.opNum())
+	s.After = after
+	ops := n.log[after-n.snapIndex:]
+	if limit > 0 && len(ops) > limit {
+		ops = ops[:limit]
+	}
+	s.Entries = slices.Clone(ops)
+	return s
+}
+
+// Tick advances the logical clock by one tick.
+func (n *Node) Tick() {
+	n.now++
+	switch {
+	case n.status == recovering:
+		n.electionElapsed++
+		if n.electionElapsed%n.cfg.HeartbeatTicks == 0 {
+			n.sendRecovery()
+		}
+		// Nobody answered: a majority is recovering too. The durable
+		// state holds every promise this replica made, so it may take
+		// part in a view change as if it had never crashed.
+		if n.electionElapsed >= 2*n.electionTimeout {
+			n.startViewChange(n.view + 1)
+		}
+	case n.isPrimary():
+		n.heartbeatElapsed++
+		if n.heartbeatElapsed >= n.cfg.HeartbeatTicks {
+			n.heartbeatElapsed = 0
+			n.broadcastCommit()
+		}
+		// A primary cut off from a majority refuses new requests, so
+		// that clients go elsewhere instead of waiting on it.
+		n.quorumElapsed++
+		if n.quorumElapsed >= n.cfg.ElectionTicks {
+			n.quorumElapsed = 0
+			heard := 1
+			for i := range n.active {
+				if i != n.self && n.active[i] {
+					heard++
+				}
+				n.active[i] = false
+			}
+			n.stale = heard < n.quorum
+		}
+	default:
+		n.electionElapsed++
+		if n.electionElapsed >= n.electionTimeout {
+			n.startViewChange(n.view + 1)
+			return
+		}
+		if n.status == viewChange {
+			n.heartbeatElapsed++
+			if n.heartbeatElapsed >= n.cfg.HeartbeatTicks {
+				// Messages may be lost; a view change repeats its votes.
+				n.heartbeatElapsed = 0
+				n.broadcast(func(to replica.NodeID) replica.Message {
+					return &StartViewChange{Header: Header{From: n.id, To: to}, View: n.view}
+				})
+				if n.dvcView == n.view && n.primaryOf(n.view) != n.id {
+					n.sendDoViewChange()
+				}
+			}
+		}
+	}
+}
+
+func (n *Node) broadcastCommit() {
+	n.broadcast(func(to replica.NodeID) replica.Message {
+		return &Commit{Header: Header{From: n.id, To: to}, View: n.view, Commit: n.commit, Op: n.opNum()}
+	})
+}
+
+func (n *Node) startViewChange(v uint64) {
+	if v == 0 {
+		// The view number wrapped; only a corrupt or hostile peer gets
+		// here, and staying put keeps every promise intact.
+		n.resetElectionTimer()
+		return
+	}
+	n.view = v
+	n.status = viewChange
+	n.stateDirty = true
+	n.queue = nil
+	n.recovery = nil
+	n.svcs = 1 << n.self
+	n.dvcs = map[int]*DoViewChange{}
+	n.heartbeatElapsed = 0
+	n.resetElectionTimer()
+	n.broadcast(func(to replica.NodeID) replica.Message {
+		return &StartViewChange{Header: Header{From: n.id, To: to}, View: v}
+	})
+	n.checkStartViewChanges()
+}
+
+// checkStartViewChanges sends this replica's DoViewChange once a majority
+// gave up on the old view.
+func (n *Node) checkStartViewChanges() {
+	if n.status != viewChange || n.dvcView >= n.view || bits.OnesCount64(n.svcs) < n.quorum {
+		return
+	}
+	n.dvcView = n.view
+	n.stateDirty = true
+	if n.primaryOf(n.view) == n.id {
+		n.dvcs[n.self] = n.doViewChange(n.id)
+		n.checkDoViewChanges()
+		return
+	}
+	n.sendDoViewChange()
+}
+
+func (n *Node) doViewChange(to replica.NodeID) *DoViewChange {
+	return &DoViewChange{Header: Header{From: n.id, To: to}, View: n.view, LastNormal: n.lastNormal, Commit: n.commit, Log: n.suffix(0, 0)}
+}
+
+func (n *Node) sendDoViewChange() { n.send(n.doViewChange(n.primaryOf(n.view))) }
+
+// better reports whether log a (last normal view, op number) beats b.
+func better(a, b *DoViewChange) bool {
+	if a.LastNormal != b.LastNormal {
+		return a.LastNormal > b.LastNormal
+	}
+	return a.Log.Last() > b.Log.Last()
+}
+
+// checkDoViewChanges starts the view once the new primary holds a
+// majority of DoViewChanges, its own included.
+func (n *Node) checkDoViewChanges() {
+	own, ok := n.dvcs[n.self]
+	if n.status != viewChange || !ok || len(n.dvcs) < n.quorum {
+		return
+	}
+	best, commit := own, n.commit
+	for _, d := range n.dvcs {
+		if better(d, best) {
+			best = d
+		}
+		commit = max(commit, d.Commit)
+	}
+	if best != own && !n.adopt(best.Log, n.commit) {
+		// The chosen log carries everything from its sender's snapshot
+		// on, so it always attaches; a message that does not is corrupt.
+		return
+	}
+	minCommit := commit
+	for _, d := range n.dvcs {
+		minCommit = min(minCommit, d.Commit)
+	}
+	n.enterView()
+	n.commit = max(n.commit, min(commit, n.opNum()))
+	for i, p := range n.peers {
+		if i == n.self {
+			continue
+		}
+		from := minCommit
+		if d, ok := n.dvcs[i]; ok {
+			from = d.Commit
+		}
+		n.send(&StartView{Header: Header{From: n.id, To: p}, View: n.view, Commit: n.commit, Log: n.suffix(from, 0)})
+	}
+	n.dvcs = nil
+	n.advance()
+}
+
+// enterView makes the current view normal.
+func (n *Node) enterView() {
+	n.status = normal
+	n.lastNormal = n.view
+	n.stateDirty = true
+	n.dvcs = nil
+	n.recovery = nil
+	n.queue = nil
+	n.stale = false
+	n.heartbeatElapsed, n.quorumElapsed = 0, 0
+	for i := range n.acked {
+		n.acked[i], n.active[i] = 0, true
+	}
+	n.resetElectionTimer()
+}
+
+// adopt attaches a peer's log suffix to this replica's log, whose ops up
+// to base agree with the peer's; the ops above base are dropped first. It
+// returns false when the suffix starts above what this replica holds.
+func (n *Node) adopt(s Suffix, base uint64) bool {
+	if s.Snapshot != nil && s.Snapshot.Index > n.commit && n.installSnapshot(*s.Snapshot) {
+		base = max(base, n.commit)
+	}
+	n.truncateTo(base)
+	if s.After > n.opNum() {
+		return false
+	}
+	for i, v := range s.Entries {
+		if s.After+uint64(i)+1 > n.opNum() {
+			n.appendOp(v)
+		}
+	}
+	return true
+}
+
+func (n *Node) installSnapshot(s replica.Snapshot) bool {
+	if s.Index <= n.commit {
+		return false
+	}
+	if err := n.sm.Restore(s.Data); err != nil {
+		// A snapshot that does not restore is ignored; the sender
+		// retries.
+		return false
+	}
+	if s.Index >= n.opNum() {
+		n.log = nil
+	} else {
+		n.log = slices.Clone(n.log[s.Index-n.snapIndex:])
+	}
+	n.snap, n.pendSnap = &s, &s
+	n.snapIndex, n.commit, n.applied = s.Index, s.Index, s.Index
+	return true
+}
+
+// Propose submits client requests. The primary of a normal view orders
+// them; every other replica returns *replica.NotLeaderError.
+func (n *Node) Propose(reqs ...replica.Request) error {
+	if !n.isPrimary() || n.stale {
+		var hint replica.NodeID
+		if n.status == normal && !n.stale {
+			hint = n.primaryOf(n.view)
+		}
+		return &replica.NotLeaderError{Leader: hint}
+	}
+	n.queue = append(n.queue, reqs...)
+	n.advance()
+	return nil
+}
+
+// flush turns queued requests into ops while the pipeline has room.
+func (n *Node) flush() {
+	for len(n.queue) > 0 && n.opNum()-n.commit < n.maxInflight {
+		k := min(len(n.queue), n.maxBatch)
+		v := Value{Reqs: n.queue[:k:k]}
+		if k == len(n.queue) {
+			n.queue = nil
+		} else {
+			n.queue = n.queue[k:]
+		}
+		n.appendOp(v)
+		op := n.opNum()
+		n.broadcast(func(to replica.NodeID) replica.Message {
+			return &Prepare{Header: Header{From: n.id, To: to}, View: n.view, Op: op, Commit: n.commit, Value: v}
+		})
+	}
+}
+
+// advance commits what a majority acknowledged (on the primary), applies
+// committed ops, and refills the pipeline.
+func (n *Node) advance() {
+	for {
+		if n.isPrimary() {
+			var buf [maxPeers]uint64
+			acks := buf[:len(n.peers)]
+			copy(acks, n.acked)
+			acks[n.self] = n.opNum()
+			slices.Sort(acks)
+			if c := acks[len(acks)-n.quorum]; c > n.commit {
+				n.commit = c
+			}
+		}
+		n.apply()
+		if !n.isPrimary() {
+			return
+		}
+		before := n.opNum()
+		n.flush()
+		// A single-replica group commits its own ops at once.
+		if n.opNum() == before || len(n.peers) > 1 {
+			return
+		}
+	}
+}
+
+func (n *Node) apply() {
+	for n.applied < n.commit {
+		op := n.applied + 1
+		v, ok := n.entry(op)
+		if !ok {
+			return
+		}
+		for _, r := range v.Reqs {
+			out := n.sm.Apply(op, r)
+			n.results = append(n.results, replica.Result{ClientID: r.ClientID, Seq: r.Seq, Index: op, Value: out})
+		}
+		n.applied = op
+	}
+	if n.cfg.SnapshotEvery > 0 && n.applied-n.snapIndex >= n.cfg.SnapshotEvery {
+		data, err := n.sm.Snapshot()
+		if err != nil {
+			// Keep the log; the next applied op tries again.
+			return
+		}
+		s := &replica.Snapshot{Index: n.applied, Data: data}
+		n.log = slices.Clone(n.log[s.Index-n.snapIndex:])
+		n.snap, n.pendSnap = s, s
+		n.snapIndex = s.Index
+	}
+}
+
+func (n *Node) learnCommit(c uint64) {
+	n.commit = max(n.commit, min(c, n.opNum()))
+	n.apply()
+}
+
+// sendGetState asks the primary for missing ops, at most once per
+// heartbeat interval unless force is set.
+func (n *Node) sendGetState(force bool) {
+	if !force && n.getStateSent && n.now-n.getStateAt < uint64(n.cfg.HeartbeatTicks) {
+		return
+	}
+	n.getStateSent, n.getStateAt = true, n.now
+	n.send(&GetState{Header: Header{From: n.id, To: n.primaryOf(n.view)}, View: n.view, Op: n.opNum()})
+}
+
+func (n *Node) ackPrimary() {
+	n.send(&PrepareOK{Header: Header{From: n.id, To: n.primaryOf(n.view)}, View: n.view, Op: n.opNum()})
+}
+
+// Step handles one message from a peer; stale, misaddressed and
+// ill-formed messages are ignored.
+func (n *Node) Step(m replica.Message) {
+	if isNil(m) || m.Dest() != n.id || m.Source() == n.id || n.peerIndex(m.Source()) < 0 {
+		return
+	}
+	switch m := m.(type) {
+	case *Prepare:
+		n.onPrepare(m)
+	case *PrepareOK:
+		n.onPrepareOK(m)
+	case *Commit:
+		n.onCommit(m)
+	case *StartViewChange:
+		n.onStartViewChange(m)
+	case *DoViewChange:
+		n.onDoViewChange(m)
+	case *StartView:
+		n.onStartView(m)
+	case *GetState:
+		n.onGetState(m)
+	case *NewState:
+		n.onNewState(m)
+	case *Recovery:
+		n.onRecovery(m)
+	case *RecoveryResponse:
+		n.onRecoveryResponse(m)
+	}
+}
+
+// isNil reports whether m is nil or a nil pointer of one of the message
+// types, whose methods would panic.
+func isNil(m replica.Message) bool {
+	switch m := m.(type) {
+	case nil:
+		return true
+	case *Prepare:
+		return m == nil
+	case *PrepareOK:
+		return m == nil
+	case *Commit:
+		return m == nil
+	case *StartViewChange:
+		return m == nil
+	case *DoViewChange:
+		return m == nil
+	case *StartView:
+		return m == nil
+	case *GetState:
+		return m == nil
+	case *NewState:
+		return m == nil
+	case *Recovery:
+		return m == nil
+	case *RecoveryResponse:
+		return m == nil
+	}
+	return false
+}
+
+// fromPrimary handles the view of a message from the primary of view v in
+// normal operation. A replica that is behind (an older view, or still
+// changing views) missed the StartView: it truncates its uncommitted ops,
+// joins the view and fetches the primary's log.
+func (n *Node) fromPrimary(from replica.NodeID, v uint64) bool {
+	if n.status == recovering || v < n.view || n.primaryOf(v) != from || v < n.dvcView {
+		return false
+	}
+	if v > n.view || n.status != normal {
+		n.truncateTo(n.commit)
+		n.view = v
+		n.enterView()
+		n.sendGetState(true)
+	}
+	n.electionElapsed = 0
+	return true
+}
+
+func (n *Node) onPrepare(m *Prepare) {
+	if !n.fromPrimary(m.From, m.View) {
+		return
+	}
+	switch {
+	case m.Op == n.opNum()+1:
+		n.appendOp(m.Value)
+	case m.Op > n.opNum()+1:
+		n.sendGetState(false)
+	}
+	n.learnCommit(m.Commit)
+	n.ackPrimary()
+}
+
+func (n *Node) onCommit(m *Commit) {
+	if !n.fromPrimary(m.From, m.View) {
+		return
+	}
+	n.learnCommit(m.Commit)
+	if m.Op > n.opNum() {
+		n.sendGetState(false)
+	}
+	n.ackPrimary()
+}
+
+func (n *Node) onPrepareOK(m *PrepareOK) {
+	if !n.isPrimary() || m.View != n.view {
+		return
+	}
+	i := n.peerIndex(m.From)
+	n.active[i] = true
+	n.acked[i] = max(n.acked[i], min(m.Op, n.opNum()))
+	n.advance()
+}
+
+func (n *Node) onStartViewChange(m *StartViewChange) {
+	switch {
+	case n.status == recovering:
+		return
+	case m.View > n.view:
+		n.startViewChange(m.View)
+	case m.View < n.view || n.status == normal:
+		// The sender is behind; the primary's heartbeat makes it join.
+		if n.isPrimary() {
+			n.send(&Commit{Header: Header{From: n.id, To: m.From}, View: n.view, Commit: n.commit, Op: n.opNum()})
+		}
+		return
+	}
+	n.svcs |= 1 << n.peerIndex(m.From)
+	n.checkStartViewChanges()
+}
+
+func (n *Node) onDoViewChange(m *DoViewChange) {
+	if n.status == recovering || m.View < n.view || n.primaryOf(m.View) != n.id || m.LastNormal > m.View {
+		return
+	}
+	if m.View > n.view {
+		n.startViewChange(m.View)
+	}
+	if n.status != viewChange {
+		// The view started without this message; the sender catches
+		// up from the heartbeat.
+		n.send(&Commit{Header: Header{From: n.id, To: m.From}, View: n.view, Commit: n.commit, Op: n.opNum()})
+		return
+	}
+	i := n.peerIndex(m.From)
+	n.svcs |= 1 << i
+	n.dvcs[i] = m
+	n.checkStartViewChanges()
+	n.checkDoViewChanges()
+}
+
+func (n *Node) onStartView(m *StartView) {
+	if n.status == recovering || m.View < n.view || (m.View == n.view && n.status == normal) ||
+		n.primaryOf(m.View) != m.From || m.View < n.dvcView {
+		return
+	}
+	n.view = m.View
+	attached := n.adopt(m.Log, n.commit)
+	n.enterView()
+	n.learnCommit(m.Commit)
+	n.ackPrimary()
+	if !attached {
+		n.sendGetState(true)
+	}
+}
+
+func (n *Node) onGetState(m *GetState) {
+	if n.status != normal || m.View != n.view || m.Op > n.opNum() {
+		return
+	}
+	n.send(&NewState{Header: Header{From: n.id, To: m.From}, View: n.view, Commit: n.commit, Log: n.suffix(m.Op, stateChunk)})
+}
+
+func (n *Node) onNewState(m *NewState) {
+	if n.status != normal || m.View != n.view || n.isPrimary() {
+		return
+	}
+	// In a normal view a backup's log is a prefix of the primary's, so
+	// nothing it holds is dropped.
+	if !n.adopt(m.Log, n.opNum()) {
+		return
+	}
+	n.learnCommit(m.Commit)
+	n.ackPrimary()
+	if len(m.Log.Entries) == stateChunk {
+		n.sendGetState(true)
+	}
+}
+
+func (n *Node) startRecovery() {
+	n.status = recovering
+	n.nonce = n.rng.Uint64()
+	n.recovery = map[int]*RecoveryResponse{}
+	n.electionElapsed = 0
+	n.sendRecovery()
+}
+
+func (n *Node) sendRecovery() {
+	n.broadcast(func(to replica.NodeID) replica.Message {
+		return &Recovery{Header: Header{From: n.id, To: to}, Nonce: n.nonce, Commit: n.commit}
+	})
+}
+
+func (n *Node) onRecovery(m *Recovery) {
+	if n.status != normal {
+		return
+	}
+	r := &RecoveryResponse{Header: Header{From: n.id, To: m.From}, View: n.view, Nonce: m.Nonce}
+	if n.isPrimary() {
+		r.Primary, r.Commit, r.Log = true, n.commit, n.suffix(m.Commit, stateChunk)
+	}
+	n.send(r)
+}
+
+func (n *Node) onRecoveryResponse(m *RecoveryResponse) {
+	if n.status != recovering || m.Nonce != n.nonce || (m.Primary && n.primaryOf(m.View) != m.From) {
+		return
+	}
+	n.recovery[n.peerIndex(m.From)] = m
+	if len(n.recovery) < n.quorum {
+		return
+	}
+	var top uint64
+	for _, r := range n.recovery {
+		top = max(top, r.View)
+	}
+	p, ok := n.recovery[n.peerIndex(n.primaryOf(top))]
+	// A view below one this replica voted to leave may have lost ops that
+	// it acknowledged there; it waits for a newer view instead.
+	if !ok || !p.Primary || p.View != top || top < n.dvcView {
+		return
+	}
+	n.view = top
+	attached := n.adopt(p.Log, n.commit)
+	n.enterView()
+	n.learnCommit(p.Commit)
+	n.ackPrimary()
+	if !attached || len(p.Log.Entries) == stateChunk {
+		n.sendGetState(true)
+	}
+}
+
+// HasReady reports whether Ready would return anything.
+func (n *Node) HasReady() bool {
+	return len(n.msgs) > 0 || len(n.results) > 0 || n.dirtyFrom <= n.opNum() || n.truncate ||
+		n.stateDirty || n.pendSnap != nil || n.readyCommit != n.claimed
+}
+
+// Ready drains the outputs produced since the previous call.
+func (n *Node) Ready() replica.Ready {
+	var rd replica.Ready
+	claim := n.readyCommit
+	n.readyCommit = n.commit
+	if n.stateDirty || claim != n.claimed {
+		rd.Persist.State = encodeState(hardState{view: n.view, lastNormal: n.lastNormal, dvcView: n.dvcView, commit: claim})
+		n.stateDirty, n.claimed = false, claim
+	}
+	if n.truncate {
+		rd.Persist.Truncate, rd.Persist.TruncateAfter = true, n.truncAfter
+		n.truncate = false
+	}
+	if from := max(n.dirtyFrom, n.snapIndex+1); from <= n.opNum() {
+		rd.Persist.Entries = make([]replica.Entry, 0, n.opNum()-from+1)
+		for op := from; op <= n.opNum(); op++ {
+			v, _ := n.entry(op)
+			rd.Persist.Entries = append(rd.Persist.Entries, replica.Entry{Index: op, Data: encodeEntry(v)})
+		}
+	}
+	n.dirtyFrom = math.MaxUint64
+	rd.Persist.Snapshot = n.pendSnap
+	n.pendSnap = nil
+	rd.Messages, n.msgs = n.msgs, nil
+	rd.Results, n.results = n.results, nil
+	return rd
+}
+
+// Status describes the replica's current state.
+func (n *Node) Status() replica.Status {
+	r, leader := RoleBackup, n.primaryOf(n.view)
+	switch {
+	case n.status == recovering:
+		r, leader = RoleRecovering, 0
+	case n.status == viewChange:
+		r, leader = RoleViewChange, 0
+	case n.isPrimary():
+		r = RolePrimary
+	}
+	return replica.Status{
+		ID:            n.id,
+		Role:          r,
+		Leader:        leader,
+		Epoch:         n.view,
+		Commit:        n.commit,
+		Applied:       n.applied,
+		LogLen:        len(n.log),
+		SnapshotIndex: n.snapIndex,
+	}
+}
