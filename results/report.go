@@ -2,57 +2,359 @@ package results
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/history"
 )
 
-// WriteReport writes a minimal report.html: the verdict, each check's
-// summary, the parameters, and links to the run's files. It needs no
-// network to view.
+// TimelineFile is the per-process timeline page written next to the
+// report.
+const TimelineFile = "timeline.html"
+
+// ReportInput is everything a report is drawn from.
+type ReportInput struct {
+	Test    Test
+	Summary Summary
+	// Ops is the history; nil when there is none (HistoryError says why
+	// when it could not be read).
+	Ops          []history.Op
+	HistoryError string
+	// Files are the run directory's entries (directories end in "/"),
+	// and NodeFiles the files under nodes/, both relative to the run
+	// directory, as the report links them.
+	Files     []string
+	NodeFiles []string
+}
+
+// WriteReport writes the run's report.html and timeline.html, drawn from
+// t, s and the history the run directory holds. files are the run
+// directory's entries to link.
 func (r *Run) WriteReport(t Test, s Summary, files []string) error {
-	b, err := RenderReport(t, s, files)
+	return writeReport(r.Dir, t, s, files)
+}
+
+// Rebuild rewrites the report of the run in dir from its stored test.json,
+// results.json (when the run got that far) and history.
+func Rebuild(dir string) error {
+	t, err := ReadTest(dir)
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(r.Path(ReportFile), b)
+	s, err := ReadSummary(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		s = Summary{Valid: checker.Unknown}
+		s.Notes = append(s.Notes, "this run has no results.json: it was not checked")
+	}
+	return writeReport(dir, t, s, dirEntries(dir))
 }
 
-type reportParam struct{ Key, Value string }
-
-type reportCheck struct {
-	Name, Valid, Summary string
-	Anomalies            []string
+func writeReport(dir string, t Test, s Summary, files []string) error {
+	in := ReportInput{Test: t, Summary: s, Files: files, NodeFiles: nodeFiles(dir)}
+	ops, err := readHistory(dir)
+	if err != nil {
+		in.HistoryError = err.Error()
+	}
+	in.Ops = ops
+	report, timeline, err := Render(in)
+	if err != nil {
+		return err
+	}
+	if timeline != nil {
+		if err := WriteFileAtomic(filepath.Join(dir, TimelineFile), timeline); err != nil {
+			return err
+		}
+	}
+	return WriteFileAtomic(filepath.Join(dir, ReportFile), report)
 }
 
-// RenderReport renders the page WriteReport writes.
+func readHistory(dir string) ([]history.Op, error) {
+	for _, name := range []string{HistoryFile, "history.edn"} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		return history.ReadFile(p, "")
+	}
+	return nil, fmt.Errorf("no %s in %s", HistoryFile, dir)
+}
+
+// dirEntries lists a run directory's entries for the report's links.
+func dirEntries(dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if n == ReportFile || n == TimelineFile || n[0] == '.' {
+			continue
+		}
+		if e.IsDir() {
+			n += "/"
+		}
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// maxNodeFiles bounds the files listed per node: a node's data directory
+// may hold many.
+const maxNodeFiles = 40
+
+// nodeFiles lists the files under dir/nodes, logs first.
+func nodeFiles(dir string) []string {
+	root := filepath.Join(dir, NodesDir)
+	nodes, err := os.ReadDir(root)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, n := range nodes {
+		if !n.IsDir() {
+			continue
+		}
+		var files []string
+		_ = filepath.WalkDir(filepath.Join(root, n.Name()), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || len(files) >= maxNodeFiles {
+				return filepath.SkipDir
+			}
+			if d.Type().IsRegular() {
+				rel, rerr := filepath.Rel(dir, p)
+				if rerr == nil {
+					files = append(files, filepath.ToSlash(rel))
+				}
+			}
+			return nil
+		})
+		sort.SliceStable(files, func(i, j int) bool {
+			return isLog(files[i]) && !isLog(files[j])
+		})
+		out = append(out, files...)
+	}
+	return out
+}
+
+func isLog(p string) bool { return strings.Contains(filepath.Base(p), "log") }
+
+// RenderReport renders a report without a history: the verdict, the
+// checks, the parameters and the files.
 func RenderReport(t Test, s Summary, files []string) ([]byte, error) {
-	var params []reportParam
+	b, _, err := Render(ReportInput{Test: t, Summary: s, Files: files})
+	return b, err
+}
+
+type kv struct{ Key, Value string }
+
+type countRow struct {
+	F                     string
+	OK, Fail, Info, Total int
+}
+
+type checkView struct {
+	Name, Valid, Class, Summary string
+	Types                       []string
+	Not                         []string
+	Linear                      []linearView
+	Anomalies                   []anomalyView
+	Other                       []kv
+	Files                       []string
+	Stats                       []kv
+}
+
+type linearView struct {
+	Key, Explanation, File, Op string
+}
+
+// Render returns the report page and, when there is a history, the
+// timeline page. Every string that comes from the run is escaped.
+func Render(in ReportInput) (report, timeline []byte, err error) {
+	t, s := in.Test, in.Summary
+	valid := s.Valid.String()
+	data := map[string]any{
+		"Test":         t,
+		"Valid":        valid,
+		"Verdict":      map[string]string{"true": "VALID", "false": "INVALID"}[valid],
+		"Class":        verdictClass(valid),
+		"Notes":        s.Notes,
+		"Files":        in.Files,
+		"NodeFiles":    in.NodeFiles,
+		"Start":        t.Start.UTC().Format("2006-01-02 15:04:05.000 MST"),
+		"HistoryError": in.HistoryError,
+	}
+	if data["Verdict"] == "" {
+		data["Verdict"] = "UNKNOWN"
+	}
+	var params []kv
 	for k, v := range t.Parameters {
-		params = append(params, reportParam{k, fmt.Sprint(v)})
+		params = append(params, kv{k, display(v)})
 	}
 	sort.Slice(params, func(i, j int) bool { return params[i].Key < params[j].Key })
-	var checks []reportCheck
+	data["Params"] = params
+
+	p := t.Parameters
+	dur := ""
+	if t.End != nil {
+		dur = t.End.Sub(t.Start).Round(time.Millisecond).String()
+	}
+	headline := []kv{
+		{"workload", display(p["workload"])},
+		{"nemeses", display(p["nemesis"])},
+		{"nodes", display(p["nodes"])},
+		{"replication", display(p["replication"])},
+		{"seed", fmt.Sprint(t.Seed)},
+		{"duration", dur},
+		{"status", t.Status},
+	}
+	data["Headline"] = headline
+
+	var checks []checkView
+	anomalyID := 0
 	for name, res := range s.Results {
-		checks = append(checks, reportCheck{Name: name, Valid: res.Valid.String(), Summary: res.Summary, Anomalies: res.AnomalyTypes})
+		cv := checkView{Name: name, Valid: res.Valid.String(), Class: verdictClass(res.Valid.String()), Summary: res.Summary,
+			Types: res.AnomalyTypes, Not: res.Not, Files: res.Files}
+		for k, v := range res.Stats {
+			cv.Stats = append(cv.Stats, kv{k, display(v)})
+		}
+		sort.Slice(cv.Stats, func(i, j int) bool { return cv.Stats[i].Key < cv.Stats[j].Key })
+		types := make([]string, 0, len(res.Anomalies))
+		for typ := range res.Anomalies {
+			types = append(types, typ)
+		}
+		sort.Strings(types)
+		for _, typ := range types {
+			for _, x := range res.Anomalies[typ] {
+				if typ == "nonlinearizable" {
+					if lv, ok := viewLinear(x); ok {
+						cv.Linear = append(cv.Linear, lv)
+						continue
+					}
+				}
+				if a, ok := decodeAnomaly(x); ok {
+					anomalyID++
+					cv.Anomalies = append(cv.Anomalies, viewAnomaly(typ, a, anomalyID))
+					continue
+				}
+				cv.Other = append(cv.Other, kv{typ, short(x, 4000)})
+			}
+		}
+		checks = append(checks, cv)
 	}
 	sort.Slice(checks, func(i, j int) bool { return checks[i].Name < checks[j].Name })
-	data := map[string]any{
-		"Test":   t,
-		"Valid":  s.Valid.String(),
-		"Class":  verdictClass(s.Valid.String()),
-		"Checks": checks,
-		"Notes":  s.Notes,
-		"Params": params,
-		"Files":  files,
-		"Start":  t.Start.UTC().Format("2006-01-02 15:04:05.000 MST"),
+	data["Checks"] = checks
+
+	if in.Ops != nil {
+		a := analyze(in.Ops)
+		data["HasHistory"] = true
+		data["Ops"] = a.ops
+		data["PairWarning"] = a.pairWarning
+		var rows []countRow
+		total := countRow{F: "all"}
+		for _, f := range a.fs {
+			m := a.counts[f]
+			r := countRow{F: f, OK: m[history.Ok], Fail: m[history.Fail], Info: m[history.Info]}
+			r.Total = r.OK + r.Fail + r.Info
+			total.OK, total.Fail, total.Info, total.Total = total.OK+r.OK, total.Fail+r.Fail, total.Info+r.Info, total.Total+r.Total
+			rows = append(rows, r)
+		}
+		data["Counts"] = append(rows, total)
+		if span := float64(a.clientLast-a.clientFirst) / 1e9; span > 0 {
+			data["Throughput"] = fmt.Sprintf("%.1f ok ops/s, %.1f completions/s over %.1fs", float64(total.OK)/span, float64(total.OK+total.Fail+total.Info)/span, span)
+		}
+		data["LatencyPlots"] = a.latencyPlots()
+		data["Quantiles"] = a.quantilePlot()
+		data["ThroughputPlot"] = a.throughputPlot()
+		av := a.availabilities()
+		data["Availability"] = av
+		data["AvailabilityChart"] = availabilityChart(av)
+		data["NemesisTimeline"] = a.nemesisTimeline()
+		ev := a.nemesis
+		if len(ev) > maxNemesisRows {
+			data["NemesisMore"] = len(ev) - maxNemesisRows
+			ev = ev[:maxNemesisRows]
+		}
+		data["Nemesis"] = ev
+		var tb bytes.Buffer
+		if err := renderTimeline(&tb, in.Test, a, in.Ops); err != nil {
+			return nil, nil, err
+		}
+		timeline = tb.Bytes()
+		data["Timeline"] = TimelineFile
 	}
+
 	var buf bytes.Buffer
 	if err := reportTmpl.Execute(&buf, data); err != nil {
-		return nil, fmt.Errorf("render report: %w", err)
+		return nil, nil, fmt.Errorf("render report: %w", err)
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), timeline, nil
+}
+
+// maxNemesisRows bounds the nemesis table; the timeline plot shows all.
+const maxNemesisRows = 500
+
+func viewLinear(x any) (linearView, bool) {
+	var v struct {
+		Key         any          `json:"key"`
+		Explanation string       `json:"explanation"`
+		File        string       `json:"file"`
+		Op          []history.Op `json:"op"`
+	}
+	if !roundTrip(x, &v) {
+		return linearView{}, false
+	}
+	lv := linearView{Key: short(v.Key, 200), Explanation: v.Explanation, File: v.File}
+	if lv.Key == "" {
+		lv.Key = "(none)"
+	}
+	for _, op := range v.Op {
+		lv.Op += fmt.Sprintf("%s %s %s %s; ", op.Process, op.Type, op.F, short(op.Value, 200))
+	}
+	lv.Op = strings.TrimSuffix(lv.Op, "; ")
+	return lv, true
+}
+
+// roundTrip decodes x's JSON form into v.
+func roundTrip(x, v any) bool {
+	b, err := json.Marshal(x)
+	if err != nil {
+		return false
+	}
+	return json.Unmarshal(b, v) == nil
+}
+
+// display renders a parameter or stat value for a person.
+func display(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case []string:
+		return strings.Join(x, ", ")
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = display(e)
+		}
+		return strings.Join(parts, ", ")
+	case float64, int, int64:
+		return fmt.Sprint(x)
+	}
+	return short(v, 500)
 }
 
 func verdictClass(v string) string {
@@ -65,25 +367,91 @@ func verdictClass(v string) string {
 	return "unknown"
 }
 
-var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{"join": strings.Join}).Parse(`<!doctype html>
+// pageStyle is shared by the report and the timeline.
+const pageStyle = `
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;max-width:1000px;color:#222;padding:0 1em}
+h1{margin:.2em 0}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+.valid{color:#1b5e20}.invalid{color:#b71c1c}.unknown{color:#8a6d00}
+.verdict{font-size:2.6em;font-weight:800;padding:.25em .6em;border-radius:8px;display:inline-block;margin:.2em 0;color:#fff}
+.verdict.valid{background:#2e7d32}.verdict.invalid{background:#c62828}.verdict.unknown{background:#b28704}
+table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}
+th{background:#f5f5f5}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.headline td:first-child{color:#555}
+.anomaly{border:1px solid #ddd;border-left:4px solid #c62828;padding:.4em .8em;margin:.8em 0;background:#fffafa}
+.anomaly ol{font-size:.92em}
+code,pre{font-family:ui-monospace,monospace;font-size:.9em}pre{white-space:pre-wrap;word-break:break-all}
+svg{display:block;max-width:100%;height:auto;margin:.5em 0;background:#fff}
+.note{background:#fff8e1;border-left:4px solid #f9a825;padding:.3em .8em}
+.ok{color:#2e7d32}.fail{color:#c62828}.info{color:#b28704}
+`
+
+var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{"join": strings.Join, "secs": secs}).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{{.Test.Name}} {{.Start}}: valid={{.Valid}}</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}
-.valid{color:#176c2e}.invalid{color:#b00020}.unknown{color:#8a6d00}
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}
-</style></head><body>
+<style>` + pageStyle + `</style></head><body>
 <h1>{{.Test.Name}}</h1>
-<p>Started {{.Start}}, status {{.Test.Status}}, seed {{.Test.Seed}}.</p>
-<h2 class="{{.Class}}">valid: {{.Valid}}</h2>
-{{range .Notes}}<p>{{.}}</p>{{end}}
-{{if .Test.Error}}<p class="invalid">Error: {{.Test.Error}}</p>{{end}}
-<table><tr><th>check</th><th>valid</th><th>summary</th><th>anomalies</th></tr>
-{{range .Checks}}<tr><td>{{.Name}}</td><td>{{.Valid}}</td><td>{{.Summary}}</td><td>{{join .Anomalies ", "}}</td></tr>
+<div id="verdict" class="verdict {{.Class}}">{{.Verdict}}</div>
+<p><b class="{{.Class}}">valid: {{.Valid}}</b> &middot; started {{.Start}}</p>
+<table class="headline">{{range .Headline}}<tr><td>{{.Key}}</td><td>{{.Value}}</td></tr>{{end}}
+{{if .HasHistory}}<tr><td>history</td><td>{{.Ops}} ops</td></tr>{{end}}
+{{with .Throughput}}<tr><td>throughput</td><td>{{.}}</td></tr>{{end}}</table>
+{{range .Notes}}<p class="note">{{.}}</p>{{end}}
+{{if .Test.Error}}<p class="note invalid">Error: {{.Test.Error}}</p>{{end}}
+{{if .HistoryError}}<p class="note">History not shown: {{.HistoryError}}</p>{{end}}
+{{if .PairWarning}}<p class="note">{{.PairWarning}}</p>{{end}}
+{{if .Counts}}<h2>Operations</h2>
+<table><tr><th>f</th><th class="ok">ok</th><th class="fail">fail</th><th class="info">info</th><th>total</th></tr>
+{{range .Counts}}<tr><td>{{.F}}</td><td class="n">{{.OK}}</td><td class="n">{{.Fail}}</td><td class="n">{{.Info}}</td><td class="n">{{.Total}}</td></tr>
+{{end}}</table>{{end}}
+<h2>Checks</h2>
+<table><tr><th>check</th><th>valid</th><th>summary</th><th>anomalies</th><th>not</th></tr>
+{{range .Checks}}<tr><td>{{.Name}}</td><td class="{{.Class}}">{{.Valid}}</td><td>{{.Summary}}</td><td>{{join .Types ", "}}</td><td>{{join .Not ", "}}</td></tr>
 {{end}}</table>
+{{range .Checks}}{{$check := .}}
+{{if .Linear}}<h2>Linearizability failures ({{.Name}})</h2>
+<table><tr><th>key</th><th>explanation</th><th>visualization</th></tr>
+{{range .Linear}}<tr><td><code>{{.Key}}</code></td><td>{{.Explanation}}{{with .Op}}<br><code>{{.}}</code>{{end}}</td><td>{{if .File}}<a href="{{.File}}">{{.File}}</a>{{else}}none written{{end}}</td></tr>
+{{end}}</table>{{end}}
+{{if .Anomalies}}<h2>Transactional anomalies ({{.Name}}: {{len .Anomalies}})</h2>
+{{range .Anomalies}}<div class="anomaly"><h3 class="invalid">{{.Type}}</h3>
+<p>{{.Explanation}}</p>
+{{range .Details}}<p><code>{{.}}</code></p>{{end}}
+{{if .Txns}}<p>Transactions:</p><ol style="list-style:none;padding-left:.5em">{{range .Txns}}<li><code>{{.}}</code></li>{{end}}</ol>{{end}}
+{{if .Steps}}<p>Cycle:</p><ol style="list-style:none;padding-left:.5em">{{range .Steps}}<li>{{.}}</li>{{end}}</ol>{{end}}
+{{.SVG}}</div>
+{{end}}{{end}}
+{{if .Other}}<h2>Other anomalies ({{.Name}})</h2>
+{{range .Other}}<div class="anomaly"><b>{{.Key}}</b><pre>{{.Value}}</pre></div>{{end}}{{end}}
+{{if .Files}}<p>Artifacts of {{.Name}}: {{range .Files}}<a href="{{.}}">{{.}}</a> {{end}}</p>{{end}}
+{{if .Stats}}<details><summary>{{.Name}} statistics</summary><table>{{range .Stats}}<tr><td>{{.Key}}</td><td>{{.Value}}</td></tr>{{end}}</table></details>{{end}}
+{{end}}
+{{if .HasHistory}}<h2>Latency</h2>
+{{range .LatencyPlots}}{{.}}{{end}}
+{{.Quantiles}}
+<h2>Throughput</h2>
+{{.ThroughputPlot}}
+<h2>Faults</h2>
+{{if .NemesisTimeline}}{{.NemesisTimeline}}{{else}}<p>No faults were injected.</p>{{end}}
+<h3>Availability</h3>
+<p>The share of operations invoked in each fault window that succeeded, against the time outside every fault.</p>
+{{.AvailabilityChart}}
+<table><tr><th>window</th><th>from</th><th>to</th><th>ops</th><th>ok</th><th>ok fraction</th></tr>
+{{range .Availability}}<tr><td>{{.Label}}</td><td>{{.From}}</td><td>{{.To}}</td><td class="n">{{.Ops}}</td><td class="n">{{.OK}}</td><td class="n">{{.Percent}}</td></tr>
+{{end}}</table>
+{{if .Nemesis}}<details><summary>Nemesis operations ({{len .Nemesis}}{{with .NemesisMore}} shown, {{.}} more in the history{{end}})</summary>
+<table><tr><th>time</th><th>f</th><th>value</th><th>error</th></tr>
+{{range .Nemesis}}<tr><td>{{secs .Time}}</td><td>{{.F}}</td><td><code>{{.Value}}</code></td><td>{{.Err}}</td></tr>
+{{end}}</table></details>{{end}}
+<h2>Timeline</h2>
+<p><a href="{{.Timeline}}">Per-process timeline of operations</a></p>
+{{end}}
+{{if .NodeFiles}}<h2>Node logs</h2>
+<ul>{{range .NodeFiles}}<li><a href="{{.}}">{{.}}</a></li>
+{{end}}</ul>{{end}}
 <h2>Parameters</h2>
 <table>{{range .Params}}<tr><td>{{.Key}}</td><td>{{.Value}}</td></tr>
 {{end}}</table>
+<p>Versions: go {{.Test.Versions.Go}}{{with .Test.Versions.Revision}}, revision {{.}}{{end}}{{if .Test.Versions.Modified}} (modified){{end}}{{with .Test.Versions.Kvnode}}, kvnode {{.}}{{end}}</p>
 <h2>Files</h2>
 <ul>{{range .Files}}<li><a href="{{.}}">{{.}}</a></li>
 {{end}}</ul>

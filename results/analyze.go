@@ -1,0 +1,290 @@
+package results
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/chaoskv/chaos/history"
+)
+
+// call is one client operation: its invocation and its completion.
+type call struct {
+	start, end int64 // ns since the test started; end is -1 when it never completed
+	proc       int64
+	f          string
+	typ        history.Type // ok, fail or info (info also for never completed)
+	inv, comp  int          // positions in the history; comp is -1 when never completed
+}
+
+func (c *call) latency() int64 { return c.end - c.start }
+
+// window is one fault's time in effect, from the completion of the op that
+// started it to the completion of the op that ended it (or the history's
+// end when nothing ended it).
+type window struct {
+	fault      string // partition, kill, pause, ...
+	start, end int64
+	open       bool   // never ended within the history
+	value      string // what the starting op said (nodes, grudge)
+	stopValue  string
+}
+
+// nemesisEvent is one nemesis op completion (or a lone record), for the
+// nemesis table.
+type nemesisEvent struct {
+	Time  int64
+	F     string
+	Value string
+	Err   string
+}
+
+// analysis is what the report draws from a history, computed in one pass
+// plus sorts, so a million ops take well under a second or two.
+type analysis struct {
+	ops    int
+	calls  []call // sorted by start
+	fs     []string
+	span   int64 // last op time
+	counts map[string]map[history.Type]int
+	totals map[history.Type]int
+	// first client invocation and last client completion: the workload's
+	// extent for throughput.
+	clientFirst, clientLast int64
+	windows                 []window
+	nemesis                 []nemesisEvent
+	pairWarning             string
+}
+
+// faultOf names the fault an op starts or stops, and whether it starts it.
+// Jepsen's conventions: start-X/stop-X, kill/start, pause/resume.
+func faultOf(f string) (fault string, starts, ok bool) {
+	switch {
+	case f == "kill", f == "pause":
+		return f, true, true
+	case f == "start":
+		return "kill", false, true
+	case f == "resume":
+		return "pause", false, true
+	case strings.HasPrefix(f, "start-"):
+		return strings.TrimPrefix(f, "start-"), true, true
+	case strings.HasPrefix(f, "stop-"):
+		return strings.TrimPrefix(f, "stop-"), false, true
+	}
+	return "", false, false
+}
+
+// analyze walks a history. It never fails: a malformed history (a
+// completion without an invocation, say) still gives a report, with the
+// problem named in pairWarning.
+func analyze(ops []history.Op) *analysis {
+	a := &analysis{
+		ops:         len(ops),
+		counts:      map[string]map[history.Type]int{},
+		totals:      map[history.Type]int{},
+		clientFirst: -1,
+	}
+	outstanding := map[history.Process]int{} // process -> index into a.calls
+	openWin := map[string]int{}              // fault -> index into a.windows
+	fset := map[string]bool{}
+	orphans := 0
+	for i := range ops {
+		op := &ops[i]
+		if op.Time > a.span {
+			a.span = op.Time
+		}
+		if op.Process.IsNemesis() {
+			if op.Type == history.Invoke {
+				continue
+			}
+			at := op.Time
+			if op.Error == "" {
+				a.nemesisOp(op, at, openWin)
+			}
+			a.nemesis = append(a.nemesis, nemesisEvent{Time: at, F: op.F, Value: short(op.Value, 200), Err: op.Error})
+			continue
+		}
+		if op.Type == history.Invoke {
+			if a.clientFirst < 0 {
+				a.clientFirst = op.Time
+			}
+			if _, busy := outstanding[op.Process]; busy {
+				// The earlier invocation never completed; it stays info.
+				orphans++
+			}
+			outstanding[op.Process] = len(a.calls)
+			a.calls = append(a.calls, call{start: op.Time, end: -1, proc: int64(op.Process), f: op.F, typ: history.Info, inv: i, comp: -1})
+			continue
+		}
+		j, busy := outstanding[op.Process]
+		if !busy {
+			orphans++
+			continue
+		}
+		delete(outstanding, op.Process)
+		c := &a.calls[j]
+		c.end, c.typ, c.comp = op.Time, op.Type, i
+		if op.Time > a.clientLast {
+			a.clientLast = op.Time
+		}
+	}
+	for _, w := range openWin {
+		a.windows[w].end = a.span
+		a.windows[w].open = true
+	}
+	if orphans > 0 {
+		a.pairWarning = fmt.Sprintf("%d ops did not pair up (a completion without an invocation, or an invocation while the process had one outstanding)", orphans)
+	}
+	for i := range a.calls {
+		c := &a.calls[i]
+		m := a.counts[c.f]
+		if m == nil {
+			m = map[history.Type]int{}
+			a.counts[c.f] = m
+			fset[c.f] = true
+		}
+		m[c.typ]++
+		a.totals[c.typ]++
+	}
+	for f := range fset {
+		a.fs = append(a.fs, f)
+	}
+	sort.Strings(a.fs)
+	// Invocations are appended in history order, which the recorder
+	// writes in time order; sort anyway, stably, for histories that are
+	// not.
+	if !slices.IsSortedFunc(a.calls, func(x, y call) int { return cmpInt(x.start, y.start) }) {
+		slices.SortStableFunc(a.calls, func(x, y call) int { return cmpInt(x.start, y.start) })
+	}
+	sort.SliceStable(a.windows, func(i, j int) bool { return a.windows[i].start < a.windows[j].start })
+	if a.clientFirst < 0 {
+		a.clientFirst = 0
+	}
+	return a
+}
+
+// nemesisOp follows fault windows through one successful nemesis
+// completion.
+func (a *analysis) nemesisOp(op *history.Op, at int64, open map[string]int) {
+	fault, starts, ok := faultOf(op.F)
+	if !ok {
+		return
+	}
+	if starts {
+		if _, already := open[fault]; already {
+			return
+		}
+		open[fault] = len(a.windows)
+		a.windows = append(a.windows, window{fault: fault, start: at, end: at, value: short(op.Value, 200)})
+		return
+	}
+	if w, isOpen := open[fault]; isOpen {
+		a.windows[w].end = at
+		a.windows[w].stopValue = short(op.Value, 200)
+		delete(open, fault)
+	}
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// short renders a history value for display, cut to at most n bytes.
+func short(v any, n int) string {
+	if v == nil {
+		return ""
+	}
+	s := string(history.AppendValue(nil, v))
+	if len(s) > n {
+		cut := n
+		for cut > 0 && s[cut]&0xC0 == 0x80 {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+// availability is the share of client ops invoked in a time range that
+// succeeded.
+type availability struct {
+	Label    string
+	From, To string // seconds, formatted
+	Ops, OK  int
+	Fraction float64
+	Percent  string
+}
+
+// availabilities returns one row per fault window and a last row for the
+// time outside every window.
+func (a *analysis) availabilities() []availability {
+	n := len(a.calls)
+	okPrefix := make([]int32, n+1)
+	for i := range a.calls {
+		okPrefix[i+1] = okPrefix[i]
+		if a.calls[i].typ == history.Ok {
+			okPrefix[i+1]++
+		}
+	}
+	// rng counts calls with start in [from, to].
+	rng := func(from, to int64) (ops, ok int) {
+		lo := sort.Search(n, func(i int) bool { return a.calls[i].start >= from })
+		hi := sort.Search(n, func(i int) bool { return a.calls[i].start > to })
+		if hi < lo {
+			hi = lo
+		}
+		return hi - lo, int(okPrefix[hi] - okPrefix[lo])
+	}
+	var rows []availability
+	for _, w := range a.windows {
+		ops, ok := rng(w.start, w.end)
+		label := w.fault
+		if w.value != "" {
+			label += " " + w.value
+		}
+		rows = append(rows, newAvail(label, w.start, w.end, ops, ok))
+	}
+	// The union of the windows, merged, gives what is inside any fault.
+	var union [][2]int64
+	for _, w := range a.windows { // sorted by start
+		if k := len(union) - 1; k >= 0 && w.start <= union[k][1] {
+			union[k][1] = max(union[k][1], w.end)
+			continue
+		}
+		union = append(union, [2]int64{w.start, w.end})
+	}
+	inOps, inOK := 0, 0
+	for _, u := range union {
+		o, k := rng(u[0], u[1])
+		inOps += o
+		inOK += k
+	}
+	if len(union) > 0 {
+		rows = append(rows, newAvail("during any fault", -1, -1, inOps, inOK))
+	}
+	rows = append(rows, newAvail("outside every fault", -1, -1, n-inOps, int(okPrefix[n])-inOK))
+	return rows
+}
+
+func newAvail(label string, from, to int64, ops, ok int) availability {
+	r := availability{Label: label, Ops: ops, OK: ok}
+	if from >= 0 {
+		r.From, r.To = secs(from), secs(to)
+	}
+	if ops > 0 {
+		r.Fraction = float64(ok) / float64(ops)
+		r.Percent = fmt.Sprintf("%.1f%%", 100*r.Fraction)
+	} else {
+		r.Percent = "no ops"
+	}
+	return r
+}
+
+func secs(ns int64) string { return fmt.Sprintf("%.2fs", float64(ns)/1e9) }

@@ -1,0 +1,285 @@
+package results
+
+import (
+	"fmt"
+	"html/template"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/chaoskv/chaos/history"
+)
+
+// Bounds that keep a report of any history small and quick to open.
+const (
+	// maxPointsPerSeries caps the evenly spaced samples of one latency
+	// series (one f, one outcome); each time bucket also keeps its
+	// extremes, so spikes survive the downsampling.
+	maxPointsPerSeries = 3000
+	latencyBuckets     = 300
+	// timeBuckets is the resolution of the quantile and throughput lines.
+	timeBuckets = 120
+	// maxFs caps the latency plots: one per function.
+	maxFs = 8
+)
+
+var outcomeTypes = []history.Type{history.Ok, history.Fail, history.Info}
+
+func (a *analysis) faultColors() map[string]string {
+	m := map[string]string{}
+	for _, w := range a.windows {
+		if _, ok := m[w.fault]; !ok {
+			m[w.fault] = faultPalette[len(m)%len(faultPalette)]
+		}
+	}
+	return m
+}
+
+func (a *analysis) spanSecs() float64 { return math.Max(float64(a.span)/1e9, 1e-3) }
+
+// latencyPlots draws one scatter plot per function: latency (log scale)
+// against invocation time, coloured by outcome, fault windows shaded.
+func (a *analysis) latencyPlots() []template.HTML {
+	colors := a.faultColors()
+	var out []template.HTML
+	fs := a.fs
+	if len(fs) > maxFs {
+		fs = fs[:maxFs]
+	}
+	minL, maxL := math.Inf(1), 0.0
+	for i := range a.calls {
+		if c := &a.calls[i]; c.end >= 0 {
+			l := float64(c.latency()) / 1e6
+			minL, maxL = math.Min(minL, l), math.Max(maxL, l)
+		}
+	}
+	if math.IsInf(minL, 1) {
+		minL, maxL = 1, 10
+	}
+	for _, f := range fs {
+		p := newPlot("latency of "+f, "latency (ms)", a.spanSecs(), minL, maxL, true)
+		var body strings.Builder
+		for _, t := range outcomeTypes {
+			if a.counts[f][t] == 0 {
+				continue
+			}
+			name := t.String()
+			p.legend = append(p.legend, [2]string{fmt.Sprintf("%s (%d)", name, a.counts[f][t]), typeColor[name]})
+			fmt.Fprintf(&body, `<g fill="%s" fill-opacity="0.7">`, typeColor[name])
+			for _, c := range a.sample(f, t) {
+				fmt.Fprintf(&body, `<circle cx="%.1f" cy="%.1f" r="1.6"/>`, p.px(float64(c.start)/1e9), p.py(float64(c.latency())/1e6))
+			}
+			body.WriteString(`</g>`)
+		}
+		out = append(out, p.svg(a.windows, colors, body.String()))
+	}
+	return out
+}
+
+// sample returns a bounded subset of the completed calls of one f and
+// outcome: every stride-th call, plus the slowest and the fastest of each
+// time bucket.
+func (a *analysis) sample(f string, t history.Type) []*call {
+	n := a.counts[f][t]
+	stride := max(1, (n+maxPointsPerSeries-1)/maxPointsPerSeries)
+	type ext struct{ lo, hi *call }
+	var buckets []ext
+	if stride > 1 {
+		buckets = make([]ext, latencyBuckets)
+	}
+	var out []*call
+	k := 0
+	for i := range a.calls {
+		c := &a.calls[i]
+		if c.f != f || c.typ != t || c.end < 0 {
+			continue
+		}
+		if k%stride == 0 {
+			out = append(out, c)
+		} else if buckets != nil {
+			b := &buckets[min(latencyBuckets-1, int(c.start*latencyBuckets/max(a.span, 1)))]
+			if b.lo == nil || c.latency() < b.lo.latency() {
+				b.lo = c
+			}
+			if b.hi == nil || c.latency() > b.hi.latency() {
+				b.hi = c
+			}
+		}
+		k++
+	}
+	for _, b := range buckets {
+		if b.lo != nil {
+			out = append(out, b.lo)
+		}
+		if b.hi != nil && b.hi != b.lo {
+			out = append(out, b.hi)
+		}
+	}
+	return out
+}
+
+// quantilePlot draws latency quantiles of ok calls per time bucket.
+func (a *analysis) quantilePlot() template.HTML {
+	per := make([][]float64, timeBuckets)
+	bw := float64(max(a.span, 1)) / timeBuckets
+	minL, maxL := math.Inf(1), 0.0
+	for i := range a.calls {
+		c := &a.calls[i]
+		if c.typ != history.Ok {
+			continue
+		}
+		b := min(timeBuckets-1, int(float64(c.start)/bw))
+		l := float64(c.latency()) / 1e6
+		per[b] = append(per[b], l)
+		minL, maxL = math.Min(minL, l), math.Max(maxL, l)
+	}
+	if math.IsInf(minL, 1) {
+		minL, maxL = 1, 10
+	}
+	p := newPlot("latency quantiles of ok ops", "latency (ms)", a.spanSecs(), minL, maxL, true)
+	qs := []struct {
+		name  string
+		q     float64
+		color string
+	}{{"p50", 0.5, "#1565c0"}, {"p95", 0.95, "#6a1b9a"}, {"p99", 0.99, "#ef6c00"}, {"max", 1, "#b71c1c"}}
+	xs := make([][]float64, len(qs))
+	ys := make([][]float64, len(qs))
+	for b, ls := range per {
+		if len(ls) == 0 {
+			continue
+		}
+		slices.Sort(ls)
+		x := (float64(b) + 0.5) * bw / 1e9
+		for i, q := range qs {
+			xs[i] = append(xs[i], x)
+			ys[i] = append(ys[i], ls[min(len(ls)-1, int(q.q*float64(len(ls))))])
+		}
+	}
+	var body strings.Builder
+	for i, q := range qs {
+		p.legend = append(p.legend, [2]string{q.name, q.color})
+		p.polyline(&body, xs[i], ys[i], q.color, q.name == "max")
+	}
+	return p.svg(a.windows, a.faultColors(), body.String())
+}
+
+// throughputPlot draws completions per second by outcome.
+func (a *analysis) throughputPlot() template.HTML {
+	bw := float64(max(a.span, 1)) / timeBuckets
+	counts := map[history.Type][]float64{}
+	for _, t := range outcomeTypes {
+		counts[t] = make([]float64, timeBuckets)
+	}
+	for i := range a.calls {
+		c := &a.calls[i]
+		if c.end < 0 {
+			continue
+		}
+		counts[c.typ][min(timeBuckets-1, int(float64(c.end)/bw))]++
+	}
+	top := 1.0
+	for _, t := range outcomeTypes {
+		for b := range counts[t] {
+			counts[t][b] /= bw / 1e9
+			top = math.Max(top, counts[t][b])
+		}
+	}
+	p := newPlot("throughput", "completions / s", a.spanSecs(), 0, top, false)
+	var body strings.Builder
+	for _, t := range outcomeTypes {
+		if a.totals[t] == 0 {
+			continue
+		}
+		xs := make([]float64, timeBuckets)
+		for b := range xs {
+			xs[b] = (float64(b) + 0.5) * bw / 1e9
+		}
+		p.legend = append(p.legend, [2]string{t.String(), typeColor[t.String()]})
+		p.polyline(&body, xs, counts[t], typeColor[t.String()], false)
+	}
+	return p.svg(a.windows, a.faultColors(), body.String())
+}
+
+// availabilityChart draws the ok fraction of each availability row as a
+// horizontal bar.
+func availabilityChart(rows []availability) template.HTML {
+	const rowH, labelW, barW = 18.0, 320.0, 420.0
+	h := rowH*float64(len(rows)) + 24
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="plot" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" role="img"><title>availability</title>`, labelW+barW+80, h, labelW+barW+80, h)
+	for i, r := range rows {
+		y := 4 + float64(i)*rowH
+		label := r.Label
+		if len(label) > 48 {
+			label = label[:48] + "…"
+		}
+		if r.From != "" {
+			label = r.From + "–" + r.To + " " + label
+		}
+		color := "#2e7d32"
+		if r.Ops > 0 && r.Fraction < 0.5 {
+			color = "#c62828"
+		} else if r.Ops > 0 && r.Fraction < 0.9 {
+			color = "#f9a825"
+		}
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" font-size="11" text-anchor="end">%s</text>`, labelW-6, y+12, esc(label))
+		fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="%.0f" height="%.0f" fill="#eee"/>`, labelW, y+2, barW, rowH-5)
+		fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="%.1f" height="%.0f" fill="%s"><title>%d of %d ok</title></rect>`, labelW, y+2, barW*r.Fraction, rowH-5, color, r.OK, r.Ops)
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" font-size="11">%s</text>`, labelW+barW+6, y+12, esc(r.Percent))
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}
+
+// nemesisTimeline draws one lane per fault kind with its windows as bars.
+func (a *analysis) nemesisTimeline() template.HTML {
+	if len(a.windows) == 0 {
+		return ""
+	}
+	colors := a.faultColors()
+	var lanes []string
+	lane := map[string]int{}
+	for _, w := range a.windows {
+		if _, ok := lane[w.fault]; !ok {
+			lane[w.fault] = len(lanes)
+			lanes = append(lanes, w.fault)
+		}
+	}
+	p := newPlot("nemesis timeline", "", a.spanSecs(), 0, 1, false)
+	p.left, p.h = 110, 40+22*float64(len(lanes))+20
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="plot" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" role="img"><title>nemesis timeline</title>`, p.w, p.h, p.w, p.h)
+	fmt.Fprintf(&b, `<text x="%.1f" y="16" font-size="13" font-weight="bold">nemesis timeline</text>`, p.left)
+	for i, l := range lanes {
+		y := p.top + float64(i)*22
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" text-anchor="end">%s</text>`, p.left-6, y+14, esc(l))
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`, p.left, y+10, p.w-p.right, y+10)
+	}
+	for _, w := range a.windows {
+		y := p.top + float64(lane[w.fault])*22
+		x0, x1 := p.px(float64(w.start)/1e9), p.px(float64(w.end)/1e9)
+		if x1-x0 < 2 {
+			x1 = x0 + 2
+		}
+		open := ""
+		if w.open {
+			open = " (never healed in the history)"
+		}
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="16" rx="3" fill="%s" stroke="#555" stroke-width="0.5"><title>%s %s–%s%s: %s</title></rect>`,
+			x0, y+2, x1-x0, colors[w.fault], esc(w.fault), secs(w.start), secs(w.end), open, esc(w.value))
+		if label := w.value; x1-x0 > 40 && label != "" {
+			maxChars := int((x1 - x0 - 4) / 6)
+			if len(label) > maxChars {
+				label = label[:max(0, maxChars-1)] + "…"
+			}
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10">%s</text>`, x0+3, y+14, esc(label))
+		}
+	}
+	yAxis := p.top + float64(len(lanes))*22 + 4
+	for _, t := range linearTicks(0, p.x1, 10) {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10" text-anchor="middle">%s</text>`, p.px(t), yAxis+10, fmtTick(t))
+	}
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" text-anchor="middle">time (s)</text>`, (p.left+p.w)/2, yAxis+24)
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}
