@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chaoskv/chaos/docker"
+	"github.com/chaoskv/chaos/harness/dockerbackend"
+	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/results"
+)
+
+// dockerRun is one finished chaos run against kvnode containers.
+type dockerRun struct {
+	dir  string
+	ops  []history.Op
+	test results.Test
+}
+
+// runDocker runs chaos run with args (plus the kvnode binary and a store of
+// its own) against a real cluster, requires a valid verdict and a clean
+// Docker afterwards, and returns the run's store entry.
+func runDocker(t *testing.T, args ...string) dockerRun {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping the Docker end-to-end run in -short mode")
+	}
+	d := dockerOrSkip(t)
+	bin := filepath.Join(t.TempDir(), "kvnode")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/chaoskv/chaos/cmd/kvnode")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build kvnode: %v\n%s", err, out)
+	}
+	store := t.TempDir()
+	leftovers := func() docker.CleanReport {
+		dir, err := results.Latest(store)
+		if err != nil {
+			return docker.CleanReport{}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		rep, err := d.Clean(ctx, dockerbackend.RunID(dir), false)
+		if err != nil {
+			t.Errorf("clean: %v", err)
+		}
+		return rep
+	}
+	t.Cleanup(func() { leftovers() })
+
+	code, stderr := runCLI(t, append([]string{"run", "--kvnode-binary", bin, "--store", store}, args...)...)
+	if code != exitValid {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitValid, stderr)
+	}
+	if rep := leftovers(); rep.Containers != 0 || rep.Networks != 0 {
+		t.Fatalf("the run left %d containers and %d networks behind", rep.Containers, rep.Networks)
+	}
+	dir, err := results.Latest(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, results.HistoryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ops, err := history.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := results.ReadTest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dockerRun{dir: dir, ops: ops, test: test}
+}
+
+// nemesisOps counts the nemesis's completed operations by f, keeping only
+// those that took effect (no error).
+func (r dockerRun) nemesisOps() map[string]int {
+	n := map[string]int{}
+	for _, op := range r.ops {
+		if op.Process.IsNemesis() && op.Type == history.Info && op.Error == "" {
+			n[op.F]++
+		}
+	}
+	return n
+}
+
+// oks counts the clients' successful operations.
+func (r dockerRun) oks() int {
+	n := 0
+	for _, op := range r.ops {
+		if !op.Process.IsNemesis() && op.Type == history.Ok {
+			n++
+		}
+	}
+	return n
+}
+
+// checkTimings logs the run's phase durations and fails when setup or the
+// first op took absurdly long (the goal with a cached image is well under
+// 10s; a loaded test machine gets slack).
+func (r dockerRun) checkTimings(t *testing.T) {
+	t.Helper()
+	tm := r.test.Timings
+	if tm == nil {
+		t.Fatal("test.json has no timings")
+	}
+	t.Logf("timings: setup %.3fs, first op %.3fs, teardown %.3fs", tm.Setup, tm.FirstOp, tm.Teardown)
+	if tm.Setup <= 0 || tm.FirstOp < tm.Setup || tm.Teardown <= 0 {
+		t.Errorf("inconsistent timings %+v", *tm)
+	}
+	if tm.FirstOp > 30 || tm.Teardown > 30 {
+		t.Errorf("first op after %.1fs, teardown %.1fs: far over the 10s goal", tm.FirstOp, tm.Teardown)
+	}
+}
+
+// TestRunDockerPause freezes kvnode containers during a short run: the
+// verdict must be valid, with pauses and resumes that took effect in the
+// history.
+func TestRunDockerPause(t *testing.T) {
+	r := runDocker(t, "--nemesis", "pause", "--nemesis-interval", "3s", "--time-limit", "15s", "--seed", "2")
+	n := r.nemesisOps()
+	if n["pause"] == 0 || n["resume"] == 0 {
+		t.Fatalf("nemesis ops %v: want both pause and resume to have taken effect", n)
+	}
+	if oks := r.oks(); oks < 300 {
+		t.Fatalf("only %d ok ops in 15s at 100 ops/s", oks)
+	}
+	r.checkTimings(t)
+	t.Logf("nemesis %v, %d ok ops", n, r.oks())
+}
+
+// TestRunDockerKill SIGKILLs and restarts kvnode containers during a short
+// run: the verdict must be valid, with kills and restarts that took effect
+// in the history.
+func TestRunDockerKill(t *testing.T) {
+	r := runDocker(t, "--nemesis", "kill", "--nemesis-interval", "3s", "--time-limit", "15s", "--seed", "3")
+	n := r.nemesisOps()
+	if n["kill"] == 0 || n["start"] == 0 {
+		t.Fatalf("nemesis ops %v: want both kill and start to have taken effect", n)
+	}
+	if oks := r.oks(); oks < 300 {
+		t.Fatalf("only %d ok ops in 15s at 100 ops/s", oks)
+	}
+	r.checkTimings(t)
+	t.Logf("nemesis %v, %d ok ops", n, r.oks())
+}
