@@ -352,4 +352,3 @@ func TestGroupsStrictSerializableUnderFaultsAndMoves(t *testing.T) {
 		t.Fatalf("the sweep did not exercise commits, aborts and redirects: %+v", total)
 	}
 }
-
