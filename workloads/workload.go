@@ -58,6 +58,16 @@ type CheckSpec struct {
 	// Model is the checker's model or consistency level, such as
 	// "cas-register" for the linearizability checker.
 	Model string `json:"model,omitempty"`
+	// ConsistencyModels are the models an Elle check holds the history
+	// to; empty means the checker's default (strict-serializable).
+	ConsistencyModels []string `json:"consistency-models,omitempty"`
+	// Total is the bank's constant total of all balances; nil lets the
+	// bank checker infer it.
+	Total *int64 `json:"total,omitempty"`
+	// Accounts lists every bank account; empty lets the checker infer them.
+	Accounts []string `json:"accounts,omitempty"`
+	// AllowNegative permits negative bank balances.
+	AllowNegative bool `json:"allow-negative,omitempty"`
 }
 
 // Workload ties a generator, a client and a checker together.
@@ -125,10 +135,26 @@ func New(name string) (Workload, error) {
 	switch name {
 	case "register":
 		return NewRegister(RegisterOptions{}), nil
+	case "list-append":
+		return NewListAppend(ElleOptions{}), nil
+	case "rw-register":
+		return NewRWRegister(ElleOptions{}), nil
+	case "bank":
+		return NewBank(BankOptions{}), nil
 	default:
 		return nil, fmt.Errorf("unknown workload %q (known: %v)", name, Names())
 	}
 }
 
 // Names lists the workloads New knows.
-func Names() []string { return []string{"register"} }
+func Names() []string { return []string{"register", "list-append", "rw-register", "bank"} }
+
+// IsTransactional reports whether the named workload needs a system under
+// test that implements TxnSUT.
+func IsTransactional(name string) bool {
+	switch name {
+	case "list-append", "rw-register", "bank":
+		return true
+	}
+	return false
+}
