@@ -37,7 +37,7 @@ const (
 
 // allKinds lists every kind in the order help texts show them.
 var allKinds = []Kind{Partition, PartitionOne, PartitionMajoritiesRing, PartitionBridge,
-	PartitionLeader, Pause, Kill, Loss, Latency}
+	PartitionLeader, Pause, Kill, Loss, Latency, Reconfig}
 
 // Kinds returns every valid kind.
 func Kinds() []Kind { return append([]Kind(nil), allKinds...) }

@@ -92,6 +92,9 @@ func New(t Target, cfg Config, rec Recorder) (*Nemesis, error) {
 	if slices.Contains(cfg.Kinds, PartitionLeader) && cfg.Leaders == nil {
 		return nil, fmt.Errorf("nemesis: partition-leader needs a way to find the current leaders")
 	}
+	if _, ok := t.(Reconfigurer); slices.Contains(cfg.Kinds, Reconfig) && !ok {
+		return nil, errNoReconfigurer
+	}
 	scheds, err := Schedules(cfg.Kinds, cfg.Interval, cfg.Seed)
 	if err != nil {
 		return nil, err
@@ -147,6 +150,15 @@ func (n *Nemesis) loop(ctx context.Context, sched *Schedule) error {
 		step := sched.Next()
 		if n.cfg.Sleep(ctx, step.Quiet) != nil {
 			return nil
+		}
+		if step.Kind == Reconfig {
+			n.mu.Lock()
+			err := n.reconfigure(ctx, step.Seed)
+			n.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
+			continue
 		}
 		f, err := n.plan(ctx, step)
 		if errors.Is(err, errNoLeader) {

@@ -66,6 +66,8 @@ func (k Kind) class() int {
 		return 1
 	case k == Loss:
 		return 2
+	case k == Reconfig:
+		return 4
 	}
 	return 3
 }
@@ -166,6 +168,8 @@ func Plan(step Step, nodes []string, leaders []string, p Params) (Fault, error) 
 			return Fault{}, fmt.Errorf("nemesis: latency needs a positive delay and a non-negative jitter, got %v±%v", p.Latency.Delay, p.Latency.Jitter)
 		}
 		f.Latency = p.Latency
+	case Reconfig:
+		return Fault{}, fmt.Errorf("nemesis: reconfig is decided by PlanReconfig from the shard layout, not by Plan")
 	default:
 		return Fault{}, fmt.Errorf("nemesis: unknown fault kind %q (valid: %s)", string(step.Kind), validList())
 	}
