@@ -173,6 +173,8 @@ func runReconfig(t *testing.T, c *fakeCtl, kinds []Kind, sleeps int) []history.O
 			if count.Add(1) > int64(sleeps) {
 				cancel()
 			}
+			// Let the other schedules' goroutines interleave.
+			time.Sleep(20 * time.Microsecond)
 			return ctx.Err()
 		},
 	}, func(op history.Op) { ops = append(ops, op) })
@@ -257,7 +259,7 @@ func TestReconfigFailuresAreRecordedNotFatal(t *testing.T) {
 
 func TestReconfigMixesWithPartitions(t *testing.T) {
 	c := newCtl(3, 1, 16)
-	ops := runReconfig(t, c, []Kind{Partition, Reconfig}, 60)
+	ops := runReconfig(t, c, []Kind{Partition, Reconfig}, 300)
 	checkPairs(t, ops)
 	fs := map[string]bool{}
 	for _, op := range ops {
