@@ -1,0 +1,692 @@
+package sim
+
+import (
+	"fmt"
+	"maps"
+	"math/rand"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/checker/elle"
+	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/kvnode/shardctl"
+	"github.com/chaoskv/chaos/kvnode/txn"
+)
+
+// WorkloadListAppend is Elle's list-append over a sharded cluster:
+// transactions of appends and reads over keys in any shards.
+const WorkloadListAppend = "list-append"
+
+// ShardedConfig is one simulated test of a sharded cluster: a shard
+// controller group and Groups shard groups of three replicas each, placed
+// round a ring of Nodes nodes, so that every node hosts replicas of
+// several groups and a node fault hits them all.
+type ShardedConfig struct {
+	Seed     int64
+	Protocol string // replication core ("paxos")
+	Nodes    int    // nodes (5)
+	Groups   int    // shard groups (3); groups 1 and 2 start joined
+	Ops      int    // transactions (300)
+	Clients  int    // concurrent clients (5)
+	Keys     int    // keys (8)
+	// Faults enables node crashes, partitions of the nodes and shard moves
+	// (Join, Leave, Move) during the run.
+	Faults bool
+	// Think bounds the pause between a client's transactions (100ms).
+	Think time.Duration
+	// AbandonAfter is how long a coordinator waits for votes before its
+	// runtime abandons (aborts) the transaction (500ms).
+	AbandonAfter time.Duration
+	// TxnDeadline bounds one transaction, retries included, before its
+	// outcome is declared unknown (3s).
+	TxnDeadline time.Duration
+}
+
+func (c *ShardedConfig) defaults() {
+	if c.Protocol == "" {
+		c.Protocol = "paxos"
+	}
+	if c.Nodes == 0 {
+		c.Nodes = 5
+	}
+	if c.Groups == 0 {
+		c.Groups = 3
+	}
+	if c.Ops == 0 {
+		c.Ops = 300
+	}
+	if c.Clients == 0 {
+		c.Clients = 5
+	}
+	if c.Keys == 0 {
+		c.Keys = 8
+	}
+	if c.Think == 0 {
+		c.Think = 100 * time.Millisecond
+	}
+	if c.AbandonAfter == 0 {
+		c.AbandonAfter = 500 * time.Millisecond
+	}
+	if c.TxnDeadline == 0 {
+		c.TxnDeadline = 3 * time.Second
+	}
+}
+
+// ShardedResult is the outcome of RunSharded.
+type ShardedResult struct {
+	Seed    int64
+	History []history.Op
+	// Ok, Fail (aborted) and Info count transaction completions; Moves
+	// counts controller changes made during the run.
+	Ok, Fail, Info, Moves int
+	// Cross counts committed transactions that spanned groups; Aborts
+	// counts aborted attempts (each retried while its deadline allows).
+	Cross, Aborts int
+	Check                 checker.Result
+	Problems              []string
+	Valid                 checker.Validity
+	Virtual               time.Duration
+}
+
+// world is several replica groups (each a Cluster) on one virtual clock,
+// with the runtime that moves their requests between groups.
+type world struct {
+	cfg      ShardedConfig
+	rng      *rand.Rand
+	clusters []*Cluster          // 0 is the controller
+	members  [][]replica.NodeID // members[g][i]: world node of cluster g's node i+1
+	pumps    []*groupRuntime
+	hist     []history.Op
+	res      *ShardedResult
+	err      error
+	side     map[replica.NodeID]int // the current partition; nil when healed
+	sessions uint64
+	appends  int64
+}
+
+func (w *world) now() int64 { return w.clusters[0].now }
+
+// step runs the earliest event of any cluster; ties go to the lower
+// cluster index, so a run stays a function of the seed.
+func (w *world) step() bool {
+	best := -1
+	var at int64
+	for i, c := range w.clusters {
+		if c.agenda.len() > 0 && (best < 0 || c.agenda.peekTime() < at) {
+			best, at = i, c.agenda.peekTime()
+		}
+	}
+	if best < 0 {
+		return false
+	}
+	for _, c := range w.clusters {
+		c.now = at
+	}
+	w.clusters[best].Step()
+	for _, c := range w.clusters {
+		if c.err != nil && w.err == nil {
+			w.err = c.err
+		}
+	}
+	return true
+}
+
+// at schedules fn on the controller cluster's agenda.
+func (w *world) at(d time.Duration, fn func()) { w.clusters[0].At(d, fn) }
+
+func (w *world) runUntil(cond func() bool, limit time.Duration) bool {
+	end := w.now() + int64(limit)
+	for !cond() && w.err == nil {
+		if !w.step() || w.now() > end {
+			return cond()
+		}
+	}
+	return cond()
+}
+
+// local returns cluster g's node id of world node n, or 0.
+func (w *world) local(g int, n replica.NodeID) replica.NodeID {
+	if i := slices.Index(w.members[g], n); i >= 0 {
+		return replica.NodeID(i + 1)
+	}
+	return 0
+}
+
+// crash and restart act on every replica a world node hosts.
+func (w *world) crash(n replica.NodeID) {
+	for g, c := range w.clusters {
+		if l := w.local(g, n); l != 0 {
+			c.Crash(l)
+		}
+	}
+}
+
+func (w *world) restart(n replica.NodeID) {
+	for g, c := range w.clusters {
+		if l := w.local(g, n); l != 0 {
+			if err := c.Restart(l); err != nil && w.err == nil {
+				w.err = err
+			}
+		}
+	}
+}
+
+// partition splits the world's nodes into sides; side[n] is node n's.
+func (w *world) partition(side map[replica.NodeID]int) {
+	for g, c := range w.clusters {
+		groups := map[int][]replica.NodeID{}
+		for i, n := range w.members[g] {
+			groups[side[n]] = append(groups[side[n]], replica.NodeID(i+1))
+		}
+		var gs [][]replica.NodeID
+		for _, k := range slices.Sorted(maps.Keys(groups)) {
+			gs = append(gs, groups[k])
+		}
+		c.Partition(gs...)
+	}
+	w.side = side
+}
+
+func (w *world) heal() {
+	for _, c := range w.clusters {
+		c.Heal()
+	}
+	w.side = nil
+}
+
+// hears reports whether world nodes a and b can talk under the current
+// partition.
+func (w *world) hears(a, b replica.NodeID) bool {
+	return w.side == nil || w.side[a] == w.side[b]
+}
+
+// clientOf returns a new simulated client of cluster g that runs on world
+// node at: it cannot reach the members that node cannot hear (at 0: a
+// client outside the cluster, never cut off).
+func (w *world) clientOf(g int, at replica.NodeID) *Client {
+	cl := w.clusters[g].NewClient(ClientConfig{Attempt: 200 * time.Millisecond, Deadline: time.Second})
+	cl.rr = 0
+	if at != 0 {
+		w.cutFor(cl, g, at)
+	}
+	return cl
+}
+
+func (w *world) cutFor(cl *Client, g int, at replica.NodeID) {
+	var cut []replica.NodeID
+	for i, n := range w.members[g] {
+		if !w.hears(at, n) {
+			cut = append(cut, replica.NodeID(i+1))
+		}
+	}
+	cl.CutFrom(cut...)
+}
+
+// groupRuntime is the part of a shard group's runtime that the state
+// machine cannot do itself: it runs on the group's current leader and
+// delivers the Outbox to other groups, proposes their answers, learns
+// configurations from the controller in order, and abandons transactions
+// whose votes do not come.
+type groupRuntime struct {
+	w         *world
+	g         int
+	self      *Client
+	queue     [][]byte
+	out       map[replica.GroupID][]*Client
+	ctl       *Client
+	firstSeen map[txn.TxnID]int64
+}
+
+const pumpEvery = 20 * time.Millisecond
+
+func (rt *groupRuntime) tick() {
+	w := rt.w
+	defer w.at(pumpEvery, rt.tick)
+	c := w.clusters[rt.g]
+	lead := c.Leader()
+	if lead == 0 {
+		return
+	}
+	n := c.nodes[lead-1]
+	grp, ok := n.sm.(*txn.Group)
+	if !ok || !n.up || n.paused {
+		return
+	}
+	at := w.members[rt.g][lead-1]
+	for _, m := range grp.Outbox() {
+		if int(m.To) >= len(w.clusters) || m.To == 0 {
+			continue
+		}
+		for _, cl := range rt.out[m.To] {
+			if cl.Busy() {
+				continue
+			}
+			w.cutFor(cl, int(m.To), at)
+			cl.Invoke(m.Op, func(o Outcome) {
+				if !o.Unknown && len(o.Value) > 0 {
+					rt.enqueue(o.Value)
+				}
+			})
+			break
+		}
+	}
+	now := w.now()
+	pending := grp.Pending()
+	// Walk pending (sorted), never the map, so the run stays a function
+	// of the seed.
+	seen := make(map[txn.TxnID]int64, len(pending))
+	for _, id := range pending {
+		t, ok := rt.firstSeen[id]
+		switch {
+		case !ok:
+			t = now
+		case now-t > int64(w.cfg.AbandonAfter):
+			rt.enqueue(txn.EncodeAbandon(id))
+			t = now
+		}
+		seen[id] = t
+	}
+	rt.firstSeen = seen
+	if !rt.ctl.Busy() {
+		want := grp.ConfigNum() + 1
+		w.cutFor(rt.ctl, 0, at)
+		rt.ctl.Invoke(shardctl.Op{Kind: shardctl.Query, Num: int64(want)}.Encode(), func(o Outcome) {
+			if o.Unknown {
+				return
+			}
+			if r, err := shardctl.DecodeReply(o.Value); err == nil && r.Err == "" && r.Config.Num == want {
+				rt.enqueue(txn.EncodeConfigRequest(&r.Config))
+			}
+		})
+	}
+	rt.flush(at)
+}
+
+func (rt *groupRuntime) enqueue(op []byte) {
+	for _, q := range rt.queue {
+		if string(q) == string(op) {
+			return
+		}
+	}
+	if len(rt.queue) < 256 {
+		rt.queue = append(rt.queue, op)
+	}
+}
+
+func (rt *groupRuntime) flush(at replica.NodeID) {
+	if rt.self.Busy() || len(rt.queue) == 0 {
+		return
+	}
+	op := rt.queue[0]
+	rt.queue = rt.queue[1:]
+	rt.w.cutFor(rt.self, rt.g, at)
+	rt.self.Invoke(op, func(Outcome) { rt.flush(at) })
+}
+
+// txnWorker is one workload client: it routes each transaction to the
+// group owning its lowest shard under its cached configuration, follows
+// wrong-group answers by asking the controller for the latest one, and
+// polls a coordinator with the same (client, seq) until the outcome is
+// known. Every group's Client shares the worker's session, so a request
+// retried at a new owner is matched against the session table that moved
+// with the shard.
+type txnWorker struct {
+	w        *world
+	proc     history.Process
+	cls      []*Client
+	cfg      shardctl.Config
+	clientID uint64
+	seq      uint64
+
+	ops   []txn.MicroOp
+	value []any
+	start int64
+	done  func()
+}
+
+func (w *world) newWorker(proc history.Process) *txnWorker {
+	tw := &txnWorker{w: w, proc: proc}
+	for g := range w.clusters {
+		tw.cls = append(tw.cls, w.clientOf(g, 0))
+	}
+	tw.newSession()
+	return tw
+}
+
+func (tw *txnWorker) newSession() {
+	tw.w.sessions++
+	tw.clientID, tw.seq = 1<<40+tw.w.sessions, 0
+}
+
+func skey(k int64) string { return "k" + strconv.FormatInt(k, 10) }
+
+// run invokes a transaction; value is its Jepsen form.
+func (tw *txnWorker) run(ops []txn.MicroOp, value []any, done func()) {
+	tw.ops, tw.value, tw.done = ops, value, done
+	tw.seq++
+	tw.start = tw.w.now()
+	tw.w.record(history.Op{Type: history.Invoke, Process: tw.proc, F: "txn", Value: value})
+	tw.attempt()
+}
+
+func (tw *txnWorker) attempt() {
+	w := tw.w
+	if w.now()-tw.start > int64(w.cfg.TxnDeadline) {
+		tw.finish(history.Info, nil, "deadline")
+		return
+	}
+	low := shardctl.NShards
+	for _, o := range tw.ops {
+		low = min(low, shardctl.ShardOf(o.Key))
+	}
+	owner := int(tw.cfg.Shards[low])
+	if owner == 0 || owner >= len(tw.cls) {
+		tw.refresh()
+		return
+	}
+	cl := tw.cls[owner]
+	cl.clientID, cl.seq = tw.clientID, tw.seq-1
+	cl.Invoke(txn.EncodeTxnRequest(tw.ops), func(o Outcome) {
+		if o.Unknown {
+			tw.attempt()
+			return
+		}
+		r, err := txn.DecodeReply(o.Value)
+		if err != nil {
+			tw.finish(history.Info, nil, fmt.Sprintf("reply: %v", err))
+			return
+		}
+		switch r.Status {
+		case txn.StatusOK:
+			groups := map[replica.GroupID]bool{}
+			for _, o := range tw.ops {
+				groups[tw.cfg.Shards[shardctl.ShardOf(o.Key)]] = true
+			}
+			if len(groups) > 1 {
+				w.res.Cross++
+			}
+			tw.finish(history.Ok, r.Results, "")
+		case txn.StatusAborted:
+			// Certainly not applied: try again as a new transaction
+			// while the deadline allows, after a random pause so that
+			// conflicting clients do not meet again at once.
+			w.res.Aborts++
+			if w.now()-tw.start+int64(200*time.Millisecond) > int64(w.cfg.TxnDeadline) {
+				tw.finish(history.Fail, nil, "aborted: "+r.Err)
+				return
+			}
+			tw.seq++
+			w.at(time.Duration(10+w.rng.Intn(50))*time.Millisecond, tw.attempt)
+		case txn.StatusWrongGroup:
+			tw.refresh()
+		case txn.StatusRetry:
+			w.at(20*time.Millisecond, tw.attempt)
+		default:
+			tw.finish(history.Info, nil, r.Err)
+		}
+	})
+}
+
+// refresh asks the controller for the latest configuration, then tries
+// again.
+func (tw *txnWorker) refresh() {
+	tw.cls[0].Invoke(shardctl.Op{Kind: shardctl.Query, Num: -1}.Encode(), func(o Outcome) {
+		if !o.Unknown {
+			if r, err := shardctl.DecodeReply(o.Value); err == nil && r.Err == "" {
+				tw.cfg = r.Config
+			}
+		}
+		tw.w.at(10*time.Millisecond, tw.attempt)
+	})
+}
+
+func (tw *txnWorker) finish(typ history.Type, res []txn.MicroResult, why string) {
+	w := tw.w
+	v := tw.value
+	if typ == history.Ok {
+		v = make([]any, len(res))
+		for i, r := range res {
+			k, _ := strconv.ParseInt(r.Key[1:], 10, 64)
+			if r.F == txn.Read {
+				l := []any{}
+				for _, e := range r.List {
+					x, _ := strconv.ParseInt(e, 10, 64)
+					l = append(l, x)
+				}
+				v[i] = []any{"r", k, l}
+			} else {
+				x, _ := strconv.ParseInt(r.Value, 10, 64)
+				v[i] = []any{"append", k, x}
+			}
+		}
+	}
+	w.record(history.Op{Type: typ, Process: tw.proc, F: "txn", Value: v, Error: why})
+	switch typ {
+	case history.Ok:
+		w.res.Ok++
+	case history.Fail:
+		w.res.Fail++
+	default:
+		w.res.Info++
+		tw.proc += history.Process(w.cfg.Clients + w.cfg.Keys)
+		tw.newSession()
+	}
+	done := tw.done
+	tw.done = nil
+	done()
+}
+
+func (w *world) record(op history.Op) {
+	op.Index = int64(len(w.hist))
+	op.Time = w.now()
+	w.hist = append(w.hist, op)
+}
+
+// RunSharded runs one simulated test of a sharded cluster with the
+// list-append workload and checks the history with Elle for strict
+// serializability.
+func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
+	cfg.defaults()
+	if cfg.Nodes < 3 || cfg.Groups < 2 || cfg.Clients < 1 || cfg.Keys < 1 {
+		return nil, fmt.Errorf("sim: sharded run needs Nodes >= 3, Groups >= 2, Clients and Keys >= 1 (got %d, %d, %d, %d)", cfg.Nodes, cfg.Groups, cfg.Clients, cfg.Keys)
+	}
+	w := &world{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), res: &ShardedResult{Seed: cfg.Seed}}
+	for g := 0; g <= cfg.Groups; g++ {
+		var mem []replica.NodeID
+		for i := 0; i < 3; i++ {
+			mem = append(mem, replica.NodeID((g+i)%cfg.Nodes+1))
+		}
+		gid := replica.GroupID(g)
+		newSM := func() replica.StateMachine { return txn.NewGroup(gid) }
+		if g == 0 {
+			newSM = func() replica.StateMachine { return shardctl.New() }
+		}
+		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200})
+		if err != nil {
+			return nil, fmt.Errorf("sim: group %d: %w", g, err)
+		}
+		w.clusters = append(w.clusters, c)
+		w.members = append(w.members, mem)
+	}
+	for g := 1; g <= cfg.Groups; g++ {
+		rt := &groupRuntime{w: w, g: g, out: map[replica.GroupID][]*Client{}, firstSeen: map[txn.TxnID]int64{}}
+		rt.self = w.clientOf(g, 0)
+		rt.ctl = w.clientOf(0, 0)
+		for to := 1; to <= cfg.Groups; to++ {
+			if to != g {
+				for i := 0; i < 4; i++ {
+					rt.out[replica.GroupID(to)] = append(rt.out[replica.GroupID(to)], w.clientOf(to, 0))
+				}
+			}
+		}
+		w.pumps = append(w.pumps, rt)
+		w.at(pumpEvery, rt.tick)
+	}
+	admin := w.clientOf(0, 0)
+	joined := false
+	admin.Invoke(shardctl.Op{Kind: shardctl.Join, Groups: map[replica.GroupID][]replica.NodeID{1: w.members[1], 2: w.members[2]}}.Encode(), func(o Outcome) { joined = !o.Unknown })
+	if !w.runUntil(func() bool { return joined }, 10*time.Second) {
+		return nil, fmt.Errorf("sim seed %d: the controller did not accept the first join", cfg.Seed)
+	}
+
+	invoked, active, stop := 0, cfg.Clients, false
+	var next func(tw *txnWorker)
+	next = func(tw *txnWorker) {
+		if invoked >= cfg.Ops {
+			active--
+			return
+		}
+		invoked++
+		if invoked == cfg.Ops {
+			stop = true
+		}
+		ops, value := w.genTxn()
+		tw.run(ops, value, func() {
+			w.at(time.Duration(w.rng.Int63n(int64(cfg.Think)+1)), func() { next(tw) })
+		})
+	}
+	for i := 0; i < cfg.Clients; i++ {
+		tw := w.newWorker(history.Process(i))
+		w.at(time.Duration(w.rng.Int63n(int64(cfg.Think)+1)), func() { next(tw) })
+	}
+	if cfg.Faults {
+		w.nemesis(admin, func() bool { return stop })
+	}
+	limit := time.Duration(cfg.Ops+10) * (cfg.TxnDeadline + cfg.Think)
+	w.runUntil(func() bool { return active == 0 }, limit)
+	if w.err != nil {
+		return nil, fmt.Errorf("sim seed %d: %w", cfg.Seed, w.err)
+	}
+	if active != 0 {
+		return nil, fmt.Errorf("sim seed %d: the workload did not finish within %v of virtual time", cfg.Seed, limit)
+	}
+	// Healed and restarted: every key must be readable again.
+	w.heal()
+	for n := 1; n <= cfg.Nodes; n++ {
+		w.restart(replica.NodeID(n))
+	}
+	for k := 0; k < cfg.Keys; k++ {
+		tw := w.newWorker(history.Process(10000 + k))
+		tw.w.cfg.TxnDeadline = 20 * time.Second
+		finished := false
+		tw.run([]txn.MicroOp{{F: txn.Read, Key: skey(int64(k))}}, []any{[]any{"r", int64(k), nil}}, func() { finished = true })
+		w.runUntil(func() bool { return finished }, 30*time.Second)
+		if last := w.hist[len(w.hist)-1]; !finished || last.Type != history.Ok {
+			w.res.Problems = append(w.res.Problems, fmt.Sprintf("final read of key %d did not complete after healing", k))
+		}
+	}
+	if w.err != nil {
+		return nil, fmt.Errorf("sim seed %d: %w", cfg.Seed, w.err)
+	}
+	for g, c := range w.clusters {
+		for _, p := range c.CompareReplicas() {
+			w.res.Problems = append(w.res.Problems, fmt.Sprintf("group %d: %s", g, p))
+		}
+	}
+	w.res.History = w.hist
+	w.res.Virtual = time.Duration(w.now())
+	chk, err := elle.Check("list-append", w.hist, elle.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("sim seed %d: elle: %w", cfg.Seed, err)
+	}
+	w.res.Check = chk
+	w.res.Valid = chk.Valid
+	if len(w.res.Problems) > 0 {
+		w.res.Valid = checker.Invalid
+	}
+	return w.res, nil
+}
+
+// genTxn makes 1-4 micro-ops over the keys: appends of unique values and
+// reads.
+func (w *world) genTxn() ([]txn.MicroOp, []any) {
+	n := 1 + w.rng.Intn(4)
+	var ops []txn.MicroOp
+	var value []any
+	for i := 0; i < n; i++ {
+		k := int64(w.rng.Intn(w.cfg.Keys))
+		if w.rng.Intn(2) == 0 {
+			w.appends++
+			ops = append(ops, txn.MicroOp{F: txn.Append, Key: skey(k), Value: strconv.FormatInt(w.appends, 10)})
+			value = append(value, []any{"append", k, w.appends})
+		} else {
+			ops = append(ops, txn.MicroOp{F: txn.Read, Key: skey(k)})
+			value = append(value, []any{"r", k, nil})
+		}
+	}
+	return ops, value
+}
+
+// nemesis alternates faults every 300-800ms until stopped: a crashed node
+// (restarted at the next step), a random partition of the nodes (healed
+// at the next step), or a shard change at the controller.
+func (w *world) nemesis(admin *Client, stopped func() bool) {
+	var down replica.NodeID
+	var step func()
+	step = func() {
+		if down != 0 {
+			w.restart(down)
+			down = 0
+		}
+		w.heal()
+		if stopped() {
+			return
+		}
+		switch w.rng.Intn(3) {
+		case 0:
+			down = replica.NodeID(1 + w.rng.Intn(w.cfg.Nodes))
+			w.crash(down)
+			w.recordNemesis("kill", int64(down))
+		case 1:
+			side := map[replica.NodeID]int{}
+			for n := 1; n <= w.cfg.Nodes; n++ {
+				side[replica.NodeID(n)] = w.rng.Intn(2)
+			}
+			w.partition(side)
+			w.recordNemesis("partition", fmt.Sprint(side))
+		default:
+			if !admin.Busy() {
+				admin.Invoke(shardctl.Op{Kind: shardctl.Query, Num: -1}.Encode(), func(o Outcome) {
+					r, err := shardctl.DecodeReply(o.Value)
+					if o.Unknown || err != nil || r.Err != "" || admin.Busy() {
+						return
+					}
+					op := w.shardChange(&r.Config)
+					w.res.Moves++
+					w.recordNemesis("reconfig", fmt.Sprintf("%d %v %v shard %d to %d", op.Kind, slices.Sorted(maps.Keys(op.Groups)), op.GIDs, op.Shard, op.GID))
+					admin.Invoke(op.Encode(), func(Outcome) {})
+				})
+			}
+		}
+		w.at(time.Duration(300+w.rng.Intn(500))*time.Millisecond, step)
+	}
+	w.at(500*time.Millisecond, step)
+}
+
+func (w *world) recordNemesis(f string, v any) {
+	w.record(history.Op{Type: history.Info, Process: history.NemesisProcess, F: f, Value: v})
+}
+
+// shardChange picks a Join, Leave or Move from the latest configuration;
+// it never removes the last group.
+func (w *world) shardChange(latest *shardctl.Config) shardctl.Op {
+	var in, out []replica.GroupID
+	for g := 1; g <= w.cfg.Groups; g++ {
+		if _, ok := latest.Groups[replica.GroupID(g)]; ok {
+			in = append(in, replica.GroupID(g))
+		} else {
+			out = append(out, replica.GroupID(g))
+		}
+	}
+	switch x := w.rng.Intn(3); {
+	case x == 0 && len(out) > 0:
+		g := out[w.rng.Intn(len(out))]
+		return shardctl.Op{Kind: shardctl.Join, Groups: map[replica.GroupID][]replica.NodeID{g: w.members[g]}}
+	case x == 1 && len(in) > 1:
+		return shardctl.Op{Kind: shardctl.Leave, GIDs: []replica.GroupID{in[w.rng.Intn(len(in))]}}
+	}
+	return shardctl.Op{Kind: shardctl.Move, Shard: w.rng.Intn(shardctl.NShards), GID: in[w.rng.Intn(len(in))]}
+}

@@ -1,0 +1,75 @@
+package sim
+
+import (
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chaoskv/chaos/checker"
+)
+
+// shardedSeeds is the sweep size: CHAOS_SIM_SEEDS, else 200 (40 in -short).
+func shardedSeeds(t *testing.T) int {
+	if s := os.Getenv("CHAOS_SIM_SEEDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("CHAOS_SIM_SEEDS=%q: want a positive number", s)
+		}
+		return n
+	}
+	if testing.Short() {
+		return 40
+	}
+	return 200
+}
+
+// TestShardedSweep runs the sharded list-append test with crashes,
+// partitions and shard moves on many seeds; every history must be
+// strict-serializable (Elle), every final read must complete after
+// healing, and replicas of every group must agree.
+func TestShardedSweep(t *testing.T) {
+	n := shardedSeeds(t)
+	start := time.Now()
+	var ok, aborted, info, moves, cross, attempts int
+	for seed := int64(1); seed <= int64(n); seed++ {
+		res, err := RunSharded(ShardedConfig{Seed: seed, Faults: true})
+		if err != nil {
+			t.Fatalf("seed %d: %v\nreplay: CHAOS_SHARDED_SEED=%d go test ./kvnode/sim -run TestShardedSeed -v", seed, err, seed)
+		}
+		if res.Valid != checker.Valid {
+			t.Fatalf("seed %d: %s: problems %v, check %+v\nreplay: CHAOS_SHARDED_SEED=%d go test ./kvnode/sim -run TestShardedSeed -v", seed, res.Valid, res.Problems, res.Check, seed)
+		}
+		ok, aborted, info, moves = ok+res.Ok, aborted+res.Fail, info+res.Info, moves+res.Moves
+		cross += res.Cross
+		attempts += res.Aborts
+	}
+	t.Logf("%d seeds in %v: %d committed (%d cross-group), %d failed, %d unknown, %d aborted attempts retried, %d shard changes", n, time.Since(start), ok, cross, aborted, info, attempts, moves)
+	if ok == 0 || cross == 0 || moves == 0 {
+		t.Fatalf("the sweep did not exercise cross-group commits and shard changes")
+	}
+}
+
+// TestShardedSeed replays one seed of the sweep (CHAOS_SHARDED_SEED,
+// default 1) and prints its history on failure.
+func TestShardedSeed(t *testing.T) {
+	seed := int64(1)
+	if s := os.Getenv("CHAOS_SHARDED_SEED"); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("CHAOS_SHARDED_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	res, err := RunSharded(ShardedConfig{Seed: seed, Faults: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("seed %d: %d ok (%d cross-group), %d aborted, %d info, %d shard changes, %v virtual", seed, res.Ok, res.Cross, res.Fail, res.Info, res.Moves, res.Virtual)
+	if res.Valid != checker.Valid {
+		for _, op := range res.History {
+			t.Log(op.Index, op.Type, op.Process, op.F, op.Value, op.Error)
+		}
+		t.Fatalf("seed %d invalid: %v %+v", seed, res.Problems, res.Check)
+	}
+}
