@@ -19,7 +19,7 @@ import (
 // dockerOrSkip connects to the engine, skipping the test in -short mode or
 // when no engine is reachable (failing instead under CI=true, where Docker
 // is part of the contract).
-func dockerOrSkip(t *testing.T) *docker.Docker {
+func dockerOrSkip(t testing.TB) *docker.Docker {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("Docker integration test; -short runs unit tests only")
@@ -38,7 +38,7 @@ func dockerOrSkip(t *testing.T) *docker.Docker {
 }
 
 // buildKvnode builds the static node binary into a temporary directory.
-func buildKvnode(t *testing.T) string {
+func buildKvnode(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "kvnode")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/chaoskv/chaos/cmd/kvnode")
