@@ -1,9 +1,11 @@
 package results
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/chaoskv/chaos/history"
@@ -197,19 +199,75 @@ func cmpInt(a, b int64) int {
 }
 
 // short renders a history value for display, cut to at most n bytes.
+// Strings are quoted Go-style rather than as JSON, so that '<' reads as
+// '<' once the page escapes it.
 func short(v any, n int) string {
 	if v == nil {
 		return ""
 	}
-	s := string(history.AppendValue(nil, v))
-	if len(s) > n {
-		cut := n
-		for cut > 0 && s[cut]&0xC0 == 0x80 {
-			cut--
-		}
-		s = s[:cut] + "…"
+	var b strings.Builder
+	appendDisplay(&b, v, n+1)
+	return cut(b.String(), n)
+}
+
+// appendDisplay writes v to b until b holds more than limit bytes.
+func appendDisplay(b *strings.Builder, v any, limit int) {
+	if b.Len() > limit {
+		return
 	}
-	return s
+	switch x := v.(type) {
+	case nil:
+		b.WriteString("nil")
+	case string:
+		b.WriteString(strconv.Quote(x))
+	case []any:
+		b.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			if b.Len() > limit {
+				break
+			}
+			appendDisplay(b, e, limit)
+		}
+		b.WriteByte(']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			if b.Len() > limit {
+				break
+			}
+			b.WriteString(strconv.Quote(k))
+			b.WriteString(": ")
+			appendDisplay(b, x[k], limit)
+		}
+		b.WriteByte('}')
+	case json.Number:
+		b.WriteString(string(x))
+	case bool, int, int64, uint64, float64:
+		b.Write(history.AppendValue(nil, v))
+	default:
+		// Other types (typed maps and slices, structs) print as their
+		// JSON form would after a trip through results.json.
+		var generic any
+		if roundTrip(v, &generic) {
+			switch generic.(type) {
+			case []any, map[string]any, string, json.Number:
+				appendDisplay(b, generic, limit)
+				return
+			}
+		}
+		b.Write(history.AppendValue(nil, v))
+	}
 }
 
 // availability is the share of client ops invoked in a time range that

@@ -12,6 +12,9 @@ import (
 // edgeColor tells dependency kinds apart in cycle diagrams.
 var edgeColor = map[string]string{"ww": "#1565c0", "wr": "#2e7d32", "rw": "#c62828", "process": "#6d4c41", "realtime": "#6a1b9a"}
 
+// edgeKinds orders edgeColor's keys, so a page renders the same each time.
+var edgeKinds = []string{"ww", "wr", "rw", "process", "realtime"}
+
 // cut shortens s to at most n bytes on a rune boundary, marking the cut.
 func cut(s string, n int) string {
 	if len(s) <= n {
@@ -84,7 +87,8 @@ func cycleSVG(a *elle.Anomaly, id int) template.HTML {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="cycle" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" role="img"><title>%s cycle</title><defs>`, w, h, w, h, esc(a.Type))
-	for kind, c := range edgeColor {
+	for _, kind := range edgeKinds {
+		c := edgeColor[kind]
 		fmt.Fprintf(&b, `<marker id="arrow-%d-%s" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="%s"/></marker>`, id, kind, c)
 	}
 	b.WriteString(`</defs>`)
@@ -104,9 +108,11 @@ func cycleSVG(a *elle.Anomaly, id int) template.HTML {
 		p, q := pos[s.From], pos[s.To]
 		var d string
 		var lx, ly float64
+		anchor := "middle"
 		if s.From == s.To {
 			d = fmt.Sprintf("M%.1f,%.1f C%.1f,%.1f %.1f,%.1f %.1f,%.1f", p[0]+boxW/2, p[1], p[0]+boxW/2+70, p[1]-60, p[0]+boxW/2+70, p[1]+60, p[0]+boxW/2, p[1]+4)
 			lx, ly = p[0]+boxW/2+60, p[1]
+			anchor = "start"
 		} else {
 			// Clip both ends to the boxes, then bend the edge outward
 			// from the ring's centre so opposite edges do not overlap.
@@ -122,14 +128,21 @@ func cycleSVG(a *elle.Anomaly, id int) template.HTML {
 			bend := 28.0
 			c := [2]float64{mx + nx*bend*2, my + ny*bend*2}
 			d = fmt.Sprintf("M%.1f,%.1f Q%.1f,%.1f %.1f,%.1f", a0[0], a0[1], c[0], c[1], a1[0], a1[1])
-			lx, ly = mx+nx*bend, my+ny*bend
+			lx, ly = mx+nx*(bend+4), my+ny*(bend+4)
+			// Labels sit on the outer side of their curve.
+			switch {
+			case nx > 0.3:
+				anchor = "start"
+			case nx < -0.3:
+				anchor = "end"
+			}
 		}
 		dash := ""
 		if s.Type == "rw" {
 			dash = ` stroke-dasharray="6 4"`
 		}
 		fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="1.8"%s marker-end="url(#arrow-%d-%s)"><title>%s</title></path>`, d, color, dash, id, kind, esc(s.Explanation))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="12" font-weight="bold" text-anchor="middle" fill="%s" stroke="#fff" stroke-width="3" paint-order="stroke">%s</text>`, lx, ly+4, color, esc(cut(label, 30)))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="12" font-weight="bold" text-anchor="%s" fill="%s" stroke="#fff" stroke-width="3" paint-order="stroke">%s</text>`, lx, ly+4, anchor, color, esc(cut(label, 30)))
 	}
 	for i := range n {
 		x, y := pos[i][0]-boxW/2, pos[i][1]-boxH[i]/2

@@ -327,13 +327,17 @@ func viewLinear(x any) (linearView, bool) {
 	return lv, true
 }
 
-// roundTrip decodes x's JSON form into v.
+// roundTrip decodes x's JSON form into v. Numbers stay json.Number, so
+// an int64 key prints the same whether it comes from the checker or from
+// results.json.
 func roundTrip(x, v any) bool {
 	b, err := json.Marshal(x)
 	if err != nil {
 		return false
 	}
-	return json.Unmarshal(b, v) == nil
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return dec.Decode(v) == nil
 }
 
 // display renders a parameter or stat value for a person.
@@ -379,7 +383,7 @@ th{background:#f5f5f5}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .headline td:first-child{color:#555}
 .anomaly{border:1px solid #ddd;border-left:4px solid #c62828;padding:.4em .8em;margin:.8em 0;background:#fffafa}
 .anomaly ol{font-size:.92em}
-code,pre{font-family:ui-monospace,monospace;font-size:.9em}pre{white-space:pre-wrap;word-break:break-all}
+code,pre{font-family:ui-monospace,monospace;font-size:.9em}td code{word-break:break-all}pre{white-space:pre-wrap;word-break:break-all}
 svg{display:block;max-width:100%;height:auto;margin:.5em 0;background:#fff}
 .note{background:#fff8e1;border-left:4px solid #f9a825;padding:.3em .8em}
 .ok{color:#2e7d32}.fail{color:#c62828}.info{color:#b28704}
