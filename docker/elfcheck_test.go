@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -64,6 +65,12 @@ func TestCheckStatic(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
+	}
+
+	// A Docker with no engine behind it: the check must refuse the binary
+	// before EnsureImage asks the engine anything.
+	if _, err := (&Docker{}).EnsureImage(context.Background(), dynamic, "kvnode"); !errors.Is(err, ErrDynamic) {
+		t.Errorf("EnsureImage of a dynamic binary: err %v, want ErrDynamic", err)
 	}
 
 	tests := []struct {
