@@ -85,10 +85,10 @@ type ShardedResult struct {
 	// Cross counts committed transactions that spanned groups; Aborts
 	// counts aborted attempts (each retried while its deadline allows).
 	Cross, Aborts int
-	Check                 checker.Result
-	Problems              []string
-	Valid                 checker.Validity
-	Virtual               time.Duration
+	Check         checker.Result
+	Problems      []string
+	Valid         checker.Validity
+	Virtual       time.Duration
 }
 
 // world is several replica groups (each a Cluster) on one virtual clock,
@@ -96,7 +96,7 @@ type ShardedResult struct {
 type world struct {
 	cfg      ShardedConfig
 	rng      *rand.Rand
-	clusters []*Cluster          // 0 is the controller
+	clusters []*Cluster         // 0 is the controller
 	members  [][]replica.NodeID // members[g][i]: world node of cluster g's node i+1
 	pumps    []*groupRuntime
 	hist     []history.Op
