@@ -30,7 +30,7 @@ func ImageRef(name string, sum [sha256.Size]byte) string {
 // imported only when no image with that tag exists yet, so an unchanged
 // binary costs one hash and one inspect. No registry and no Go toolchain
 // are involved. The binary must be static (CGO_ENABLED=0): the image has no
-// libc.
+// libc, so a dynamically linked one is refused (see CheckStatic).
 func (d *Docker) EnsureImage(ctx context.Context, path, name string) (string, error) {
 	if !imageName.MatchString(name) {
 		return "", fmt.Errorf("image name %q: want lower-case letters, digits, '_', '.' or '-'", name)
