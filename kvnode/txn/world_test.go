@@ -20,7 +20,7 @@ import (
 // snapshots, and reconfigures shards while clients run transactions. It
 // tests the protocol logic alone; replication is kvnode/sim's concern.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	rng     *rand.Rand
 	ctl     *shardctl.Controller
 	ctlSeq  uint64
@@ -44,7 +44,7 @@ type wclient struct {
 	attempt int
 }
 
-func newWorld(t *testing.T, seed int64, ngroups int) *world {
+func newWorld(t testing.TB, seed int64, ngroups int) *world {
 	w := &world{t: t, rng: rand.New(rand.NewSource(seed)), ctl: shardctl.New(), groups: map[replica.GroupID]*Group{}, index: map[replica.GroupID]uint64{}}
 	for g := 1; g <= ngroups; g++ {
 		w.gids = append(w.gids, replica.GroupID(g))
