@@ -690,3 +690,24 @@ func (w *world) shardChange(latest *shardctl.Config) shardctl.Op {
 	}
 	return shardctl.Op{Kind: shardctl.Move, Shard: w.rng.Intn(shardctl.NShards), GID: in[w.rng.Intn(len(in))]}
 }
+
+// runShardedAsRun runs a list-append Config on a sharded cluster: Replicas
+// is the number of nodes, and any nemesis other than none turns on node
+// crashes, partitions and shard moves.
+func runShardedAsRun(cfg Config) (*Result, error) {
+	faults := false
+	for _, n := range cfg.Nemesis {
+		faults = faults || n != NemesisNone
+	}
+	sr, err := RunSharded(ShardedConfig{Seed: cfg.Seed, Protocol: cfg.Protocol, Nodes: max(cfg.Replicas, 3), Ops: cfg.Ops, Clients: cfg.Clients, Keys: cfg.Keys, Faults: faults})
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Seed: sr.Seed, History: sr.History, Ok: sr.Ok, Fail: sr.Fail, Info: sr.Info, Check: sr.Check, Problems: sr.Problems, Valid: sr.Valid, Virtual: sr.Virtual}
+	for _, op := range sr.History {
+		if op.Type == history.Invoke {
+			res.Ops++
+		}
+	}
+	return res, nil
+}
