@@ -23,6 +23,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server/config"
+	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/workloads"
 )
 
@@ -42,6 +43,13 @@ type Options struct {
 	Replicas int
 	// Protocol is the replication protocol: "paxos" or "vr".
 	Protocol string
+	// Groups, when positive, asks for a sharded cluster of that many
+	// shard groups of Replicas nodes each plus a shard controller group
+	// (see ShardedGroups); zero keeps the hash-placed layout of Groups.
+	Groups int
+	// Shards is the shard count of a sharded cluster; zero or
+	// shardctl.NShards, the count kvnode is built with.
+	Shards int
 	// AttemptTimeout bounds a client's wait for one node before it tries
 	// another (default 1s).
 	AttemptTimeout time.Duration
@@ -57,6 +65,17 @@ func (o Options) Validate() error {
 		return fmt.Errorf("--nodes: %d is outside 1..200", o.Nodes)
 	case o.Replicas < 1 || o.Replicas > o.Nodes:
 		return fmt.Errorf("--replicas: %d is outside 1..%d (the node count)", o.Replicas, o.Nodes)
+	case o.Groups < 0 || o.Groups > shardctl.NShards:
+		return fmt.Errorf("--groups: %d is outside 0..%d (0: no shard controller)", o.Groups, shardctl.NShards)
+	case o.Shards != 0 && o.Shards != shardctl.NShards:
+		return fmt.Errorf("--shards: kvnode has a fixed %d shards, got %d", shardctl.NShards, o.Shards)
+	case o.Shards != 0 && o.Groups == 0:
+		return fmt.Errorf("--shards: needs --groups (a sharded cluster)")
+	case o.Groups > 0:
+		if _, err := ShardedGroups(o.Nodes, o.Replicas, o.Groups); err != nil {
+			return err
+		}
+		return fmt.Errorf("--groups: %w, so a sharded cluster cannot be started yet", ErrNoShardController)
 	}
 	for _, p := range Protocols {
 		if o.Protocol == p {
