@@ -72,13 +72,17 @@ func cycleSVG(a *elle.Anomaly, id int) template.HTML {
 		lines[i] = ls
 		boxH[i] = float64(len(ls))*lineH + 8
 	}
-	r := math.Max(130, float64(n)*boxW/(2*math.Pi)*1.25)
-	if n == 1 {
-		r = 0
+	// Neighbours on the ring sit a box width plus room for a label apart.
+	r := 0.0
+	if n > 1 {
+		r = math.Max(150, (boxW+130)/(2*math.Sin(math.Pi/float64(n))))
 	}
-	pad := 120.0
-	w := 2*r + boxW + 2*pad
-	h := 2*r + 2*pad + 40
+	maxH := 0.0
+	for _, bh := range boxH {
+		maxH = math.Max(maxH, bh)
+	}
+	w := 2*r + boxW + 200
+	h := 2*r + maxH + 80
 	cx, cy := w/2, h/2
 	pos := make([][2]float64, n)
 	for i := range n {
