@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/checker/bank"
+	"github.com/chaoskv/chaos/checker/elle"
 	"github.com/chaoskv/chaos/checker/linear"
 	"github.com/chaoskv/chaos/docker"
 	"github.com/chaoskv/chaos/harness"
@@ -41,7 +44,10 @@ func init() {
 			&cli.StringFlag{Name: "nemesis", Value: "partition", Usage: "comma-separated fault kinds, or none: " + kindList()},
 			&cli.DurationFlag{Name: "nemesis-interval", Value: nemesis.DefaultInterval, Usage: "mean time between faults and mean fault duration"},
 			&cli.IntFlag{Name: "nodes", Value: 5, Usage: "nodes in the cluster"},
-			&cli.IntFlag{Name: "replicas", Value: 3, Usage: "nodes per replica group (fewer than --nodes: one group per node, placed round the ring)"},
+			&cli.IntFlag{Name: "replicas", Value: 3, Usage: "nodes per replica group (fewer than --nodes: one group per node, placed round the ring; list-append, rw-register and bank default to one group of every node)"},
+			&cli.IntFlag{Name: "groups", Usage: "shard groups of --replicas nodes each, plus a shard controller group (0: no sharding)"},
+			&cli.IntFlag{Name: "shards", Usage: "shards of a sharded cluster (0: kvnode's fixed count)"},
+			&cli.StringFlag{Name: "consistency-models", Value: "strict-serializable", Usage: "list-append, rw-register: comma-separated consistency models the history must satisfy (Elle's names)"},
 			&cli.StringFlag{Name: "replication", Value: "paxos", Usage: "replication protocol: " + strings.Join(dockerbackend.Protocols, ", ")},
 			&cli.DurationFlag{Name: "time-limit", Value: 60 * time.Second, Usage: "how long the workload runs"},
 			&cli.IntFlag{Name: "concurrency", Value: 10, Usage: "concurrent client processes"},
@@ -101,17 +107,31 @@ func parseRun(c *cli.Context) (*runSpec, error) {
 		opTimeout: c.Duration("op-timeout"),
 		checkTO:   c.Duration("check-timeout"),
 	}
-	w, err := workloads.New(c.String("workload"))
+	w, err := newWorkload(c)
 	if err != nil {
-		return nil, badArgs("--workload: %v", err)
+		return nil, err
 	}
 	s.workload = w
 	if s.kinds, err = nemesis.ParseKinds(c.String("nemesis")); err != nil {
 		return nil, badArgs("--nemesis: %v", err)
 	}
-	s.cluster = dockerbackend.Options{Nodes: c.Int("nodes"), Replicas: c.Int("replicas"), Protocol: c.String("replication")}
+	s.cluster = dockerbackend.Options{Nodes: c.Int("nodes"), Replicas: c.Int("replicas"), Protocol: c.String("replication"),
+		Groups: c.Int("groups"), Shards: c.Int("shards")}
+	if workloads.IsTransactional(w.Name()) && !c.IsSet("replicas") && s.cluster.Groups == 0 {
+		// Without a shard controller, a transaction can only be atomic
+		// inside one replica group.
+		s.cluster.Replicas = s.cluster.Nodes
+	}
 	if err := s.cluster.Validate(); err != nil {
 		return nil, badArgs("%v", err)
+	}
+	if workloads.IsTransactional(w.Name()) && s.cluster.Groups == 0 && len(dockerbackend.Groups(s.cluster.Nodes, s.cluster.Replicas)) > 1 {
+		return nil, badArgs("--workload %s: transactions need one replica group or a sharded cluster (--groups); "+
+			"--replicas %d of --nodes %d makes %d groups placed by key hash", w.Name(), s.cluster.Replicas, s.cluster.Nodes,
+			len(dockerbackend.Groups(s.cluster.Nodes, s.cluster.Replicas)))
+	}
+	if slices.Contains(s.kinds, nemesis.Reconfig) && s.cluster.Groups < 2 {
+		return nil, badArgs("--nemesis: reconfig needs a sharded cluster of at least 2 shard groups (--groups), got %d", s.cluster.Groups)
 	}
 	for _, k := range s.kinds {
 		min := 2
@@ -175,6 +195,46 @@ func parseRun(c *cli.Context) (*runSpec, error) {
 	return s, nil
 }
 
+// newWorkload builds the --workload with the flags that tune it.
+func newWorkload(c *cli.Context) (workloads.Workload, error) {
+	name := c.String("workload")
+	models, err := parseModels(c.String("consistency-models"))
+	if err != nil {
+		return nil, badArgs("--consistency-models: %v", err)
+	}
+	if c.IsSet("consistency-models") && name != "list-append" && name != "rw-register" {
+		return nil, badArgs("--consistency-models: only list-append and rw-register are checked against consistency models, not %s", name)
+	}
+	switch name {
+	case "list-append":
+		return workloads.NewListAppend(workloads.ElleOptions{ConsistencyModels: models}), nil
+	case "rw-register":
+		return workloads.NewRWRegister(workloads.ElleOptions{ConsistencyModels: models}), nil
+	}
+	w, err := workloads.New(name)
+	if err != nil {
+		return nil, badArgs("--workload: %v", err)
+	}
+	return w, nil
+}
+
+// parseModels splits a comma-separated list of consistency models and
+// checks each name with the Elle checker.
+func parseModels(s string) ([]string, error) {
+	var out []string
+	for _, m := range strings.Split(s, ",") {
+		m = strings.TrimSpace(m)
+		if m == "" {
+			return nil, fmt.Errorf("empty model name in %q", s)
+		}
+		out = append(out, m)
+	}
+	if _, err := elle.Check("list-append", nil, elle.Options{ConsistencyModels: out}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // runBackend connects the backend a run uses; tests replace it.
 var runBackend = func(ctx context.Context, opts dockerbackend.Options) (harness.Backend, func(), error) {
 	d, err := docker.Connect(ctx)
@@ -195,6 +255,10 @@ func checkHistory(timeout time.Duration) harness.CheckFunc {
 		switch spec.Checker {
 		case "linear":
 			return linear.Check(spec.Model, ops, linear.Options{Timeout: timeout, Directory: dir})
+		case "elle":
+			return elle.Check(spec.Model, ops, elle.Options{ConsistencyModels: spec.ConsistencyModels, CycleSearchTimeout: timeout, Directory: dir})
+		case "bank":
+			return bank.Check(ops, bank.Options{Total: spec.Total, Accounts: spec.Accounts, AllowNegative: spec.AllowNegative})
 		default:
 			return checker.Result{}, fmt.Errorf("no checker named %q", spec.Checker)
 		}
@@ -269,6 +333,8 @@ func runAction(c *cli.Context) error {
 				"nodes":            s.cluster.Nodes,
 				"replicas":         s.cluster.Replicas,
 				"replication":      s.cluster.Protocol,
+				"groups":           s.cluster.Groups,
+				"shards":           s.cluster.Shards,
 				"kvnode-binary":    s.cluster.Binary,
 				"test-count":       s.count,
 				"test-index":       i + 1,
