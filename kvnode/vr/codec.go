@@ -220,13 +220,14 @@ type hardState struct {
 	view       uint64
 	lastNormal uint64
 	dvcView    uint64
+	boot       uint64 // incarnations of the replica before the current one
 	commit     uint64 // every op up to here is committed and durable
 }
 
 func encodeState(h hardState) []byte {
 	b := make([]byte, 0, 32)
 	b = append(b, wireVersion)
-	for _, x := range []uint64{h.view, h.lastNormal, h.dvcView, h.commit} {
+	for _, x := range []uint64{h.view, h.lastNormal, h.dvcView, h.boot, h.commit} {
 		b = binary.AppendUvarint(b, x)
 	}
 	return b
@@ -237,7 +238,7 @@ func decodeState(data []byte) (hardState, error) {
 	if ver := d.byte("version"); d.err == nil && ver != wireVersion {
 		d.fail(fmt.Sprintf("unknown state version %d", ver))
 	}
-	h := hardState{view: d.uvarint("view"), lastNormal: d.uvarint("last normal view"), dvcView: d.uvarint("do-view-change view"), commit: d.uvarint("commit")}
+	h := hardState{view: d.uvarint("view"), lastNormal: d.uvarint("last normal view"), dvcView: d.uvarint("do-view-change view"), boot: d.uvarint("boot count"), commit: d.uvarint("commit")}
 	if d.err == nil && (h.lastNormal > h.view || h.dvcView > h.view) {
 		d.fail(fmt.Sprintf("views out of order: view %d, last normal %d, do-view-change %d", h.view, h.lastNormal, h.dvcView))
 	}

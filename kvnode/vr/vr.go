@@ -62,14 +62,8 @@ const (
 	RoleRecovering = "recovering"
 )
 
-// Limits on the work done per message.
-const (
-	// stateChunk bounds the ops carried by one NewState or
-	// RecoveryResponse; the receiver asks again for the rest.
-	stateChunk = 256
-	// maxPeers is the group size the vote bitmasks can hold.
-	maxPeers = 64
-)
+// maxPeers is the group size the vote bitmasks can hold.
+const maxPeers = 64
 
 // DefaultConfig returns the suggested configuration for node id of the
 // group peers: ElectionTicks 10, HeartbeatTicks 2, MaxBatch 64, MaxInflight
@@ -111,6 +105,7 @@ type Node struct {
 	view       uint64
 	lastNormal uint64 // the last view in which status was normal; durable
 	dvcView    uint64 // the highest view a DoViewChange was sent in; durable
+	boot       uint64 // incarnations before this one; durable
 	now        uint64
 
 	// log holds ops snapIndex+1 .. snapIndex+len(log).
@@ -126,6 +121,11 @@ type Node struct {
 	quorumElapsed    int
 	getStateAt       uint64
 	getStateSent     bool
+	// joining is set while a replica that entered a view without the
+	// primary's log waits for it. Until then it keeps its old last normal
+	// view and neither appends nor acknowledges ops: a short log must not
+	// speak for the new view in the next view change.
+	joining bool
 
 	// View change.
 	svcs uint64 // peers (by index) known to have sent StartViewChange(view)
@@ -199,6 +199,12 @@ func New(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (*Node
 	if err := n.restore(d); err != nil {
 		return nil, err
 	}
+	// Each incarnation draws from its own sequence, so a late answer to
+	// an earlier incarnation's Recovery never carries this one's nonce.
+	n.boot++
+	n.stateDirty = true
+	n.rng = rand.New(rand.NewSource(cfg.Seed*1_000_003 + int64(cfg.ID) + int64(n.boot)*7_919_000_009))
+	n.resetElectionTimer()
 	n.startRecovery()
 	return n, nil
 }
@@ -210,7 +216,7 @@ func (n *Node) restore(d *replica.Durable) error {
 		if err != nil {
 			return fmt.Errorf("vr: restart: %w", err)
 		}
-		n.view, n.lastNormal, n.dvcView, claim = h.view, h.lastNormal, h.dvcView, h.commit
+		n.view, n.lastNormal, n.dvcView, n.boot, claim = h.view, h.lastNormal, h.dvcView, h.boot, h.commit
 	}
 	if d.Snapshot != nil {
 		if err := n.sm.Restore(d.Snapshot.Data); err != nil {
@@ -298,9 +304,9 @@ func (n *Node) truncateTo(t uint64) {
 	}
 }
 
-// suffix returns the log above after (or from the snapshot, when after is
-// compacted), at most limit ops (0 = all).
-func (n *Node) suffix(after uint64, limit int) Suffix {
+// suffix returns the log above after, or from the snapshot on when after
+// is compacted.
+func (n *Node) suffix(after uint64) Suffix {
 	var s Suffix
 	if after < n.snapIndex {
 		s.Snapshot = n.snap
@@ -308,11 +314,7 @@ func (n *Node) suffix(after uint64, limit int) Suffix {
 	}
 	after = min(after, n.opNum())
 	s.After = after
-	ops := n.log[after-n.snapIndex:]
-	if limit > 0 && len(ops) > limit {
-		ops = ops[:limit]
-	}
-	s.Entries = slices.Clone(ops)
+	s.Entries = slices.Clone(n.log[after-n.snapIndex:])
 	return s
 }
 
@@ -418,10 +420,12 @@ func (n *Node) checkStartViewChanges() {
 }
 
 func (n *Node) doViewChange(to replica.NodeID) *DoViewChange {
-	return &DoViewChange{Header: Header{From: n.id, To: to}, View: n.view, LastNormal: n.lastNormal, Commit: n.commit, Log: n.suffix(0, 0)}
+	return &DoViewChange{Header: Header{From: n.id, To: to}, View: n.view, LastNormal: n.lastNormal, Commit: n.commit, Log: n.suffix(0)}
 }
 
-func (n *Node) sendDoViewChange() { n.send(n.doViewChange(n.primaryOf(n.view))) }
+func (n *Node) sendDoViewChange() {
+	n.send(n.doViewChange(n.primaryOf(n.view)))
+}
 
 // better reports whether log a (last normal view, op number) beats b.
 func better(a, b *DoViewChange) bool {
@@ -464,7 +468,7 @@ func (n *Node) checkDoViewChanges() {
 		if d, ok := n.dvcs[i]; ok {
 			from = d.Commit
 		}
-		n.send(&StartView{Header: Header{From: n.id, To: p}, View: n.view, Commit: n.commit, Log: n.suffix(from, 0)})
+		n.send(&StartView{Header: Header{From: n.id, To: p}, View: n.view, Commit: n.commit, Log: n.suffix(from)})
 	}
 	n.dvcs = nil
 	n.advance()
@@ -474,6 +478,7 @@ func (n *Node) checkDoViewChanges() {
 func (n *Node) enterView() {
 	n.status = normal
 	n.lastNormal = n.view
+	n.joining = false
 	n.stateDirty = true
 	n.dvcs = nil
 	n.recovery = nil
@@ -488,15 +493,20 @@ func (n *Node) enterView() {
 
 // adopt attaches a peer's log suffix to this replica's log, whose ops up
 // to base agree with the peer's; the ops above base are dropped first. It
-// returns false when the suffix starts above what this replica holds.
+// returns false, changing nothing, when the suffix starts above base and
+// above its snapshot.
 func (n *Node) adopt(s Suffix, base uint64) bool {
-	if s.Snapshot != nil && s.Snapshot.Index > n.commit && n.installSnapshot(*s.Snapshot) {
+	useSnap := s.Snapshot != nil && s.Snapshot.Index > n.commit
+	if s.After > base && (!useSnap || s.After > s.Snapshot.Index) {
+		return false
+	}
+	if useSnap {
+		if !n.installSnapshot(*s.Snapshot) {
+			return false
+		}
 		base = max(base, n.commit)
 	}
 	n.truncateTo(base)
-	if s.After > n.opNum() {
-		return false
-	}
 	for i, v := range s.Entries {
 		if s.After+uint64(i)+1 > n.opNum() {
 			n.appendOp(v)
@@ -622,7 +632,13 @@ func (n *Node) sendGetState(force bool) {
 		return
 	}
 	n.getStateSent, n.getStateAt = true, n.now
-	n.send(&GetState{Header: Header{From: n.id, To: n.primaryOf(n.view)}, View: n.view, Op: n.opNum()})
+	// A joining replica's ops above its commit number may not be in the
+	// view's log; it asks for everything above the commit number.
+	op := n.opNum()
+	if n.joining {
+		op = n.commit
+	}
+	n.send(&GetState{Header: Header{From: n.id, To: n.primaryOf(n.view)}, View: n.view, Op: op})
 }
 
 func (n *Node) ackPrimary() {
@@ -698,17 +714,29 @@ func (n *Node) fromPrimary(from replica.NodeID, v uint64) bool {
 		return false
 	}
 	if v > n.view || n.status != normal {
-		n.truncateTo(n.commit)
 		n.view = v
-		n.enterView()
-		n.sendGetState(true)
+		n.join()
 	}
 	n.electionElapsed = 0
 	return true
 }
 
+// join enters the current view as a backup that lacks the primary's log
+// and fetches it. Its own log stays as it was in its last normal view,
+// which is what it must report in a view change until the new log is in.
+func (n *Node) join() {
+	lastNormal := n.lastNormal
+	n.enterView()
+	n.lastNormal, n.joining = lastNormal, true
+	n.sendGetState(true)
+}
+
 func (n *Node) onPrepare(m *Prepare) {
 	if !n.fromPrimary(m.From, m.View) {
+		return
+	}
+	if n.joining {
+		n.sendGetState(false)
 		return
 	}
 	switch {
@@ -723,6 +751,10 @@ func (n *Node) onPrepare(m *Prepare) {
 
 func (n *Node) onCommit(m *Commit) {
 	if !n.fromPrimary(m.From, m.View) {
+		return
+	}
+	if n.joining {
+		n.sendGetState(false)
 		return
 	}
 	n.learnCommit(m.Commit)
@@ -780,41 +812,45 @@ func (n *Node) onDoViewChange(m *DoViewChange) {
 }
 
 func (n *Node) onStartView(m *StartView) {
-	if n.status == recovering || m.View < n.view || (m.View == n.view && n.status == normal) ||
+	if n.status == recovering || m.View < n.view || (m.View == n.view && n.status == normal && !n.joining) ||
 		n.primaryOf(m.View) != m.From || m.View < n.dvcView {
 		return
 	}
 	n.view = m.View
-	attached := n.adopt(m.Log, n.commit)
+	if !n.adopt(m.Log, n.commit) {
+		n.join()
+		return
+	}
 	n.enterView()
 	n.learnCommit(m.Commit)
 	n.ackPrimary()
-	if !attached {
-		n.sendGetState(true)
-	}
 }
 
 func (n *Node) onGetState(m *GetState) {
 	if n.status != normal || m.View != n.view || m.Op > n.opNum() {
 		return
 	}
-	n.send(&NewState{Header: Header{From: n.id, To: m.From}, View: n.view, Commit: n.commit, Log: n.suffix(m.Op, stateChunk)})
+	n.send(&NewState{Header: Header{From: n.id, To: m.From}, View: n.view, Commit: n.commit, Log: n.suffix(m.Op)})
 }
 
 func (n *Node) onNewState(m *NewState) {
 	if n.status != normal || m.View != n.view || n.isPrimary() {
 		return
 	}
-	// In a normal view a backup's log is a prefix of the primary's, so
-	// nothing it holds is dropped.
-	if !n.adopt(m.Log, n.opNum()) {
+	if n.joining {
+		// The primary's whole log above the commit number: from here
+		// on this replica speaks for the view.
+		if !n.adopt(m.Log, n.commit) {
+			return
+		}
+		n.enterView()
+	} else if !n.adopt(m.Log, n.opNum()) {
+		// In a normal view a backup's log is a prefix of the
+		// primary's, so nothing it holds is dropped.
 		return
 	}
 	n.learnCommit(m.Commit)
 	n.ackPrimary()
-	if len(m.Log.Entries) == stateChunk {
-		n.sendGetState(true)
-	}
 }
 
 func (n *Node) startRecovery() {
@@ -837,7 +873,7 @@ func (n *Node) onRecovery(m *Recovery) {
 	}
 	r := &RecoveryResponse{Header: Header{From: n.id, To: m.From}, View: n.view, Nonce: m.Nonce}
 	if n.isPrimary() {
-		r.Primary, r.Commit, r.Log = true, n.commit, n.suffix(m.Commit, stateChunk)
+		r.Primary, r.Commit, r.Log = true, n.commit, n.suffix(m.Commit)
 	}
 	n.send(r)
 }
@@ -861,13 +897,13 @@ func (n *Node) onRecoveryResponse(m *RecoveryResponse) {
 		return
 	}
 	n.view = top
-	attached := n.adopt(p.Log, n.commit)
+	if !n.adopt(p.Log, n.commit) {
+		n.join()
+		return
+	}
 	n.enterView()
 	n.learnCommit(p.Commit)
 	n.ackPrimary()
-	if !attached || len(p.Log.Entries) == stateChunk {
-		n.sendGetState(true)
-	}
 }
 
 // HasReady reports whether Ready would return anything.
@@ -882,7 +918,7 @@ func (n *Node) Ready() replica.Ready {
 	claim := n.readyCommit
 	n.readyCommit = n.commit
 	if n.stateDirty || claim != n.claimed {
-		rd.Persist.State = encodeState(hardState{view: n.view, lastNormal: n.lastNormal, dvcView: n.dvcView, commit: claim})
+		rd.Persist.State = encodeState(hardState{view: n.view, lastNormal: n.lastNormal, dvcView: n.dvcView, boot: n.boot, commit: claim})
 		n.stateDirty, n.claimed = false, claim
 	}
 	if n.truncate {
