@@ -60,6 +60,7 @@ func init() {
 			&cli.StringFlag{Name: "kvnode-binary", Usage: "the static kvnode executable for the node image (default: kvnode next to chaos)"},
 			&cli.DurationFlag{Name: "op-timeout", Value: 5 * time.Second, Usage: "a client operation's timeout (then its outcome is unknown)"},
 			&cli.DurationFlag{Name: "check-timeout", Value: 5 * time.Minute, Usage: "give up the checker after this long (verdict unknown)"},
+			&cli.StringFlag{Name: "junit", Usage: "also write the runs' verdicts as JUnit XML to this file (for CI)"},
 		},
 		Action: runAction,
 	})
@@ -278,11 +279,17 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func runAction(c *cli.Context) error {
+func runAction(c *cli.Context) (err error) {
 	s, err := parseRun(c)
 	if err != nil {
 		return err
 	}
+	junit, err := junitFlag(c)
+	if err != nil {
+		return err
+	}
+	var junitRuns []results.JUnitRun
+	defer func() { err = writeJUnit(junit, junitRuns, err) }()
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -352,7 +359,15 @@ func runAction(c *cli.Context) error {
 		} else {
 			slog.Info("test run", "seed", seed)
 		}
+		began := time.Now()
 		out, err := harness.Run(ctx, cfg)
+		if junit != "" {
+			jr := results.JUnitRun{Name: s.name, Duration: time.Since(began), Err: err}
+			if out != nil {
+				jr.Dir, jr.Summary = out.Dir, out.Summary
+			}
+			junitRuns = append(junitRuns, jr)
+		}
 		if err != nil && out != nil && out.Summary.Results != nil {
 			// Checked, but then the teardown failed: the verdict still
 			// stands, and the internal error follows it.
