@@ -43,6 +43,7 @@ func init() {
 			&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "give up the search after this long (verdict unknown)"},
 			&cli.Int64Flag{Name: "total", Usage: "bank: the constant total of all balances (default: what most reads agree on)"},
 			&cli.BoolFlag{Name: "allow-negative", Usage: "bank: allow negative balances"},
+			&cli.StringFlag{Name: "junit", Usage: "also write the verdict as JUnit XML to this file (for CI)"},
 		},
 		Action: checkAction,
 	})
@@ -137,6 +138,14 @@ func checkAction(c *cli.Context) error {
 		}
 	} else {
 		fmt.Fprintln(out, verdictLine(workload, len(ops), res, elapsed))
+	}
+	if junit, err := junitFlag(c); err != nil {
+		return err
+	} else if junit != "" {
+		sum := results.Summary{Valid: res.Valid, Results: map[string]checker.Result{workload: res}}
+		if err := writeJUnit(junit, []results.JUnitRun{{Name: workload, Dir: path, Summary: sum, Duration: elapsed}}, nil); err != nil {
+			return err
+		}
 	}
 	if code := res.Valid.ExitCode(); code != exitValid {
 		return cli.Exit("", code)
