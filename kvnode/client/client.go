@@ -268,11 +268,41 @@ func (c *Client) do(ctx context.Context, op kv.Op) (kv.Reply, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	name := op.Kind.String()
-	if c.closed {
-		return kv.Reply{}, &FailedError{Op: name, Cause: errors.New("client closed")}
-	}
 	c.seq++
-	req := wire.Request{Group: uint32(c.cfg.Group), ClientID: c.cfg.ClientID, Seq: c.seq, Op: op.Encode()}
+	v, err := c.send(ctx, name, c.seq, op.Encode())
+	if err != nil {
+		return kv.Reply{}, err
+	}
+	r, derr := kv.DecodeReply(v)
+	if derr != nil {
+		return kv.Reply{}, &UnknownError{Op: name, Cause: derr}
+	}
+	if r.Err != "" {
+		// The store applied nothing: it could not decode the op.
+		return kv.Reply{}, &FailedError{Op: name, Cause: errors.New(r.Err)}
+	}
+	return r, nil
+}
+
+// Raw submits op, already encoded for the group's state machine, as the
+// session's next request and returns the state machine's answer
+// undecoded. It is for state machines other than the key-value store (the
+// shard controller, sharded groups) and for runtimes that forward one
+// group's requests to another.
+func (c *Client) Raw(ctx context.Context, op []byte) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	return c.send(ctx, "request", c.seq, op)
+}
+
+// send runs request seq of the session until a node answers it or ctx
+// ends; the caller holds c.mu.
+func (c *Client) send(ctx context.Context, name string, seq uint64, op []byte) ([]byte, error) {
+	if c.closed {
+		return nil, &FailedError{Op: name, Cause: errors.New("client closed")}
+	}
+	req := wire.Request{Group: uint32(c.cfg.Group), ClientID: c.cfg.ClientID, Seq: seq, Op: op}
 	maybeSent := false // some node may have ordered the request
 	var last error
 	backoff := retryMin
@@ -285,9 +315,9 @@ func (c *Client) do(ctx context.Context, op kv.Op) (kv.Reply, error) {
 				last = fmt.Errorf("%w (last: %w)", err, last)
 			}
 			if maybeSent {
-				return kv.Reply{}, &UnknownError{Op: name, Cause: last}
+				return nil, &UnknownError{Op: name, Cause: last}
 			}
-			return kv.Reply{}, &FailedError{Op: name, Cause: last}
+			return nil, &FailedError{Op: name, Cause: last}
 		}
 		target := c.leader
 		c.reqID++
@@ -299,15 +329,7 @@ func (c *Client) do(ctx context.Context, op kv.Op) (kv.Reply, error) {
 		if err == nil {
 			switch resp.Status {
 			case wire.StatusOK:
-				r, derr := kv.DecodeReply(resp.Value)
-				if derr != nil {
-					return kv.Reply{}, &UnknownError{Op: name, Cause: fmt.Errorf("node %d: %w", target, derr)}
-				}
-				if r.Err != "" {
-					// The store applied nothing: it could not decode the op.
-					return kv.Reply{}, &FailedError{Op: name, Cause: errors.New(r.Err)}
-				}
-				return r, nil
+				return resp.Value, nil
 			case wire.StatusNotLeader:
 				err = fmt.Errorf("node %d: %s", target, resp.Err)
 			case wire.StatusUnknown:

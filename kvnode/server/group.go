@@ -59,6 +59,11 @@ type group struct {
 	batch   []*proposal
 	leader  replica.NodeID
 	out     []byte
+
+	// sm is the group's state machine; only the loop goroutine touches
+	// it, running what arrives on calls.
+	sm    replica.StateMachine
+	calls chan func()
 }
 
 func newGroup(n *Node, id replica.GroupID, core replica.Replicator, st *storage.Store, gm *groupMetrics) *group {
@@ -75,6 +80,7 @@ func newGroup(n *Node, id replica.GroupID, core replica.Replicator, st *storage.
 		persistq: make(chan replica.Ready, persistQueue),
 		failed:   make(chan error, 1),
 		wake:     make(chan struct{}, 1),
+		calls:    make(chan func(), 16),
 	}
 	s := core.Status()
 	g.status.Store(&s)
@@ -135,6 +141,8 @@ func (g *group) run(ctx context.Context) error {
 		case p := <-g.props:
 			g.batch = append(g.batch, p)
 		case <-g.wake:
+		case f := <-g.calls:
+			f()
 		}
 		// Take everything already queued, so one persist covers many
 		// requests and messages.

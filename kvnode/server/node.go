@@ -65,8 +65,14 @@ type Options struct {
 	// default it listens on its cluster file addresses.
 	Listen, ClientListen, AdminListen string
 	// NewStateMachine builds each group's state machine; the default is a
-	// fresh kv.Store.
+	// fresh kv.Store, or with ShardController set, the shard controller
+	// for that group and a sharded transactional group for every other.
 	NewStateMachine func(replica.GroupID) replica.StateMachine
+	// ShardController, when not zero, runs the cluster sharded: that group
+	// is the shard controller, and the node runs the runtime of its shard
+	// groups (delivering their transaction and hand-off requests to other
+	// groups and their configurations from the controller).
+	ShardController replica.GroupID
 	// MaxBatch, MaxInflight and SnapshotEvery are passed to the cores;
 	// zero picks 512, 64 and 10000.
 	MaxBatch, MaxInflight int
@@ -112,6 +118,9 @@ func New(opts Options) (*Node, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.NewStateMachine == nil && opts.ShardController != 0 {
+		opts.NewStateMachine = shardedStateMachines(opts.ShardController)
 	}
 	if opts.NewStateMachine == nil {
 		opts.NewStateMachine = func(replica.GroupID) replica.StateMachine { return kv.NewStore() }
@@ -174,12 +183,15 @@ func (n *Node) openGroup(gc config.Group) (*group, error) {
 		MaxBatch:       n.opts.MaxBatch,
 		MaxInflight:    n.opts.MaxInflight,
 	}
-	core, err := n.opts.Protocol.New(cfg, n.opts.NewStateMachine(gc.ID), d)
+	sm := n.opts.NewStateMachine(gc.ID)
+	core, err := n.opts.Protocol.New(cfg, sm, d)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("server: group %d: start %s core: %w", gc.ID, n.opts.Protocol.Name, err)
 	}
-	return newGroup(n, gc.ID, core, st, gm), nil
+	g := newGroup(n, gc.ID, core, st, gm)
+	g.sm = sm
+	return g, nil
 }
 
 func (n *Node) closeGroups() {
@@ -257,6 +269,7 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, l := range n.listeners {
 		wg.Go(func() { n.accept(ctx, l) })
 	}
+	n.startShardRuntimes(ctx, &wg)
 	close(n.ready)
 	<-ctx.Done()
 	n.closeListeners()
