@@ -112,80 +112,109 @@ type bankClient struct {
 
 func (c *bankClient) Close() error { return c.kv.Close() }
 
-func (c *bankClient) account(a int64) (string, error) {
-	if a < 0 || a >= int64(c.opts.Accounts) {
-		return "", fmt.Errorf("account %d is outside 0..%d", a, c.opts.Accounts-1)
-	}
-	return keyName(c.opts.KeyPrefix, a), nil
+func (c *bankClient) Invoke(ctx context.Context, inv Invocation) Completion {
+	return runTxn(ctx, c.kv, bankShaper{c.opts}, inv)
 }
 
-func (c *bankClient) Invoke(ctx context.Context, inv Invocation) Completion {
+// Shaper returns the workload's TxnShaper.
+func (b *Bank) Shaper() TxnShaper { return bankShaper{b.opts} }
+
+type bankShaper struct {
+	opts BankOptions
+}
+
+func (s bankShaper) account(v any) (string, int64, error) {
+	a, ok := toInt(v)
+	if !ok {
+		return "", 0, fmt.Errorf("account %v is not an integer", v)
+	}
+	if a < 0 || a >= int64(s.opts.Accounts) {
+		return "", 0, fmt.Errorf("account %d is outside 0..%d", a, s.opts.Accounts-1)
+	}
+	return keyName(s.opts.KeyPrefix, a), a, nil
+}
+
+// transfer checks a transfer's value.
+func (s bankShaper) transfer(v any) (from, to string, amount int64, err error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return "", "", 0, fmt.Errorf("transfer value %v is not {from, to, amount}", v)
+	}
+	from, fa, err := s.account(m["from"])
+	if err != nil {
+		return "", "", 0, fmt.Errorf("transfer from: %w", err)
+	}
+	to, ta, err := s.account(m["to"])
+	if err != nil {
+		return "", "", 0, fmt.Errorf("transfer to: %w", err)
+	}
+	if fa == ta {
+		return "", "", 0, fmt.Errorf("transfer from account %d to itself", fa)
+	}
+	amount, ok = toInt(m["amount"])
+	if !ok {
+		return "", "", 0, fmt.Errorf("transfer amount %v is not an integer", m["amount"])
+	}
+	return from, to, amount, nil
+}
+
+func (s bankShaper) MicroOps(inv Invocation) ([]MicroOp, error) {
 	switch inv.F {
 	case "read":
-		return c.read(ctx)
+		ops := make([]MicroOp, s.opts.Accounts)
+		for i := range ops {
+			ops[i] = MicroOp{F: MicroRead, Key: keyName(s.opts.KeyPrefix, int64(i))}
+		}
+		return ops, nil
 	case "transfer":
-		return c.transfer(ctx, inv)
+		from, to, amount, err := s.transfer(inv.Value)
+		if err != nil {
+			return nil, err
+		}
+		return []MicroOp{
+			{F: MicroAppend, Key: from, Value: encodeInt(-amount)},
+			{F: MicroAppend, Key: to, Value: encodeInt(amount)},
+		}, nil
+	default:
+		return nil, fmt.Errorf("bank: unknown f %q", inv.F)
+	}
+}
+
+func (s bankShaper) Complete(inv Invocation, res []MicroResult, err error) Completion {
+	switch inv.F {
+	case "read":
+		if err == nil && len(res) != s.opts.Accounts {
+			err = fmt.Errorf("%d results for %d reads", len(res), s.opts.Accounts)
+		}
+		if err != nil {
+			// A read changes nothing: dropping it is always safe.
+			return Completion{Type: history.Fail, Error: err.Error()}
+		}
+		out := make(map[string]any, len(res))
+		for i, r := range res {
+			bal := s.opts.InitialBalance
+			for _, e := range r.List {
+				d, err := strconv.ParseInt(e, 10, 64)
+				if err != nil {
+					return Completion{Type: history.Fail, Error: fmt.Sprintf("account %d holds %q, not a list of integer deltas", i, r.Value)}
+				}
+				bal += d
+			}
+			out[strconv.Itoa(i)] = bal
+		}
+		return Completion{Type: history.Ok, Value: out}
+	case "transfer":
+		if _, _, _, perr := s.transfer(inv.Value); perr != nil {
+			return Completion{Type: history.Fail, Value: inv.Value, Error: perr.Error()}
+		}
+		if err == nil && len(res) != 2 {
+			err = fmt.Errorf("%d results for a transfer's 2 appends", len(res))
+		}
+		if err != nil {
+			return Completion{Type: txnOutcome(err, false), Value: inv.Value, Error: err.Error()}
+		}
+		return Completion{Type: history.Ok, Value: inv.Value}
 	default:
 		return Completion{Type: history.Fail, Value: inv.Value, Error: fmt.Sprintf("bank: unknown f %q", inv.F)}
 	}
-}
-
-func (c *bankClient) read(ctx context.Context) Completion {
-	ops := make([]MicroOp, c.opts.Accounts)
-	for i := range ops {
-		ops[i] = MicroOp{F: MicroRead, Key: keyName(c.opts.KeyPrefix, int64(i))}
-	}
-	res, err := c.kv.Txn(ctx, ops)
-	if err == nil && len(res) != len(ops) {
-		err = fmt.Errorf("%d results for %d reads", len(res), len(ops))
-	}
-	if err != nil {
-		// A read changes nothing: dropping it is always safe.
-		return Completion{Type: history.Fail, Error: err.Error()}
-	}
-	out := make(map[string]any, len(ops))
-	for i, r := range res {
-		bal := c.opts.InitialBalance
-		for _, e := range r.List {
-			d, err := strconv.ParseInt(e, 10, 64)
-			if err != nil {
-				return Completion{Type: history.Fail, Error: fmt.Sprintf("account %d holds %q, not a list of integer deltas", i, r.Value)}
-			}
-			bal += d
-		}
-		out[strconv.Itoa(i)] = bal
-	}
-	return Completion{Type: history.Ok, Value: out}
-}
-
-func (c *bankClient) transfer(ctx context.Context, inv Invocation) Completion {
-	m, ok := inv.Value.(map[string]any)
-	if !ok {
-		return Completion{Type: history.Fail, Value: inv.Value, Error: "transfer value is not {from, to, amount}"}
-	}
-	from, ok1 := toInt(m["from"])
-	to, ok2 := toInt(m["to"])
-	amount, ok3 := toInt(m["amount"])
-	if !ok1 || !ok2 || !ok3 {
-		return Completion{Type: history.Fail, Value: inv.Value, Error: "transfer from, to and amount must be integers"}
-	}
-	fk, err := c.account(from)
-	if err == nil && from == to {
-		err = fmt.Errorf("transfer from account %d to itself", from)
-	}
-	tk, err2 := c.account(to)
-	if err == nil {
-		err = err2
-	}
-	if err != nil {
-		return Completion{Type: history.Fail, Value: inv.Value, Error: err.Error()}
-	}
-	ops := []MicroOp{
-		{F: MicroAppend, Key: fk, Value: encodeInt(-amount)},
-		{F: MicroAppend, Key: tk, Value: encodeInt(amount)},
-	}
-	if _, err := c.kv.Txn(ctx, ops); err != nil {
-		return Completion{Type: txnOutcome(err, false), Value: inv.Value, Error: err.Error()}
-	}
-	return Completion{Type: history.Ok, Value: inv.Value}
 }

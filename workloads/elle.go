@@ -107,7 +107,7 @@ func (e *Elle) NewClient(ctx context.Context, sut SUT, _ history.Process) (Clien
 	if err != nil {
 		return nil, err
 	}
-	return &elleClient{kv: kv, prefix: e.opts.KeyPrefix, list: e.write == MicroAppend}, nil
+	return &elleClient{kv: kv, shaper: e.Shaper()}, nil
 }
 
 type elleKey struct {
@@ -169,8 +169,7 @@ func (g *elleGen) FinalReads() []Invocation {
 
 type elleClient struct {
 	kv     TxnKV
-	prefix string
-	list   bool
+	shaper TxnShaper
 }
 
 func (c *elleClient) Close() error { return c.kv.Close() }
@@ -215,31 +214,70 @@ func parseMops(v any, write string) ([]parsedMop, error) {
 }
 
 func (c *elleClient) Invoke(ctx context.Context, inv Invocation) Completion {
-	write := MicroWrite
-	if c.list {
-		write = MicroAppend
-	}
-	mops, err := parseMops(inv.Value, write)
-	if inv.F != "txn" {
-		err = fmt.Errorf("unknown f %q (want txn)", inv.F)
-	}
+	return runTxn(ctx, c.kv, c.shaper, inv)
+}
+
+// TxnShaper turns a transactional workload's invocations into micro-ops
+// for the system under test and its answers into history completions.
+// Clients of the workloads use it; so can a simulator that runs the
+// micro-ops itself.
+type TxnShaper interface {
+	// MicroOps returns the micro-ops inv asks for, or an error when inv is
+	// malformed (then it must not be sent: complete it with Fail).
+	MicroOps(inv Invocation) ([]MicroOp, error)
+	// Complete shapes the completion of inv from the SUT's results, or
+	// from err when the transaction did not answer (unknown unless marked
+	// with Definite).
+	Complete(inv Invocation, res []MicroResult, err error) Completion
+}
+
+// runTxn executes one invocation through s against kv.
+func runTxn(ctx context.Context, kv TxnKV, s TxnShaper, inv Invocation) Completion {
+	ops, err := s.MicroOps(inv)
 	if err != nil {
 		// Never sent, so certainly not applied.
 		return Completion{Type: history.Fail, Value: inv.Value, Error: err.Error()}
 	}
+	res, err := kv.Txn(ctx, ops)
+	return s.Complete(inv, res, err)
+}
+
+// Shaper returns the workload's TxnShaper.
+func (e *Elle) Shaper() TxnShaper { return elleShaper{prefix: e.opts.KeyPrefix, write: e.write} }
+
+type elleShaper struct {
+	prefix string
+	write  string
+}
+
+func (s elleShaper) MicroOps(inv Invocation) ([]MicroOp, error) {
+	if inv.F != "txn" {
+		return nil, fmt.Errorf("unknown f %q (want txn)", inv.F)
+	}
+	mops, err := parseMops(inv.Value, s.write)
+	if err != nil {
+		return nil, err
+	}
 	ops := make([]MicroOp, len(mops))
-	readOnly := true
 	for i, m := range mops {
-		ops[i] = MicroOp{F: m.f, Key: c.prefix + encodeInt(m.key)}
+		ops[i] = MicroOp{F: m.f, Key: keyName(s.prefix, m.key)}
 		if m.f != MicroRead {
 			ops[i].Value = encodeInt(m.value)
-			readOnly = false
 		}
 	}
-	res, err := c.kv.Txn(ctx, ops)
-	if err == nil && len(res) != len(ops) {
-		return Completion{Type: txnOutcome(nil, readOnly), Value: inv.Value,
-			Error: fmt.Sprintf("%d results for %d micro-ops", len(res), len(ops))}
+	return ops, nil
+}
+
+func (s elleShaper) Complete(inv Invocation, res []MicroResult, err error) Completion {
+	mops, perr := parseMops(inv.Value, s.write)
+	if perr != nil {
+		return Completion{Type: history.Fail, Value: inv.Value, Error: perr.Error()}
+	}
+	readOnly := !slices.ContainsFunc(mops, func(m parsedMop) bool { return m.f != MicroRead })
+	if err == nil && len(res) != len(mops) {
+		// An answer that cannot be matched to the micro-ops says nothing
+		// about whether the transaction committed.
+		err = fmt.Errorf("%d results for %d micro-ops", len(res), len(mops))
 	}
 	if err != nil {
 		return Completion{Type: txnOutcome(err, readOnly), Value: inv.Value, Error: err.Error()}
@@ -249,7 +287,7 @@ func (c *elleClient) Invoke(ctx context.Context, inv Invocation) Completion {
 		switch {
 		case m.f != MicroRead:
 			out[i] = []any{m.f, m.key, m.value}
-		case c.list:
+		case s.write == MicroAppend:
 			l := make([]any, 0, len(res[i].List))
 			for _, e := range res[i].List {
 				l = append(l, decodeValue(e))
