@@ -10,6 +10,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/paxos"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server"
+	"github.com/chaoskv/chaos/kvnode/vr"
 )
 
 var all = map[string]server.Protocol{
@@ -19,6 +20,13 @@ var all = map[string]server.Protocol{
 			return paxos.New(cfg, sm, d)
 		},
 		Codec: paxos.Codec{},
+	},
+	"vr": {
+		Name: "vr",
+		New: func(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (replica.Replicator, error) {
+			return vr.New(cfg, sm, d)
+		},
+		Codec: vr.Codec{},
 	},
 }
 
