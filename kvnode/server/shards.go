@@ -19,7 +19,8 @@ import (
 // how long one delivery may take, and how long a coordinator waits for
 // votes before it abandons (aborts) a transaction.
 const (
-	shardPumpEvery   = 20 * time.Millisecond
+	shardPumpEvery   = 5 * time.Millisecond
+	configPollEvery  = 50 * time.Millisecond
 	shardSendTimeout = 500 * time.Millisecond
 	abandonAfter     = time.Second
 )
@@ -87,9 +88,17 @@ func randomID() uint64 {
 
 func (n *Node) shardRuntime(ctx context.Context, g *group) {
 	log := n.log.With("group", g.id)
-	clients := map[replica.GroupID]*client.Client{}
-	get := func(to replica.GroupID) *client.Client {
-		if c := clients[to]; c != nil {
+	// A pool of clients per target group: a client runs one request at a
+	// time, and one slow request must not hold up the rest.
+	var mu sync.Mutex
+	pools := map[replica.GroupID][]*client.Client{}
+	var all []*client.Client
+	acquire := func(to replica.GroupID) *client.Client {
+		mu.Lock()
+		defer mu.Unlock()
+		if p := pools[to]; len(p) > 0 {
+			c := p[len(p)-1]
+			pools[to] = p[:len(p)-1]
 			return c
 		}
 		cc, err := client.FromCluster(n.opts.Cluster, to)
@@ -102,20 +111,77 @@ func (n *Node) shardRuntime(ctx context.Context, g *group) {
 			log.Warn("shard runtime: client", "to", to, "err", err)
 			return nil
 		}
-		clients[to] = c
+		all = append(all, c)
 		return c
 	}
+	release := func(to replica.GroupID, c *client.Client) {
+		mu.Lock()
+		defer mu.Unlock()
+		pools[to] = append(pools[to], c)
+	}
+	var wg sync.WaitGroup
 	defer func() {
-		for _, c := range clients {
+		wg.Wait()
+		for _, c := range all {
 			c.Close()
 		}
 	}()
-	self, seq := randomID(), uint64(0)
+	self := randomID()
+	var seq uint64
 	propose := func(op []byte) {
+		mu.Lock()
 		seq++
-		g.submit(&proposal{req: replica.Request{ClientID: self, Seq: seq, Op: op}, reply: func(wire.Response) {}})
+		s := seq
+		mu.Unlock()
+		g.submit(&proposal{req: replica.Request{ClientID: self, Seq: s, Op: op}, reply: func(wire.Response) {}})
 	}
+	// inflight holds the requests being delivered: the outbox repeats a
+	// message until its answer is applied, and it is sent again only
+	// after the previous delivery ended.
+	inflight := map[string]bool{}
+	sem := make(chan struct{}, 64)
+	deliver := func(key string, to replica.GroupID, op []byte, answer func([]byte) []byte) {
+		mu.Lock()
+		if inflight[key] {
+			mu.Unlock()
+			return
+		}
+		inflight[key] = true
+		mu.Unlock()
+		select {
+		case sem <- struct{}{}:
+		default:
+			mu.Lock()
+			delete(inflight, key)
+			mu.Unlock()
+			return
+		}
+		wg.Go(func() {
+			defer func() {
+				<-sem
+				mu.Lock()
+				delete(inflight, key)
+				mu.Unlock()
+			}()
+			c := acquire(to)
+			if c == nil {
+				return
+			}
+			defer release(to, c)
+			sctx, cancel := context.WithTimeout(ctx, shardSendTimeout)
+			ans, err := c.Raw(sctx, op)
+			cancel()
+			if err != nil {
+				return
+			}
+			if a := answer(ans); len(a) > 0 {
+				propose(a)
+			}
+		})
+	}
+	same := func(b []byte) []byte { return b }
 	firstSeen := map[txn.TxnID]time.Time{}
+	var lastPoll time.Time
 	t := time.NewTicker(shardPumpEvery)
 	defer t.Stop()
 	for {
@@ -132,52 +198,20 @@ func (n *Node) shardRuntime(ctx context.Context, g *group) {
 			clear(firstSeen)
 			continue
 		}
-		// One goroutine per target group, so a group that is down or cut
-		// off delays only its own messages.
-		byTo := map[replica.GroupID][]txn.Outgoing{}
 		for _, m := range v.outbox {
-			byTo[m.To] = append(byTo[m.To], m)
-		}
-		answers := make(chan []byte, len(v.outbox)+1)
-		var wg sync.WaitGroup
-		for to, ms := range byTo {
-			c := get(to)
-			if c == nil {
-				continue
-			}
-			wg.Go(func() {
-				for _, m := range ms {
-					sctx, cancel := context.WithTimeout(ctx, shardSendTimeout)
-					ans, err := c.Raw(sctx, m.Op)
-					cancel()
-					if err != nil {
-						return
-					}
-					if len(ans) > 0 {
-						answers <- ans
-					}
-				}
-			})
-		}
-		if ctl := get(n.opts.ShardController); ctl != nil {
-			wg.Go(func() {
-				sctx, cancel := context.WithTimeout(ctx, shardSendTimeout)
-				defer cancel()
-				ans, err := ctl.Raw(sctx, shardctl.Op{Kind: shardctl.Query, Num: int64(v.config + 1)}.Encode())
-				if err != nil {
-					return
-				}
-				if r, err := shardctl.DecodeReply(ans); err == nil && r.Err == "" && r.Config.Num == v.config+1 {
-					answers <- txn.EncodeConfigRequest(&r.Config)
-				}
-			})
-		}
-		wg.Wait()
-		close(answers)
-		for a := range answers {
-			propose(a)
+			deliver(string(m.Op), m.To, m.Op, same)
 		}
 		now := time.Now()
+		want := v.config + 1
+		if now.Sub(lastPoll) >= configPollEvery {
+			lastPoll = now
+			deliver("config", n.opts.ShardController, shardctl.Op{Kind: shardctl.Query, Num: int64(want)}.Encode(), func(ans []byte) []byte {
+				if r, err := shardctl.DecodeReply(ans); err == nil && r.Err == "" && r.Config.Num == want {
+					return txn.EncodeConfigRequest(&r.Config)
+				}
+				return nil
+			})
+		}
 		for id := range firstSeen {
 			if !slices.Contains(v.pending, id) {
 				delete(firstSeen, id)

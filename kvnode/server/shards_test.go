@@ -159,3 +159,68 @@ func TestShardedTxnLoopback(t *testing.T) {
 		t.Fatal(fmt.Sprintf("nothing committed across groups (%d committed)", committed))
 	}
 }
+
+// keyOn returns a key whose shard group g owns under cfg.
+func keyOn(cfg shardctl.Config, g replica.GroupID, skip int) string {
+	for i := 0; ; i++ {
+		k := "b" + strconv.Itoa(i)
+		if cfg.Shards[shardctl.ShardOf(k)] == g {
+			if skip == 0 {
+				return k
+			}
+			skip--
+		}
+	}
+}
+
+func benchShardedTxn(b *testing.B, cross bool, workers int) {
+	c, admin := shardedCluster(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	cfg, err := admin.Admin(ctx, shardctl.Op{Kind: shardctl.Query, Num: -1})
+	cancel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	aborted := 0
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	per := b.N/workers + 1
+	for w := 0; w < workers; w++ {
+		wg.Go(func() {
+			sc, err := client.NewSharded(client.ShardedConfig{Cluster: c, Controller: 1})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer sc.Close()
+			k1, k2 := keyOn(cfg, 2, w), keyOn(cfg, 2, w+workers)
+			if cross {
+				k2 = keyOn(cfg, 3, w)
+			}
+			for i := 0; i < per; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := sc.Txn(ctx, []txn.MicroOp{{F: txn.Write, Key: k1, Value: "x"}, {F: txn.Read, Key: k2}, {F: txn.Write, Key: k2, Value: "y"}})
+				cancel()
+				if err != nil {
+					mu.Lock()
+					aborted++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(per*workers)/b.Elapsed().Seconds(), "txn/s")
+	if aborted > 0 {
+		b.Logf("%d transactions failed", aborted)
+	}
+}
+
+// BenchmarkShardedTxnSingleGroup: 8 sessions, each writing its own keys
+// of one group, on a 3-node loopback cluster with durable storage.
+func BenchmarkShardedTxnSingleGroup(b *testing.B) { benchShardedTxn(b, false, 8) }
+
+// BenchmarkShardedTxnCrossGroup: the same over keys of two groups (two-
+// phase commit through both groups' logs).
+func BenchmarkShardedTxnCrossGroup(b *testing.B) { benchShardedTxn(b, true, 8) }
