@@ -25,7 +25,9 @@ func storeOneRun(t *testing.T) string {
 	old := runBackend
 	t.Cleanup(func() { runBackend = old })
 	b := &memBackend{sut: func() workloads.SUT { return memkv.New(memkv.Options{}) }}
-	runBackend = func(context.Context, dockerbackend.Options) (harness.Backend, func(), error) { return b, func() {}, nil }
+	runBackend = func(context.Context, dockerbackend.Options) (harness.Backend, func(), error) {
+		return b, func() {}, nil
+	}
 	store := t.TempDir()
 	if code, stderr := runCLI(t, "run", "--kvnode-binary", os.Args[0], "--nemesis", "none", "--time-limit", "200ms",
 		"--rate", "200", "--store", store, "--seed", "1"); code != exitValid {
