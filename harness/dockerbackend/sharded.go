@@ -1,0 +1,174 @@
+package dockerbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/chaoskv/chaos/kvnode/client"
+	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/kvnode/server/config"
+	"github.com/chaoskv/chaos/kvnode/shardctl"
+	"github.com/chaoskv/chaos/nemesis"
+	"github.com/chaoskv/chaos/workloads"
+)
+
+// AdminFunc runs one shard controller operation and returns the
+// configuration it produced or read; a refusal is an error.
+type AdminFunc func(ctx context.Context, op shardctl.Op) (shardctl.Config, error)
+
+// Layout converts a controller configuration to the nemesis's view of it;
+// all are the cluster's shard groups, joined or not.
+func Layout(c shardctl.Config, all []replica.GroupID) nemesis.ShardLayout {
+	l := nemesis.ShardLayout{Num: c.Num, Shards: make([]uint32, len(c.Shards))}
+	for s, g := range c.Shards {
+		l.Shards[s] = uint32(g)
+	}
+	for _, g := range c.GroupIDs() {
+		l.Joined = append(l.Joined, uint32(g))
+	}
+	for _, g := range all {
+		l.All = append(l.All, uint32(g))
+	}
+	slices.Sort(l.All)
+	return l
+}
+
+// Reconfigurer performs the reconfig nemesis's Join, Leave and Move
+// through the shard controller. Join names the group's members from the
+// cluster file.
+type Reconfigurer struct {
+	admin   AdminFunc
+	members map[replica.GroupID][]replica.NodeID
+	all     []replica.GroupID
+}
+
+var _ nemesis.Reconfigurer = (*Reconfigurer)(nil)
+
+// NewReconfigurer returns a Reconfigurer over the given shard groups
+// (the controller's own group excluded).
+func NewReconfigurer(admin AdminFunc, groups []config.Group) *Reconfigurer {
+	r := &Reconfigurer{admin: admin, members: map[replica.GroupID][]replica.NodeID{}}
+	for _, g := range groups {
+		r.members[g.ID] = slices.Clone(g.Members)
+		r.all = append(r.all, g.ID)
+	}
+	return r
+}
+
+func (r *Reconfigurer) do(ctx context.Context, what string, op shardctl.Op) (nemesis.ShardLayout, error) {
+	c, err := r.admin(ctx, op)
+	if err != nil {
+		return nemesis.ShardLayout{}, fmt.Errorf("shard controller %s: %w", what, err)
+	}
+	return Layout(c, r.all), nil
+}
+
+// Query returns the latest configuration.
+func (r *Reconfigurer) Query(ctx context.Context) (nemesis.ShardLayout, error) {
+	return r.do(ctx, "query", shardctl.Op{Kind: shardctl.Query, Num: -1})
+}
+
+// Join adds shard group gid with its members from the cluster file.
+func (r *Reconfigurer) Join(ctx context.Context, gid uint32) (nemesis.ShardLayout, error) {
+	m, ok := r.members[replica.GroupID(gid)]
+	if !ok {
+		return nemesis.ShardLayout{}, fmt.Errorf("join: group %d is not a shard group of this cluster (have %v)", gid, r.all)
+	}
+	return r.do(ctx, fmt.Sprintf("join %d", gid), shardctl.Op{Kind: shardctl.Join, Groups: map[replica.GroupID][]replica.NodeID{replica.GroupID(gid): m}})
+}
+
+// Leave removes shard group gid.
+func (r *Reconfigurer) Leave(ctx context.Context, gid uint32) (nemesis.ShardLayout, error) {
+	return r.do(ctx, fmt.Sprintf("leave %d", gid), shardctl.Op{Kind: shardctl.Leave, GIDs: []replica.GroupID{replica.GroupID(gid)}})
+}
+
+// Move assigns shard to group gid.
+func (r *Reconfigurer) Move(ctx context.Context, shard int, gid uint32) (nemesis.ShardLayout, error) {
+	if shard < 0 || shard >= shardctl.NShards {
+		return nemesis.ShardLayout{}, fmt.Errorf("move: shard %d is outside 0..%d", shard, shardctl.NShards-1)
+	}
+	return r.do(ctx, fmt.Sprintf("move %d to %d", shard, gid), shardctl.Op{Kind: shardctl.Move, Shard: shard, GID: replica.GroupID(gid)})
+}
+
+// JoinAll joins every shard group that the latest configuration lacks, in
+// one operation, so a fresh cluster starts with all its groups serving.
+func (r *Reconfigurer) JoinAll(ctx context.Context) error {
+	c, err := r.admin(ctx, shardctl.Op{Kind: shardctl.Query, Num: -1})
+	if err != nil {
+		return fmt.Errorf("shard controller query: %w", err)
+	}
+	missing := map[replica.GroupID][]replica.NodeID{}
+	for _, g := range r.all {
+		if _, ok := c.Groups[g]; !ok {
+			missing[g] = r.members[g]
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := r.admin(ctx, shardctl.Op{Kind: shardctl.Join, Groups: missing}); err != nil {
+		return fmt.Errorf("shard controller join: %w", err)
+	}
+	return nil
+}
+
+// reconfigTarget is a nemesis target whose cluster has a shard
+// controller.
+type reconfigTarget struct {
+	nemesis.Target
+	*Reconfigurer
+}
+
+// Supports forwards to the wrapped target's fault checks.
+func (t reconfigTarget) Supports(ctx context.Context, k nemesis.Kind) error {
+	if k == nemesis.Reconfig {
+		return nil
+	}
+	if c, ok := t.Target.(nemesis.Checker); ok {
+		return c.Supports(ctx, k)
+	}
+	return nil
+}
+
+// shardedSUT opens sessions with a sharded cluster.
+type shardedSUT struct {
+	file       *config.Cluster
+	controller replica.GroupID
+	attempt    time.Duration
+}
+
+// OpenKV refuses: a sharded cluster serves transactions only.
+func (s *shardedSUT) OpenKV(context.Context) (workloads.KV, error) {
+	return nil, errors.New("a sharded cluster serves transactions only; single-key workloads need --groups 0")
+}
+
+// OpenTxn opens a sharded session that routes by the controller's
+// configuration.
+func (s *shardedSUT) OpenTxn(context.Context) (workloads.TxnKV, error) {
+	c, err := client.NewSharded(client.ShardedConfig{Cluster: s.file, Controller: s.controller, AttemptTimeout: s.attempt})
+	if err != nil {
+		return nil, workloads.Definite(err)
+	}
+	return &shardedSession{c: c}, nil
+}
+
+type shardedSession struct {
+	c *client.Sharded
+}
+
+func (s *shardedSession) Txn(ctx context.Context, ops []workloads.MicroOp) ([]workloads.MicroResult, error) {
+	mops, err := microOps(ops)
+	if err != nil {
+		return nil, workloads.Definite(err)
+	}
+	res, err := s.c.Txn(ctx, mops)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return microResults(res), nil
+}
+
+func (s *shardedSession) Close() error { return s.c.Close() }
