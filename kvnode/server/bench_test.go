@@ -11,30 +11,74 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/kvnode/server"
+	"github.com/chaoskv/chaos/kvnode/server/protocols"
 )
 
 // BenchmarkDurablePut measures durable puts of 100-byte values on a 3-node
-// Paxos group over loopback (every node fsyncs), at several client counts.
-// It reports throughput and per-op latency percentiles, for both fsync
-// modes (bbolt's two syncs per transaction, and one sync per batch).
+// group of each replication protocol over loopback (every node fsyncs), at
+// several client counts. It reports throughput and per-op latency
+// percentiles, for both fsync modes (bbolt's two syncs per transaction, and
+// one sync per batch).
 func BenchmarkDurablePut(b *testing.B) {
-	for _, mode := range []string{"full", "once"} {
-		for _, clients := range []int{1, 16, 64, 256} {
-			b.Run(fmt.Sprintf("fsync=%s/clients=%d", mode, clients), func(b *testing.B) {
-				benchPut(b, clients, mode == "once")
-			})
+	for _, name := range protocols.Names() {
+		for _, mode := range []string{"full", "once"} {
+			for _, clients := range []int{1, 16, 64, 256} {
+				b.Run(fmt.Sprintf("proto=%s/fsync=%s/clients=%d", name, mode, clients), func(b *testing.B) {
+					benchPut(b, protocol(b, name), clients, mode == "once")
+				})
+			}
 		}
 	}
 }
 
-func benchPut(b *testing.B, clients int, syncOnce bool) {
+// BenchmarkFailover measures, per protocol, the wall time from stopping
+// the leader of a 3-node loopback group until a client's put succeeds
+// again (election timeout 300 ms).
+func BenchmarkFailover(b *testing.B) {
+	for _, name := range protocols.Names() {
+		b.Run("proto="+name, func(b *testing.B) {
+			var total time.Duration
+			for range b.N {
+				c := testCluster(b, 3, false)
+				c.TickMS = 10
+				c.ElectionTicks = 30
+				c.HeartbeatTicks = 3
+				rs := startCluster(b, c, dataDirs(b, 3), protocol(b, name), func(o *server.Options) { o.SyncOnce = true })
+				l := waitLeader(b, rs, 5*time.Second)
+				cl := newClient(b, c)
+				if err := cl.Put(context.Background(), "k", "v"); err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				// The cleanup of startCluster waits for the node to end.
+				rs[l].cancel()
+				for {
+					ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+					err := cl.Put(ctx, "k", "w")
+					cancel()
+					if err == nil {
+						break
+					}
+					if time.Since(start) > 20*time.Second {
+						b.Fatalf("no put succeeded within 20s of stopping the leader: %v", err)
+					}
+				}
+				total += time.Since(start)
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "recover-ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+func benchPut(b *testing.B, p server.Protocol, clients int, syncOnce bool) {
 	{
 		{
 			c := testCluster(b, 3, false)
 			c.TickMS = 10
 			c.ElectionTicks = 30
 			c.HeartbeatTicks = 3
-			rs := startCluster(b, c, dataDirs(b, 3), paxosProtocol(b), func(o *server.Options) { o.SyncOnce = syncOnce })
+			rs := startCluster(b, c, dataDirs(b, 3), p, func(o *server.Options) { o.SyncOnce = syncOnce })
 			waitLeader(b, rs, 5*time.Second)
 			value := strings.Repeat("v", 100)
 			cls := make([]interface {

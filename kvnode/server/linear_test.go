@@ -67,13 +67,28 @@ func waitLeader(t testing.TB, rs []*running, within time.Duration) int {
 	return -1
 }
 
+// protocol returns the replication protocol called name.
+func protocol(t testing.TB, name string) server.Protocol {
+	p, err := protocols.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestLinearizableUnderLeaderStop runs concurrent clients doing reads,
-// writes and compare-and-sets on a few keys against a 3-node Paxos group,
-// stops the leader half way, and checks the history with porcupine.
+// writes and compare-and-sets on a few keys against a 3-node group of each
+// replication protocol, stops the leader half way, and checks the history
+// with porcupine.
 func TestLinearizableUnderLeaderStop(t *testing.T) {
+	for _, name := range protocols.Names() {
+		t.Run(name, func(t *testing.T) { linearizableUnderLeaderStop(t, protocol(t, name)) })
+	}
+}
+
+func linearizableUnderLeaderStop(t *testing.T, p server.Protocol) {
 	c := testCluster(t, 3, false)
 	dirs := dataDirs(t, 3)
-	p := paxosProtocol(t)
 	var rs []*running
 	for i, nd := range c.Nodes {
 		rs = append(rs, startNode(t, c, nd.ID, dirs[i], p))
