@@ -125,7 +125,8 @@ func runNode(args []string, stderr io.Writer) int {
 		Cluster: c, ID: replica.NodeID(*id), DataDir: *data, Protocol: proto,
 		Listen: *listen, ClientListen: *clientListen, AdminListen: *admin,
 		MaxBatch: *maxBatch, MaxInflight: *maxInflight, SnapshotEvery: *snapEvery, SyncOnce: *fsync == "once",
-		Logger: log,
+		ShardController: c.ShardController,
+		Logger:          log,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "kvnode: %v\n", err)

@@ -71,6 +71,10 @@ type Cluster struct {
 	HeartbeatTicks int     `json:"heartbeat_ticks,omitempty"`
 	Nodes          []Node  `json:"nodes"`
 	Groups         []Group `json:"groups"`
+	// ShardController, when not zero, names the group that runs the shard
+	// controller; the cluster is then sharded and every other group is a
+	// shard group.
+	ShardController replica.GroupID `json:"shard_controller,omitempty"`
 }
 
 // Load reads and validates the cluster file at path.
@@ -192,6 +196,14 @@ func (c *Cluster) Validate() error {
 				return fmt.Errorf("%s.members[%d]: node %d listed twice", where, j, m)
 			}
 			seen[m] = true
+		}
+	}
+	if c.ShardController != 0 {
+		if _, ok := c.Group(c.ShardController); !ok {
+			return fmt.Errorf("shard_controller: group %d is not in groups", c.ShardController)
+		}
+		if len(c.Groups) < 2 {
+			return errors.New("shard_controller: a sharded cluster needs at least one shard group besides the controller")
 		}
 	}
 	return nil
