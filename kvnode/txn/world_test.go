@@ -31,6 +31,10 @@ type world struct {
 	hist    []history.Op
 	nextVal int64
 	stats   struct{ ok, aborted, unknown, wrong, retries int }
+	// gen, when set, replaces newTxn's random list-append transactions.
+	gen func(c *wclient) ([]MicroOp, []any)
+	// onOK sees every committed transaction's results.
+	onOK func(res []MicroResult)
 }
 
 type wclient struct {
@@ -81,6 +85,10 @@ func key(k int64) string { return "k" + strconv.FormatInt(k, 10) }
 func (w *world) newTxn(c *wclient) {
 	n := 1 + w.rng.Intn(4)
 	c.ops, c.value = nil, nil
+	if w.gen != nil {
+		c.ops, c.value = w.gen(c)
+		n = 0
+	}
 	for i := 0; i < n; i++ {
 		k := int64(w.rng.Intn(8))
 		if w.rng.Intn(2) == 0 {
@@ -154,6 +162,9 @@ func (w *world) clientStep(c *wclient) {
 	switch r.Status {
 	case StatusOK:
 		w.stats.ok++
+		if w.onOK != nil {
+			w.onOK(r.Results)
+		}
 		w.complete(c, history.Ok, r.Results, "")
 	case StatusAborted:
 		w.stats.aborted++
@@ -232,6 +243,17 @@ func (w *world) reconfigure() {
 // run does steps random actions, then lets everything settle and reads
 // every key once.
 func (w *world) run(steps, nclients int, abandon bool) {
+	w.random(steps, nclients, abandon)
+	w.settle()
+}
+
+// runSteps runs the random phase and lets it settle, without final reads.
+func (w *world) runSteps(steps, nclients int) {
+	w.random(steps, nclients, true)
+	w.settleOnly()
+}
+
+func (w *world) random(steps, nclients int, abandon bool) {
 	for i := 0; i < nclients; i++ {
 		w.clients = append(w.clients, &wclient{id: uint64(100 + i), proc: history.Process(i)})
 	}
@@ -254,7 +276,16 @@ func (w *world) run(steps, nclients int, abandon bool) {
 			w.reconfigure()
 		}
 	}
-	// Settle: no more reconfigurations; deliver everything.
+}
+
+func (w *world) settle() {
+	w.settleOnly()
+	w.finalReads()
+}
+
+// settleOnly stops reconfiguring and delivers everything until every
+// client is done.
+func (w *world) settleOnly() {
 	for round := 0; round < 20000; round++ {
 		busy := false
 		for _, c := range w.clients {
@@ -280,6 +311,11 @@ func (w *world) run(steps, nclients int, abandon bool) {
 			w.t.Fatalf("client %d still busy after settling", c.id)
 		}
 	}
+}
+
+// finalReads reads every key once.
+func (w *world) finalReads() {
+	w.gen = nil
 	final := &wclient{id: 999, proc: 999}
 	for k := int64(0); k < 8; k++ {
 		final.ops, final.value = []MicroOp{{F: Read, Key: key(k)}}, []any{[]any{"r", k, nil}}
