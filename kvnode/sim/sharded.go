@@ -35,6 +35,10 @@ type ShardedConfig struct {
 	// Faults enables node crashes, partitions of the nodes and shard moves
 	// (Join, Leave, Move) during the run.
 	Faults bool
+	// MoveEvery, when set, makes a shard change (Join, Leave or Move) at
+	// the controller this often until every transaction is invoked,
+	// besides any Faults.
+	MoveEvery time.Duration
 	// Think bounds the pause between a client's transactions (100ms).
 	Think time.Duration
 	// AbandonAfter is how long a coordinator waits for votes before its
@@ -555,6 +559,18 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	if cfg.Faults {
 		w.nemesis(admin, func() bool { return stop })
 	}
+	if cfg.MoveEvery > 0 {
+		mover := w.clientOf(0, 0)
+		var move func()
+		move = func() {
+			if stop {
+				return
+			}
+			w.shardChangeVia(mover)
+			w.at(cfg.MoveEvery, move)
+		}
+		w.at(cfg.MoveEvery, move)
+	}
 	limit := time.Duration(cfg.Ops+10) * (cfg.TxnDeadline + cfg.Think)
 	w.runUntil(func() bool { return active == 0 }, limit)
 	if w.err != nil {
@@ -648,22 +664,29 @@ func (w *world) nemesis(admin *Client, stopped func() bool) {
 			w.partition(side)
 			w.recordNemesis("partition", fmt.Sprint(side))
 		default:
-			if !admin.Busy() {
-				admin.Invoke(shardctl.Op{Kind: shardctl.Query, Num: -1}.Encode(), func(o Outcome) {
-					r, err := shardctl.DecodeReply(o.Value)
-					if o.Unknown || err != nil || r.Err != "" || admin.Busy() {
-						return
-					}
-					op := w.shardChange(&r.Config)
-					w.res.Moves++
-					w.recordNemesis("reconfig", fmt.Sprintf("%d %v %v shard %d to %d", op.Kind, slices.Sorted(maps.Keys(op.Groups)), op.GIDs, op.Shard, op.GID))
-					admin.Invoke(op.Encode(), func(Outcome) {})
-				})
-			}
+			w.shardChangeVia(admin)
 		}
 		w.at(time.Duration(300+w.rng.Intn(500))*time.Millisecond, step)
 	}
 	w.at(500*time.Millisecond, step)
+}
+
+// shardChangeVia reads the latest configuration through admin, then asks
+// the controller for a change of it (nothing when admin is still busy).
+func (w *world) shardChangeVia(admin *Client) {
+	if admin.Busy() {
+		return
+	}
+	admin.Invoke(shardctl.Op{Kind: shardctl.Query, Num: -1}.Encode(), func(o Outcome) {
+		r, err := shardctl.DecodeReply(o.Value)
+		if o.Unknown || err != nil || r.Err != "" || admin.Busy() {
+			return
+		}
+		op := w.shardChange(&r.Config)
+		w.res.Moves++
+		w.recordNemesis("reconfig", fmt.Sprintf("%d %v %v shard %d to %d", op.Kind, slices.Sorted(maps.Keys(op.Groups)), op.GIDs, op.Shard, op.GID))
+		admin.Invoke(op.Encode(), func(Outcome) {})
+	})
 }
 
 func (w *world) recordNemesis(f string, v any) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/history"
 )
 
 // shardedSeeds is the sweep size: CHAOS_SIM_SEEDS, else 200 (40 in -short).
@@ -72,4 +73,41 @@ func TestShardedSeed(t *testing.T) {
 		}
 		t.Fatalf("seed %d invalid: %v %+v", seed, res.Problems, res.Check)
 	}
+}
+
+// TestShardedConstantMovement changes the shard configuration every 150ms
+// (Join, Leave or Move) with no other fault: every transaction must end
+// within its 3s deadline with a definite outcome (no unknowns), which
+// bounds how long reconfiguration can hold a shard; and the history must
+// be strict-serializable.
+func TestShardedConstantMovement(t *testing.T) {
+	n := 20
+	if testing.Short() {
+		n = 5
+	}
+	var worst time.Duration
+	for seed := int64(1); seed <= int64(n); seed++ {
+		res, err := RunSharded(ShardedConfig{Seed: seed, MoveEvery: 150 * time.Millisecond, TxnDeadline: 3 * time.Second})
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if res.Valid != checker.Valid {
+			t.Fatalf("seed %d: %v %+v", seed, res.Problems, res.Check)
+		}
+		if res.Info > 0 || res.Moves < 10 || res.Ok == 0 {
+			t.Fatalf("seed %d: %d ok, %d failed, %d unknown, %d shard changes: want no unknowns and at least 10 changes", seed, res.Ok, res.Fail, res.Info, res.Moves)
+		}
+		inv := map[int64]int64{}
+		for _, op := range res.History {
+			if op.Process < 0 {
+				continue
+			}
+			if op.Type == history.Invoke {
+				inv[int64(op.Process)] = op.Time
+			} else if op.Type == history.Ok {
+				worst = max(worst, time.Duration(op.Time-inv[int64(op.Process)]))
+			}
+		}
+	}
+	t.Logf("%d seeds: slowest committed transaction took %v of virtual time (bound 3s)", n, worst)
 }
