@@ -131,6 +131,9 @@ func parseRun(c *cli.Context) (*runSpec, error) {
 			"--replicas %d of --nodes %d makes %d groups placed by key hash", w.Name(), s.cluster.Replicas, s.cluster.Nodes,
 			len(dockerbackend.Groups(s.cluster.Nodes, s.cluster.Replicas)))
 	}
+	if !workloads.IsTransactional(w.Name()) && s.cluster.Groups > 0 {
+		return nil, badArgs("--groups: a sharded cluster serves transactions only; --workload %s needs --groups 0", w.Name())
+	}
 	if slices.Contains(s.kinds, nemesis.Reconfig) && s.cluster.Groups < 2 {
 		return nil, badArgs("--nemesis: reconfig needs a sharded cluster of at least 2 shard groups (--groups), got %d", s.cluster.Groups)
 	}

@@ -75,7 +75,6 @@ func (o Options) Validate() error {
 		if _, err := ShardedGroups(o.Nodes, o.Replicas, o.Groups); err != nil {
 			return err
 		}
-		return fmt.Errorf("--groups: %w, so a sharded cluster cannot be started yet", ErrNoShardController)
 	}
 	for _, p := range Protocols {
 		if o.Protocol == p {
@@ -136,6 +135,7 @@ type Backend struct {
 	file    *config.Cluster
 	image   string
 	probes  []*client.Client // one per group, for health checks
+	admin   *client.Sharded  // a sharded cluster's controller session
 }
 
 var _ harness.Backend = (*Backend)(nil)
@@ -189,7 +189,13 @@ func (b *Backend) Setup(ctx context.Context, dir string) (*harness.Cluster, erro
 		Image: image,
 		Nodes: b.opts.Nodes,
 		Config: func(nodes []docker.Node) ([]byte, error) {
-			f, err := ClusterFile(b.opts.Protocol, nodes, b.opts.Replicas)
+			var f *config.Cluster
+			var err error
+			if b.opts.Groups > 0 {
+				f, err = ShardedClusterFile(b.opts.Protocol, nodes, b.opts.Replicas, b.opts.Groups)
+			} else {
+				f, err = ClusterFile(b.opts.Protocol, nodes, b.opts.Replicas)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -208,6 +214,9 @@ func (b *Backend) Setup(ctx context.Context, dir string) (*harness.Cluster, erro
 	b.mu.Unlock()
 	if file == nil {
 		return nil, errors.New("launch: the cluster file was never rendered")
+	}
+	if file.ShardController != 0 {
+		return b.setupSharded(cl, file)
 	}
 	sut := &sut{file: file, attempt: b.opts.AttemptTimeout}
 	var probes []*client.Client
@@ -237,14 +246,18 @@ const healthKey = "chaos-health"
 // serves a read.
 func (b *Backend) WaitHealthy(ctx context.Context) error {
 	b.mu.Lock()
-	file, probes := b.file, b.probes
+	file, probes, admin := b.file, b.probes, b.admin
 	b.mu.Unlock()
 	if file == nil {
 		return errors.New("no cluster")
 	}
 	var last error
 	for {
-		last = b.healthy(ctx, file, probes)
+		if admin != nil {
+			last = b.shardedHealthy(ctx, file, admin)
+		} else {
+			last = b.healthy(ctx, file, probes)
+		}
 		if last == nil {
 			return nil
 		}
@@ -366,9 +379,12 @@ func (b *Backend) Collect(ctx context.Context, _ string) error {
 // Close removes the containers and the network.
 func (b *Backend) Close(ctx context.Context) error {
 	b.mu.Lock()
-	cl, probes := b.cluster, b.probes
-	b.cluster, b.probes = nil, nil
+	cl, probes, admin := b.cluster, b.probes, b.admin
+	b.cluster, b.probes, b.admin = nil, nil, nil
 	b.mu.Unlock()
+	if admin != nil {
+		admin.Close()
+	}
 	for _, p := range probes {
 		p.Close()
 	}

@@ -7,10 +7,13 @@ import (
 	"slices"
 	"time"
 
+	"github.com/chaoskv/chaos/docker"
+	"github.com/chaoskv/chaos/harness"
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server/config"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
+	"github.com/chaoskv/chaos/kvnode/txn"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/workloads"
 )
@@ -172,3 +175,92 @@ func (s *shardedSession) Txn(ctx context.Context, ops []workloads.MicroOp) ([]wo
 }
 
 func (s *shardedSession) Close() error { return s.c.Close() }
+
+// ShardedClusterFile renders the cluster file of a sharded cluster: the
+// shard groups and the controller group of ShardedGroups, the controller
+// named as such.
+func ShardedClusterFile(protocol string, nodes []docker.Node, replicas, groups int) (*config.Cluster, error) {
+	gs, err := ShardedGroups(len(nodes), replicas, groups)
+	if err != nil {
+		return nil, fmt.Errorf("cluster file: %w", err)
+	}
+	c, err := ClusterFile(protocol, nodes, len(nodes))
+	if err != nil {
+		return nil, err
+	}
+	c.Groups = gs
+	c.ShardController = gs[len(gs)-1].ID
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("cluster file: %w", err)
+	}
+	return c, nil
+}
+
+// shardGroups returns a sharded cluster file's shard groups: every group
+// but the controller's.
+func shardGroups(file *config.Cluster) []config.Group {
+	var out []config.Group
+	for _, g := range file.Groups {
+		if g.ID != file.ShardController {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// setupSharded finishes Setup for a sharded cluster: a controller session
+// for health checks and the reconfig nemesis, sharded client sessions.
+func (b *Backend) setupSharded(cl *docker.Cluster, file *config.Cluster) (*harness.Cluster, error) {
+	admin, err := client.NewSharded(client.ShardedConfig{Cluster: file, Controller: file.ShardController, AttemptTimeout: b.opts.AttemptTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("shard controller session: %w", err)
+	}
+	b.mu.Lock()
+	old, oldAdmin := b.probes, b.admin
+	b.probes, b.admin = nil, admin
+	b.mu.Unlock()
+	for _, p := range old {
+		p.Close()
+	}
+	if oldAdmin != nil {
+		oldAdmin.Close()
+	}
+	r := NewReconfigurer(admin.Admin, shardGroups(file))
+	sut := &shardedSUT{file: file, controller: file.ShardController, attempt: b.opts.AttemptTimeout}
+	return &harness.Cluster{SUT: sut, Target: reconfigTarget{Target: cl, Reconfigurer: r}, Leaders: b.leaders}, nil
+}
+
+// shardedHealthy checks every node's /healthz, makes sure every shard
+// group has joined the configuration, and runs a read through the shard
+// groups.
+func (b *Backend) shardedHealthy(ctx context.Context, file *config.Cluster, admin *client.Sharded) error {
+	for _, n := range file.Nodes {
+		if err := b.get(ctx, n.AdminAddr, "/healthz", nil); err != nil {
+			return fmt.Errorf("%s: %w", n.Name, err)
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := NewReconfigurer(admin.Admin, shardGroups(file)).JoinAll(pctx); err != nil {
+		return err
+	}
+	ops := make([]txn.MicroOp, 0, shardctl.NShards)
+	for s := range shardctl.NShards {
+		// One key per shard, so every shard group must answer.
+		ops = append(ops, txn.MicroOp{F: txn.Read, Key: shardProbeKey(s)})
+	}
+	if _, err := admin.Txn(pctx, ops); err != nil {
+		return fmt.Errorf("the shard groups do not serve reads: %w", err)
+	}
+	return nil
+}
+
+// shardProbeKey returns a key in shard s, for health reads.
+func shardProbeKey(s int) string {
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("%s-%d", healthKey, i)
+		if shardctl.ShardOf(k) == s {
+			return k
+		}
+	}
+}

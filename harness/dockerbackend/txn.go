@@ -2,7 +2,6 @@ package dockerbackend
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/chaoskv/chaos/kvnode/client"
@@ -12,11 +11,6 @@ import (
 	"github.com/chaoskv/chaos/kvnode/txn"
 	"github.com/chaoskv/chaos/workloads"
 )
-
-// ErrNoShardController is matched by the error for a sharded cluster
-// shape (--groups) the kvnode cluster file cannot describe yet: it has
-// no way to name a shard controller group.
-var ErrNoShardController = errors.New("the kvnode cluster file has no shard controller group")
 
 // ShardedGroups lays out a sharded cluster over nodes 1..nodes: shard
 // groups 1..groups of replicas nodes each, placed round the ring so every
@@ -49,12 +43,13 @@ func ShardedGroups(nodes, replicas, groups int) ([]config.Group, error) {
 
 // OpenTxn opens a transactional session. A cluster of one replica group
 // runs each transaction in that group, where kvnode applies it as one log
-// entry; transactions over several groups need the shard controller and
-// two-phase commit, which this cluster file does not configure.
+// entry; transactions over several hash-placed groups are refused: they need
+// a sharded cluster (Options.Groups), with its shard controller and
+// two-phase commit.
 func (s *sut) OpenTxn(context.Context) (workloads.TxnKV, error) {
 	if n := len(s.file.Groups); n != 1 {
 		return nil, fmt.Errorf("%w: the cluster has %d replica groups placed by key hash and no shard controller, "+
-			"so a transaction could span groups (run with --replicas equal to --nodes for a single group)", workloads.ErrNoTxn, n)
+			"so a transaction could span groups (run with --replicas equal to --nodes for a single group, or with --groups)", workloads.ErrNoTxn, n)
 	}
 	c, err := s.groupClient(s.file.Groups[0].ID)
 	if err != nil {
