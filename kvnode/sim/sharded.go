@@ -16,9 +16,15 @@ import (
 	"github.com/chaoskv/chaos/kvnode/txn"
 )
 
-// WorkloadListAppend is Elle's list-append over a sharded cluster:
-// transactions of appends and reads over keys in any shards.
-const WorkloadListAppend = "list-append"
+// Transactional workloads over a sharded cluster, checked by Elle.
+const (
+	// WorkloadListAppend: transactions of appends of unique values and
+	// reads of whole lists, over keys in any shards.
+	WorkloadListAppend = "list-append"
+	// WorkloadRWRegister: transactions of writes of unique values and
+	// reads, over keys in any shards.
+	WorkloadRWRegister = "rw-register"
+)
 
 // ShardedConfig is one simulated test of a sharded cluster: a shard
 // controller group and Groups shard groups of three replicas each, placed
@@ -32,6 +38,7 @@ type ShardedConfig struct {
 	Ops      int    // transactions (300)
 	Clients  int    // concurrent clients (5)
 	Keys     int    // keys (8)
+	Workload string // WorkloadListAppend (default) or WorkloadRWRegister
 	// Faults enables node crashes, partitions of the nodes and shard moves
 	// (Join, Leave, Move) during the run.
 	Faults bool
@@ -67,6 +74,9 @@ func (c *ShardedConfig) defaults() {
 	}
 	if c.Keys == 0 {
 		c.Keys = 8
+	}
+	if c.Workload == "" {
+		c.Workload = WorkloadListAppend
 	}
 	if c.Think == 0 {
 		c.Think = 100 * time.Millisecond
@@ -454,6 +464,14 @@ func (tw *txnWorker) finish(typ history.Type, res []txn.MicroResult, why string)
 		v = make([]any, len(res))
 		for i, r := range res {
 			k, _ := strconv.ParseInt(r.Key[1:], 10, 64)
+			if r.F == txn.Read && w.cfg.Workload == WorkloadRWRegister {
+				var x any
+				if r.Found {
+					x, _ = strconv.ParseInt(r.Value, 10, 64)
+				}
+				v[i] = []any{"r", k, x}
+				continue
+			}
 			if r.F == txn.Read {
 				l := []any{}
 				for _, e := range r.List {
@@ -463,7 +481,7 @@ func (tw *txnWorker) finish(typ history.Type, res []txn.MicroResult, why string)
 				v[i] = []any{"r", k, l}
 			} else {
 				x, _ := strconv.ParseInt(r.Value, 10, 64)
-				v[i] = []any{"append", k, x}
+				v[i] = []any{r.F, k, x}
 			}
 		}
 	}
@@ -494,6 +512,9 @@ func (w *world) record(op history.Op) {
 // serializability.
 func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	cfg.defaults()
+	if cfg.Workload != WorkloadListAppend && cfg.Workload != WorkloadRWRegister {
+		return nil, fmt.Errorf("sim: unknown sharded workload %q (want %s or %s)", cfg.Workload, WorkloadListAppend, WorkloadRWRegister)
+	}
 	if cfg.Nodes < 3 || cfg.Groups < 2 || cfg.Clients < 1 || cfg.Keys < 1 {
 		return nil, fmt.Errorf("sim: sharded run needs Nodes >= 3, Groups >= 2, Clients and Keys >= 1 (got %d, %d, %d, %d)", cfg.Nodes, cfg.Groups, cfg.Clients, cfg.Keys)
 	}
@@ -604,7 +625,7 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	}
 	w.res.History = w.hist
 	w.res.Virtual = time.Duration(w.now())
-	chk, err := elle.Check("list-append", w.hist, elle.Options{})
+	chk, err := elle.Check(cfg.Workload, w.hist, elle.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("sim seed %d: elle: %w", cfg.Seed, err)
 	}
@@ -626,6 +647,11 @@ func (w *world) genTxn() ([]txn.MicroOp, []any) {
 		k := int64(w.rng.Intn(w.cfg.Keys))
 		if w.rng.Intn(2) == 0 {
 			w.appends++
+			if w.cfg.Workload == WorkloadRWRegister {
+				ops = append(ops, txn.MicroOp{F: txn.Write, Key: skey(k), Value: strconv.FormatInt(w.appends, 10)})
+				value = append(value, []any{"w", k, w.appends})
+				continue
+			}
 			ops = append(ops, txn.MicroOp{F: txn.Append, Key: skey(k), Value: strconv.FormatInt(w.appends, 10)})
 			value = append(value, []any{"append", k, w.appends})
 		} else {
@@ -722,7 +748,7 @@ func runShardedAsRun(cfg Config) (*Result, error) {
 	for _, n := range cfg.Nemesis {
 		faults = faults || n != NemesisNone
 	}
-	sr, err := RunSharded(ShardedConfig{Seed: cfg.Seed, Protocol: cfg.Protocol, Nodes: max(cfg.Replicas, 3), Ops: cfg.Ops, Clients: cfg.Clients, Keys: cfg.Keys, Faults: faults})
+	sr, err := RunSharded(ShardedConfig{Seed: cfg.Seed, Workload: cfg.Workload, Protocol: cfg.Protocol, Nodes: max(cfg.Replicas, 3), Ops: cfg.Ops, Clients: cfg.Clients, Keys: cfg.Keys, Faults: faults})
 	if err != nil {
 		return nil, err
 	}

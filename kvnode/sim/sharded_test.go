@@ -111,3 +111,24 @@ func TestShardedConstantMovement(t *testing.T) {
 	}
 	t.Logf("%d seeds: slowest committed transaction took %v of virtual time (bound 3s)", n, worst)
 }
+
+// TestShardedRWRegisterSweep: the rw-register workload under the same
+// faults; Elle checks strict serializability of reads and writes.
+func TestShardedRWRegisterSweep(t *testing.T) {
+	n := shardedSeeds(t) / 4
+	var ok, cross int
+	for seed := int64(1); seed <= int64(n); seed++ {
+		res, err := RunSharded(ShardedConfig{Seed: seed, Faults: true, Workload: WorkloadRWRegister})
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if res.Valid != checker.Valid {
+			t.Fatalf("seed %d: %s: problems %v, check %+v", seed, res.Valid, res.Problems, res.Check)
+		}
+		ok, cross = ok+res.Ok, cross+res.Cross
+	}
+	t.Logf("%d seeds: %d committed (%d cross-group)", n, ok, cross)
+	if cross == 0 {
+		t.Fatal("no cross-group transaction committed")
+	}
+}
