@@ -220,6 +220,9 @@ func Render(in ReportInput) (report, timeline []byte, err error) {
 		{"duration", dur},
 		{"status", t.Status},
 	}
+	if tm := t.Timings; tm != nil {
+		headline = append(headline, kv{"phases", fmt.Sprintf("setup %.1fs, first op at %.1fs, teardown %.1fs", tm.Setup, tm.FirstOp, tm.Teardown)})
+	}
 	data["Headline"] = headline
 
 	var checks []checkView

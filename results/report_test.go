@@ -318,3 +318,29 @@ func BenchmarkRebuild1M(b *testing.B) {
 		}
 	}
 }
+
+// FuzzReportEscapes renders histories whose strings come from the fuzzer:
+// the page must never fail, panic, or carry markup from the history.
+func FuzzReportEscapes(f *testing.F) {
+	f.Add("read", evilKey, "<img src=x onerror=alert(1)>", "x\"'&")
+	f.Add("start-<b>", "k", "", "\x00\xff")
+	f.Fuzz(func(t *testing.T, fn, key, val, errText string) {
+		ops := []history.Op{
+			{Index: 0, Time: 1, Type: history.Invoke, Process: 0, F: fn, Value: []any{key, val}},
+			{Index: 1, Time: 2e6, Type: history.Info, Process: 0, F: fn, Value: []any{key, val}, Error: errText, Node: val},
+			{Index: 2, Time: 3e6, Type: history.Invoke, Process: history.NemesisProcess, F: "start-" + fn, Value: val},
+			{Index: 3, Time: 4e6, Type: history.Info, Process: history.NemesisProcess, F: "start-" + fn, Value: val},
+		}
+		test := Test{Name: "fuzz", Parameters: map[string]any{"workload": val, key: fn}}
+		page, tl, err := Render(ReportInput{Test: test, Ops: ops, Files: []string{key}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range [][]byte{page, tl} {
+			s := strings.ToLower(string(p))
+			if strings.Contains(s, "<script") || strings.Contains(s, "<img") || strings.Contains(s, "<b>") {
+				t.Fatalf("history markup reached the page:\n%s", p)
+			}
+		}
+	})
+}
