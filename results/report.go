@@ -249,7 +249,13 @@ func Render(in ReportInput) (report, timeline []byte, err error) {
 				}
 				if a, ok := decodeAnomaly(x); ok {
 					anomalyID++
-					cv.Anomalies = append(cv.Anomalies, viewAnomaly(typ, a, anomalyID))
+					v := viewAnomaly(typ, a, anomalyID)
+					if anomalyID > maxCycleDiagrams {
+						// Every anomaly is listed with its explanation and
+						// cycle steps; only the drawings are bounded.
+						v.SVG = ""
+					}
+					cv.Anomalies = append(cv.Anomalies, v)
 					continue
 				}
 				cv.Other = append(cv.Other, kv{typ, short(x, 4000)})
@@ -309,6 +315,10 @@ func Render(in ReportInput) (report, timeline []byte, err error) {
 	}
 	return buf.Bytes(), timeline, nil
 }
+
+// maxCycleDiagrams bounds the cycle drawings on one page, so a history
+// with thousands of anomalies still opens quickly.
+const maxCycleDiagrams = 200
 
 // maxNemesisRows bounds the nemesis table; the timeline plot shows all.
 const maxNemesisRows = 500

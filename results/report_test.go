@@ -246,8 +246,14 @@ func TestAnomaliesAreNeverDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := bytes.Count(page, []byte(`<svg class="cycle"`)); n != 300 {
-		t.Errorf("%d cycle diagrams for 300 anomalies", n)
+	if n := bytes.Count(page, []byte(`<svg class="cycle"`)); n != maxCycleDiagrams {
+		t.Errorf("%d cycle diagrams for 300 anomalies, want the first %d", n, maxCycleDiagrams)
+	}
+	if n := bytes.Count(page, []byte(`<div class="anomaly">`)); n != 300 {
+		t.Errorf("%d anomalies listed, want all 300", n)
+	}
+	if n := bytes.Count(page, []byte("T2 → T1 (ww)")); n != 300 {
+		t.Errorf("%d cycles spelled out, want all 300", n)
 	}
 }
 
