@@ -34,3 +34,24 @@ func TestRunDockerListAppend(t *testing.T) {
 	}
 	t.Logf("%d ok transactions, %d non-empty list reads", txns, nonEmptyReads)
 }
+
+// TestRunDockerShardedReconfig runs list-append on a sharded cluster
+// (three shard groups and the controller over five nodes) while the
+// reconfig nemesis joins, removes and moves shard groups and partitions
+// cut the network: transactions spanning shards must stay
+// strict-serializable through migrations.
+func TestRunDockerShardedReconfig(t *testing.T) {
+	r := runDocker(t, "--workload", "list-append", "--groups", "3", "--nemesis", "reconfig,partition",
+		"--nemesis-interval", "3s", "--time-limit", "15s", "--seed", "4")
+	if n := r.nemesisOps()["reconfig"]; n < 2 {
+		t.Fatalf("%d reconfigurations took effect, want at least 2", n)
+	}
+	oks := r.oks()
+	if oks < 200 {
+		t.Fatalf("only %d ok transactions", oks)
+	}
+	if r.test.Parameters["groups"] != 3.0 {
+		t.Fatalf("test.json groups = %v", r.test.Parameters["groups"])
+	}
+	t.Logf("nemesis %v, %d ok ops", r.nemesisOps(), oks)
+}
