@@ -275,18 +275,24 @@ func TestBankGeneratorShape(t *testing.T) {
 func TestTxnWorkloadsValidOnCorrectStore(t *testing.T) {
 	for _, w := range txnWorkloads() {
 		t.Run(w.Name(), func(t *testing.T) {
-			const seed = 11
-			// Refusals and lost responses make fail and info completions;
-			// the history must still check valid.
-			s := newStore(t, memtxn.Options{RefuseRate: 0.05, LoseRate: 0.05, Seed: seed})
-			ops := drive(t, w, s, seed, 600, 5)
-			c := counts(ops)
-			if c[history.Fail] == 0 || c[history.Info] == 0 || c[history.Ok] < 400 {
-				t.Fatalf("completions %v: want some of each", c)
+			seeds := []int64{11, 12, 13}
+			if testing.Short() {
+				seeds = seeds[:1]
 			}
-			res := check(t, w, ops)
-			if res.Valid != checker.Valid {
-				t.Fatalf("seed %d: correct store judged %v: %s %v", seed, res.Valid, res.Summary, anomalyNames(res))
+			for _, seed := range seeds {
+				// Refusals and lost responses make fail and info
+				// completions; the history must still check valid.
+				s := newStore(t, memtxn.Options{RefuseRate: 0.05, LoseRate: 0.05, Seed: uint64(seed)})
+				ops := drive(t, w, s, seed, 600, 5)
+				c := counts(ops)
+				if c[history.Fail] == 0 || c[history.Info] == 0 || c[history.Ok] < 400 {
+					t.Fatalf("seed %d: completions %v: want some of each", seed, c)
+				}
+				res := check(t, w, ops)
+				if res.Valid != checker.Valid {
+					t.Fatalf("seed %d: correct store judged %v: %s %v\nreplay: go test ./workloads -run 'TestTxnWorkloadsValidOnCorrectStore/%s'",
+						seed, res.Valid, res.Summary, anomalyNames(res), w.Name())
+				}
 			}
 		})
 	}
@@ -312,7 +318,8 @@ func TestTxnWorkloadsCatchMisbehaviour(t *testing.T) {
 			ops := drive(t, tc.w, newStore(t, tc.opts), seed, 600, 5)
 			res := check(t, tc.w, ops)
 			if res.Valid != checker.Invalid {
-				t.Fatalf("seed %d: misbehaving store judged %v: %s", seed, res.Valid, res.Summary)
+				t.Fatalf("seed %d: misbehaving store judged %v: %s\nreplay: go test ./workloads -run 'TestTxnWorkloadsCatchMisbehaviour/%s'",
+					seed, res.Valid, res.Summary, tc.name)
 			}
 			t.Logf("caught: %v", anomalyNames(res))
 		})
