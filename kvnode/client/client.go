@@ -238,8 +238,9 @@ func (c *Client) Cas(ctx context.Context, key, old, value string) (CasResult, er
 // see the transaction's own earlier writes. Errors follow the package's
 // rules: ErrUnknown when it may or may not have committed, ErrFailed when
 // it certainly did not (an invalid transaction fails before anything is
-// sent). A transaction the system aborted is retried by the client until
-// ctx ends, and then reported as ErrFailed.
+// sent; a failed txn.Check is an ErrFailed wrapping txn.ErrCheckFailed).
+// A transaction the system aborted is retried by the client until ctx
+// ends, and then reported as ErrFailed.
 func (c *Client) Txn(ctx context.Context, ops []txn.MicroOp) ([]txn.MicroResult, error) {
 	if err := txn.Validate(ops); err != nil {
 		return nil, &FailedError{Op: "txn", Cause: err}
@@ -247,6 +248,9 @@ func (c *Client) Txn(ctx context.Context, ops []txn.MicroOp) ([]txn.MicroResult,
 	r, err := c.do(ctx, kv.Op{Kind: kv.Txn, Value: string(txn.Encode(ops))})
 	if err != nil {
 		return nil, err
+	}
+	if !r.Ok {
+		return nil, &FailedError{Op: "txn", Cause: txn.ErrCheckFailed}
 	}
 	res, err := txn.DecodeResults([]byte(r.Value))
 	if err != nil {

@@ -115,7 +115,8 @@ func (s *Sharded) Admin(ctx context.Context, op shardctl.Op) (shardctl.Config, e
 
 // Txn runs a one-shot transaction over keys in any shards, with the
 // contract of Client.Txn: nil error means committed; ErrUnknown means it
-// may or may not have committed; ErrFailed means it certainly did not. An
+// may or may not have committed; ErrFailed means it certainly did not (a
+// failed txn.Check wraps txn.ErrCheckFailed). An
 // aborted attempt (a lock conflict, a participant cut off) is retried as a
 // new request until ctx ends, and then reported as ErrFailed.
 func (s *Sharded) Txn(ctx context.Context, ops []txn.MicroOp) ([]txn.MicroResult, error) {
@@ -185,6 +186,8 @@ func (s *Sharded) Txn(ctx context.Context, ops []txn.MicroOp) ([]txn.MicroResult
 			maybe = false
 			last = fmt.Errorf("group %d: aborted: %s", owner, r.Err)
 			pause(ctx, time.Duration(1+mrand.IntN(20))*time.Millisecond)
+		case txn.StatusCheckFailed:
+			return nil, &FailedError{Op: "txn", Cause: fmt.Errorf("group %d: %w", owner, txn.ErrCheckFailed)}
 		case txn.StatusWrongGroup:
 			last = fmt.Errorf("group %d does not own shard %d", owner, low)
 			if err := s.refresh(ctx); err != nil {

@@ -216,7 +216,11 @@ func (s *Store) apply(op Op) Reply {
 		if err != nil {
 			return Reply{Err: err.Error()}
 		}
-		res, writes := txn.Exec(ops, s.Get)
+		res, writes, ok := txn.Exec(ops, s.Get)
+		if !ok {
+			// A Check failed: nothing is applied, and Ok says so.
+			return Reply{Value: string(txn.EncodeResults(res))}
+		}
 		for _, w := range writes {
 			s.data[w.Key] = w.Value
 		}

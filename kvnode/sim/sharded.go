@@ -434,6 +434,8 @@ func (tw *txnWorker) attempt() {
 			}
 			tw.seq++
 			w.at(time.Duration(10+w.rng.Intn(50))*time.Millisecond, tw.attempt)
+		case txn.StatusCheckFailed:
+			tw.finish(history.Fail, nil, "check failed")
 		case txn.StatusWrongGroup:
 			tw.refresh()
 		case txn.StatusRetry:

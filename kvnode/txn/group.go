@@ -178,6 +178,9 @@ const (
 	StatusRetry Status = "retry"
 	// StatusError: the request could not be decoded; nothing applied.
 	StatusError Status = "error"
+	// StatusCheckFailed: a Check micro-op did not match; nothing applied,
+	// and retrying the same transaction is pointless.
+	StatusCheckFailed Status = "check-failed"
 )
 
 // Reply answers a client transaction request.
@@ -209,6 +212,7 @@ type message struct {
 	From   replica.GroupID   `json:"from,omitempty"`
 	Part   *Part             `json:"part,omitempty"`
 	Yes    bool              `json:"yes,omitempty"`
+	Check  bool              `json:"check,omitempty"` // a no vote because a Check failed
 	Res    []MicroResult     `json:"res,omitempty"`
 	Commit bool              `json:"commit,omitempty"`
 	Cfg    []byte            `json:"cfg,omitempty"`
@@ -268,7 +272,7 @@ func DecodeReply(b []byte) (Reply, error) {
 		return Reply{}, fmt.Errorf("decode txn reply: %w: %v", ErrMalformed, err)
 	}
 	switch r.Status {
-	case StatusOK, StatusAborted, StatusWrongGroup, StatusRetry, StatusError:
+	case StatusOK, StatusAborted, StatusWrongGroup, StatusRetry, StatusError, StatusCheckFailed:
 	default:
 		return Reply{}, fmt.Errorf("decode txn reply: %w: unknown status %q", ErrMalformed, r.Status)
 	}
@@ -467,14 +471,20 @@ func (g *Group) clientTxn(client, seq uint64, ops []MicroOp) []byte {
 		return finish(Reply{Status: StatusAborted, Err: "lock conflict"})
 	}
 	if len(parts) == 1 {
-		res, writes := Exec(ops, g.Get)
+		res, writes, ok := Exec(ops, g.Get)
+		if !ok {
+			return finish(Reply{Status: StatusCheckFailed, Results: res, Err: "check failed"})
+		}
 		g.write(writes)
 		return finish(Reply{Status: StatusOK, Results: res})
 	}
 	if _, ok := parts[0]; ok {
 		return finish(Reply{Status: StatusAborted, Err: "a key's shard has no owner"})
 	}
-	res := g.lockAndRead(id, g.gid, mine)
+	res, ok := g.lockAndRead(id, g.gid, mine)
+	if !ok {
+		return finish(Reply{Status: StatusCheckFailed, Err: "check failed"})
+	}
 	c := &coordTxn{Ops: ops, Parts: parts, Votes: map[replica.GroupID]bool{g.gid: true}, Acked: map[replica.GroupID]bool{},
 		Results: make([]MicroResult, len(ops))}
 	placeResults(c.Results, mine.Idx, res)
@@ -555,12 +565,16 @@ func (g *Group) releaseLocks(id TxnID, ops []MicroOp) {
 }
 
 // lockAndRead logs the prepared record of id's part here and returns the
-// part's results under the locks it took.
-func (g *Group) lockAndRead(id TxnID, coord replica.GroupID, part Part) []MicroResult {
+// part's results under the locks it took. When a Check of the part fails
+// it prepares nothing and returns ok false.
+func (g *Group) lockAndRead(id TxnID, coord replica.GroupID, part Part) (res []MicroResult, ok bool) {
+	res, _, ok = Exec(part.Ops, g.Get)
+	if !ok {
+		return nil, false
+	}
 	g.takeLocks(id, part.Ops)
-	res, _ := Exec(part.Ops, g.Get)
 	g.prepared[id] = &prepared{Coord: coord, Part: part, Res: res}
-	return res
+	return res, true
 }
 
 func (g *Group) write(writes []KV) {
@@ -577,6 +591,7 @@ func (g *Group) prepare(m *message) []byte {
 	vote := func(yes bool, res []MicroResult) []byte {
 		return (&message{K: opVote, ID: m.ID, From: g.gid, Yes: yes, Res: res}).encode()
 	}
+	checkFailed := (&message{K: opVote, ID: m.ID, From: g.gid, Check: true}).encode()
 	if p := g.prepared[m.ID]; p != nil {
 		return vote(true, p.Res)
 	}
@@ -586,7 +601,11 @@ func (g *Group) prepare(m *message) []byte {
 	if g.next != nil || !g.servesAll(m.Part.Ops) || g.conflicts(m.ID, m.Part.Ops) {
 		return vote(false, nil)
 	}
-	return vote(true, g.lockAndRead(m.ID, m.From, *m.Part))
+	res, ok := g.lockAndRead(m.ID, m.From, *m.Part)
+	if !ok {
+		return checkFailed
+	}
+	return vote(true, res)
 }
 
 func (g *Group) vote(m *message) {
@@ -600,7 +619,7 @@ func (g *Group) vote(m *message) {
 	}
 	c.Votes[m.From] = m.Yes
 	if !m.Yes || len(m.Res) != len(part.Idx) {
-		g.conclude(m.ID, c, false)
+		g.concludeWith(m.ID, c, false, m.Check)
 		return
 	}
 	placeResults(c.Results, part.Idx, m.Res)
@@ -612,8 +631,17 @@ func (g *Group) vote(m *message) {
 // conclude logs the coordinator's decision: the client's answer goes to
 // the session table, and the coordinator's own part is settled at once.
 func (g *Group) conclude(id TxnID, c *coordTxn, commit bool) {
+	g.concludeWith(id, c, commit, false)
+}
+
+// concludeWith is conclude; checkFailed says an abort is for a failed
+// Check, which the client must not retry blindly.
+func (g *Group) concludeWith(id TxnID, c *coordTxn, commit, checkFailed bool) {
 	c.Decided, c.Commit = true, commit
 	r := Reply{Status: StatusAborted, Err: "a participant voted no or did not answer"}
+	if checkFailed {
+		r = Reply{Status: StatusCheckFailed, Err: "check failed"}
+	}
 	if commit {
 		r = Reply{Status: StatusOK, Results: c.Results}
 	}
@@ -627,7 +655,7 @@ func (g *Group) conclude(id TxnID, c *coordTxn, commit bool) {
 func (g *Group) settle(id TxnID, commit bool) {
 	if p := g.prepared[id]; p != nil {
 		if commit {
-			_, writes := Exec(p.Part.Ops, g.Get)
+			_, writes, _ := Exec(p.Part.Ops, g.Get)
 			g.write(writes)
 		}
 		g.releaseLocks(id, p.Part.Ops)

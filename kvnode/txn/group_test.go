@@ -207,3 +207,40 @@ func TestMultiKeyWriteSeenWhole(t *testing.T) {
 		t.Fatal("keys a and b share a shard: the test would not cross groups")
 	}
 }
+
+// TestCheckAcrossGroups: a transaction whose Check fails at a participant
+// applies nothing anywhere and answers check-failed; with matching checks
+// it commits.
+func TestCheckAcrossGroups(t *testing.T) {
+	w := newWorld(t, 1, 2)
+	w.settleConfigs()
+	cfg := w.ctl.Latest()
+	k1, k2 := keysOn(t, cfg, 1, 2)
+	coord := cfg.Shards[min(shardctl.ShardOf(k1), shardctl.ShardOf(k2))]
+	run := func(seq uint64, ops []MicroOp) Reply {
+		w.txnReply(coord, 7, seq, ops)
+		w.settleConfigs() // delivers prepares, votes and decisions
+		return w.txnReply(coord, 7, seq, ops)
+	}
+	if r := run(1, []MicroOp{{F: Write, Key: k1, Value: "10"}, {F: Write, Key: k2, Value: "10"}}); r.Status != StatusOK {
+		t.Fatalf("setup: %+v", r)
+	}
+	transfer := func(seq uint64, a, b string) Reply {
+		return run(seq, []MicroOp{{F: Check, Key: k1, Value: a}, {F: Check, Key: k2, Value: b}, {F: Write, Key: k1, Value: "7"}, {F: Write, Key: k2, Value: "13"}})
+	}
+	for i, stale := range [][2]string{{"10", "9"}, {"9", "10"}} {
+		if r := transfer(uint64(2+i), stale[0], stale[1]); r.Status != StatusCheckFailed {
+			t.Fatalf("stale checks %v: %+v, want check-failed", stale, r)
+		}
+		owner1, owner2 := cfg.Shards[shardctl.ShardOf(k1)], cfg.Shards[shardctl.ShardOf(k2)]
+		if v1, _ := w.groups[owner1].Get(k1); v1 != "10" {
+			t.Fatalf("k1 = %q after a failed check", v1)
+		}
+		if v2, _ := w.groups[owner2].Get(k2); v2 != "10" {
+			t.Fatalf("k2 = %q after a failed check", v2)
+		}
+	}
+	if r := transfer(4, "10", "10"); r.Status != StatusOK {
+		t.Fatalf("matching checks: %+v", r)
+	}
+}

@@ -10,6 +10,12 @@
 // refuses such a transaction. Mixing "w" and "append" on one key is allowed
 // but gives a List whose first element is the written value's remainder;
 // workloads keep the two kinds on separate keys.
+//
+// Guards: a "check" micro-op makes the whole transaction fail, applying
+// nothing, unless its key's value (as the transaction sees it, a missing
+// key counting as "") equals Value. With it a client reads, computes and
+// then writes only if what it read is still there, as a bank transfer
+// needs; a failed check is a definite failure, not an abort to retry.
 package txn
 
 import (
@@ -25,6 +31,7 @@ const (
 	Read   = "r"
 	Write  = "w"
 	Append = "append"
+	Check  = "check"
 )
 
 // ListSep terminates every element of a list built by Append.
@@ -57,6 +64,10 @@ type MicroResult struct {
 // ErrMalformed is matched by every decoding error of this package.
 var ErrMalformed = errors.New("txn: malformed encoding")
 
+// ErrCheckFailed says a transaction applied nothing because one of its
+// Check micro-ops did not match.
+var ErrCheckFailed = errors.New("txn: check failed")
+
 // ErrInvalid is matched by every error of Validate.
 var ErrInvalid = errors.New("txn: invalid transaction")
 
@@ -71,13 +82,13 @@ func Validate(ops []MicroOp) error {
 	}
 	for i, o := range ops {
 		switch o.F {
-		case Read, Write:
+		case Read, Write, Check:
 		case Append:
 			if strings.Contains(o.Value, ListSep) {
 				return fmt.Errorf("%w: op %d appends %q, which contains the list separator 0x1f", ErrInvalid, i, o.Value)
 			}
 		default:
-			return fmt.Errorf("%w: op %d has unknown function %q (want r, w or append)", ErrInvalid, i, o.F)
+			return fmt.Errorf("%w: op %d has unknown function %q (want r, w, append or check)", ErrInvalid, i, o.F)
 		}
 	}
 	return nil
@@ -112,10 +123,12 @@ type KV struct {
 
 // Exec runs ops against get (the store's view before the transaction) with
 // read-your-writes, and returns the results and the final value of every
-// key the transaction wrote, sorted by key. ops must have passed Validate.
-func Exec(ops []MicroOp, get func(key string) (string, bool)) ([]MicroResult, []KV) {
+// key the transaction wrote, sorted by key; ok is false when a Check
+// failed, and then nothing may be applied. ops must have passed Validate.
+func Exec(ops []MicroOp, get func(key string) (string, bool)) (res []MicroResult, writes []KV, ok bool) {
 	local := map[string]string{}
-	res := make([]MicroResult, len(ops))
+	res = make([]MicroResult, len(ops))
+	ok = true
 	for i, o := range ops {
 		cur, found := local[o.Key]
 		if !found {
@@ -132,15 +145,18 @@ func Exec(ops []MicroOp, get func(key string) (string, bool)) ([]MicroResult, []
 			local[o.Key] = o.Value
 		case Append:
 			local[o.Key] = cur + o.Value + ListSep
+		case Check:
+			r.Value, r.Found = cur, found
+			ok = ok && cur == o.Value
 		}
 		res[i] = r
 	}
-	writes := make([]KV, 0, len(local))
+	writes = make([]KV, 0, len(local))
 	for k, v := range local {
 		writes = append(writes, KV{k, v})
 	}
 	slices.SortFunc(writes, func(a, b KV) int { return strings.Compare(a.Key, b.Key) })
-	return res, writes
+	return res, writes, ok
 }
 
 func fcode(f string) byte {
@@ -151,14 +167,16 @@ func fcode(f string) byte {
 		return 2
 	case Append:
 		return 3
+	case Check:
+		return 4
 	}
 	return 0
 }
 
-var fnames = [...]string{1: Read, 2: Write, 3: Append}
+var fnames = [...]string{1: Read, 2: Write, 3: Append, 4: Check}
 
 // Encode returns the ops' compact encoding: uvarint count, then per op a
-// function byte (1 r, 2 w, 3 append), key, and for w and append the value,
+// function byte (1 r, 2 w, 3 append, 4 check), key, and for all but r the value,
 // strings as uvarint length and bytes. ops must have passed Validate.
 func Encode(ops []MicroOp) []byte {
 	return AppendOps(nil, ops)

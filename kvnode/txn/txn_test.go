@@ -19,7 +19,10 @@ func TestExecReadYourWrites(t *testing.T) {
 		{F: Read, Key: "l"},
 		{F: Read, Key: "n"},
 	}
-	res, writes := Exec(ops, get)
+	res, writes, ok := Exec(ops, get)
+	if !ok {
+		t.Fatal("no check, yet not ok")
+	}
 	want := []MicroResult{
 		{F: Read, Key: "a", Value: "1", Found: true, List: []string{"1"}},
 		{F: Write, Key: "a", Value: "2"},
@@ -72,7 +75,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, ops) {
 		t.Fatalf("Decode(Encode) = %+v, %v", got, err)
 	}
-	res, _ := Exec(append(ops, MicroOp{F: Read, Key: "x"}), func(string) (string, bool) { return "", false })
+	res, _, _ := Exec(append(ops, MicroOp{F: Read, Key: "x"}, MicroOp{F: Check, Key: "x", Value: "7"}), func(string) (string, bool) { return "", false })
 	back, err := DecodeResults(EncodeResults(res))
 	if err != nil || !reflect.DeepEqual(back, res) {
 		t.Fatalf("DecodeResults(EncodeResults) = %+v, %v; want %+v", back, err, res)
@@ -121,4 +124,27 @@ func FuzzDecodeResults(f *testing.F) {
 			t.Fatalf("re-decode of %+v: %+v, %v", rs, again, err)
 		}
 	})
+}
+
+func TestExecCheck(t *testing.T) {
+	get := func(k string) (string, bool) {
+		if k == "a" {
+			return "5", true
+		}
+		return "", false
+	}
+	for _, tc := range []struct {
+		ops []MicroOp
+		ok  bool
+	}{
+		{[]MicroOp{{F: Check, Key: "a", Value: "5"}, {F: Write, Key: "a", Value: "6"}}, true},
+		{[]MicroOp{{F: Check, Key: "a", Value: "4"}, {F: Write, Key: "a", Value: "6"}}, false},
+		{[]MicroOp{{F: Check, Key: "missing", Value: ""}}, true},
+		{[]MicroOp{{F: Write, Key: "a", Value: "7"}, {F: Check, Key: "a", Value: "7"}}, true},
+		{[]MicroOp{{F: Write, Key: "a", Value: "7"}, {F: Check, Key: "a", Value: "5"}}, false},
+	} {
+		if _, _, ok := Exec(tc.ops, get); ok != tc.ok {
+			t.Errorf("Exec(%+v) ok = %v, want %v", tc.ops, ok, tc.ok)
+		}
+	}
 }
