@@ -34,6 +34,9 @@ type Config struct {
 	// Latency is the latency fault's delay (DefaultDelay ± DefaultJitter
 	// when zero).
 	Latency LatencySpec
+	// KillPolicy bounds how many nodes a kill takes down ("" means
+	// KillMinority).
+	KillPolicy KillPolicy
 	// Leaders finds the current leaders; required for partition-leader.
 	Leaders LeaderFunc
 	// Sleep waits d or until ctx ends; nil means a real timer. Tests
@@ -64,6 +67,7 @@ type Nemesis struct {
 	partitioned Kind // the partition in force, "" for none
 	lossy       bool
 	slow        bool
+	peakDown    int // the most nodes killed at once
 }
 
 // New checks cfg and returns a Nemesis for t.
@@ -88,6 +92,9 @@ func New(t Target, cfg Config, rec Recorder) (*Nemesis, error) {
 	}
 	if cfg.LossPercent < 1 || cfg.LossPercent > 100 {
 		return nil, fmt.Errorf("nemesis: loss percentage must be 1..100, got %d", cfg.LossPercent)
+	}
+	if _, err := ParseKillPolicy(string(cfg.KillPolicy)); err != nil {
+		return nil, err
 	}
 	if slices.Contains(cfg.Kinds, PartitionLeader) && cfg.Leaders == nil {
 		return nil, fmt.Errorf("nemesis: partition-leader needs a way to find the current leaders")
@@ -208,7 +215,7 @@ func (n *Nemesis) plan(ctx context.Context, step Step) (Fault, error) {
 			return Fault{}, fmt.Errorf("%w: the cluster reports none", errNoLeader)
 		}
 	}
-	return Plan(step, n.t.Nodes(), leaders, Params{LossPercent: n.cfg.LossPercent, Latency: n.cfg.Latency})
+	return Plan(step, n.t.Nodes(), leaders, Params{LossPercent: n.cfg.LossPercent, Latency: n.cfg.Latency, KillAny: n.cfg.KillPolicy == KillAny})
 }
 
 // errNoLeader means partition-leader found no leader to isolate.
@@ -279,6 +286,7 @@ func (n *Nemesis) Start(ctx context.Context, f Fault) error {
 				n.killed[node] = true
 				errs = append(errs, n.t.Kill(ctx, node))
 			}
+			n.peakDown = max(n.peakDown, len(n.killed))
 			return errors.Join(errs...)
 		case f.Kind == Pause:
 			var errs []error

@@ -130,6 +130,9 @@ type Fault struct {
 type Params struct {
 	LossPercent int
 	Latency     LatencySpec
+	// KillAny lets a kill take down any number of nodes, all included
+	// (KillAny policy); otherwise it takes a minority.
+	KillAny bool
 }
 
 // Plan decides the fault of one step for the given nodes. leaders is used
@@ -156,7 +159,13 @@ func Plan(step Step, nodes []string, leaders []string, p Params) (Fault, error) 
 		f.Grudge, err = MajoritiesRing(nodes, rng)
 	case PartitionBridge:
 		f.Grudge, f.Bridge, err = Bridge(nodes, rng)
-	case Pause, Kill:
+	case Kill:
+		if p.KillAny {
+			f.Nodes = anyVictims(nodes, rng)
+		} else {
+			f.Nodes = victims(nodes, rng)
+		}
+	case Pause:
 		f.Nodes = victims(nodes, rng)
 	case Loss:
 		if p.LossPercent < 1 || p.LossPercent > 100 {
