@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"os"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/chaoskv/chaos/harness"
 	"github.com/chaoskv/chaos/harness/dockerbackend"
+	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
 	"github.com/chaoskv/chaos/workloads/memkv"
 )
@@ -112,5 +115,52 @@ func TestRunJUnitBadPath(t *testing.T) {
 	code, stderr := runCLI(t, "run", "--kvnode-binary", os.Args[0], "--junit", "/nonexistent/dir/junit.xml")
 	if code != exitBadArgs || !strings.Contains(stderr, "--junit") {
 		t.Fatalf("exit %d, stderr %q; want %d naming --junit", code, stderr, exitBadArgs)
+	}
+}
+
+func TestCheckJUnit(t *testing.T) {
+	store := storeOneRun(t)
+	latest, err := results.Latest(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := filepath.Join(latest, results.HistoryFile)
+	junit := filepath.Join(t.TempDir(), "check.xml")
+	if code, stderr := runCLI(t, "check", "--workload", "cas-register", "--junit", junit, hist); code != exitValid {
+		t.Fatalf("check: exit %d\n%s", code, stderr)
+	}
+	if d := readJUnit(t, junit); len(d.Suites) != 1 || d.Tests != 2 || d.Failures != 0 || d.Errors != 0 {
+		t.Fatalf("junit of a valid history: %+v", d)
+	}
+
+	// The same history with one read answered by a value nobody wrote.
+	ops, err := history.ReadFile(hist, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lied := false
+	for i := range ops {
+		if op := &ops[i]; op.Type == history.Ok && op.F == "read" {
+			op.Value = []any{op.Value.([]any)[0], "999999"}
+			lied = true
+			break
+		}
+	}
+	if !lied {
+		t.Fatal("the history has no ok read to corrupt")
+	}
+	var buf bytes.Buffer
+	w := history.NewWriter(&buf)
+	for i := range ops {
+		w.Write(&ops[i])
+	}
+	w.Flush()
+	bad := filepath.Join(t.TempDir(), "history.jsonl")
+	os.WriteFile(bad, buf.Bytes(), 0o644)
+	if code, stderr := runCLI(t, "check", "--workload", "cas-register", "--junit", junit, bad); code != exitInvalid {
+		t.Fatalf("check of a lying history: exit %d\n%s", code, stderr)
+	}
+	if d := readJUnit(t, junit); d.Failures != 2 {
+		t.Fatalf("junit of an invalid history: %d failures, want the run and the checker", d.Failures)
 	}
 }
