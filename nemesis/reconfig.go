@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"time"
 
 	"github.com/chaoskv/chaos/history"
 )
@@ -125,6 +126,10 @@ func (n *Nemesis) reconfigure(ctx context.Context, seed uint64) error {
 	if !ok {
 		return errNoReconfigurer
 	}
+	// The other schedules wait for n.mu: a controller cut off by a
+	// partition must not hold them up for longer than this.
+	ctx, cancel := context.WithTimeout(ctx, ReconfigTimeout)
+	defer cancel()
 	l, err := r.Query(ctx)
 	if err != nil {
 		n.rec(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: "reconfig", Value: map[string]any{"op": "query"}})
@@ -161,6 +166,9 @@ func (n *Nemesis) reconfigure(ctx context.Context, seed uint64) error {
 	// the controller decides, and the history says what was asked.
 	return nil
 }
+
+// ReconfigTimeout bounds one reconfiguration, its query included.
+const ReconfigTimeout = 5 * time.Second
 
 // errNoReconfigurer is returned when reconfig is asked of a cluster
 // without a shard controller.

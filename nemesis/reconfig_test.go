@@ -282,3 +282,37 @@ func TestReconfigNeedsAReconfigurer(t *testing.T) {
 		t.Fatalf("ParseKinds = %v, %v", ks, err)
 	}
 }
+
+// stuckCtl is a controller that never answers until its context ends.
+type stuckCtl struct{ *fakeCtl }
+
+func (c stuckCtl) Query(ctx context.Context) (ShardLayout, error) {
+	<-ctx.Done()
+	return ShardLayout{}, ctx.Err()
+}
+
+func TestReconfigGivesUpOnAStuckController(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for ReconfigTimeout")
+	}
+	c := stuckCtl{newCtl(3, 3, 8)}
+	var ops []history.Op
+	n, err := New(c, Config{Kinds: []Kind{Reconfig}, Log: slog.New(slog.DiscardHandler)}, func(op history.Op) { ops = append(ops, op) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	n.mu.Lock()
+	err = n.reconfigure(context.Background(), 1)
+	n.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < ReconfigTimeout || d > ReconfigTimeout+2*time.Second {
+		t.Fatalf("gave up after %v, want about %v", d, ReconfigTimeout)
+	}
+	checkPairs(t, ops)
+	if ops[1].Error == "" {
+		t.Fatal("the timed-out query was recorded without its error")
+	}
+}
