@@ -37,6 +37,9 @@ type Config struct {
 	// KillPolicy bounds how many nodes a kill takes down ("" means
 	// KillMinority).
 	KillPolicy KillPolicy
+	// ReconfigTimeout bounds one reconfig action
+	// (DefaultReconfigTimeout when zero).
+	ReconfigTimeout time.Duration
 	// Leaders finds the current leaders; required for partition-leader.
 	Leaders LeaderFunc
 	// Sleep waits d or until ctx ends; nil means a real timer. Tests
@@ -86,6 +89,9 @@ func New(t Target, cfg Config, rec Recorder) (*Nemesis, error) {
 	}
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
+	}
+	if cfg.ReconfigTimeout <= 0 {
+		cfg.ReconfigTimeout = DefaultReconfigTimeout
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()

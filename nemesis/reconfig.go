@@ -128,7 +128,7 @@ func (n *Nemesis) reconfigure(ctx context.Context, seed uint64) error {
 	}
 	// The other schedules wait for n.mu: a controller cut off by a
 	// partition must not hold them up for longer than this.
-	ctx, cancel := context.WithTimeout(ctx, ReconfigTimeout)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReconfigTimeout)
 	defer cancel()
 	l, err := r.Query(ctx)
 	if err != nil {
@@ -167,8 +167,9 @@ func (n *Nemesis) reconfigure(ctx context.Context, seed uint64) error {
 	return nil
 }
 
-// ReconfigTimeout bounds one reconfiguration, its query included.
-const ReconfigTimeout = 5 * time.Second
+// DefaultReconfigTimeout bounds one reconfiguration, its query included,
+// when Config.ReconfigTimeout is zero.
+const DefaultReconfigTimeout = 5 * time.Second
 
 // errNoReconfigurer is returned when reconfig is asked of a cluster
 // without a shard controller.
