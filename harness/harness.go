@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -352,6 +353,10 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 	if r.nemErr != nil {
 		notes = append(notes, fmt.Sprintf("the nemesis stopped early: %v", r.nemErr))
 	}
+	kills, killNote := r.killReport()
+	if killNote != "" {
+		notes = append(notes, killNote)
+	}
 	log.Info("healing")
 	if r.nem != nil {
 		if herr := r.nem.HealAll(ctx); herr != nil {
@@ -421,6 +426,9 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 		Results: map[string]checker.Result{name: res},
 		Stats:   r.stats(ops),
 		Notes:   notes,
+	}
+	if kills != nil {
+		out.Summary.Stats["kills"] = *kills
 	}
 	if err := run.WriteJSON(results.ResultsFile, out.Summary); err != nil {
 		return out, err
@@ -735,4 +743,19 @@ func (r *runner) opsPerSec() float64 {
 		return 0
 	}
 	return math.Round(float64(r.phaseOps)/d*10) / 10
+}
+
+// killReport returns what the kill fault did, when it ran, and a note for
+// the verdict when more than a minority of nodes were down at once: a
+// replication protocol without durable state may then lose acknowledged
+// writes by design, so such a run tests a guarantee it does not make.
+func (r *runner) killReport() (*nemesis.KillReport, string) {
+	if r.nem == nil || !slices.Contains(r.cfg.Nemesis.Kinds, nemesis.Kill) {
+		return nil, ""
+	}
+	k := r.nem.Kills()
+	if !k.BeyondMinority {
+		return &k, ""
+	}
+	return &k, fmt.Sprintf("kill policy %s: %d of %d nodes were down at once, more than a minority (a protocol without durable state may lose acknowledged writes in such a run by design)", k.Policy, k.PeakDown, k.Nodes)
 }

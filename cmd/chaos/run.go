@@ -61,6 +61,7 @@ func init() {
 			&cli.DurationFlag{Name: "op-timeout", Value: 5 * time.Second, Usage: "a client operation's timeout (then its outcome is unknown)"},
 			&cli.DurationFlag{Name: "check-timeout", Value: 5 * time.Minute, Usage: "give up the checker after this long (verdict unknown)"},
 			&cli.StringFlag{Name: "junit", Usage: "also write the runs' verdicts as JUnit XML to this file (for CI)"},
+			&cli.StringFlag{Name: "kill-policy", Value: "minority", Usage: "how many nodes the kill fault may take down at once: minority, or any (the results note runs that had more than a minority down)"},
 		},
 		Action: runAction,
 	})
@@ -78,6 +79,7 @@ func kindList() string {
 type runSpec struct {
 	workload  workloads.Workload
 	kinds     []nemesis.Kind
+	killPol   nemesis.KillPolicy
 	interval  time.Duration
 	cluster   dockerbackend.Options
 	timeLimit time.Duration
@@ -115,6 +117,9 @@ func parseRun(c *cli.Context) (*runSpec, error) {
 	s.workload = w
 	if s.kinds, err = nemesis.ParseKinds(c.String("nemesis")); err != nil {
 		return nil, badArgs("--nemesis: %v", err)
+	}
+	if s.killPol, err = nemesis.ParseKillPolicy(c.String("kill-policy")); err != nil {
+		return nil, badArgs("--kill-policy: %v", err)
 	}
 	s.cluster = dockerbackend.Options{Nodes: c.Int("nodes"), Replicas: c.Int("replicas"), Protocol: c.String("replication"),
 		Groups: c.Int("groups"), Shards: c.Int("shards")}
@@ -328,7 +333,7 @@ func runAction(c *cli.Context) (err error) {
 			Name:         s.name,
 			Workload:     s.workload,
 			Backend:      backend,
-			Nemesis:      nemesis.Config{Kinds: s.kinds, Interval: s.interval},
+			Nemesis:      nemesis.Config{Kinds: s.kinds, Interval: s.interval, KillPolicy: s.killPol},
 			Check:        checkHistory(s.checkTO),
 			Concurrency:  s.conc,
 			Rate:         s.rate,
