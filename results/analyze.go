@@ -178,14 +178,30 @@ func (a *analysis) nemesisOp(op *history.Op, at int64, open map[string]int) {
 			return
 		}
 		open[fault] = len(a.windows)
-		a.windows = append(a.windows, window{fault: fault, start: at, end: at, value: short(op.Value, 200)})
+		a.windows = append(a.windows, window{fault: fault, start: at, end: at, value: faultLabel(op.Value)})
 		return
 	}
 	if w, isOpen := open[fault]; isOpen {
 		a.windows[w].end = at
-		a.windows[w].stopValue = short(op.Value, 200)
+		a.windows[w].stopValue = faultLabel(op.Value)
 		delete(open, fault)
 	}
+}
+
+// faultLabel names what a fault hit in a few words: the components of a
+// partition, or the nodes of a kill or pause, when the nemesis recorded
+// them so; otherwise the value itself.
+func faultLabel(v any) string {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return short(v, 200)
+	}
+	for _, k := range []string{"components", "nodes"} {
+		if x, ok := m[k]; ok {
+			return short(x, 200)
+		}
+	}
+	return short(v, 200)
 }
 
 func cmpInt(a, b int64) int {

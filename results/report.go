@@ -149,7 +149,10 @@ func nodeFiles(dir string) []string {
 	return out
 }
 
-func isLog(p string) bool { return strings.Contains(filepath.Base(p), "log") }
+func isLog(p string) bool {
+	b := filepath.Base(p)
+	return b == "log" || strings.HasSuffix(b, ".log") || strings.HasPrefix(b, "log.") && !strings.HasSuffix(b, ".db")
+}
 
 // RenderReport renders a report without a history: the verdict, the
 // checks, the parameters and the files.

@@ -350,3 +350,20 @@ func FuzzReportEscapes(f *testing.F) {
 		}
 	})
 }
+
+func TestFaultLabel(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want string
+	}{
+		{map[string]any{"kind": "kill", "nodes": []any{"n1"}}, `["n1"]`},
+		{map[string]any{"kind": "partition", "components": []any{[]any{"n3"}, []any{"n1", "n2"}}, "grudge": map[string]any{}}, `[["n3"] ["n1" "n2"]]`},
+		{map[string]any{"kind": "loss"}, `{"kind": "loss"}`},
+		{[]any{"n1", "n2"}, `["n1" "n2"]`},
+		{nil, ""},
+	} {
+		if got := faultLabel(tc.v); got != tc.want {
+			t.Errorf("faultLabel(%v) = %s, want %s", tc.v, got, tc.want)
+		}
+	}
+}
