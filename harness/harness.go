@@ -237,6 +237,11 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 		if werr := run.WriteJSON(results.TestFile, test); werr != nil && err == nil {
 			err = werr
 		}
+		// Redraw the report with the run's end and timings, and give a run
+		// that stopped before its check a report too.
+		if rerr := results.Rebuild(run.Dir); rerr != nil {
+			log.Warn("write the report", "err", rerr)
+		}
 	}()
 
 	hf, err := run.CreateHistory()
