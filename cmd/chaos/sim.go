@@ -26,7 +26,7 @@ func init() {
 			"linearizability check. A run is a pure function of its flags and seed; every failing\n" +
 			"seed is printed with the command that replays it.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "workload", Value: sim.WorkloadRegister, Usage: "register, append, or list-append / rw-register (transactions on a sharded cluster)"},
+			&cli.StringFlag{Name: "workload", Value: sim.WorkloadRegister, Usage: "register, append, or list-append / rw-register / bank (transactions on a sharded cluster)"},
 			&cli.StringFlag{Name: "nemesis", Value: "partition", Usage: "comma-separated faults: all, " + strings.Join(sim.NemesisKinds, ", ")},
 			&cli.IntFlag{Name: "seeds", Value: 500, Usage: "run seeds 1..N"},
 			&cli.Int64Flag{Name: "seed", Usage: "run this one seed (overrides --seeds)"},
@@ -69,9 +69,9 @@ func simAction(c *cli.Context) error {
 		return badArgs("--replication: %v", err)
 	}
 	switch w := c.String("workload"); w {
-	case sim.WorkloadRegister, sim.WorkloadAppend, sim.WorkloadListAppend, sim.WorkloadRWRegister:
+	case sim.WorkloadRegister, sim.WorkloadAppend, sim.WorkloadListAppend, sim.WorkloadRWRegister, sim.WorkloadBank:
 	default:
-		return badArgs("--workload: unknown workload %q (want %s or %s)", w, sim.WorkloadRegister, sim.WorkloadAppend)
+		return badArgs("--workload: unknown workload %q (want %s, %s, %s, %s or %s)", w, sim.WorkloadRegister, sim.WorkloadAppend, sim.WorkloadListAppend, sim.WorkloadRWRegister, sim.WorkloadBank)
 	}
 	for _, f := range []string{"ops", "replicas", "clients", "keys", "workers", "snapshot-every"} {
 		if c.Int(f) < 1 {

@@ -168,7 +168,7 @@ func Run(cfg Config) (*Result, error) {
 	if cfg.Keys < 1 || cfg.Clients < 1 || cfg.Ops < 0 {
 		return nil, fmt.Errorf("sim: need Keys, Clients >= 1 and Ops >= 0 (got %d, %d, %d)", cfg.Keys, cfg.Clients, cfg.Ops)
 	}
-	if cfg.Workload == WorkloadListAppend || cfg.Workload == WorkloadRWRegister {
+	if cfg.Workload == WorkloadListAppend || cfg.Workload == WorkloadRWRegister || cfg.Workload == WorkloadBank {
 		return runShardedAsRun(cfg)
 	}
 	wl, err := newWorkload(cfg.Workload, cfg.Keys)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/checker/bank"
 	"github.com/chaoskv/chaos/checker/elle"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/kvnode/replica"
@@ -24,7 +25,14 @@ const (
 	// WorkloadRWRegister: transactions of writes of unique values and
 	// reads, over keys in any shards.
 	WorkloadRWRegister = "rw-register"
+	// WorkloadBank: accounts (one key each, 10 apiece at the start) and
+	// transfers that read both balances, then write both guarded by
+	// txn.Check; reads see every account. Checked by checker/bank.
+	WorkloadBank = "bank"
 )
+
+// bankStart is every account's opening balance.
+const bankStart = 10
 
 // ShardedConfig is one simulated test of a sharded cluster: a shard
 // controller group and Groups shard groups of three replicas each, placed
@@ -38,7 +46,7 @@ type ShardedConfig struct {
 	Ops      int    // transactions (300)
 	Clients  int    // concurrent clients (5)
 	Keys     int    // keys (8)
-	Workload string // WorkloadListAppend (default) or WorkloadRWRegister
+	Workload string // WorkloadListAppend (default), WorkloadRWRegister or WorkloadBank
 	// Faults enables node crashes, partitions of the nodes and shard moves
 	// (Join, Leave, Move) during the run.
 	Faults bool
@@ -356,9 +364,8 @@ type txnWorker struct {
 	seq      uint64
 
 	ops   []txn.MicroOp
-	value []any
 	start int64
-	done  func()
+	cb    func(typ history.Type, res []txn.MicroResult, why string)
 }
 
 func (w *world) newWorker(proc history.Process) *txnWorker {
@@ -377,12 +384,42 @@ func (tw *txnWorker) newSession() {
 
 func skey(k int64) string { return "k" + strconv.FormatInt(k, 10) }
 
-// run invokes a transaction; value is its Jepsen form.
+// run invokes a transaction and records it; value is its Jepsen form.
 func (tw *txnWorker) run(ops []txn.MicroOp, value []any, done func()) {
-	tw.ops, tw.value, tw.done = ops, value, done
+	tw.w.record(history.Op{Type: history.Invoke, Process: tw.proc, F: "txn", Value: value})
+	tw.txn(ops, func(typ history.Type, res []txn.MicroResult, why string) {
+		v := any(value)
+		if typ == history.Ok {
+			v = tw.w.jepsen(res)
+		}
+		tw.complete(history.Op{Type: typ, F: "txn", Value: v, Error: why})
+		done()
+	})
+}
+
+// complete records a completion of tw's process and counts it.
+func (tw *txnWorker) complete(op history.Op) {
+	w := tw.w
+	op.Process = tw.proc
+	w.record(op)
+	switch op.Type {
+	case history.Ok:
+		w.res.Ok++
+	case history.Fail:
+		w.res.Fail++
+	default:
+		w.res.Info++
+		tw.proc += history.Process(w.cfg.Clients + w.cfg.Keys)
+		tw.newSession()
+	}
+}
+
+// txn runs one transaction to its end, without recording it, and passes
+// the outcome to cb.
+func (tw *txnWorker) txn(ops []txn.MicroOp, cb func(typ history.Type, res []txn.MicroResult, why string)) {
+	tw.ops, tw.cb = ops, cb
 	tw.seq++
 	tw.start = tw.w.now()
-	tw.w.record(history.Op{Type: history.Invoke, Process: tw.proc, F: "txn", Value: value})
 	tw.attempt()
 }
 
@@ -460,47 +497,36 @@ func (tw *txnWorker) refresh() {
 }
 
 func (tw *txnWorker) finish(typ history.Type, res []txn.MicroResult, why string) {
-	w := tw.w
-	v := tw.value
-	if typ == history.Ok {
-		v = make([]any, len(res))
-		for i, r := range res {
-			k, _ := strconv.ParseInt(r.Key[1:], 10, 64)
-			if r.F == txn.Read && w.cfg.Workload == WorkloadRWRegister {
-				var x any
-				if r.Found {
-					x, _ = strconv.ParseInt(r.Value, 10, 64)
-				}
-				v[i] = []any{"r", k, x}
-				continue
+	cb := tw.cb
+	tw.cb = nil
+	cb(typ, res, why)
+}
+
+// jepsen turns committed results into the workload's micro-op values.
+func (w *world) jepsen(res []txn.MicroResult) []any {
+	v := make([]any, len(res))
+	for i, r := range res {
+		k, _ := strconv.ParseInt(r.Key[1:], 10, 64)
+		switch {
+		case r.F == txn.Read && w.cfg.Workload == WorkloadRWRegister:
+			var x any
+			if r.Found {
+				x, _ = strconv.ParseInt(r.Value, 10, 64)
 			}
-			if r.F == txn.Read {
-				l := []any{}
-				for _, e := range r.List {
-					x, _ := strconv.ParseInt(e, 10, 64)
-					l = append(l, x)
-				}
-				v[i] = []any{"r", k, l}
-			} else {
-				x, _ := strconv.ParseInt(r.Value, 10, 64)
-				v[i] = []any{r.F, k, x}
+			v[i] = []any{"r", k, x}
+		case r.F == txn.Read:
+			l := []any{}
+			for _, e := range r.List {
+				x, _ := strconv.ParseInt(e, 10, 64)
+				l = append(l, x)
 			}
+			v[i] = []any{"r", k, l}
+		default:
+			x, _ := strconv.ParseInt(r.Value, 10, 64)
+			v[i] = []any{r.F, k, x}
 		}
 	}
-	w.record(history.Op{Type: typ, Process: tw.proc, F: "txn", Value: v, Error: why})
-	switch typ {
-	case history.Ok:
-		w.res.Ok++
-	case history.Fail:
-		w.res.Fail++
-	default:
-		w.res.Info++
-		tw.proc += history.Process(w.cfg.Clients + w.cfg.Keys)
-		tw.newSession()
-	}
-	done := tw.done
-	tw.done = nil
-	done()
+	return v
 }
 
 func (w *world) record(op history.Op) {
@@ -514,8 +540,10 @@ func (w *world) record(op history.Op) {
 // serializability.
 func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	cfg.defaults()
-	if cfg.Workload != WorkloadListAppend && cfg.Workload != WorkloadRWRegister {
-		return nil, fmt.Errorf("sim: unknown sharded workload %q (want %s or %s)", cfg.Workload, WorkloadListAppend, WorkloadRWRegister)
+	switch cfg.Workload {
+	case WorkloadListAppend, WorkloadRWRegister, WorkloadBank:
+	default:
+		return nil, fmt.Errorf("sim: unknown sharded workload %q (want %s, %s or %s)", cfg.Workload, WorkloadListAppend, WorkloadRWRegister, WorkloadBank)
 	}
 	if cfg.Nodes < 3 || cfg.Groups < 2 || cfg.Clients < 1 || cfg.Keys < 1 {
 		return nil, fmt.Errorf("sim: sharded run needs Nodes >= 3, Groups >= 2, Clients and Keys >= 1 (got %d, %d, %d, %d)", cfg.Nodes, cfg.Groups, cfg.Clients, cfg.Keys)
@@ -570,10 +598,20 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 		if invoked == cfg.Ops {
 			stop = true
 		}
-		ops, value := w.genTxn()
-		tw.run(ops, value, func() {
+		after := func() {
 			w.at(time.Duration(w.rng.Int63n(int64(cfg.Think)+1)), func() { next(tw) })
-		})
+		}
+		if cfg.Workload == WorkloadBank {
+			w.bankOp(tw, after)
+			return
+		}
+		ops, value := w.genTxn()
+		tw.run(ops, value, after)
+	}
+	if cfg.Workload == WorkloadBank {
+		if err := w.openAccounts(); err != nil {
+			return nil, err
+		}
 	}
 	for i := 0; i < cfg.Clients; i++ {
 		tw := w.newWorker(history.Process(i))
@@ -608,10 +646,17 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 		w.restart(replica.NodeID(n))
 	}
 	for k := 0; k < cfg.Keys; k++ {
+		if cfg.Workload == WorkloadBank && k > 0 {
+			break
+		}
 		tw := w.newWorker(history.Process(10000 + k))
 		tw.w.cfg.TxnDeadline = 20 * time.Second
 		finished := false
-		tw.run([]txn.MicroOp{{F: txn.Read, Key: skey(int64(k))}}, []any{[]any{"r", int64(k), nil}}, func() { finished = true })
+		if cfg.Workload == WorkloadBank {
+			w.bankRead(tw, func() { finished = true })
+		} else {
+			tw.run([]txn.MicroOp{{F: txn.Read, Key: skey(int64(k))}}, []any{[]any{"r", int64(k), nil}}, func() { finished = true })
+		}
 		w.runUntil(func() bool { return finished }, 30*time.Second)
 		if last := w.hist[len(w.hist)-1]; !finished || last.Type != history.Ok {
 			w.res.Problems = append(w.res.Problems, fmt.Sprintf("final read of key %d did not complete after healing", k))
@@ -627,9 +672,20 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	}
 	w.res.History = w.hist
 	w.res.Virtual = time.Duration(w.now())
-	chk, err := elle.Check(cfg.Workload, w.hist, elle.Options{})
+	var chk checker.Result
+	var err error
+	if cfg.Workload == WorkloadBank {
+		total := int64(bankStart * cfg.Keys)
+		var accts []string
+		for k := 0; k < cfg.Keys; k++ {
+			accts = append(accts, skey(int64(k)))
+		}
+		chk, err = bank.Check(w.hist, bank.Options{Total: &total, Accounts: accts})
+	} else {
+		chk, err = elle.Check(cfg.Workload, w.hist, elle.Options{})
+	}
 	if err != nil {
-		return nil, fmt.Errorf("sim seed %d: elle: %w", cfg.Seed, err)
+		return nil, fmt.Errorf("sim seed %d: check: %w", cfg.Seed, err)
 	}
 	w.res.Check = chk
 	w.res.Valid = chk.Valid
@@ -761,4 +817,100 @@ func runShardedAsRun(cfg Config) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// openAccounts gives every account its opening balance before the clients
+// start; it is not part of the history (the checker knows the total).
+func (w *world) openAccounts() error {
+	tw := w.newWorker(history.Process(-2))
+	var ops []txn.MicroOp
+	for k := 0; k < w.cfg.Keys; k++ {
+		ops = append(ops, txn.MicroOp{F: txn.Write, Key: skey(int64(k)), Value: strconv.Itoa(bankStart)})
+	}
+	saved := w.cfg.TxnDeadline
+	w.cfg.TxnDeadline = 30 * time.Second
+	var typ history.Type
+	tw.txn(ops, func(t history.Type, _ []txn.MicroResult, _ string) { typ = t })
+	w.runUntil(func() bool { return typ != 0 }, time.Minute)
+	w.cfg.TxnDeadline = saved
+	if typ != history.Ok {
+		return fmt.Errorf("sim seed %d: opening the accounts: %v", w.cfg.Seed, typ)
+	}
+	return nil
+}
+
+// bankRead reads every account in one transaction.
+func (w *world) bankRead(tw *txnWorker, done func()) {
+	var ops []txn.MicroOp
+	for k := 0; k < w.cfg.Keys; k++ {
+		ops = append(ops, txn.MicroOp{F: txn.Read, Key: skey(int64(k))})
+	}
+	w.record(history.Op{Type: history.Invoke, Process: tw.proc, F: "read"})
+	tw.txn(ops, func(typ history.Type, res []txn.MicroResult, why string) {
+		op := history.Op{Type: typ, F: "read", Error: why}
+		if typ == history.Ok {
+			bal := map[string]any{}
+			for _, r := range res {
+				n, err := strconv.ParseInt(r.Value, 10, 64)
+				if !r.Found || err != nil {
+					op.Type, op.Error = history.Info, fmt.Sprintf("account %s holds %q", r.Key, r.Value)
+					break
+				}
+				bal[r.Key] = n
+			}
+			if op.Type == history.Ok {
+				op.Value = bal
+			}
+		} else if typ == history.Info {
+			op.Type = history.Fail // a read changes nothing
+		}
+		tw.complete(op)
+		done()
+	})
+}
+
+// bankOp is a read of every account (a quarter of the ops) or a transfer
+// of 1-5 between two accounts: read both, then write both guarded by
+// checks that they still hold what was read.
+func (w *world) bankOp(tw *txnWorker, done func()) {
+	if w.rng.Intn(4) == 0 {
+		w.bankRead(tw, done)
+		return
+	}
+	from, to := w.rng.Intn(w.cfg.Keys), w.rng.Intn(w.cfg.Keys-1)
+	if to >= from {
+		to++
+	}
+	amount := int64(1 + w.rng.Intn(5))
+	fk, tk := skey(int64(from)), skey(int64(to))
+	value := map[string]any{"from": fk, "to": tk, "amount": amount}
+	w.record(history.Op{Type: history.Invoke, Process: tw.proc, F: "transfer", Value: value})
+	fail := func(why string) {
+		tw.complete(history.Op{Type: history.Fail, F: "transfer", Value: value, Error: why})
+		done()
+	}
+	tw.txn([]txn.MicroOp{{F: txn.Read, Key: fk}, {F: txn.Read, Key: tk}}, func(typ history.Type, res []txn.MicroResult, why string) {
+		if typ != history.Ok {
+			fail("read: " + why) // nothing written yet
+			return
+		}
+		fb, err1 := strconv.ParseInt(res[0].Value, 10, 64)
+		tb, err2 := strconv.ParseInt(res[1].Value, 10, 64)
+		if err1 != nil || err2 != nil {
+			fail(fmt.Sprintf("balances %q, %q", res[0].Value, res[1].Value))
+			return
+		}
+		if fb < amount {
+			fail("insufficient funds")
+			return
+		}
+		ops := []txn.MicroOp{
+			{F: txn.Check, Key: fk, Value: res[0].Value}, {F: txn.Check, Key: tk, Value: res[1].Value},
+			{F: txn.Write, Key: fk, Value: strconv.FormatInt(fb-amount, 10)}, {F: txn.Write, Key: tk, Value: strconv.FormatInt(tb+amount, 10)},
+		}
+		tw.txn(ops, func(typ history.Type, _ []txn.MicroResult, why string) {
+			tw.complete(history.Op{Type: typ, F: "transfer", Value: value, Error: why})
+			done()
+		})
+	})
 }

@@ -132,3 +132,34 @@ func TestShardedRWRegisterSweep(t *testing.T) {
 		t.Fatal("no cross-group transaction committed")
 	}
 }
+
+// TestShardedBankSweep: transfers between accounts in different shards,
+// guarded by checks, under the same faults; every read must see the whole
+// bank with the right total and no negative balance.
+func TestShardedBankSweep(t *testing.T) {
+	n := shardedSeeds(t) / 4
+	var transfers, reads int
+	for seed := int64(1); seed <= int64(n); seed++ {
+		res, err := RunSharded(ShardedConfig{Seed: seed, Faults: true, Workload: WorkloadBank})
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if res.Valid != checker.Valid {
+			t.Fatalf("seed %d: %s: problems %v, check %+v", seed, res.Valid, res.Problems, res.Check)
+		}
+		for _, op := range res.History {
+			if op.Type == history.Ok {
+				switch op.F {
+				case "transfer":
+					transfers++
+				case "read":
+					reads++
+				}
+			}
+		}
+	}
+	t.Logf("%d seeds: %d transfers and %d reads committed", n, transfers, reads)
+	if transfers == 0 || reads == 0 {
+		t.Fatal("no transfer or no read committed")
+	}
+}
