@@ -22,7 +22,7 @@ func TestSimBadArgs(t *testing.T) {
 		{"--replicas", "0"},
 		{"--replicas", "65"},
 		{"--replication", "nope"},
-		{"--workload", "bank"},
+		{"--workload", "no-such-workload"},
 		{"--history", "/tmp/x.jsonl"},
 		{"--check-timeout", "0s"},
 		{"--snapshot-every", "0"},
