@@ -1,7 +1,16 @@
 // Package txn holds kvnode's one-shot transactions: a list of micro-ops
-// (read, write, append) over string keys, their compact encoding, and Exec,
-// the pure function that runs them with read-your-writes against a
-// key-value view and says what to write back.
+// (read, write, append, check) over string keys, their compact encoding,
+// and Exec, the pure function that runs them with read-your-writes against
+// a key-value view and says what to write back.
+//
+// It also holds Group, the state machine of a sharded transactional
+// replica group: shards assigned by the shard controller (package
+// shardctl), single-group transactions applied in one log entry, and
+// cross-group ones by two-phase commit with no-wait strict two-phase
+// locking, every inter-group message travelling through the receiving
+// group's log. Reconfiguration waits until the group holds no locks and
+// has no undecided transaction, so locks and prepared records never move
+// with a shard; shard data and the session table do (see Group).
 //
 // Lists: a key used by "append" holds its elements in order, each followed
 // by the separator byte ListSep (0x1f, ASCII unit separator). A read returns
