@@ -127,6 +127,10 @@ type world struct {
 	side     map[replica.NodeID]int // the current partition; nil when healed
 	sessions uint64
 	appends  int64
+	// groupCut[{a, b}] stops group a's runtime from delivering anything to
+	// group b: the two groups are cut off from each other while each
+	// still has its majority.
+	groupCut map[[2]replica.GroupID]bool
 }
 
 func (w *world) now() int64 { return w.clusters[0].now }
@@ -279,7 +283,7 @@ func (rt *groupRuntime) tick() {
 	}
 	at := w.members[rt.g][lead-1]
 	for _, m := range grp.Outbox() {
-		if int(m.To) >= len(w.clusters) || m.To == 0 {
+		if int(m.To) >= len(w.clusters) || m.To == 0 || w.groupCut[[2]replica.GroupID{replica.GroupID(rt.g), m.To}] {
 			continue
 		}
 		for _, cl := range rt.out[m.To] {
@@ -548,45 +552,10 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	if cfg.Nodes < 3 || cfg.Groups < 2 || cfg.Clients < 1 || cfg.Keys < 1 {
 		return nil, fmt.Errorf("sim: sharded run needs Nodes >= 3, Groups >= 2, Clients and Keys >= 1 (got %d, %d, %d, %d)", cfg.Nodes, cfg.Groups, cfg.Clients, cfg.Keys)
 	}
-	w := &world{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), res: &ShardedResult{Seed: cfg.Seed}}
-	for g := 0; g <= cfg.Groups; g++ {
-		var mem []replica.NodeID
-		for i := 0; i < 3; i++ {
-			mem = append(mem, replica.NodeID((g+i)%cfg.Nodes+1))
-		}
-		gid := replica.GroupID(g)
-		newSM := func() replica.StateMachine { return txn.NewGroup(gid) }
-		if g == 0 {
-			newSM = func() replica.StateMachine { return shardctl.New() }
-		}
-		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200})
-		if err != nil {
-			return nil, fmt.Errorf("sim: group %d: %w", g, err)
-		}
-		w.clusters = append(w.clusters, c)
-		w.members = append(w.members, mem)
+	w, admin, err := newShardWorld(cfg)
+	if err != nil {
+		return nil, err
 	}
-	for g := 1; g <= cfg.Groups; g++ {
-		rt := &groupRuntime{w: w, g: g, out: map[replica.GroupID][]*Client{}, firstSeen: map[txn.TxnID]int64{}}
-		rt.self = w.clientOf(g, 0)
-		rt.ctl = w.clientOf(0, 0)
-		for to := 1; to <= cfg.Groups; to++ {
-			if to != g {
-				for i := 0; i < 4; i++ {
-					rt.out[replica.GroupID(to)] = append(rt.out[replica.GroupID(to)], w.clientOf(to, 0))
-				}
-			}
-		}
-		w.pumps = append(w.pumps, rt)
-		w.at(pumpEvery, rt.tick)
-	}
-	admin := w.clientOf(0, 0)
-	joined := false
-	admin.Invoke(shardctl.Op{Kind: shardctl.Join, Groups: map[replica.GroupID][]replica.NodeID{1: w.members[1], 2: w.members[2]}}.Encode(), func(o Outcome) { joined = !o.Unknown })
-	if !w.runUntil(func() bool { return joined }, 10*time.Second) {
-		return nil, fmt.Errorf("sim seed %d: the controller did not accept the first join", cfg.Seed)
-	}
-
 	invoked, active, stop := 0, cfg.Clients, false
 	var next func(tw *txnWorker)
 	next = func(tw *txnWorker) {
@@ -673,7 +642,6 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	w.res.History = w.hist
 	w.res.Virtual = time.Duration(w.now())
 	var chk checker.Result
-	var err error
 	if cfg.Workload == WorkloadBank {
 		total := int64(bankStart * cfg.Keys)
 		var accts []string
@@ -913,4 +881,50 @@ func (w *world) bankOp(tw *txnWorker, done func()) {
 			done()
 		})
 	})
+}
+
+// newShardWorld builds the clusters and runtimes of cfg (with defaults
+// applied) and joins groups 1 and 2; it returns the world and the client
+// that did the join.
+func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
+	w := &world{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), res: &ShardedResult{Seed: cfg.Seed}}
+	for g := 0; g <= cfg.Groups; g++ {
+		var mem []replica.NodeID
+		for i := 0; i < 3; i++ {
+			mem = append(mem, replica.NodeID((g+i)%cfg.Nodes+1))
+		}
+		gid := replica.GroupID(g)
+		newSM := func() replica.StateMachine { return txn.NewGroup(gid) }
+		if g == 0 {
+			newSM = func() replica.StateMachine { return shardctl.New() }
+		}
+		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200})
+		if err != nil {
+			return nil, nil, fmt.Errorf("sim: group %d: %w", g, err)
+		}
+		w.clusters = append(w.clusters, c)
+		w.members = append(w.members, mem)
+	}
+	for g := 1; g <= cfg.Groups; g++ {
+		rt := &groupRuntime{w: w, g: g, out: map[replica.GroupID][]*Client{}, firstSeen: map[txn.TxnID]int64{}}
+		rt.self = w.clientOf(g, 0)
+		rt.ctl = w.clientOf(0, 0)
+		for to := 1; to <= cfg.Groups; to++ {
+			if to != g {
+				for i := 0; i < 4; i++ {
+					rt.out[replica.GroupID(to)] = append(rt.out[replica.GroupID(to)], w.clientOf(to, 0))
+				}
+			}
+		}
+		w.pumps = append(w.pumps, rt)
+		w.at(pumpEvery, rt.tick)
+	}
+	admin := w.clientOf(0, 0)
+	joined := false
+	admin.Invoke(shardctl.Op{Kind: shardctl.Join, Groups: map[replica.GroupID][]replica.NodeID{1: w.members[1], 2: w.members[2]}}.Encode(), func(o Outcome) { joined = !o.Unknown })
+	if !w.runUntil(func() bool { return joined }, 10*time.Second) {
+		return nil, nil, fmt.Errorf("sim seed %d: the controller did not accept the first join", cfg.Seed)
+	}
+
+	return w, admin, nil
 }

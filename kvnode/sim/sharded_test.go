@@ -8,6 +8,9 @@ import (
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/kvnode/shardctl"
+	"github.com/chaoskv/chaos/kvnode/txn"
 )
 
 // shardedSeeds is the sweep size: CHAOS_SIM_SEEDS, else 200 (40 in -short).
@@ -162,4 +165,60 @@ func TestShardedBankSweep(t *testing.T) {
 	if transfers == 0 || reads == 0 {
 		t.Fatal("no transfer or no read committed")
 	}
+}
+
+// TestShardedCutOffGroups cuts shard groups 1 and 2 off from each other
+// (each keeps its majority and its clients): a transaction over both never
+// commits while the cut lasts, one over group 1 alone does; once healed,
+// the cross-group transaction commits.
+func TestShardedCutOffGroups(t *testing.T) {
+	for seed := int64(1); seed <= 5; seed++ {
+		cfg := ShardedConfig{Seed: seed, Groups: 2, TxnDeadline: 2 * time.Second}
+		cfg.defaults()
+		w, _, err := newShardWorld(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.res = &ShardedResult{}
+		w.runUntil(func() bool { return false }, 2*time.Second) // groups learn the first configuration
+		ctl := w.clusters[0]
+		latest := ctl.nodes[ctl.Leader()-1].sm.(*shardctl.Controller).Latest()
+		var ka, kb string
+		for i := 0; ka == "" || kb == ""; i++ {
+			k := skey(int64(i))
+			switch latest.Shards[shardctl.ShardOf(k)] {
+			case 1:
+				ka = cmpOr(ka, k)
+			case 2:
+				kb = cmpOr(kb, k)
+			}
+		}
+		w.groupCut = map[[2]replica.GroupID]bool{{1, 2}: true, {2, 1}: true}
+		outcome := func(ops []txn.MicroOp) history.Type {
+			tw := w.newWorker(1)
+			tw.cfg = latest
+			var typ history.Type
+			tw.txn(ops, func(t history.Type, _ []txn.MicroResult, _ string) { typ = t })
+			w.runUntil(func() bool { return typ != 0 }, 10*time.Second)
+			return typ
+		}
+		cross := []txn.MicroOp{{F: txn.Write, Key: ka, Value: "x"}, {F: txn.Write, Key: kb, Value: "x"}}
+		if typ := outcome(cross); typ == history.Ok {
+			t.Fatalf("seed %d: a cross-group transaction committed while the groups were cut off", seed)
+		}
+		if typ := outcome([]txn.MicroOp{{F: txn.Append, Key: ka, Value: "1"}, {F: txn.Read, Key: ka}}); typ != history.Ok {
+			t.Fatalf("seed %d: a single-group transaction did not commit during the cut: %v", seed, typ)
+		}
+		w.groupCut = nil
+		if typ := outcome(cross); typ != history.Ok {
+			t.Fatalf("seed %d: the cross-group transaction did not commit after healing: %v", seed, typ)
+		}
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
