@@ -209,10 +209,7 @@ func availabilityChart(rows []availability) template.HTML {
 	fmt.Fprintf(&b, `<svg class="plot" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" role="img"><title>availability</title>`, labelW+barW+80, h, labelW+barW+80, h)
 	for i, r := range rows {
 		y := 4 + float64(i)*rowH
-		label := r.Label
-		if len(label) > 48 {
-			label = label[:48] + "…"
-		}
+		label := cut(r.Label, 48)
 		if r.From != "" {
 			label = r.From + "–" + r.To + " " + label
 		}
@@ -268,10 +265,7 @@ func (a *analysis) nemesisTimeline() template.HTML {
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="16" rx="3" fill="%s" stroke="#555" stroke-width="0.5"><title>%s %s–%s%s: %s</title></rect>`,
 			x0, y+2, x1-x0, colors[w.fault], esc(w.fault), secs(w.start), secs(w.end), open, esc(w.value))
 		if label := w.value; x1-x0 > 40 && label != "" {
-			maxChars := int((x1 - x0 - 4) / 6)
-			if len(label) > maxChars {
-				label = label[:max(0, maxChars-1)] + "…"
-			}
+			label = cut(label, int((x1-x0-4)/6)-1)
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10">%s</text>`, x0+3, y+14, esc(label))
 		}
 	}
