@@ -8,6 +8,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
@@ -43,7 +44,12 @@ type Sharded struct {
 	groups map[replica.GroupID]*Client
 	shards shardctl.Config
 	seq    uint64
+	aborts atomic.Uint64
 }
+
+// Aborts returns how many transaction attempts of this session the
+// cluster aborted (and the client retried or gave up on).
+func (s *Sharded) Aborts() uint64 { return s.aborts.Load() }
 
 // NewSharded returns a sharded client; it connects lazily.
 func NewSharded(cfg ShardedConfig) (*Sharded, error) {
@@ -182,6 +188,7 @@ func (s *Sharded) Txn(ctx context.Context, ops []txn.MicroOp) ([]txn.MicroResult
 		case txn.StatusAborted:
 			// This request is settled as not applied; the next attempt
 			// is a new one.
+			s.aborts.Add(1)
 			s.seq++
 			maybe = false
 			last = fmt.Errorf("group %d: aborted: %s", owner, r.Err)

@@ -174,6 +174,12 @@ func keyOn(cfg shardctl.Config, g replica.GroupID, skip int) string {
 }
 
 func benchShardedTxn(b *testing.B, cross bool, workers int) {
+	benchShardedTxnKeys(b, cross, workers, false)
+}
+
+// benchShardedTxnKeys runs the benchmark; with contended, every session
+// writes the same two keys.
+func benchShardedTxnKeys(b *testing.B, cross bool, workers int, contended bool) {
 	c, admin := shardedCluster(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	cfg, err := admin.Admin(ctx, shardctl.Op{Kind: shardctl.Query, Num: -1})
@@ -183,6 +189,7 @@ func benchShardedTxn(b *testing.B, cross bool, workers int) {
 	}
 	var mu sync.Mutex
 	aborted := 0
+	var aborts uint64
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	per := b.N/workers + 1
@@ -193,10 +200,19 @@ func benchShardedTxn(b *testing.B, cross bool, workers int) {
 				b.Error(err)
 				return
 			}
-			defer sc.Close()
-			k1, k2 := keyOn(cfg, 2, w), keyOn(cfg, 2, w+workers)
+			defer func() {
+				mu.Lock()
+				aborts += sc.Aborts()
+				mu.Unlock()
+				sc.Close()
+			}()
+			me := w
+			if contended {
+				me = 0
+			}
+			k1, k2 := keyOn(cfg, 2, me), keyOn(cfg, 2, me+workers)
 			if cross {
-				k2 = keyOn(cfg, 3, w)
+				k2 = keyOn(cfg, 3, me)
 			}
 			for i := 0; i < per; i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -212,6 +228,7 @@ func benchShardedTxn(b *testing.B, cross bool, workers int) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(per*workers)/b.Elapsed().Seconds(), "txn/s")
+	b.ReportMetric(float64(aborts)/b.Elapsed().Seconds(), "aborts/s")
 	if aborted > 0 {
 		b.Logf("%d transactions failed", aborted)
 	}
@@ -224,3 +241,7 @@ func BenchmarkShardedTxnSingleGroup(b *testing.B) { benchShardedTxn(b, false, 8)
 // BenchmarkShardedTxnCrossGroup: the same over keys of two groups (two-
 // phase commit through both groups' logs).
 func BenchmarkShardedTxnCrossGroup(b *testing.B) { benchShardedTxn(b, true, 8) }
+
+// BenchmarkShardedTxnContended: 8 sessions all writing the same two keys
+// of two groups; conflicting prepares abort (no-wait) and are retried.
+func BenchmarkShardedTxnContended(b *testing.B) { benchShardedTxnKeys(b, true, 8, true) }
