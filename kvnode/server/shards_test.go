@@ -24,6 +24,13 @@ import (
 // shardedCluster: three nodes, each hosting a replica of the controller
 // (group 1) and of shard groups 2 and 3.
 func shardedCluster(t testing.TB) (*config.Cluster, *client.Sharded) {
+	c, sc, _, _ := shardedClusterNodes(t)
+	return c, sc
+}
+
+// shardedClusterNodes is shardedCluster that also returns the running
+// nodes and their data directories.
+func shardedClusterNodes(t testing.TB) (*config.Cluster, *client.Sharded, []*running, []string) {
 	c := testCluster(t, 3, false)
 	for g := replica.GroupID(2); g <= 3; g++ {
 		c.Groups = append(c.Groups, config.Group{ID: g, Members: []replica.NodeID{1, 2, 3}})
@@ -31,7 +38,8 @@ func shardedCluster(t testing.TB) (*config.Cluster, *client.Sharded) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	startCluster(t, c, dataDirs(t, 3), paxosProtocol(t), func(o *server.Options) { o.ShardController = 1 })
+	dirs := dataDirs(t, 3)
+	rs := startCluster(t, c, dirs, paxosProtocol(t), shardedOpts)
 	sc, err := client.NewSharded(client.ShardedConfig{Cluster: c, Controller: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -42,14 +50,17 @@ func shardedCluster(t testing.TB) (*config.Cluster, *client.Sharded) {
 	if _, err := sc.Admin(ctx, shardctl.Op{Kind: shardctl.Join, Groups: map[replica.GroupID][]replica.NodeID{2: {1, 2, 3}, 3: {1, 2, 3}}}); err != nil {
 		t.Fatalf("join: %v", err)
 	}
-	return c, sc
+	return c, sc, rs, dirs
 }
 
+func shardedOpts(o *server.Options) { o.ShardController = 1 }
+
 // TestShardedTxnLoopback runs list-append transactions from several
-// sessions against real nodes while shards move between the groups, and
-// checks the history with Elle (strict serializability).
+// sessions against real nodes while shards move between the groups and
+// one node is stopped and restarted, and checks the history with Elle
+// (strict serializability).
 func TestShardedTxnLoopback(t *testing.T) {
-	c, admin := shardedCluster(t)
+	c, admin, rs, dirs := shardedClusterNodes(t)
 	var mu sync.Mutex
 	var hist []history.Op
 	start := time.Now()
@@ -132,8 +143,22 @@ func TestShardedTxnLoopback(t *testing.T) {
 			}
 		})
 	}
-	// Move shards while the clients run.
+	// Move shards while the clients run; stop node 3 for the middle
+	// third of the run (every group keeps a majority).
+	stopped := false
 	for i := 0; time.Since(start) < dur; i++ {
+		switch el := time.Since(start); {
+		case !stopped && el > dur/3 && el < 2*dur/3:
+			rs[2].stop(t)
+			rs[2].done <- nil // the cleanup waits on it too
+			stopped = true
+			t.Logf("node 3 stopped at %v", time.Since(start))
+		case stopped && el >= 2*dur/3:
+			r := startNode(t, c, 3, dirs[2], paxosProtocol(t), shardedOpts)
+			t.Cleanup(func() { r.cancel(); <-r.done })
+			stopped = false
+			t.Logf("node 3 restarted at %v", time.Since(start))
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := admin.Admin(ctx, shardctl.Op{Kind: shardctl.Move, Shard: i % shardctl.NShards, GID: replica.GroupID(2 + i%2)})
 		cancel()
