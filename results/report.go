@@ -216,7 +216,7 @@ func Render(in ReportInput) (report, timeline []byte, err error) {
 	}
 	headline := []kv{
 		{"workload", display(p["workload"])},
-		{"nemeses", display(p["nemesis"])},
+		{"nemeses", orNone(display(p["nemesis"]))},
 		{"nodes", display(p["nodes"])},
 		{"replication", display(p["replication"])},
 		{"seed", fmt.Sprint(t.Seed)},
@@ -379,6 +379,13 @@ func display(v any) string {
 		return fmt.Sprint(x)
 	}
 	return short(v, 500)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func verdictClass(v string) string {

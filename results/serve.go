@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chaoskv/chaos/checker"
 )
 
 // RunInfo describes one run of the store for the run list.
@@ -73,7 +75,10 @@ func listRuns(fsys fs.FS) ([]RunInfo, error) {
 				ri.Problem = "test.json: " + err.Error()
 			}
 			if b, err := fs.ReadFile(fsys, ri.Path+"/"+ResultsFile); err == nil {
-				var s Summary
+				// Only the verdict: the anomalies may be large.
+				var s struct {
+					Valid checker.Validity `json:"valid"`
+				}
 				if err := json.Unmarshal(b, &s); err != nil {
 					ri.Problem = "results.json: " + err.Error()
 					ri.Valid = "unknown"
