@@ -244,3 +244,58 @@ func TestCheckAcrossGroups(t *testing.T) {
 		t.Fatalf("matching checks: %+v", r)
 	}
 }
+
+// TestJoinLeavePreservesValuesAndOwnership writes 64 keys, then joins and
+// leaves groups one change at a time; after each change settles, every
+// value is at the key's owner, every group serves exactly the shards it
+// owns, and a non-owner answers wrong-group.
+func TestJoinLeavePreservesValuesAndOwnership(t *testing.T) {
+	w := newWorld(t, 1, 3)
+	w.settleConfigs()
+	seq := uint64(0)
+	do := func(g replica.GroupID, ops []MicroOp) Reply {
+		seq++
+		r := w.txnReply(g, 42, seq, ops)
+		w.settleConfigs()
+		if r.Status == StatusRetry {
+			r = w.txnReply(g, 42, seq, ops)
+		}
+		return r
+	}
+	want := map[string]string{}
+	for i := 0; i < 64; i++ {
+		k := key(int64(i))
+		want[k] = strconv.Itoa(i)
+		owner := w.ctl.Latest().Shards[shardctl.ShardOf(k)]
+		if r := do(owner, []MicroOp{{F: Write, Key: k, Value: want[k]}}); r.Status != StatusOK {
+			t.Fatalf("write %s: %+v", k, r)
+		}
+	}
+	changes := []shardctl.Op{
+		{Kind: shardctl.Join, Groups: map[replica.GroupID][]replica.NodeID{3: {3}}},
+		{Kind: shardctl.Leave, GIDs: []replica.GroupID{1}},
+		{Kind: shardctl.Move, Shard: 0, GID: 2},
+		{Kind: shardctl.Leave, GIDs: []replica.GroupID{2}},
+		{Kind: shardctl.Join, Groups: map[replica.GroupID][]replica.NodeID{1: {1}, 2: {2}}},
+	}
+	probe := uint64(0)
+	for i, op := range changes {
+		if r := w.ctlOp(op); r.Err != "" {
+			t.Fatalf("change %d: %s", i, r.Err)
+		}
+		w.settleConfigs()
+		w.checkOwnership()
+		latest := w.ctl.Latest()
+		for k, v := range want {
+			owner := latest.Shards[shardctl.ShardOf(k)]
+			if got, _ := w.groups[owner].Get(k); got != v {
+				t.Fatalf("after change %d: %s = %q at owner %d, want %q", i, k, got, owner, v)
+			}
+			other := replica.GroupID(1 + (int(owner))%3)
+			probe++
+			if r := w.txnReply(other, 43, probe, []MicroOp{{F: Read, Key: k}}); r.Status != StatusWrongGroup {
+				t.Fatalf("after change %d: group %d (not the owner of %s) answered %+v", i, other, k, r)
+			}
+		}
+	}
+}
