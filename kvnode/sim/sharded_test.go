@@ -222,3 +222,42 @@ func cmpOr(a, b string) string {
 	}
 	return b
 }
+
+// TestShardedProgressWithMajorities: with one node down, then with one
+// node isolated by a partition (every group keeps a majority either way),
+// every transaction, single- or cross-group, commits within its deadline.
+func TestShardedProgressWithMajorities(t *testing.T) {
+	for seed := int64(1); seed <= 5; seed++ {
+		cfg := ShardedConfig{Seed: seed, TxnDeadline: 5 * time.Second}
+		cfg.defaults()
+		w, _, err := newShardWorld(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.res = &ShardedResult{}
+		w.runUntil(func() bool { return false }, 2*time.Second)
+		tw := w.newWorker(1)
+		for phase, fault := range []func(){
+			func() { w.crash(3) },
+			func() {
+				w.restart(3)
+				w.partition(map[replica.NodeID]int{1: 0, 2: 0, 3: 0, 4: 0, 5: 1})
+			},
+		} {
+			fault()
+			for i := 0; i < 20; i++ {
+				ops, _ := w.genTxn()
+				var typ history.Type
+				var why string
+				tw.txn(ops, func(t history.Type, _ []txn.MicroResult, y string) { typ, why = t, y })
+				w.runUntil(func() bool { return typ != 0 }, time.Minute)
+				if typ != history.Ok {
+					t.Fatalf("seed %d phase %d txn %d %v: %v (%s) although every group has a majority", seed, phase, i, ops, typ, why)
+				}
+			}
+		}
+		if w.res.Cross == 0 {
+			t.Fatalf("seed %d: no cross-group transaction ran", seed)
+		}
+	}
+}
