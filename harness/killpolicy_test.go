@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chaoskv/chaos/workloads/memkv"
 	"github.com/chaoskv/chaos/nemesis"
+	"github.com/chaoskv/chaos/workloads/memkv"
 )
 
 // A run's results say how many nodes the kill fault had down at once, and
