@@ -10,6 +10,9 @@ func TestLookup(t *testing.T) {
 	if err != nil || p.Name != "paxos" || p.New == nil || p.Codec == nil {
 		t.Fatalf("paxos: %+v, %v", p, err)
 	}
+	if p, err := Lookup("vr"); err != nil || p.Name != "vr" || p.New == nil || p.Codec == nil {
+		t.Fatalf("vr: %+v, %v", p, err)
+	}
 	if _, err := Lookup("raft"); err == nil || !strings.Contains(err.Error(), "paxos") {
 		t.Fatalf("unknown protocol: %v, want an error listing the known ones", err)
 	}
