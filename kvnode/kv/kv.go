@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/chaoskv/chaos/kvnode/internal/wirebin"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/session"
 	"github.com/chaoskv/chaos/kvnode/txn"
@@ -70,18 +71,18 @@ var ErrMalformed = errors.New("kv: malformed encoding")
 func (o Op) Encode() []byte {
 	b := make([]byte, 0, 1+3*binary.MaxVarintLen16+len(o.Key)+len(o.Value)+len(o.Old))
 	b = append(b, byte(o.Kind))
-	b = appendString(b, o.Key)
-	b = appendString(b, o.Value)
-	return appendString(b, o.Old)
+	b = wirebin.AppendString(b, o.Key)
+	b = wirebin.AppendString(b, o.Value)
+	return wirebin.AppendString(b, o.Old)
 }
 
 // DecodeOp decodes an Encode output. It rejects unknown kinds, truncated
 // input and trailing bytes.
 func DecodeOp(b []byte) (Op, error) {
-	d := decoder{b: b}
-	k := Kind(d.byte("kind"))
-	o := Op{Kind: k, Key: d.string("key"), Value: d.string("value"), Old: d.string("old")}
-	if err := d.finish(); err != nil {
+	d := wirebin.NewDecoder(b, ErrMalformed)
+	k := Kind(d.Byte("kind"))
+	o := Op{Kind: k, Key: d.String("key"), Value: d.String("value"), Old: d.String("old")}
+	if err := d.Finish(); err != nil {
 		return Op{}, fmt.Errorf("decode op: %w", err)
 	}
 	if k < Get || k > Txn {
@@ -119,28 +120,28 @@ func (r Reply) Encode() []byte {
 	}
 	b := make([]byte, 0, 1+2*binary.MaxVarintLen16+len(r.Value)+len(r.Err))
 	b = append(b, flags)
-	b = appendString(b, r.Value)
+	b = wirebin.AppendString(b, r.Value)
 	if r.Err != "" {
-		b = appendString(b, r.Err)
+		b = wirebin.AppendString(b, r.Err)
 	}
 	return b
 }
 
 // DecodeReply decodes a Reply.Encode output.
 func DecodeReply(b []byte) (Reply, error) {
-	d := decoder{b: b}
-	flags := d.byte("flags")
-	r := Reply{Value: d.string("value"), Found: flags&flagFound != 0, Ok: flags&flagOk != 0}
+	d := wirebin.NewDecoder(b, ErrMalformed)
+	flags := d.Byte("flags")
+	r := Reply{Value: d.String("value"), Found: flags&flagFound != 0, Ok: flags&flagOk != 0}
 	if flags&flagErr != 0 {
-		r.Err = d.string("err")
-		if d.err == nil && r.Err == "" {
-			d.fail("empty err with err flag")
+		r.Err = d.String("err")
+		if d.Err() == nil && r.Err == "" {
+			d.Fail("empty err with err flag")
 		}
 	}
-	if d.err == nil && flags&^(flagFound|flagOk|flagErr) != 0 {
-		d.fail(fmt.Sprintf("unknown flags %#x", flags))
+	if d.Err() == nil && flags&^(flagFound|flagOk|flagErr) != 0 {
+		d.Fail(fmt.Sprintf("unknown flags %#x", flags))
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return Reply{}, fmt.Errorf("decode reply: %w", err)
 	}
 	return r, nil
@@ -245,8 +246,8 @@ func (s *Store) Snapshot() ([]byte, error) {
 	b = append(b, snapshotVersion)
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, k := range keys {
-		b = appendString(b, k)
-		b = appendString(b, s.data[k])
+		b = wirebin.AppendString(b, k)
+		b = wirebin.AppendString(b, s.data[k])
 	}
 	b, err := s.sessions.AppendBinary(b)
 	if err != nil {
@@ -258,103 +259,28 @@ func (s *Store) Snapshot() ([]byte, error) {
 // Restore replaces the whole state with a snapshot's. On error the store
 // is unchanged.
 func (s *Store) Restore(data []byte) error {
-	d := decoder{b: data}
-	if v := d.byte("version"); d.err == nil && v != snapshotVersion {
-		d.fail(fmt.Sprintf("unknown snapshot version %d", v))
+	d := wirebin.NewDecoder(data, ErrMalformed)
+	if v := d.Byte("version"); d.Err() == nil && v != snapshotVersion {
+		d.Fail(fmt.Sprintf("unknown snapshot version %d", v))
 	}
-	n := d.uvarint("key count")
-	if d.err == nil && n > uint64(len(data)-d.pos)/2 {
-		d.fail(fmt.Sprintf("key count %d exceeds input", n))
-	}
+	n := d.Count("key count", 2)
 	m := make(map[string]string)
 	var prev string
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		k, v := d.string("key"), d.string("value")
-		if d.err == nil && i > 0 && k <= prev {
-			d.fail(fmt.Sprintf("key %q not above previous %q", k, prev))
+	for i := 0; i < n && d.Err() == nil; i++ {
+		k, v := d.String("key"), d.String("value")
+		if d.Err() == nil && i > 0 && k <= prev {
+			d.Fail(fmt.Sprintf("key %q not above previous %q", k, prev))
 		}
 		prev = k
 		m[k] = v
 	}
-	if d.err != nil {
-		return fmt.Errorf("kv restore: %w", d.err)
+	if d.Err() != nil {
+		return fmt.Errorf("kv restore: %w", d.Err())
 	}
 	tab := session.NewTable()
-	if err := tab.UnmarshalBinary(data[d.pos:]); err != nil {
+	if err := tab.UnmarshalBinary(d.Rest()); err != nil {
 		return fmt.Errorf("kv restore: sessions: %w", err)
 	}
 	s.data, s.sessions = m, tab
 	return nil
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// decoder reads the compact encodings; the first error sticks and every
-// later read returns zero values.
-type decoder struct {
-	b   []byte
-	pos int
-	err error
-}
-
-func (d *decoder) fail(msg string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", ErrMalformed, msg)
-	}
-}
-
-func (d *decoder) byte(what string) byte {
-	if d.err != nil {
-		return 0
-	}
-	if d.pos >= len(d.b) {
-		d.fail("missing " + what)
-		return 0
-	}
-	c := d.b[d.pos]
-	d.pos++
-	return c
-}
-
-func (d *decoder) uvarint(what string) uint64 {
-	return d.uvarintSuffix(what, "")
-}
-
-// uvarintSuffix reads a uvarint named what+suffix in errors; the name is
-// only built on failure, which keeps the hot path free of allocations.
-func (d *decoder) uvarintSuffix(what, suffix string) uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.pos:])
-	if n <= 0 || (n > 1 && d.b[d.pos+n-1] == 0) {
-		d.fail(fmt.Sprintf("bad %s%s at byte %d", what, suffix, d.pos))
-		return 0
-	}
-	d.pos += n
-	return v
-}
-
-func (d *decoder) string(what string) string {
-	n := d.uvarintSuffix(what, " length")
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(len(d.b)-d.pos) {
-		d.fail(fmt.Sprintf("%s is %d bytes, %d left", what, n, len(d.b)-d.pos))
-		return ""
-	}
-	s := string(d.b[d.pos : d.pos+int(n)])
-	d.pos += int(n)
-	return s
-}
-
-func (d *decoder) finish() error {
-	if d.err == nil && d.pos != len(d.b) {
-		d.fail(fmt.Sprintf("%d trailing bytes", len(d.b)-d.pos))
-	}
-	return d.err
 }

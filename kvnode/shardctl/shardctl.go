@@ -255,27 +255,27 @@ const snapshotVersion = 1
 
 // Restore replaces the state with a snapshot's; on error nothing changes.
 func (c *Controller) Restore(data []byte) error {
-	d := decoder{b: data}
-	if v := d.byte("version"); d.err == nil && v != snapshotVersion {
-		d.fail(fmt.Sprintf("unknown snapshot version %d", v))
+	d := newDecoder(data)
+	if v := d.Byte("version"); d.Err() == nil && v != snapshotVersion {
+		d.Fail(fmt.Sprintf("unknown snapshot version %d", v))
 	}
-	n := d.count("config count", NShards+2)
+	n := d.Count("config count", NShards+2)
 	var cfgs []Config
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		cf := d.config()
-		if d.err == nil && cf.Num != uint64(i) {
-			d.fail(fmt.Sprintf("config %d numbered %d", i, cf.Num))
+		if d.Err() == nil && cf.Num != uint64(i) {
+			d.Fail(fmt.Sprintf("config %d numbered %d", i, cf.Num))
 		}
 		cfgs = append(cfgs, cf)
 	}
-	if d.err == nil && len(cfgs) == 0 {
-		d.fail("no configurations")
+	if d.Err() == nil && len(cfgs) == 0 {
+		d.Fail("no configurations")
 	}
-	if d.err != nil {
-		return fmt.Errorf("shardctl restore: %w", d.err)
+	if d.Err() != nil {
+		return fmt.Errorf("shardctl restore: %w", d.Err())
 	}
 	tab := session.NewTable()
-	if err := tab.UnmarshalBinary(data[d.pos:]); err != nil {
+	if err := tab.UnmarshalBinary(d.Rest()); err != nil {
 		return fmt.Errorf("shardctl restore: sessions: %w", err)
 	}
 	c.configs, c.sessions = cfgs, tab

@@ -4,9 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 
+	"github.com/chaoskv/chaos/kvnode/internal/wirebin"
 	"github.com/chaoskv/chaos/kvnode/replica"
 )
 
@@ -96,7 +96,7 @@ func (Codec) AppendMessage(b []byte, m replica.Message) ([]byte, error) {
 		b = u(u(b, m.Nonce), m.Commit)
 	case *RecoveryResponse:
 		b = u(u(b, m.View), m.Nonce)
-		b = appendBool(b, m.Primary)
+		b = wirebin.AppendBool(b, m.Primary)
 		b = u(b, m.Commit)
 		b = appendSuffix(b, m.Log)
 	}
@@ -108,65 +108,53 @@ func (Codec) AppendMessage(b []byte, m replica.Message) ([]byte, error) {
 func (Codec) DecodeMessage(b []byte) (replica.Message, error) {
 	// One copy of the input backs every byte field of the message, so the
 	// caller may reuse b.
-	d := decoder{b: slices.Clone(b), share: true}
-	if v := d.byte("version"); d.err == nil && v != wireVersion {
+	d := decoder{wirebin.NewDecoder(slices.Clone(b), ErrMalformed).Shared().WithoutOffsets()}
+	if v := d.Byte("version"); d.Err() == nil && v != wireVersion {
 		return nil, fmt.Errorf("vr codec: %w: unknown version %d", ErrMalformed, v)
 	}
-	tag := d.byte("type")
+	tag := d.Byte("type")
 	h := Header{From: d.node("from"), To: d.node("to")}
 	var m replica.Message
 	switch tag {
 	case tagPrepare:
-		p := &Prepare{Header: h, View: d.uvarint("view"), Op: d.uvarint("op"), Commit: d.uvarint("commit")}
+		p := &Prepare{Header: h, View: d.Uvarint("view"), Op: d.Uvarint("op"), Commit: d.Uvarint("commit")}
 		p.Value = d.value()
 		m = p
 	case tagPrepareOK:
-		m = &PrepareOK{Header: h, View: d.uvarint("view"), Op: d.uvarint("op")}
+		m = &PrepareOK{Header: h, View: d.Uvarint("view"), Op: d.Uvarint("op")}
 	case tagCommit:
-		m = &Commit{Header: h, View: d.uvarint("view"), Commit: d.uvarint("commit"), Op: d.uvarint("op")}
+		m = &Commit{Header: h, View: d.Uvarint("view"), Commit: d.Uvarint("commit"), Op: d.Uvarint("op")}
 	case tagStartViewChange:
-		m = &StartViewChange{Header: h, View: d.uvarint("view")}
+		m = &StartViewChange{Header: h, View: d.Uvarint("view")}
 	case tagDoViewChange:
-		x := &DoViewChange{Header: h, View: d.uvarint("view"), LastNormal: d.uvarint("last normal view"), Commit: d.uvarint("commit")}
+		x := &DoViewChange{Header: h, View: d.Uvarint("view"), LastNormal: d.Uvarint("last normal view"), Commit: d.Uvarint("commit")}
 		x.Log = d.suffix()
 		m = x
 	case tagStartView:
-		x := &StartView{Header: h, View: d.uvarint("view"), Commit: d.uvarint("commit")}
+		x := &StartView{Header: h, View: d.Uvarint("view"), Commit: d.Uvarint("commit")}
 		x.Log = d.suffix()
 		m = x
 	case tagGetState:
-		m = &GetState{Header: h, View: d.uvarint("view"), Op: d.uvarint("op")}
+		m = &GetState{Header: h, View: d.Uvarint("view"), Op: d.Uvarint("op")}
 	case tagNewState:
-		x := &NewState{Header: h, View: d.uvarint("view"), Commit: d.uvarint("commit")}
+		x := &NewState{Header: h, View: d.Uvarint("view"), Commit: d.Uvarint("commit")}
 		x.Log = d.suffix()
 		m = x
 	case tagRecovery:
-		m = &Recovery{Header: h, Nonce: d.uvarint("nonce"), Commit: d.uvarint("commit")}
+		m = &Recovery{Header: h, Nonce: d.Uvarint("nonce"), Commit: d.Uvarint("commit")}
 	case tagRecoveryResponse:
-		x := &RecoveryResponse{Header: h, View: d.uvarint("view"), Nonce: d.uvarint("nonce"), Primary: d.bool("primary"), Commit: d.uvarint("commit")}
+		x := &RecoveryResponse{Header: h, View: d.Uvarint("view"), Nonce: d.Uvarint("nonce"), Primary: d.Bool("primary"), Commit: d.Uvarint("commit")}
 		x.Log = d.suffix()
 		m = x
 	default:
-		if d.err == nil {
-			d.fail(fmt.Sprintf("unknown message type %d", tag))
+		if d.Err() == nil {
+			d.Fail(fmt.Sprintf("unknown message type %d", tag))
 		}
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return nil, fmt.Errorf("vr codec: %w", err)
 	}
 	return m, nil
-}
-
-func appendBool(b []byte, v bool) []byte {
-	if v {
-		return append(b, 1)
-	}
-	return append(b, 0)
-}
-
-func appendBytes(b, p []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(p)))
-	return append(b, p...)
 }
 
 func appendValue(b []byte, v Value) []byte {
@@ -174,7 +162,7 @@ func appendValue(b []byte, v Value) []byte {
 	for _, r := range v.Reqs {
 		b = binary.AppendUvarint(b, r.ClientID)
 		b = binary.AppendUvarint(b, r.Seq)
-		b = appendBytes(b, r.Op)
+		b = wirebin.AppendBytes(b, r.Op)
 	}
 	return b
 }
@@ -185,11 +173,11 @@ func appendSuffix(b []byte, s Suffix) []byte {
 	for _, v := range s.Entries {
 		b = appendValue(b, v)
 	}
-	b = appendBool(b, s.Snapshot != nil)
+	b = wirebin.AppendBool(b, s.Snapshot != nil)
 	if s.Snapshot != nil {
 		b = binary.AppendUvarint(b, s.Snapshot.Index)
-		b = appendBytes(b, s.Snapshot.Meta)
-		b = appendBytes(b, s.Snapshot.Data)
+		b = wirebin.AppendBytes(b, s.Snapshot.Meta)
+		b = wirebin.AppendBytes(b, s.Snapshot.Data)
 	}
 	return b
 }
@@ -204,12 +192,12 @@ func encodeEntry(v Value) []byte {
 }
 
 func decodeEntry(data []byte) (Value, error) {
-	d := decoder{b: data}
-	if ver := d.byte("version"); d.err == nil && ver != wireVersion {
-		d.fail(fmt.Sprintf("unknown entry version %d", ver))
+	d := decoder{wirebin.NewDecoder(data, ErrMalformed).WithoutOffsets()}
+	if ver := d.Byte("version"); d.Err() == nil && ver != wireVersion {
+		d.Fail(fmt.Sprintf("unknown entry version %d", ver))
 	}
 	v := d.value()
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return Value{}, fmt.Errorf("decode entry: %w", err)
 	}
 	return v, nil
@@ -234,155 +222,58 @@ func encodeState(h hardState) []byte {
 }
 
 func decodeState(data []byte) (hardState, error) {
-	d := decoder{b: data}
-	if ver := d.byte("version"); d.err == nil && ver != wireVersion {
-		d.fail(fmt.Sprintf("unknown state version %d", ver))
+	d := decoder{wirebin.NewDecoder(data, ErrMalformed).WithoutOffsets()}
+	if ver := d.Byte("version"); d.Err() == nil && ver != wireVersion {
+		d.Fail(fmt.Sprintf("unknown state version %d", ver))
 	}
-	h := hardState{view: d.uvarint("view"), lastNormal: d.uvarint("last normal view"), dvcView: d.uvarint("do-view-change view"), boot: d.uvarint("boot count"), commit: d.uvarint("commit")}
-	if d.err == nil && (h.lastNormal > h.view || h.dvcView > h.view) {
-		d.fail(fmt.Sprintf("views out of order: view %d, last normal %d, do-view-change %d", h.view, h.lastNormal, h.dvcView))
+	h := hardState{view: d.Uvarint("view"), lastNormal: d.Uvarint("last normal view"), dvcView: d.Uvarint("do-view-change view"), boot: d.Uvarint("boot count"), commit: d.Uvarint("commit")}
+	if d.Err() == nil && (h.lastNormal > h.view || h.dvcView > h.view) {
+		d.Fail(fmt.Sprintf("views out of order: view %d, last normal %d, do-view-change %d", h.view, h.lastNormal, h.dvcView))
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return hardState{}, fmt.Errorf("decode hard state: %w", err)
 	}
 	return h, nil
 }
 
-// decoder reads the encodings above; the first error sticks and later
-// reads return zero values.
-type decoder struct {
-	b     []byte
-	pos   int
-	err   error
-	share bool // b is private: byte fields may alias it
-}
-
-func (d *decoder) fail(msg string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", ErrMalformed, msg)
-	}
-}
-
-func (d *decoder) byte(what string) byte {
-	if d.err != nil {
-		return 0
-	}
-	if d.pos >= len(d.b) {
-		d.fail("missing " + what)
-		return 0
-	}
-	c := d.b[d.pos]
-	d.pos++
-	return c
-}
-
-func (d *decoder) bool(what string) bool {
-	switch c := d.byte(what); c {
-	case 0:
-		return false
-	case 1:
-		return true
-	default:
-		d.fail(fmt.Sprintf("bad %s byte %d", what, c))
-		return false
-	}
-}
-
-func (d *decoder) uvarint(what string) uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.pos:])
-	// A non-minimal encoding is rejected so every message has exactly
-	// one encoding.
-	if n <= 0 || (n > 1 && d.b[d.pos+n-1] == 0) {
-		d.fail("bad " + what)
-		return 0
-	}
-	d.pos += n
-	return v
-}
+// decoder reads the encodings above with the shared wire decoder; the
+// first error sticks and later reads return zero values.
+type decoder struct{ wirebin.Decoder }
 
 func (d *decoder) node(what string) replica.NodeID {
-	v := d.uvarint(what)
-	if v > math.MaxUint32 {
-		d.fail(fmt.Sprintf("%s %d out of range", what, v))
-		return 0
-	}
-	return replica.NodeID(v)
-}
-
-// count reads a length that must fit in the remaining input, given that
-// each element takes at least min bytes.
-func (d *decoder) count(what string, min int) int {
-	n := d.uvarint(what + " count")
-	if d.err == nil && n > uint64((len(d.b)-d.pos)/min) {
-		d.fail(fmt.Sprintf("%s count %d exceeds input", what, n))
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) bytes(what string) []byte {
-	n := d.uvarint(what + " length")
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)-d.pos) {
-		d.fail(fmt.Sprintf("%s is %d bytes, %d left", what, n, len(d.b)-d.pos))
-		return nil
-	}
-	if n == 0 {
-		return nil
-	}
-	end := d.pos + int(n)
-	var p []byte
-	if d.share {
-		p = d.b[d.pos:end:end]
-	} else {
-		p = slices.Clone(d.b[d.pos:end])
-	}
-	d.pos = end
-	return p
+	return replica.NodeID(d.Uint32(what))
 }
 
 func (d *decoder) value() Value {
-	n := d.count("requests", 3)
+	n := d.Count("requests count", 3)
 	var v Value
 	if n > 0 {
 		v.Reqs = make([]replica.Request, 0, n)
 	}
-	for i := 0; i < n && d.err == nil; i++ {
-		v.Reqs = append(v.Reqs, replica.Request{ClientID: d.uvarint("client"), Seq: d.uvarint("seq"), Op: d.bytes("op")})
+	for i := 0; i < n && d.Err() == nil; i++ {
+		v.Reqs = append(v.Reqs, replica.Request{ClientID: d.Uvarint("client"), Seq: d.Uvarint("seq"), Op: d.Bytes("op")})
 	}
 	return v
 }
 
 func (d *decoder) suffix() Suffix {
-	s := Suffix{After: d.uvarint("suffix start")}
-	n := d.count("entries", 1)
+	s := Suffix{After: d.Uvarint("suffix start")}
+	n := d.Count("entries count", 1)
 	if n > 0 {
 		s.Entries = make([]Value, 0, n)
 	}
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		s.Entries = append(s.Entries, d.value())
 	}
 	if s.Last() < s.After {
-		d.fail("suffix op numbers overflow")
+		d.Fail("suffix op numbers overflow")
 	}
-	if d.bool("has snapshot") {
-		snap := replica.Snapshot{Index: d.uvarint("snapshot index"), Meta: d.bytes("snapshot meta"), Data: d.bytes("snapshot data")}
-		if d.err == nil && snap.Index > s.After {
-			d.fail(fmt.Sprintf("snapshot %d beyond suffix start %d", snap.Index, s.After))
+	if d.Bool("has snapshot") {
+		snap := replica.Snapshot{Index: d.Uvarint("snapshot index"), Meta: d.Bytes("snapshot meta"), Data: d.Bytes("snapshot data")}
+		if d.Err() == nil && snap.Index > s.After {
+			d.Fail(fmt.Sprintf("snapshot %d beyond suffix start %d", snap.Index, s.After))
 		}
 		s.Snapshot = &snap
 	}
 	return s
-}
-
-func (d *decoder) finish() error {
-	if d.err == nil && d.pos != len(d.b) {
-		d.fail(fmt.Sprintf("%d trailing bytes", len(d.b)-d.pos))
-	}
-	return d.err
 }
