@@ -175,23 +175,16 @@ func (s *Store) Len() int { return len(s.data) }
 // A retry of the client's last request returns the stored reply without
 // applying it again; an older request returns nil and changes nothing.
 func (s *Store) Apply(index uint64, req replica.Request) []byte {
-	cached, st := s.sessions.Check(req.ClientID, req.Seq)
-	switch st {
-	case session.Duplicate:
-		return cached
-	case session.Stale:
-		return nil
-	}
-	var r Reply
-	op, err := DecodeOp(req.Op)
-	if err != nil {
-		r.Err = err.Error()
-	} else {
-		r = s.apply(op)
-	}
-	out := r.Encode()
-	s.sessions.Record(req.ClientID, req.Seq, out)
-	return out
+	return s.sessions.Apply(req.ClientID, req.Seq, func() []byte {
+		var r Reply
+		op, err := DecodeOp(req.Op)
+		if err != nil {
+			r.Err = err.Error()
+		} else {
+			r = s.apply(op)
+		}
+		return r.Encode()
+	})
 }
 
 func (s *Store) apply(op Op) Reply {

@@ -87,6 +87,22 @@ func (t *Table) Record(client, seq uint64, result []byte) {
 	t.m[client] = entry{seq: seq, result: result}
 }
 
+// Apply runs request seq of client exactly once: a New request runs apply
+// and records its result; a Duplicate returns the stored result without
+// running it; a Stale request returns nil and changes nothing.
+func (t *Table) Apply(client, seq uint64, apply func() []byte) []byte {
+	cached, st := t.Check(client, seq)
+	switch st {
+	case Duplicate:
+		return cached
+	case Stale:
+		return nil
+	}
+	out := apply()
+	t.Record(client, seq, out)
+	return out
+}
+
 // Last returns the last applied sequence number of client and whether the
 // table knows the client at all.
 func (t *Table) Last(client uint64) (seq uint64, ok bool) {

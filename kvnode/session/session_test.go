@@ -148,3 +148,32 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestApplyRunsEachRequestOnce(t *testing.T) {
+	tb := NewTable()
+	runs := 0
+	apply := func(result string) func() []byte {
+		return func() []byte { runs++; return []byte(result) }
+	}
+	steps := []struct {
+		seq      uint64
+		result   string
+		want     string
+		wantRuns int
+	}{
+		{seq: 1, result: "a", want: "a", wantRuns: 1}, // new: runs
+		{seq: 1, result: "b", want: "a", wantRuns: 1}, // retry: stored result
+		{seq: 2, result: "c", want: "c", wantRuns: 2}, // next: runs
+		{seq: 1, result: "d", want: "", wantRuns: 2},  // stale: nothing
+		{seq: 5, result: "e", want: "e", wantRuns: 3}, // gaps are fine
+	}
+	for i, s := range steps {
+		got := tb.Apply(7, s.seq, apply(s.result))
+		if string(got) != s.want || runs != s.wantRuns {
+			t.Fatalf("step %d (seq %d): got %q after %d runs, want %q after %d", i, s.seq, got, runs, s.want, s.wantRuns)
+		}
+	}
+	if seq, _ := tb.Last(7); seq != 5 {
+		t.Fatalf("last seq %d, want 5", seq)
+	}
+}

@@ -119,23 +119,16 @@ func (c *Controller) Latest() Config { return c.configs[len(c.configs)-1].Clone(
 // Apply applies one encoded Op with exactly-once sessions and returns the
 // encoded Reply.
 func (c *Controller) Apply(index uint64, req replica.Request) []byte {
-	cached, st := c.sessions.Check(req.ClientID, req.Seq)
-	switch st {
-	case session.Duplicate:
-		return cached
-	case session.Stale:
-		return nil
-	}
-	var r Reply
-	op, err := DecodeOp(req.Op)
-	if err != nil {
-		r.Err = err.Error()
-	} else {
-		r = c.apply(op)
-	}
-	out := r.Encode()
-	c.sessions.Record(req.ClientID, req.Seq, out)
-	return out
+	return c.sessions.Apply(req.ClientID, req.Seq, func() []byte {
+		var r Reply
+		op, err := DecodeOp(req.Op)
+		if err != nil {
+			r.Err = err.Error()
+		} else {
+			r = c.apply(op)
+		}
+		return r.Encode()
+	})
 }
 
 func (c *Controller) apply(op Op) Reply {
