@@ -62,6 +62,11 @@ type CheckFunc func(ctx context.Context, spec workloads.CheckSpec, ops []history
 // finished (Ctrl-C, SIGTERM).
 var ErrInterrupted = errors.New("test interrupted")
 
+// ErrConfig is wrapped by the errors of a test that could not start
+// because its configuration is unusable (a missing workload, a bad name, a
+// store that cannot be written). Nothing is left in the store then.
+var ErrConfig = errors.New("unusable test configuration")
+
 // Config is one test run.
 type Config struct {
 	Name     string // test name, the store's first path element
@@ -190,12 +195,12 @@ type runner struct {
 func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	start := time.Now()
 	run, err := results.Create(cfg.Store, cfg.Name, start)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	log := slog.With("test", cfg.Name, "dir", run.Dir)
 	test := results.Test{

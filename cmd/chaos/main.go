@@ -3,7 +3,8 @@
 // while nemeses inject faults, records a history, and checks it.
 //
 // Exit codes follow Jepsen: 0 valid, 1 invalid, 2 unknown, 254 bad
-// arguments, 255 internal error.
+// arguments, 255 internal error; a run stopped by SIGINT or SIGTERM exits
+// 130.
 package main
 
 import (
@@ -18,11 +19,14 @@ import (
 
 // Exit codes shared by every subcommand.
 const (
-	exitValid    = 0
-	exitInvalid  = 1
-	exitUnknown  = 2
-	exitBadArgs  = 254
-	exitInternal = 255
+	exitValid   = 0
+	exitInvalid = 1
+	exitUnknown = 2
+	// exitInterrupted is the shell's code for a command ended by SIGINT
+	// (128+2); chaos run uses it for SIGTERM too.
+	exitInterrupted = 130
+	exitBadArgs     = 254
+	exitInternal    = 255
 )
 
 // commands is filled by the init functions of the files that define them,

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -38,7 +40,8 @@ func init() {
 		Description: "Starts a kvnode cluster as Docker containers, runs the workload's clients while the\n" +
 			"nemesis injects faults, heals, performs final reads, checks the history and writes\n" +
 			"the run to the store (store/<name>/<timestamp>/, store/latest). Exits 0 valid, 1\n" +
-			"invalid, 2 unknown, 254 bad arguments, 255 internal error or interrupted.",
+			"invalid, 2 unknown, 130 interrupted (SIGINT or SIGTERM), 254 bad arguments or an unusable\n" +
+			"--store or --kvnode-binary (nothing is written to the store), 255 internal error.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "workload", Value: "register", Usage: "workload: " + strings.Join(workloads.Names(), ", ")},
 			&cli.StringFlag{Name: "nemesis", Value: "partition", Usage: "comma-separated fault kinds, or none: " + kindList()},
@@ -196,12 +199,70 @@ func parseRun(c *cli.Context) (*runSpec, error) {
 		}
 		bin = filepath.Join(filepath.Dir(exe), "kvnode")
 	}
-	fi, err := os.Stat(bin)
-	if err != nil || !fi.Mode().IsRegular() {
-		return nil, badArgs("--kvnode-binary: no kvnode executable at %s (build it with `make build`, or name it with --kvnode-binary)", bin)
+	if err := checkExecutable(bin); err != nil {
+		return nil, badArgs("--kvnode-binary: %v (build kvnode with `make build`, or name it with --kvnode-binary)", err)
 	}
 	s.cluster.Binary = bin
+	if err := probeStore(s.store); err != nil {
+		return nil, badArgs("--store: %v", err)
+	}
 	return s, nil
+}
+
+// checkExecutable refuses a kvnode binary that cannot be the node image's
+// entry point: it must be a regular, executable ELF program file.
+func checkExecutable(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("no kvnode executable at %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s is not executable", path)
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s is not an ELF executable: %w", path, err)
+	}
+	defer f.Close()
+	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		return fmt.Errorf("%s is an ELF %s, not an executable", path, f.Type)
+	}
+	return nil
+}
+
+// probeStore makes sure runs can be created under root without leaving
+// anything behind: it creates and removes a scratch directory in root,
+// or in root's nearest existing ancestor when root does not exist yet.
+func probeStore(root string) error {
+	dir := filepath.Clean(root)
+	for {
+		fi, err := os.Stat(dir)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory", dir)
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: %w", dir, err)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return fmt.Errorf("%s: %w", root, err)
+		}
+		dir = parent
+	}
+	probe, err := os.MkdirTemp(dir, ".chaos-probe-")
+	if err != nil {
+		return fmt.Errorf("cannot create the store %s: %w", root, err)
+	}
+	if err := os.Remove(probe); err != nil {
+		return fmt.Errorf("cannot clean up the probe %s: %w", probe, err)
+	}
+	return nil
 }
 
 // newWorkload builds the --workload with the flags that tune it.
@@ -387,7 +448,10 @@ func runAction(c *cli.Context) (err error) {
 				where = " (partial results in " + out.Dir + ")"
 			}
 			if errors.Is(err, harness.ErrInterrupted) {
-				return cli.Exit(fmt.Sprintf("interrupted%s: %v", where, err), exitInternal)
+				return cli.Exit(fmt.Sprintf("interrupted%s: %v", where, err), exitInterrupted)
+			}
+			if errors.Is(err, harness.ErrConfig) {
+				return badArgs("%v", err)
 			}
 			return internal(fmt.Errorf("%w%s", err, where))
 		}

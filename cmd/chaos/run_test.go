@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/chaoskv/chaos/harness"
@@ -147,3 +148,84 @@ func TestRunExitCodeByVerdict(t *testing.T) {
 		})
 	}
 }
+
+// TestRunUnusablePathsLeaveNothing: an unusable --kvnode-binary or --store
+// is a bad argument, refused before the store is touched.
+func TestRunUnusablePathsLeaveNothing(t *testing.T) {
+	tmp := t.TempDir()
+	notExec := writeFile(t, tmp, "kvnode-text", "#!/bin/sh\n")
+	script := writeFile(t, tmp, "kvnode-script", "#!/bin/sh\n")
+	if err := os.Chmod(script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	storeFile := writeFile(t, tmp, "store-file", "")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"text file", []string{"--kvnode-binary", "/etc/passwd"}, "--kvnode-binary"},
+		{"not executable", []string{"--kvnode-binary", notExec}, "not executable"},
+		{"script", []string{"--kvnode-binary", script}, "not an ELF"},
+		{"directory", []string{"--kvnode-binary", tmp}, "not a regular file"},
+		{"proc store", []string{"--store", "/proc/nope"}, "--store"},
+		{"store is a file", []string{"--store", storeFile}, "not a directory"},
+		{"store under a file", []string{"--store", filepath.Join(storeFile, "runs")}, "not a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := filepath.Join(t.TempDir(), "store")
+			args := append([]string{"run", "--kvnode-binary", os.Args[0], "--store", store, "--nemesis", "none"}, tt.args...)
+			code, stderr := runCLI(t, args...)
+			if code != exitBadArgs {
+				t.Fatalf("exit %d, want %d; stderr %q", code, exitBadArgs, stderr)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Fatalf("message %q does not say %q", stderr, tt.want)
+			}
+			if _, err := os.Stat(store); !os.IsNotExist(err) {
+				t.Fatalf("the store %s was created (%v)", store, err)
+			}
+			if _, err := os.Stat("/proc/nope"); !os.IsNotExist(err) {
+				t.Fatalf("/proc/nope exists")
+			}
+		})
+	}
+}
+
+// TestRunInterruptedExitCode: a run whose context ends exits 130, not as
+// an internal error.
+func TestRunInterruptedExitCode(t *testing.T) {
+	old := runBackend
+	t.Cleanup(func() { runBackend = old })
+	runBackend = func(context.Context, dockerbackend.Options) (harness.Backend, func(), error) {
+		return interruptingBackend{}, func() {}, nil
+	}
+	store := t.TempDir()
+	code, stderr := runCLI(t, "run", "--kvnode-binary", os.Args[0], "--nemesis", "none", "--time-limit", "1s", "--store", store, "--seed", "1")
+	if code != exitInterrupted || !strings.Contains(stderr, "interrupted") {
+		t.Fatalf("exit %d, want %d; stderr %q", code, exitInterrupted, stderr)
+	}
+	latest, err := results.Latest(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if test, err := results.ReadTest(latest); err != nil || test.Status != results.StatusInterrupted {
+		t.Fatalf("test.json status %q (%v), want %q", test.Status, err, results.StatusInterrupted)
+	}
+}
+
+// interruptingBackend stands for a user pressing Ctrl-C during setup: it
+// sends the process SIGINT and waits for the run's context to end.
+type interruptingBackend struct{}
+
+func (interruptingBackend) Setup(ctx context.Context, _ string) (*harness.Cluster, error) {
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		return nil, err
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+func (interruptingBackend) WaitHealthy(context.Context) error     { return nil }
+func (interruptingBackend) Collect(context.Context, string) error { return nil }
+func (interruptingBackend) Close(context.Context) error           { return nil }
