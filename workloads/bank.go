@@ -2,6 +2,7 @@ package workloads
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -39,13 +40,17 @@ func (o BankOptions) withDefaults() BankOptions {
 	return o
 }
 
-// Bank moves money between accounts and reads all balances at once. An
-// account's key holds a list of signed deltas (appended), and its balance
-// is InitialBalance plus their sum; a transfer is one transaction that
-// appends -amount to one account and +amount to another, so it needs no
-// read-modify-write and is atomic exactly when the SUT's transactions
-// are. A read is one transaction reading every account. If transactions
-// are atomic and reads are snapshots, every read sums to the same total.
+// Bank moves money between accounts and reads all balances at once, with
+// Jepsen's bank semantics: a transfer that would overdraw its source
+// account fails, so no balance is ever negative. An account's key holds
+// its balance as a decimal integer (a key never written holds
+// InitialBalance). A transfer reads both balances in one transaction and,
+// when the source can pay, writes both new balances in a second one
+// guarded by checks that both keys still hold what was read; a transfer
+// refused for lack of funds, or whose guard no longer matched, definitely
+// changed nothing. A read is one transaction reading every account. If
+// transactions are atomic and reads are snapshots, every read sums to the
+// same total and shows no negative balance.
 //
 // History values: transfer {"from": 1, "to": 4, "amount": 3}; read
 // invokes with nil and completes with {"0": 12, "1": 7, ...}.
@@ -60,15 +65,13 @@ func NewBank(opts BankOptions) *Bank { return &Bank{opts: opts.withDefaults()} }
 func (*Bank) Name() string { return "bank" }
 
 // Check names the bank checker with the known total and accounts.
-// Balances may go negative: a transfer cannot look at the balance it
-// draws on.
 func (b *Bank) Check() CheckSpec {
 	total := b.opts.InitialBalance * int64(b.opts.Accounts)
 	accts := make([]string, b.opts.Accounts)
 	for i := range accts {
 		accts[i] = strconv.Itoa(i)
 	}
-	return CheckSpec{Checker: "bank", Total: &total, Accounts: accts, AllowNegative: true}
+	return CheckSpec{Checker: "bank", Total: &total, Accounts: accts}
 }
 
 // NewGenerator returns a generator whose sequence depends only on seed.
@@ -112,39 +115,123 @@ type bankClient struct {
 
 func (c *bankClient) Close() error { return c.kv.Close() }
 
+// ErrInsufficientFunds fails a transfer that would overdraw its source.
+var ErrInsufficientFunds = errors.New("insufficient funds")
+
 func (c *bankClient) Invoke(ctx context.Context, inv Invocation) Completion {
-	return runTxn(ctx, c.kv, bankShaper{c.opts}, inv)
+	switch inv.F {
+	case "read":
+		return c.read(ctx)
+	case "transfer":
+		return c.transfer(ctx, inv.Value)
+	default:
+		return Completion{Type: history.Fail, Value: inv.Value, Error: fmt.Sprintf("bank: unknown f %q", inv.F)}
+	}
 }
 
-// Shaper returns the workload's TxnShaper.
-func (b *Bank) Shaper() TxnShaper { return bankShaper{b.opts} }
-
-type bankShaper struct {
-	opts BankOptions
+func (c *bankClient) read(ctx context.Context) Completion {
+	ops := make([]MicroOp, c.opts.Accounts)
+	for i := range ops {
+		ops[i] = MicroOp{F: MicroRead, Key: keyName(c.opts.KeyPrefix, int64(i))}
+	}
+	res, err := c.kv.Txn(ctx, ops)
+	if err == nil && len(res) != len(ops) {
+		err = fmt.Errorf("%d results for %d reads", len(res), len(ops))
+	}
+	if err != nil {
+		// A read changes nothing: dropping it is always safe.
+		return Completion{Type: history.Fail, Error: err.Error()}
+	}
+	out := make(map[string]any, len(res))
+	for i, r := range res {
+		bal, err := c.balance(r)
+		if err != nil {
+			return Completion{Type: history.Fail, Error: fmt.Sprintf("account %d: %v", i, err)}
+		}
+		out[strconv.Itoa(i)] = bal
+	}
+	return Completion{Type: history.Ok, Value: out}
 }
 
-func (s bankShaper) account(v any) (string, int64, error) {
+// balance decodes an account's stored balance.
+func (c *bankClient) balance(r MicroResult) (int64, error) {
+	if !r.Found || r.Value == "" {
+		return c.opts.InitialBalance, nil
+	}
+	n, err := strconv.ParseInt(r.Value, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("holds %q, not a balance", r.Value)
+	}
+	return n, nil
+}
+
+func (c *bankClient) transfer(ctx context.Context, v any) Completion {
+	fail := func(err error) Completion { return Completion{Type: history.Fail, Value: v, Error: err.Error()} }
+	from, to, amount, err := c.parse(v)
+	if err != nil {
+		return fail(err)
+	}
+	res, err := c.kv.Txn(ctx, []MicroOp{{F: MicroRead, Key: from}, {F: MicroRead, Key: to}})
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("%d results for a transfer's 2 reads", len(res))
+	}
+	if err != nil {
+		return fail(fmt.Errorf("read the balances: %w", err)) // nothing written yet
+	}
+	fb, err := c.balance(res[0])
+	if err != nil {
+		return fail(fmt.Errorf("account %s: %w", from, err))
+	}
+	tb, err := c.balance(res[1])
+	if err != nil {
+		return fail(fmt.Errorf("account %s: %w", to, err))
+	}
+	if fb < amount {
+		return fail(fmt.Errorf("%w: account %s holds %d, less than %d", ErrInsufficientFunds, from, fb, amount))
+	}
+	// The guards compare the raw values read ("" for an account never
+	// written), so the writes apply only if neither balance moved since.
+	_, err = c.kv.Txn(ctx, []MicroOp{
+		{F: MicroCheck, Key: from, Value: rawValue(res[0])},
+		{F: MicroCheck, Key: to, Value: rawValue(res[1])},
+		{F: MicroWrite, Key: from, Value: encodeInt(fb - amount)},
+		{F: MicroWrite, Key: to, Value: encodeInt(tb + amount)},
+	})
+	if err != nil {
+		return Completion{Type: txnOutcome(err, false), Value: v, Error: err.Error()}
+	}
+	return Completion{Type: history.Ok, Value: v}
+}
+
+func rawValue(r MicroResult) string {
+	if !r.Found {
+		return ""
+	}
+	return r.Value
+}
+
+func (c *bankClient) account(v any) (string, int64, error) {
 	a, ok := toInt(v)
 	if !ok {
 		return "", 0, fmt.Errorf("account %v is not an integer", v)
 	}
-	if a < 0 || a >= int64(s.opts.Accounts) {
-		return "", 0, fmt.Errorf("account %d is outside 0..%d", a, s.opts.Accounts-1)
+	if a < 0 || a >= int64(c.opts.Accounts) {
+		return "", 0, fmt.Errorf("account %d is outside 0..%d", a, c.opts.Accounts-1)
 	}
-	return keyName(s.opts.KeyPrefix, a), a, nil
+	return keyName(c.opts.KeyPrefix, a), a, nil
 }
 
-// transfer checks a transfer's value.
-func (s bankShaper) transfer(v any) (from, to string, amount int64, err error) {
+// parse checks a transfer's value.
+func (c *bankClient) parse(v any) (from, to string, amount int64, err error) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return "", "", 0, fmt.Errorf("transfer value %v is not {from, to, amount}", v)
 	}
-	from, fa, err := s.account(m["from"])
+	from, fa, err := c.account(m["from"])
 	if err != nil {
 		return "", "", 0, fmt.Errorf("transfer from: %w", err)
 	}
-	to, ta, err := s.account(m["to"])
+	to, ta, err := c.account(m["to"])
 	if err != nil {
 		return "", "", 0, fmt.Errorf("transfer to: %w", err)
 	}
@@ -155,66 +242,8 @@ func (s bankShaper) transfer(v any) (from, to string, amount int64, err error) {
 	if !ok {
 		return "", "", 0, fmt.Errorf("transfer amount %v is not an integer", m["amount"])
 	}
+	if amount < 1 {
+		return "", "", 0, fmt.Errorf("transfer amount %d is not positive", amount)
+	}
 	return from, to, amount, nil
-}
-
-func (s bankShaper) MicroOps(inv Invocation) ([]MicroOp, error) {
-	switch inv.F {
-	case "read":
-		ops := make([]MicroOp, s.opts.Accounts)
-		for i := range ops {
-			ops[i] = MicroOp{F: MicroRead, Key: keyName(s.opts.KeyPrefix, int64(i))}
-		}
-		return ops, nil
-	case "transfer":
-		from, to, amount, err := s.transfer(inv.Value)
-		if err != nil {
-			return nil, err
-		}
-		return []MicroOp{
-			{F: MicroAppend, Key: from, Value: encodeInt(-amount)},
-			{F: MicroAppend, Key: to, Value: encodeInt(amount)},
-		}, nil
-	default:
-		return nil, fmt.Errorf("bank: unknown f %q", inv.F)
-	}
-}
-
-func (s bankShaper) Complete(inv Invocation, res []MicroResult, err error) Completion {
-	switch inv.F {
-	case "read":
-		if err == nil && len(res) != s.opts.Accounts {
-			err = fmt.Errorf("%d results for %d reads", len(res), s.opts.Accounts)
-		}
-		if err != nil {
-			// A read changes nothing: dropping it is always safe.
-			return Completion{Type: history.Fail, Error: err.Error()}
-		}
-		out := make(map[string]any, len(res))
-		for i, r := range res {
-			bal := s.opts.InitialBalance
-			for _, e := range r.List {
-				d, err := strconv.ParseInt(e, 10, 64)
-				if err != nil {
-					return Completion{Type: history.Fail, Error: fmt.Sprintf("account %d holds %q, not a list of integer deltas", i, r.Value)}
-				}
-				bal += d
-			}
-			out[strconv.Itoa(i)] = bal
-		}
-		return Completion{Type: history.Ok, Value: out}
-	case "transfer":
-		if _, _, _, perr := s.transfer(inv.Value); perr != nil {
-			return Completion{Type: history.Fail, Value: inv.Value, Error: perr.Error()}
-		}
-		if err == nil && len(res) != 2 {
-			err = fmt.Errorf("%d results for a transfer's 2 appends", len(res))
-		}
-		if err != nil {
-			return Completion{Type: txnOutcome(err, false), Value: inv.Value, Error: err.Error()}
-		}
-		return Completion{Type: history.Ok, Value: inv.Value}
-	default:
-		return Completion{Type: history.Fail, Value: inv.Value, Error: fmt.Sprintf("bank: unknown f %q", inv.F)}
-	}
 }

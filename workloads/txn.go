@@ -14,13 +14,17 @@ const (
 	MicroRead   = "r"
 	MicroWrite  = "w"
 	MicroAppend = "append"
+	// MicroCheck guards a transaction: unless its key holds Value (a key
+	// never written holding ""), the whole transaction applies nothing
+	// and fails with a definite error.
+	MicroCheck = "check"
 )
 
 // MicroOp is one step of a transaction as sent to the system under test.
 type MicroOp struct {
-	F     string // MicroRead, MicroWrite or MicroAppend
+	F     string // MicroRead, MicroWrite, MicroAppend or MicroCheck
 	Key   string
-	Value string // written or appended value; empty for reads
+	Value string // written, appended or expected value; empty for reads
 }
 
 // MicroResult is the outcome of one MicroOp, in the transaction's order.

@@ -19,9 +19,6 @@ func FuzzTxnShapers(f *testing.F) {
 	f.Add("txn", `[["r",1.5,null]]`)
 	f.Add("txn", `[]`)
 	f.Add("txn", `[["append",1]]`)
-	f.Add("transfer", `{"from":0,"to":1,"amount":3}`)
-	f.Add("transfer", `{"from":0,"to":0,"amount":3}`)
-	f.Add("transfer", `{"from":"a","to":1}`)
 	f.Add("read", `null`)
 	f.Add("cas", `[1,2]`)
 	f.Fuzz(func(t *testing.T, fn, value string) {
@@ -35,7 +32,6 @@ func FuzzTxnShapers(f *testing.F) {
 		}{
 			workloads.NewListAppend(workloads.ElleOptions{}),
 			workloads.NewRWRegister(workloads.ElleOptions{}),
-			workloads.NewBank(workloads.BankOptions{}),
 		} {
 			s := w.Shaper()
 			ops, err := s.MicroOps(inv)

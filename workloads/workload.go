@@ -66,8 +66,6 @@ type CheckSpec struct {
 	Total *int64 `json:"total,omitempty"`
 	// Accounts lists every bank account; empty lets the checker infer them.
 	Accounts []string `json:"accounts,omitempty"`
-	// AllowNegative permits negative bank balances.
-	AllowNegative bool `json:"allow-negative,omitempty"`
 }
 
 // Workload ties a generator, a client and a checker together.

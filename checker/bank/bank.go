@@ -1,7 +1,8 @@
-// Package bank checks histories of the bank workload: transfers move money
-// between accounts, so every successful read must see the same total, no
-// account may go negative (unless allowed), and every read must be a whole
-// snapshot of all the accounts.
+// Package bank checks histories of the bank workload with Jepsen's bank
+// semantics: transfers move money between accounts and a transfer that
+// would overdraw its source fails, so every successful read must see the
+// same total, no account may ever be negative, and every read must be a
+// whole snapshot of all the accounts.
 package bank
 
 import (
@@ -31,8 +32,6 @@ type Options struct {
 	// Accounts lists every account. When empty, the accounts are those
 	// that any read or transfer names, and no key is unexpected.
 	Accounts []string
-	// AllowNegative permits negative balances.
-	AllowNegative bool
 }
 
 // Error describes one anomaly in one read.
@@ -147,7 +146,7 @@ func Check(ops []history.Op, opts Options) (checker.Result, error) {
 			if !known[a] {
 				unexpected = append(unexpected, a)
 			}
-			if b < 0 && !opts.AllowNegative {
+			if b < 0 {
 				add(NegativeValue, Error{Op: *r.op, Account: a, Balance: ptr(b),
 					Explanation: fmt.Sprintf("%s sees account %s at %d", line, a, b)})
 			}

@@ -64,8 +64,6 @@ func TestCheck(t *testing.T) {
 			checker.Invalid, []string{WrongTotal}},
 		{"negative balance", Options{Total: total(20)}, readOp(0, `{"a":-5,"b":25}`),
 			checker.Invalid, []string{NegativeValue}},
-		{"negative balance allowed", Options{Total: total(20), AllowNegative: true}, readOp(0, `{"a":-5,"b":25}`),
-			checker.Valid, nil},
 		{"missing account", Options{Total: total(20), Accounts: []string{"a", "b", "c"}}, readOp(0, `{"a":10,"b":10}`),
 			checker.Invalid, []string{MissingKey}},
 		{"missing account inferred from a transfer", Options{Total: total(20)}, cat(transfer, readOp(0, `{"a":20}`)),

@@ -328,7 +328,7 @@ func checkHistory(timeout time.Duration) harness.CheckFunc {
 		case "elle":
 			return elle.Check(spec.Model, ops, elle.Options{ConsistencyModels: spec.ConsistencyModels, CycleSearchTimeout: timeout, Directory: dir})
 		case "bank":
-			return bank.Check(ops, bank.Options{Total: spec.Total, Accounts: spec.Accounts, AllowNegative: spec.AllowNegative})
+			return bank.Check(ops, bank.Options{Total: spec.Total, Accounts: spec.Accounts})
 		default:
 			return checker.Result{}, fmt.Errorf("no checker named %q", spec.Checker)
 		}

@@ -75,6 +75,8 @@ func microOps(ops []workloads.MicroOp) ([]txn.MicroOp, error) {
 			out[i] = txn.MicroOp{F: txn.Write, Key: o.Key, Value: o.Value}
 		case workloads.MicroAppend:
 			out[i] = txn.MicroOp{F: txn.Append, Key: o.Key, Value: o.Value}
+		case workloads.MicroCheck:
+			out[i] = txn.MicroOp{F: txn.Check, Key: o.Key, Value: o.Value}
 		default:
 			return nil, fmt.Errorf("micro-op %d: unknown function %q", i, o.F)
 		}

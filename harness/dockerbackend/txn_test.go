@@ -103,11 +103,11 @@ func TestOpenTxnNeedsOneGroup(t *testing.T) {
 }
 
 func TestMicroOpConversion(t *testing.T) {
-	got, err := microOps([]workloads.MicroOp{{F: "r", Key: "a"}, {F: "w", Key: "b", Value: "1"}, {F: "append", Key: "c", Value: "2"}})
+	got, err := microOps([]workloads.MicroOp{{F: "r", Key: "a"}, {F: "w", Key: "b", Value: "1"}, {F: "append", Key: "c", Value: "2"}, {F: "check", Key: "d", Value: "3"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []txn.MicroOp{{F: txn.Read, Key: "a"}, {F: txn.Write, Key: "b", Value: "1"}, {F: txn.Append, Key: "c", Value: "2"}}
+	want := []txn.MicroOp{{F: txn.Read, Key: "a"}, {F: txn.Write, Key: "b", Value: "1"}, {F: txn.Append, Key: "c", Value: "2"}, {F: txn.Check, Key: "d", Value: "3"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v", got)
 	}

@@ -25,6 +25,10 @@ var ErrRefused = errors.New("memtxn: transaction refused")
 // may or may not have been applied.
 var ErrLost = errors.New("memtxn: response lost")
 
+// ErrCheckFailed is the definite failure of a transaction whose check
+// micro-op did not match: nothing was applied.
+var ErrCheckFailed = errors.New("memtxn: check failed")
+
 // ErrClosed is returned by a closed session's Txn; it is definite.
 var ErrClosed = errors.New("memtxn: session closed")
 
@@ -172,6 +176,13 @@ func (s *Store) run(ops []workloads.MicroOp) ([]workloads.MicroResult, error) {
 					res[i].List = []string{}
 				}
 			}
+		case workloads.MicroCheck:
+			// Checks see the current state, never a stale one, as a
+			// guard must.
+			if v, _ := view(local, o.Key); v.value != o.Value {
+				return nil, workloads.Definite(fmt.Errorf("%w: key %s holds %q, not %q", ErrCheckFailed, o.Key, v.value, o.Value))
+			}
+			res[i] = workloads.MicroResult{Value: o.Value, Found: true}
 		case workloads.MicroWrite, workloads.MicroAppend:
 			v, _ := view(local, o.Key)
 			local[o.Key] = next(v, o)

@@ -101,3 +101,24 @@ func TestLoseAppliesAboutHalf(t *testing.T) {
 		t.Fatalf("%d of 400 lost transactions applied", n)
 	}
 }
+
+func TestCheckGuardsTheWholeTransaction(t *testing.T) {
+	s, _ := New(Options{})
+	kv, _ := s.OpenTxn(context.Background())
+	chk := func(k, v string) workloads.MicroOp { return workloads.MicroOp{F: workloads.MicroCheck, Key: k, Value: v} }
+	wr := func(k, v string) workloads.MicroOp { return workloads.MicroOp{F: workloads.MicroWrite, Key: k, Value: v} }
+	// A key never written holds "".
+	txn(t, kv, chk("a", ""), wr("a", "1"), wr("b", "1"))
+	_, err := kv.Txn(context.Background(), []workloads.MicroOp{wr("b", "2"), chk("a", "0"), wr("a", "2")})
+	if !errors.Is(err, ErrCheckFailed) || !workloads.IsDefinite(err) {
+		t.Fatalf("mismatched check: err = %v, want a definite ErrCheckFailed", err)
+	}
+	res := txn(t, kv, workloads.MicroOp{F: workloads.MicroRead, Key: "a"}, workloads.MicroOp{F: workloads.MicroRead, Key: "b"})
+	if res[0].Value != "1" || res[1].Value != "1" {
+		t.Fatalf("a failed check applied writes: a=%q b=%q", res[0].Value, res[1].Value)
+	}
+	txn(t, kv, chk("a", "1"), wr("a", "3"))
+	if got := txn(t, kv, workloads.MicroOp{F: workloads.MicroRead, Key: "a"})[0].Value; got != "3" {
+		t.Fatalf("a matching check did not apply: a=%q", got)
+	}
+}
