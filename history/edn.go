@@ -11,7 +11,7 @@ import (
 )
 
 // Jepsen writes histories as EDN: history.edn holds one op map per line,
-// and Knossos's data files hold one vector of op maps. EDN values decode to
+// and Knossos's data files hold one vector (or list) of op maps. EDN values decode to
 // the same Go types as JSON ones: keywords and symbols become strings
 // without the colon, vectors, lists and sets become []any, maps become
 // map[string]any (keys are turned into strings: 1 -> "1"), characters
@@ -37,35 +37,57 @@ func ParseEDN(data []byte) (any, error) {
 
 // ParseEDNOp decodes one op from an EDN map such as
 // {:type :invoke, :f :read, :value nil, :process 0, :time 12, :index 0}.
-// Unknown keys are ignored; a missing :index is -1.
+// Unknown keys are ignored; a missing :index is -1. An op with a :key
+// (porcupine's kv logs) gets the value [key, value], Jepsen's
+// independent-key tuple.
 func ParseEDNOp(data []byte) (Op, error) {
 	v, err := ParseEDN(data)
 	if err != nil {
 		return Op{}, err
 	}
-	op, err := opFromMap(v)
+	op, hasProcess, err := opFromMap(v)
+	if err == nil && !hasProcess {
+		err = fmt.Errorf("field process: missing")
+	}
 	if err != nil {
 		return Op{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return op, nil
 }
 
-func opFromMap(v any) (Op, error) {
+// opFromMap decodes an op map and says whether it named its process.
+func opFromMap(v any) (op Op, hasProcess bool, err error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return Op{}, fmt.Errorf("op is %s, not a map", AppendValue(nil, v))
+		return Op{}, false, fmt.Errorf("op is %s, not a map", AppendValue(nil, v))
 	}
-	op := Op{Index: -1}
+	op = Op{Index: -1}
 	var fs fieldSet
 	for _, name := range [...]string{"index", "time", "type", "process", "f", "value", "error", "node"} {
 		if x, ok := m[name]; ok {
 			if err := fs.set(&op, name, x); err != nil {
-				return Op{}, err
+				return Op{}, false, err
 			}
 		}
 	}
-	return op, fs.complete()
+	if k, ok := m["key"]; ok {
+		op.Value = []any{k, op.Value}
+	}
+	if !fs.typ {
+		return Op{}, false, fmt.Errorf("field type: missing")
+	}
+	return op, fs.process, nil
 }
+
+// ImplicitProcessBase is the first process number given to ops that name
+// no process. Such ops get processes of their own, far above any that a
+// history names: an invocation without a process opens an operation on a
+// fresh process; a completion without a process completes the oldest open
+// such invocation of the same f, or else stands for a whole operation, and
+// an invocation (with the completion's f and value) is put right before
+// it. Elle's example histories, which list only completions, read so as
+// one operation per process.
+const ImplicitProcessBase Process = 1 << 60
 
 type ednParser struct {
 	b []byte
@@ -392,15 +414,23 @@ func (p *ednParser) number() (any, error) {
 }
 
 // EDNReader reads ops from a Jepsen EDN history: either one op map per
-// top-level form (history.edn) or a single vector of op maps (Knossos data
-// files). It holds one op's text at a time.
+// top-level form (history.edn) or a single vector or list of op maps
+// (Knossos data files). It holds one op's text at a time. Ops without a
+// process are given one as ImplicitProcessBase describes.
 type EDNReader struct {
 	r      *bufio.Reader
 	line   int
 	n      int64
-	vector int // 0 unknown, 1 inside the top-level vector, 2 per-form file
+	vector int  // 0 unknown, 1 inside the top-level vector or list, 2 per-form file
+	closer byte // the top-level collection's closing bracket
 	done   bool
 	buf    []byte
+
+	// Ops without a process: the next fresh process, the open
+	// invocations of each f (oldest first), and an op to return next.
+	implicit Process
+	open     map[string][]Process
+	pending  []Op
 }
 
 // NewEDNReader returns an EDNReader over r.
@@ -446,6 +476,11 @@ func (er *EDNReader) skip() (byte, error) {
 // Next returns the next op, or io.EOF after the last one. Errors name the
 // line where the offending form starts.
 func (er *EDNReader) Next() (Op, error) {
+	if len(er.pending) > 0 {
+		op := er.pending[0]
+		er.pending = er.pending[1:]
+		return op, nil
+	}
 	for {
 		if er.done {
 			return Op{}, io.EOF
@@ -453,7 +488,8 @@ func (er *EDNReader) Next() (Op, error) {
 		c, err := er.skip()
 		if errors.Is(err, io.EOF) {
 			if er.vector == 1 {
-				return Op{}, fmt.Errorf("line %d: %w: unterminated vector of ops", er.line, ErrMalformed)
+				kind := map[byte]string{']': "vector", ')': "list"}[er.closer]
+				return Op{}, fmt.Errorf("line %d: %w: unterminated %s of ops", er.line, ErrMalformed, kind)
 			}
 			er.done = true
 			return Op{}, io.EOF
@@ -463,13 +499,14 @@ func (er *EDNReader) Next() (Op, error) {
 		}
 		if er.vector == 0 {
 			er.vector = 2
-			if c == '[' {
+			if c == '[' || c == '(' {
 				_, _ = er.readByte()
 				er.vector = 1
+				er.closer = map[byte]byte{'[': ']', '(': ')'}[c]
 				continue
 			}
 		}
-		if er.vector == 1 && c == ']' {
+		if er.vector == 1 && c == er.closer {
 			_, _ = er.readByte()
 			er.done = true
 			if err := er.trailing(); err != nil {
@@ -492,16 +529,58 @@ func (er *EDNReader) Next() (Op, error) {
 		if !ok {
 			continue // a discarded (#_) form
 		}
-		op, err := opFromMap(v)
+		op, hasProcess, err := opFromMap(v)
 		if err != nil {
 			return Op{}, fmt.Errorf("line %d: %w: %w", line, ErrMalformed, err)
 		}
-		if op.Index < 0 {
-			op.Index = er.n
+		if !hasProcess {
+			if inv, ok := er.assignProcess(&op); ok {
+				er.pending = append(er.pending, op)
+				return inv, nil
+			}
 		}
-		er.n++
+		er.number(&op)
 		return op, nil
 	}
+}
+
+// number gives op the next position as its index unless it has one.
+func (er *EDNReader) number(op *Op) {
+	if op.Index < 0 {
+		op.Index = er.n
+	}
+	er.n++
+}
+
+// assignProcess gives op, which named no process, one by the rule of
+// ImplicitProcessBase. It returns the invocation to put before op when op
+// is a completion that stands for a whole operation.
+func (er *EDNReader) assignProcess(op *Op) (Op, bool) {
+	if er.open == nil {
+		er.open = make(map[string][]Process)
+		er.implicit = ImplicitProcessBase
+	}
+	if op.Type == Invoke {
+		op.Process = er.implicit
+		er.implicit++
+		er.open[op.F] = append(er.open[op.F], op.Process)
+		return Op{}, false
+	}
+	if q := er.open[op.F]; len(q) > 0 {
+		op.Process = q[0]
+		if len(q) == 1 {
+			delete(er.open, op.F)
+		} else {
+			er.open[op.F] = q[1:]
+		}
+		return Op{}, false
+	}
+	op.Process = er.implicit
+	er.implicit++
+	inv := Op{Index: -1, Time: op.Time, Type: Invoke, Process: op.Process, F: op.F, Value: op.Value}
+	er.number(&inv)
+	er.number(op)
+	return inv, true
 }
 
 func (er *EDNReader) trailing() error {

@@ -103,10 +103,74 @@ func TestReadEDNVector(t *testing.T) {
 	}
 }
 
+func TestReadEDNList(t *testing.T) {
+	// Knossos's histories written as a top-level list.
+	in := "(\n{:process 0, :type :invoke, :f :write, :value 3}\n{:process 0, :type :ok, :f :write, :value 3}\n)\n"
+	ops, err := ReadEDN(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 2 || ops[1].Type != Ok || ops[1].Value != int64(3) || ops[1].Index != 1 {
+		t.Fatalf("ops = %+v", ops)
+	}
+}
+
+func TestReadEDNKeyField(t *testing.T) {
+	// porcupine's kv logs carry the key apart from the value.
+	in := `{:process 1, :type :invoke, :f :get, :key "9", :value nil}` + "\n" +
+		`{:process 1, :type :ok, :f :get, :key "9", :value "x 1 y"}` + "\n"
+	ops, err := ReadEDN(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]any{{"9", nil}, {"9", "x 1 y"}}
+	for i, op := range ops {
+		if !reflect.DeepEqual(op.Value, want[i]) {
+			t.Fatalf("op %d value %#v, want %#v", i, op.Value, want[i])
+		}
+	}
+}
+
+func TestReadEDNImplicitProcesses(t *testing.T) {
+	P := ImplicitProcessBase
+	in := `[{:type :ok, :value [[:append :x 1]]}
+ {:type :invoke, :f :txn, :value [[:r :x nil]]}
+ {:type :invoke, :f :txn, :value [[:r :y nil]]}
+ {:process 3, :type :invoke, :f :txn, :value []}
+ {:type :ok, :f :txn, :value [[:r :x [1]]]}
+ {:type :fail, :f :txn, :value [[:r :y nil]]}
+ {:process 3, :type :ok, :f :txn, :value []}]`
+	ops, err := ReadEDN(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type tp struct {
+		typ  Type
+		proc Process
+	}
+	want := []tp{{Invoke, P}, {Ok, P}, {Invoke, P + 1}, {Invoke, P + 2}, {Invoke, 3}, {Ok, P + 1}, {Fail, P + 2}, {Ok, 3}}
+	if len(ops) != len(want) {
+		t.Fatalf("%d ops, want %d: %+v", len(ops), len(want), ops)
+	}
+	for i, w := range want {
+		if ops[i].Type != w.typ || ops[i].Process != w.proc || ops[i].Index != int64(i) {
+			t.Errorf("op %d = %v process %d index %d, want %v process %d", i, ops[i].Type, ops[i].Process, ops[i].Index, w.typ, w.proc)
+		}
+	}
+	if !reflect.DeepEqual(ops[0].Value, ops[1].Value) {
+		t.Errorf("the invocation put before a lone completion has value %v, want %v", ops[0].Value, ops[1].Value)
+	}
+	if _, err := Pair(ops); err != nil {
+		t.Fatalf("implicit processes do not pair: %v", err)
+	}
+}
+
 func TestReadEDNErrors(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{"{:type :ok, :process 0}\n{:type :done, :process 0}", "line 2:"},
-		{"{:type :ok, :process 0}\n\n{:type :ok}", "line 3:"},
+		{"{:type :ok, :process 0}\n\n{:process 1}", "line 3:"},
+		{"({:type :ok, :process 0}", "unterminated list"},
+		{"({:type :ok, :process 0}]", "unexpected ']'"},
 		{"{:type :ok, :process 0}\n{:type :ok, :process 0", "line 2:"},
 		{"[{:type :ok, :process 0}", "unterminated vector"},
 		{"[{:type :ok, :process 0}] {:type :ok, :process 1}", "after the vector"},
@@ -143,6 +207,7 @@ func FuzzReadEDN(f *testing.F) {
 	f.Add([]byte("{:type :invoke, :f :read, :value nil, :process 0}\n{:type :ok, :f :read, :value 1, :process 0}\n"))
 	f.Add([]byte("[{:process 0 :type :invoke :f :cas :value [1 2]} #_ {:x 1} #inst \"t\"]"))
 	f.Add([]byte("#_ 5 {:type :ok :process :nemesis} ; c\n#foo {:type :info :process 1 :f \\a}"))
+	f.Add([]byte("({:type :invoke :f :get :key \"k\"} {:type :ok :f :get :key \"k\" :value \"v\"} {:type :ok :value [[:r 1 nil]]})"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ops, err := ReadEDN(bytes.NewReader(data))
 		if err != nil {
@@ -151,6 +216,9 @@ func FuzzReadEDN(f *testing.F) {
 		for _, op := range ops {
 			if op.Type < Invoke || op.Type > Info {
 				t.Fatalf("decoded an op of type %v", op.Type)
+			}
+			if op.Index < 0 {
+				t.Fatalf("op without an index: %+v", op)
 			}
 		}
 	})
