@@ -2,6 +2,7 @@ package history
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -13,12 +14,15 @@ import (
 // History file formats accepted by ReadFile.
 const (
 	FormatJSONL = "jsonl" // JSON lines, or one JSON array of op objects
-	FormatEDN   = "edn"   // Jepsen's history.edn, or a vector of op maps
+	FormatEDN   = "edn"   // Jepsen's history.edn, or a vector or list of op maps
 )
 
+// Formats lists the formats ReadFile accepts.
+var Formats = []string{FormatJSONL, FormatEDN, FormatJepsenLog}
+
 // ReadFile reads every op of the history at path. format is FormatJSONL,
-// FormatEDN or "" to detect it from the file name's extension (.jsonl,
-// .json, .edn) and otherwise from the first bytes.
+// FormatEDN, FormatJepsenLog or "" to detect it from the file name's
+// extension (.jsonl, .json, .edn) and otherwise from the first bytes.
 func ReadFile(path, format string) ([]Op, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -38,8 +42,10 @@ func ReadFile(path, format string) ([]Op, error) {
 		ops, err = ReadAll(br)
 	case FormatEDN:
 		ops, err = ReadEDN(br)
+	case FormatJepsenLog:
+		ops, err = ReadJepsenLog(br)
 	default:
-		return nil, fmt.Errorf("read history %s: unknown format %q (want jsonl or edn)", path, format)
+		return nil, fmt.Errorf("read history %s: unknown format %q (want jsonl, edn or jepsen-log)", path, format)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -57,8 +63,9 @@ func formatOfName(path string) string {
 	return ""
 }
 
-// sniff tells JSON from EDN by the first key of the first op: JSON keys are
-// strings, Jepsen's are keywords.
+// sniff tells a Jepsen text log by its marker in the first line, and JSON
+// from EDN by the first key of the first op: JSON keys are strings,
+// Jepsen's are keywords.
 func sniff(br *bufio.Reader) string {
 	head, err := br.Peek(4096)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
@@ -68,6 +75,10 @@ func sniff(br *bufio.Reader) string {
 }
 
 func sniffBytes(head []byte) string {
+	first, _, _ := bytes.Cut(head, []byte("\n"))
+	if bytes.Contains(first, jepsenLogMarker) {
+		return FormatJepsenLog
+	}
 	for i := 0; i < len(head); i++ {
 		switch head[i] {
 		case ' ', '\t', '\r', '\n', ',', '[', '{':

@@ -1,14 +1,10 @@
 package linear
 
 import (
-	"bufio"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -41,92 +37,9 @@ func readManifest(t *testing.T, dir string) map[string]manifestCase {
 	return m.Cases
 }
 
-// readEtcdLog converts a Jepsen etcd log ("INFO  jepsen.util - 0\t:invoke\t
-// :read\tnil") into history ops of an unkeyed cas-register.
-func readEtcdLog(path string) ([]history.Op, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var ops []history.Op
-	sc := bufio.NewScanner(f)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		_, rest, ok := strings.Cut(text, "jepsen.util - ")
-		if !ok {
-			if strings.TrimSpace(text) == "" {
-				continue
-			}
-			return nil, fmt.Errorf("%s:%d: not a jepsen.util line", path, line)
-		}
-		fields := strings.Fields(rest)
-		if len(fields) < 4 {
-			return nil, fmt.Errorf("%s:%d: want process, type, f and value", path, line)
-		}
-		proc, err := strconv.Atoi(fields[0])
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: process: %w", path, line, err)
-		}
-		typ, err := history.ParseType(strings.TrimPrefix(fields[1], ":"))
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		value, err := history.ParseEDN([]byte(strings.Join(fields[3:], " ")))
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: value: %w", path, line, err)
-		}
-		ops = append(ops, history.Op{
-			Index: int64(len(ops)), Type: typ, Process: history.Process(proc),
-			F: strings.TrimPrefix(fields[2], ":"), Value: value,
-		})
-	}
-	return ops, sc.Err()
-}
-
-// readKVLog converts porcupine's kv data (one EDN map per line with :key
-// and :value) into history ops with value [key, value].
-func readKVLog(path string) ([]history.Op, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var ops []history.Op
-	sc := bufio.NewScanner(f)
-	line := 0
-	for sc.Scan() {
-		line++
-		if strings.TrimSpace(sc.Text()) == "" {
-			continue
-		}
-		v, err := history.ParseEDN(sc.Bytes())
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("%s:%d: not a map", path, line)
-		}
-		proc, ok := m["process"].(int64)
-		if !ok {
-			return nil, fmt.Errorf("%s:%d: no integer :process", path, line)
-		}
-		ts, _ := m["type"].(string)
-		typ, err := history.ParseType(ts)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		f, _ := m["f"].(string)
-		ops = append(ops, history.Op{
-			Index: int64(len(ops)), Type: typ, Process: history.Process(proc),
-			F: f, Value: []any{m["key"], m["value"]},
-		})
-	}
-	return ops, sc.Err()
-}
+// readHistory reads a test file as `chaos check` does: the etcd logs are
+// Jepsen text logs, the kv files EDN maps with :key and :value.
+func readHistory(path string) ([]history.Op, error) { return history.ReadFile(path, "") }
 
 // shortSubset is the part of the porcupine data checked under -short.
 var shortSubset = map[string]bool{
@@ -175,9 +88,9 @@ func checkManifest(t *testing.T, dir, model string, read func(string) ([]history
 }
 
 func TestPorcupineEtcd(t *testing.T) {
-	checkManifest(t, filepath.Join(testdata, "porcupine-etcd"), "cas-register", readEtcdLog)
+	checkManifest(t, filepath.Join(testdata, "porcupine-etcd"), "cas-register", readHistory)
 }
 
 func TestPorcupineKV(t *testing.T) {
-	checkManifest(t, filepath.Join(testdata, "porcupine-kv"), "kv", readKVLog)
+	checkManifest(t, filepath.Join(testdata, "porcupine-kv"), "kv", readHistory)
 }
