@@ -61,6 +61,9 @@ type CheckSpec struct {
 	// ConsistencyModels are the models an Elle check holds the history
 	// to; empty means the checker's default (strict-serializable).
 	ConsistencyModels []string `json:"consistency-models,omitempty"`
+	// Anomalies are extra anomalies an Elle check reports as invalid;
+	// empty means the checker's default (G0).
+	Anomalies []string `json:"anomalies,omitempty"`
 	// Total is the bank's constant total of all balances; nil lets the
 	// bank checker infer it.
 	Total *int64 `json:"total,omitempty"`

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -19,113 +21,346 @@ import (
 	"github.com/chaoskv/chaos/checker/linear"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/results"
+	"github.com/chaoskv/chaos/workloads"
 )
 
 // checkWorkloads lists the workloads `chaos check` knows, in help order.
 var checkWorkloads = []string{"list-append", "rw-register", "register", "cas-register", "kv", "bank"}
 
+// defaultCheckTimeout bounds a check when neither --timeout nor the run
+// says otherwise.
+const defaultCheckTimeout = 60 * time.Second
+
 func init() {
 	commands = append(commands, &cli.Command{
 		Name:      "check",
-		Usage:     "check a recorded history (ours or Jepsen's) and print the verdict",
+		Usage:     "check a recorded history (ours, Jepsen's or porcupine's) and print the verdict",
 		ArgsUsage: "PATH (a history file, or a run directory holding history.jsonl or history.edn)",
 		Description: "Checks a history with the checker its workload calls for: Elle's cycle search for\n" +
-			"list-append and rw-register, porcupine linearizability for register, cas-register and kv,\n" +
-			"the bank invariants for bank. Exits 0 valid, 1 invalid, 2 unknown, 254 bad arguments or\n" +
-			"a malformed history, 255 internal error. Given a run directory it also writes results.json\n" +
-			"(and artifacts such as porcupine's visualization) there.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "workload", Aliases: []string{"w"}, Usage: strings.Join(checkWorkloads, ", ")},
-			&cli.StringFlag{Name: "consistency-models", Usage: "list-append, rw-register: comma-separated models the history must satisfy (default strict-serializable)"},
-			&cli.StringFlag{Name: "anomalies", Usage: "list-append, rw-register: comma-separated extra anomalies to report (default G0)"},
-			&cli.StringFlag{Name: "format", Usage: "history format: jsonl or edn (default: by file name, then by content)"},
+			"list-append and rw-register, porcupine linearizability for register (cas-register) and kv,\n" +
+			"the bank invariants for bank (a transfer that would overdraw fails, so no balance may be\n" +
+			"negative). The workload, checker options and timeout come from the flags, else from the\n" +
+			"run's test.json when PATH is a run directory or a file in one (a flag that differs from\n" +
+			"the run is reported on stderr), else the workload is recognized from the history itself.\n" +
+			"Reads JSON lines, Jepsen EDN (one op per line, or one vector or list of ops; ops without\n" +
+			":process each get a process of their own) and Jepsen text logs. Exits 0 valid, 1 invalid,\n" +
+			"2 unknown (also for a history without client operations), 254 bad arguments, a malformed\n" +
+			"history or one of another workload's shape, 255 internal error. Given a run directory it\n" +
+			"also writes results.json (and artifacts such as porcupine's visualization) there.",
+		Flags: append(checkFlags(),
+			&cli.StringFlag{Name: "format", Usage: "history format: " + strings.Join(history.Formats, ", ") + " (default: by file name, then by content)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the whole result as JSON instead of one line"},
-			&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "give up the search after this long (verdict unknown)"},
-			&cli.Int64Flag{Name: "total", Usage: "bank: the constant total of all balances (default: what most reads agree on)"},
-			&cli.BoolFlag{Name: "allow-negative", Usage: "bank: allow negative balances"},
 			&cli.StringFlag{Name: "junit", Usage: "also write the verdict as JUnit XML to this file (for CI)"},
-		},
+		),
 		Action: checkAction,
 	})
 }
 
-// checkFunc checks ops of one workload and may write artifacts into dir.
-type checkFunc func(ops []history.Op, dir string) (checker.Result, error)
+// checkFlags are the flags that choose a checker and its options, shared
+// by check and report.
+func checkFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "workload", Aliases: []string{"w"}, Usage: strings.Join(checkWorkloads, ", ") + " (default: the run's, else recognized from the history)"},
+		&cli.StringFlag{Name: "consistency-models", Usage: "list-append, rw-register: comma-separated models the history must satisfy (default: the run's, else strict-serializable)"},
+		&cli.StringFlag{Name: "anomalies", Usage: "list-append, rw-register: comma-separated extra anomalies to report (default G0)"},
+		&cli.BoolFlag{Name: "sequential-keys", Usage: "rw-register: assume each key is sequentially consistent"},
+		&cli.BoolFlag{Name: "linearizable-keys", Usage: "rw-register: assume each key is linearizable"},
+		&cli.BoolFlag{Name: "wfr-keys", Usage: "rw-register: assume writes follow reads within a transaction"},
+		&cli.DurationFlag{Name: "timeout", Value: defaultCheckTimeout, Usage: "give up the search after this long (verdict unknown; default: the run's --check-timeout)"},
+		&cli.Int64Flag{Name: "total", Usage: "bank: the constant total of all balances (default: the run's, else what most reads agree on)"},
+	}
+}
+
+// checkPlan is everything a check needs besides the history: the
+// workload's name as the output shows it, the checker and its options,
+// and what the user should be told about where they came from.
+type checkPlan struct {
+	workload string
+	spec     workloads.CheckSpec
+	elle     elle.Options // key assumptions; models and anomalies are in spec
+	timeout  time.Duration
+	notes    []string
+}
+
+// checkSpecFor returns the checker a check workload names, with default
+// options.
+func checkSpecFor(workload string) (workloads.CheckSpec, error) {
+	switch workload {
+	case "list-append", "rw-register":
+		return workloads.CheckSpec{Checker: "elle", Model: workload}, nil
+	case "register", "cas-register":
+		// The register workload does cas; a history without cas checks
+		// the same under the cas-register model as under a plain one.
+		return workloads.CheckSpec{Checker: "linear", Model: "cas-register"}, nil
+	case "kv":
+		return workloads.CheckSpec{Checker: "linear", Model: "kv"}, nil
+	case "bank":
+		return workloads.CheckSpec{Checker: "bank"}, nil
+	}
+	return workloads.CheckSpec{}, badArgs("unknown workload %q: want %s", workload, strings.Join(checkWorkloads, ", "))
+}
+
+// runRecord is what a run's test.json says about its check.
+type runRecord struct {
+	path     string // test.json
+	workload string
+	spec     *workloads.CheckSpec
+	timeout  time.Duration
+}
+
+// readRunRecord reads dir's test.json; it returns nil when there is none.
+func readRunRecord(dir string) (*runRecord, error) {
+	p := filepath.Join(dir, results.TestFile)
+	if _, err := os.Stat(p); err != nil {
+		return nil, nil
+	}
+	t, err := results.ReadTest(dir)
+	if err != nil {
+		return nil, badArgs("%s: %v", p, err)
+	}
+	rec := &runRecord{path: p}
+	rec.workload, _ = t.Parameters["workload"].(string)
+	if raw, ok := t.Parameters["checker"]; ok {
+		b, err := json.Marshal(raw)
+		if err != nil {
+			return nil, internal(fmt.Errorf("%s: checker: %w", p, err))
+		}
+		var spec workloads.CheckSpec
+		if err := json.Unmarshal(b, &spec); err != nil || spec.Checker == "" {
+			return nil, badArgs("%s: parameter checker %s is not a checker specification", p, b)
+		}
+		rec.spec = &spec
+	}
+	if s, ok := t.Parameters["check-timeout"].(string); ok {
+		if d, err := time.ParseDuration(s); err == nil && d > 0 {
+			rec.timeout = d
+		}
+	}
+	if rec.workload == "" && rec.spec == nil {
+		return nil, badArgs("%s names neither a workload nor a checker", p)
+	}
+	return rec, nil
+}
+
+// workloadOfSpec names the check workload a recorded checker specification
+// stands for.
+func workloadOfSpec(s workloads.CheckSpec) string {
+	if s.Checker == "bank" {
+		return "bank"
+	}
+	return s.Model
+}
+
+// planCheck decides the checker: flags first, then the run's record, then
+// what the history looks like.
+func planCheck(c *cli.Context, rec *runRecord, ops []history.Op) (*checkPlan, error) {
+	plan := &checkPlan{timeout: defaultCheckTimeout}
+	override := func(flag, flagValue, runValue string) {
+		if rec != nil && runValue != "" && flagValue != runValue {
+			plan.notes = append(plan.notes, fmt.Sprintf("--%s %s overrides the run's %s (%s)", flag, flagValue, runValue, rec.path))
+		}
+	}
+	runWorkload := ""
+	if rec != nil {
+		runWorkload = rec.workload
+		if rec.spec != nil && runWorkload == "" {
+			runWorkload = workloadOfSpec(*rec.spec)
+		}
+	}
+	switch {
+	case c.IsSet("workload"):
+		plan.workload = c.String("workload")
+		override("workload", plan.workload, runWorkload)
+	case runWorkload != "":
+		plan.workload = runWorkload
+	case clientOps(ops) == 0:
+		// Nothing to recognize, and nothing to check whatever the
+		// workload: the verdict is unknown.
+		plan.workload = "unknown workload"
+		plan.spec = workloads.CheckSpec{Checker: "none"}
+		return plan, nil
+	default:
+		w, err := recognize(ops)
+		if err != nil {
+			return nil, badArgs("--workload is required: %v", err)
+		}
+		plan.workload = w
+		plan.notes = append(plan.notes, fmt.Sprintf("workload %s, recognized from the history (name it with --workload)", w))
+	}
+	spec, err := checkSpecFor(plan.workload)
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil && rec.spec != nil && plan.workload == runWorkload {
+		spec = *rec.spec
+	}
+	if rec != nil && rec.timeout > 0 {
+		plan.timeout = rec.timeout
+	}
+	if c.IsSet("timeout") {
+		if rec != nil && rec.timeout > 0 {
+			override("timeout", c.Duration("timeout").String(), rec.timeout.String())
+		}
+		plan.timeout = c.Duration("timeout")
+	}
+	if plan.timeout < 0 {
+		return nil, badArgs("--timeout %s is negative", plan.timeout)
+	}
+	isElle := spec.Checker == "elle"
+	for _, f := range []string{"consistency-models", "anomalies", "sequential-keys", "linearizable-keys", "wfr-keys"} {
+		if c.IsSet(f) && !isElle {
+			return nil, badArgs("--%s: --consistency-models, --anomalies and the key assumptions apply to list-append and rw-register only, not %s", f, plan.workload)
+		}
+	}
+	if c.IsSet("consistency-models") {
+		models := splitList(c.String("consistency-models"))
+		override("consistency-models", strings.Join(models, ","), strings.Join(spec.ConsistencyModels, ","))
+		spec.ConsistencyModels = models
+	}
+	if c.IsSet("anomalies") {
+		spec.Anomalies = splitList(c.String("anomalies"))
+	}
+	plan.elle = elle.Options{SequentialKeys: c.Bool("sequential-keys"), LinearizableKeys: c.Bool("linearizable-keys"), WFRKeys: c.Bool("wfr-keys")}
+	if c.IsSet("total") {
+		if spec.Checker != "bank" {
+			return nil, badArgs("--total applies to bank only, not %s", plan.workload)
+		}
+		t := c.Int64("total")
+		if spec.Total != nil {
+			override("total", fmt.Sprint(t), fmt.Sprint(*spec.Total))
+		}
+		spec.Total = &t
+	}
+	if isElle {
+		// Name a bad model or anomaly as the bad argument it is, before
+		// any history is blamed.
+		if _, err := elle.Check(spec.Model, nil, elle.Options{ConsistencyModels: spec.ConsistencyModels, Anomalies: spec.Anomalies}); err != nil {
+			return nil, badArgs("%v", err)
+		}
+	}
+	plan.spec = spec
+	return plan, nil
+}
 
 // elleCheck is the transactional checker behind list-append and
 // rw-register.
 var elleCheck = elle.Check
 
-func checkAction(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return badArgs("check takes exactly one PATH (a history file or a run directory), got %d arguments", c.NArg())
-	}
-	workload := c.String("workload")
-	if workload == "" {
-		return badArgs("--workload is required: %s", strings.Join(checkWorkloads, ", "))
-	}
-	format := c.String("format")
-	if format != "" && format != history.FormatJSONL && format != history.FormatEDN {
-		return badArgs("--format %q: want jsonl or edn", format)
-	}
-	timeout := c.Duration("timeout")
-	if timeout < 0 {
-		return badArgs("--timeout %s is negative", timeout)
-	}
-	models, anomalies := splitList(c.String("consistency-models")), splitList(c.String("anomalies"))
-	isElle := workload == "list-append" || workload == "rw-register"
-	if !isElle && (models != nil || anomalies != nil) {
-		return badArgs("--consistency-models and --anomalies apply to list-append and rw-register only, not %s", workload)
-	}
-	var check checkFunc
-	switch workload {
-	case "list-append", "rw-register":
-		check = func(ops []history.Op, dir string) (checker.Result, error) {
-			return elleCheck(workload, ops, elle.Options{
-				ConsistencyModels: models, Anomalies: anomalies, CycleSearchTimeout: timeout, Directory: dir,
-			})
+// runChecker judges ops with the checker spec names, the one way both
+// chaos run and chaos check do. A history without client operations is
+// unknown whatever the checker, since there is nothing to judge.
+func runChecker(spec workloads.CheckSpec, ops []history.Op, dir string, timeout time.Duration, eo elle.Options) (checker.Result, error) {
+	if n := clientOps(ops); n == 0 {
+		name := spec.Checker
+		if name == "linear" {
+			name = "linearizable"
 		}
-	case "register", "cas-register", "kv":
-		check = func(ops []history.Op, dir string) (checker.Result, error) {
-			return linear.Check(workload, ops, linear.Options{Timeout: timeout, Directory: dir})
-		}
+		return checker.Result{Checker: name, Valid: checker.Unknown, Anomalies: map[string][]any{},
+			Summary: "unknown: the history holds no client operations, so there is nothing to check",
+			Stats:   map[string]any{"ops": len(ops), "client-ops": 0}}, nil
+	}
+	switch spec.Checker {
+	case "linear":
+		return linear.Check(spec.Model, ops, linear.Options{Timeout: timeout, Directory: dir})
+	case "elle":
+		eo.ConsistencyModels, eo.Anomalies, eo.CycleSearchTimeout, eo.Directory = spec.ConsistencyModels, spec.Anomalies, timeout, dir
+		return elleCheck(spec.Model, ops, eo)
 	case "bank":
-		opts := bank.Options{AllowNegative: c.Bool("allow-negative")}
-		if c.IsSet("total") {
-			t := c.Int64("total")
-			opts.Total = &t
-		}
-		check = func(ops []history.Op, _ string) (checker.Result, error) { return bank.Check(ops, opts) }
-	default:
-		return badArgs("unknown workload %q: want %s", workload, strings.Join(checkWorkloads, ", "))
+		return bank.Check(ops, bank.Options{Total: spec.Total, Accounts: spec.Accounts})
 	}
+	return checker.Result{}, fmt.Errorf("no checker named %q", spec.Checker)
+}
 
-	path, runDir, err := historyPath(c.Args().First())
-	if err != nil {
-		return err
+func clientOps(ops []history.Op) int {
+	n := 0
+	for i := range ops {
+		if ops[i].IsClient() {
+			n++
+		}
 	}
-	start := time.Now()
+	return n
+}
+
+// checkInput is a history to check: the file, the run directory that
+// PATH named (results go there), and the run's record when the file is
+// in a run directory.
+type checkInput struct {
+	path   string
+	runDir string
+	rec    *runRecord
+	ops    []history.Op
+}
+
+// loadHistory resolves PATH, reads its history and the run's record, and
+// refuses a history that does not pair.
+func loadHistory(arg, format string) (*checkInput, error) {
+	if format != "" && !slices.Contains(history.Formats, format) {
+		return nil, badArgs("--format %q: want %s", format, strings.Join(history.Formats, ", "))
+	}
+	path, runDir, err := historyPath(arg)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := readRunRecord(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
 	ops, err := history.ReadFile(path, format)
 	if err != nil {
-		return readError(err)
+		return nil, readError(err)
 	}
 	// Pairing errors are the history's fault whichever checker runs, so
 	// name them here, with their line, before dispatching.
 	if _, err := history.Pair(ops); err != nil {
-		return badArgs("%s: %v", path, err)
+		return nil, badArgs("%s: %v", path, err)
 	}
-	res, err := check(ops, runDir)
+	return &checkInput{path: path, runDir: runDir, rec: rec, ops: ops}, nil
+}
+
+// checkHistoryInput plans and runs the check of in, with artifacts in dir.
+func checkHistoryInput(c *cli.Context, in *checkInput, dir string, notes io.Writer) (*checkPlan, checker.Result, error) {
+	plan, err := planCheck(c, in.rec, in.ops)
+	if err != nil {
+		return nil, checker.Result{}, err
+	}
+	for _, n := range plan.notes {
+		fmt.Fprintln(notes, "note:", n)
+	}
+	if err := checkShape(plan.workload, in.ops); err != nil {
+		return nil, checker.Result{}, badArgs("%s: %v", in.path, err)
+	}
+	res, err := runChecker(plan.spec, in.ops, dir, plan.timeout, plan.elle)
 	if err != nil {
 		var pe *fs.PathError
-		if errors.Is(err, history.ErrMalformed) || (isElle && !errors.As(err, &pe)) {
-			return badArgs("%s: %v", path, err)
+		if errors.Is(err, history.ErrMalformed) || (plan.spec.Checker == "elle" && !errors.As(err, &pe)) {
+			return nil, checker.Result{}, badArgs("%s: %v", in.path, err)
 		}
-		return internal(fmt.Errorf("check %s: %w", path, err))
+		return nil, checker.Result{}, internal(fmt.Errorf("check %s: %w", in.path, err))
+	}
+	normalize(&res)
+	return plan, res, nil
+}
+
+func checkAction(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return badArgs("check takes exactly one PATH (a history file or a run directory), got %d arguments", c.NArg())
+	}
+	junit, err := junitFlag(c)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	in, err := loadHistory(c.Args().First(), c.String("format"))
+	if err != nil {
+		return err
+	}
+	plan, res, err := checkHistoryInput(c, in, in.runDir, c.App.ErrWriter)
+	if err != nil {
+		return err
 	}
 	elapsed := time.Since(start)
-	normalize(&res)
-	if runDir != "" {
-		if err := writeResults(runDir, res); err != nil {
+	if in.runDir != "" {
+		if err := writeResults(in.runDir, res); err != nil {
 			return internal(err)
 		}
 	}
@@ -137,13 +372,11 @@ func checkAction(c *cli.Context) error {
 			return internal(fmt.Errorf("encode result: %w", err))
 		}
 	} else {
-		fmt.Fprintln(out, verdictLine(workload, len(ops), res, elapsed))
+		fmt.Fprintln(out, verdictLine(plan.workload, len(in.ops), res, elapsed))
 	}
-	if junit, err := junitFlag(c); err != nil {
-		return err
-	} else if junit != "" {
-		sum := results.Summary{Valid: res.Valid, Results: map[string]checker.Result{workload: res}}
-		if err := writeJUnit(junit, []results.JUnitRun{{Name: workload, Dir: path, Summary: sum, Duration: elapsed}}, nil); err != nil {
+	if junit != "" {
+		sum := results.Summary{Valid: res.Valid, Results: map[string]checker.Result{plan.workload: res}}
+		if err := writeJUnit(junit, []results.JUnitRun{{Name: plan.workload, Dir: in.path, Summary: sum, Duration: elapsed}}, nil); err != nil {
 			return err
 		}
 	}

@@ -229,6 +229,7 @@ func TestCheckBadArguments(t *testing.T) {
 	badType := writeFile(t, dir, "badtype.edn", "{:type :invoke, :process 0, :f :read}\n{:type :done, :process 0, :f :read}\n")
 	unpaired := writeFile(t, dir, "unpaired.jsonl", jsonl(`0 invoke read ["x",null]`, `1 ok read ["x",null]`))
 	badValue := writeFile(t, dir, "badvalue.jsonl", jsonl(`0 invoke put "a"`, `0 ok put "a"`))
+	queue := writeFile(t, dir, "queue.jsonl", jsonl(`0 invoke enqueue 1`, `0 ok enqueue 1`, `0 invoke dequeue`, `0 ok dequeue 1`))
 	empty := t.TempDir()
 	cases := []struct {
 		name   string
@@ -237,7 +238,7 @@ func TestCheckBadArguments(t *testing.T) {
 	}{
 		{"no path", []string{"check", "--workload", "register"}, "exactly one PATH"},
 		{"two paths", []string{"check", "--workload", "register", valid, valid}, "exactly one PATH"},
-		{"no workload", []string{"check", valid}, "--workload is required"},
+		{"no workload, unknown shape", []string{"check", queue}, "--workload is required: the history fits no workload's shape (found ops with f dequeue (2), enqueue (2))"},
 		{"unknown workload", []string{"check", "--workload", "queue", valid}, `unknown workload "queue"`},
 		{"missing file", []string{"check", "--workload", "register", filepath.Join(dir, "nope.jsonl")}, "no such file"},
 		{"directory without history", []string{"check", "--workload", "register", empty}, "neither history.jsonl nor history.edn"},
@@ -246,7 +247,7 @@ func TestCheckBadArguments(t *testing.T) {
 		{"malformed line", []string{"check", "--workload", "register", malformed}, "line 3"},
 		{"unknown type", []string{"check", "--workload", "register", badType}, "line 2"},
 		{"completion without invocation", []string{"check", "--workload", "register", unpaired}, "line 2"},
-		{"value of the wrong shape", []string{"check", "--workload", "kv", badValue}, "lines 1-2"},
+		{"value of the wrong shape", []string{"check", "--workload", "kv", badValue}, "not a kv history"},
 		{"unknown consistency model", []string{"check", "--workload", "list-append", "--consistency-models", "bogus", valid}, "bogus"},
 		{"bad timeout", []string{"check", "--workload", "register", "--timeout", "soon", valid}, "timeout"},
 	}

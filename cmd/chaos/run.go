@@ -21,9 +21,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/chaoskv/chaos/checker"
-	"github.com/chaoskv/chaos/checker/bank"
 	"github.com/chaoskv/chaos/checker/elle"
-	"github.com/chaoskv/chaos/checker/linear"
 	"github.com/chaoskv/chaos/docker"
 	"github.com/chaoskv/chaos/harness"
 	"github.com/chaoskv/chaos/harness/dockerbackend"
@@ -322,16 +320,7 @@ var runBackend = func(ctx context.Context, opts dockerbackend.Options) (harness.
 // checkHistory runs the checker a workload names.
 func checkHistory(timeout time.Duration) harness.CheckFunc {
 	return func(_ context.Context, spec workloads.CheckSpec, ops []history.Op, dir string) (checker.Result, error) {
-		switch spec.Checker {
-		case "linear":
-			return linear.Check(spec.Model, ops, linear.Options{Timeout: timeout, Directory: dir})
-		case "elle":
-			return elle.Check(spec.Model, ops, elle.Options{ConsistencyModels: spec.ConsistencyModels, CycleSearchTimeout: timeout, Directory: dir})
-		case "bank":
-			return bank.Check(ops, bank.Options{Total: spec.Total, Accounts: spec.Accounts})
-		default:
-			return checker.Result{}, fmt.Errorf("no checker named %q", spec.Checker)
-		}
+		return runChecker(spec, ops, dir, timeout, elle.Options{})
 	}
 }
 
