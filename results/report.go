@@ -196,7 +196,7 @@ func Render(in ReportInput) (report, timeline []byte, err error) {
 		"Notes":        s.Notes,
 		"Files":        in.Files,
 		"NodeFiles":    in.NodeFiles,
-		"Start":        t.Start.UTC().Format("2006-01-02 15:04:05.000 MST"),
+		"Start":        startOf(t),
 		"HistoryError": in.HistoryError,
 	}
 	if data["Verdict"] == "" {
@@ -219,7 +219,7 @@ func Render(in ReportInput) (report, timeline []byte, err error) {
 		{"nemeses", orNone(display(p["nemesis"]))},
 		{"nodes", display(p["nodes"])},
 		{"replication", display(p["replication"])},
-		{"seed", fmt.Sprint(t.Seed)},
+		{"seed", seedOf(t)},
 		{"duration", dur},
 		{"status", t.Status},
 	}
@@ -325,6 +325,22 @@ const maxCycleDiagrams = 200
 
 // maxNemesisRows bounds the nemesis table; the timeline plot shows all.
 const maxNemesisRows = 500
+
+// startOf and seedOf show a run's start and seed, or "unknown" for a
+// history reported without its test.json (no start recorded).
+func startOf(t Test) string {
+	if t.Start.IsZero() {
+		return "unknown"
+	}
+	return t.Start.UTC().Format("2006-01-02 15:04:05.000 MST")
+}
+
+func seedOf(t Test) string {
+	if t.Start.IsZero() {
+		return "unknown"
+	}
+	return fmt.Sprint(t.Seed)
+}
 
 func viewLinear(x any) (linearView, bool) {
 	var v struct {

@@ -231,8 +231,8 @@ func checkExecutable(path string) error {
 	return nil
 }
 
-// probeStore makes sure runs can be created under root without leaving
-// anything behind: it creates and removes a scratch directory in root,
+// probeStore makes sure directories can be created under root (a run
+// store, a report's directory) without leaving anything behind: it creates and removes a scratch directory in root,
 // or in root's nearest existing ancestor when root does not exist yet.
 func probeStore(root string) error {
 	dir := filepath.Clean(root)
@@ -255,7 +255,7 @@ func probeStore(root string) error {
 	}
 	probe, err := os.MkdirTemp(dir, ".chaos-probe-")
 	if err != nil {
-		return fmt.Errorf("cannot create the store %s: %w", root, err)
+		return fmt.Errorf("cannot create directories under %s: %w", dir, err)
 	}
 	if err := os.Remove(probe); err != nil {
 		return fmt.Errorf("cannot clean up the probe %s: %w", probe, err)
