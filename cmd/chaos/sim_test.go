@@ -124,3 +124,22 @@ func runWithOutput(args []string, out *bytes.Buffer) int {
 	out.Write(b)
 	return code
 }
+
+// TestCheckAgreesWithSim: chaos check of a history chaos sim wrote gives
+// the simulator's verdict, for every simulated workload.
+func TestCheckAgreesWithSim(t *testing.T) {
+	dir := t.TempDir()
+	for _, w := range []string{"register", "append", "list-append", "rw-register", "bank"} {
+		t.Run(w, func(t *testing.T) {
+			path := filepath.Join(dir, w+".jsonl")
+			simCode, simOut, simErr := runCapture(t, "sim", "--workload", w, "--seed", "2", "--ops", "200", "--nemesis", "partition", "--history", path)
+			if simCode == exitBadArgs || simCode == exitInternal {
+				t.Fatalf("sim: exit %d\n%s\n%s", simCode, simOut, simErr)
+			}
+			code, stdout, stderr := runCapture(t, "check", path)
+			if code != simCode {
+				t.Fatalf("check: exit %d, sim exited %d\ncheck: %s%s\nsim: %s", code, simCode, stdout, stderr, simOut)
+			}
+		})
+	}
+}
