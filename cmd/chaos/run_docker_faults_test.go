@@ -76,6 +76,9 @@ func runDocker(t *testing.T, args ...string) dockerRun {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Checking the stored run again must give the run's verdict.
+	workload, _ := test.Parameters["workload"].(string)
+	checkAgrees(t, dir, workload, exitValid)
 	return dockerRun{dir: dir, ops: ops, test: test}
 }
 

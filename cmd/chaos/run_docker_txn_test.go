@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/chaoskv/chaos/history"
@@ -54,4 +55,28 @@ func TestRunDockerShardedReconfig(t *testing.T) {
 		t.Fatalf("test.json groups = %v", r.test.Parameters["groups"])
 	}
 	t.Logf("nemesis %v, %d ok ops", r.nemesisOps(), oks)
+}
+
+// TestRunDockerBank runs the bank workload on a sharded cluster under
+// partitions: transfers cross shards, a transfer that would overdraw
+// fails, and every read must see the whole total and no negative balance.
+func TestRunDockerBank(t *testing.T) {
+	r := runDocker(t, "--workload", "bank", "--groups", "2", "--nemesis", "partition", "--nemesis-interval", "4s",
+		"--time-limit", "15s", "--seed", "2")
+	counts := map[string]int{}
+	for _, op := range r.ops {
+		if op.Process.IsNemesis() {
+			continue
+		}
+		switch {
+		case op.Type == history.Ok:
+			counts[op.F]++
+		case op.Type == history.Fail && strings.Contains(op.Error, "insufficient funds"):
+			counts["overdraft refused"]++
+		}
+	}
+	if counts["transfer"] < 50 || counts["read"] < 20 {
+		t.Fatalf("ok ops %v: the workload barely ran", counts)
+	}
+	t.Logf("%v", counts)
 }
