@@ -105,8 +105,12 @@ func TestLoseAppliesAboutHalf(t *testing.T) {
 func TestCheckGuardsTheWholeTransaction(t *testing.T) {
 	s, _ := New(Options{})
 	kv, _ := s.OpenTxn(context.Background())
-	chk := func(k, v string) workloads.MicroOp { return workloads.MicroOp{F: workloads.MicroCheck, Key: k, Value: v} }
-	wr := func(k, v string) workloads.MicroOp { return workloads.MicroOp{F: workloads.MicroWrite, Key: k, Value: v} }
+	chk := func(k, v string) workloads.MicroOp {
+		return workloads.MicroOp{F: workloads.MicroCheck, Key: k, Value: v}
+	}
+	wr := func(k, v string) workloads.MicroOp {
+		return workloads.MicroOp{F: workloads.MicroWrite, Key: k, Value: v}
+	}
 	// A key never written holds "".
 	txn(t, kv, chk("a", ""), wr("a", "1"), wr("b", "1"))
 	_, err := kv.Txn(context.Background(), []workloads.MicroOp{wr("b", "2"), chk("a", "0"), wr("a", "2")})
