@@ -468,16 +468,17 @@ func TestPacer(t *testing.T) {
 func TestBadConfig(t *testing.T) {
 	b := &fakeBackend{}
 	for name, mod := range map[string]func(*Config){
-		"no workload":   func(c *Config) { c.Workload = nil },
-		"no backend":    func(c *Config) { c.Backend = nil },
-		"no check":      func(c *Config) { c.Check = nil },
-		"bad name":      func(c *Config) { c.Name = "a/b" },
-		"negative rate": func(c *Config) { c.Rate = -1 },
+		"no workload":    func(c *Config) { c.Workload = nil },
+		"no backend":     func(c *Config) { c.Backend = nil },
+		"no check":       func(c *Config) { c.Check = nil },
+		"bad name":       func(c *Config) { c.Name = "a/b" },
+		"negative rate":  func(c *Config) { c.Rate = -1 },
+		"store in /proc": func(c *Config) { c.Store = "/proc/nope" },
 	} {
 		cfg := baseConfig(t, b)
 		mod(&cfg)
-		if _, err := Run(context.Background(), cfg); err == nil {
-			t.Errorf("%s: no error", name)
+		if _, err := Run(context.Background(), cfg); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: err = %v, want an ErrConfig", name, err)
 		}
 	}
 	if len(b.Calls()) != 0 {

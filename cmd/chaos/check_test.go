@@ -99,6 +99,17 @@ func TestCheckVerdicts(t *testing.T) {
  {:process 1, :type :ok, :f :cas, :value [3 4]}
  {:process 0, :type :invoke, :f :read, :value nil}
  {:process 0, :type :ok, :f :read, :value 3}]`)
+	// The same shape as a top-level list with comments: a read of a value
+	// never written while a write of another is in flight.
+	knossosList := writeFile(t, dir, "knossos-list.edn", `({:type :invoke, :f :write, :value 1, :process 0}
+ {:type :ok, :f :write, :value 1, :process 0}
+ ; 1 is there; 5 is being written while 2 is read
+ {:type :invoke, :f :read, :value nil, :process 1}
+ {:type :invoke, :f :write, :value 5, :process 2}
+ {:type :ok, :f :read, :value 2, :process 1}
+ {:type :ok, :f :write, :value 5, :process 2}
+)
+`)
 	bankOK := writeFile(t, dir, "bank.jsonl", jsonl(
 		`0 invoke read`, `0 ok read {"a":10,"b":10}`,
 		`1 invoke transfer {"from":"a","to":"b","amount":3}`, `1 ok transfer {"from":"a","to":"b","amount":3}`,
@@ -127,6 +138,8 @@ func TestCheckVerdicts(t *testing.T) {
 		{"format flag", []string{"check", "--workload", "register", "--format", "jsonl", noExt}, exitInvalid, "invalid: register"},
 		{"sniffed format", []string{"check", "--workload", "register", noExt}, exitInvalid, "invalid: register"},
 		{"knossos vector", []string{"check", "--workload", "cas-register", "--format", "edn", knossos}, exitInvalid, "anomalies nonlinearizable (1)"},
+		{"knossos list", []string{"check", "--workload", "register", knossosList}, exitInvalid, "anomalies nonlinearizable (1)"},
+		{"knossos list recognized", []string{"check", knossosList}, exitInvalid, "invalid: register"},
 		{"bank valid", []string{"check", "--workload", "bank", bankOK}, exitValid, "valid: bank"},
 		{"bank wrong total", []string{"check", "--workload", "bank", "--total", "20", bankBad}, exitInvalid, "anomalies wrong-total (1)"},
 		{"list-append valid", []string{"check", "--workload", "list-append", appendOK}, exitValid, "valid: list-append"},

@@ -100,6 +100,13 @@ func simAction(c *cli.Context) error {
 	}
 	checkDir := ""
 	if path := c.String("history"); path != "" {
+		// Refuse an unusable path before simulating, not after.
+		if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+			return badArgs("--history %s: directory %s does not exist", path, filepath.Dir(path))
+		}
+		if st, err := os.Stat(path); err == nil && st.IsDir() {
+			return badArgs("--history %s is a directory", path)
+		}
 		// A failing seed's visualization goes next to its history.
 		checkDir = filepath.Dir(path)
 	}
