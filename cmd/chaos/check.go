@@ -80,6 +80,9 @@ type checkPlan struct {
 	elle     elle.Options // key assumptions; models and anomalies are in spec
 	timeout  time.Duration
 	notes    []string
+	// recognized says the workload was told from the history's shape,
+	// which the history therefore fits.
+	recognized bool
 }
 
 // checkSpecFor returns the checker a check workload names, with default
@@ -184,7 +187,7 @@ func planCheck(c *cli.Context, rec *runRecord, ops []history.Op) (*checkPlan, er
 		if err != nil {
 			return nil, badArgs("--workload is required: %v", err)
 		}
-		plan.workload = w
+		plan.workload, plan.recognized = w, true
 		plan.notes = append(plan.notes, fmt.Sprintf("workload %s, recognized from the history (name it with --workload)", w))
 	}
 	spec, err := checkSpecFor(plan.workload)
@@ -326,8 +329,11 @@ func checkHistoryInput(c *cli.Context, in *checkInput, dir string, notes io.Writ
 	for _, n := range plan.notes {
 		fmt.Fprintln(notes, "note:", n)
 	}
-	if err := checkShape(plan.workload, in.ops); err != nil {
-		return nil, checker.Result{}, badArgs("%s: %v", in.path, err)
+	// A recognized workload's shape is already known to fit.
+	if !plan.recognized {
+		if err := checkShape(plan.workload, in.ops); err != nil {
+			return nil, checker.Result{}, badArgs("%s: %v", in.path, err)
+		}
 	}
 	res, err := runChecker(plan.spec, in.ops, dir, plan.timeout, plan.elle)
 	if err != nil {
