@@ -277,16 +277,26 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		if len(members) == 0 {
 			return nil, fmt.Errorf("client: router: group %d has no members", g)
 		}
-		order := slices.Clone(members)
-		slices.Sort(order)
-		order = slices.Compact(order)
-		if order[0] == 0 {
+		if slices.Contains(members, 0) {
 			return nil, fmt.Errorf("client: router: group %d: node id 0 is reserved", g)
 		}
-		// Spread sessions over the members until they learn the leader.
-		r.groups[g] = &groupRoute{order: order, leader: order[int(cfg.ClientID%uint64(len(order)))]}
+		r.addGroup(g, members)
 	}
 	return r, nil
+}
+
+func (r *Router) addGroup(g replica.GroupID, members []replica.NodeID) {
+	order := slices.Clone(members)
+	slices.Sort(order)
+	order = slices.Compact(order)
+	if order[0] == 0 {
+		order = order[1:]
+		if len(order) == 0 {
+			return
+		}
+	}
+	// Spread sessions over the members until they learn the leader.
+	r.groups[g] = &groupRoute{order: order, leader: order[int(r.cfg.ClientID%uint64(len(order)))]}
 }
 
 // ClientID returns the session's client id.
@@ -485,6 +495,9 @@ var queryLatest = shardctl.Op{Kind: shardctl.Query, Num: -1}.Encode()
 
 func (r *Router) send(now time.Time, ph phase, g replica.GroupID, seq uint64, body []byte) Action {
 	c := &r.c
+	if r.expired(now) {
+		return r.giveUp(context.DeadlineExceeded)
+	}
 	gr := r.groups[g]
 	r.reqID++
 	c.phase, c.reqID, c.group, c.node = ph, r.reqID, g, gr.leader
@@ -543,6 +556,12 @@ func (r *Router) refreshed(now time.Time, v []byte) Action {
 		c.last = fmt.Errorf("refresh configuration: %s", rep.Err)
 	case rep.Config.Num >= r.shards.Num:
 		r.shards = rep.Config
+		// Groups that joined since the session began become reachable.
+		for g, members := range rep.Config.Groups {
+			if r.groups[g] == nil && len(members) > 0 {
+				r.addGroup(g, members)
+			}
+		}
 	}
 	if g := r.shards.Shards[c.op.Shard]; g == 0 || r.groups[g] == nil {
 		// No owner yet (no group joined, or one this session cannot
@@ -566,7 +585,6 @@ func (r *Router) txnReply(now time.Time, v []byte) Action {
 	}
 	switch rep.Status {
 	case txn.StatusOK:
-		r.c.phase = 0
 		o := r.finish(OK, v, nil)
 		o.Outcome.Txn = rep
 		return o
