@@ -89,7 +89,7 @@ func TestFromCluster(t *testing.T) {
 
 // fakeNode serves the client protocol with answer deciding each response;
 // a nil answer closes the connection after reading the request.
-func fakeNode(t *testing.T, answer func(wire.Request) *wire.Response) string {
+func fakeNode(t testing.TB, answer func(wire.Request) *wire.Response) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
