@@ -70,6 +70,7 @@ func benchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "replication", Value: "paxos", Usage: "local cluster's protocol: " + strings.Join(protocols.Names(), " or ")},
 		&cli.StringFlag{Name: "fsync", Value: bench.FsyncFull, Usage: "local cluster's fsync mode: full (survives power loss) or once (one sync per batch; survives process crashes)"},
 		&cli.IntFlag{Name: "shard-groups", Value: 2, Usage: "local sharded cluster's shard groups (txn modes)"},
+		&cli.StringFlag{Name: "kvnode", Usage: "run the local cluster's nodes as processes of this kvnode binary (default: inside this process)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object"},
 	}
 }
@@ -81,6 +82,7 @@ type benchSetup struct {
 	replication string
 	fsync       string
 	shardGroups int
+	kvnode      string
 	json        bool
 }
 
@@ -112,7 +114,7 @@ func parseBench(c *cli.Context, mode bench.Mode) (benchSetup, error) {
 	s.clusterFile, s.json = c.String("cluster"), c.Bool("json")
 	s.replication, s.fsync, s.shardGroups = c.String("replication"), c.String("fsync"), c.Int("shard-groups")
 	if s.clusterFile != "" {
-		for _, f := range []string{"replication", "fsync", "shard-groups"} {
+		for _, f := range []string{"replication", "fsync", "shard-groups", "kvnode"} {
 			if c.IsSet(f) {
 				return s, badArgs("--%s configures a local cluster; it does not apply with --cluster", f)
 			}
@@ -121,6 +123,11 @@ func parseBench(c *cli.Context, mode bench.Mode) (benchSetup, error) {
 	}
 	if c.IsSet("group") {
 		return s, badArgs("--group applies with --cluster only")
+	}
+	if s.kvnode = c.String("kvnode"); s.kvnode != "" {
+		if fi, err := os.Stat(s.kvnode); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return s, badArgs("--kvnode %s: not an executable file", s.kvnode)
+		}
 	}
 	if _, err := protocols.Lookup(s.replication); err != nil {
 		return s, badArgs("--replication: %v", err)
@@ -158,7 +165,7 @@ func benchAction(c *cli.Context, mode bench.Mode) error {
 			return badArgs("--group %d is not in %s", s.cfg.Group, s.clusterFile)
 		}
 	} else {
-		lc := bench.LocalConfig{Protocol: s.replication, Fsync: s.fsync}
+		lc := bench.LocalConfig{Protocol: s.replication, Fsync: s.fsync, Binary: s.kvnode}
 		if s.cfg.Mode.Sharded() {
 			lc.ShardGroups = s.shardGroups
 		}
@@ -168,7 +175,11 @@ func benchAction(c *cli.Context, mode bench.Mode) error {
 		}
 		defer local.Close()
 		file = local.File
-		where = fmt.Sprintf("local %d-node cluster (%s, fsync %s", len(file.Nodes), s.replication, s.fsync)
+		how := "in-process"
+		if s.kvnode != "" {
+			how = "processes"
+		}
+		where = fmt.Sprintf("local %d-node cluster (%s, %s, fsync %s", len(file.Nodes), how, s.replication, s.fsync)
 		if lc.ShardGroups > 0 {
 			where += fmt.Sprintf(", %d shard groups", lc.ShardGroups)
 		}
@@ -243,6 +254,7 @@ type benchJSON struct {
 	Cluster     string      `json:"cluster"`
 	Replication string      `json:"replication,omitempty"`
 	Fsync       string      `json:"fsync,omitempty"`
+	Nodes       string      `json:"nodes,omitempty"` // a local cluster's nodes: in-process or processes
 	Ops         int64       `json:"ops"`
 	Failed      int64       `json:"failed"`
 	Unknown     int64       `json:"unknown"`
@@ -269,7 +281,10 @@ func writeBenchJSON(w io.Writer, s benchSetup, where string, r bench.Result) err
 		LatencyMS: latencyJSON{P50: ms(r.Latency.P50), P90: ms(r.Latency.P90), P99: ms(r.Latency.P99), Max: ms(r.Latency.Max), Mean: ms(r.Latency.Mean)},
 	}
 	if s.clusterFile == "" {
-		out.Cluster, out.Replication, out.Fsync = "local", s.replication, s.fsync
+		out.Cluster, out.Replication, out.Fsync, out.Nodes = "local", s.replication, s.fsync, "in-process"
+		if s.kvnode != "" {
+			out.Nodes = "processes"
+		}
 	}
 	enc := json.NewEncoder(w)
 	return enc.Encode(out)

@@ -40,6 +40,8 @@ func TestBenchBadArgs(t *testing.T) {
 		{"txn", "--cluster", file},
 		{"put", "--cluster", filepath.Join(t.TempDir(), "missing.json")},
 		{"get", "--clients", "many"},
+		{"put", "--kvnode", filepath.Join(t.TempDir(), "no-kvnode")},
+		{"put", "--cluster", file, "--kvnode", "/bin/true"},
 		{"--no-such-flag"},
 	} {
 		if code := run(append([]string{"chaos", "bench"}, args...)); code != exitBadArgs {

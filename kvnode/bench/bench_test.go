@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -146,6 +148,36 @@ func TestStartLocalValidates(t *testing.T) {
 	} {
 		if _, err := StartLocal(context.Background(), cfg); err == nil {
 			t.Errorf("StartLocal(%+v) accepted", cfg)
+		}
+	}
+}
+
+func TestLocalProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/kvnode")
+	}
+	bin := filepath.Join(t.TempDir(), "kvnode")
+	build := exec.Command("go", "build", "-o", bin, "github.com/chaoskv/chaos/cmd/kvnode")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build kvnode: %v\n%s", err, out)
+	}
+	l := startLocal(t, LocalConfig{Protocol: "vr", Fsync: FsyncOnce, Binary: bin})
+	if len(l.procs) != 3 {
+		t.Fatalf("%d node processes, want 3", len(l.procs))
+	}
+	r, err := Run(context.Background(), l.File, Config{Mode: Put, Clients: 2, Total: 50, KeySpace: 10, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Ops != 50 {
+		t.Fatalf("%+v", r)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range l.procs {
+		if p.ProcessState == nil || !p.ProcessState.Exited() {
+			t.Fatalf("node process %d still running after Close", p.Process.Pid)
 		}
 	}
 }

@@ -2,13 +2,18 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/chaoskv/chaos/kvnode/client"
@@ -44,6 +49,10 @@ type LocalConfig struct {
 	Dir string
 	// Logger receives the nodes' logs (default: discarded).
 	Logger *slog.Logger
+	// Binary, when set, is a kvnode executable: every node runs as a
+	// process of it (its output in Dir/nK.log) instead of inside this
+	// process.
+	Binary string
 }
 
 // Local is a running loopback cluster in this process.
@@ -53,6 +62,10 @@ type Local struct {
 	dir    string
 	cancel context.CancelFunc
 	done   []chan error
+	procs  []*exec.Cmd
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // StartLocal starts a loopback cluster and waits until it serves requests.
@@ -79,13 +92,25 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	}
 	dir := cfg.Dir
 	if dir == "" {
-		if dir, err = os.MkdirTemp("", "kvnode-bench-"); err != nil {
-			return nil, fmt.Errorf("data directory: %w", err)
-		}
+		dir, err = os.MkdirTemp("", "kvnode-bench-")
+	} else {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	l := &Local{File: file, dir: dir, cancel: cancel}
+	if cfg.Binary != "" {
+		if err := l.startProcesses(cfg); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
 	for _, nd := range file.Nodes {
+		if cfg.Binary != "" {
+			break
+		}
 		n, err := server.New(server.Options{
 			Cluster: file, ID: nd.ID, DataDir: filepath.Join(dir, fmt.Sprintf("n%d", nd.ID)), Protocol: proto,
 			SyncOnce: cfg.Fsync == FsyncOnce, ShardController: file.ShardController, Logger: cfg.Logger,
@@ -110,6 +135,34 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// startProcesses starts every node as a process of cfg.Binary.
+func (l *Local) startProcesses(cfg LocalConfig) error {
+	path := filepath.Join(l.dir, "cluster.json")
+	b, err := json.Marshal(l.File)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("cluster file: %w", err)
+	}
+	for _, nd := range l.File.Nodes {
+		logf, err := os.Create(filepath.Join(l.dir, fmt.Sprintf("n%d.log", nd.ID)))
+		if err != nil {
+			return fmt.Errorf("node %d log: %w", nd.ID, err)
+		}
+		cmd := exec.Command(cfg.Binary, "--cluster", path, "--id", strconv.Itoa(int(nd.ID)),
+			"--data", filepath.Join(l.dir, fmt.Sprintf("n%d", nd.ID)), "--fsync", cfg.Fsync, "--log-level", "warn")
+		cmd.Stdout, cmd.Stderr = logf, logf
+		err = cmd.Start()
+		logf.Close() // the child holds its own descriptor
+		if err != nil {
+			return fmt.Errorf("node %d: start %s: %w", nd.ID, cfg.Binary, err)
+		}
+		l.procs = append(l.procs, cmd)
+	}
+	return nil
 }
 
 // localFile writes the cluster file: free loopback ports, fast ticks.
@@ -218,10 +271,25 @@ func retry(ctx context.Context, f func(context.Context) error) error {
 	}
 }
 
-// Close stops the nodes and removes their data.
+// Close stops the nodes and removes their data; later calls return the
+// first call's error.
 func (l *Local) Close() error {
+	l.closeOnce.Do(func() { l.closeErr = l.close() })
+	return l.closeErr
+}
+
+func (l *Local) close() error {
 	l.cancel()
 	var errs []error
+	for _, p := range l.procs {
+		// SIGTERM is a graceful stop; a node that ignores it is killed.
+		p.Process.Signal(syscall.SIGTERM)
+		t := time.AfterFunc(10*time.Second, func() { p.Process.Kill() })
+		if err := p.Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("node process %d: %w", p.Process.Pid, err))
+		}
+		t.Stop()
+	}
 	for _, d := range l.done {
 		if err := <-d; err != nil && !errors.Is(err, context.Canceled) {
 			errs = append(errs, err)
