@@ -22,8 +22,9 @@ type ShardedConfig struct {
 	Controller replica.GroupID
 	// ClientID is the session's id; zero picks a random one.
 	ClientID uint64
-	// AttemptTimeout bounds one request to one group before the client
-	// re-reads the configuration and tries again; default 1s.
+	// AttemptTimeout bounds the wait for one node's answer before the
+	// client tries the group's next member; after a round of every member
+	// without an answer it re-reads the configuration. Default 1s.
 	AttemptTimeout time.Duration
 }
 
