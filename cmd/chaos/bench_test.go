@@ -82,7 +82,7 @@ func TestBenchExistingCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if code := runWithOutput([]string{"chaos", "bench", "get", "--cluster", file, "--clients", "3", "--duration", "300ms", "--key-space", "20"}, &out); code != exitValid {
+	if code := runWithOutput([]string{"chaos", "bench", "get", "--cluster", file, "--clients", "3", "--duration", "1s", "--key-space", "20"}, &out); code != exitValid {
 		t.Fatalf("exit %d: %s", code, out.String())
 	}
 	if !bytes.Contains(out.Bytes(), []byte("bench get: 3 clients")) || !bytes.Contains(out.Bytes(), []byte("p99")) {

@@ -107,11 +107,11 @@ func TestRunAgainstLocalCluster(t *testing.T) {
 func TestRunTransactions(t *testing.T) {
 	l := startLocal(t, LocalConfig{Protocol: "paxos", Fsync: FsyncOnce, ShardGroups: 2})
 	for _, mode := range []Mode{Txn, TxnCross} {
-		r, err := Run(context.Background(), l.File, Config{Mode: mode, Clients: 3, Duration: 300 * time.Millisecond, ValSize: 10, KeySpace: 100, Timeout: 5 * time.Second})
+		r, err := Run(context.Background(), l.File, Config{Mode: mode, Clients: 3, Total: 12, ValSize: 10, KeySpace: 100, Timeout: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Ops == 0 || r.Failed+r.Unknown != 0 {
+		if r.Ops != 12 || r.Failed+r.Unknown != 0 {
 			t.Fatalf("%s: %+v", mode, r)
 		}
 	}
