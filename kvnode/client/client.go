@@ -9,9 +9,9 @@
 //
 // A request is retried with the same sequence number across nodes, following
 // NotLeader hints, until it succeeds or its context ends. Every routing and
-// outcome decision is the Router's, a core without I/O that the simulator
-// drives too; Client and Sharded only carry its actions out over TCP with
-// real timers. The error then says what is known:
+// outcome decision is the Router's, a core without I/O, so that a simulated
+// client can run the very same decisions; Client and Sharded only carry its
+// actions out over TCP with real timers. The error then says what is known:
 //
 //   - nil: the operation took effect, and the result says how;
 //   - an error matching ErrUnknown (a *UnknownError): the request may or may
