@@ -27,8 +27,13 @@ test: lint build
 test-short: lint
 	$(GO) test -short -count=1 $(PKGS)
 
-bench:
+# The Go benchmarks, then short `chaos bench` runs on a throwaway loopback
+# cluster (BENCH_FLAGS to change them, e.g. BENCH_FLAGS='--clients 64').
+BENCH_FLAGS ?= --clients 16 --duration 5s
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m $(PKGS)
+	$(BIN)/chaos bench put $(BENCH_FLAGS)
+	$(BIN)/chaos bench get $(BENCH_FLAGS)
 
 # Short fuzzing of every parser and decoder (FUZZTIME per target).
 FUZZTIME ?= 20s

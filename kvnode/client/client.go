@@ -8,8 +8,10 @@
 // most one TCP connection per node, opened lazily).
 //
 // A request is retried with the same sequence number across nodes, following
-// NotLeader hints, until it succeeds or its context ends. The error then
-// says what is known:
+// NotLeader hints, until it succeeds or its context ends. Every routing and
+// outcome decision is the Router's, a core without I/O, so that a simulated
+// client can run the very same decisions; Client and Sharded only carry its
+// actions out over TCP with real timers. The error then says what is known:
 //
 //   - nil: the operation took effect, and the result says how;
 //   - an error matching ErrUnknown (a *UnknownError): the request may or may
@@ -21,21 +23,17 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server/config"
-	"github.com/chaoskv/chaos/kvnode/server/wire"
 	"github.com/chaoskv/chaos/kvnode/txn"
 )
 
@@ -104,24 +102,15 @@ func FromCluster(c *config.Cluster, group replica.GroupID) (Config, error) {
 	return cfg, nil
 }
 
-// Client is one session with a replica group. Its methods are safe to call
-// from several goroutines, but they run one at a time.
+// Client is one session with a replica group: a Router over one
+// connection per node. Its methods are safe to call from several
+// goroutines, but they run one at a time.
 type Client struct {
 	cfg    Config
-	order  []replica.NodeID
 	mu     sync.Mutex
-	seq    uint64
-	reqID  uint64
-	leader replica.NodeID
-	conns  map[replica.NodeID]*conn
-	buf    []byte
+	r      *Router
+	p      pool
 	closed bool
-}
-
-type conn struct {
-	c   net.Conn
-	r   *bufio.Reader
-	buf []byte
 }
 
 // New returns a client; it connects lazily.
@@ -147,20 +136,30 @@ func New(cfg Config) (*Client, error) {
 		cfg.DialTimeout = 500 * time.Millisecond
 	}
 	for cfg.ClientID == 0 {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return nil, fmt.Errorf("client: random id: %w", err)
-		}
-		cfg.ClientID = binary.LittleEndian.Uint64(b[:])
+		cfg.ClientID = randomID()
 	}
-	c := &Client{cfg: cfg, conns: map[replica.NodeID]*conn{}}
+	members := make([]replica.NodeID, 0, len(cfg.Nodes))
 	for id := range cfg.Nodes {
-		c.order = append(c.order, id)
+		members = append(members, id)
 	}
-	sort.Slice(c.order, func(i, j int) bool { return c.order[i] < c.order[j] })
-	// Spread clients over nodes until they learn the leader.
-	c.leader = c.order[int(cfg.ClientID%uint64(len(c.order)))]
-	return c, nil
+	r, err := NewRouter(RouterConfig{
+		ClientID:       cfg.ClientID,
+		Groups:         map[replica.GroupID][]replica.NodeID{cfg.Group: members},
+		AttemptTimeout: cfg.AttemptTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg, r: r, p: newPool(cfg.Nodes, cfg.DialTimeout)}, nil
+}
+
+func randomID() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand does not fail on supported platforms.
+		panic(fmt.Sprintf("client: random id: %v", err))
+	}
+	return binary.LittleEndian.Uint64(b[:])
 }
 
 // ID returns the session's client id.
@@ -170,7 +169,7 @@ func (c *Client) ID() uint64 { return c.cfg.ClientID }
 func (c *Client) Leader() replica.NodeID {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.leader
+	return c.r.Leader(c.cfg.Group)
 }
 
 // Close closes the client's connections.
@@ -178,10 +177,7 @@ func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
-	for id, cn := range c.conns {
-		cn.c.Close()
-		delete(c.conns, id)
-	}
+	c.p.close()
 	return nil
 }
 
@@ -262,18 +258,9 @@ func (c *Client) Txn(ctx context.Context, ops []txn.MicroOp) ([]txn.MicroResult,
 	return res, nil
 }
 
-// Retry pacing when no node accepts the request.
-const (
-	retryMin = 2 * time.Millisecond
-	retryMax = 100 * time.Millisecond
-)
-
 func (c *Client) do(ctx context.Context, op kv.Op) (kv.Reply, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	name := op.Kind.String()
-	c.seq++
-	v, err := c.send(ctx, name, c.seq, op.Encode())
+	v, err := c.call(ctx, name, op.Encode())
 	if err != nil {
 		return kv.Reply{}, err
 	}
@@ -294,156 +281,23 @@ func (c *Client) do(ctx context.Context, op kv.Op) (kv.Reply, error) {
 // shard controller, sharded groups) and for runtimes that forward one
 // group's requests to another.
 func (c *Client) Raw(ctx context.Context, op []byte) ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	return c.send(ctx, "request", c.seq, op)
+	return c.call(ctx, "request", op)
 }
 
-// send runs request seq of the session until a node answers it or ctx
-// ends; the caller holds c.mu.
-func (c *Client) send(ctx context.Context, name string, seq uint64, op []byte) ([]byte, error) {
+// call runs op as the session's next request until the Router settles it
+// or ctx ends.
+func (c *Client) call(ctx context.Context, name string, op []byte) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
 		return nil, &FailedError{Op: name, Cause: errors.New("client closed")}
 	}
-	req := wire.Request{Group: uint32(c.cfg.Group), ClientID: c.cfg.ClientID, Seq: seq, Op: op}
-	maybeSent := false // some node may have ordered the request
-	var last error
-	backoff := retryMin
-	tried := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			if last == nil {
-				last = err
-			} else {
-				last = fmt.Errorf("%w (last: %w)", err, last)
-			}
-			if maybeSent {
-				return nil, &UnknownError{Op: name, Cause: last}
-			}
-			return nil, &FailedError{Op: name, Cause: last}
-		}
-		target := c.leader
-		c.reqID++
-		req.ID = c.reqID
-		resp, sent, err := c.attempt(ctx, target, &req)
-		if err != nil && sent {
-			maybeSent = true
-		}
-		if err == nil {
-			switch resp.Status {
-			case wire.StatusOK:
-				return resp.Value, nil
-			case wire.StatusNotLeader:
-				err = fmt.Errorf("node %d: %s", target, resp.Err)
-			case wire.StatusUnknown:
-				maybeSent = true
-				err = fmt.Errorf("node %d: %s", target, resp.Err)
-			default:
-				err = fmt.Errorf("node %d: %s: %s", target, resp.Status, resp.Err)
-			}
-		}
-		last = err
-		// Follow the node's hint if it names another member, else try the
-		// next node. After as many attempts as there are nodes, wait, so
-		// that stale hints pointing at each other cannot spin.
-		if h := replica.NodeID(resp.Leader); err != nil && h != 0 && h != target && c.cfg.Nodes[h] != "" {
-			c.leader = h
-		} else {
-			c.leader = c.next(target)
-		}
-		tried++
-		if tried%len(c.order) == 0 {
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-			backoff = min(2*backoff, retryMax)
-		}
+	dl, _ := ctx.Deadline()
+	o := c.p.run(ctx, c.r, c.r.Start(time.Now(), Op{Group: c.cfg.Group, Body: op, Deadline: dl}))
+	if o.Result != OK {
+		return nil, o.Err(name)
 	}
-}
-
-func (c *Client) next(id replica.NodeID) replica.NodeID {
-	for i, o := range c.order {
-		if o == id {
-			return c.order[(i+1)%len(c.order)]
-		}
-	}
-	return c.order[0]
-}
-
-// attempt sends req to one node and waits for its answer. sent reports
-// whether the node may have received the request.
-func (c *Client) attempt(ctx context.Context, id replica.NodeID, req *wire.Request) (wire.Response, bool, error) {
-	cn, err := c.dial(ctx, id)
-	if err != nil {
-		return wire.Response{}, false, err
-	}
-	deadline := time.Now().Add(c.cfg.AttemptTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	cn.c.SetDeadline(deadline)
-	// Cancellation without a deadline still interrupts the wait.
-	stop := context.AfterFunc(ctx, func() { cn.c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	c.buf, err = wire.AppendFrame(c.buf[:0], wire.KindRequest, req.Append)
-	if err != nil {
-		return wire.Response{}, false, err
-	}
-	if n, err := cn.c.Write(c.buf); err != nil {
-		c.drop(id)
-		// Not one byte left: the node cannot have seen the request.
-		return wire.Response{}, n > 0, fmt.Errorf("node %d: send: %w", id, err)
-	}
-	for {
-		k, p, nb, err := wire.ReadFrame(cn.r, cn.buf)
-		cn.buf = nb
-		if err != nil {
-			c.drop(id)
-			return wire.Response{}, true, fmt.Errorf("node %d: await reply: %w", id, err)
-		}
-		if k != wire.KindResponse {
-			c.drop(id)
-			return wire.Response{}, true, fmt.Errorf("node %d: unexpected frame kind %d", id, k)
-		}
-		resp, err := wire.DecodeResponse(p)
-		if err != nil {
-			c.drop(id)
-			return wire.Response{}, true, fmt.Errorf("node %d: %w", id, err)
-		}
-		if resp.ID == req.ID {
-			resp.Value = append([]byte(nil), resp.Value...)
-			return resp, true, nil
-		}
-		// An answer to an earlier attempt on this connection: skip it.
-	}
-}
-
-func (c *Client) dial(ctx context.Context, id replica.NodeID) (*conn, error) {
-	if cn := c.conns[id]; cn != nil {
-		return cn, nil
-	}
-	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", c.cfg.Nodes[id])
-	if err != nil {
-		return nil, fmt.Errorf("node %d: connect: %w", id, err)
-	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-	}
-	cn := &conn{c: nc, r: bufio.NewReaderSize(nc, 16<<10)}
-	c.conns[id] = cn
-	return cn, nil
-}
-
-func (c *Client) drop(id replica.NodeID) {
-	if cn := c.conns[id]; cn != nil {
-		cn.c.Close()
-		delete(c.conns, id)
-	}
+	return o.Value, nil
 }
 
 // Command runs one operation given as words, as command-line tools take it:

@@ -1,13 +1,20 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server/config"
+	"github.com/chaoskv/chaos/kvnode/server/wire"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -77,5 +84,138 @@ func TestFromCluster(t *testing.T) {
 	}
 	if _, err := FromCluster(c, 4); err == nil {
 		t.Fatal("unknown group accepted")
+	}
+}
+
+// fakeNode serves the client protocol with answer deciding each response;
+// a nil answer closes the connection after reading the request.
+func fakeNode(t testing.TB, answer func(wire.Request) *wire.Response) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				var buf, out []byte
+				for {
+					k, p, nb, err := wire.ReadFrame(r, buf)
+					buf = nb
+					if err != nil || k != wire.KindRequest {
+						return
+					}
+					q, err := wire.DecodeRequest(p)
+					if err != nil {
+						return
+					}
+					resp := answer(q)
+					if resp == nil {
+						return
+					}
+					resp.ID = q.ID
+					out, _ = wire.AppendFrame(out[:0], wire.KindResponse, resp.Append)
+					if _, err := c.Write(out); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func TestClientShellFollowsTheRouter(t *testing.T) {
+	var seqs []uint64
+	var mu sync.Mutex
+	okReply := kv.Reply{Ok: true}.Encode()
+	n1 := fakeNode(t, func(q wire.Request) *wire.Response {
+		mu.Lock()
+		seqs = append(seqs, q.Seq)
+		mu.Unlock()
+		return &wire.Response{Status: wire.StatusNotLeader, Leader: 2}
+	})
+	n2 := fakeNode(t, func(q wire.Request) *wire.Response {
+		mu.Lock()
+		seqs = append(seqs, q.Seq)
+		mu.Unlock()
+		return &wire.Response{Status: wire.StatusOK, Value: okReply}
+	})
+	// Client id 3 over nodes {1, 2} starts at node 2 (3 % 2 = 1): make
+	// it start at node 1 with id 2.
+	cl, err := New(Config{Nodes: map[replica.NodeID]string{1: n1, 2: n2}, ClientID: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cl.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Put(ctx, "k", "w"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(seqs) != "[1 1 2]" || cl.Leader() != 2 {
+		t.Fatalf("seqs %v leader %d, want [1 1 2] (a redirect with the same seq, then straight to node 2) and leader 2", seqs, cl.Leader())
+	}
+}
+
+func TestClientShellOutcomes(t *testing.T) {
+	hangup := fakeNode(t, func(wire.Request) *wire.Response { return nil })
+	quit := make(chan struct{})
+	t.Cleanup(func() { close(quit) })
+	silent := fakeNode(t, func(wire.Request) *wire.Response { <-quit; return nil })
+	refuse := fakeNode(t, func(wire.Request) *wire.Response { return &wire.Response{Status: wire.StatusNotLeader} })
+	cases := []struct {
+		name   string
+		addr   string
+		ctx    func() (context.Context, context.CancelFunc)
+		wantIs error
+	}{
+		{"connection closed after the request", hangup, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 100*time.Millisecond)
+		}, ErrUnknown},
+		{"cancelled while waiting, no deadline", silent, func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(50*time.Millisecond, cancel)
+			return ctx, cancel
+		}, ErrUnknown},
+		{"refused until the deadline", refuse, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 100*time.Millisecond)
+		}, ErrFailed},
+		{"cancelled before anything was sent", silent, func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}, ErrFailed},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cl, err := New(Config{Nodes: map[replica.NodeID]string{1: c.addr}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			ctx, cancel := c.ctx()
+			defer cancel()
+			start := time.Now()
+			err = cl.Put(ctx, "k", "v")
+			if !errors.Is(err, c.wantIs) {
+				t.Fatalf("got %v, want %v", err, c.wantIs)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("took %v", d)
+			}
+		})
 	}
 }

@@ -2,11 +2,8 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,25 +22,24 @@ type ShardedConfig struct {
 	Controller replica.GroupID
 	// ClientID is the session's id; zero picks a random one.
 	ClientID uint64
-	// AttemptTimeout bounds one request to one group before the client
-	// re-reads the configuration and tries again; default 1s.
+	// AttemptTimeout bounds the wait for one node's answer before the
+	// client tries the group's next member; after a round of every member
+	// without an answer it re-reads the configuration. Default 1s.
 	AttemptTimeout time.Duration
 }
 
-// Sharded is one session with a sharded cluster: it keeps the latest
-// shard configuration it has seen, sends each transaction to the group
-// owning the transaction's lowest shard, and on a wrong-group answer asks
-// the controller for the latest configuration and retries the same
+// Sharded is one session with a sharded cluster: a Router that keeps the
+// latest shard configuration it has seen, sends each transaction to the
+// group owning the transaction's lowest shard, and on a wrong-group answer
+// asks the controller for the latest configuration and retries the same
 // request. Every group sees the same (client id, seq), so a retry at a new
 // owner is answered from the session table that moved with the shard.
 // Its methods are safe for concurrent use but run one at a time.
 type Sharded struct {
 	cfg    ShardedConfig
 	mu     sync.Mutex
-	ctl    *Client
-	groups map[replica.GroupID]*Client
-	shards shardctl.Config
-	seq    uint64
+	r      *Router
+	p      pool
 	aborts atomic.Uint64
 }
 
@@ -57,59 +53,62 @@ func NewSharded(cfg ShardedConfig) (*Sharded, error) {
 		return nil, errors.New("client: no cluster file")
 	}
 	for cfg.ClientID == 0 {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return nil, fmt.Errorf("client: random id: %w", err)
-		}
-		cfg.ClientID = binary.LittleEndian.Uint64(b[:])
+		cfg.ClientID = randomID()
 	}
 	if cfg.AttemptTimeout <= 0 {
 		cfg.AttemptTimeout = time.Second
 	}
-	s := &Sharded{cfg: cfg, groups: map[replica.GroupID]*Client{}}
-	ctl, err := s.groupClient(cfg.Controller)
-	if err != nil {
-		return nil, fmt.Errorf("client: controller: %w", err)
+	if _, ok := cfg.Cluster.Group(cfg.Controller); !ok {
+		return nil, fmt.Errorf("client: controller: group %d is not in the cluster file", cfg.Controller)
 	}
-	s.ctl = ctl
-	return s, nil
-}
-
-func (s *Sharded) groupClient(g replica.GroupID) (*Client, error) {
-	if c := s.groups[g]; c != nil {
-		return c, nil
+	groups := map[replica.GroupID][]replica.NodeID{}
+	for _, g := range cfg.Cluster.Groups {
+		groups[g.ID] = g.Members
 	}
-	cc, err := FromCluster(s.cfg.Cluster, g)
+	addrs := map[replica.NodeID]string{}
+	for i := range cfg.Cluster.Nodes {
+		n := &cfg.Cluster.Nodes[i]
+		addrs[n.ID] = n.ClientAddress()
+	}
+	r, err := NewRouter(RouterConfig{
+		ClientID:       cfg.ClientID,
+		Groups:         groups,
+		Controller:     cfg.Controller,
+		AttemptTimeout: cfg.AttemptTimeout,
+		BackoffMax:     20 * time.Millisecond,
+	})
 	if err != nil {
 		return nil, err
 	}
-	cc.ClientID, cc.AttemptTimeout = s.cfg.ClientID, s.cfg.AttemptTimeout
-	c, err := New(cc)
-	if err != nil {
-		return nil, err
-	}
-	s.groups[g] = c
-	return c, nil
+	return &Sharded{cfg: cfg, r: r, p: newPool(addrs, 500*time.Millisecond)}, nil
 }
 
 // Close closes every connection.
 func (s *Sharded) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, c := range s.groups {
-		c.Close()
-	}
+	s.p.close()
 	return nil
+}
+
+// run runs op until the Router settles it or ctx ends.
+func (s *Sharded) run(ctx context.Context, op Op) Outcome {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	op.Deadline, _ = ctx.Deadline()
+	o := s.p.run(ctx, s.r, s.r.Start(time.Now(), op))
+	s.aborts.Add(uint64(o.Aborts))
+	return o
 }
 
 // Admin runs one shard controller operation (Join, Leave, Move, Query) and
 // returns its reply; a refused operation comes back as an error.
 func (s *Sharded) Admin(ctx context.Context, op shardctl.Op) (shardctl.Config, error) {
-	v, err := s.ctl.Raw(ctx, op.Encode())
-	if err != nil {
-		return shardctl.Config{}, err
+	o := s.run(ctx, Op{Group: s.cfg.Controller, Body: op.Encode()})
+	if o.Result != OK {
+		return shardctl.Config{}, o.Err("controller")
 	}
-	r, err := shardctl.DecodeReply(v)
+	r, err := shardctl.DecodeReply(o.Value)
 	if err != nil {
 		return shardctl.Config{}, &UnknownError{Op: "controller", Cause: err}
 	}
@@ -129,113 +128,29 @@ func (s *Sharded) Txn(ctx context.Context, ops []txn.MicroOp) ([]txn.MicroResult
 	if err := txn.Validate(ops); err != nil {
 		return nil, &FailedError{Op: "txn", Cause: err}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	o := s.run(ctx, Op{Sharded: true, Shard: LowestShard(ops), Body: txn.EncodeTxnRequest(ops)})
+	if o.Result != OK {
+		return nil, o.Err("txn")
+	}
+	if len(o.Txn.Results) != len(ops) {
+		return nil, &UnknownError{Op: "txn", Cause: fmt.Errorf("%d results for %d micro-ops", len(o.Txn.Results), len(ops))}
+	}
+	return o.Txn.Results, nil
+}
+
+// LowestShard returns the lowest shard of ops' keys: a sharded
+// transaction is sent to the group that owns it, which coordinates.
+func LowestShard(ops []txn.MicroOp) int {
 	low := shardctl.NShards
 	for _, o := range ops {
 		low = min(low, shardctl.ShardOf(o.Key))
 	}
-	req := txn.EncodeTxnRequest(ops)
-	s.seq++
-	maybe := false // the current seq may have been applied
-	var last error
-	for {
-		if err := ctx.Err(); err != nil {
-			if last != nil {
-				err = fmt.Errorf("%w (last: %w)", err, last)
-			}
-			if maybe {
-				return nil, &UnknownError{Op: "txn", Cause: err}
-			}
-			return nil, &FailedError{Op: "txn", Cause: err}
-		}
-		owner := s.shards.Shards[low]
-		if owner == 0 {
-			last = s.refresh(ctx)
-			pause(ctx, 20*time.Millisecond)
-			continue
-		}
-		gc, err := s.groupClient(owner)
-		if err != nil {
-			last = err
-			s.refresh(ctx)
-			pause(ctx, 20*time.Millisecond)
-			continue
-		}
-		actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
-		gc.mu.Lock()
-		v, err := gc.send(actx, "txn", s.seq, req)
-		gc.mu.Unlock()
-		cancel()
-		if err != nil {
-			if errors.Is(err, ErrUnknown) {
-				maybe = true
-			}
-			last = err
-			s.refresh(ctx)
-			continue
-		}
-		r, err := txn.DecodeReply(v)
-		if err != nil {
-			return nil, &UnknownError{Op: "txn", Cause: fmt.Errorf("group %d: %w", owner, err)}
-		}
-		switch r.Status {
-		case txn.StatusOK:
-			if len(r.Results) != len(ops) {
-				return nil, &UnknownError{Op: "txn", Cause: fmt.Errorf("%d results for %d micro-ops", len(r.Results), len(ops))}
-			}
-			return r.Results, nil
-		case txn.StatusAborted:
-			// This request is settled as not applied; the next attempt
-			// is a new one.
-			s.aborts.Add(1)
-			s.seq++
-			maybe = false
-			last = fmt.Errorf("group %d: aborted: %s", owner, r.Err)
-			pause(ctx, time.Duration(1+mrand.IntN(20))*time.Millisecond)
-		case txn.StatusCheckFailed:
-			return nil, &FailedError{Op: "txn", Cause: fmt.Errorf("group %d: %w", owner, txn.ErrCheckFailed)}
-		case txn.StatusWrongGroup:
-			last = fmt.Errorf("group %d does not own shard %d", owner, low)
-			if err := s.refresh(ctx); err != nil {
-				last = err
-				pause(ctx, 20*time.Millisecond)
-			}
-		case txn.StatusRetry:
-			maybe = true
-			last = fmt.Errorf("group %d: %s", owner, r.Err)
-			pause(ctx, 5*time.Millisecond)
-		default:
-			return nil, &FailedError{Op: "txn", Cause: fmt.Errorf("group %d: %s", owner, r.Err)}
-		}
-	}
+	return low
 }
 
 // Config returns the latest shard configuration the client has seen.
 func (s *Sharded) Config() shardctl.Config {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.shards.Clone()
-}
-
-func (s *Sharded) refresh(ctx context.Context) error {
-	actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
-	defer cancel()
-	c, err := s.Admin(actx, shardctl.Op{Kind: shardctl.Query, Num: -1})
-	if err != nil {
-		return fmt.Errorf("refresh configuration: %w", err)
-	}
-	if c.Num >= s.shards.Num {
-		s.shards = c
-	}
-	return nil
-}
-
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	return s.r.Config()
 }
