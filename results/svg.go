@@ -76,8 +76,12 @@ func (p *plot) shade(ws []window, colors map[string]string) {
 		if x1-x0 < 1 {
 			x1 = x0 + 1
 		}
-		fmt.Fprintf(&p.b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" fill-opacity="0.35"><title>%s %s–%s %s</title></rect>`,
-			x0, p.top, x1-x0, p.h-p.top-p.bot, colors[w.fault], esc(w.fault), secs(w.start), secs(w.end), esc(w.value))
+		opacity := 0.35
+		if w.failed != "" {
+			opacity = 0.12
+		}
+		fmt.Fprintf(&p.b, `<rect class="fault-shade" data-fault="%s" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" fill-opacity="%.2f"><title>%s</title></rect>`,
+			esc(w.fault), x0, p.top, x1-x0, p.h-p.top-p.bot, colors[w.fault], opacity, esc(w.describe()))
 		if x1-x0 > 24 {
 			fmt.Fprintf(&p.b, `<text x="%.1f" y="%.1f" font-size="10" fill="#333">%s</text>`, x0+2, p.top+10+10*float64(lane[w.fault]%3), esc(w.fault))
 		}

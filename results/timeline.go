@@ -91,8 +91,15 @@ func renderTimeline(w io.Writer, t Test, a *analysis, ops []history.Op) error {
 			continue
 		}
 		y0, y1 := y(win.start), y(min(win.end, end))
-		fmt.Fprintf(&b, `<rect x="0" y="%.1f" width="%.0f" height="%.1f" fill="%s" fill-opacity="0.3"><title>%s %s–%s %s</title></rect><text x="2" y="%.1f" font-size="10">%s</text>`,
-			y0, width, math.Max(y1-y0, 1), colors[win.fault], esc(win.fault), secs(win.start), secs(win.end), esc(win.value), y0+10, esc(win.fault))
+		opacity, label := 0.3, win.fault
+		if win.event {
+			label += " " + cut(win.value, 40)
+		}
+		if win.failed != "" {
+			opacity, label = 0.12, label+" (failed)"
+		}
+		fmt.Fprintf(&b, `<rect class="fault-shade" data-fault="%s" x="0" y="%.1f" width="%.0f" height="%.1f" fill="%s" fill-opacity="%.2f"><title>%s</title></rect><text x="2" y="%.1f" font-size="10">%s</text>`,
+			esc(win.fault), y0, width, math.Max(y1-y0, 2), colors[win.fault], opacity, esc(win.describe()), y0+10, esc(label))
 	}
 	for i, n := range names {
 		fmt.Fprintf(&b, `<text x="%.1f" y="18" font-size="11" text-anchor="middle">%s</text>`, left+laneW*(float64(i)+0.5), esc(n))

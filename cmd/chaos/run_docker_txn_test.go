@@ -50,7 +50,7 @@ func TestRunDockerShardedReconfig(t *testing.T) {
 	if oks < 200 {
 		t.Fatalf("only %d ok transactions", oks)
 	}
-	if r.test.Parameters["groups"] != 3.0 {
+	if r.test.Parameters["groups"] != int64(3) {
 		t.Fatalf("test.json groups = %v", r.test.Parameters["groups"])
 	}
 	t.Logf("nemesis %v, %d ok ops", r.nemesisOps(), oks)
