@@ -118,6 +118,9 @@ func analyze(ops []history.Op) *analysis {
 		counts:      map[string]map[history.Type]int{},
 		totals:      map[history.Type]int{},
 		clientFirst: -1,
+		// About half the ops are client invocations: growing the slice
+		// instead would copy it a dozen times.
+		calls: make([]call, 0, len(ops)/2+1),
 	}
 	outstanding := map[history.Process]int{} // process -> index into a.calls
 	openWin := map[string]int{}              // fault -> index into a.windows

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chaoskv/chaos/history"
 )
@@ -202,4 +203,18 @@ func TestRateWarning(t *testing.T) {
 			t.Errorf("warning %q does not name --rate", got)
 		}
 	}
+}
+
+// BenchmarkAvailability1M is the cost the harness adds to a run's
+// results.json: one pass over a million-op history.
+func BenchmarkAvailability1M(b *testing.B) {
+	ops := registerHistory(500000, 10, 20*time.Minute, 11, false)
+	b.ResetTimer()
+	for b.Loop() {
+		av := AnalyzeAvailability(ops, 0)
+		if av.Invoked != 500000 {
+			b.Fatalf("%d invoked", av.Invoked)
+		}
+	}
+	b.ReportMetric(float64(len(ops)), "history-ops")
 }

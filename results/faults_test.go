@@ -3,6 +3,7 @@ package results
 import (
 	"encoding/json"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -158,7 +159,7 @@ func TestSeedDecodesAsInteger(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"a":[1,2.5,{"b":9007199254740993}],"c":-3,"d":1e3,"e":"x"}`), &v); err != nil {
 		t.Fatal(err)
 	}
-	want := Values{"a": []any{int64(1), 2.5, map[string]any{"b": int64(9007199254740993)}}, "c": int64(-3), "d": 1000.0, "e": "x"}
+	want := Values{"a": []any{int64(1), 2.5, map[string]any{"b": int64(9007199254740993)}}, "c": int64(-3), "d": int64(1000), "e": "x"}
 	if b1, b2 := display(v["a"]), display(want["a"]); b1 != b2 || v["c"] != want["c"] || v["d"] != want["d"] || v["e"] != want["e"] {
 		t.Errorf("decoded %#v, want %#v", v, want)
 	}
@@ -175,4 +176,30 @@ func TestSeedDecodesAsInteger(t *testing.T) {
 	if err != nil || s.Stats["invoked"] != int64(12345678901) {
 		t.Errorf("results.json stats decoded as %#v (%v)", s.Stats, err)
 	}
+}
+
+// FuzzValuesDecode decodes arbitrary JSON as Values: it must never panic,
+// and what it decodes must survive a JSON round trip unchanged, whole
+// numbers staying int64.
+func FuzzValuesDecode(f *testing.F) {
+	f.Add(`{"seed":3764154334088693,"rate":2.5,"l":[1,{"x":-0}],"s":"a"}`)
+	f.Add(`{"big":1e400,"n":18446744073709551616,"neg":-9223372036854775808}`)
+	f.Add(`[1]`)
+	f.Fuzz(func(t *testing.T, in string) {
+		var v Values
+		if err := json.Unmarshal([]byte(in), &v); err != nil {
+			return
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("re-encode %q: %v", in, err)
+		}
+		var w Values
+		if err := json.Unmarshal(b, &w); err != nil {
+			t.Fatalf("decode the re-encoding %s of %q: %v", b, in, err)
+		}
+		if !reflect.DeepEqual(v, w) {
+			t.Fatalf("round trip of %q changed %#v to %#v", in, v, w)
+		}
+	})
 }

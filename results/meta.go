@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -79,7 +80,8 @@ type Summary struct {
 }
 
 // Values holds parameters or counters of any JSON shape. Decoded from
-// JSON, a whole number becomes an int64 and any other number a float64,
+// JSON, a whole number within int64's range becomes an int64 and any
+// other number a float64,
 // at every depth: a seed or a count read back from test.json or
 // results.json prints as the integer it was, not as 3.7e+15.
 type Values map[string]any
@@ -106,10 +108,16 @@ func numbers(x any) any {
 		if i, err := strconv.ParseInt(string(t), 10, 64); err == nil {
 			return i
 		}
-		if f, err := t.Float64(); err == nil {
-			return f
+		f, err := t.Float64()
+		if err != nil {
+			return string(t)
 		}
-		return string(t)
+		// 1e3 and 100.0 are whole too; a float64 below 2^63 in magnitude
+		// converts exactly.
+		if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+			return int64(f)
+		}
+		return f
 	case []any:
 		for i := range t {
 			t[i] = numbers(t[i])
