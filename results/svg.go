@@ -73,10 +73,14 @@ func (p *plot) shade(ws []window, colors map[string]string) {
 	}
 	for _, w := range ws {
 		x0, x1 := p.px(float64(w.start)/1e9), p.px(float64(w.end)/1e9)
-		if x1-x0 < 1 {
-			x1 = x0 + 1
-		}
 		opacity := 0.35
+		if x1-x0 < 3 {
+			// An action over in a blink (a reconfiguration, say) would
+			// vanish at this scale: a darker line and a tick above the
+			// frame mark it.
+			x1, opacity = x0+2, 0.7
+			fmt.Fprintf(&p.b, `<path d="M%.1f %.1fl-4 -6h8z" fill="%s"/>`, x0+1, p.top, colors[w.fault])
+		}
 		if w.failed != "" {
 			opacity = 0.12
 		}
