@@ -92,11 +92,18 @@ type analysis struct {
 }
 
 // faultOf names the fault an op starts or stops, and whether it starts it.
-// Jepsen's conventions: start-X/stop-X, kill/start, pause/resume.
-func faultOf(f string) (fault string, starts, ok bool) {
+// Jepsen's conventions: start-X/stop-X, kill/start, pause/resume. In a
+// Jepsen history (jepsen), a plain start with no kill open and a plain
+// stop are the generic nemesis's, which Jepsen calls "nemesis".
+func faultOf(f string, jepsen bool, open map[string]int) (fault string, starts, ok bool) {
+	_, killed := open["kill"]
 	switch {
 	case f == "kill", f == "pause":
 		return f, true, true
+	case jepsen && f == "start" && !killed:
+		return "nemesis", true, true
+	case jepsen && f == "stop":
+		return "nemesis", false, true
 	case f == "start":
 		return "kill", false, true
 	case f == "resume":
@@ -126,6 +133,10 @@ func analyze(ops []history.Op) *analysis {
 	openWin := map[string]int{}              // fault -> index into a.windows
 	fset := map[string]bool{}
 	nemInvoked := map[string][]int{} // f -> nemesis invocations not yet completed
+	// Jepsen logs each nemesis action as two info ops, before and after;
+	// a history whose nemesis never invokes is read that way: the first
+	// of each f opens the action, the next completes it.
+	jepsen := !slices.ContainsFunc(ops, func(op history.Op) bool { return op.Process.IsNemesis() && op.Type == history.Invoke })
 	orphans := 0
 	for i := range ops {
 		op := &ops[i]
@@ -133,7 +144,7 @@ func analyze(ops []history.Op) *analysis {
 			a.span = op.Time
 		}
 		if op.Process.IsNemesis() {
-			if op.Type == history.Invoke {
+			if op.Type == history.Invoke || jepsen && len(nemInvoked[op.F]) == 0 {
 				nemInvoked[op.F] = append(nemInvoked[op.F], i)
 				continue
 			}
@@ -142,7 +153,7 @@ func analyze(ops []history.Op) *analysis {
 				invokedAt = ops[q[0]].Time
 				nemInvoked[op.F] = q[1:]
 			}
-			a.nemesisOp(op, invokedAt, openWin)
+			a.nemesisOp(op, invokedAt, openWin, jepsen)
 			a.nemesis = append(a.nemesis, nemesisEvent{Time: op.Time, F: op.F, Value: short(op.Value, 200), Err: op.Error})
 			continue
 		}
@@ -180,8 +191,8 @@ func analyze(ops []history.Op) *analysis {
 	slices.Sort(pending)
 	for _, i := range pending {
 		op := &ops[i]
-		if _, _, held := faultOf(op.F); held {
-			a.nemesisOp(op, op.Time, openWin)
+		if _, _, held := faultOf(op.F, jepsen, openWin); held {
+			a.nemesisOp(op, op.Time, openWin, jepsen)
 			continue
 		}
 		a.windows = append(a.windows, window{fault: op.F, start: op.Time, event: true, open: true, value: faultLabel(op.Value)})
@@ -227,9 +238,9 @@ func analyze(ops []history.Op) *analysis {
 
 // nemesisOp follows fault windows through one nemesis completion (or an
 // invocation never completed) of an op invoked at invokedAt.
-func (a *analysis) nemesisOp(op *history.Op, invokedAt int64, open map[string]int) {
+func (a *analysis) nemesisOp(op *history.Op, invokedAt int64, open map[string]int, jepsen bool) {
 	at := op.Time
-	fault, starts, held := faultOf(op.F)
+	fault, starts, held := faultOf(op.F, jepsen, open)
 	if !held || op.Error != "" {
 		// An event, or a fault action that failed: drawn over the time it
 		// took, in its own lane.

@@ -2,9 +2,11 @@ package results
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -81,6 +83,32 @@ func TestNemesisWindowsOfEveryKind(t *testing.T) {
 	}
 	if !strings.Contains(tl, "failed: no leader") || !strings.Contains(tl, `stroke-dasharray="3 2"`) {
 		t.Error("the failed partition start is not drawn as failed")
+	}
+}
+
+// TestJepsenNemesisWindows: Jepsen logs each nemesis action as two info
+// ops; plain start and stop are its generic nemesis, kill then start a
+// process kill.
+func TestJepsenNemesisWindows(t *testing.T) {
+	nem := func(t float64, f string, v any) hop { return hop{t: t, typ: info, proc: -1, f: f, val: v} }
+	ops := hist(
+		hop{t: 0.5, typ: inv, proc: 0, f: "read"}, hop{t: 0.6, typ: okT, proc: 0, f: "read"},
+		nem(1, "start", nil), nem(1.1, "start", "Cut off {:n1 #{:n2}}"),
+		nem(3, "stop", nil), nem(3.1, "stop", "fully connected"),
+		nem(4, "kill", nil), nem(4.2, "kill", []any{"n2"}),
+		nem(5, "start", nil), nem(5.2, "start", []any{"n2"}),
+		nem(6, "bump-clock", nil), nem(6.5, "bump-clock", map[string]any{"n1": int64(100)}),
+		nem(7, "start", nil),
+		hop{t: 8, typ: inv, proc: 0, f: "read"}, hop{t: 9, typ: okT, proc: 0, f: "read"},
+	)
+	a := analyze(ops)
+	var got []string
+	for _, w := range a.windows {
+		got = append(got, fmt.Sprintf("%s %d-%d open=%v", w.fault, w.start/1e8, w.end/1e8, w.open))
+	}
+	want := []string{"nemesis 11-31 open=false", "kill 42-52 open=false", "bump-clock 60-65 open=false", "nemesis 70-90 open=true"}
+	if !slices.Equal(got, want) {
+		t.Errorf("windows = %q, want %q", got, want)
 	}
 }
 

@@ -140,7 +140,7 @@ func TestFaultWindowsAndAvailability(t *testing.T) {
 		{"start-clock", "clock", true, true},
 		{"read", "", false, false},
 	} {
-		fault, starts, ok := faultOf(tc.f)
+		fault, starts, ok := faultOf(tc.f, false, nil)
 		if fault != tc.fault || starts != tc.starts || ok != tc.ok {
 			t.Errorf("faultOf(%q) = %q, %v, %v; want %q, %v, %v", tc.f, fault, starts, ok, tc.fault, tc.starts, tc.ok)
 		}
