@@ -158,6 +158,22 @@ func TestAvailabilitySeries(t *testing.T) {
 		t.Errorf("no workload end: %d invoked, %d final reads; want 9, 0", all.Invoked, all.FinalReads.Invoked)
 	}
 
+	// The report's operations table counts the final reads apart, and
+	// each row adds up.
+	page, _, err := Render(ReportInput{Test: Test{Name: "x"}, Summary: Summary{Stats: Values{WorkloadEndStat: int64(6e9)}}, Ops: ops})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{
+		`<tr><td>workload</td><td class="n">7</td><td class="n">3</td><td class="n">1</td><td class="n">1</td><td class="n">2</td></tr>`,
+		`<tr><td>final reads</td><td class="n">2</td><td class="n">1</td><td class="n">0</td><td class="n">1</td><td class="n">0</td></tr>`,
+		`<tr><td>cas</td><td class="n">1</td><td class="n">0</td><td class="n">1</td><td class="n">0</td><td class="n">0</td></tr>`,
+	} {
+		if !strings.Contains(string(page), row) {
+			t.Errorf("the report lacks the row %s", row)
+		}
+	}
+
 	// results.json holds it as plain JSON.
 	b, err := json.Marshal(av)
 	if err != nil {
