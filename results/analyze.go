@@ -74,18 +74,15 @@ type nemesisEvent struct {
 // analysis is what the report draws from a history, computed in one pass
 // plus sorts, so a million ops take well under a second or two.
 type analysis struct {
-	ops    int
-	calls  []call // sorted by start
-	fs     []string
-	span   int64 // last op time
-	counts map[string]map[history.Type]int
-	totals map[history.Type]int
-	// first client invocation and last client completion: the workload's
-	// extent for throughput.
-	clientFirst, clientLast int64
-	windows                 []window
-	nemesis                 []nemesisEvent
-	pairWarning             string
+	ops         int
+	calls       []call // sorted by start
+	fs          []string
+	span        int64 // last op time
+	counts      map[string]map[history.Type]int
+	totals      map[history.Type]int
+	windows     []window
+	nemesis     []nemesisEvent
+	pairWarning string
 	// workloadEnd is when the workload phase ended, when known (0
 	// otherwise); calls invoked after it are final reads.
 	workloadEnd int64
@@ -121,10 +118,9 @@ func faultOf(f string, jepsen bool, open map[string]int) (fault string, starts, 
 // problem named in pairWarning.
 func analyze(ops []history.Op) *analysis {
 	a := &analysis{
-		ops:         len(ops),
-		counts:      map[string]map[history.Type]int{},
-		totals:      map[history.Type]int{},
-		clientFirst: -1,
+		ops:    len(ops),
+		counts: map[string]map[history.Type]int{},
+		totals: map[history.Type]int{},
 		// About half the ops are client invocations: growing the slice
 		// instead would copy it a dozen times.
 		calls: make([]call, 0, len(ops)/2+1),
@@ -158,9 +154,6 @@ func analyze(ops []history.Op) *analysis {
 			continue
 		}
 		if op.Type == history.Invoke {
-			if a.clientFirst < 0 {
-				a.clientFirst = op.Time
-			}
 			if _, busy := outstanding[op.Process]; busy {
 				// The earlier invocation never completed; it stays info.
 				orphans++
@@ -178,9 +171,6 @@ func analyze(ops []history.Op) *analysis {
 		c := &a.calls[j]
 		c.end, c.typ, c.comp = op.Time, op.Type, i
 		c.expected, c.group = ExpectedFail(op), op.Node
-		if op.Time > a.clientLast {
-			a.clientLast = op.Time
-		}
 	}
 	// A nemesis action still outstanding at the history's end may be in
 	// effect to the end.
@@ -230,9 +220,6 @@ func analyze(ops []history.Op) *analysis {
 		slices.SortStableFunc(a.calls, func(x, y call) int { return cmpInt(x.start, y.start) })
 	}
 	sort.SliceStable(a.windows, func(i, j int) bool { return a.windows[i].start < a.windows[j].start })
-	if a.clientFirst < 0 {
-		a.clientFirst = 0
-	}
 	return a
 }
 
