@@ -171,7 +171,8 @@ type runner struct {
 	nem      *nemesis.Nemesis
 	active   activeFaults
 	rec      *recorder
-	cnt      counters
+	cnt      counters // the workload phase's ops
+	final    counters // the final reads, counted apart
 	pace     *pacer
 	start    time.Time // workload phase start
 	end      time.Time // workload phase end
@@ -422,6 +423,10 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 		}
 		return out, fmt.Errorf("check the history with %s: %w", spec.Checker, cerr)
 	}
+	if w := results.RateWarning(cfg.Rate, r.cnt.invoked.Load(), r.end.Sub(r.start).Seconds()); w != "" {
+		notes = append(notes, w)
+		log.Warn(w)
+	}
 	valid := res.Valid
 	if !finalOK {
 		valid = checker.Merge(valid, checker.Unknown)
@@ -567,7 +572,7 @@ func (r *runner) worker(ctx, wctx context.Context, id int, stopAt time.Time) {
 		if !ok {
 			return
 		}
-		comp := r.execute(ctx, client, proc, inv, ack)
+		comp := r.execute(ctx, client, proc, inv, ack, &r.cnt)
 		if comp.Type == history.Info {
 			// The old request may still take effect, so this process can
 			// never invoke again: continue as a fresh one, as Jepsen does.
@@ -579,8 +584,9 @@ func (r *runner) worker(ctx, wctx context.Context, id int, stopAt time.Time) {
 	}
 }
 
-// execute performs one invocation and records both its ends.
-func (r *runner) execute(ctx context.Context, client workloads.Client, proc history.Process, inv workloads.Invocation, ack chan struct{}) workloads.Completion {
+// execute performs one invocation, records both its ends and counts its
+// outcome in cnt (the caller counted the invocation).
+func (r *runner) execute(ctx context.Context, client workloads.Client, proc history.Process, inv workloads.Invocation, ack chan struct{}, cnt *counters) workloads.Completion {
 	if r.firstOp.Load() == 0 {
 		r.firstOp.CompareAndSwap(0, int64(max(time.Since(r.runStart), 1)))
 	}
@@ -590,16 +596,16 @@ func (r *runner) execute(ctx context.Context, client workloads.Client, proc hist
 	cancel()
 	switch comp.Type {
 	case history.Ok:
-		r.cnt.ok.Add(1)
+		cnt.ok.Add(1)
 	case history.Fail:
-		r.cnt.fail.Add(1)
+		cnt.fail.Add(1)
 	case history.Info:
-		r.cnt.info.Add(1)
+		cnt.info.Add(1)
 	default:
 		// A client that reports something else does not know the outcome.
 		comp.Error = fmt.Sprintf("client returned completion type %v: %s", comp.Type, comp.Error)
 		comp.Type = history.Info
-		r.cnt.info.Add(1)
+		cnt.info.Add(1)
 	}
 	if comp.Value == nil && comp.Type != history.Ok {
 		comp.Value = inv.Value
@@ -650,7 +656,8 @@ func (r *runner) finalReads(ctx context.Context) bool {
 				}
 				client = c
 			}
-			comp := r.execute(dctx, client, proc, inv, ack)
+			r.final.invoked.Add(1)
+			comp := r.execute(dctx, client, proc, inv, ack, &r.final)
 			if comp.Type == history.Ok {
 				break
 			}
@@ -730,7 +737,7 @@ func (r *runner) stats(ops []history.Op) map[string]any {
 		}
 		m[op.Type.String()]++
 	}
-	return map[string]any{
+	st := map[string]any{
 		"ops":                  len(ops),
 		"completions":          byF,
 		"nemesis-ops":          nemesis,
@@ -744,6 +751,28 @@ func (r *runner) stats(ops []history.Op) map[string]any {
 		"workload-ops":         r.phaseOps,
 		"workload-ops-per-sec": r.opsPerSec(),
 	}
+	// invoked = ok + fail + info counts the workload phase; the final
+	// reads are counted apart.
+	st["final-reads"] = map[string]int64{
+		"invoked": r.final.invoked.Load(),
+		"ok":      r.final.ok.Load(),
+		"fail":    r.final.fail.Load(),
+		"info":    r.final.info.Load(),
+	}
+	workloadEnd := r.end.Sub(r.runStart).Nanoseconds()
+	st[results.WorkloadEndStat] = workloadEnd
+	st["availability"] = results.AnalyzeAvailability(ops, workloadEnd)
+	st["achieved-rate"] = r.invokeRate()
+	return st
+}
+
+// invokeRate is the invocation rate of the workload phase.
+func (r *runner) invokeRate() float64 {
+	d := r.end.Sub(r.start).Seconds()
+	if d <= 0 {
+		return 0
+	}
+	return math.Round(float64(r.cnt.invoked.Load())/d*10) / 10
 }
 
 // opsPerSec is the completion rate of the workload phase.

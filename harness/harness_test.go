@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -416,6 +417,7 @@ func TestFinalReadsMustSucceed(t *testing.T) {
 		if out.Valid != checker.Valid {
 			t.Fatalf("valid = %v, notes %v", out.Valid, out.Summary.Notes)
 		}
+		checkCountsAddUp(t, out)
 		ops := readHistory(t, out.Dir)
 		fails := 0
 		for _, op := range ops {
@@ -427,6 +429,88 @@ func TestFinalReadsMustSucceed(t *testing.T) {
 			t.Fatal("no failed final read was recorded before the retries succeeded")
 		}
 	})
+}
+
+// checkCountsAddUp checks results.json's counters: invoked = ok + fail +
+// info for the workload phase, the final reads apart (and retried here,
+// so more invoked than ok), and the availability agreeing with both.
+func checkCountsAddUp(t *testing.T, out *Outcome) {
+	t.Helper()
+	sum, err := results.ReadSummary(out.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := sum.Stats
+	n := func(v any) int64 {
+		i, ok := v.(int64)
+		if !ok {
+			t.Fatalf("stat %v is a %T, not an integer", v, v)
+		}
+		return i
+	}
+	inv, ok, fail, info := n(st["invoked"]), n(st["ok"]), n(st["fail"]), n(st["info"])
+	if inv == 0 || inv != ok+fail+info {
+		t.Errorf("workload: invoked %d != ok %d + fail %d + info %d", inv, ok, fail, info)
+	}
+	fr, _ := st["final-reads"].(map[string]any)
+	finv, fok, ffail, finfo := n(fr["invoked"]), n(fr["ok"]), n(fr["fail"]), n(fr["info"])
+	if finv != fok+ffail+finfo || fok == 0 || finv <= fok {
+		t.Errorf("final reads: invoked %d, ok %d, fail %d, info %d: want retries that add up", finv, fok, ffail, finfo)
+	}
+	av, _ := st["availability"].(map[string]any)
+	fav, _ := av["final-reads"].(map[string]any)
+	if n(av["invoked"]) != inv || n(av["ok"]) != ok || n(fav["invoked"]) != finv || n(fav["ok"]) != fok {
+		t.Errorf("availability counts %v and final reads %v disagree with the counters %d/%d, %d/%d", av["invoked"], fav, inv, ok, finv, fok)
+	}
+	var clientOps int64
+	for _, op := range readHistory(t, out.Dir) {
+		if op.IsClient() && op.Type == history.Invoke {
+			clientOps++
+		}
+	}
+	if clientOps != inv+finv {
+		t.Errorf("the history holds %d invocations; the counters say %d + %d final reads", clientOps, inv, finv)
+	}
+}
+
+func TestRateWarning(t *testing.T) {
+	b := &fakeBackend{sut: newMem(memkv.Options{})}
+	cfg := baseConfig(t, b)
+	out, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range out.Summary.Notes {
+		if strings.Contains(n, "--rate") {
+			t.Errorf("a run that kept its rate got the note %q", n)
+		}
+	}
+	cfg.Store = t.TempDir()
+	cfg.Concurrency = 1
+	cfg.Rate = 1e8 // one worker cannot invoke a hundred million ops a second
+	out, err = Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warned := ""
+	for _, n := range out.Summary.Notes {
+		if strings.Contains(n, "below --rate") {
+			warned = n
+		}
+	}
+	if warned == "" {
+		t.Fatalf("no rate warning in the notes %q (achieved %v)", out.Summary.Notes, out.Summary.Stats["achieved-rate"])
+	}
+	sum, err := results.ReadSummary(out.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(sum.Notes, warned) {
+		t.Errorf("results.json lacks the rate warning")
+	}
+	if page, _ := os.ReadFile(filepath.Join(out.Dir, results.ReportFile)); !strings.Contains(string(page), "below --rate") {
+		t.Errorf("report.html lacks the rate warning")
+	}
 }
 
 func TestOpLimit(t *testing.T) {

@@ -18,6 +18,9 @@ type call struct {
 	f          string
 	typ        history.Type // ok, fail or info (info also for never completed)
 	inv, comp  int          // positions in the history; comp is -1 when never completed
+	expected   bool         // a fail that is the op's normal answer (ExpectedFail)
+	final      bool         // a final read, invoked after the workload phase
+	group      string       // the node or group that served it, when recorded
 }
 
 func (c *call) latency() int64 { return c.end - c.start }
@@ -25,13 +28,39 @@ func (c *call) latency() int64 { return c.end - c.start }
 // window is one fault's time in effect, from the completion of the op that
 // started it to the completion of the op that ended it (or the history's
 // end when nothing ended it).
+//
+// Nemesis ops that neither start nor stop a held fault (a reconfiguration,
+// a clock bump, any kind a later nemesis adds) are events: their window
+// runs from the op's invocation to its completion, in a lane named by f.
+// A nemesis op that reported an error is drawn too, marked failed, but
+// is not a fault window for availability.
 type window struct {
-	fault      string // partition, kill, pause, ...
+	fault      string // partition, kill, pause, reconfig, ...
 	start, end int64
 	open       bool   // never ended within the history
 	value      string // what the starting op said (nodes, grudge)
 	stopValue  string
+	event      bool   // an action with a duration, not a held fault
+	failed     string // the error of a nemesis op that failed
 }
+
+// describe says what w was, for a tooltip.
+func (w *window) describe() string {
+	s := fmt.Sprintf("%s %s–%s", w.fault, secs(w.start), secs(w.end))
+	if w.open {
+		s += " (never ended in the history)"
+	}
+	if w.value != "" {
+		s += ": " + w.value
+	}
+	if w.failed != "" {
+		s += "\nfailed: " + cut(w.failed, 300)
+	}
+	return s
+}
+
+// isFault reports whether w counts as a fault for availability.
+func (w *window) isFault() bool { return w.failed == "" }
 
 // nemesisEvent is one nemesis op completion (or a lone record), for the
 // nemesis table.
@@ -45,26 +74,33 @@ type nemesisEvent struct {
 // analysis is what the report draws from a history, computed in one pass
 // plus sorts, so a million ops take well under a second or two.
 type analysis struct {
-	ops    int
-	calls  []call // sorted by start
-	fs     []string
-	span   int64 // last op time
-	counts map[string]map[history.Type]int
-	totals map[history.Type]int
-	// first client invocation and last client completion: the workload's
-	// extent for throughput.
-	clientFirst, clientLast int64
-	windows                 []window
-	nemesis                 []nemesisEvent
-	pairWarning             string
+	ops         int
+	calls       []call // sorted by start
+	fs          []string
+	span        int64 // last op time
+	counts      map[string]map[history.Type]int
+	totals      map[history.Type]int
+	windows     []window
+	nemesis     []nemesisEvent
+	pairWarning string
+	// workloadEnd is when the workload phase ended, when known (0
+	// otherwise); calls invoked after it are final reads.
+	workloadEnd int64
 }
 
 // faultOf names the fault an op starts or stops, and whether it starts it.
-// Jepsen's conventions: start-X/stop-X, kill/start, pause/resume.
-func faultOf(f string) (fault string, starts, ok bool) {
+// Jepsen's conventions: start-X/stop-X, kill/start, pause/resume. In a
+// Jepsen history (jepsen), a plain start with no kill open and a plain
+// stop are the generic nemesis's, which Jepsen calls "nemesis".
+func faultOf(f string, jepsen bool, open map[string]int) (fault string, starts, ok bool) {
+	_, killed := open["kill"]
 	switch {
 	case f == "kill", f == "pause":
 		return f, true, true
+	case jepsen && f == "start" && !killed:
+		return "nemesis", true, true
+	case jepsen && f == "stop":
+		return "nemesis", false, true
 	case f == "start":
 		return "kill", false, true
 	case f == "resume":
@@ -82,14 +118,21 @@ func faultOf(f string) (fault string, starts, ok bool) {
 // problem named in pairWarning.
 func analyze(ops []history.Op) *analysis {
 	a := &analysis{
-		ops:         len(ops),
-		counts:      map[string]map[history.Type]int{},
-		totals:      map[history.Type]int{},
-		clientFirst: -1,
+		ops:    len(ops),
+		counts: map[string]map[history.Type]int{},
+		totals: map[history.Type]int{},
+		// About half the ops are client invocations: growing the slice
+		// instead would copy it a dozen times.
+		calls: make([]call, 0, len(ops)/2+1),
 	}
 	outstanding := map[history.Process]int{} // process -> index into a.calls
 	openWin := map[string]int{}              // fault -> index into a.windows
 	fset := map[string]bool{}
+	nemInvoked := map[string][]int{} // f -> nemesis invocations not yet completed
+	// Jepsen logs each nemesis action as two info ops, before and after;
+	// a history whose nemesis never invokes is read that way: the first
+	// of each f opens the action, the next completes it.
+	jepsen := !slices.ContainsFunc(ops, func(op history.Op) bool { return op.Process.IsNemesis() && op.Type == history.Invoke })
 	orphans := 0
 	for i := range ops {
 		op := &ops[i]
@@ -97,20 +140,20 @@ func analyze(ops []history.Op) *analysis {
 			a.span = op.Time
 		}
 		if op.Process.IsNemesis() {
-			if op.Type == history.Invoke {
+			if op.Type == history.Invoke || jepsen && len(nemInvoked[op.F]) == 0 {
+				nemInvoked[op.F] = append(nemInvoked[op.F], i)
 				continue
 			}
-			at := op.Time
-			if op.Error == "" {
-				a.nemesisOp(op, at, openWin)
+			invokedAt := op.Time
+			if q := nemInvoked[op.F]; len(q) > 0 {
+				invokedAt = ops[q[0]].Time
+				nemInvoked[op.F] = q[1:]
 			}
-			a.nemesis = append(a.nemesis, nemesisEvent{Time: at, F: op.F, Value: short(op.Value, 200), Err: op.Error})
+			a.nemesisOp(op, invokedAt, openWin, jepsen)
+			a.nemesis = append(a.nemesis, nemesisEvent{Time: op.Time, F: op.F, Value: short(op.Value, 200), Err: op.Error})
 			continue
 		}
 		if op.Type == history.Invoke {
-			if a.clientFirst < 0 {
-				a.clientFirst = op.Time
-			}
 			if _, busy := outstanding[op.Process]; busy {
 				// The earlier invocation never completed; it stays info.
 				orphans++
@@ -127,13 +170,30 @@ func analyze(ops []history.Op) *analysis {
 		delete(outstanding, op.Process)
 		c := &a.calls[j]
 		c.end, c.typ, c.comp = op.Time, op.Type, i
-		if op.Time > a.clientLast {
-			a.clientLast = op.Time
+		c.expected, c.group = ExpectedFail(op), op.Node
+	}
+	// A nemesis action still outstanding at the history's end may be in
+	// effect to the end.
+	var pending []int
+	for _, q := range nemInvoked {
+		pending = append(pending, q...)
+	}
+	slices.Sort(pending)
+	for _, i := range pending {
+		op := &ops[i]
+		if _, _, held := faultOf(op.F, jepsen, openWin); held {
+			a.nemesisOp(op, op.Time, openWin, jepsen)
+			continue
 		}
+		a.windows = append(a.windows, window{fault: op.F, start: op.Time, event: true, open: true, value: faultLabel(op.Value)})
 	}
 	for _, w := range openWin {
-		a.windows[w].end = a.span
 		a.windows[w].open = true
+	}
+	for i := range a.windows {
+		if a.windows[i].open {
+			a.windows[i].end = a.span
+		}
 	}
 	if orphans > 0 {
 		a.pairWarning = fmt.Sprintf("%d ops did not pair up (a completion without an invocation, or an invocation while the process had one outstanding)", orphans)
@@ -160,17 +220,22 @@ func analyze(ops []history.Op) *analysis {
 		slices.SortStableFunc(a.calls, func(x, y call) int { return cmpInt(x.start, y.start) })
 	}
 	sort.SliceStable(a.windows, func(i, j int) bool { return a.windows[i].start < a.windows[j].start })
-	if a.clientFirst < 0 {
-		a.clientFirst = 0
-	}
 	return a
 }
 
-// nemesisOp follows fault windows through one successful nemesis
-// completion.
-func (a *analysis) nemesisOp(op *history.Op, at int64, open map[string]int) {
-	fault, starts, ok := faultOf(op.F)
-	if !ok {
+// nemesisOp follows fault windows through one nemesis completion (or an
+// invocation never completed) of an op invoked at invokedAt.
+func (a *analysis) nemesisOp(op *history.Op, invokedAt int64, open map[string]int, jepsen bool) {
+	at := op.Time
+	fault, starts, held := faultOf(op.F, jepsen, open)
+	if !held || op.Error != "" {
+		// An event, or a fault action that failed: drawn over the time it
+		// took, in its own lane.
+		w := window{fault: op.F, start: invokedAt, end: at, event: true, value: faultLabel(op.Value), failed: op.Error}
+		if held {
+			w.fault = fault
+		}
+		a.windows = append(a.windows, w)
 		return
 	}
 	if starts {
@@ -191,6 +256,9 @@ func (a *analysis) nemesisOp(op *history.Op, at int64, open map[string]int) {
 // faultLabel names what a fault hit in a few words: the components of a
 // partition, or the nodes of a kill or pause, when the nemesis recorded
 // them so; otherwise the value itself.
+//
+// A map with an "op" (a reconfiguration: {"op": "move", "shard": 3,
+// "group": 2}) reads as "move group=2 shard=3".
 func faultLabel(v any) string {
 	m, ok := v.(map[string]any)
 	if !ok {
@@ -200,6 +268,22 @@ func faultLabel(v any) string {
 		if x, ok := m[k]; ok {
 			return short(x, 200)
 		}
+	}
+	if op, ok := m["op"].(string); ok {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			if k != "op" {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		var b strings.Builder
+		b.WriteString(op)
+		for _, k := range keys {
+			b.WriteString(" " + k + "=")
+			appendDisplay(&b, m[k], 200)
+		}
+		return cut(b.String(), 200)
 	}
 	return short(v, 200)
 }
@@ -284,81 +368,6 @@ func appendDisplay(b *strings.Builder, v any, limit int) {
 		}
 		b.Write(history.AppendValue(nil, v))
 	}
-}
-
-// availability is the share of client ops invoked in a time range that
-// succeeded.
-type availability struct {
-	Label    string
-	From, To string // seconds, formatted
-	Ops, OK  int
-	Fraction float64
-	Percent  string
-}
-
-// availabilities returns one row per fault window and a last row for the
-// time outside every window.
-func (a *analysis) availabilities() []availability {
-	n := len(a.calls)
-	okPrefix := make([]int32, n+1)
-	for i := range a.calls {
-		okPrefix[i+1] = okPrefix[i]
-		if a.calls[i].typ == history.Ok {
-			okPrefix[i+1]++
-		}
-	}
-	// rng counts calls with start in [from, to].
-	rng := func(from, to int64) (ops, ok int) {
-		lo := sort.Search(n, func(i int) bool { return a.calls[i].start >= from })
-		hi := sort.Search(n, func(i int) bool { return a.calls[i].start > to })
-		if hi < lo {
-			hi = lo
-		}
-		return hi - lo, int(okPrefix[hi] - okPrefix[lo])
-	}
-	var rows []availability
-	for _, w := range a.windows {
-		ops, ok := rng(w.start, w.end)
-		label := w.fault
-		if w.value != "" {
-			label += " " + w.value
-		}
-		rows = append(rows, newAvail(label, w.start, w.end, ops, ok))
-	}
-	// The union of the windows, merged, gives what is inside any fault.
-	var union [][2]int64
-	for _, w := range a.windows { // sorted by start
-		if k := len(union) - 1; k >= 0 && w.start <= union[k][1] {
-			union[k][1] = max(union[k][1], w.end)
-			continue
-		}
-		union = append(union, [2]int64{w.start, w.end})
-	}
-	inOps, inOK := 0, 0
-	for _, u := range union {
-		o, k := rng(u[0], u[1])
-		inOps += o
-		inOK += k
-	}
-	if len(union) > 0 {
-		rows = append(rows, newAvail("during any fault", -1, -1, inOps, inOK))
-	}
-	rows = append(rows, newAvail("outside every fault", -1, -1, n-inOps, int(okPrefix[n])-inOK))
-	return rows
-}
-
-func newAvail(label string, from, to int64, ops, ok int) availability {
-	r := availability{Label: label, Ops: ops, OK: ok}
-	if from >= 0 {
-		r.From, r.To = secs(from), secs(to)
-	}
-	if ops > 0 {
-		r.Fraction = float64(ok) / float64(ops)
-		r.Percent = fmt.Sprintf("%.1f%%", 100*r.Fraction)
-	} else {
-		r.Percent = "no ops"
-	}
-	return r
 }
 
 func secs(ns int64) string { return fmt.Sprintf("%.2fs", float64(ns)/1e9) }

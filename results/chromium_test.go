@@ -108,8 +108,40 @@ func TestReportInChromium(t *testing.T) {
 		t.Logf("screenshot of the %s report: %s", tc.run, shot)
 	}
 
+	// A sharded run with reconfigurations: every nemesis kind in the
+	// nemesis timeline, the plots' shading and the per-process timeline.
+	rc := reconfigRun(t, root)
+	dom, console := browse(t, bin, rc.Path(ReportFile), "--dump-dom")
+	if len(console) > 0 {
+		t.Errorf("reconfig report: console messages: %q", console)
+	}
+	for _, want := range []string{`class="nemesis-window" data-fault="reconfig"`, `class="nemesis-window" data-fault="clock-bump"`,
+		`class="fault-shade" data-fault="reconfig"`, "availability per second", "Availability by serving group"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("reconfig report: the DOM lacks %q", want)
+		}
+	}
+	shot := filepath.Join(shots, "reconfig.png")
+	if _, console := browse(t, bin, rc.Path(ReportFile), "--hide-scrollbars", "--window-size=1100,5200", "--screenshot="+shot); len(console) > 0 {
+		t.Errorf("reconfig report: console messages while taking the screenshot: %q", console)
+	}
+	checkVerdictPixels(t, shot, "VALID")
+	t.Logf("screenshot of the reconfig report: %s", shot)
+	dom, console = browse(t, bin, rc.Path(TimelineFile), "--dump-dom")
+	if len(console) > 0 {
+		t.Errorf("reconfig timeline: console messages: %q", console)
+	}
+	if !strings.Contains(dom, `class="fault-shade" data-fault="reconfig"`) || !strings.Contains(dom, "reconfig 1.00s–1.20s: join config=2 group=3") {
+		t.Error("reconfig timeline: the DOM lacks the reconfig bands")
+	}
+	shot = filepath.Join(shots, "reconfig-timeline.png")
+	if _, console := browse(t, bin, rc.Path(TimelineFile), "--hide-scrollbars", "--window-size=900,1600", "--screenshot="+shot); len(console) > 0 {
+		t.Errorf("reconfig timeline: console messages while taking the screenshot: %q", console)
+	}
+	t.Logf("screenshot of the reconfig timeline: %s", shot)
+
 	tl := runs["valid"].Path(TimelineFile)
-	dom, console := browse(t, bin, tl, "--dump-dom")
+	dom, console = browse(t, bin, tl, "--dump-dom")
 	if len(console) > 0 {
 		t.Errorf("timeline: console messages: %q", console)
 	}

@@ -2,6 +2,7 @@ package results
 
 import (
 	"bufio"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -240,4 +241,83 @@ func fixtures(t testing.TB, root string) map[string]*Run {
 		runs[kind] = storeRun(t, root, "list-append-partition", "list-append", t0.Add(time.Duration(2+i)*time.Second), ops, checkListAppend(t, ops))
 	}
 	return runs
+}
+
+// reconfigSeed is a seed above 2^52, which a float64 would print as
+// 3.764154334088693e+15.
+const reconfigSeed = 3764154334088693
+
+// reconfigHistory is a list-append run on a sharded cluster over 10s:
+// shard reconfigurations (join, move, leave, and one the controller
+// refused), a partition from 3s to 5s, and a clock-bump, a kind no report
+// code names, in its own lane. Completions name the group that served
+// them.
+func reconfigHistory(t testing.TB) []history.Op {
+	t.Helper()
+	ops, err := gen.ListAppend(gen.Config{Txns: 600, Processes: 5, Keys: 6, Seed: 11, FailRate: 0.02})
+	if err != nil {
+		t.Fatal(err)
+	}
+	span := ops[len(ops)-1].Time
+	type ev struct {
+		t   int64
+		seq int
+		op  history.Op
+	}
+	var evs []ev
+	for i, op := range ops {
+		op.Time = op.Time * 10e9 / span
+		if op.Type != history.Invoke {
+			op.Node = fmt.Sprintf("group %d", 1+int(op.Process)%2)
+		}
+		evs = append(evs, ev{op.Time, i, op})
+	}
+	nem := func(at, took float64, f string, v any, errText string) {
+		t0 := int64(at * 1e9)
+		evs = append(evs, ev{t0, -1, history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: f, Value: v}},
+			ev{t0 + int64(took*1e9), -1, history.Op{Type: history.Info, Process: history.NemesisProcess, F: f, Value: v, Error: errText}})
+	}
+	nem(1, 0.2, "reconfig", map[string]any{"op": "join", "group": int64(3), "config": int64(2)}, "")
+	nem(3, 0.001, "start-partition", []any{[]any{"n1"}, []any{"n2", "n3"}}, "")
+	nem(4, 0.4, "reconfig", map[string]any{"op": "move", "shard": int64(5), "group": int64(2)}, "shard controller move 5 to 2: no quorum")
+	nem(5, 0.001, "stop-partition", nil, "")
+	nem(6, 0.3, "reconfig", map[string]any{"op": "move", "shard": int64(7), "group": int64(3), "config": int64(3)}, "")
+	nem(7.5, 0.05, "clock-bump", map[string]any{"node": "n2", "delta-ms": int64(250)}, "")
+	nem(8, 0.5, "reconfig", map[string]any{"op": "leave", "group": int64(1), "config": int64(4)}, "")
+	slices.SortStableFunc(evs, func(a, b ev) int {
+		if a.t != b.t {
+			return int(a.t - b.t)
+		}
+		return a.seq - b.seq
+	})
+	out := make([]history.Op, len(evs))
+	for i, e := range evs {
+		out[i] = e.op
+		out[i].Index, out[i].Time = int64(i), e.t
+	}
+	return out
+}
+
+// reconfigRun stores the reconfig run with its report, as a run with
+// seed reconfigSeed whose test.json went through a JSON round trip.
+func reconfigRun(t testing.TB, root string) *Run {
+	t.Helper()
+	ops := reconfigHistory(t)
+	r := storeRun(t, root, "list-append-reconfig", "list-append", time.Date(2026, 11, 24, 11, 0, 0, 0, time.UTC), ops, checkListAppend(t, ops))
+	test, err := ReadTest(r.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test.Seed = reconfigSeed
+	test.Parameters["nemesis"] = []string{"reconfig", "partition"}
+	test.Parameters["groups"] = 3
+	test.Parameters["first-seed"] = int64(reconfigSeed)
+	test.Parameters["rate"] = 100.0
+	if err := r.WriteJSON(TestFile, test); err != nil {
+		t.Fatal(err)
+	}
+	if err := Rebuild(r.Dir); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -1,11 +1,14 @@
 package results
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
@@ -27,8 +30,8 @@ type Test struct {
 	Status string     `json:"status"`
 	Seed   int64      `json:"seed"`
 	// Parameters holds every parameter of the run, flags and defaults alike.
-	Parameters map[string]any `json:"parameters"`
-	Versions   Versions       `json:"versions"`
+	Parameters Values   `json:"parameters"`
+	Versions   Versions `json:"versions"`
 	// Error says why a run that did not finish stopped.
 	Error string `json:"error,omitempty"`
 	// Timings holds the durations of setup, first op and teardown.
@@ -70,10 +73,61 @@ type Summary struct {
 	// Results maps a check's name to its result.
 	Results map[string]checker.Result `json:"results"`
 	// Stats are the run's counters (ops by type, faults, durations).
-	Stats map[string]any `json:"stats,omitempty"`
+	Stats Values `json:"stats,omitempty"`
 	// Notes are remarks a person should read with the verdict, such as
 	// final reads that never succeeded.
 	Notes []string `json:"notes,omitempty"`
+}
+
+// Values holds parameters or counters of any JSON shape. Decoded from
+// JSON, a whole number within int64's range becomes an int64 and any
+// other number a float64,
+// at every depth: a seed or a count read back from test.json or
+// results.json prints as the integer it was, not as 3.7e+15.
+type Values map[string]any
+
+// UnmarshalJSON decodes v, keeping whole numbers integers.
+func (v *Values) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return err
+	}
+	for k, x := range m {
+		m[k] = numbers(x)
+	}
+	*v = m
+	return nil
+}
+
+// numbers replaces the json.Numbers in x by int64 or float64.
+func numbers(x any) any {
+	switch t := x.(type) {
+	case json.Number:
+		if i, err := strconv.ParseInt(string(t), 10, 64); err == nil {
+			return i
+		}
+		f, err := t.Float64()
+		if err != nil {
+			return string(t)
+		}
+		// 1e3 and 100.0 are whole too; a float64 below 2^63 in magnitude
+		// converts exactly.
+		if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+			return int64(f)
+		}
+		return f
+	case []any:
+		for i := range t {
+			t[i] = numbers(t[i])
+		}
+	case map[string]any:
+		for k := range t {
+			t[k] = numbers(t[k])
+		}
+	}
+	return x
 }
 
 // ReadTest reads a run's test.json.

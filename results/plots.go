@@ -200,32 +200,102 @@ func (a *analysis) throughputPlot() template.HTML {
 	return p.svg(a.windows, a.faultColors(), body.String())
 }
 
-// availabilityChart draws the ok fraction of each availability row as a
-// horizontal bar.
-func availabilityChart(rows []availability) template.HTML {
-	const rowH, labelW, barW = 18.0, 320.0, 420.0
-	h := rowH*float64(len(rows)) + 24
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="plot" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" role="img"><title>availability</title>`, labelW+barW+80, h, labelW+barW+80, h)
-	for i, r := range rows {
-		y := 4 + float64(i)*rowH
-		label := cut(r.Label, 48)
-		if r.From != "" {
-			label = r.From + "–" + r.To + " " + label
-		}
-		color := "#2e7d32"
-		if r.Ops > 0 && r.Fraction < 0.5 {
-			color = "#c62828"
-		} else if r.Ops > 0 && r.Fraction < 0.9 {
-			color = "#f9a825"
-		}
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" font-size="11" text-anchor="end">%s</text>`, labelW-6, y+12, esc(label))
-		fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="%.0f" height="%.0f" fill="#eee"/>`, labelW, y+2, barW, rowH-5)
-		fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="%.1f" height="%.0f" fill="%s"><title>%d of %d ok</title></rect>`, labelW, y+2, barW*r.Fraction, rowH-5, color, r.OK, r.Ops)
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" font-size="11">%s</text>`, labelW+barW+6, y+12, esc(r.Percent))
+// availRow is one line of an availability table.
+type availRow struct {
+	Label, From, To string
+	OpCounts
+	Percent, Stall string
+}
+
+type availView struct {
+	Summary string
+	Rows    []availRow
+	Groups  []availRow
+}
+
+func newAvailRow(label string, from, to int64, c OpCounts, st *Stall) availRow {
+	r := availRow{Label: label, OpCounts: c, Percent: "no ops"}
+	if from >= 0 {
+		r.From, r.To = secs(from), secs(to)
 	}
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String())
+	if f := c.Answered(); f >= 0 {
+		r.Percent = fmt.Sprintf("%.1f%%", 100*f)
+	}
+	if st != nil {
+		r.Stall = fmt.Sprintf("%.2fs (%s–%s)", st.Seconds, secs(st.FromNS), secs(st.ToNS))
+	}
+	return r
+}
+
+// availabilityView lays av out for the report's tables.
+func availabilityView(av Availability) availView {
+	v := availView{}
+	if av.Invoked > 0 {
+		v.Summary = fmt.Sprintf("Overall %.1f%% answered; the longest stretch with no ok operation lasted %.2fs, from %s to %s.",
+			100*av.Answered, av.LongestNoOK.Seconds, secs(av.LongestNoOK.FromNS), secs(av.LongestNoOK.ToNS))
+	}
+	v.Rows = append(v.Rows, newAvailRow("whole workload", -1, -1, av.OpCounts, &av.LongestNoOK))
+	for _, w := range av.Windows {
+		label := w.Fault
+		if w.Value != "" {
+			label += " " + w.Value
+		}
+		if w.Open {
+			label += " (never healed)"
+		}
+		v.Rows = append(v.Rows, newAvailRow(cut(label, 80), w.FromNS, w.ToNS, w.OpCounts, &w.LongestNoOK))
+	}
+	if len(av.Windows) > 0 {
+		v.Rows = append(v.Rows, newAvailRow("during any fault", -1, -1, av.DuringFaults, nil))
+	}
+	v.Rows = append(v.Rows, newAvailRow("outside every fault", -1, -1, av.OutsideFaults, nil))
+	for _, g := range av.Groups {
+		v.Groups = append(v.Groups, newAvailRow(g.Group, -1, -1, g.OpCounts, &g.LongestNoOK))
+	}
+	return v
+}
+
+// availabilityPlot draws the answered and ok fractions of each second's
+// invocations, with the longest stretch without an ok marked below.
+func (a *analysis) availabilityPlot(av Availability) template.HTML {
+	p := newPlot("availability per second", "share of invocations", a.spanSecs(), 0, 1, false)
+	var body strings.Builder
+	series := []struct {
+		name, color string
+		dash        bool
+		v           func(c OpCounts) float64
+	}{
+		{"answered (ok + expected fail)", "#2e7d32", false, func(c OpCounts) float64 { return c.Answered() }},
+		{"ok", "#1565c0", true, func(c OpCounts) float64 { return float64(c.OK) / float64(c.Invoked) }},
+	}
+	for _, se := range series {
+		p.legend = append(p.legend, [2]string{se.name, se.color})
+		var xs, ys []float64
+		flush := func() {
+			if len(xs) == 1 {
+				fmt.Fprintf(&body, `<circle cx="%.1f" cy="%.1f" r="2" fill="%s"/>`, p.px(xs[0]), p.py(ys[0]), se.color)
+			}
+			p.polyline(&body, xs, ys, se.color, se.dash)
+			xs, ys = nil, nil
+		}
+		for _, sec := range av.PerSecond {
+			if sec.Invoked == 0 {
+				flush()
+				continue
+			}
+			xs = append(xs, float64(sec.Second)+0.5)
+			ys = append(ys, se.v(sec.OpCounts))
+		}
+		flush()
+	}
+	if st := av.LongestNoOK; st.ToNS > st.FromNS {
+		x0, x1 := p.px(float64(st.FromNS)/1e9), p.px(float64(st.ToNS)/1e9)
+		y := p.h - p.bot - 6
+		p.legend = append(p.legend, [2]string{"longest with no ok", "#b71c1c"})
+		fmt.Fprintf(&body, `<rect x="%.1f" y="%.1f" width="%.1f" height="5" fill="#b71c1c"><title>longest with no ok: %.2fs, %s–%s</title></rect>`,
+			x0, y, math.Max(x1-x0, 1), st.Seconds, secs(st.FromNS), secs(st.ToNS))
+	}
+	return p.svg(a.windows, a.faultColors(), body.String())
 }
 
 // nemesisTimeline draws one lane per fault kind with its windows as bars.
@@ -255,16 +325,20 @@ func (a *analysis) nemesisTimeline() template.HTML {
 	for _, w := range a.windows {
 		y := p.top + float64(lane[w.fault])*22
 		x0, x1 := p.px(float64(w.start)/1e9), p.px(float64(w.end)/1e9)
-		if x1-x0 < 2 {
-			x1 = x0 + 2
+		if x1-x0 < 3 {
+			x1 = x0 + 3
 		}
-		open := ""
-		if w.open {
-			open = " (never healed in the history)"
+		style := `fill-opacity="1" stroke="#555" stroke-width="0.5"`
+		if w.failed != "" {
+			style = `fill-opacity="0.35" stroke="#b71c1c" stroke-width="1" stroke-dasharray="3 2"`
 		}
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="16" rx="3" fill="%s" stroke="#555" stroke-width="0.5"><title>%s %s–%s%s: %s</title></rect>`,
-			x0, y+2, x1-x0, colors[w.fault], esc(w.fault), secs(w.start), secs(w.end), open, esc(w.value))
-		if label := w.value; x1-x0 > 40 && label != "" {
+		fmt.Fprintf(&b, `<rect class="nemesis-window" data-fault="%s" x="%.1f" y="%.1f" width="%.1f" height="16" rx="3" fill="%s" %s><title>%s</title></rect>`,
+			esc(w.fault), x0, y+2, x1-x0, colors[w.fault], style, esc(w.describe()))
+		label := w.value
+		if w.failed != "" {
+			label = "failed " + label
+		}
+		if x1-x0 > 40 && label != "" {
 			label = cut(label, int((x1-x0-4)/6)-1)
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10">%s</text>`, x0+3, y+14, esc(label))
 		}

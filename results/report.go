@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -163,9 +164,73 @@ func RenderReport(t Test, s Summary, files []string) ([]byte, error) {
 
 type kv struct{ Key, Value string }
 
+// countRow is one line of the operations table; Invoked is the sum of
+// the outcomes.
 type countRow struct {
-	F                     string
-	OK, Fail, Info, Total int
+	F string
+	OpCounts
+}
+
+// countRows counts the workload's calls per f, then all of them, then the
+// final reads apart.
+func (a *analysis) countRows() []countRow {
+	byF := map[string]*OpCounts{}
+	var total, final OpCounts
+	for i := range a.calls {
+		c := &a.calls[i]
+		if c.final {
+			final.add(c)
+			continue
+		}
+		m := byF[c.f]
+		if m == nil {
+			m = &OpCounts{}
+			byF[c.f] = m
+		}
+		m.add(c)
+		total.add(c)
+	}
+	var rows []countRow
+	for _, f := range a.fs {
+		if m := byF[f]; m != nil {
+			rows = append(rows, countRow{f, *m})
+		}
+	}
+	rows = append(rows, countRow{"workload", total})
+	if final.Invoked > 0 {
+		rows = append(rows, countRow{"final reads", final})
+	}
+	return rows
+}
+
+// WorkloadEndStat is the results.json stat holding when the workload
+// phase ended, in history nanoseconds: client ops invoked later are the
+// final reads.
+const WorkloadEndStat = "workload-end-ns"
+
+// intStat reads an integer stat, 0 when absent.
+func intStat(s Values, k string) int64 {
+	switch v := s[k].(type) {
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	case float64:
+		return int64(v)
+	}
+	return 0
+}
+
+func floatParam(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case int64:
+		return float64(x)
+	case int:
+		return float64(x)
+	}
+	return 0
 }
 
 type checkView struct {
@@ -271,32 +336,29 @@ func Render(in ReportInput) (report, timeline []byte, err error) {
 
 	if in.Ops != nil {
 		a := analyze(in.Ops)
+		a.markFinal(intStat(s.Stats, WorkloadEndStat))
 		data["HasHistory"] = true
 		data["Ops"] = a.ops
 		data["PairWarning"] = a.pairWarning
-		var rows []countRow
-		total := countRow{F: "all"}
-		for _, f := range a.fs {
-			m := a.counts[f]
-			r := countRow{F: f, OK: m[history.Ok], Fail: m[history.Fail], Info: m[history.Info]}
-			r.Total = r.OK + r.Fail + r.Info
-			total.OK, total.Fail, total.Info, total.Total = total.OK+r.OK, total.Fail+r.Fail, total.Info+r.Info, total.Total+r.Total
-			rows = append(rows, r)
-		}
-		data["Counts"] = append(rows, total)
+		data["Counts"] = a.countRows()
 		if t.End == nil {
 			// The harness writes the report before it records the end.
 			headline[5].Value = secs(a.span) + " (history)"
 		}
-		if span := float64(a.clientLast-a.clientFirst) / 1e9; span > 0 {
-			data["Throughput"] = fmt.Sprintf("%.1f ok ops/s, %.1f completions/s over %.1fs", float64(total.OK)/span, float64(total.OK+total.Fail+total.Info)/span, span)
+		av := a.availability()
+		if from, to := a.workloadRange(); to > from {
+			span := float64(to-from) / 1e9
+			tp := fmt.Sprintf("%.1f ok ops/s, %.1f invocations/s over %.1fs", float64(av.OK)/span, float64(av.Invoked)/span, span)
+			if rate := floatParam(p["rate"]); rate > 0 {
+				tp += fmt.Sprintf(" (--rate %g)", rate)
+			}
+			data["Throughput"] = tp
 		}
 		data["LatencyPlots"] = a.latencyPlots()
 		data["Quantiles"] = a.quantilePlot()
 		data["ThroughputPlot"] = a.throughputPlot()
-		av := a.availabilities()
-		data["Availability"] = av
-		data["AvailabilityChart"] = availabilityChart(av)
+		data["Availability"] = availabilityView(av)
+		data["AvailabilityPlot"] = a.availabilityPlot(av)
 		data["NemesisTimeline"] = a.nemesisTimeline()
 		ev := a.nemesis
 		if len(ev) > maxNemesisRows {
@@ -391,8 +453,12 @@ func display(v any) string {
 			parts[i] = display(e)
 		}
 		return strings.Join(parts, ", ")
-	case float64, int, int64:
+	case int, int64:
 		return fmt.Sprint(x)
+	case float64:
+		// 'f' keeps a whole number whole: a seed or count decoded as a
+		// float64 by another reader must still paste back as an integer.
+		return strconv.FormatFloat(x, 'f', -1, 64)
 	}
 	return short(v, 500)
 }
@@ -447,9 +513,10 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{"jo
 {{if .HistoryError}}<p class="note">History not shown: {{.HistoryError}}</p>{{end}}
 {{if .PairWarning}}<p class="note">{{.PairWarning}}</p>{{end}}
 {{if .Counts}}<h2>Operations</h2>
-<table><tr><th>f</th><th class="ok">ok</th><th class="fail">fail</th><th class="info">info</th><th>total</th></tr>
-{{range .Counts}}<tr><td>{{.F}}</td><td class="n">{{.OK}}</td><td class="n">{{.Fail}}</td><td class="n">{{.Info}}</td><td class="n">{{.Total}}</td></tr>
-{{end}}</table>{{end}}
+<table><tr><th>f</th><th>invoked</th><th class="ok">ok</th><th class="ok">expected fail</th><th class="fail">fail</th><th class="info">info</th></tr>
+{{range .Counts}}<tr><td>{{.F}}</td><td class="n">{{.Invoked}}</td><td class="n">{{.OK}}</td><td class="n">{{.ExpectedFail}}</td><td class="n">{{.Fail}}</td><td class="n">{{.Info}}</td></tr>
+{{end}}</table>
+<p>invoked = ok + expected fail + fail + info (an op never completed counts as info); an expected fail is a definite fail that is the op's normal answer, such as a cas mismatch. Final reads, after the faults were healed, are counted apart.</p>{{end}}
 <h2>Checks</h2>
 <table><tr><th>check</th><th>valid</th><th>summary</th><th>anomalies</th><th>not</th></tr>
 {{range .Checks}}<tr><td>{{.Name}}</td><td class="{{.Class}}">{{.Valid}}</td><td>{{.Summary}}</td><td>{{join .Types ", "}}</td><td>{{join .Not ", "}}</td></tr>
@@ -480,11 +547,15 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{"jo
 <h2>Faults</h2>
 {{if .NemesisTimeline}}{{.NemesisTimeline}}{{else}}<p>No faults were injected.</p>{{end}}
 <h3>Availability</h3>
-<p>The share of operations invoked in each fault window that succeeded, against the time outside every fault.</p>
-{{.AvailabilityChart}}
-<table><tr><th>window</th><th>from</th><th>to</th><th>ops</th><th>ok</th><th>ok fraction</th></tr>
-{{range .Availability}}<tr><td>{{.Label}}</td><td>{{.From}}</td><td>{{.To}}</td><td class="n">{{.Ops}}</td><td class="n">{{.OK}}</td><td class="n">{{.Percent}}</td></tr>
+{{with .Availability}}<p>Answered = (ok + expected fail) / invoked, by the second each operation was invoked; seconds with no invocation are left blank. {{.Summary}}</p>
+{{$.AvailabilityPlot}}
+<table><tr><th>window</th><th>from</th><th>to</th><th>invoked</th><th>ok</th><th>expected fail</th><th>fail</th><th>info</th><th>answered</th><th>longest with no ok</th></tr>
+{{range .Rows}}<tr><td>{{.Label}}</td><td>{{.From}}</td><td>{{.To}}</td><td class="n">{{.Invoked}}</td><td class="n">{{.OK}}</td><td class="n">{{.ExpectedFail}}</td><td class="n">{{.Fail}}</td><td class="n">{{.Info}}</td><td class="n">{{.Percent}}</td><td class="n">{{.Stall}}</td></tr>
 {{end}}</table>
+{{if .Groups}}<h3>Availability by serving group</h3>
+<table><tr><th>group</th><th>invoked</th><th>ok</th><th>expected fail</th><th>fail</th><th>info</th><th>answered</th><th>longest with no ok</th></tr>
+{{range .Groups}}<tr><td>{{.Label}}</td><td class="n">{{.Invoked}}</td><td class="n">{{.OK}}</td><td class="n">{{.ExpectedFail}}</td><td class="n">{{.Fail}}</td><td class="n">{{.Info}}</td><td class="n">{{.Percent}}</td><td class="n">{{.Stall}}</td></tr>
+{{end}}</table>{{end}}{{end}}
 {{if .Nemesis}}<details><summary>Nemesis operations ({{len .Nemesis}}{{with .NemesisMore}} shown, {{.}} more in the history{{end}})</summary>
 <table><tr><th>time</th><th>f</th><th>value</th><th>error</th></tr>
 {{range .Nemesis}}<tr><td>{{secs .Time}}</td><td>{{.F}}</td><td><code>{{.Value}}</code></td><td>{{.Err}}</td></tr>

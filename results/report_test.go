@@ -140,7 +140,7 @@ func TestFaultWindowsAndAvailability(t *testing.T) {
 		{"start-clock", "clock", true, true},
 		{"read", "", false, false},
 	} {
-		fault, starts, ok := faultOf(tc.f)
+		fault, starts, ok := faultOf(tc.f, false, nil)
 		if fault != tc.fault || starts != tc.starts || ok != tc.ok {
 			t.Errorf("faultOf(%q) = %q, %v, %v; want %q, %v, %v", tc.f, fault, starts, ok, tc.fault, tc.starts, tc.ok)
 		}
@@ -153,16 +153,16 @@ func TestFaultWindowsAndAvailability(t *testing.T) {
 	if w := a.windows[0]; w.start < 2e9 || w.end > 4.1e9 || w.value != `["n1" "n2"]` {
 		t.Errorf("partition window = %+v, want 2s to 4s on n1, n2", w)
 	}
-	rows := a.availabilities()
-	if len(rows) != 4 {
-		t.Fatalf("availability rows = %+v, want 2 windows, during, outside", rows)
+	av := a.availability()
+	if len(av.Windows) != 2 {
+		t.Fatalf("availability windows = %+v, want 2", av.Windows)
 	}
-	during, outside := rows[2], rows[3]
-	if during.Ops+outside.Ops != len(a.calls) {
-		t.Errorf("%d ops during faults + %d outside != %d calls", during.Ops, outside.Ops, len(a.calls))
+	during, outside := av.DuringFaults, av.OutsideFaults
+	if during.Invoked+outside.Invoked != len(a.calls) || av.Invoked != len(a.calls) {
+		t.Errorf("%d ops during faults + %d outside, %d in all; want %d calls", during.Invoked, outside.Invoked, av.Invoked, len(a.calls))
 	}
-	if outside.Fraction != 1 || during.Fraction > 0.6 || during.Fraction < 0.1 {
-		t.Errorf("ok fraction during faults %v, outside %v: want about 1/3 inside and all outside", during.Fraction, outside.Fraction)
+	if outside.Answered() != 1 || during.Answered() > 0.6 || during.Answered() < 0.1 {
+		t.Errorf("answered during faults %v, outside %v: want about 1/3 inside and all outside", during.Answered(), outside.Answered())
 	}
 	// A fault never healed lasts to the end of the history.
 	cutAt := slices.IndexFunc(ops, func(op history.Op) bool { return op.F == "stop-partition" })

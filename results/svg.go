@@ -73,11 +73,19 @@ func (p *plot) shade(ws []window, colors map[string]string) {
 	}
 	for _, w := range ws {
 		x0, x1 := p.px(float64(w.start)/1e9), p.px(float64(w.end)/1e9)
-		if x1-x0 < 1 {
-			x1 = x0 + 1
+		opacity := 0.35
+		if x1-x0 < 3 {
+			// An action over in a blink (a reconfiguration, say) would
+			// vanish at this scale: a darker line and a tick above the
+			// frame mark it.
+			x1, opacity = x0+2, 0.7
+			fmt.Fprintf(&p.b, `<path d="M%.1f %.1fl-4 -6h8z" fill="%s"/>`, x0+1, p.top, colors[w.fault])
 		}
-		fmt.Fprintf(&p.b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" fill-opacity="0.35"><title>%s %s–%s %s</title></rect>`,
-			x0, p.top, x1-x0, p.h-p.top-p.bot, colors[w.fault], esc(w.fault), secs(w.start), secs(w.end), esc(w.value))
+		if w.failed != "" {
+			opacity = 0.12
+		}
+		fmt.Fprintf(&p.b, `<rect class="fault-shade" data-fault="%s" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" fill-opacity="%.2f"><title>%s</title></rect>`,
+			esc(w.fault), x0, p.top, x1-x0, p.h-p.top-p.bot, colors[w.fault], opacity, esc(w.describe()))
 		if x1-x0 > 24 {
 			fmt.Fprintf(&p.b, `<text x="%.1f" y="%.1f" font-size="10" fill="#333">%s</text>`, x0+2, p.top+10+10*float64(lane[w.fault]%3), esc(w.fault))
 		}

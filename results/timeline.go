@@ -91,8 +91,14 @@ func renderTimeline(w io.Writer, t Test, a *analysis, ops []history.Op) error {
 			continue
 		}
 		y0, y1 := y(win.start), y(min(win.end, end))
-		fmt.Fprintf(&b, `<rect x="0" y="%.1f" width="%.0f" height="%.1f" fill="%s" fill-opacity="0.3"><title>%s %s–%s %s</title></rect><text x="2" y="%.1f" font-size="10">%s</text>`,
-			y0, width, math.Max(y1-y0, 1), colors[win.fault], esc(win.fault), secs(win.start), secs(win.end), esc(win.value), y0+10, esc(win.fault))
+		// The label stays in the left margin, clear of the bars; the
+		// tooltip holds the details.
+		opacity, label := 0.3, cut(win.fault, 12)
+		if win.failed != "" {
+			opacity, label = 0.12, "✗ "+label
+		}
+		fmt.Fprintf(&b, `<rect class="fault-shade" data-fault="%s" x="0" y="%.1f" width="%.0f" height="%.1f" fill="%s" fill-opacity="%.2f"><title>%s</title></rect><text x="2" y="%.1f" font-size="9">%s</text>`,
+			esc(win.fault), y0, width, math.Max(y1-y0, 2), colors[win.fault], opacity, esc(win.describe()), y0+10, esc(label))
 	}
 	for i, n := range names {
 		fmt.Fprintf(&b, `<text x="%.1f" y="18" font-size="11" text-anchor="middle">%s</text>`, left+laneW*(float64(i)+0.5), esc(n))
@@ -144,7 +150,7 @@ var timelineTmpl = template.Must(template.New("timeline").Parse(`<!doctype html>
 <style>` + pageStyle + `body{max-width:none}</style></head><body>
 <h1>{{.Test.Name}}: timeline</h1>
 <p><a href="report.html">back to the report</a> &middot; time runs down; each bar is one operation from invocation to completion:
-<span class="ok">ok</span>, <span class="fail">fail</span>, <span class="info">info</span>; shaded bands are faults. Hover for details.</p>
+<span class="ok">ok</span>, <span class="fail">fail</span>, <span class="info">info</span>; shaded bands are faults and other nemesis actions (✗: the action failed). Hover for details.</p>
 {{with .Note}}<p class="note">{{.}}</p>{{end}}
 {{.SVG}}
 </body></html>

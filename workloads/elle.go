@@ -239,7 +239,11 @@ func runTxn(ctx context.Context, kv TxnKV, s TxnShaper, inv Invocation) Completi
 		return Completion{Type: history.Fail, Value: inv.Value, Error: err.Error()}
 	}
 	res, err := kv.Txn(ctx, ops)
-	return s.Complete(inv, res, err)
+	c := s.Complete(inv, res, err)
+	if r, ok := kv.(Router); ok && c.Node == "" {
+		c.Node = r.Served()
+	}
+	return c
 }
 
 // Shaper returns the workload's TxnShaper.

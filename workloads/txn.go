@@ -46,6 +46,15 @@ type TxnKV interface {
 	Close() error
 }
 
+// Router is implemented by transactional sessions that can name the
+// server or replica group their last transaction was routed to; the
+// history records it in the completion's node field, which the report's
+// availability per group reads.
+type Router interface {
+	// Served names where the last transaction went, "" when unknown.
+	Served() string
+}
+
 // TxnSUT is implemented by systems under test that run transactions.
 type TxnSUT interface {
 	// OpenTxn opens a transactional session.

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/results"
 )
 
 // TestRunDockerListAppend runs the list-append workload end to end under
@@ -51,10 +54,36 @@ func TestRunDockerShardedReconfig(t *testing.T) {
 	if oks < 200 {
 		t.Fatalf("only %d ok transactions", oks)
 	}
-	if r.test.Parameters["groups"] != 3.0 {
+	if r.test.Parameters["groups"] != int64(3) {
 		t.Fatalf("test.json groups = %v", r.test.Parameters["groups"])
 	}
-	t.Logf("nemesis %v, %d ok ops", r.nemesisOps(), oks)
+	// Each transaction's completion names the shard group it was routed
+	// to, and results.json holds the availability per group.
+	groups := map[string]int{}
+	for _, op := range r.ops {
+		if op.IsClient() && op.Type == history.Ok {
+			groups[op.Node]++
+		}
+	}
+	if len(groups) < 2 || groups[""] > 0 {
+		t.Errorf("ok completions by node field: %v; want every one to name its group, and two groups at least", groups)
+	}
+	sum, err := results.ReadSummary(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	av, _ := sum.Stats["availability"].(map[string]any)
+	if gs, _ := av["groups"].([]any); len(gs) < 2 {
+		t.Errorf("results.json availability groups = %v", av["groups"])
+	}
+	page, err := os.ReadFile(filepath.Join(r.dir, results.ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), `class="nemesis-window" data-fault="reconfig"`) {
+		t.Error("the report's nemesis timeline has no reconfig bar")
+	}
+	t.Logf("nemesis %v, %d ok ops, by group %v", r.nemesisOps(), oks, groups)
 }
 
 // TestRunDockerBank runs the bank workload on a sharded cluster under

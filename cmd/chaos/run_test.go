@@ -142,7 +142,7 @@ func TestRunExitCodeByVerdict(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if test.Seed != int64(5+want-1) || test.Parameters["nodes"] != 5.0 {
+			if test.Seed != int64(5+want-1) || test.Parameters["nodes"] != int64(5) {
 				t.Fatalf("test.json seed %d parameters %v", test.Seed, test.Parameters)
 			}
 		})

@@ -155,17 +155,24 @@ func (s *shardedSUT) OpenTxn(context.Context) (workloads.TxnKV, error) {
 	if err != nil {
 		return nil, workloads.Definite(err)
 	}
-	return &shardedSession{c: c}, nil
+	return &shardedSession{c: c, low: -1}, nil
 }
 
 type shardedSession struct {
-	c *client.Sharded
+	c   *client.Sharded
+	low int // the lowest shard of the last transaction, -1 before any
 }
 
 func (s *shardedSession) Txn(ctx context.Context, ops []workloads.MicroOp) ([]workloads.MicroResult, error) {
 	mops, err := microOps(ops)
 	if err != nil {
 		return nil, workloads.Definite(err)
+	}
+	s.low = -1
+	for _, o := range ops {
+		if sh := shardctl.ShardOf(o.Key); s.low < 0 || sh < s.low {
+			s.low = sh
+		}
 	}
 	res, err := s.c.Txn(ctx, mops)
 	if err != nil {
@@ -175,6 +182,19 @@ func (s *shardedSession) Txn(ctx context.Context, ops []workloads.MicroOp) ([]wo
 }
 
 func (s *shardedSession) Close() error { return s.c.Close() }
+
+// Served names the group the last transaction was routed to: the owner of
+// its lowest shard (the client sends a transaction to that shard's group,
+// which coordinates it) in the latest configuration the client has seen.
+func (s *shardedSession) Served() string {
+	if s.low < 0 || s.low >= shardctl.NShards {
+		return ""
+	}
+	if g := s.c.Config().Shards[s.low]; g != 0 {
+		return fmt.Sprintf("group %d", g)
+	}
+	return ""
+}
 
 // ShardedClusterFile renders the cluster file of a sharded cluster: the
 // shard groups and the controller group of ShardedGroups, the controller
