@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"time"
 
+	knode "github.com/chaoskv/chaos/kvnode/node"
 	"github.com/chaoskv/chaos/kvnode/replica"
 )
 
@@ -88,6 +89,8 @@ type node struct {
 	core    replica.Replicator
 	sm      replica.StateMachine
 	disk    disk
+	pl      knode.Pipeline    // Readies on their way through the disk
+	writing bool              // a write is waiting for its sync to complete
 	waiting map[uint64]waiter // client session -> the request it waits for
 	sent    int64
 	paused  bool
@@ -183,7 +186,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		c.cut[i] = make([]bool, cfg.Replicas)
 	}
 	for i := 0; i < cfg.Replicas; i++ {
-		c.nodes = append(c.nodes, &node{id: replica.NodeID(i + 1)})
+		c.nodes = append(c.nodes, &node{id: replica.NodeID(i + 1), disk: disk{rng: c.rng}})
 	}
 	for i := range c.nodes {
 		if err := c.start(i); err != nil {
@@ -266,7 +269,13 @@ func (c *Cluster) start(i int) error {
 		MaxInflight:    c.cfg.MaxInflight,
 	}
 	sm := c.cfg.NewStateMachine()
-	core, err := c.factory(cfg, sm, n.disk.durable())
+	d, err := n.disk.Load()
+	if err != nil {
+		err = fmt.Errorf("start node %d at %v: %w", n.id, c.Now(), err)
+		c.fail(err)
+		return err
+	}
+	core, err := c.factory(cfg, sm, d)
 	if err != nil {
 		err = fmt.Errorf("start node %d at %v: %w", n.id, c.Now(), err)
 		c.fail(err)
@@ -284,7 +293,7 @@ func (c *Cluster) start(i int) error {
 }
 
 // Crash stops a node: its core, state machine and waiting clients are
-// lost; its disk stays.
+// lost; its disk keeps what was synced and loses any part of the rest.
 func (c *Cluster) Crash(id replica.NodeID) {
 	n := c.nodes[c.mustIndex(id)]
 	if !n.up {
@@ -292,7 +301,24 @@ func (c *Cluster) Crash(id replica.NodeID) {
 	}
 	n.up, n.core, n.sm, n.waiting = false, nil, nil, nil
 	n.paused, n.inbox = false, nil
+	n.disk.crash()
+	n.pl.Reset()
+	n.writing = false
 	n.gen++
+}
+
+// FailSyncs makes a node's next k disk syncs fail. A node whose sync fails
+// stops, as the real server does, and its supervisor restarts it after
+// RestartDelay.
+func (c *Cluster) FailSyncs(id replica.NodeID, k int) {
+	c.nodes[c.mustIndex(id)].disk.failSyncs = k
+}
+
+// DiskStats returns a node's disk counters: writes, syncs, unsynced writes
+// lost at crashes, and writes torn at crashes.
+func (c *Cluster) DiskStats(id replica.NodeID) (writes, syncs, lost, torn int) {
+	d := &c.nodes[c.mustIndex(id)].disk
+	return d.writes, d.syncs, d.lost, d.torn
 }
 
 // Pause freezes a running node, as SIGSTOP does: it neither ticks nor
@@ -327,11 +353,14 @@ func (c *Cluster) Resume(id replica.NodeID) {
 		}
 		// The node's buffers already hold these: a partition that
 		// began meanwhile does not take them back.
-		if e.kind == evDeliver {
+		switch e.kind {
+		case evDeliver:
 			c.stats.Delivered++
 			n.core.Step(e.msg)
 			c.drain(i)
-		} else {
+		case evSync:
+			c.synced(i)
+		default:
 			c.request(i, e.pkt)
 		}
 	}
@@ -375,7 +404,7 @@ func (c *Cluster) Status(id replica.NodeID) (st replica.Status, ok bool) {
 
 // DiskEntries returns how many log entries a node's disk holds.
 func (c *Cluster) DiskEntries(id replica.NodeID) int {
-	return len(c.nodes[c.mustIndex(id)].disk.entries)
+	return len(c.nodes[c.mustIndex(id)].disk.stable.entries)
 }
 
 // Leader returns the node that a majority of running nodes (itself
@@ -528,35 +557,97 @@ func (c *Cluster) transmit(e event) {
 	}
 }
 
-// drain hands a node's outputs to the disk, the network and the clients,
-// in the contract's order: persist first, then messages, then results.
+// drain takes a node's Readies and puts them through its pipeline: each
+// is written to the disk and released (messages sent, clients answered)
+// only after the sync that covers it.
 func (c *Cluster) drain(i int) {
 	n := c.nodes[i]
 	for n.up && n.core.HasReady() {
 		rd := n.core.Ready()
-		n.disk.apply(&rd.Persist)
-		for _, m := range rd.Messages {
-			c.stats.Sent++
-			n.sent++
-			if m.Source() != n.id {
-				c.fail(fmt.Errorf("node %d sent a message claiming source %d (%T)", n.id, m.Source(), m))
-				continue
-			}
-			d, ok := c.index(m.Dest())
-			if !ok || d == i {
-				c.fail(fmt.Errorf("node %d sent a message to node %d, not a peer (%T)", n.id, m.Dest(), m))
-				continue
-			}
-			c.transmit(event{kind: evDeliver, who: int32(d), msg: m})
+		if n.pl.Push(rd) {
+			c.release(i, &rd)
 		}
-		for _, r := range rd.Results {
-			w, ok := n.waiting[r.ClientID]
-			if !ok || w.seq != r.Seq {
-				continue
+	}
+	c.persist(i)
+}
+
+// Disk latencies: a sync completes this long after its write began.
+const (
+	minSync = 50 * time.Microsecond
+	maxSync = 500 * time.Microsecond
+)
+
+// persist starts the node's next disk write, unless one is in progress.
+func (c *Cluster) persist(i int) {
+	n := c.nodes[i]
+	if !n.up || n.writing {
+		return
+	}
+	p, ok := n.pl.Next()
+	if !ok {
+		return
+	}
+	if err := n.disk.Write(p); err != nil {
+		c.fail(fmt.Errorf("node %d: disk write: %w", n.id, err))
+		return
+	}
+	n.writing = true
+	c.agenda.push(event{at: c.now + int64(minSync) + c.rng.Int63n(int64(maxSync-minSync)+1), kind: evSync, who: int32(i), gen: n.gen})
+}
+
+// RestartDelay is how long a node that stopped on a failed sync stays down.
+const RestartDelay = 200 * time.Millisecond
+
+// synced completes node i's disk write: it syncs and releases the Readies
+// the write covered, or stops the node when the sync fails.
+func (c *Cluster) synced(i int) {
+	n := c.nodes[i]
+	if err := n.disk.Sync(); err != nil {
+		c.Crash(n.id)
+		gen := n.gen
+		c.At(RestartDelay, func() {
+			if n.gen == gen {
+				if err := c.Restart(n.id); err != nil {
+					c.fail(err)
+				}
 			}
-			delete(n.waiting, r.ClientID)
-			c.transmit(event{kind: evReply, who: w.client, pkt: &packet{client: w.client, clientID: r.ClientID, seq: r.Seq, from: int32(i), value: r.Value}})
+		})
+		return
+	}
+	n.writing = false
+	for _, rd := range n.pl.Done() {
+		c.release(i, &rd)
+		if !n.up {
+			return
 		}
+	}
+	c.persist(i)
+}
+
+// release sends a durable Ready's messages and answers its clients.
+func (c *Cluster) release(i int, rd *replica.Ready) {
+	n := c.nodes[i]
+	for _, m := range rd.Messages {
+		c.stats.Sent++
+		n.sent++
+		if m.Source() != n.id {
+			c.fail(fmt.Errorf("node %d sent a message claiming source %d (%T)", n.id, m.Source(), m))
+			continue
+		}
+		d, ok := c.index(m.Dest())
+		if !ok || d == i {
+			c.fail(fmt.Errorf("node %d sent a message to node %d, not a peer (%T)", n.id, m.Dest(), m))
+			continue
+		}
+		c.transmit(event{kind: evDeliver, who: int32(d), msg: m})
+	}
+	for _, r := range rd.Results {
+		w, ok := n.waiting[r.ClientID]
+		if !ok || w.seq != r.Seq {
+			continue
+		}
+		delete(n.waiting, r.ClientID)
+		c.transmit(event{kind: evReply, who: w.client, pkt: &packet{client: w.client, clientID: r.ClientID, seq: r.Seq, from: int32(i), value: r.Value}})
 	}
 }
 
@@ -610,6 +701,17 @@ func (c *Cluster) handle(e event) {
 		c.clients[e.who].attemptTimer(e.gen)
 	case evDeadline:
 		c.clients[e.who].deadline(e.gen)
+	case evSync:
+		n := c.nodes[e.who]
+		switch {
+		case !n.up || n.gen != e.gen:
+		case n.paused:
+			// The sync completes, but the process cannot act on it
+			// until it runs again.
+			n.inbox = append(n.inbox, e)
+		default:
+			c.synced(int(e.who))
+		}
 	case evFunc:
 		e.fn()
 	}

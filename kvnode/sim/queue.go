@@ -13,6 +13,7 @@ const (
 	evAttempt                       // a client's attempt timer fires
 	evDeadline                      // a client's overall deadline for an op passes
 	evFunc                          // run a scheduled function (nemesis steps, tests)
+	evSync                          // a node's disk write is synced (or its sync fails)
 )
 
 // event is one entry of the simulation's agenda. Events at the same virtual
