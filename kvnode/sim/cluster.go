@@ -38,6 +38,12 @@ type ClusterConfig struct {
 	MaxInflight   int
 	// Net is the network's behaviour at start; SetNet changes it.
 	Net Network
+	// Label names the cluster in safety violations ("group 2").
+	Label string
+
+	// skipSync makes every node release its Readies without syncing its
+	// disk: a broken node, for the oracle's tests.
+	skipSync bool
 }
 
 // Network is the simulated network's behaviour. Every message gets an
@@ -131,7 +137,9 @@ type Cluster struct {
 	cut      [][]bool // cut[a][b]: node a cannot hear node b
 	stats    NetStats
 	sessions uint64 // client sessions handed out
-	err      error  // the first fatal problem (a core that cannot restart, a misaddressed message)
+	err      error  // the first fatal problem (a core that cannot restart, a misaddressed message, a Violation)
+	oracle   *oracle
+	steps    *int64 // events run so far; shared by the clusters of one world
 
 	// Filter, when set, sees every protocol message at delivery time;
 	// returning false drops it. Tests use it to shape exact scenarios.
@@ -180,7 +188,8 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 	}
-	c := &Cluster{cfg: cfg, factory: f, rng: rand.New(rand.NewSource(cfg.Seed)), net: cfg.Net}
+	c := &Cluster{cfg: cfg, factory: f, rng: rand.New(rand.NewSource(cfg.Seed)), net: cfg.Net, steps: new(int64)}
+	c.oracle = newOracle(c, cfg.Replicas)
 	c.cut = make([][]bool, cfg.Replicas)
 	for i := range c.cut {
 		c.cut[i] = make([]bool, cfg.Replicas)
@@ -269,13 +278,14 @@ func (c *Cluster) start(i int) error {
 		MaxInflight:    c.cfg.MaxInflight,
 	}
 	sm := c.cfg.NewStateMachine()
+	watched := &watchedSM{StateMachine: sm, o: c.oracle, i: i}
 	d, err := n.disk.Load()
 	if err != nil {
 		err = fmt.Errorf("start node %d at %v: %w", n.id, c.Now(), err)
 		c.fail(err)
 		return err
 	}
-	core, err := c.factory(cfg, sm, d)
+	core, err := c.factory(cfg, watched, d)
 	if err != nil {
 		err = fmt.Errorf("start node %d at %v: %w", n.id, c.Now(), err)
 		c.fail(err)
@@ -284,6 +294,7 @@ func (c *Cluster) start(i int) error {
 	n.core, n.sm, n.up = core, sm, true
 	n.gen++
 	n.waiting = make(map[uint64]waiter)
+	c.oracle.started(i)
 	if n.tick == 0 {
 		n.tick = int64(c.cfg.Tick)
 	}
@@ -564,6 +575,7 @@ func (c *Cluster) drain(i int) {
 	n := c.nodes[i]
 	for n.up && n.core.HasReady() {
 		rd := n.core.Ready()
+		c.oracle.readied(i, &rd)
 		if n.pl.Push(rd) {
 			c.release(i, &rd)
 		}
@@ -602,7 +614,9 @@ const RestartDelay = 200 * time.Millisecond
 // the write covered, or stops the node when the sync fails.
 func (c *Cluster) synced(i int) {
 	n := c.nodes[i]
-	if err := n.disk.Sync(); err != nil {
+	if c.cfg.skipSync {
+		// The broken node of the oracle's tests.
+	} else if err := n.disk.Sync(); err != nil {
 		c.Crash(n.id)
 		gen := n.gen
 		c.At(RestartDelay, func() {
@@ -627,6 +641,7 @@ func (c *Cluster) synced(i int) {
 // release sends a durable Ready's messages and answers its clients.
 func (c *Cluster) release(i int, rd *replica.Ready) {
 	n := c.nodes[i]
+	c.oracle.releasing(i, rd)
 	for _, m := range rd.Messages {
 		c.stats.Sent++
 		n.sent++
@@ -658,6 +673,7 @@ func (c *Cluster) Step() bool {
 	}
 	e := c.agenda.pop()
 	c.now = e.at
+	*c.steps++
 	c.handle(e)
 	return true
 }

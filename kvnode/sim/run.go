@@ -206,6 +206,13 @@ func Run(cfg Config) (*Result, error) {
 	// guards against a simulator bug.
 	limit := time.Duration(cfg.Ops+1)*(cfg.Client.deadline()+cfg.Think) + cfg.Settle + time.Hour
 	c.RunUntil(func() bool { return r.done || c.err != nil }, limit)
+	if v := violation(c.err); v != nil {
+		r.res.History, r.res.Virtual, r.res.Net = r.hist, c.Now(), c.Stats()
+		r.res.Problems = append(r.res.Problems, v.Error())
+		r.res.Check = checker.Result{Valid: checker.Invalid, Summary: "stopped at a safety violation"}
+		r.res.Valid = checker.Invalid
+		return r.res, nil
+	}
 	if c.err != nil {
 		return nil, fmt.Errorf("sim seed %d: %w", cfg.Seed, c.err)
 	}

@@ -603,6 +603,9 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	}
 	limit := time.Duration(cfg.Ops+10) * (cfg.TxnDeadline + cfg.Think)
 	w.runUntil(func() bool { return active == 0 }, limit)
+	if v := violation(w.err); v != nil {
+		return w.stopped(v), nil
+	}
 	if w.err != nil {
 		return nil, fmt.Errorf("sim seed %d: %w", cfg.Seed, w.err)
 	}
@@ -627,6 +630,9 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 			tw.run([]txn.MicroOp{{F: txn.Read, Key: skey(int64(k))}}, []any{[]any{"r", int64(k), nil}}, func() { finished = true })
 		}
 		w.runUntil(func() bool { return finished }, 30*time.Second)
+		if v := violation(w.err); v != nil {
+			return w.stopped(v), nil
+		}
 		if last := w.hist[len(w.hist)-1]; !finished || last.Type != history.Ok {
 			w.res.Problems = append(w.res.Problems, fmt.Sprintf("final read of key %d did not complete after healing", k))
 		}
@@ -661,6 +667,16 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 		w.res.Valid = checker.Invalid
 	}
 	return w.res, nil
+}
+
+// stopped is the result of a run that a safety violation stopped: invalid,
+// with the history up to that point.
+func (w *world) stopped(v *Violation) *ShardedResult {
+	w.res.History, w.res.Virtual = w.hist, time.Duration(w.now())
+	w.res.Problems = append(w.res.Problems, v.Error())
+	w.res.Check = checker.Result{Valid: checker.Invalid, Summary: "stopped at a safety violation"}
+	w.res.Valid = checker.Invalid
+	return w.res
 }
 
 // genTxn makes 1-4 micro-ops over the keys: appends of unique values and
@@ -898,9 +914,13 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 		if g == 0 {
 			newSM = func() replica.StateMachine { return shardctl.New() }
 		}
-		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200})
+		label := fmt.Sprintf("group %d (nodes %v as 1-3)", g, mem)
+		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200, Label: label})
 		if err != nil {
 			return nil, nil, fmt.Errorf("sim: group %d: %w", g, err)
+		}
+		if g > 0 {
+			c.steps = w.clusters[0].steps
 		}
 		w.clusters = append(w.clusters, c)
 		w.members = append(w.members, mem)
