@@ -139,6 +139,7 @@ type Cluster struct {
 	sessions uint64 // client sessions handed out
 	err      error  // the first fatal problem (a core that cannot restart, a misaddressed message, a Violation)
 	oracle   *oracle
+	trap     *trap // a fault waiting for a protocol moment
 	steps    *int64 // events run so far; shared by the clusters of one world
 
 	// Filter, when set, sees every protocol message at delivery time;
@@ -664,6 +665,60 @@ func (c *Cluster) release(i int, rd *replica.Ready) {
 		delete(n.waiting, r.ClientID)
 		c.transmit(event{kind: evReply, who: w.client, pkt: &packet{client: w.client, clientID: r.ClientID, seq: r.Seq, from: int32(i), value: r.Value}})
 	}
+	if c.trap != nil && c.trap.hit(n, rd) {
+		t := c.trap
+		c.trap = nil
+		t.fire(n.id)
+	}
+}
+
+// moment is a protocol moment at which a targeted fault strikes.
+type moment uint8
+
+const (
+	// momentVouch: a replica just sent a promise, an acceptance or a
+	// vote (replica.Inspector's Vouches).
+	momentVouch moment = iota + 1
+	// momentChoose: a leader just sent the values it picked for new log
+	// slots.
+	momentChoose
+)
+
+var moments = []moment{momentVouch, momentChoose}
+
+func (m moment) String() string {
+	if m == momentVouch {
+		return "after-vouch"
+	}
+	return "after-choose"
+}
+
+// trap fires once, at the first node to reach its moment: right after the
+// Ready that reached it was released.
+type trap struct {
+	moment moment
+	fire   func(replica.NodeID)
+}
+
+func (t *trap) hit(n *node, rd *replica.Ready) bool {
+	if len(rd.Messages) == 0 || !n.up {
+		return false
+	}
+	switch t.moment {
+	case momentVouch:
+		insp, ok := n.core.(replica.Inspector)
+		if !ok {
+			return false
+		}
+		for _, m := range rd.Messages {
+			if _, ok := insp.Vouches(m); ok {
+				return true
+			}
+		}
+	case momentChoose:
+		return len(rd.Persist.Entries) > 0 && n.core.Status().Leader == n.id
+	}
+	return false
 }
 
 // Step runs the next event. It returns false when nothing is scheduled.

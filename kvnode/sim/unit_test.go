@@ -163,7 +163,7 @@ func TestParseNemesis(t *testing.T) {
 		{"partition", []string{"partition"}, ""},
 		{"partition, kill,loss,kill", []string{"partition", "kill", "loss"}, ""},
 		{"none", []string{"none"}, ""},
-		{"all", []string{"partition", "partition-one", "partition-majorities-ring", "partition-bridge", "kill", "pause", "clock", "loss", "dup", "delay"}, ""},
+		{"all", []string{"partition", "partition-one", "partition-majorities-ring", "partition-bridge", "kill", "pause", "clock", "loss", "dup", "delay", "partition-leader", "partition-swizzle", "crash-moment", "disk"}, ""},
 		{"", nil, "empty"},
 		{"partition,bogus", nil, `unknown nemesis "bogus"`},
 	}

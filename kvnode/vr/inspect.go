@@ -4,27 +4,25 @@ import "github.com/chaoskv/chaos/kvnode/replica"
 
 var _ replica.Inspector = (*Node)(nil)
 
-// Promised returns the view: a replica never acts in a lower one again.
-func (n *Node) Promised() uint64 { return n.view }
+// Promised returns the highest view this replica sent a DoViewChange in:
+// it never acts in a lower view again, which is what keeps the ops a new
+// view was built from. (Its current view may go down: a restarted replica
+// that had only voted for a view change that never completed rejoins the
+// view the others are still in, as StartViewChange binds no one.)
+func (n *Node) Promised() uint64 { return n.dvcView }
 
-// DurablePromise decodes the view from a persisted hard state.
+// DurablePromise decodes the same from a persisted hard state.
 func (n *Node) DurablePromise(state []byte) (uint64, error) {
 	h, err := decodeState(state)
 	if err != nil {
 		return 0, err
 	}
-	return h.view, nil
+	return h.dvcView, nil
 }
 
-// Vouches reports the view of a PrepareOK, StartViewChange or
-// DoViewChange: each binds its sender to that view.
+// Vouches reports the view of a DoViewChange.
 func (n *Node) Vouches(m replica.Message) (uint64, bool) {
-	switch m := m.(type) {
-	case *PrepareOK:
-		return m.View, true
-	case *StartViewChange:
-		return m.View, true
-	case *DoViewChange:
+	if m, ok := m.(*DoViewChange); ok {
 		return m.View, true
 	}
 	return 0, false

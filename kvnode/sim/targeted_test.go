@@ -1,0 +1,55 @@
+package sim
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/history"
+)
+
+// TestTargetedFaults runs each fault aimed at a protocol moment on its own
+// and checks that it struck (its nemesis ops are in the history) and that
+// the real cores stay valid under it.
+func TestTargetedFaults(t *testing.T) {
+	cases := []struct {
+		kind string
+		want string // in some nemesis op's f and value
+	}{
+		{NemesisCrashMoment, "kill [n"},
+		{NemesisPartitionLeader, "start-partition"},
+		{NemesisSwizzle, "start-partition"},
+		{NemesisDisk, "start-disk"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.kind, func(t *testing.T) {
+			forEachProtocol(t, 3, func(t *testing.T, proto string, seed int64) {
+				cfg := Config{Seed: seed, Protocol: proto, Nemesis: []string{tc.kind}, Ops: 400, SnapshotEvery: 25}
+				res, err := Run(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Valid != checker.Valid {
+					t.Fatalf("%s: %s %v\n  replay: %s", res.Valid, res.Check.Summary, res.Problems, replayCommand(cfg))
+				}
+				var seen []string
+				hit := 0
+				for _, op := range res.History {
+					if op.Process != history.NemesisProcess {
+						continue
+					}
+					s := fmt.Sprintf("%s %v", op.F, op.Value)
+					seen = append(seen, s)
+					if strings.Contains(s, tc.want) {
+						hit++
+					}
+				}
+				if hit == 0 {
+					t.Fatalf("no nemesis op like %q in %v", tc.want, seen)
+				}
+				t.Logf("%d of %d nemesis ops like %q; %d ok, %d info", hit, len(seen), tc.want, res.Ok, res.Info)
+			})
+		})
+	}
+}
