@@ -139,7 +139,7 @@ type Cluster struct {
 	sessions uint64 // client sessions handed out
 	err      error  // the first fatal problem (a core that cannot restart, a misaddressed message, a Violation)
 	oracle   *oracle
-	trap     *trap // a fault waiting for a protocol moment
+	trap     *trap  // a fault waiting for a protocol moment
 	steps    *int64 // events run so far; shared by the clusters of one world
 
 	// Filter, when set, sees every protocol message at delivery time;
