@@ -9,6 +9,7 @@ import (
 
 	knode "github.com/chaoskv/chaos/kvnode/node"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/kvnode/server/wire"
 )
 
 // ClusterConfig describes one simulated replica group. Zero fields take the
@@ -40,6 +41,13 @@ type ClusterConfig struct {
 	Net Network
 	// Label names the cluster in safety violations ("group 2").
 	Label string
+	// Group is the group ID the cluster's messages carry on the wire.
+	Group replica.GroupID
+	// Codec encodes protocol messages: they cross the simulated network
+	// as bytes, framed as the server frames them, so a codec bug is a
+	// simulated bug too. It defaults to the registered protocol's codec
+	// when Factory is not set; without one, messages pass as values.
+	Codec replica.Codec
 
 	// skipSync makes every node release its Readies without syncing its
 	// disk: a broken node, for the oracle's tests.
@@ -187,6 +195,9 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		var err error
 		if f, err = Lookup(cfg.Protocol); err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		if cfg.Codec == nil {
+			cfg.Codec, _ = LookupCodec(cfg.Protocol)
 		}
 	}
 	c := &Cluster{cfg: cfg, factory: f, rng: rand.New(rand.NewSource(cfg.Seed)), net: cfg.Net, steps: new(int64)}
@@ -655,7 +666,24 @@ func (c *Cluster) release(i int, rd *replica.Ready) {
 			c.fail(fmt.Errorf("node %d sent a message to node %d, not a peer (%T)", n.id, m.Dest(), m))
 			continue
 		}
-		c.transmit(event{kind: evDeliver, who: int32(d), msg: m})
+		e := event{kind: evDeliver, who: int32(d), from: int32(i), msg: m}
+		if codec := c.cfg.Codec; codec != nil {
+			var encErr error
+			b, err := wire.AppendFrame(nil, wire.KindPeer, func(b []byte) []byte {
+				b = wire.AppendPeer(b, uint32(c.cfg.Group))
+				b, encErr = codec.AppendMessage(b, m)
+				return b
+			})
+			if err == nil {
+				err = encErr
+			}
+			if err != nil {
+				c.oracle.violate(i, "could not encode its %T: %v", m, err)
+				return
+			}
+			e.msg, e.raw = nil, b
+		}
+		c.transmit(e)
 	}
 	for _, r := range rd.Results {
 		w, ok := n.waiting[r.ClientID]
@@ -721,6 +749,35 @@ func (t *trap) hit(n *node, rd *replica.Ready) bool {
 	return false
 }
 
+// decode turns a delivered frame back into a message with the cluster's
+// codec; a frame that does not decode, or decodes to a message that is not
+// from its sender to its receiver, is a violation.
+func (c *Cluster) decode(e event) replica.Message {
+	k, p, rest, err := wire.SplitFrame(e.raw)
+	if err == nil && (k != wire.KindPeer || len(rest) > 0) {
+		err = fmt.Errorf("frame of kind %d with %d bytes after it", k, len(rest))
+	}
+	var g uint32
+	if err == nil {
+		g, p, err = wire.DecodePeer(p)
+	}
+	if err == nil && g != uint32(c.cfg.Group) {
+		err = fmt.Errorf("frame for group %d", g)
+	}
+	var m replica.Message
+	if err == nil {
+		m, err = c.cfg.Codec.DecodeMessage(p)
+	}
+	if err == nil && (m.Source() != c.nodes[e.from].id || m.Dest() != c.nodes[e.who].id) {
+		err = fmt.Errorf("%T decoded as from %d to %d", m, m.Source(), m.Dest())
+	}
+	if err != nil {
+		c.oracle.violate(int(e.who), "a message from node %d did not survive the wire: %v", c.nodes[e.from].id, err)
+		return nil
+	}
+	return m
+}
+
 // Step runs the next event. It returns false when nothing is scheduled.
 func (c *Cluster) Step() bool {
 	if c.agenda.len() == 0 {
@@ -748,8 +805,17 @@ func (c *Cluster) handle(e event) {
 		c.agenda.push(e)
 	case evDeliver:
 		n := c.nodes[e.who]
-		src, _ := c.index(e.msg.Source())
-		if !n.up || c.cut[e.who][src] || (c.Filter != nil && !c.Filter(e.msg)) {
+		if !n.up || c.cut[e.who][e.from] {
+			c.stats.Dropped++
+			return
+		}
+		if e.raw != nil {
+			if e.msg = c.decode(e); e.msg == nil {
+				return
+			}
+			e.raw = nil
+		}
+		if c.Filter != nil && !c.Filter(e.msg) {
 			c.stats.Dropped++
 			return
 		}

@@ -75,7 +75,12 @@ func wrapFactory(t *testing.T, proto string, wrap func(cfg replica.Config, sm re
 	if err != nil {
 		t.Fatal(err)
 	}
+	codec, err := LookupCodec(proto)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return func(c *ClusterConfig) {
+		c.Codec = codec
 		c.Factory = func(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (replica.Replicator, error) {
 			return wrap(cfg, sm, d, base)
 		}
@@ -121,6 +126,14 @@ func (o twice) Apply(index uint64, req replica.Request) []byte {
 	return o.StateMachine.Apply(index, req)
 }
 
+// shortCodec is a codec bug: it loses the last byte of every encoding.
+type shortCodec struct{ replica.Codec }
+
+func (s shortCodec) AppendMessage(b []byte, m replica.Message) ([]byte, error) {
+	b, err := s.Codec.AppendMessage(b, m)
+	return b[:len(b)-1], err
+}
+
 func TestOracles(t *testing.T) {
 	cases := []struct {
 		name string
@@ -145,6 +158,13 @@ func TestOracles(t *testing.T) {
 				}
 				return &lateState{inspected: inspected{r, r.(replica.Inspector)}}, nil
 			})
+		}},
+		{"codec loses a byte", "did not survive the wire", func(t *testing.T, proto string) func(*ClusterConfig) {
+			codec, err := LookupCodec(proto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return func(c *ClusterConfig) { c.Codec = shortCodec{codec} }
 		}},
 		{"a slot chosen with two values", "chosen with two values", func(t *testing.T, proto string) func(*ClusterConfig) {
 			return wrapFactory(t, proto, func(cfg replica.Config, sm replica.StateMachine, d *replica.Durable, base Factory) (replica.Replicator, error) {

@@ -23,9 +23,11 @@ type event struct {
 	at   int64
 	seq  uint64
 	kind eventKind
-	who  int32  // node or client index
-	gen  uint64 // node incarnation or client attempt the event belongs to
-	msg  replica.Message
+	who  int32           // node or client index
+	from int32           // the sending node's index (evDeliver)
+	gen  uint64          // node incarnation or client attempt the event belongs to
+	msg  replica.Message // a message passed as a value (no codec)
+	raw  []byte          // a message as it crosses the wire
 	pkt  *packet
 	fn   func()
 }

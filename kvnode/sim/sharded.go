@@ -915,7 +915,7 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 			newSM = func() replica.StateMachine { return shardctl.New() }
 		}
 		label := fmt.Sprintf("group %d (nodes %v as 1-3)", g, mem)
-		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200, Label: label})
+		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200, Label: label, Group: replica.GroupID(g)})
 		if err != nil {
 			return nil, nil, fmt.Errorf("sim: group %d: %w", g, err)
 		}
