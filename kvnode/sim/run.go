@@ -1,9 +1,13 @@
-// Package sim is kvnode's deterministic simulator: the real protocol cores
-// and state machine run in one goroutine on a virtual clock, over a
-// simulated network that loses, duplicates, delays and reorders messages,
+// Package sim is kvnode's deterministic simulator: the real protocol cores,
+// state machines, wire codecs and persist pipeline (node.Pipeline) run in
+// one goroutine on a virtual clock, over a simulated network that carries
+// encoded frames and loses, duplicates, delays and reorders them,
 // partitions nodes with arbitrary grudges, and crashes and restarts them
-// from what they persisted. Clients record a Jepsen-shaped history, which
-// is checked for linearizability.
+// from a simulated disk that loses unsynced writes at a crash (disk.go).
+// Clients record a Jepsen-shaped history, which is checked for
+// linearizability; safety oracles check every step (oracle.go), and
+// faults can be aimed at protocol moments (a crash right after a promise,
+// a swizzle of the links).
 //
 // A run is a pure function of its Config: one seed drives every random
 // choice (math/rand), events at equal times run in scheduling order, and
