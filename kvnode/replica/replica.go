@@ -52,8 +52,9 @@ type StateMachine interface {
 }
 
 // Message is a protocol message. Each core has its own concrete type and a
-// Codec for the wire; the simulator passes the values without encoding them,
-// so a message must never be modified after it was handed to the runtime.
+// Codec for the wire, which both runtimes use (the simulator passes values
+// unencoded only for test cores without a codec); a message must never be
+// modified after it was handed to the runtime.
 type Message interface {
 	Source() NodeID
 	Dest() NodeID
