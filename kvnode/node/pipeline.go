@@ -9,7 +9,11 @@
 // covers its Persist and every Persist before it.
 package node
 
-import "github.com/chaoskv/chaos/kvnode/replica"
+import (
+	"fmt"
+
+	"github.com/chaoskv/chaos/kvnode/replica"
+)
 
 // MaxMerge bounds how many Readies one storage write covers.
 const MaxMerge = 64
@@ -80,6 +84,38 @@ func (p *Pipeline) Done() []replica.Ready {
 	clear(p.queue[rest:])
 	p.queue = p.queue[:rest]
 	return p.done
+}
+
+// Start begins the next write: it takes the next run (see Next) and writes
+// it to st. It reports false when a write is in progress or nothing is
+// queued. The caller then syncs, now or later, with Finish.
+func (p *Pipeline) Start(st replica.Storage) (bool, error) {
+	w, ok := p.Next()
+	if !ok {
+		return false, nil
+	}
+	if err := st.Write(w); err != nil {
+		return true, fmt.Errorf("write: %w", err)
+	}
+	return true, nil
+}
+
+// Finish ends the write that Start began: it syncs st and only then
+// releases, in order, the Readies the write covered. After a failed sync
+// nothing is released: the caller must stop and restart from storage.
+// release may stop early by returning false (the node stopped), which
+// leaves the rest unreleased.
+func (p *Pipeline) Finish(st replica.Storage, release func(*replica.Ready) bool) error {
+	if err := st.Sync(); err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	rds := p.Done()
+	for i := range rds {
+		if !release(&rds[i]) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // Reset drops everything queued, as a crash does.

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
@@ -85,5 +87,65 @@ func TestPipelineReleasesInOrder(t *testing.T) {
 	}
 	if pl.Busy() {
 		t.Fatal("busy after everything was released")
+	}
+}
+
+// logStorage records the calls a Pipeline makes.
+type logStorage struct {
+	log      *[]string
+	failSync bool
+}
+
+func (s logStorage) Write(p *replica.Persist) error {
+	*s.log = append(*s.log, "write")
+	return nil
+}
+
+func (s logStorage) Sync() error {
+	*s.log = append(*s.log, "sync")
+	if s.failSync {
+		return errors.New("disk on fire")
+	}
+	return nil
+}
+
+func (s logStorage) Load() (*replica.Durable, error) { return &replica.Durable{}, nil }
+
+func TestPipelineReleasesOnlyAfterSync(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		var log []string
+		st := logStorage{&log, fail}
+		var pl Pipeline
+		pl.Push(replica.Ready{Persist: replica.Persist{State: []byte{1}}})
+		pl.Push(replica.Ready{Persist: replica.Persist{Truncate: true}})
+		for {
+			started, err := pl.Start(st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !started {
+				break
+			}
+			if again, _ := pl.Start(st); again {
+				t.Fatal("a second write started before the first was synced")
+			}
+			err = pl.Finish(st, func(*replica.Ready) bool { log = append(log, "release"); return true })
+			if fail {
+				if err == nil {
+					t.Fatal("a failed sync was not reported")
+				}
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := "write sync release write sync release"
+		if fail {
+			want = "write sync"
+		}
+		if got := strings.Join(log, " "); got != want {
+			t.Errorf("failSync=%v: %s, want %s", fail, got, want)
+		}
 	}
 }

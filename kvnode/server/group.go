@@ -215,13 +215,14 @@ func (g *group) persister() {
 			}
 		}
 		for {
-			p, ok := pl.Next()
-			if !ok {
-				break
-			}
-			err := g.store.Write(p)
-			if err == nil {
-				err = g.store.Sync()
+			released := 0
+			started, err := pl.Start(g.store)
+			if started && err == nil {
+				err = pl.Finish(g.store, func(rd *replica.Ready) bool {
+					g.release(rd)
+					released++
+					return true
+				})
 			}
 			if err != nil {
 				g.failed <- fmt.Errorf("persist: %w", err)
@@ -229,12 +230,11 @@ func (g *group) persister() {
 				}
 				return
 			}
-			rds := pl.Done()
-			g.metrics.readies.Add(uint64(len(rds)))
-			for i := range rds {
-				g.release(&rds[i])
+			if !started {
+				break
 			}
-			g.done(len(rds))
+			g.metrics.readies.Add(uint64(released))
+			g.done(released)
 		}
 	}
 }

@@ -607,12 +607,12 @@ func (c *Cluster) persist(i int) {
 	if !n.up || n.writing {
 		return
 	}
-	p, ok := n.pl.Next()
-	if !ok {
+	started, err := n.pl.Start(&n.disk)
+	if err != nil {
+		c.fail(fmt.Errorf("node %d: disk %w", n.id, err))
 		return
 	}
-	if err := n.disk.Write(p); err != nil {
-		c.fail(fmt.Errorf("node %d: disk write: %w", n.id, err))
+	if !started {
 		return
 	}
 	n.writing = true
@@ -626,9 +626,16 @@ const RestartDelay = 200 * time.Millisecond
 // the write covered, or stops the node when the sync fails.
 func (c *Cluster) synced(i int) {
 	n := c.nodes[i]
+	n.writing = false
+	var st replica.Storage = &n.disk
 	if c.cfg.skipSync {
-		// The broken node of the oracle's tests.
-	} else if err := n.disk.Sync(); err != nil {
+		st = unsynced{&n.disk} // the broken node of the oracle's tests
+	}
+	err := n.pl.Finish(st, func(rd *replica.Ready) bool {
+		c.release(i, rd)
+		return n.up
+	})
+	if err != nil {
 		c.Crash(n.id)
 		gen := n.gen
 		c.At(RestartDelay, func() {
@@ -640,15 +647,13 @@ func (c *Cluster) synced(i int) {
 		})
 		return
 	}
-	n.writing = false
-	for _, rd := range n.pl.Done() {
-		c.release(i, &rd)
-		if !n.up {
-			return
-		}
-	}
 	c.persist(i)
 }
+
+// unsynced is a disk whose Sync does nothing: a node that forgets to sync.
+type unsynced struct{ *disk }
+
+func (unsynced) Sync() error { return nil }
 
 // release sends a durable Ready's messages and answers its clients.
 func (c *Cluster) release(i int, rd *replica.Ready) {
