@@ -43,6 +43,9 @@ type ClusterConfig struct {
 	Label string
 	// Group is the group ID the cluster's messages carry on the wire.
 	Group replica.GroupID
+	// MayDecide, when set, tells which requests may decide a transaction
+	// when applied (txn.MayDecide), for faults aimed at that moment.
+	MayDecide func(op []byte) bool
 	// Codec encodes protocol messages: they cross the simulated network
 	// as bytes, framed as the server frames them, so a codec bug is a
 	// simulated bug too. It defaults to the registered protocol's codec
@@ -105,6 +108,7 @@ type node struct {
 	disk    disk
 	pl      knode.Pipeline    // Readies on their way through the disk
 	writing bool              // a write is waiting for its sync to complete
+	decided bool              // applied a request that may decide a transaction (while a momentDecide trap is armed)
 	waiting map[uint64]waiter // client session -> the request it waits for
 	sent    int64
 	paused  bool
@@ -715,15 +719,21 @@ const (
 	// momentChoose: a leader just sent the values it picked for new log
 	// slots.
 	momentChoose
+	// momentDecide: a replica just applied a request that may decide a
+	// transaction (ClusterConfig.MayDecide).
+	momentDecide
 )
 
 var moments = []moment{momentVouch, momentChoose}
 
 func (m moment) String() string {
-	if m == momentVouch {
+	switch m {
+	case momentVouch:
 		return "after-vouch"
+	case momentChoose:
+		return "after-choose"
 	}
-	return "after-choose"
+	return "after-decide"
 }
 
 // trap fires once, at the first node to reach its moment: right after the
@@ -734,6 +744,11 @@ type trap struct {
 }
 
 func (t *trap) hit(n *node, rd *replica.Ready) bool {
+	if t.moment == momentDecide {
+		d := n.decided
+		n.decided = false
+		return d && n.up
+	}
 	if len(rd.Messages) == 0 || !n.up {
 		return false
 	}

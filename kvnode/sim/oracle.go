@@ -113,6 +113,9 @@ type watchedSM struct {
 func (w *watchedSM) Apply(index uint64, req replica.Request) []byte {
 	res := w.StateMachine.Apply(index, req)
 	w.o.applied(w, index, req, res)
+	if c := w.o.c; c.trap != nil && c.trap.moment == momentDecide && c.cfg.MayDecide != nil && c.cfg.MayDecide(req.Op) {
+		c.nodes[w.i].decided = true
+	}
 	return res
 }
 

@@ -705,12 +705,19 @@ func (w *world) genTxn() ([]txn.MicroOp, []any) {
 }
 
 // nemesis alternates faults every 300-800ms until stopped: a crashed node
-// (restarted at the next step), a random partition of the nodes (healed
-// at the next step), or a shard change at the controller.
+// (restarted at the next step; half the time the node of the first replica
+// of a group to send a promise or vote, to pick values for new slots, or to
+// apply a request that may decide a transaction), a random partition of
+// the nodes (healed at the next step), or a shard change at the
+// controller.
 func (w *world) nemesis(admin *Client, stopped func() bool) {
 	var down replica.NodeID
+	var armed *Cluster
 	var step func()
 	step = func() {
+		if armed != nil {
+			armed.trap, armed = nil, nil
+		}
 		if down != 0 {
 			w.restart(down)
 			down = 0
@@ -721,6 +728,23 @@ func (w *world) nemesis(admin *Client, stopped func() bool) {
 		}
 		switch w.rng.Intn(3) {
 		case 0:
+			if w.rng.Intn(2) == 0 {
+				// Aim the crash: the node of the first replica of a
+				// group to reach the moment.
+				g := 1 + w.rng.Intn(w.cfg.Groups)
+				m := []moment{momentVouch, momentChoose, momentDecide}[w.rng.Intn(3)]
+				armed = w.clusters[g]
+				armed.trap = &trap{moment: m, fire: func(id replica.NodeID) {
+					if down != 0 {
+						return
+					}
+					down = w.members[g][id-1]
+					w.crash(down)
+					w.recordNemesis("kill", fmt.Sprintf("%d %s in group %d", down, m, g))
+				}}
+				w.recordNemesis("crash-moment", fmt.Sprintf("%s in group %d", m, g))
+				break
+			}
 			down = replica.NodeID(1 + w.rng.Intn(w.cfg.Nodes))
 			w.crash(down)
 			w.recordNemesis("kill", int64(down))
@@ -915,7 +939,7 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 			newSM = func() replica.StateMachine { return shardctl.New() }
 		}
 		label := fmt.Sprintf("group %d (nodes %v as 1-3)", g, mem)
-		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200, Label: label, Group: replica.GroupID(g)})
+		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200, Label: label, Group: replica.GroupID(g), MayDecide: txn.MayDecide})
 		if err != nil {
 			return nil, nil, fmt.Errorf("sim: group %d: %w", g, err)
 		}
