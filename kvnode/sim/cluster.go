@@ -152,6 +152,7 @@ type Cluster struct {
 	err      error  // the first fatal problem (a core that cannot restart, a misaddressed message, a Violation)
 	oracle   *oracle
 	trap     *trap  // a fault waiting for a protocol moment
+	encBuf   []byte // reused to encode messages
 	steps    *int64 // events run so far; shared by the clusters of one world
 
 	// Filter, when set, sees every protocol message at delivery time;
@@ -675,10 +676,10 @@ func (c *Cluster) release(i int, rd *replica.Ready) {
 			c.fail(fmt.Errorf("node %d sent a message to node %d, not a peer (%T)", n.id, m.Dest(), m))
 			continue
 		}
-		e := event{kind: evDeliver, who: int32(d), from: int32(i), msg: m}
+		e := event{kind: evDeliver, who: int32(d), gen: uint64(i), msg: m}
 		if codec := c.cfg.Codec; codec != nil {
 			var encErr error
-			b, err := wire.AppendFrame(nil, wire.KindPeer, func(b []byte) []byte {
+			b, err := wire.AppendFrame(c.encBuf[:0], wire.KindPeer, func(b []byte) []byte {
 				b = wire.AppendPeer(b, uint32(c.cfg.Group))
 				b, encErr = codec.AppendMessage(b, m)
 				return b
@@ -690,7 +691,8 @@ func (c *Cluster) release(i int, rd *replica.Ready) {
 				c.oracle.violate(i, "could not encode its %T: %v", m, err)
 				return
 			}
-			e.msg, e.raw = nil, b
+			c.encBuf = b
+			e.msg = &frame{b: append([]byte(nil), b...)}
 		}
 		c.transmit(e)
 	}
@@ -772,8 +774,8 @@ func (t *trap) hit(n *node, rd *replica.Ready) bool {
 // decode turns a delivered frame back into a message with the cluster's
 // codec; a frame that does not decode, or decodes to a message that is not
 // from its sender to its receiver, is a violation.
-func (c *Cluster) decode(e event) replica.Message {
-	k, p, rest, err := wire.SplitFrame(e.raw)
+func (c *Cluster) decode(e event, f *frame) replica.Message {
+	k, p, rest, err := wire.SplitFrame(f.b)
 	if err == nil && (k != wire.KindPeer || len(rest) > 0) {
 		err = fmt.Errorf("frame of kind %d with %d bytes after it", k, len(rest))
 	}
@@ -788,11 +790,12 @@ func (c *Cluster) decode(e event) replica.Message {
 	if err == nil {
 		m, err = c.cfg.Codec.DecodeMessage(p)
 	}
-	if err == nil && (m.Source() != c.nodes[e.from].id || m.Dest() != c.nodes[e.who].id) {
+	from := c.nodes[e.gen]
+	if err == nil && (m.Source() != from.id || m.Dest() != c.nodes[e.who].id) {
 		err = fmt.Errorf("%T decoded as from %d to %d", m, m.Source(), m.Dest())
 	}
 	if err != nil {
-		c.oracle.violate(int(e.who), "a message from node %d did not survive the wire: %v", c.nodes[e.from].id, err)
+		c.oracle.violate(int(e.who), "a message from node %d did not survive the wire: %v", from.id, err)
 		return nil
 	}
 	return m
@@ -825,15 +828,14 @@ func (c *Cluster) handle(e event) {
 		c.agenda.push(e)
 	case evDeliver:
 		n := c.nodes[e.who]
-		if !n.up || c.cut[e.who][e.from] {
+		if !n.up || c.cut[e.who][e.gen] {
 			c.stats.Dropped++
 			return
 		}
-		if e.raw != nil {
-			if e.msg = c.decode(e); e.msg == nil {
+		if f, ok := e.msg.(*frame); ok {
+			if e.msg = c.decode(e, f); e.msg == nil {
 				return
 			}
-			e.raw = nil
 		}
 		if c.Filter != nil && !c.Filter(e.msg) {
 			c.stats.Dropped++

@@ -66,6 +66,7 @@ type oracle struct {
 	// promised[i] is node i's promise when last looked at, this
 	// incarnation.
 	promised []uint64
+	decoded  []decodedState
 }
 
 type applied struct {
@@ -93,7 +94,7 @@ func digest(parts ...[]byte) uint64 {
 }
 
 func newOracle(c *Cluster, n int) *oracle {
-	return &oracle{c: c, slots: map[uint64][]applied{}, snaps: map[uint64]snapSeen{}, vouched: make([]uint64, n), promised: make([]uint64, n)}
+	return &oracle{c: c, slots: map[uint64][]applied{}, snaps: map[uint64]snapSeen{}, vouched: make([]uint64, n), promised: make([]uint64, n), decoded: make([]decodedState, n)}
 }
 
 func (o *oracle) violate(i int, format string, args ...any) {
@@ -223,12 +224,10 @@ func (o *oracle) releasing(i int, rd *replica.Ready) {
 		o.vouched[i] = v
 		if !have {
 			have = true
-			if st := n.disk.stable.state; st != nil {
-				var err error
-				if durable, err = insp.DurablePromise(st); err != nil {
-					o.violate(i, "its synced hard state does not decode: %v", err)
-					return
-				}
+			var err error
+			if durable, err = o.durablePromise(i, insp); err != nil {
+				o.violate(i, "its synced hard state does not decode: %v", err)
+				return
 			}
 		}
 		if v > durable {
@@ -236,4 +235,29 @@ func (o *oracle) releasing(i int, rd *replica.Ready) {
 			return
 		}
 	}
+}
+
+// durablePromise decodes the promise in node i's synced hard state,
+// remembering the answer until that state changes.
+func (o *oracle) durablePromise(i int, insp replica.Inspector) (uint64, error) {
+	st := o.c.nodes[i].disk.stable.state
+	if len(st) == 0 {
+		return 0, nil
+	}
+	if c := &o.decoded[i]; c.state == &st[0] && c.len == len(st) {
+		return c.promise, nil
+	}
+	p, err := insp.DurablePromise(st)
+	if err == nil {
+		o.decoded[i] = decodedState{&st[0], len(st), p}
+	}
+	return p, err
+}
+
+// decodedState caches a decoded hard state, keyed by the bytes it came
+// from (the disk never changes stored bytes, it replaces them).
+type decodedState struct {
+	state   *byte
+	len     int
+	promise uint64
 }

@@ -24,10 +24,8 @@ type event struct {
 	seq  uint64
 	kind eventKind
 	who  int32           // node or client index
-	from int32           // the sending node's index (evDeliver)
-	gen  uint64          // node incarnation or client attempt the event belongs to
-	msg  replica.Message // a message passed as a value (no codec)
-	raw  []byte          // a message as it crosses the wire
+	gen  uint64          // node incarnation or client attempt the event belongs to; the sender's index for evDeliver
+	msg  replica.Message // a *frame as it crosses the wire, or a value (no codec)
 	pkt  *packet
 	fn   func()
 }
@@ -89,3 +87,11 @@ func (a *agenda) pop() event {
 	}
 	return top
 }
+
+// frame is an encoded protocol message in flight: what a socket would carry.
+type frame struct{ b []byte }
+
+// Source and Dest are never asked of a frame: the event says who sent it
+// and to whom, and decoding checks that the message agrees.
+func (*frame) Source() replica.NodeID { return 0 }
+func (*frame) Dest() replica.NodeID   { return 0 }
