@@ -32,11 +32,20 @@ type Pipeline struct {
 // queues nothing, when rd has nothing to persist and nothing is queued: the
 // caller may release it at once.
 func (p *Pipeline) Push(rd replica.Ready) bool {
-	if len(p.queue) == 0 && rd.Persist.Empty() {
+	if AtOnce(&rd, len(p.queue) > 0) {
 		return true
 	}
 	p.queue = append(p.queue, rd)
 	return false
+}
+
+// AtOnce reports whether rd may be released without waiting for storage:
+// only when it has nothing to persist and no Ready before it (pending)
+// still waits for its write or sync, since its messages may depend on
+// what those persist. A runtime that keeps its Pipeline on another
+// goroutine asks this before handing rd over.
+func AtOnce(rd *replica.Ready, pending bool) bool {
+	return !pending && rd.Persist.Empty()
 }
 
 // Busy reports whether Readies wait to be written or released.

@@ -169,7 +169,7 @@ func (g *group) run(ctx context.Context) error {
 		}
 		if g.core.HasReady() {
 			rd := g.core.Ready()
-			if rd.Persist.Empty() && g.busy.Load() == 0 {
+			if node.AtOnce(&rd, g.busy.Load() > 0) {
 				// Nothing to write and nothing written before it still
 				// pending: release at once, sparing the hand-off.
 				g.release(&rd)
