@@ -320,6 +320,19 @@ func (c *Cluster) start(i int) error {
 	return nil
 }
 
+// Submit proposes req at node id as the node's own runtime does, with no
+// one waiting for the answer; a node that is down, paused or not the
+// leader drops it.
+func (c *Cluster) Submit(id replica.NodeID, req replica.Request) {
+	i := c.mustIndex(id)
+	n := c.nodes[i]
+	if !n.up || n.paused {
+		return
+	}
+	_ = n.core.Propose(req)
+	c.drain(i)
+}
+
 // Crash stops a node: its core, state machine and waiting clients are
 // lost; its disk keeps what was synced and loses any part of the rest.
 func (c *Cluster) Crash(id replica.NodeID) {

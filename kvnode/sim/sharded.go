@@ -12,6 +12,7 @@ import (
 	"github.com/chaoskv/chaos/checker/bank"
 	"github.com/chaoskv/chaos/checker/elle"
 	"github.com/chaoskv/chaos/history"
+	knode "github.com/chaoskv/chaos/kvnode/node"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/kvnode/txn"
@@ -251,19 +252,18 @@ func (w *world) cutFor(cl *Client, g int, at replica.NodeID) {
 	cl.CutFrom(cut...)
 }
 
-// groupRuntime is the part of a shard group's runtime that the state
-// machine cannot do itself: it runs on the group's current leader and
-// delivers the Outbox to other groups, proposes their answers, learns
-// configurations from the controller in order, and abandons transactions
-// whose votes do not come.
+// groupRuntime carries out, for one shard group, what node.ShardPump
+// decides on the group's current leader: it delivers the pump's requests
+// through pooled clients that run on the leader's node (so they share its
+// partitions) and proposes what the pump returns at the leader, under a
+// session of its own, as the server's shard runtime does.
 type groupRuntime struct {
-	w         *world
-	g         int
-	self      *Client
-	queue     [][]byte
-	out       map[replica.GroupID][]*Client
-	ctl       *Client
-	firstSeen map[txn.TxnID]int64
+	w       *world
+	g       int
+	pump    knode.ShardPump
+	pool    map[replica.GroupID][]*Client // idle delivery clients per target group
+	session uint64
+	seq     uint64
 }
 
 const pumpEvery = 20 * time.Millisecond
@@ -272,84 +272,59 @@ func (rt *groupRuntime) tick() {
 	w := rt.w
 	defer w.at(pumpEvery, rt.tick)
 	c := w.clusters[rt.g]
+	var v knode.ShardView
 	lead := c.Leader()
+	if lead != 0 {
+		n := c.nodes[lead-1]
+		if grp, ok := n.sm.(*txn.Group); ok && n.up && !n.paused {
+			v = knode.ShardView{Leader: true, Config: grp.ConfigNum(), Outbox: grp.Outbox(), Pending: grp.Pending()}
+		}
+	}
+	out, props := rt.pump.Tick(time.Duration(w.now()), v)
+	for _, d := range out {
+		rt.deliver(d, w.members[rt.g][lead-1])
+	}
+	for _, op := range props {
+		rt.propose(lead, op)
+	}
+}
+
+// deliver sends d from world node at and reports the answer to the pump.
+func (rt *groupRuntime) deliver(d knode.Delivery, at replica.NodeID) {
+	w := rt.w
+	if w.groupCut[[2]replica.GroupID{replica.GroupID(rt.g), d.To}] {
+		rt.pump.Answered(d, nil)
+		return
+	}
+	var cl *Client
+	if p := rt.pool[d.To]; len(p) > 0 {
+		cl, rt.pool[d.To] = p[len(p)-1], p[:len(p)-1]
+	} else {
+		cl = w.clientOf(int(d.To), 0)
+	}
+	w.cutFor(cl, int(d.To), at)
+	err := cl.Invoke(d.Op, func(o Outcome) {
+		rt.pool[d.To] = append(rt.pool[d.To], cl)
+		var ans []byte
+		if !o.Unknown {
+			ans = o.Value
+		}
+		if op := rt.pump.Answered(d, ans); op != nil {
+			rt.propose(w.clusters[rt.g].Leader(), op)
+		}
+	})
+	if err != nil {
+		w.err = err
+	}
+}
+
+// propose submits op at the group's leader under the runtime's session.
+func (rt *groupRuntime) propose(lead replica.NodeID, op []byte) {
 	if lead == 0 {
 		return
 	}
-	n := c.nodes[lead-1]
-	grp, ok := n.sm.(*txn.Group)
-	if !ok || !n.up || n.paused {
-		return
-	}
-	at := w.members[rt.g][lead-1]
-	for _, m := range grp.Outbox() {
-		if int(m.To) >= len(w.clusters) || m.To == 0 || w.groupCut[[2]replica.GroupID{replica.GroupID(rt.g), m.To}] {
-			continue
-		}
-		for _, cl := range rt.out[m.To] {
-			if cl.Busy() {
-				continue
-			}
-			w.cutFor(cl, int(m.To), at)
-			cl.Invoke(m.Op, func(o Outcome) {
-				if !o.Unknown && len(o.Value) > 0 {
-					rt.enqueue(o.Value)
-				}
-			})
-			break
-		}
-	}
-	now := w.now()
-	pending := grp.Pending()
-	// Walk pending (sorted), never the map, so the run stays a function
-	// of the seed.
-	seen := make(map[txn.TxnID]int64, len(pending))
-	for _, id := range pending {
-		t, ok := rt.firstSeen[id]
-		switch {
-		case !ok:
-			t = now
-		case now-t > int64(w.cfg.AbandonAfter):
-			rt.enqueue(txn.EncodeAbandon(id))
-			t = now
-		}
-		seen[id] = t
-	}
-	rt.firstSeen = seen
-	if !rt.ctl.Busy() {
-		want := grp.ConfigNum() + 1
-		w.cutFor(rt.ctl, 0, at)
-		rt.ctl.Invoke(shardctl.Op{Kind: shardctl.Query, Num: int64(want)}.Encode(), func(o Outcome) {
-			if o.Unknown {
-				return
-			}
-			if r, err := shardctl.DecodeReply(o.Value); err == nil && r.Err == "" && r.Config.Num == want {
-				rt.enqueue(txn.EncodeConfigRequest(&r.Config))
-			}
-		})
-	}
-	rt.flush(at)
-}
-
-func (rt *groupRuntime) enqueue(op []byte) {
-	for _, q := range rt.queue {
-		if string(q) == string(op) {
-			return
-		}
-	}
-	if len(rt.queue) < 256 {
-		rt.queue = append(rt.queue, op)
-	}
-}
-
-func (rt *groupRuntime) flush(at replica.NodeID) {
-	if rt.self.Busy() || len(rt.queue) == 0 {
-		return
-	}
-	op := rt.queue[0]
-	rt.queue = rt.queue[1:]
-	rt.w.cutFor(rt.self, rt.g, at)
-	rt.self.Invoke(op, func(Outcome) { rt.flush(at) })
+	rt.seq++
+	rt.w.clusters[rt.g].Submit(lead, replica.Request{ClientID: rt.session, Seq: rt.seq, Op: op})
 }
 
 // txnWorker is one workload client: it routes each transaction to the
@@ -950,16 +925,8 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 		w.members = append(w.members, mem)
 	}
 	for g := 1; g <= cfg.Groups; g++ {
-		rt := &groupRuntime{w: w, g: g, out: map[replica.GroupID][]*Client{}, firstSeen: map[txn.TxnID]int64{}}
-		rt.self = w.clientOf(g, 0)
-		rt.ctl = w.clientOf(0, 0)
-		for to := 1; to <= cfg.Groups; to++ {
-			if to != g {
-				for i := 0; i < 4; i++ {
-					rt.out[replica.GroupID(to)] = append(rt.out[replica.GroupID(to)], w.clientOf(to, 0))
-				}
-			}
-		}
+		rt := &groupRuntime{w: w, g: g, pool: map[replica.GroupID][]*Client{}, session: w.clusters[g].nextSession()}
+		rt.pump = knode.ShardPump{Controller: 0, AbandonAfter: cfg.AbandonAfter, ConfigPollEvery: pumpEvery}
 		w.pumps = append(w.pumps, rt)
 		w.at(pumpEvery, rt.tick)
 	}
