@@ -1,6 +1,8 @@
 // Package node holds the deterministic parts of a kvnode process that both
 // of its shells (the real server and the simulator) run: no goroutines,
-// sockets, files or clock inside.
+// sockets, files or clock inside. Pipeline orders a replica's Readies
+// through storage; ShardPump decides what a shard group's runtime delivers,
+// learns and abandons.
 //
 // Pipeline is the rule "persist a Ready, then release what depends on it":
 // a replica's Readies are written to its replica.Storage in order, runs of
