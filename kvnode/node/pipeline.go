@@ -9,6 +9,11 @@
 // them merged into one write, each write synced before the next begins, and
 // a Ready's messages and results are released only after the sync that
 // covers its Persist and every Persist before it.
+//
+// Syncing each write before the next begins is load-bearing beyond the
+// messages: the cores' hard states claim a commit index one Ready behind
+// the entries it covers (paxos, vr), which is safe only if a crash can
+// never keep a later write while losing an earlier one.
 package node
 
 import (
