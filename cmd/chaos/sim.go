@@ -27,7 +27,7 @@ func init() {
 			"seed is printed with the command that replays it.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "workload", Value: sim.WorkloadRegister, Usage: "register, append, or list-append / rw-register / bank (transactions on a sharded cluster)"},
-			&cli.StringFlag{Name: "nemesis", Value: "partition", Usage: "comma-separated faults: all, " + strings.Join(sim.NemesisKinds, ", ")},
+			&cli.StringFlag{Name: "nemesis", Value: "all", Usage: "comma-separated faults: all, " + strings.Join(sim.NemesisKinds, ", ")},
 			&cli.IntFlag{Name: "seeds", Value: 500, Usage: "run seeds 1..N"},
 			&cli.Int64Flag{Name: "seed", Usage: "run this one seed (overrides --seeds)"},
 			&cli.StringFlag{Name: "history", Usage: "write the history of --seed to this file as JSON lines"},

@@ -95,7 +95,7 @@ func (l *loneCore) Status() replica.Status {
 func init() {
 	sim.Register("lone-test", func(cfg replica.Config, sm replica.StateMachine, _ *replica.Durable) (replica.Replicator, error) {
 		return &loneCore{sm: sm, id: cfg.ID}, nil
-	})
+	}, nil)
 }
 
 func TestSimReportsInvalidSeeds(t *testing.T) {

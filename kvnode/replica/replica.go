@@ -52,8 +52,9 @@ type StateMachine interface {
 }
 
 // Message is a protocol message. Each core has its own concrete type and a
-// Codec for the wire; the simulator passes the values without encoding them,
-// so a message must never be modified after it was handed to the runtime.
+// Codec for the wire, which both runtimes use (the simulator passes values
+// unencoded only for test cores without a codec); a message must never be
+// modified after it was handed to the runtime.
 type Message interface {
 	Source() NodeID
 	Dest() NodeID
@@ -220,4 +221,37 @@ func (c *Config) Validate() error {
 		return errors.New("config: MaxBatch and MaxInflight must not be negative")
 	}
 	return nil
+}
+
+// Storage is where a runtime makes a core's Persist durable. Write may
+// leave its data in a cache, where a crash can lose it (all of it, any part
+// of it, or tear the last write); only Sync makes every earlier Write
+// durable. The runtime decides when to sync: it must not release a Ready's
+// Messages before a Sync that followed the Ready's Write returned. A failed
+// Write or Sync leaves the storage in an unknown state: the runtime must
+// stop (and restart from Load), never carry on.
+type Storage interface {
+	// Write applies p in the contract's field order, durably or not.
+	Write(p *Persist) error
+	// Sync makes every earlier Write durable.
+	Sync() error
+	// Load returns what a restarting core reads: everything durable.
+	Load() (*Durable, error)
+}
+
+// Inspector is implemented by cores so that a simulator can check, at every
+// step, that a replica never goes back on a promise and never acknowledges
+// state that is not durable. A promise is the Paxos ballot or the VR view
+// below which the replica no longer acts, as one number ordered like the
+// ballots or views themselves.
+type Inspector interface {
+	// Promised returns the replica's current promise.
+	Promised() uint64
+	// DurablePromise returns the promise recorded in a persisted hard
+	// state (a Persist.State this core produced).
+	DurablePromise(state []byte) (uint64, error)
+	// Vouches reports the promise that an outgoing message m of this core
+	// commits its sender to (an acceptor's promise or acceptance, a VR
+	// PrepareOK or view-change vote), and false for every other message.
+	Vouches(m Message) (uint64, bool)
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chaoskv/chaos/kvnode/node"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server/storage"
 	"github.com/chaoskv/chaos/kvnode/server/wire"
@@ -168,7 +169,7 @@ func (g *group) run(ctx context.Context) error {
 		}
 		if g.core.HasReady() {
 			rd := g.core.Ready()
-			if rd.Persist.Empty() && g.busy.Load() == 0 {
+			if node.AtOnce(&rd, g.busy.Load() > 0) {
 				// Nothing to write and nothing written before it still
 				// pending: release at once, sparing the hand-off.
 				g.release(&rd)
@@ -185,89 +186,65 @@ func (g *group) run(ctx context.Context) error {
 	}
 }
 
-// maxMerge bounds how many Readies one storage write covers.
-const maxMerge = 64
-
-// persister makes Readies durable in order, merging those queued behind
-// each other into one write, and then sends their messages and delivers
-// their results. A Ready's messages never leave before it and every Ready
-// before it are durable.
+// persister makes Readies durable in order through node.Pipeline, which
+// merges those queued behind each other into one write, and then sends
+// their messages and delivers their results. A Ready's messages never
+// leave before it and every Ready before it are durable.
 func (g *group) persister() {
-	var rds []replica.Ready
-	var merged replica.Persist
+	var pl node.Pipeline
+	push := func(rd replica.Ready) {
+		if pl.Push(rd) {
+			// Nothing to write and everything before it released.
+			g.metrics.readies.Add(1)
+			g.release(&rd)
+			g.done(1)
+		}
+	}
 	for rd := range g.persistq {
-		rds = append(rds[:0], rd)
+		push(rd)
 	more:
-		for len(rds) < maxMerge {
+		for i := 1; i < node.MaxMerge; i++ {
 			select {
 			case rd, ok := <-g.persistq:
 				if !ok {
 					break more
 				}
-				rds = append(rds, rd)
+				push(rd)
 			default:
 				break more
 			}
 		}
-		// Write runs that share one transaction, so that a crash leaves a
-		// prefix of the Readies on disk. A Ready that truncates is written
-		// on its own: storage splits it into several transactions in the
-		// contract's order (State, Truncate, Entries), and a later Ready's
-		// State must not overtake its Truncate and Entries. Only the last
-		// Ready of a run may carry a snapshot, which is written after the
-		// run's entries.
-		for start := 0; start < len(rds); {
-			end := runEnd(rds, start)
-			p := &rds[start].Persist
-			if end-start > 1 {
-				mergePersist(&merged, rds[start:end])
-				p = &merged
+		for {
+			released := 0
+			started, err := pl.Start(g.store)
+			if started && err == nil {
+				err = pl.Finish(g.store, func(rd *replica.Ready) bool {
+					g.release(rd)
+					released++
+					return true
+				})
 			}
-			if err := g.store.Save(p); err != nil {
+			if err != nil {
 				g.failed <- fmt.Errorf("persist: %w", err)
 				for range g.persistq {
 				}
 				return
 			}
-			g.metrics.readies.Add(uint64(end - start))
-			for i := start; i < end; i++ {
-				g.release(&rds[i])
+			if !started {
+				break
 			}
-			g.busy.Add(-int32(end - start))
-			select {
-			case g.wake <- struct{}{}:
-			default:
-			}
-			start = end
+			g.metrics.readies.Add(uint64(released))
+			g.done(released)
 		}
-		clear(rds)
 	}
 }
 
-// runEnd returns the end of the run of Readies starting at start that one
-// storage write may cover.
-func runEnd(rds []replica.Ready, start int) int {
-	end := start + 1
-	for end < len(rds) && !rds[start].Persist.Truncate && !rds[end].Persist.Truncate && rds[end-1].Persist.Snapshot == nil {
-		end++
-	}
-	return end
-}
-
-// mergePersist combines the Persists of consecutive Readies into p, whose
-// Entries buffer is reused.
-func mergePersist(p *replica.Persist, rds []replica.Ready) {
-	*p = replica.Persist{Entries: p.Entries[:0]}
-	p.Truncate, p.TruncateAfter = rds[0].Persist.Truncate, rds[0].Persist.TruncateAfter
-	for i := range rds {
-		q := &rds[i].Persist
-		if q.State != nil {
-			p.State = q.State
-		}
-		p.Entries = append(p.Entries, q.Entries...)
-		if q.Snapshot != nil {
-			p.Snapshot = q.Snapshot
-		}
+// done tells the loop that the persister released n Readies.
+func (g *group) done(n int) {
+	g.busy.Add(-int32(n))
+	select {
+	case g.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/chaoskv/chaos/kvnode/client"
+	"github.com/chaoskv/chaos/kvnode/node"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server/wire"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
@@ -35,7 +35,7 @@ func shardedStateMachines(ctl replica.GroupID) func(replica.GroupID) replica.Sta
 }
 
 // startShardRuntimes starts, for every local sharded group, the loop that
-// does what its state machine cannot: deliver its Outbox, propose the
+// carries out what node.ShardPump decides: deliver the Outbox, propose the
 // answers, learn configurations in order, abandon stuck prepares.
 func (n *Node) startShardRuntimes(ctx context.Context, wg *sync.WaitGroup) {
 	if n.opts.ShardController == 0 {
@@ -48,35 +48,28 @@ func (n *Node) startShardRuntimes(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-type shardView struct {
-	leader  bool
-	outbox  []txn.Outgoing
-	pending []txn.TxnID
-	config  uint64
-}
-
 // view reads the group's state on its loop goroutine.
-func (g *group) shardView(ctx context.Context) (shardView, bool) {
-	ch := make(chan shardView, 1)
+func (g *group) shardView(ctx context.Context) (node.ShardView, bool) {
+	ch := make(chan node.ShardView, 1)
 	f := func() {
 		st := g.core.Status()
 		tg := g.sm.(*txn.Group)
-		v := shardView{leader: st.Leader == g.node.opts.ID, config: tg.ConfigNum()}
-		if v.leader {
-			v.outbox, v.pending = tg.Outbox(), tg.Pending()
+		v := node.ShardView{Leader: st.Leader == g.node.opts.ID, Config: tg.ConfigNum()}
+		if v.Leader {
+			v.Outbox, v.Pending = tg.Outbox(), tg.Pending()
 		}
 		ch <- v
 	}
 	select {
 	case g.calls <- f:
 	case <-ctx.Done():
-		return shardView{}, false
+		return node.ShardView{}, false
 	}
 	select {
 	case v := <-ch:
 		return v, true
 	case <-ctx.Done():
-		return shardView{}, false
+		return node.ShardView{}, false
 	}
 }
 
@@ -135,53 +128,28 @@ func (n *Node) shardRuntime(ctx context.Context, g *group) {
 		mu.Unlock()
 		g.submit(&proposal{req: replica.Request{ClientID: self, Seq: s, Op: op}, reply: func(wire.Response) {}})
 	}
-	// inflight holds the requests being delivered: the outbox repeats a
-	// message until its answer is applied, and it is sent again only
-	// after the previous delivery ended.
-	inflight := map[string]bool{}
-	sem := make(chan struct{}, 64)
-	deliver := func(key string, to replica.GroupID, op []byte, answer func([]byte) []byte) {
-		mu.Lock()
-		if inflight[key] {
-			mu.Unlock()
-			return
-		}
-		inflight[key] = true
-		mu.Unlock()
-		select {
-		case sem <- struct{}{}:
-		default:
-			mu.Lock()
-			delete(inflight, key)
-			mu.Unlock()
-			return
-		}
+	pump := node.ShardPump{Controller: n.opts.ShardController, AbandonAfter: abandonAfter, ConfigPollEvery: configPollEvery}
+	deliver := func(d node.Delivery) {
 		wg.Go(func() {
-			defer func() {
-				<-sem
-				mu.Lock()
-				delete(inflight, key)
-				mu.Unlock()
-			}()
-			c := acquire(to)
-			if c == nil {
-				return
+			var ans []byte
+			if c := acquire(d.To); c != nil {
+				sctx, cancel := context.WithTimeout(ctx, shardSendTimeout)
+				a, err := c.Raw(sctx, d.Op)
+				cancel()
+				release(d.To, c)
+				if err == nil {
+					ans = a
+				}
 			}
-			defer release(to, c)
-			sctx, cancel := context.WithTimeout(ctx, shardSendTimeout)
-			ans, err := c.Raw(sctx, op)
-			cancel()
-			if err != nil {
-				return
-			}
-			if a := answer(ans); len(a) > 0 {
-				propose(a)
+			mu.Lock()
+			op := pump.Answered(d, ans)
+			mu.Unlock()
+			if op != nil {
+				propose(op)
 			}
 		})
 	}
-	same := func(b []byte) []byte { return b }
-	firstSeen := map[txn.TxnID]time.Time{}
-	var lastPoll time.Time
+	epoch := time.Now()
 	t := time.NewTicker(shardPumpEvery)
 	defer t.Stop()
 	for {
@@ -194,38 +162,14 @@ func (n *Node) shardRuntime(ctx context.Context, g *group) {
 		if !ok {
 			return
 		}
-		if !v.leader {
-			clear(firstSeen)
-			continue
+		mu.Lock()
+		out, props := pump.Tick(time.Since(epoch), v)
+		mu.Unlock()
+		for _, d := range out {
+			deliver(d)
 		}
-		for _, m := range v.outbox {
-			deliver(string(m.Op), m.To, m.Op, same)
-		}
-		now := time.Now()
-		want := v.config + 1
-		if now.Sub(lastPoll) >= configPollEvery {
-			lastPoll = now
-			deliver("config", n.opts.ShardController, shardctl.Op{Kind: shardctl.Query, Num: int64(want)}.Encode(), func(ans []byte) []byte {
-				if r, err := shardctl.DecodeReply(ans); err == nil && r.Err == "" && r.Config.Num == want {
-					return txn.EncodeConfigRequest(&r.Config)
-				}
-				return nil
-			})
-		}
-		for id := range firstSeen {
-			if !slices.Contains(v.pending, id) {
-				delete(firstSeen, id)
-			}
-		}
-		for _, id := range v.pending {
-			t0, ok := firstSeen[id]
-			switch {
-			case !ok:
-				firstSeen[id] = now
-			case now.Sub(t0) > abandonAfter:
-				propose(txn.EncodeAbandon(id))
-				firstSeen[id] = now
-			}
+		for _, op := range props {
+			propose(op)
 		}
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"math/rand"
 	"time"
 
+	knode "github.com/chaoskv/chaos/kvnode/node"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/kvnode/server/wire"
 )
 
 // ClusterConfig describes one simulated replica group. Zero fields take the
@@ -37,6 +39,22 @@ type ClusterConfig struct {
 	MaxInflight   int
 	// Net is the network's behaviour at start; SetNet changes it.
 	Net Network
+	// Label names the cluster in safety violations ("group 2").
+	Label string
+	// Group is the group ID the cluster's messages carry on the wire.
+	Group replica.GroupID
+	// MayDecide, when set, tells which requests may decide a transaction
+	// when applied (txn.MayDecide), for faults aimed at that moment.
+	MayDecide func(op []byte) bool
+	// Codec encodes protocol messages: they cross the simulated network
+	// as bytes, framed as the server frames them, so a codec bug is a
+	// simulated bug too. It defaults to the registered protocol's codec
+	// when Factory is not set; without one, messages pass as values.
+	Codec replica.Codec
+
+	// skipSync makes every node release its Readies without syncing its
+	// disk: a broken node, for the oracle's tests.
+	skipSync bool
 }
 
 // Network is the simulated network's behaviour. Every message gets an
@@ -88,6 +106,9 @@ type node struct {
 	core    replica.Replicator
 	sm      replica.StateMachine
 	disk    disk
+	pl      knode.Pipeline    // Readies on their way through the disk
+	writing bool              // a write is waiting for its sync to complete
+	decided bool              // applied a request that may decide a transaction (while a momentDecide trap is armed)
 	waiting map[uint64]waiter // client session -> the request it waits for
 	sent    int64
 	paused  bool
@@ -128,7 +149,11 @@ type Cluster struct {
 	cut      [][]bool // cut[a][b]: node a cannot hear node b
 	stats    NetStats
 	sessions uint64 // client sessions handed out
-	err      error  // the first fatal problem (a core that cannot restart, a misaddressed message)
+	err      error  // the first fatal problem (a core that cannot restart, a misaddressed message, a Violation)
+	oracle   *oracle
+	trap     *trap  // a fault waiting for a protocol moment
+	encBuf   []byte // reused to encode messages
+	steps    *int64 // events run so far; shared by the clusters of one world
 
 	// Filter, when set, sees every protocol message at delivery time;
 	// returning false drops it. Tests use it to shape exact scenarios.
@@ -176,14 +201,18 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		if f, err = Lookup(cfg.Protocol); err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
+		if cfg.Codec == nil {
+			cfg.Codec, _ = LookupCodec(cfg.Protocol)
+		}
 	}
-	c := &Cluster{cfg: cfg, factory: f, rng: rand.New(rand.NewSource(cfg.Seed)), net: cfg.Net}
+	c := &Cluster{cfg: cfg, factory: f, rng: rand.New(rand.NewSource(cfg.Seed)), net: cfg.Net, steps: new(int64)}
+	c.oracle = newOracle(c, cfg.Replicas)
 	c.cut = make([][]bool, cfg.Replicas)
 	for i := range c.cut {
 		c.cut[i] = make([]bool, cfg.Replicas)
 	}
 	for i := 0; i < cfg.Replicas; i++ {
-		c.nodes = append(c.nodes, &node{id: replica.NodeID(i + 1)})
+		c.nodes = append(c.nodes, &node{id: replica.NodeID(i + 1), disk: disk{rng: c.rng}})
 	}
 	for i := range c.nodes {
 		if err := c.start(i); err != nil {
@@ -266,7 +295,14 @@ func (c *Cluster) start(i int) error {
 		MaxInflight:    c.cfg.MaxInflight,
 	}
 	sm := c.cfg.NewStateMachine()
-	core, err := c.factory(cfg, sm, n.disk.durable())
+	watched := &watchedSM{StateMachine: sm, o: c.oracle, i: i}
+	d, err := n.disk.Load()
+	if err != nil {
+		err = fmt.Errorf("start node %d at %v: %w", n.id, c.Now(), err)
+		c.fail(err)
+		return err
+	}
+	core, err := c.factory(cfg, watched, d)
 	if err != nil {
 		err = fmt.Errorf("start node %d at %v: %w", n.id, c.Now(), err)
 		c.fail(err)
@@ -275,6 +311,7 @@ func (c *Cluster) start(i int) error {
 	n.core, n.sm, n.up = core, sm, true
 	n.gen++
 	n.waiting = make(map[uint64]waiter)
+	c.oracle.started(i)
 	if n.tick == 0 {
 		n.tick = int64(c.cfg.Tick)
 	}
@@ -283,8 +320,21 @@ func (c *Cluster) start(i int) error {
 	return nil
 }
 
+// Submit proposes req at node id as the node's own runtime does, with no
+// one waiting for the answer; a node that is down, paused or not the
+// leader drops it.
+func (c *Cluster) Submit(id replica.NodeID, req replica.Request) {
+	i := c.mustIndex(id)
+	n := c.nodes[i]
+	if !n.up || n.paused {
+		return
+	}
+	_ = n.core.Propose(req)
+	c.drain(i)
+}
+
 // Crash stops a node: its core, state machine and waiting clients are
-// lost; its disk stays.
+// lost; its disk keeps what was synced and loses any part of the rest.
 func (c *Cluster) Crash(id replica.NodeID) {
 	n := c.nodes[c.mustIndex(id)]
 	if !n.up {
@@ -292,7 +342,24 @@ func (c *Cluster) Crash(id replica.NodeID) {
 	}
 	n.up, n.core, n.sm, n.waiting = false, nil, nil, nil
 	n.paused, n.inbox = false, nil
+	n.disk.crash()
+	n.pl.Reset()
+	n.writing = false
 	n.gen++
+}
+
+// FailSyncs makes a node's next k disk syncs fail. A node whose sync fails
+// stops, as the real server does, and its supervisor restarts it after
+// RestartDelay.
+func (c *Cluster) FailSyncs(id replica.NodeID, k int) {
+	c.nodes[c.mustIndex(id)].disk.failSyncs = k
+}
+
+// DiskStats returns a node's disk counters: writes, syncs, unsynced writes
+// lost at crashes, and writes torn at crashes.
+func (c *Cluster) DiskStats(id replica.NodeID) (writes, syncs, lost, torn int) {
+	d := &c.nodes[c.mustIndex(id)].disk
+	return d.writes, d.syncs, d.lost, d.torn
 }
 
 // Pause freezes a running node, as SIGSTOP does: it neither ticks nor
@@ -327,11 +394,14 @@ func (c *Cluster) Resume(id replica.NodeID) {
 		}
 		// The node's buffers already hold these: a partition that
 		// began meanwhile does not take them back.
-		if e.kind == evDeliver {
+		switch e.kind {
+		case evDeliver:
 			c.stats.Delivered++
 			n.core.Step(e.msg)
 			c.drain(i)
-		} else {
+		case evSync:
+			c.synced(i)
+		default:
 			c.request(i, e.pkt)
 		}
 	}
@@ -375,7 +445,7 @@ func (c *Cluster) Status(id replica.NodeID) (st replica.Status, ok bool) {
 
 // DiskEntries returns how many log entries a node's disk holds.
 func (c *Cluster) DiskEntries(id replica.NodeID) int {
-	return len(c.nodes[c.mustIndex(id)].disk.entries)
+	return len(c.nodes[c.mustIndex(id)].disk.stable.entries)
 }
 
 // Leader returns the node that a majority of running nodes (itself
@@ -528,36 +598,220 @@ func (c *Cluster) transmit(e event) {
 	}
 }
 
-// drain hands a node's outputs to the disk, the network and the clients,
-// in the contract's order: persist first, then messages, then results.
+// drain takes a node's Readies and puts them through its pipeline: each
+// is written to the disk and released (messages sent, clients answered)
+// only after the sync that covers it.
 func (c *Cluster) drain(i int) {
 	n := c.nodes[i]
 	for n.up && n.core.HasReady() {
 		rd := n.core.Ready()
-		n.disk.apply(&rd.Persist)
-		for _, m := range rd.Messages {
-			c.stats.Sent++
-			n.sent++
-			if m.Source() != n.id {
-				c.fail(fmt.Errorf("node %d sent a message claiming source %d (%T)", n.id, m.Source(), m))
-				continue
-			}
-			d, ok := c.index(m.Dest())
-			if !ok || d == i {
-				c.fail(fmt.Errorf("node %d sent a message to node %d, not a peer (%T)", n.id, m.Dest(), m))
-				continue
-			}
-			c.transmit(event{kind: evDeliver, who: int32(d), msg: m})
-		}
-		for _, r := range rd.Results {
-			w, ok := n.waiting[r.ClientID]
-			if !ok || w.seq != r.Seq {
-				continue
-			}
-			delete(n.waiting, r.ClientID)
-			c.transmit(event{kind: evReply, who: w.client, pkt: &packet{client: w.client, clientID: r.ClientID, seq: r.Seq, from: int32(i), value: r.Value}})
+		c.oracle.readied(i, &rd)
+		if n.pl.Push(rd) {
+			c.release(i, &rd)
 		}
 	}
+	c.persist(i)
+}
+
+// Disk latencies: a sync completes this long after its write began.
+const (
+	minSync = 50 * time.Microsecond
+	maxSync = 500 * time.Microsecond
+)
+
+// persist starts the node's next disk write, unless one is in progress.
+func (c *Cluster) persist(i int) {
+	n := c.nodes[i]
+	if !n.up || n.writing {
+		return
+	}
+	started, err := n.pl.Start(&n.disk)
+	if err != nil {
+		c.fail(fmt.Errorf("node %d: disk %w", n.id, err))
+		return
+	}
+	if !started {
+		return
+	}
+	n.writing = true
+	c.agenda.push(event{at: c.now + int64(minSync) + c.rng.Int63n(int64(maxSync-minSync)+1), kind: evSync, who: int32(i), gen: n.gen})
+}
+
+// RestartDelay is how long a node that stopped on a failed sync stays down.
+const RestartDelay = 200 * time.Millisecond
+
+// synced completes node i's disk write: it syncs and releases the Readies
+// the write covered, or stops the node when the sync fails.
+func (c *Cluster) synced(i int) {
+	n := c.nodes[i]
+	n.writing = false
+	var st replica.Storage = &n.disk
+	if c.cfg.skipSync {
+		st = unsynced{&n.disk} // the broken node of the oracle's tests
+	}
+	err := n.pl.Finish(st, func(rd *replica.Ready) bool {
+		c.release(i, rd)
+		return n.up
+	})
+	if err != nil {
+		c.Crash(n.id)
+		gen := n.gen
+		c.At(RestartDelay, func() {
+			if n.gen == gen {
+				if err := c.Restart(n.id); err != nil {
+					c.fail(err)
+				}
+			}
+		})
+		return
+	}
+	c.persist(i)
+}
+
+// unsynced is a disk whose Sync does nothing: a node that forgets to sync.
+type unsynced struct{ *disk }
+
+func (unsynced) Sync() error { return nil }
+
+// release sends a durable Ready's messages and answers its clients.
+func (c *Cluster) release(i int, rd *replica.Ready) {
+	n := c.nodes[i]
+	c.oracle.releasing(i, rd)
+	for _, m := range rd.Messages {
+		c.stats.Sent++
+		n.sent++
+		if m.Source() != n.id {
+			c.fail(fmt.Errorf("node %d sent a message claiming source %d (%T)", n.id, m.Source(), m))
+			continue
+		}
+		d, ok := c.index(m.Dest())
+		if !ok || d == i {
+			c.fail(fmt.Errorf("node %d sent a message to node %d, not a peer (%T)", n.id, m.Dest(), m))
+			continue
+		}
+		e := event{kind: evDeliver, who: int32(d), gen: uint64(i), msg: m}
+		if codec := c.cfg.Codec; codec != nil {
+			var encErr error
+			b, err := wire.AppendFrame(c.encBuf[:0], wire.KindPeer, func(b []byte) []byte {
+				b = wire.AppendPeer(b, uint32(c.cfg.Group))
+				b, encErr = codec.AppendMessage(b, m)
+				return b
+			})
+			if err == nil {
+				err = encErr
+			}
+			if err != nil {
+				c.oracle.violate(i, "could not encode its %T: %v", m, err)
+				return
+			}
+			c.encBuf = b
+			e.msg = &frame{b: append([]byte(nil), b...)}
+		}
+		c.transmit(e)
+	}
+	for _, r := range rd.Results {
+		w, ok := n.waiting[r.ClientID]
+		if !ok || w.seq != r.Seq {
+			continue
+		}
+		delete(n.waiting, r.ClientID)
+		c.transmit(event{kind: evReply, who: w.client, pkt: &packet{client: w.client, clientID: r.ClientID, seq: r.Seq, from: int32(i), value: r.Value}})
+	}
+	if c.trap != nil && c.trap.hit(n, rd) {
+		t := c.trap
+		c.trap = nil
+		t.fire(n.id)
+	}
+}
+
+// moment is a protocol moment at which a targeted fault strikes.
+type moment uint8
+
+const (
+	// momentVouch: a replica just sent a promise, an acceptance or a
+	// vote (replica.Inspector's Vouches).
+	momentVouch moment = iota + 1
+	// momentChoose: a leader just sent the values it picked for new log
+	// slots.
+	momentChoose
+	// momentDecide: a replica just applied a request that may decide a
+	// transaction (ClusterConfig.MayDecide).
+	momentDecide
+)
+
+var moments = []moment{momentVouch, momentChoose}
+
+func (m moment) String() string {
+	switch m {
+	case momentVouch:
+		return "after-vouch"
+	case momentChoose:
+		return "after-choose"
+	}
+	return "after-decide"
+}
+
+// trap fires once, at the first node to reach its moment: right after the
+// Ready that reached it was released.
+type trap struct {
+	moment moment
+	fire   func(replica.NodeID)
+}
+
+func (t *trap) hit(n *node, rd *replica.Ready) bool {
+	if t.moment == momentDecide {
+		d := n.decided
+		n.decided = false
+		return d && n.up
+	}
+	if len(rd.Messages) == 0 || !n.up {
+		return false
+	}
+	switch t.moment {
+	case momentVouch:
+		insp, ok := n.core.(replica.Inspector)
+		if !ok {
+			return false
+		}
+		for _, m := range rd.Messages {
+			if _, ok := insp.Vouches(m); ok {
+				return true
+			}
+		}
+	case momentChoose:
+		return len(rd.Persist.Entries) > 0 && n.core.Status().Leader == n.id
+	}
+	return false
+}
+
+// decode turns a delivered frame back into a message with the cluster's
+// codec; a frame that does not decode, or decodes to a message that is not
+// from its sender to its receiver, is a violation.
+func (c *Cluster) decode(e event, f *frame) replica.Message {
+	k, p, rest, err := wire.SplitFrame(f.b)
+	if err == nil && (k != wire.KindPeer || len(rest) > 0) {
+		err = fmt.Errorf("frame of kind %d with %d bytes after it", k, len(rest))
+	}
+	var g uint32
+	if err == nil {
+		g, p, err = wire.DecodePeer(p)
+	}
+	if err == nil && g != uint32(c.cfg.Group) {
+		err = fmt.Errorf("frame for group %d", g)
+	}
+	var m replica.Message
+	if err == nil {
+		m, err = c.cfg.Codec.DecodeMessage(p)
+	}
+	from := c.nodes[e.gen]
+	if err == nil && (m.Source() != from.id || m.Dest() != c.nodes[e.who].id) {
+		err = fmt.Errorf("%T decoded as from %d to %d", m, m.Source(), m.Dest())
+	}
+	if err != nil {
+		c.oracle.violate(int(e.who), "a message from node %d did not survive the wire: %v", from.id, err)
+		return nil
+	}
+	return m
 }
 
 // Step runs the next event. It returns false when nothing is scheduled.
@@ -567,6 +821,7 @@ func (c *Cluster) Step() bool {
 	}
 	e := c.agenda.pop()
 	c.now = e.at
+	*c.steps++
 	c.handle(e)
 	return true
 }
@@ -586,8 +841,16 @@ func (c *Cluster) handle(e event) {
 		c.agenda.push(e)
 	case evDeliver:
 		n := c.nodes[e.who]
-		src, _ := c.index(e.msg.Source())
-		if !n.up || c.cut[e.who][src] || (c.Filter != nil && !c.Filter(e.msg)) {
+		if !n.up || c.cut[e.who][e.gen] {
+			c.stats.Dropped++
+			return
+		}
+		if f, ok := e.msg.(*frame); ok {
+			if e.msg = c.decode(e, f); e.msg == nil {
+				return
+			}
+		}
+		if c.Filter != nil && !c.Filter(e.msg) {
 			c.stats.Dropped++
 			return
 		}
@@ -610,6 +873,17 @@ func (c *Cluster) handle(e event) {
 		c.clients[e.who].attemptTimer(e.gen)
 	case evDeadline:
 		c.clients[e.who].deadline(e.gen)
+	case evSync:
+		n := c.nodes[e.who]
+		switch {
+		case !n.up || n.gen != e.gen:
+		case n.paused:
+			// The sync completes, but the process cannot act on it
+			// until it runs again.
+			n.inbox = append(n.inbox, e)
+		default:
+			c.synced(int(e.who))
+		}
 	case evFunc:
 		e.fn()
 	}

@@ -167,7 +167,7 @@ func (f *fakeCore) Propose(reqs ...replica.Request) error {
 			if err != nil || op.Kind != kv.Get {
 				return &replica.NotLeaderError{Leader: 1}
 			}
-			v, found := f.sm.(*kv.Store).Get(op.Key)
+			v, found := f.sm.(*watchedSM).StateMachine.(*kv.Store).Get(op.Key)
 			f.out.Results = append(f.out.Results, replica.Result{ClientID: r.ClientID, Seq: r.Seq, Value: kv.Reply{Value: v, Found: found, Ok: true}.Encode()})
 		}
 		return nil

@@ -22,11 +22,16 @@ const (
 	NemesisLoss            = "loss"                      // drop 20% of messages
 	NemesisDup             = "dup"                       // duplicate 30% of messages
 	NemesisDelay           = "delay"                     // 5-60 ms latency, 10% of messages up to 200 ms more
+	NemesisPartitionLeader = "partition-leader"          // cut the current leader off
+	NemesisSwizzle         = "partition-swizzle"         // clog nodes one by one, then unclog them one by one
+	NemesisCrashMoment     = "crash-moment"              // crash a node right after it promises, accepts or votes, or a leader right after it picks a slot
+	NemesisDisk            = "disk"                      // a node's fsync fails: it stops, losing unsynced writes, and restarts
 )
 
 // NemesisKinds lists every fault kind.
 var NemesisKinds = []string{NemesisNone, NemesisPartition, NemesisPartitionOne, NemesisMajoritiesRing,
-	NemesisPartitionBridge, NemesisKill, NemesisPause, NemesisClock, NemesisLoss, NemesisDup, NemesisDelay}
+	NemesisPartitionBridge, NemesisKill, NemesisPause, NemesisClock, NemesisLoss, NemesisDup, NemesisDelay,
+	NemesisPartitionLeader, NemesisSwizzle, NemesisCrashMoment, NemesisDisk}
 
 // ParseNemesis parses a comma-separated list of fault kinds; "all" stands
 // for every kind.
@@ -96,15 +101,17 @@ func (s *NemesisSchedule) defaults() {
 // stop in the history. Faults are chosen from kinds; with probability 1/3
 // two compatible kinds run together.
 type nemesis struct {
-	r       *runner
-	kinds   []string
-	sched   NemesisSchedule
-	base    Network
-	active  []string
-	killed  []replica.NodeID
-	paused  []replica.NodeID
-	stopped bool
-	gen     int
+	r         *runner
+	kinds     []string
+	sched     NemesisSchedule
+	base      Network
+	active    []string
+	killed    []replica.NodeID
+	trapped   []replica.NodeID // crashed by a crash-moment trap
+	swizzling *int             // the running swizzle's token; nil when none runs
+	paused    []replica.NodeID
+	stopped   bool
+	gen       int
 }
 
 func (nm *nemesis) begin() {
@@ -279,6 +286,36 @@ func (nm *nemesis) apply(kind string) {
 		net := c.Net()
 		net.MinDelay, net.MaxDelay, net.TailProb, net.TailDelay = 5*time.Millisecond, 60*time.Millisecond, 0.1, 200*time.Millisecond
 		_ = c.SetNet(net)
+	case NemesisPartitionLeader:
+		l := c.Leader()
+		if l == 0 {
+			l = nm.shuffled()[0]
+		}
+		var rest []replica.NodeID
+		for _, id := range c.Peers() {
+			if id != l {
+				rest = append(rest, id)
+			}
+		}
+		c.Partition([]replica.NodeID{l}, rest)
+	case NemesisSwizzle:
+		nm.swizzle()
+	case NemesisCrashMoment:
+		m := moments[c.rng.Intn(len(moments))]
+		c.trap = &trap{moment: m, fire: func(id replica.NodeID) {
+			c.Crash(id)
+			nm.trapped = append(nm.trapped, id)
+			nm.r.nemesisOp("kill", []any{nodeName(id), m.String()})
+		}}
+		nm.active = append(nm.active, kind)
+		nm.r.nemesisOp("start-crash-moment", m.String())
+		return
+	case NemesisDisk:
+		id := nm.shuffled()[0]
+		c.FailSyncs(id, 1+c.rng.Intn(2))
+		nm.active = append(nm.active, kind)
+		nm.r.nemesisOp("start-disk", []any{nodeName(id), "fsync fails"})
+		return
 	}
 	nm.active = append(nm.active, kind)
 	var v any
@@ -360,7 +397,24 @@ func (nm *nemesis) healAll() {
 			for _, id := range c.Peers() {
 				_ = c.SetClockRate(id, 1)
 			}
+		case kind == NemesisCrashMoment:
+			c.trap = nil
+			names := make([]any, len(nm.trapped))
+			for i, id := range nm.trapped {
+				if err := c.Restart(id); err != nil {
+					c.fail(err)
+				}
+				names[i] = nodeName(id)
+			}
+			nm.trapped = nm.trapped[:0]
+			nm.r.nemesisOp("start", names)
+			continue
+		case kind == NemesisDisk:
+			for _, id := range c.Peers() {
+				c.FailSyncs(id, 0)
+			}
 		case isPartition(kind):
+			nm.swizzling = nil
 			c.Heal()
 		default:
 			_ = c.SetNet(nm.base)
@@ -368,4 +422,46 @@ func (nm *nemesis) healAll() {
 		nm.r.nemesisOp("stop-"+faultName(kind), kind)
 	}
 	nm.active = nm.active[:0]
+}
+
+// swizzle clogs the nodes one at a time, in a random order, then unclogs
+// them one at a time in another, a step of 20-100ms apart, until the fault
+// ends (FoundationDB's swizzle-clog): a clogged node neither hears nor is
+// heard by anyone.
+func (nm *nemesis) swizzle() {
+	c := nm.r.c
+	token := new(int)
+	nm.swizzling = token
+	in, out := nm.shuffled(), nm.shuffled()
+	step := nm.uniform(20*time.Millisecond, 100*time.Millisecond)
+	clogged := map[replica.NodeID]bool{}
+	apply := func() {
+		for _, a := range c.Peers() {
+			for _, b := range c.Peers() {
+				if a != b {
+					if clogged[a] || clogged[b] {
+						c.Cut(a, b)
+					} else {
+						c.cut[c.mustIndex(a)][c.mustIndex(b)] = false
+					}
+				}
+			}
+		}
+	}
+	for k, id := range in {
+		c.At(time.Duration(k+1)*step, func() {
+			if nm.swizzling == token {
+				clogged[id] = true
+				apply()
+			}
+		})
+	}
+	for k, id := range out {
+		c.At(time.Duration(len(in)+k+1)*step, func() {
+			if nm.swizzling == token {
+				delete(clogged, id)
+				apply()
+			}
+		})
+	}
 }

@@ -8,5 +8,5 @@ import (
 func init() {
 	Register("paxos", func(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (replica.Replicator, error) {
 		return paxos.New(cfg, sm, d)
-	})
+	}, paxos.Codec{})
 }

@@ -13,32 +13,48 @@ import (
 // after every crash from what the node's disk holds.
 type Factory func(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (replica.Replicator, error)
 
+type protocol struct {
+	factory Factory
+	codec   replica.Codec
+}
+
 var (
 	registryMu sync.RWMutex
-	registry   = map[string]Factory{}
+	registry   = map[string]protocol{}
 )
 
-// Register makes a core available to the simulator under name (as used by
-// `chaos sim --replication`). It panics if name is taken, as that is a
-// programming error caught at init.
-func Register(name string, f Factory) {
+// Register makes a core and its wire codec available to the simulator
+// under name (as used by `chaos sim --replication`). It panics if name is
+// taken, as that is a programming error caught at init.
+func Register(name string, f Factory, codec replica.Codec) {
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	if _, dup := registry[name]; dup {
 		panic("sim: protocol " + name + " registered twice")
 	}
-	registry[name] = f
+	registry[name] = protocol{f, codec}
 }
 
 // Lookup returns the factory registered under name.
 func Lookup(name string) (Factory, error) {
+	p, err := lookup(name)
+	return p.factory, err
+}
+
+// LookupCodec returns the wire codec registered under name.
+func LookupCodec(name string) (replica.Codec, error) {
+	p, err := lookup(name)
+	return p.codec, err
+}
+
+func lookup(name string) (protocol, error) {
 	registryMu.RLock()
 	defer registryMu.RUnlock()
-	f, ok := registry[name]
+	p, ok := registry[name]
 	if !ok {
-		return nil, fmt.Errorf("unknown replication protocol %q (have: %s)", name, strings.Join(protocolsLocked(), ", "))
+		return protocol{}, fmt.Errorf("unknown replication protocol %q (have: %s)", name, strings.Join(protocolsLocked(), ", "))
 	}
-	return f, nil
+	return p, nil
 }
 
 // Protocols returns the registered protocol names, sorted.

@@ -13,6 +13,7 @@ const (
 	evAttempt                       // a client's attempt timer fires
 	evDeadline                      // a client's overall deadline for an op passes
 	evFunc                          // run a scheduled function (nemesis steps, tests)
+	evSync                          // a node's disk write is synced (or its sync fails)
 )
 
 // event is one entry of the simulation's agenda. Events at the same virtual
@@ -22,9 +23,9 @@ type event struct {
 	at   int64
 	seq  uint64
 	kind eventKind
-	who  int32  // node or client index
-	gen  uint64 // node incarnation or client attempt the event belongs to
-	msg  replica.Message
+	who  int32           // node or client index
+	gen  uint64          // node incarnation or client attempt the event belongs to; the sender's index for evDeliver
+	msg  replica.Message // a *frame as it crosses the wire, or a value (no codec)
 	pkt  *packet
 	fn   func()
 }
@@ -86,3 +87,11 @@ func (a *agenda) pop() event {
 	}
 	return top
 }
+
+// frame is an encoded protocol message in flight: what a socket would carry.
+type frame struct{ b []byte }
+
+// Source and Dest are never asked of a frame: the event says who sent it
+// and to whom, and decoding checks that the message agrees.
+func (*frame) Source() replica.NodeID { return 0 }
+func (*frame) Dest() replica.NodeID   { return 0 }

@@ -1,9 +1,13 @@
-// Package sim is kvnode's deterministic simulator: the real protocol cores
-// and state machine run in one goroutine on a virtual clock, over a
-// simulated network that loses, duplicates, delays and reorders messages,
+// Package sim is kvnode's deterministic simulator: the real protocol cores,
+// state machines, wire codecs and persist pipeline (node.Pipeline) run in
+// one goroutine on a virtual clock, over a simulated network that carries
+// encoded frames and loses, duplicates, delays and reorders them,
 // partitions nodes with arbitrary grudges, and crashes and restarts them
-// from what they persisted. Clients record a Jepsen-shaped history, which
-// is checked for linearizability.
+// from a simulated disk that loses unsynced writes at a crash (disk.go).
+// Clients record a Jepsen-shaped history, which is checked for
+// linearizability; safety oracles check every step (oracle.go), and
+// faults can be aimed at protocol moments (a crash right after a promise,
+// a swizzle of the links).
 //
 // A run is a pure function of its Config: one seed drives every random
 // choice (math/rand), events at equal times run in scheduling order, and
@@ -206,6 +210,13 @@ func Run(cfg Config) (*Result, error) {
 	// guards against a simulator bug.
 	limit := time.Duration(cfg.Ops+1)*(cfg.Client.deadline()+cfg.Think) + cfg.Settle + time.Hour
 	c.RunUntil(func() bool { return r.done || c.err != nil }, limit)
+	if v := violation(c.err); v != nil {
+		r.res.History, r.res.Virtual, r.res.Net = r.hist, c.Now(), c.Stats()
+		r.res.Problems = append(r.res.Problems, v.Error())
+		r.res.Check = checker.Result{Valid: checker.Invalid, Summary: "stopped at a safety violation"}
+		r.res.Valid = checker.Invalid
+		return r.res, nil
+	}
 	if c.err != nil {
 		return nil, fmt.Errorf("sim seed %d: %w", cfg.Seed, c.err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/chaoskv/chaos/checker/bank"
 	"github.com/chaoskv/chaos/checker/elle"
 	"github.com/chaoskv/chaos/history"
+	knode "github.com/chaoskv/chaos/kvnode/node"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/kvnode/txn"
@@ -251,19 +252,18 @@ func (w *world) cutFor(cl *Client, g int, at replica.NodeID) {
 	cl.CutFrom(cut...)
 }
 
-// groupRuntime is the part of a shard group's runtime that the state
-// machine cannot do itself: it runs on the group's current leader and
-// delivers the Outbox to other groups, proposes their answers, learns
-// configurations from the controller in order, and abandons transactions
-// whose votes do not come.
+// groupRuntime carries out, for one shard group, what node.ShardPump
+// decides on the group's current leader: it delivers the pump's requests
+// through pooled clients that run on the leader's node (so they share its
+// partitions) and proposes what the pump returns at the leader, under a
+// session of its own, as the server's shard runtime does.
 type groupRuntime struct {
-	w         *world
-	g         int
-	self      *Client
-	queue     [][]byte
-	out       map[replica.GroupID][]*Client
-	ctl       *Client
-	firstSeen map[txn.TxnID]int64
+	w       *world
+	g       int
+	pump    knode.ShardPump
+	pool    map[replica.GroupID][]*Client // idle delivery clients per target group
+	session uint64
+	seq     uint64
 }
 
 const pumpEvery = 20 * time.Millisecond
@@ -272,84 +272,59 @@ func (rt *groupRuntime) tick() {
 	w := rt.w
 	defer w.at(pumpEvery, rt.tick)
 	c := w.clusters[rt.g]
+	var v knode.ShardView
 	lead := c.Leader()
+	if lead != 0 {
+		n := c.nodes[lead-1]
+		if grp, ok := n.sm.(*txn.Group); ok && n.up && !n.paused {
+			v = knode.ShardView{Leader: true, Config: grp.ConfigNum(), Outbox: grp.Outbox(), Pending: grp.Pending()}
+		}
+	}
+	out, props := rt.pump.Tick(time.Duration(w.now()), v)
+	for _, d := range out {
+		rt.deliver(d, w.members[rt.g][lead-1])
+	}
+	for _, op := range props {
+		rt.propose(lead, op)
+	}
+}
+
+// deliver sends d from world node at and reports the answer to the pump.
+func (rt *groupRuntime) deliver(d knode.Delivery, at replica.NodeID) {
+	w := rt.w
+	if w.groupCut[[2]replica.GroupID{replica.GroupID(rt.g), d.To}] {
+		rt.pump.Answered(d, nil)
+		return
+	}
+	var cl *Client
+	if p := rt.pool[d.To]; len(p) > 0 {
+		cl, rt.pool[d.To] = p[len(p)-1], p[:len(p)-1]
+	} else {
+		cl = w.clientOf(int(d.To), 0)
+	}
+	w.cutFor(cl, int(d.To), at)
+	err := cl.Invoke(d.Op, func(o Outcome) {
+		rt.pool[d.To] = append(rt.pool[d.To], cl)
+		var ans []byte
+		if !o.Unknown {
+			ans = o.Value
+		}
+		if op := rt.pump.Answered(d, ans); op != nil {
+			rt.propose(w.clusters[rt.g].Leader(), op)
+		}
+	})
+	if err != nil {
+		w.err = err
+	}
+}
+
+// propose submits op at the group's leader under the runtime's session.
+func (rt *groupRuntime) propose(lead replica.NodeID, op []byte) {
 	if lead == 0 {
 		return
 	}
-	n := c.nodes[lead-1]
-	grp, ok := n.sm.(*txn.Group)
-	if !ok || !n.up || n.paused {
-		return
-	}
-	at := w.members[rt.g][lead-1]
-	for _, m := range grp.Outbox() {
-		if int(m.To) >= len(w.clusters) || m.To == 0 || w.groupCut[[2]replica.GroupID{replica.GroupID(rt.g), m.To}] {
-			continue
-		}
-		for _, cl := range rt.out[m.To] {
-			if cl.Busy() {
-				continue
-			}
-			w.cutFor(cl, int(m.To), at)
-			cl.Invoke(m.Op, func(o Outcome) {
-				if !o.Unknown && len(o.Value) > 0 {
-					rt.enqueue(o.Value)
-				}
-			})
-			break
-		}
-	}
-	now := w.now()
-	pending := grp.Pending()
-	// Walk pending (sorted), never the map, so the run stays a function
-	// of the seed.
-	seen := make(map[txn.TxnID]int64, len(pending))
-	for _, id := range pending {
-		t, ok := rt.firstSeen[id]
-		switch {
-		case !ok:
-			t = now
-		case now-t > int64(w.cfg.AbandonAfter):
-			rt.enqueue(txn.EncodeAbandon(id))
-			t = now
-		}
-		seen[id] = t
-	}
-	rt.firstSeen = seen
-	if !rt.ctl.Busy() {
-		want := grp.ConfigNum() + 1
-		w.cutFor(rt.ctl, 0, at)
-		rt.ctl.Invoke(shardctl.Op{Kind: shardctl.Query, Num: int64(want)}.Encode(), func(o Outcome) {
-			if o.Unknown {
-				return
-			}
-			if r, err := shardctl.DecodeReply(o.Value); err == nil && r.Err == "" && r.Config.Num == want {
-				rt.enqueue(txn.EncodeConfigRequest(&r.Config))
-			}
-		})
-	}
-	rt.flush(at)
-}
-
-func (rt *groupRuntime) enqueue(op []byte) {
-	for _, q := range rt.queue {
-		if string(q) == string(op) {
-			return
-		}
-	}
-	if len(rt.queue) < 256 {
-		rt.queue = append(rt.queue, op)
-	}
-}
-
-func (rt *groupRuntime) flush(at replica.NodeID) {
-	if rt.self.Busy() || len(rt.queue) == 0 {
-		return
-	}
-	op := rt.queue[0]
-	rt.queue = rt.queue[1:]
-	rt.w.cutFor(rt.self, rt.g, at)
-	rt.self.Invoke(op, func(Outcome) { rt.flush(at) })
+	rt.seq++
+	rt.w.clusters[rt.g].Submit(lead, replica.Request{ClientID: rt.session, Seq: rt.seq, Op: op})
 }
 
 // txnWorker is one workload client: it routes each transaction to the
@@ -603,6 +578,9 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	}
 	limit := time.Duration(cfg.Ops+10) * (cfg.TxnDeadline + cfg.Think)
 	w.runUntil(func() bool { return active == 0 }, limit)
+	if v := violation(w.err); v != nil {
+		return w.stopped(v), nil
+	}
 	if w.err != nil {
 		return nil, fmt.Errorf("sim seed %d: %w", cfg.Seed, w.err)
 	}
@@ -627,6 +605,9 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 			tw.run([]txn.MicroOp{{F: txn.Read, Key: skey(int64(k))}}, []any{[]any{"r", int64(k), nil}}, func() { finished = true })
 		}
 		w.runUntil(func() bool { return finished }, 30*time.Second)
+		if v := violation(w.err); v != nil {
+			return w.stopped(v), nil
+		}
 		if last := w.hist[len(w.hist)-1]; !finished || last.Type != history.Ok {
 			w.res.Problems = append(w.res.Problems, fmt.Sprintf("final read of key %d did not complete after healing", k))
 		}
@@ -663,6 +644,16 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	return w.res, nil
 }
 
+// stopped is the result of a run that a safety violation stopped: invalid,
+// with the history up to that point.
+func (w *world) stopped(v *Violation) *ShardedResult {
+	w.res.History, w.res.Virtual = w.hist, time.Duration(w.now())
+	w.res.Problems = append(w.res.Problems, v.Error())
+	w.res.Check = checker.Result{Valid: checker.Invalid, Summary: "stopped at a safety violation"}
+	w.res.Valid = checker.Invalid
+	return w.res
+}
+
 // genTxn makes 1-4 micro-ops over the keys: appends of unique values and
 // reads.
 func (w *world) genTxn() ([]txn.MicroOp, []any) {
@@ -689,12 +680,19 @@ func (w *world) genTxn() ([]txn.MicroOp, []any) {
 }
 
 // nemesis alternates faults every 300-800ms until stopped: a crashed node
-// (restarted at the next step), a random partition of the nodes (healed
-// at the next step), or a shard change at the controller.
+// (restarted at the next step; half the time the node of the first replica
+// of a group to send a promise or vote, to pick values for new slots, or to
+// apply a request that may decide a transaction), a random partition of
+// the nodes (healed at the next step), or a shard change at the
+// controller.
 func (w *world) nemesis(admin *Client, stopped func() bool) {
 	var down replica.NodeID
+	var armed *Cluster
 	var step func()
 	step = func() {
+		if armed != nil {
+			armed.trap, armed = nil, nil
+		}
 		if down != 0 {
 			w.restart(down)
 			down = 0
@@ -705,6 +703,23 @@ func (w *world) nemesis(admin *Client, stopped func() bool) {
 		}
 		switch w.rng.Intn(3) {
 		case 0:
+			if w.rng.Intn(2) == 0 {
+				// Aim the crash: the node of the first replica of a
+				// group to reach the moment.
+				g := 1 + w.rng.Intn(w.cfg.Groups)
+				m := []moment{momentVouch, momentChoose, momentDecide}[w.rng.Intn(3)]
+				armed = w.clusters[g]
+				armed.trap = &trap{moment: m, fire: func(id replica.NodeID) {
+					if down != 0 {
+						return
+					}
+					down = w.members[g][id-1]
+					w.crash(down)
+					w.recordNemesis("kill", fmt.Sprintf("%d %s in group %d", down, m, g))
+				}}
+				w.recordNemesis("crash-moment", fmt.Sprintf("%s in group %d", m, g))
+				break
+			}
 			down = replica.NodeID(1 + w.rng.Intn(w.cfg.Nodes))
 			w.crash(down)
 			w.recordNemesis("kill", int64(down))
@@ -898,24 +913,20 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 		if g == 0 {
 			newSM = func() replica.StateMachine { return shardctl.New() }
 		}
-		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200})
+		label := fmt.Sprintf("group %d (nodes %v as 1-3)", g, mem)
+		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200, Label: label, Group: replica.GroupID(g), MayDecide: txn.MayDecide})
 		if err != nil {
 			return nil, nil, fmt.Errorf("sim: group %d: %w", g, err)
+		}
+		if g > 0 {
+			c.steps = w.clusters[0].steps
 		}
 		w.clusters = append(w.clusters, c)
 		w.members = append(w.members, mem)
 	}
 	for g := 1; g <= cfg.Groups; g++ {
-		rt := &groupRuntime{w: w, g: g, out: map[replica.GroupID][]*Client{}, firstSeen: map[txn.TxnID]int64{}}
-		rt.self = w.clientOf(g, 0)
-		rt.ctl = w.clientOf(0, 0)
-		for to := 1; to <= cfg.Groups; to++ {
-			if to != g {
-				for i := 0; i < 4; i++ {
-					rt.out[replica.GroupID(to)] = append(rt.out[replica.GroupID(to)], w.clientOf(to, 0))
-				}
-			}
-		}
+		rt := &groupRuntime{w: w, g: g, pool: map[replica.GroupID][]*Client{}, session: w.clusters[g].nextSession()}
+		rt.pump = knode.ShardPump{Controller: 0, AbandonAfter: cfg.AbandonAfter, ConfigPollEvery: pumpEvery}
 		w.pumps = append(w.pumps, rt)
 		w.at(pumpEvery, rt.tick)
 	}

@@ -8,5 +8,5 @@ import (
 func init() {
 	Register("vr", func(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (replica.Replicator, error) {
 		return vr.New(cfg, sm, d)
-	})
+	}, vr.Codec{})
 }

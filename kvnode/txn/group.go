@@ -262,6 +262,13 @@ func decodeMessage(b []byte) (*message, error) {
 	return &m, nil
 }
 
+// MayDecide reports whether applying op can decide a transaction at its
+// coordinator: a participant's vote (the last one decides) or an abandon.
+func MayDecide(op []byte) bool {
+	m, err := decodeMessage(op)
+	return err == nil && (m.K == opVote || m.K == opAbandon)
+}
+
 // EncodeTxnRequest returns the op of a client transaction request.
 func EncodeTxnRequest(ops []MicroOp) []byte { return (&message{K: opTxn, Ops: ops}).encode() }
 

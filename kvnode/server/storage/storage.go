@@ -58,7 +58,7 @@ import (
 
 var stateKey = []byte("hard-state")
 
-// Store is one replica's durable storage. It is not safe for concurrent
+// Store is one replica's durable storage, a replica.Storage. It is not safe for concurrent
 // use; the replica's event loop owns it.
 type Store struct {
 	dir     string
@@ -70,6 +70,7 @@ type Store struct {
 	OnSync func(time.Duration)
 	logs   []*raft.Log // reused between Saves
 	opts   Options
+	dirty  bool // written since the last Sync (SyncOnce only)
 }
 
 // Options tune a Store.
@@ -182,30 +183,53 @@ func (s *Store) stateRecord(st []byte) []byte {
 	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(st)), s.seq), st...)
 }
 
-// Save makes p durable. It returns only after everything is fsynced.
-func (s *Store) Save(p *replica.Persist) error {
+var _ replica.Storage = (*Store)(nil)
+
+// Load reads back everything durable in the directory.
+func (s *Store) Load() (*replica.Durable, error) { return s.recover() }
+
+// Write applies p. In the default mode every bbolt transaction syncs, so p
+// is durable when Write returns; with SyncOnce it may sit in the page cache
+// until Sync.
+func (s *Store) Write(p *replica.Persist) error {
 	if p.Empty() {
 		return nil
 	}
-	if s.opts.SyncOnce {
-		// Time the whole Save: its writes only reach the page cache and
-		// the one sync at the end is where the time goes.
-		onSync := s.OnSync
-		s.OnSync = nil
-		defer func() { s.OnSync = onSync }()
-		t := time.Now()
-		if err := s.save(p); err != nil {
-			return err
-		}
-		if err := s.db.Sync(); err != nil {
-			return fmt.Errorf("storage: sync: %w", err)
-		}
-		if onSync != nil {
-			onSync(time.Since(t))
-		}
+	if !s.opts.SyncOnce {
+		return s.save(p)
+	}
+	// The writes only reach the page cache; the time goes to Sync, which
+	// reports it.
+	onSync := s.OnSync
+	s.OnSync = nil
+	defer func() { s.OnSync = onSync }()
+	s.dirty = true
+	return s.save(p)
+}
+
+// Sync makes every earlier Write durable: one fdatasync with SyncOnce, and
+// nothing to do otherwise.
+func (s *Store) Sync() error {
+	if !s.dirty {
 		return nil
 	}
-	return s.save(p)
+	t := time.Now()
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("storage: sync: %w", err)
+	}
+	s.dirty = false
+	if s.OnSync != nil {
+		s.OnSync(time.Since(t))
+	}
+	return nil
+}
+
+// Save writes p and syncs it.
+func (s *Store) Save(p *replica.Persist) error {
+	if err := s.Write(p); err != nil {
+		return err
+	}
+	return s.Sync()
 }
 
 func (s *Store) save(p *replica.Persist) error {

@@ -105,6 +105,33 @@ func ReadFrame(r *bufio.Reader, buf []byte) (Kind, []byte, []byte, error) {
 	return k, p, buf, nil
 }
 
+// SplitFrame takes one whole frame from the front of b, with the same
+// checks as ReadFrame, and returns its kind, its payload (aliasing b) and
+// what follows it.
+func SplitFrame(b []byte) (Kind, []byte, []byte, error) {
+	if len(b) < 4 {
+		return 0, nil, nil, fmt.Errorf("%w: %d bytes, no frame length", ErrShort, len(b))
+	}
+	n := binary.BigEndian.Uint32(b)
+	switch {
+	case n > MaxFrame:
+		return 0, nil, nil, fmt.Errorf("%w: %d bytes (max %d)", ErrTooLarge, n, MaxFrame)
+	case n < 2:
+		return 0, nil, nil, fmt.Errorf("%w: length %d", ErrShort, n)
+	case uint64(n) > uint64(len(b)-4):
+		return 0, nil, nil, fmt.Errorf("%w: frame of %d bytes, %d present", ErrShort, n, len(b)-4)
+	}
+	if b[4] != Version {
+		return 0, nil, nil, fmt.Errorf("%w: %d (want %d)", ErrBadVersion, b[4], Version)
+	}
+	k := Kind(b[5])
+	if !k.valid() {
+		return 0, nil, nil, fmt.Errorf("%w: %d", ErrBadKind, b[5])
+	}
+	end := 4 + int(n)
+	return k, b[6:end:end], b[end:], nil
+}
+
 func noEOF(err error) error {
 	if err == io.EOF {
 		return io.ErrUnexpectedEOF

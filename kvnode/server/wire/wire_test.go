@@ -156,3 +156,30 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSplitFrame checks that SplitFrame and ReadFrame agree on every input:
+// the same frames, the same payloads, an error at the same place.
+func FuzzSplitFrame(f *testing.F) {
+	f.Add(frame(f, KindPeer, AppendPeer(nil, 5)))
+	f.Add(append(frame(f, KindRequest, []byte("ab")), frame(f, KindResponse, nil)...))
+	f.Add([]byte{0, 0, 0, 9, 1, 1})
+	f.Add([]byte{0, 0, 0, 2, 1})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bufio.NewReader(bytes.NewReader(in))
+		rest := in
+		for len(rest) > 0 {
+			k, p, next, err := SplitFrame(rest)
+			rk, rp, _, rerr := ReadFrame(r, nil)
+			if (err == nil) != (rerr == nil) {
+				t.Fatalf("SplitFrame error %v, ReadFrame error %v", err, rerr)
+			}
+			if err != nil {
+				return
+			}
+			if k != rk || !bytes.Equal(p, rp) {
+				t.Fatalf("SplitFrame read %d %x, ReadFrame %d %x", k, p, rk, rp)
+			}
+			rest = next
+		}
+	})
+}

@@ -1,0 +1,268 @@
+package sim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"time"
+
+	"github.com/chaoskv/chaos/kvnode/replica"
+)
+
+// Violation is a safety property broken at one step of a simulation. The
+// oracles check, while the simulation runs rather than only on its history:
+//   - a log index is chosen with one value only, ever, across every replica
+//     and restart (each replica applies the same requests at it);
+//   - the applied prefixes of the replicas agree (the same request at the
+//     same index gives the same result everywhere; a replica never applies
+//     an index below one it already applied; snapshots at the same index
+//     hold the same state);
+//   - a replica never promises, accepts or votes below what it promised
+//     before, across restarts;
+//   - nothing that acknowledges state leaves a node before that state is
+//     durable: a node releases a Ready only after its disk synced it, and a
+//     message that vouches for a promise leaves only once the promise is in
+//     the synced hard state.
+//
+// The last two need the core to implement replica.Inspector; cores that do
+// not are checked by the first two only.
+type Violation struct {
+	Step  int64         // the simulation step (event) at which it was seen
+	At    time.Duration // virtual time
+	Group string        // the cluster's Label
+	Node  replica.NodeID
+	What  string
+}
+
+// violation returns err's Violation, or nil.
+func violation(err error) *Violation {
+	var v *Violation
+	if errors.As(err, &v) {
+		return v
+	}
+	return nil
+}
+
+func (v *Violation) Error() string {
+	g := ""
+	if v.Group != "" {
+		g = v.Group + ", "
+	}
+	return fmt.Sprintf("safety violation at step %d (%v), %snode %d: %s", v.Step, v.At, g, v.Node, v.What)
+}
+
+// oracle holds what the checks remember about one group, across every
+// replica and incarnation.
+type oracle struct {
+	c *Cluster
+	// slots[index] lists what was applied at index, in order: a digest of
+	// each request and of its result, and the node that applied it first.
+	slots [][]applied
+	// snaps[index] is the first snapshot taken at index.
+	snaps map[uint64]snapSeen
+	// vouched[i] is the highest promise node i's messages ever carried.
+	vouched []uint64
+	// promised[i] is node i's promise when last looked at, this
+	// incarnation.
+	promised []uint64
+	decoded  []decodedState
+}
+
+type applied struct {
+	req, res uint64
+	node     replica.NodeID
+}
+
+type snapSeen struct {
+	data []byte // a snapshot's data is never changed once taken
+	node replica.NodeID
+}
+
+var digestSeed = maphash.MakeSeed()
+
+// digest identifies a request or a result; collisions are negligible at
+// 64 bits for the few thousand a run compares.
+func digest(clientID, seq uint64, b []byte) uint64 {
+	return maphash.Bytes(digestSeed, b) ^ (clientID*0x9e3779b97f4a7c15 + seq*0xc2b2ae3d27d4eb4f)
+}
+
+func newOracle(c *Cluster, n int) *oracle {
+	return &oracle{c: c, snaps: map[uint64]snapSeen{}, vouched: make([]uint64, n), promised: make([]uint64, n), decoded: make([]decodedState, n)}
+}
+
+func (o *oracle) violate(i int, format string, args ...any) {
+	o.c.fail(&Violation{Step: *o.c.steps, At: o.c.Now(), Group: o.c.cfg.Label, Node: o.c.nodes[i].id, What: fmt.Sprintf(format, args...)})
+}
+
+// watchedSM is the state machine a core gets: it reports every application
+// to the oracle.
+type watchedSM struct {
+	replica.StateMachine
+	o    *oracle
+	i    int    // node index
+	last uint64 // the last index applied this incarnation (0 after a restore)
+	k    int    // requests applied at last so far
+}
+
+func (w *watchedSM) Apply(index uint64, req replica.Request) []byte {
+	res := w.StateMachine.Apply(index, req)
+	w.o.applied(w, index, req, res)
+	if c := w.o.c; c.trap != nil && c.trap.moment == momentDecide && c.cfg.MayDecide != nil && c.cfg.MayDecide(req.Op) {
+		c.nodes[w.i].decided = true
+	}
+	return res
+}
+
+func (w *watchedSM) Restore(data []byte) error {
+	w.last, w.k = 0, 0
+	return w.StateMachine.Restore(data)
+}
+
+func (o *oracle) applied(w *watchedSM, index uint64, req replica.Request, res []byte) {
+	switch {
+	case index < w.last:
+		o.violate(w.i, "applied index %d after index %d", index, w.last)
+		return
+	case index == w.last:
+		w.k++
+	default:
+		if w.last > 0 {
+			if n := len(o.slot(w.last)); w.k+1 != n {
+				o.violate(w.i, "replicas diverged: it applied %d requests at index %d, node %d applied %d", w.k+1, w.last, o.slots[w.last][n-1].node, n)
+				return
+			}
+		}
+		w.last, w.k = index, 0
+	}
+	a := applied{req: digest(req.ClientID, req.Seq, req.Op), res: digest(0, 0, res), node: o.c.nodes[w.i].id}
+	seen := o.slot(index)
+	if w.k < len(seen) {
+		s := seen[w.k]
+		switch {
+		case s.req != a.req:
+			o.violate(w.i, "index %d was chosen with two values: request %d there differs from the one node %d applied (client %d seq %d here)", index, w.k, s.node, req.ClientID, req.Seq)
+		case s.res != a.res:
+			o.violate(w.i, "replicas diverged: request %d at index %d (client %d seq %d) gave a different result than at node %d", w.k, index, req.ClientID, req.Seq, s.node)
+		}
+		return
+	}
+	if w.k > len(seen) {
+		o.violate(w.i, "index %d: applied request %d of it without the ones before", index, w.k)
+		return
+	}
+	if index > uint64(len(o.slots))+1<<20 {
+		o.violate(w.i, "applied index %d, far beyond every index applied so far", index)
+		return
+	}
+	for uint64(len(o.slots)) <= index {
+		o.slots = append(o.slots, nil)
+	}
+	o.slots[index] = append(seen, a)
+}
+
+// slot returns what was applied at index so far.
+func (o *oracle) slot(index uint64) []applied {
+	if index < uint64(len(o.slots)) {
+		return o.slots[index]
+	}
+	return nil
+}
+
+// started checks a replica that just (re)started: it must not promise less
+// than its messages vouched for before.
+func (o *oracle) started(i int) {
+	insp, ok := o.c.nodes[i].core.(replica.Inspector)
+	if !ok {
+		return
+	}
+	p := insp.Promised()
+	if p < o.vouched[i] {
+		o.violate(i, "restarted promising %#x, below the %#x its messages vouched for before", p, o.vouched[i])
+	}
+	o.promised[i] = p
+}
+
+// readied checks a Ready just taken from node i's core.
+func (o *oracle) readied(i int, rd *replica.Ready) {
+	n := o.c.nodes[i]
+	if s := rd.Persist.Snapshot; s != nil {
+		if seen, ok := o.snaps[s.Index]; !ok {
+			o.snaps[s.Index] = snapSeen{s.Data, n.id}
+		} else if !bytes.Equal(seen.data, s.Data) {
+			o.violate(i, "replicas diverged: its snapshot at index %d differs from node %d's", s.Index, seen.node)
+		}
+	}
+	insp, ok := n.core.(replica.Inspector)
+	if !ok {
+		return
+	}
+	if p := insp.Promised(); p < o.promised[i] {
+		o.violate(i, "its promise went down from %#x to %#x", o.promised[i], p)
+	} else {
+		o.promised[i] = p
+	}
+}
+
+// releasing checks node i's Ready as its messages are about to leave.
+func (o *oracle) releasing(i int, rd *replica.Ready) {
+	n := o.c.nodes[i]
+	if n.disk.unsynced() && (len(rd.Messages) > 0 || len(rd.Results) > 0) {
+		o.violate(i, "released a Ready (%d messages, %d results) while %d disk writes were not synced", len(rd.Messages), len(rd.Results), len(n.disk.pending))
+		return
+	}
+	insp, ok := n.core.(replica.Inspector)
+	if !ok {
+		return
+	}
+	durable := uint64(0)
+	have := false
+	for _, m := range rd.Messages {
+		v, ok := insp.Vouches(m)
+		if !ok {
+			continue
+		}
+		if v < o.vouched[i] {
+			o.violate(i, "sent %T vouching for %#x after vouching for %#x", m, v, o.vouched[i])
+			return
+		}
+		o.vouched[i] = v
+		if !have {
+			have = true
+			var err error
+			if durable, err = o.durablePromise(i, insp); err != nil {
+				o.violate(i, "its synced hard state does not decode: %v", err)
+				return
+			}
+		}
+		if v > durable {
+			o.violate(i, "sent %T vouching for %#x while its synced hard state promises only %#x", m, v, durable)
+			return
+		}
+	}
+}
+
+// durablePromise decodes the promise in node i's synced hard state,
+// remembering the answer until that state changes.
+func (o *oracle) durablePromise(i int, insp replica.Inspector) (uint64, error) {
+	st := o.c.nodes[i].disk.stable.state
+	if len(st) == 0 {
+		return 0, nil
+	}
+	if c := &o.decoded[i]; c.state == &st[0] && c.len == len(st) {
+		return c.promise, nil
+	}
+	p, err := insp.DurablePromise(st)
+	if err == nil {
+		o.decoded[i] = decodedState{&st[0], len(st), p}
+	}
+	return p, err
+}
+
+// decodedState caches a decoded hard state, keyed by the bytes it came
+// from (the disk never changes stored bytes, it replaces them).
+type decodedState struct {
+	state   *byte
+	len     int
+	promise uint64
+}

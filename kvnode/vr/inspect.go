@@ -1,0 +1,29 @@
+package vr
+
+import "github.com/chaoskv/chaos/kvnode/replica"
+
+var _ replica.Inspector = (*Node)(nil)
+
+// Promised returns the highest view this replica sent a DoViewChange in:
+// it never acts in a lower view again, which is what keeps the ops a new
+// view was built from. (Its current view may go down: a restarted replica
+// that had only voted for a view change that never completed rejoins the
+// view the others are still in, as StartViewChange binds no one.)
+func (n *Node) Promised() uint64 { return n.dvcView }
+
+// DurablePromise decodes the same from a persisted hard state.
+func (n *Node) DurablePromise(state []byte) (uint64, error) {
+	h, err := decodeState(state)
+	if err != nil {
+		return 0, err
+	}
+	return h.dvcView, nil
+}
+
+// Vouches reports the view of a DoViewChange.
+func (n *Node) Vouches(m replica.Message) (uint64, bool) {
+	if m, ok := m.(*DoViewChange); ok {
+		return m.View, true
+	}
+	return 0, false
+}
