@@ -6,7 +6,7 @@ PKGS     := ./...
 SIM_SEEDS ?= 200
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-short bench run sim lint clean fuzz
+.PHONY: all build test test-short bench bench-check run sim lint clean fuzz
 
 all: build
 
@@ -29,6 +29,21 @@ test-short: lint
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m $(PKGS)
+
+# A whole `chaos check` of generated valid list-append histories
+# (BENCH_TXNS transactions each): wall time, txn/s and peak RSS per
+# transaction, from /usr/bin/time.
+BENCH_TXNS ?= 100000 1000000
+BENCH_DIR  := $(shell mktemp -d -u /tmp/chaos-bench-check.XXXXXX)
+bench-check: build
+	@mkdir -p $(BENCH_DIR)
+	@for n in $(BENCH_TXNS); do \
+		$(GO) run ./checker/elle/gen/genhistory -txns $$n -o $(BENCH_DIR)/history-$$n.jsonl || exit 1; \
+		/usr/bin/time -f '%e %M' -o $(BENCH_DIR)/time-$$n $(BIN)/chaos check --workload list-append $(BENCH_DIR)/history-$$n.jsonl || exit 1; \
+		read secs kib < $(BENCH_DIR)/time-$$n; \
+		awk -v n=$$n -v s=$$secs -v k=$$kib 'BEGIN { printf "bench-check txns=%d: %.2f s, %.0f txn/s, peak RSS %.1f MiB = %.0f B/txn\n", n, s, n/s, k/1024, k*1024/n }'; \
+	done
+	@rm -rf $(BENCH_DIR)
 
 # Short fuzzing of every parser and decoder (FUZZTIME per target).
 FUZZTIME ?= 20s

@@ -137,17 +137,9 @@ func Check(workload string, ops []history.Op, opts Options) (checker.Result, err
 	if err != nil {
 		return res, fmt.Errorf("elle: %w", err)
 	}
-	down := weakerOrEqual(canon)
+	forbidden := prohibited(canon)
 	reportable := func(typ string) bool {
-		if unknownTypes[typ] || slices.Contains(extras, typ) {
-			return true
-		}
-		for _, m := range prohibitedBy[typ] {
-			if down[m] {
-				return true
-			}
-		}
-		return false
+		return unknownTypes[typ] || extras[typ] || forbidden[typ]
 	}
 	if opts.CycleSearchTimeout <= 0 {
 		opts.CycleSearchTimeout = time.Second
