@@ -141,8 +141,9 @@ type laRead struct {
 	key int32
 	mop int32
 	n   int32 // length of the list read
-	ext bool  // the transaction's first access to the key
-	rmw bool  // external, and the transaction appends to the key later
+	// rmw: the transaction's first access to the key, which it appends
+	// to later.
+	rmw bool
 }
 
 // listAppend infers dependencies for list-append histories.
@@ -235,7 +236,7 @@ func (la *listAppend) scan() {
 				}
 			}
 			rmw := ext && later
-			la.reads = append(la.reads, laRead{txn: t, key: m.key, mop: tx.mopLo + int32(j), n: int32(len(list)), ext: ext, rmw: rmw})
+			la.reads = append(la.reads, laRead{txn: t, key: m.key, mop: tx.mopLo + int32(j), n: int32(len(list)), rmw: rmw})
 			la.checkInternal(t, j, s.read, s.base, s.apps, list)
 			s.read = true
 			s.base = list
@@ -474,7 +475,11 @@ func (la *listAppend) infer(out *edges) {
 		for i := range rs {
 			rd := &rs[i]
 			n := int(rd.n)
-			if n > 0 && rd.ext {
+			// Every read, not only a transaction's first of the key, says
+			// whose append it saw last and whose it missed: a second read
+			// that sees more than the first is a non-repeatable read, and
+			// only its own edges close that cycle.
+			if n > 0 {
 				if a := ws[n-1]; a >= 0 {
 					w := la.apps[a].txn
 					if w != rd.txn && p.txns[w].st != stFail {
@@ -484,9 +489,6 @@ func (la *listAppend) infer(out *edges) {
 						}
 					}
 				}
-			}
-			if !rd.ext {
-				continue
 			}
 			if n < len(ws) {
 				if a := ws[n]; a >= 0 && p.txns[la.apps[a].txn].st != stFail {
@@ -646,13 +648,8 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 			}
 		}
 	case kWR:
-		seen := map[int32]bool{}
 		for j := range mb {
 			m := &mb[j]
-			if seen[m.key] {
-				continue
-			}
-			seen[m.key] = true
 			if m.f != fRead || la.bad[m.key] {
 				continue
 			}
@@ -670,13 +667,8 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 					p.describe(nb, b), na, list[len(list)-1], key, na, nb)}, true
 		}
 	case kRW:
-		seen := map[int32]bool{}
 		for i := range ma {
 			m := &ma[i]
-			if seen[m.key] {
-				continue
-			}
-			seen[m.key] = true
 			if m.f != fRead || la.bad[m.key] {
 				continue
 			}

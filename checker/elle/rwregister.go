@@ -135,6 +135,11 @@ func (rr *rwRegister) scan() {
 				continue
 			}
 			if s.wrote || s.read {
+				// A later read still observed some version: it carries
+				// the same dependencies as a first read (a
+				// non-repeatable read shows up as a cycle through them),
+				// but only a first read can be read-modify-write.
+				rr.reads = append(rr.reads, rwRead{txn: t, mop: tx.mopLo + int32(j), ver: rr.version(m.key, m.val)})
 				if !eqScalar(m.val, s.val) {
 					key := p.keys.value(m.key)
 					rr.r.add(&Anomaly{
@@ -387,17 +392,7 @@ func (rr *rwRegister) infer(out *edges) {
 	}
 }
 
-// finalWrites and extReads give a transaction's external view of keys.
-func (rr *rwRegister) extRead(t int32, key int32) (int, bool) {
-	mops := rr.r.p.txnMops(t)
-	for j := range mops {
-		if mops[j].key == key {
-			return j, mops[j].f == fRead
-		}
-	}
-	return -1, false
-}
-
+// finalWrite gives the index of a transaction's last write of key.
 func (rr *rwRegister) finalWrite(t int32, key int32) (int, bool) {
 	mops := rr.r.p.txnMops(t)
 	for j := len(mops) - 1; j >= 0; j-- {
@@ -441,46 +436,49 @@ func (rr *rwRegister) hasVersionEdge(a, b int32) bool {
 func (rr *rwRegister) explain(k edgeKind, a, b int32, na, nb string) (Step, bool) {
 	p := rr.r.p
 	ma, mb := p.txnMops(a), p.txnMops(b)
-	for i := range ma {
-		key := ma[i].key
-		if rr.bad[key] {
-			continue
+	switch k {
+	case kWW, kWR:
+		// a's final write of some key, then b's final write of a later
+		// version (ww) or b's read of that very version (wr).
+		for ia := range ma {
+			key := ma[ia].key
+			if rr.bad[key] || ma[ia].f != fWrite {
+				continue
+			}
+			if last, _ := rr.finalWrite(a, key); last != ia {
+				continue
+			}
+			kv := p.keys.value(key)
+			if k == kWW {
+				ib, ok := rr.finalWrite(b, key)
+				if !ok || !rr.versionEdge(key, ma[ia].val, mb[ib].val) {
+					continue
+				}
+				return Step{Type: "ww", Key: kv, Value: ma[ia].val, NewValue: mb[ib].val, AMop: ia, BMop: ib,
+					Explanation: fmt.Sprintf("%s wrote key %v = %s, a later version than %s's write of %s, so %s < %s (ww).",
+						p.describe(nb, b), kv, fmtVal(mb[ib].val), na, fmtVal(ma[ia].val), na, nb)}, true
+			}
+			for ib := range mb {
+				if mb[ib].f != fRead || mb[ib].key != key || !eqScalar(mb[ib].val, ma[ia].val) {
+					continue
+				}
+				return Step{Type: "wr", Key: kv, Value: ma[ia].val, AMop: ia, BMop: ib,
+					Explanation: fmt.Sprintf("%s read key %v = %s, written by %s, so %s < %s (wr).",
+						p.describe(nb, b), kv, fmtVal(ma[ia].val), na, na, nb)}, true
+			}
 		}
-		kv := p.keys.value(key)
-		switch k {
-		case kWW:
-			ia, ok := rr.finalWrite(a, key)
-			if !ok || ia != i {
+	case kRW:
+		// Any read of a, then b's final write of the next version.
+		for ia := range ma {
+			key := ma[ia].key
+			if rr.bad[key] || ma[ia].f != fRead {
 				continue
 			}
 			ib, ok := rr.finalWrite(b, key)
 			if !ok || !rr.versionEdge(key, ma[ia].val, mb[ib].val) {
 				continue
 			}
-			return Step{Type: "ww", Key: kv, Value: ma[ia].val, NewValue: mb[ib].val, AMop: ia, BMop: ib,
-				Explanation: fmt.Sprintf("%s wrote key %v = %s, a later version than %s's write of %s, so %s < %s (ww).",
-					p.describe(nb, b), kv, fmtVal(mb[ib].val), na, fmtVal(ma[ia].val), na, nb)}, true
-		case kWR:
-			ia, ok := rr.finalWrite(a, key)
-			if !ok || ia != i {
-				continue
-			}
-			ib, ok := rr.extRead(b, key)
-			if !ok || !eqScalar(mb[ib].val, ma[ia].val) {
-				continue
-			}
-			return Step{Type: "wr", Key: kv, Value: ma[ia].val, AMop: ia, BMop: ib,
-				Explanation: fmt.Sprintf("%s read key %v = %s, written by %s, so %s < %s (wr).",
-					p.describe(nb, b), kv, fmtVal(ma[ia].val), na, na, nb)}, true
-		case kRW:
-			ia, ok := rr.extRead(a, key)
-			if !ok || ia != i {
-				continue
-			}
-			ib, ok := rr.finalWrite(b, key)
-			if !ok || !rr.versionEdge(key, ma[ia].val, mb[ib].val) {
-				continue
-			}
+			kv := p.keys.value(key)
 			return Step{Type: "rw", Key: kv, Value: ma[ia].val, NewValue: mb[ib].val, AMop: ia, BMop: ib,
 				Explanation: fmt.Sprintf("%s read key %v = %s, and %s wrote %s, a later version, so %s < %s (rw).",
 					p.describe(na, a), kv, fmtVal(ma[ia].val), nb, fmtVal(mb[ib].val), na, nb)}, true
