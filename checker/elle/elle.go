@@ -76,6 +76,12 @@ type Options struct {
 	WFRKeys bool
 }
 
+// cycleTypes are the cycle anomalies searched for; each also has a
+// "-process" and a "-realtime" variant. As in Elle, realtime order joins
+// the graph when some realtime variant is reportable, and process order
+// (which realtime order subsumes) otherwise when some process variant is.
+var cycleTypes = []string{"G0", "G1c", "G-single-item", "G-nonadjacent-item", "G2-item"}
+
 // maxInstances caps how many instances of one anomaly type a result
 // carries; Stats has the full count.
 const maxInstances = 64
@@ -151,9 +157,9 @@ func Check(workload string, ops []history.Op, opts Options) (checker.Result, err
 	}
 	r := &run{p: p, opts: opts, anomalies: map[string][]*Anomaly{}, counts: map[string]int{}}
 	switch {
-	case reportable("G0-realtime") || reportable("G2-item-realtime"):
+	case slices.ContainsFunc(cycleTypes, func(t string) bool { return reportable(t + "-realtime") }):
 		r.extra = kRealtime
-	case reportable("G0-process") || reportable("G2-item-process"):
+	case slices.ContainsFunc(cycleTypes, func(t string) bool { return reportable(t + "-process") }):
 		r.extra = kProcess
 	}
 
