@@ -152,9 +152,10 @@ func appendString(b []byte, s string) []byte {
 
 // Reader reads a JSON-lines history one op at a time.
 type Reader struct {
-	sc   *bufio.Scanner
-	line int
-	n    int64 // ops returned so far
+	sc    *bufio.Scanner
+	line  int
+	n     int64 // ops returned so far
+	stack []any // the parser's scratch, reused from line to line
 }
 
 // NewReader returns a Reader over r. Lines may be up to 64 MiB long.
@@ -173,7 +174,7 @@ func (hr *Reader) Next() (Op, error) {
 		if len(line) == 0 {
 			continue
 		}
-		op, err := ParseJSON(line)
+		op, err := parseJSON(line, &hr.stack)
 		if err != nil {
 			return Op{}, fmt.Errorf("line %d: %w", hr.line, err)
 		}

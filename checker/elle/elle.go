@@ -118,7 +118,18 @@ func (p *parsed) isNode(t int32) bool { return p.txns[t].st != stFail }
 // requested models forbid was found, false when one was, unknown when the
 // graph was empty or the cycle search ran out of time.
 func Check(workload string, ops []history.Op, opts Options) (checker.Result, error) {
+	b := NewBuilder(workload)
+	for i := range ops {
+		op := ops[i] // Take clears the value it takes; the caller's op keeps it
+		_ = b.Take(&op)
+	}
+	return b.Check(opts)
+}
+
+// Check analyses the ops taken so far, as the package's Check does.
+func (b *Builder) Check(opts Options) (checker.Result, error) {
 	start := time.Now()
+	workload := b.workload
 	res := checker.Result{Checker: "elle-" + workload}
 	if workload != "list-append" && workload != "rw-register" {
 		return res, fmt.Errorf("elle: unknown workload %q (want list-append or rw-register)", workload)
@@ -151,7 +162,7 @@ func Check(workload string, ops []history.Op, opts Options) (checker.Result, err
 		opts.CycleSearchTimeout = time.Second
 	}
 
-	p, err := parse(workload, ops)
+	p, err := b.finish()
 	if err != nil {
 		return res, fmt.Errorf("elle: %w", err)
 	}
@@ -196,13 +207,13 @@ func Check(workload string, ops []history.Op, opts Options) (checker.Result, err
 	r.g = freeze(len(p.txns)+barriers, &deps, &order)
 	inferred := time.Now()
 
-	b := &budget{deadline: time.Now().Add(opts.CycleSearchTimeout)}
-	cs := r.searchCycles(b, reportable("strong-snapshot-isolation-cycle-exists") || reportable("strong-session-snapshot-isolation-cycle-exists"))
+	bud := &budget{deadline: time.Now().Add(opts.CycleSearchTimeout)}
+	cs := r.searchCycles(bud, reportable("strong-snapshot-isolation-cycle-exists") || reportable("strong-session-snapshot-isolation-cycle-exists"))
 	if len(r.g.to) == 0 {
 		r.add(&Anomaly{Type: "empty-transaction-graph",
 			Explanation: "No transaction depends on any other, so there is nothing to order and no cycle to find."})
 	}
-	if b.out {
+	if bud.out {
 		r.add(&Anomaly{Type: "cycle-search-timeout",
 			Explanation: fmt.Sprintf("The cycle search stopped after %v; cycles may remain unreported.", opts.CycleSearchTimeout)})
 	}

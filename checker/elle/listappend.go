@@ -102,6 +102,17 @@ func (l *elemLookup) build(la *listAppend, recs []int32) (dup bool) {
 	return dup
 }
 
+// at finds the append record of element i of a read list.
+func (l *elemLookup) at(ls list, i int) int32 {
+	if ls.anys != nil {
+		return l.get(ls.anys[i])
+	}
+	if j, ok := slices.BinarySearchFunc(l.ints, ls.ints[i], func(r intRec, t int64) int { return cmp.Compare(r.v, t) }); ok {
+		return l.ints[j].rec
+	}
+	return -1
+}
+
 func (l *elemLookup) get(v any) int32 {
 	switch x := v.(type) {
 	case int64:
@@ -156,14 +167,9 @@ type listAppend struct {
 	// Per key: the longest read (the inferred version order), the append
 	// record of each of its elements (-1 if nobody appended it), and
 	// whether the key's reads disagree (then nothing is inferred from it).
-	order   [][]any
+	order   []list
 	writers [][]int32
 	bad     []bool
-}
-
-func readList(v any) []any {
-	l, _ := v.([]any)
-	return l
 }
 
 // scan walks every transaction once: it records appends and reads and
@@ -173,7 +179,7 @@ func (la *listAppend) scan() {
 	type kstate struct {
 		key  int32
 		read bool
-		base []any
+		base list
 		apps []int32 // mop indices of appends since the last read
 	}
 	var ks []kstate
@@ -225,7 +231,7 @@ func (la *listAppend) scan() {
 				s.apps = append(s.apps, int32(j))
 				continue
 			}
-			list := readList(m.val)
+			list := p.list(m)
 			ext := !s.read && len(s.apps) == 0
 			later := false
 			for k := j + 1; k < len(mops); k++ {
@@ -236,7 +242,7 @@ func (la *listAppend) scan() {
 				}
 			}
 			rmw := ext && later
-			la.reads = append(la.reads, laRead{txn: t, key: m.key, mop: tx.mopLo + int32(j), n: int32(len(list)), rmw: rmw})
+			la.reads = append(la.reads, laRead{txn: t, key: m.key, mop: tx.mopLo + int32(j), n: int32(list.len()), rmw: rmw})
 			la.checkInternal(t, j, s.read, s.base, s.apps, list)
 			s.read = true
 			s.base = list
@@ -247,31 +253,32 @@ func (la *listAppend) scan() {
 
 // checkInternal compares a read with what the transaction's own earlier
 // reads and appends imply.
-func (la *listAppend) checkInternal(t int32, j int, hadRead bool, base []any, apps []int32, list []any) {
+func (la *listAppend) checkInternal(t int32, j int, hadRead bool, base list, apps []int32, got list) {
 	p := la.r.p
 	mops := p.txnMops(t)
 	if !hadRead && len(apps) == 0 {
 		return
 	}
 	ok := true
+	n := got.len()
 	if hadRead {
-		if len(list) != len(base)+len(apps) {
+		if n != base.len()+len(apps) {
 			ok = false
 		} else {
-			for i, e := range base {
-				if !eqScalar(e, list[i]) {
+			for i := range base.len() {
+				if !base.eqAt(i, got, i) {
 					ok = false
 					break
 				}
 			}
 		}
-	} else if len(list) < len(apps) {
+	} else if n < len(apps) {
 		ok = false
 	}
 	if ok {
-		tail := list[len(list)-len(apps):]
+		tail := n - len(apps)
 		for i, a := range apps {
-			if !eqScalar(mops[a].val, tail[i]) {
+			if !got.eqVal(tail+i, mops[a].val) {
 				ok = false
 				break
 			}
@@ -282,7 +289,7 @@ func (la *listAppend) checkInternal(t int32, j int, hadRead bool, base []any, ap
 	}
 	var expected []any
 	if hadRead {
-		expected = append(expected, base...)
+		expected = append(expected, base.values()...)
 	} else {
 		expected = append(expected, "...")
 	}
@@ -294,13 +301,13 @@ func (la *listAppend) checkInternal(t int32, j int, hadRead bool, base []any, ap
 		Type: "internal", Txns: []Txn{p.export(t)}, Key: key,
 		Mop: exportMop(p, &mops[j]), Expected: expected,
 		Explanation: fmt.Sprintf("%s read key %v as %s, but its own earlier operations on that key imply %s.",
-			p.describe("T1", t), key, fmtList(list), fmtList(expected)),
+			p.describe("T1", t), key, fmtList(got.values()), fmtList(expected)),
 	})
 }
 
 // checkFutureRead flags a read that already contains an element the
 // transaction only appends later.
-func (la *listAppend) checkFutureRead(t int32, j int, list []any) {
+func (la *listAppend) checkFutureRead(t int32, j int, got list) {
 	p := la.r.p
 	mops := p.txnMops(t)
 	for k := j + 1; k < len(mops); k++ {
@@ -308,14 +315,15 @@ func (la *listAppend) checkFutureRead(t int32, j int, list []any) {
 		if m.f != fAppend || m.key != mops[j].key {
 			continue
 		}
-		for _, e := range list {
-			if eqScalar(e, m.val) {
+		for i := range got.len() {
+			if got.eqVal(i, m.val) {
+				e := got.at(i)
 				key := p.keys.value(m.key)
 				la.r.add(&Anomaly{
 					Type: "future-read", Txns: []Txn{p.export(t)}, Key: key,
 					Mop: exportMop(p, &mops[j]), Element: e,
 					Explanation: fmt.Sprintf("%s read key %v as %s, which already contains %v, an element it appends only later in the same transaction.",
-						p.describe("T1", t), key, fmtList(list), e),
+						p.describe("T1", t), key, fmtList(got.values()), e),
 				})
 				return
 			}
@@ -329,7 +337,7 @@ func (la *listAppend) infer(out *edges) {
 	r := la.r
 	p := r.p
 	nk := len(p.keys.vals)
-	la.order = make([][]any, nk)
+	la.order = make([]list, nk)
 	la.writers = make([][]int32, nk)
 	la.bad = make([]bool, nk)
 	readOff := bucket(nk, len(la.reads), func(i int) int32 { return la.reads[i].key })
@@ -363,7 +371,7 @@ func (la *listAppend) infer(out *edges) {
 		}
 		// The longest read is the version order; every other read must
 		// be a prefix of it.
-		var longest []any
+		var longest list
 		li := -1
 		for i := range rs {
 			if li < 0 || rs[i].n > rs[li].n {
@@ -371,19 +379,19 @@ func (la *listAppend) infer(out *edges) {
 			}
 		}
 		if li >= 0 {
-			longest = readList(p.mops[rs[li].mop].val)
+			longest = p.list(&p.mops[rs[li].mop])
 		}
 		if la.bad[k] {
-			la.badKey(k, "duplicate-elements", longest, nil)
+			la.badKey(k, "duplicate-elements", longest, list{})
 			continue
 		}
 		for i := range rs {
 			if i == li {
 				continue
 			}
-			l := readList(p.mops[rs[i].mop].val)
-			for j, e := range l {
-				if !eqScalar(e, longest[j]) {
+			l := p.list(&p.mops[rs[i].mop])
+			for j := range l.len() {
+				if !l.eqAt(j, longest, j) {
 					la.badKey(k, "incompatible-order", longest, l)
 					break
 				}
@@ -395,9 +403,9 @@ func (la *listAppend) infer(out *edges) {
 		if la.bad[k] {
 			continue
 		}
-		ws := make([]int32, len(longest))
-		for i, e := range longest {
-			a := lookup.get(e)
+		ws := make([]int32, longest.len())
+		for i := range ws {
+			a := lookup.at(longest, i)
 			ws[i] = a
 			if a < 0 {
 				continue
@@ -409,7 +417,7 @@ func (la *listAppend) infer(out *edges) {
 			la.apps[a].pos = int32(i)
 		}
 		if la.bad[k] {
-			la.badKey(k, "duplicate-elements", longest, nil)
+			la.badKey(k, "duplicate-elements", longest, list{})
 			continue
 		}
 		la.order[k] = longest
@@ -518,7 +526,7 @@ func (la *listAppend) infer(out *edges) {
 						names = append(names, p.describe(fmt.Sprintf("T%d", len(names)+1), x.txn))
 					}
 					key := p.keys.value(k)
-					v := longest[:rmws[i].n]
+					v := longest.values()[:rmws[i].n]
 					r.add(&Anomaly{
 						Type: "lost-update", Key: key, Values: []any{slices.Clone(v)}, Txns: txns,
 						Explanation: fmt.Sprintf("%s all read key %v as %s and then appended to it, so all but one of their updates were applied to a state that no longer existed.",
@@ -531,17 +539,18 @@ func (la *listAppend) infer(out *edges) {
 	}
 }
 
-func (la *listAppend) badKey(k int32, typ string, longest, other []any) {
+func (la *listAppend) badKey(k int32, typ string, longestList, otherList list) {
+	longest, other := longestList.values(), otherList.values()
 	p := la.r.p
 	la.bad[k] = true
 	key := p.keys.value(k)
 	a := &Anomaly{Type: typ, Key: key}
 	if typ == "incompatible-order" {
-		a.Values = []any{slices.Clone(longest), slices.Clone(other)}
+		a.Values = []any{longest, other}
 		a.Explanation = fmt.Sprintf("Reads of key %v saw %s and %s; neither is a prefix of the other, so no single order of appends explains both.",
 			key, fmtList(longest), fmtList(other))
 	} else {
-		a.Values = []any{slices.Clone(longest)}
+		a.Values = []any{longest}
 		a.Explanation = fmt.Sprintf("Key %v holds an element twice (read as %s), or one element was appended twice, so its order of appends is ambiguous.",
 			key, fmtList(longest))
 	}
@@ -556,7 +565,10 @@ func (la *listAppend) dirty(k int32, ws []int32, rs []laRead, failedPos []int32)
 	key := p.keys.value(k)
 	for i := range rs {
 		rd := &rs[i]
-		list := readList(p.mops[rd.mop].val)
+		if len(failedPos) == 0 || p.list(&p.mops[rd.mop]).len() <= int(failedPos[0]) {
+			continue
+		}
+		list := p.list(&p.mops[rd.mop]).values()
 		for _, fp := range failedPos {
 			if int(fp) >= len(list) {
 				break
@@ -583,7 +595,7 @@ func (la *listAppend) dirty(k int32, ws []int32, rs []laRead, failedPos []int32)
 		case stOK:
 			if start >= 0 {
 				f, o := la.apps[ws[start]].txn, la.apps[a].txn
-				vals := slices.Clone(la.order[k][start : i+1])
+				vals := la.order[k].values()[start : i+1]
 				r.add(&Anomaly{
 					Type: "dirty-update", Key: key, Values: vals,
 					Txns: []Txn{p.export(f), p.export(o)},
@@ -600,7 +612,7 @@ func (la *listAppend) g1b(rd *laRead, a int32) {
 	p := la.r.p
 	w := la.apps[a].txn
 	m := &p.mops[rd.mop]
-	list := readList(m.val)
+	list := p.list(m).values()
 	key := p.keys.value(rd.key)
 	la.r.add(&Anomaly{
 		Type: "G1b", Txns: []Txn{p.export(rd.txn), p.export(w)}, Key: key,
@@ -653,7 +665,7 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 			if m.f != fRead || la.bad[m.key] {
 				continue
 			}
-			list := readList(m.val)
+			list := p.list(m).values()
 			if len(list) == 0 {
 				continue
 			}
@@ -672,15 +684,15 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 			if m.f != fRead || la.bad[m.key] {
 				continue
 			}
-			list := readList(m.val)
+			list := p.list(m).values()
 			order, ws := la.order[m.key], la.writers[m.key]
 			key := p.keys.value(m.key)
 			if len(list) < len(ws) {
 				ra := ws[len(list)]
 				if ra >= 0 && la.apps[ra].txn == b {
-					return Step{Type: "rw", Key: key, Value: lastOr(list), NewValue: order[len(list)], AMop: i, BMop: int(la.apps[ra].mop - p.txns[b].mopLo),
+					return Step{Type: "rw", Key: key, Value: lastOr(list), NewValue: order.at(len(list)), AMop: i, BMop: int(la.apps[ra].mop - p.txns[b].mopLo),
 						Explanation: fmt.Sprintf("%s read key %v as %s, and %s appended %v, the next element, so %s < %s (rw).",
-							p.describe(na, a), key, fmtList(list), nb, order[len(list)], na, nb)}, true
+							p.describe(na, a), key, fmtList(list), nb, order.at(len(list)), na, nb)}, true
 				}
 				continue
 			}
@@ -739,7 +751,11 @@ func exportMop(p *parsed, m *mop) []any {
 	case fAppend:
 		f = "append"
 	}
-	return []any{f, p.keys.value(m.key), m.val}
+	v := m.val
+	if m.ints {
+		v = p.list(m).values()
+	}
+	return []any{f, p.keys.value(m.key), v}
 }
 
 func fmtList(l []any) string {

@@ -54,7 +54,7 @@ type checkFunc func(ops []history.Op, dir string) (checker.Result, error)
 
 // elleCheck is the transactional checker behind list-append and
 // rw-register.
-var elleCheck = elle.Check
+var elleCheck = (*elle.Builder).Check
 
 func checkAction(c *cli.Context) error {
 	if c.NArg() != 1 {
@@ -78,10 +78,13 @@ func checkAction(c *cli.Context) error {
 		return badArgs("--consistency-models and --anomalies apply to list-append and rw-register only, not %s", workload)
 	}
 	var check checkFunc
+	var take func(*history.Op) error // streams ops into a checker's own form
 	switch workload {
 	case "list-append", "rw-register":
-		check = func(ops []history.Op, dir string) (checker.Result, error) {
-			return elleCheck(workload, ops, elle.Options{
+		b := elle.NewBuilder(workload)
+		take = b.Take
+		check = func(_ []history.Op, dir string) (checker.Result, error) {
+			return elleCheck(b, elle.Options{
 				ConsistencyModels: models, Anomalies: anomalies, CycleSearchTimeout: timeout, Directory: dir,
 			})
 		}
@@ -105,7 +108,7 @@ func checkAction(c *cli.Context) error {
 		return err
 	}
 	start := time.Now()
-	ops, err := history.ReadFile(path, format)
+	ops, err := history.ReadFileFunc(path, format, take)
 	if err != nil {
 		return readError(err)
 	}
