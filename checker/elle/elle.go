@@ -189,7 +189,7 @@ func (b *Builder) Check(opts Options) (checker.Result, error) {
 			r.processEdges(&order)
 		}
 	}()
-	deps := newEdges(len(p.mops) * 2)
+	deps := newEdges(p.nmops * 2)
 	switch workload {
 	case "list-append":
 		la := &listAppend{r: r}

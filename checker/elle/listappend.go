@@ -78,9 +78,9 @@ type strRec struct {
 // was appended more than once.
 func (l *elemLookup) build(la *listAppend, recs []int32) (dup bool) {
 	l.ints, l.strs = l.ints[:0], l.strs[:0]
-	mops := la.r.p.mops
+	p := la.r.p
 	for _, r := range recs {
-		switch x := mops[la.apps[r].mop].val.(type) {
+		switch x := p.mop(la.apps[r].mop).val.(type) {
 		case int64:
 			l.ints = append(l.ints, intRec{x, r})
 		case string:
@@ -130,9 +130,9 @@ func (l *elemLookup) get(v any) int32 {
 // find returns the append record of element v of key k (linear: it serves
 // explanations only).
 func (la *listAppend) find(k int32, v any) int32 {
-	mops := la.r.p.mops
+	p := la.r.p
 	for _, r := range la.appIdx[la.appOff[k]:la.appOff[k+1]] {
-		if eqScalar(mops[la.apps[r].mop].val, v) {
+		if eqScalar(p.mop(la.apps[r].mop).val, v) {
 			return r
 		}
 	}
@@ -142,7 +142,7 @@ func (la *listAppend) find(k int32, v any) int32 {
 type laAppend struct {
 	txn   int32
 	key   int32
-	mop   int32 // absolute index into parsed.mops
+	mop   int32 // id of the micro-operation in parsed.mops
 	pos   int32 // position in the key's version order, -1 if unobserved
 	final bool  // the transaction's last append to this key
 }
@@ -199,12 +199,12 @@ func (la *listAppend) scan() {
 		return &ks[len(ks)-1]
 	}
 	var seen []int32
-	la.apps = make([]laAppend, 0, len(p.mops)/2+1)
-	la.reads = make([]laRead, 0, len(p.mops)/2+1)
+	la.apps = make([]laAppend, 0, p.nmops/2+1)
+	la.reads = make([]laRead, 0, p.nmops/2+1)
 	for ti := range p.txns {
 		t := int32(ti)
 		tx := &p.txns[t]
-		mops := p.mops[tx.mopLo:tx.mopHi]
+		mops := p.txnMops(t)
 		// Appends, marking each transaction's final append per key.
 		seen = seen[:0]
 		first := len(la.apps)
@@ -379,7 +379,7 @@ func (la *listAppend) infer(out *edges) {
 			}
 		}
 		if li >= 0 {
-			longest = p.list(&p.mops[rs[li].mop])
+			longest = p.list(p.mop(rs[li].mop))
 		}
 		if la.bad[k] {
 			la.badKey(k, "duplicate-elements", longest, list{})
@@ -389,7 +389,7 @@ func (la *listAppend) infer(out *edges) {
 			if i == li {
 				continue
 			}
-			l := p.list(&p.mops[rs[i].mop])
+			l := p.list(p.mop(rs[i].mop))
 			for j := range l.len() {
 				if !l.eqAt(j, longest, j) {
 					la.badKey(k, "incompatible-order", longest, l)
@@ -565,10 +565,10 @@ func (la *listAppend) dirty(k int32, ws []int32, rs []laRead, failedPos []int32)
 	key := p.keys.value(k)
 	for i := range rs {
 		rd := &rs[i]
-		if len(failedPos) == 0 || p.list(&p.mops[rd.mop]).len() <= int(failedPos[0]) {
+		if len(failedPos) == 0 || p.list(p.mop(rd.mop)).len() <= int(failedPos[0]) {
 			continue
 		}
-		list := p.list(&p.mops[rd.mop]).values()
+		list := p.list(p.mop(rd.mop)).values()
 		for _, fp := range failedPos {
 			if int(fp) >= len(list) {
 				break
@@ -576,7 +576,7 @@ func (la *listAppend) dirty(k int32, ws []int32, rs []laRead, failedPos []int32)
 			a := &la.apps[ws[fp]]
 			r.add(&Anomaly{
 				Type: "G1a", Txns: []Txn{p.export(rd.txn), p.export(a.txn)}, Key: key,
-				Mop: exportMop(p, &p.mops[rd.mop]), Element: list[fp],
+				Mop: exportMop(p, p.mop(rd.mop)), Element: list[fp],
 				Explanation: fmt.Sprintf("%s read key %v as %s, which contains %v, appended by %s, which failed (aborted).",
 					p.describe("T1", rd.txn), key, fmtList(list), list[fp], p.describe("T2", a.txn)),
 			})
@@ -600,7 +600,7 @@ func (la *listAppend) dirty(k int32, ws []int32, rs []laRead, failedPos []int32)
 					Type: "dirty-update", Key: key, Values: vals,
 					Txns: []Txn{p.export(f), p.export(o)},
 					Explanation: fmt.Sprintf("%s committed its append of %v to key %v on top of %v, appended by %s, which failed (aborted).",
-						p.describe("T2", o), p.mops[la.apps[a].mop].val, key, p.mops[la.apps[ws[start]].mop].val, p.describe("T1", f)),
+						p.describe("T2", o), p.mop(la.apps[a].mop).val, key, p.mop(la.apps[ws[start]].mop).val, p.describe("T1", f)),
 				})
 				start = -1
 			}
@@ -611,7 +611,7 @@ func (la *listAppend) dirty(k int32, ws []int32, rs []laRead, failedPos []int32)
 func (la *listAppend) g1b(rd *laRead, a int32) {
 	p := la.r.p
 	w := la.apps[a].txn
-	m := &p.mops[rd.mop]
+	m := p.mop(rd.mop)
 	list := p.list(m).values()
 	key := p.keys.value(rd.key)
 	la.r.add(&Anomaly{

@@ -81,10 +81,10 @@ func (rr *rwRegister) version(key int32, v any) int32 {
 
 func (rr *rwRegister) scan() {
 	p := rr.r.p
-	rr.vix = newElemIndex(len(p.mops) / 2)
-	rr.writes = make([]rwWrite, 0, len(p.mops)/2+1)
-	rr.reads = make([]rwRead, 0, len(p.mops)/2+1)
-	rr.touches = make([]touch, 0, len(p.mops)/2+1)
+	rr.vix = newElemIndex(p.nmops / 2)
+	rr.writes = make([]rwWrite, 0, p.nmops/2+1)
+	rr.reads = make([]rwRead, 0, p.nmops/2+1)
+	rr.touches = make([]touch, 0, p.nmops/2+1)
 	type kstate struct {
 		key         int32
 		read, wrote bool
@@ -97,7 +97,7 @@ func (rr *rwRegister) scan() {
 	for ti := range p.txns {
 		t := int32(ti)
 		tx := &p.txns[t]
-		mops := p.mops[tx.mopLo:tx.mopHi]
+		mops := p.txnMops(t)
 		seen = seen[:0]
 		first := len(rr.writes)
 		for j := len(mops) - 1; j >= 0; j-- {
@@ -345,14 +345,14 @@ func (rr *rwRegister) infer(out *edges) {
 			case failed[v] >= 0:
 				r.add(&Anomaly{
 					Type: "G1a", Txns: []Txn{p.export(rd.txn), p.export(failed[v])}, Key: key,
-					Mop: exportMop(p, &p.mops[rd.mop]), Element: rr.verVal[v],
+					Mop: exportMop(p, p.mop(rd.mop)), Element: rr.verVal[v],
 					Explanation: fmt.Sprintf("%s read key %v = %s, written by %s, which failed (aborted).",
 						p.describe("T1", rd.txn), key, fmtVal(rr.verVal[v]), p.describe("T2", failed[v])),
 				})
 			case inter[v] >= 0 && inter[v] != rd.txn:
 				r.add(&Anomaly{
 					Type: "G1b", Txns: []Txn{p.export(rd.txn), p.export(inter[v])}, Key: key,
-					Mop: exportMop(p, &p.mops[rd.mop]), Element: rr.verVal[v],
+					Mop: exportMop(p, p.mop(rd.mop)), Element: rr.verVal[v],
 					Explanation: fmt.Sprintf("%s read key %v = %s, an intermediate write of %s, which wrote that key again later.",
 						p.describe("T1", rd.txn), key, fmtVal(rr.verVal[v]), p.describe("T2", inter[v])),
 				})

@@ -59,14 +59,59 @@ type txn struct {
 
 // history is the parsed form Check works on.
 type parsed struct {
-	txns []txn
-	mops []mop
-	ints []int64 // the elements of integer list reads
+	txns  []txn
+	mops  chunked[mop]
+	nmops int
+	ints  chunked[int64] // the elements of integer list reads
 	// events lists invocations (t<<1) and completions (t<<1|1) in history
 	// order; realtime inference replays it.
 	events []int32
 	keys   interner
 }
+
+// chunkBits sizes the chunks of a chunked array.
+const chunkBits = 16
+
+// chunked is an append-only array kept in chunks of 1<<chunkBits items, so
+// that growing it never copies what it holds (a history of millions of
+// transactions would otherwise briefly need its micro-operations twice).
+// An id names an item: chunk<<chunkBits | offset. Items appended together
+// share a chunk, so a block of them is one slice.
+type chunked[T any] struct {
+	chunks [][]T
+}
+
+// appendBlock appends items contiguously and returns the id of the first;
+// ok is false when there are more than a chunk holds.
+func (c *chunked[T]) appendBlock(items []T) (id int32, ok bool) {
+	const size = 1 << chunkBits
+	if len(items) > size {
+		return 0, false
+	}
+	n := len(c.chunks)
+	if n == 0 || len(c.chunks[n-1])+len(items) > size {
+		c.chunks = append(c.chunks, make([]T, 0, size))
+		n++
+	}
+	last := &c.chunks[n-1]
+	id = int32((n-1)<<chunkBits | len(*last))
+	*last = append(*last, items...)
+	return id, true
+}
+
+func (c *chunked[T]) at(id int32) *T {
+	return &c.chunks[id>>chunkBits][id&(1<<chunkBits-1)]
+}
+
+// slice returns the n items from id on, which must have been appended
+// in one block.
+func (c *chunked[T]) slice(id, n int32) []T {
+	off := id & (1<<chunkBits - 1)
+	return c.chunks[id>>chunkBits][off : off+n : off+n]
+}
+
+// mop returns the micro-operation with the given id.
+func (p *parsed) mop(id int32) *mop { return p.mops.at(id) }
 
 // list is a list-append read as the checker sees it: unboxed integers,
 // or boxed values when some element is a string.
@@ -77,7 +122,7 @@ type list struct {
 
 func (p *parsed) list(m *mop) list {
 	if m.ints {
-		return list{ints: p.ints[m.lo : m.lo+m.n]}
+		return list{ints: p.ints.slice(m.lo, m.n)}
 	}
 	l, _ := m.val.([]any)
 	return list{anys: l}
@@ -204,6 +249,8 @@ type Builder struct {
 	pending  map[history.Process]pendingTxn
 	pos      int32 // ops seen
 	err      error
+	scratch  []mop   // one transaction's micro-operations while decoding
+	elems    []int64 // one read's elements while decoding
 }
 
 // pendingTxn is an invoked transaction awaiting its completion.
@@ -308,12 +355,21 @@ func (b *Builder) decode(t int32, value any) {
 	}
 	p := b.p
 	tx := &p.txns[t]
-	tx.mopLo = int32(len(p.mops))
-	b.err = p.decode(b.workload, tx, value)
-	tx.mopHi = int32(len(p.mops))
+	b.scratch = b.scratch[:0]
+	if b.err = b.decodeMops(tx, value); b.err != nil {
+		return
+	}
+	id, ok := p.mops.appendBlock(b.scratch)
+	if !ok {
+		b.err = fmt.Errorf("op %d: %d micro-operations, more than the %d a transaction may hold", tx.ref(), len(b.scratch), 1<<chunkBits)
+		return
+	}
+	tx.mopLo, tx.mopHi = id, id+int32(len(b.scratch))
+	p.nmops += len(b.scratch)
 }
 
-func (p *parsed) decode(workload string, tx *txn, value any) error {
+func (b *Builder) decodeMops(tx *txn, value any) error {
+	p, workload := b.p, b.workload
 	if value == nil {
 		return nil
 	}
@@ -361,11 +417,15 @@ func (p *parsed) decode(workload string, tx *txn, value any) error {
 						allInts = allInts && isInt
 					}
 					if allInts {
-						mo.ints, mo.lo, mo.n = true, int32(len(p.ints)), int32(len(l))
+						b.elems = b.elems[:0]
 						for _, e := range l {
-							p.ints = append(p.ints, e.(int64))
+							b.elems = append(b.elems, e.(int64))
 						}
-						v = nil
+						// A list longer than a chunk stays boxed.
+						if id, ok := p.ints.appendBlock(b.elems); ok {
+							mo.ints, mo.lo, mo.n = true, id, int32(len(l))
+							v = nil
+						}
 					}
 				} else if err := checkScalar(v, "read value"); err != nil {
 					return fmt.Errorf("op %d: micro-op %d: %w", tx.ref(), j, err)
@@ -385,7 +445,7 @@ func (p *parsed) decode(workload string, tx *txn, value any) error {
 			return fmt.Errorf("op %d: micro-op %d: function %q is not valid in a %s history", tx.ref(), j, f, workload)
 		}
 		mo.val = v
-		p.mops = append(p.mops, mo)
+		b.scratch = append(b.scratch, mo)
 	}
 	return nil
 }
@@ -400,7 +460,7 @@ func (tx *txn) ref() int64 {
 
 func (p *parsed) txnMops(t int32) []mop {
 	tx := &p.txns[t]
-	return p.mops[tx.mopLo:tx.mopHi]
+	return p.mops.slice(tx.mopLo, tx.mopHi-tx.mopLo)
 }
 
 // describe names a transaction for an explanation, e.g. "T2 (op 13, process 3)".
@@ -418,7 +478,7 @@ func (p *parsed) export(t int32) Txn {
 	if tx.mopHi > tx.mopLo {
 		ms := make([]any, 0, tx.mopHi-tx.mopLo)
 		for i := tx.mopLo; i < tx.mopHi; i++ {
-			ms = append(ms, exportMop(p, &p.mops[i]))
+			ms = append(ms, exportMop(p, p.mop(i)))
 		}
 		value = ms
 	}
