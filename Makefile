@@ -31,17 +31,21 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m $(PKGS)
 
 # A whole `chaos check` of generated valid list-append histories
-# (BENCH_TXNS transactions each): wall time, txn/s and peak RSS per
-# transaction, from /usr/bin/time.
+# (BENCH_TXNS transactions each): wall and CPU time, txn/s and peak RSS per
+# transaction, from /usr/bin/time. BENCH_BASE=path/to/another/chaos checks
+# the same files with that binary too, for a ratio within one run.
 BENCH_TXNS ?= 100000 1000000
+BENCH_BASE ?=
 BENCH_DIR  := $(shell mktemp -d -u /tmp/chaos-bench-check.XXXXXX)
 bench-check: build
 	@mkdir -p $(BENCH_DIR)
 	@for n in $(BENCH_TXNS); do \
 		$(GO) run ./checker/elle/gen/genhistory -txns $$n -o $(BENCH_DIR)/history-$$n.jsonl || exit 1; \
-		/usr/bin/time -f '%e %M' -o $(BENCH_DIR)/time-$$n $(BIN)/chaos check --workload list-append $(BENCH_DIR)/history-$$n.jsonl || exit 1; \
-		read secs kib < $(BENCH_DIR)/time-$$n; \
-		awk -v n=$$n -v s=$$secs -v k=$$kib 'BEGIN { printf "bench-check txns=%d: %.2f s, %.0f txn/s, peak RSS %.1f MiB = %.0f B/txn\n", n, s, n/s, k/1024, k*1024/n }'; \
+		for bin in $(BENCH_BASE) $(BIN)/chaos; do \
+			/usr/bin/time -f '%e %U %S %M' -o $(BENCH_DIR)/time $$bin check --workload list-append $(BENCH_DIR)/history-$$n.jsonl >/dev/null || exit 1; \
+			read secs user sys kib < $(BENCH_DIR)/time; \
+			awk -v b=$$bin -v n=$$n -v s=$$secs -v c=$$user+$$sys -v k=$$kib 'BEGIN { split(c, cs, "+"); cpu = cs[1] + cs[2]; printf "bench-check %s txns=%d: %.2f s (%.0f txn/s), cpu %.2f s (%.0f txn/cpu-s), peak RSS %.1f MiB = %.0f B/txn\n", b, n, s, n/s, cpu, n/cpu, k/1024, k*1024/n }'; \
+		done; \
 	done
 	@rm -rf $(BENCH_DIR)
 
