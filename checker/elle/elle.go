@@ -27,11 +27,20 @@
 // evidence for each and a plain-English explanation, ready for a report
 // to draw.
 //
+// Which anomalies a model forbids, and which models an anomaly rules out,
+// follow Elle's own tables (see models.go).
+//
 // Usage:
 //
 //	res, err := elle.Check("list-append", ops, elle.Options{
 //		ConsistencyModels: []string{"serializable"},
 //	})
+//
+// or, for a history too large to hold decoded, op by op:
+//
+//	b := elle.NewBuilder("list-append")
+//	ops, err := history.ReadFileFunc(path, "", b.Take)
+//	res, err := b.Check(elle.Options{})
 package elle
 
 import (
