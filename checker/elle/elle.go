@@ -128,6 +128,8 @@ func (p *parsed) isNode(t int32) bool { return p.txns[t].st != stFail }
 // graph was empty or the cycle search ran out of time.
 func Check(workload string, ops []history.Op, opts Options) (checker.Result, error) {
 	b := NewBuilder(workload)
+	b.p.txns = make([]txn, 0, len(ops)/2+1)
+	b.p.events = make([]int32, 0, len(ops))
 	for i := range ops {
 		op := ops[i] // Take clears the value it takes; the caller's op keeps it
 		_ = b.Take(&op)
