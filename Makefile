@@ -6,7 +6,7 @@ PKGS     := ./...
 SIM_SEEDS ?= 200
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-short bench run sim lint clean fuzz
+.PHONY: all build test test-short bench bench-check run sim lint clean fuzz
 
 all: build
 
@@ -34,6 +34,25 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m $(PKGS)
 	$(BIN)/chaos bench put $(BENCH_FLAGS)
 	$(BIN)/chaos bench get $(BENCH_FLAGS)
+
+# A whole `chaos check` of generated valid list-append histories
+# (BENCH_TXNS transactions each): wall and CPU time, txn/s and peak RSS per
+# transaction, from /usr/bin/time. BENCH_BASE=path/to/another/chaos checks
+# the same files with that binary too, for a ratio within one run.
+BENCH_TXNS ?= 100000 1000000
+BENCH_BASE ?=
+BENCH_DIR  := $(shell mktemp -d -u /tmp/chaos-bench-check.XXXXXX)
+bench-check: build
+	@mkdir -p $(BENCH_DIR)
+	@for n in $(BENCH_TXNS); do \
+		$(GO) run ./checker/elle/gen/genhistory -txns $$n -o $(BENCH_DIR)/history-$$n.jsonl || exit 1; \
+		for bin in $(BENCH_BASE) $(BIN)/chaos; do \
+			/usr/bin/time -f '%e %U %S %M' -o $(BENCH_DIR)/time $$bin check --workload list-append $(BENCH_DIR)/history-$$n.jsonl >/dev/null || exit 1; \
+			read secs user sys kib < $(BENCH_DIR)/time; \
+			awk -v b=$$bin -v n=$$n -v s=$$secs -v c=$$user+$$sys -v k=$$kib 'BEGIN { split(c, cs, "+"); cpu = cs[1] + cs[2]; printf "bench-check %s txns=%d: %.2f s (%.0f txn/s), cpu %.2f s (%.0f txn/cpu-s), peak RSS %.1f MiB = %.0f B/txn\n", b, n, s, n/s, cpu, n/cpu, k/1024, k*1024/n }'; \
+		done; \
+	done
+	@rm -rf $(BENCH_DIR)
 
 # Short fuzzing of every parser and decoder (FUZZTIME per target).
 FUZZTIME ?= 20s

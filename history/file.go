@@ -24,6 +24,15 @@ var Formats = []string{FormatJSONL, FormatEDN, FormatJepsenLog}
 // FormatEDN, FormatJepsenLog or "" to detect it from the file name's
 // extension (.jsonl, .json, .edn) and otherwise from the first bytes.
 func ReadFile(path, format string) ([]Op, error) {
+	return ReadFileFunc(path, format, nil)
+}
+
+// ReadFileFunc is ReadFile with a hook: fn, when not nil, sees each op as
+// it is read, before it joins the returned slice, and may take what it
+// needs from the op and change it (a checker that keeps its own compact
+// form of the values clears op.Value, so a history of millions of ops is
+// never held twice). An error from fn stops the read and is returned.
+func ReadFileFunc(path, format string, fn func(*Op) error) ([]Op, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
@@ -39,13 +48,22 @@ func ReadFile(path, format string) ([]Op, error) {
 	var ops []Op
 	switch format {
 	case FormatJSONL:
-		ops, err = ReadAll(br)
+		size := int64(0)
+		if st, err := f.Stat(); err == nil {
+			size = st.Size()
+		}
+		ops, err = readAll(br, size, fn)
 	case FormatEDN:
 		ops, err = ReadEDN(br)
 	case FormatJepsenLog:
 		ops, err = ReadJepsenLog(br)
 	default:
 		return nil, fmt.Errorf("read history %s: unknown format %q (want jsonl, edn or jepsen-log)", path, format)
+	}
+	// The JSON-lines reader hands each op to fn as it decodes it; the
+	// others read the whole history first.
+	for i := 0; err == nil && fn != nil && format != FormatJSONL && i < len(ops); i++ {
+		err = fn(&ops[i])
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

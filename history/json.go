@@ -3,6 +3,7 @@ package history
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -16,7 +17,17 @@ const maxDepth = 512
 // a missing index is -1 (readers replace it with the op's position).
 // Errors wrap ErrMalformed.
 func ParseJSON(data []byte) (Op, error) {
+	return parseJSON(data, nil)
+}
+
+// parseJSON is ParseJSON with a scratch stack for array elements that a
+// reader reuses from op to op.
+func parseJSON(data []byte, stack *[]any) (Op, error) {
 	p := jsonParser{b: data}
+	if stack != nil {
+		p.stack = (*stack)[:0]
+		defer func() { *stack = p.stack[:0] }()
+	}
 	op, err := p.op()
 	if err != nil {
 		return Op{}, fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -50,6 +61,9 @@ func ParseJSONValue(data []byte) (any, error) {
 type jsonParser struct {
 	b []byte
 	i int
+	// stack holds the elements of the arrays being parsed, so that each
+	// array is allocated once at its exact length rather than grown.
+	stack []any
 }
 
 func (p *jsonParser) ws() {
@@ -260,18 +274,24 @@ func (p *jsonParser) value(depth int) (any, error) {
 		}
 	case c == '[':
 		p.i++
-		var l []any
 		p.ws()
 		if p.i < len(p.b) && p.b[p.i] == ']' {
 			p.i++
 			return []any{}, nil
+		}
+		base := len(p.stack)
+		pop := func() []any {
+			l := slices.Clone(p.stack[base:])
+			clear(p.stack[base:])
+			p.stack = p.stack[:base]
+			return l
 		}
 		for {
 			v, err := p.value(depth + 1)
 			if err != nil {
 				return nil, err
 			}
-			l = append(l, v)
+			p.stack = append(p.stack, v)
 			p.ws()
 			if p.i >= len(p.b) {
 				return nil, p.errorf("unexpected end of input in an array")
@@ -282,7 +302,7 @@ func (p *jsonParser) value(depth int) (any, error) {
 			}
 			if p.b[p.i] == ']' {
 				p.i++
-				return l, nil
+				return pop(), nil
 			}
 			return nil, p.errorf("unexpected %q in an array, want ',' or ']'", p.b[p.i])
 		}

@@ -152,9 +152,10 @@ func appendString(b []byte, s string) []byte {
 
 // Reader reads a JSON-lines history one op at a time.
 type Reader struct {
-	sc   *bufio.Scanner
-	line int
-	n    int64 // ops returned so far
+	sc    *bufio.Scanner
+	line  int
+	n     int64 // ops returned so far
+	stack []any // the parser's scratch, reused from line to line
 }
 
 // NewReader returns a Reader over r. Lines may be up to 64 MiB long.
@@ -173,7 +174,7 @@ func (hr *Reader) Next() (Op, error) {
 		if len(line) == 0 {
 			continue
 		}
-		op, err := ParseJSON(line)
+		op, err := parseJSON(line, &hr.stack)
 		if err != nil {
 			return Op{}, fmt.Errorf("line %d: %w", hr.line, err)
 		}
@@ -192,7 +193,17 @@ func (hr *Reader) Next() (Op, error) {
 // ReadAll reads every op from r: JSON lines, or one JSON array of op objects
 // (the shape elle-cli's test data uses).
 func ReadAll(r io.Reader) ([]Op, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	return readAll(r, 0, nil)
+}
+
+// readAll is ReadAll with the hook of ReadFileFunc and, when size (the
+// input's length in bytes) is known, a slice presized from the length of
+// the first lines, so a large history is not copied at every growth.
+func readAll(r io.Reader, size int64, fn func(*Op) error) ([]Op, error) {
+	br, ok := r.(*bufio.Reader)
+	if !ok || br.Size() < 64<<10 {
+		br = bufio.NewReaderSize(r, 64<<10)
+	}
 	skipped := 0 // leading blank lines, so error line numbers stay right
 	for {
 		b, err := br.Peek(1)
@@ -209,15 +220,24 @@ func ReadAll(r io.Reader) ([]Op, error) {
 			_, _ = br.ReadByte()
 			continue
 		}
-		if b[0] == '[' {
-			ops, err := readJSONArray(br, skipped+1)
-			return ops, err
-		}
 		break
+	}
+	ops := make([]Op, 0, estimateOps(br, size))
+	add := func(op Op) error {
+		if fn != nil {
+			if err := fn(&op); err != nil {
+				return err
+			}
+		}
+		ops = append(ops, op)
+		return nil
+	}
+	if b, _ := br.Peek(1); b[0] == '[' {
+		err := readJSONArray(br, skipped+1, add)
+		return ops, err
 	}
 	hr := NewReader(br)
 	hr.line = skipped
-	var ops []Op
 	for {
 		op, err := hr.Next()
 		if errors.Is(err, io.EOF) {
@@ -226,17 +246,39 @@ func ReadAll(r io.Reader) ([]Op, error) {
 		if err != nil {
 			return ops, err
 		}
-		ops = append(ops, op)
+		if err := add(op); err != nil {
+			return ops, fmt.Errorf("line %d: %w", hr.line, err)
+		}
 	}
 }
 
-// readJSONArray reads a JSON array of op objects element by element, so
-// that only one element's bytes are held at a time.
-func readJSONArray(br *bufio.Reader, line int) ([]Op, error) {
-	if _, err := br.ReadByte(); err != nil { // the '['
-		return nil, fmt.Errorf("read history array: %w", err)
+// estimateOps guesses how many ops an input of size bytes holds from the
+// lines buffered so far, erring high by a little: a slice that must grow
+// once costs a copy of the whole history.
+func estimateOps(br *bufio.Reader, size int64) int {
+	if size <= 0 {
+		return 0
 	}
-	var ops []Op
+	head, _ := br.Peek(br.Size())
+	lines := bytes.Count(head, []byte{'\n'})
+	if lines < 16 || len(head) == 0 {
+		return 0
+	}
+	perLine := float64(len(head)) / float64(lines)
+	n := float64(size)/perLine*1.05 + 16
+	if n > 1<<31 {
+		return 0
+	}
+	return int(n)
+}
+
+// readJSONArray reads a JSON array of op objects element by element, so
+// that only one element's bytes are held at a time, passing each to add.
+func readJSONArray(br *bufio.Reader, line int, add func(Op) error) error {
+	if _, err := br.ReadByte(); err != nil { // the '['
+		return fmt.Errorf("read history array: %w", err)
+	}
+	n := 0 // elements read
 	var buf []byte
 	next := func() (byte, error) {
 		c, err := br.ReadByte()
@@ -250,35 +292,38 @@ func readJSONArray(br *bufio.Reader, line int) ([]Op, error) {
 		c, err := next()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return ops, fmt.Errorf("line %d: %w: unterminated history array", line, ErrMalformed)
+				return fmt.Errorf("line %d: %w: unterminated history array", line, ErrMalformed)
 			}
-			return ops, fmt.Errorf("line %d: read history array: %w", line, err)
+			return fmt.Errorf("line %d: read history array: %w", line, err)
 		}
 		switch {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
 			continue
-		case c == ']' && (!wantElem || len(ops) == 0):
-			return ops, trailing(br, line)
+		case c == ']' && (!wantElem || n == 0):
+			return trailing(br, line)
 		case c == ',' && !wantElem:
 			wantElem = true
 			continue
 		case c == '{' && wantElem:
 		default:
-			return ops, fmt.Errorf("line %d: %w: unexpected %q in the history array", line, ErrMalformed, c)
+			return fmt.Errorf("line %d: %w: unexpected %q in the history array", line, ErrMalformed, c)
 		}
 		startLine := line
 		buf, err = appendObject(buf[:0], br, &line)
 		if err != nil {
-			return ops, fmt.Errorf("line %d: array element %d: %w", startLine, len(ops), err)
+			return fmt.Errorf("line %d: array element %d: %w", startLine, n, err)
 		}
 		op, err := ParseJSON(buf)
 		if err != nil {
-			return ops, fmt.Errorf("line %d: array element %d: %w", startLine, len(ops), err)
+			return fmt.Errorf("line %d: array element %d: %w", startLine, n, err)
 		}
 		if op.Index < 0 {
-			op.Index = int64(len(ops))
+			op.Index = int64(n)
 		}
-		ops = append(ops, op)
+		if err := add(op); err != nil {
+			return fmt.Errorf("line %d: array element %d: %w", startLine, n, err)
+		}
+		n++
 		wantElem = false
 	}
 }

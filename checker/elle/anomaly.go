@@ -11,7 +11,10 @@ type Txn struct {
 	Process int64 `json:"process"`
 	// Type is the completion type: "ok", "info" or "fail".
 	Type string `json:"type"`
-	// Value is the list of micro-operations as the completion reported them.
+	// Value is the list of micro-operations as the checker read them: the
+	// completion's (the invocation's when the completion carried none),
+	// with f normalised to "r", "w" or "append" and the reads of
+	// transactions that did not commit as nil (unknown).
 	Value any `json:"value"`
 }
 

@@ -27,11 +27,20 @@
 // evidence for each and a plain-English explanation, ready for a report
 // to draw.
 //
+// Which anomalies a model forbids, and which models an anomaly rules out,
+// follow Elle's own tables (see models.go).
+//
 // Usage:
 //
 //	res, err := elle.Check("list-append", ops, elle.Options{
 //		ConsistencyModels: []string{"serializable"},
 //	})
+//
+// or, for a history too large to hold decoded, op by op:
+//
+//	b := elle.NewBuilder("list-append")
+//	ops, err := history.ReadFileFunc(path, "", b.Take)
+//	res, err := b.Check(elle.Options{})
 package elle
 
 import (
@@ -76,6 +85,12 @@ type Options struct {
 	WFRKeys bool
 }
 
+// cycleTypes are the cycle anomalies searched for; each also has a
+// "-process" and a "-realtime" variant. As in Elle, realtime order joins
+// the graph when some realtime variant is reportable, and process order
+// (which realtime order subsumes) otherwise when some process variant is.
+var cycleTypes = []string{"G0", "G1c", "G-single-item", "G-nonadjacent-item", "G2-item"}
+
 // maxInstances caps how many instances of one anomaly type a result
 // carries; Stats has the full count.
 const maxInstances = 64
@@ -112,7 +127,20 @@ func (p *parsed) isNode(t int32) bool { return p.txns[t].st != stFail }
 // requested models forbid was found, false when one was, unknown when the
 // graph was empty or the cycle search ran out of time.
 func Check(workload string, ops []history.Op, opts Options) (checker.Result, error) {
+	b := NewBuilder(workload)
+	b.p.txns = make([]txn, 0, len(ops)/2+1)
+	b.p.events = make([]int32, 0, len(ops))
+	for i := range ops {
+		op := ops[i] // Take clears the value it takes; the caller's op keeps it
+		_ = b.Take(&op)
+	}
+	return b.Check(opts)
+}
+
+// Check analyses the ops taken so far, as the package's Check does.
+func (b *Builder) Check(opts Options) (checker.Result, error) {
 	start := time.Now()
+	workload := b.workload
 	res := checker.Result{Checker: "elle-" + workload}
 	if workload != "list-append" && workload != "rw-register" {
 		return res, fmt.Errorf("elle: unknown workload %q (want list-append or rw-register)", workload)
@@ -137,31 +165,23 @@ func Check(workload string, ops []history.Op, opts Options) (checker.Result, err
 	if err != nil {
 		return res, fmt.Errorf("elle: %w", err)
 	}
-	down := weakerOrEqual(canon)
+	forbidden := prohibited(canon)
 	reportable := func(typ string) bool {
-		if unknownTypes[typ] || slices.Contains(extras, typ) {
-			return true
-		}
-		for _, m := range prohibitedBy[typ] {
-			if down[m] {
-				return true
-			}
-		}
-		return false
+		return unknownTypes[typ] || extras[typ] || forbidden[typ]
 	}
 	if opts.CycleSearchTimeout <= 0 {
 		opts.CycleSearchTimeout = time.Second
 	}
 
-	p, err := parse(workload, ops)
+	p, err := b.finish()
 	if err != nil {
 		return res, fmt.Errorf("elle: %w", err)
 	}
 	r := &run{p: p, opts: opts, anomalies: map[string][]*Anomaly{}, counts: map[string]int{}}
 	switch {
-	case reportable("G0-realtime") || reportable("G2-item-realtime"):
+	case slices.ContainsFunc(cycleTypes, func(t string) bool { return reportable(t + "-realtime") }):
 		r.extra = kRealtime
-	case reportable("G0-process") || reportable("G2-item-process"):
+	case slices.ContainsFunc(cycleTypes, func(t string) bool { return reportable(t + "-process") }):
 		r.extra = kProcess
 	}
 
@@ -180,7 +200,7 @@ func Check(workload string, ops []history.Op, opts Options) (checker.Result, err
 			r.processEdges(&order)
 		}
 	}()
-	deps := newEdges(len(p.mops) * 2)
+	deps := newEdges(p.nmops * 2)
 	switch workload {
 	case "list-append":
 		la := &listAppend{r: r}
@@ -198,13 +218,13 @@ func Check(workload string, ops []history.Op, opts Options) (checker.Result, err
 	r.g = freeze(len(p.txns)+barriers, &deps, &order)
 	inferred := time.Now()
 
-	b := &budget{deadline: time.Now().Add(opts.CycleSearchTimeout)}
-	cs := r.searchCycles(b, reportable("strong-snapshot-isolation-cycle-exists") || reportable("strong-session-snapshot-isolation-cycle-exists"))
+	bud := &budget{deadline: time.Now().Add(opts.CycleSearchTimeout)}
+	cs := r.searchCycles(bud, reportable("strong-snapshot-isolation-cycle-exists") || reportable("strong-session-snapshot-isolation-cycle-exists"))
 	if len(r.g.to) == 0 {
 		r.add(&Anomaly{Type: "empty-transaction-graph",
 			Explanation: "No transaction depends on any other, so there is nothing to order and no cycle to find."})
 	}
-	if b.out {
+	if bud.out {
 		r.add(&Anomaly{Type: "cycle-search-timeout",
 			Explanation: fmt.Sprintf("The cycle search stopped after %v; cycles may remain unreported.", opts.CycleSearchTimeout)})
 	}

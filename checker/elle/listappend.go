@@ -78,9 +78,9 @@ type strRec struct {
 // was appended more than once.
 func (l *elemLookup) build(la *listAppend, recs []int32) (dup bool) {
 	l.ints, l.strs = l.ints[:0], l.strs[:0]
-	mops := la.r.p.mops
+	p := la.r.p
 	for _, r := range recs {
-		switch x := mops[la.apps[r].mop].val.(type) {
+		switch x := p.mop(la.apps[r].mop).val.(type) {
 		case int64:
 			l.ints = append(l.ints, intRec{x, r})
 		case string:
@@ -102,6 +102,17 @@ func (l *elemLookup) build(la *listAppend, recs []int32) (dup bool) {
 	return dup
 }
 
+// at finds the append record of element i of a read list.
+func (l *elemLookup) at(ls list, i int) int32 {
+	if ls.anys != nil {
+		return l.get(ls.anys[i])
+	}
+	if j, ok := slices.BinarySearchFunc(l.ints, ls.ints[i], func(r intRec, t int64) int { return cmp.Compare(r.v, t) }); ok {
+		return l.ints[j].rec
+	}
+	return -1
+}
+
 func (l *elemLookup) get(v any) int32 {
 	switch x := v.(type) {
 	case int64:
@@ -119,9 +130,9 @@ func (l *elemLookup) get(v any) int32 {
 // find returns the append record of element v of key k (linear: it serves
 // explanations only).
 func (la *listAppend) find(k int32, v any) int32 {
-	mops := la.r.p.mops
+	p := la.r.p
 	for _, r := range la.appIdx[la.appOff[k]:la.appOff[k+1]] {
-		if eqScalar(mops[la.apps[r].mop].val, v) {
+		if eqScalar(p.mop(la.apps[r].mop).val, v) {
 			return r
 		}
 	}
@@ -131,7 +142,7 @@ func (la *listAppend) find(k int32, v any) int32 {
 type laAppend struct {
 	txn   int32
 	key   int32
-	mop   int32 // absolute index into parsed.mops
+	mop   int32 // id of the micro-operation in parsed.mops
 	pos   int32 // position in the key's version order, -1 if unobserved
 	final bool  // the transaction's last append to this key
 }
@@ -141,8 +152,9 @@ type laRead struct {
 	key int32
 	mop int32
 	n   int32 // length of the list read
-	ext bool  // the transaction's first access to the key
-	rmw bool  // external, and the transaction appends to the key later
+	// rmw: the transaction's first access to the key, which it appends
+	// to later.
+	rmw bool
 }
 
 // listAppend infers dependencies for list-append histories.
@@ -155,14 +167,9 @@ type listAppend struct {
 	// Per key: the longest read (the inferred version order), the append
 	// record of each of its elements (-1 if nobody appended it), and
 	// whether the key's reads disagree (then nothing is inferred from it).
-	order   [][]any
+	order   []list
 	writers [][]int32
 	bad     []bool
-}
-
-func readList(v any) []any {
-	l, _ := v.([]any)
-	return l
 }
 
 // scan walks every transaction once: it records appends and reads and
@@ -172,7 +179,7 @@ func (la *listAppend) scan() {
 	type kstate struct {
 		key  int32
 		read bool
-		base []any
+		base list
 		apps []int32 // mop indices of appends since the last read
 	}
 	var ks []kstate
@@ -192,12 +199,12 @@ func (la *listAppend) scan() {
 		return &ks[len(ks)-1]
 	}
 	var seen []int32
-	la.apps = make([]laAppend, 0, len(p.mops)/2+1)
-	la.reads = make([]laRead, 0, len(p.mops)/2+1)
+	la.apps = make([]laAppend, 0, p.nmops/2+1)
+	la.reads = make([]laRead, 0, p.nmops/2+1)
 	for ti := range p.txns {
 		t := int32(ti)
 		tx := &p.txns[t]
-		mops := p.mops[tx.mopLo:tx.mopHi]
+		mops := p.txnMops(t)
 		// Appends, marking each transaction's final append per key.
 		seen = seen[:0]
 		first := len(la.apps)
@@ -224,7 +231,7 @@ func (la *listAppend) scan() {
 				s.apps = append(s.apps, int32(j))
 				continue
 			}
-			list := readList(m.val)
+			list := p.list(m)
 			ext := !s.read && len(s.apps) == 0
 			later := false
 			for k := j + 1; k < len(mops); k++ {
@@ -235,7 +242,7 @@ func (la *listAppend) scan() {
 				}
 			}
 			rmw := ext && later
-			la.reads = append(la.reads, laRead{txn: t, key: m.key, mop: tx.mopLo + int32(j), n: int32(len(list)), ext: ext, rmw: rmw})
+			la.reads = append(la.reads, laRead{txn: t, key: m.key, mop: tx.mopLo + int32(j), n: int32(list.len()), rmw: rmw})
 			la.checkInternal(t, j, s.read, s.base, s.apps, list)
 			s.read = true
 			s.base = list
@@ -246,31 +253,32 @@ func (la *listAppend) scan() {
 
 // checkInternal compares a read with what the transaction's own earlier
 // reads and appends imply.
-func (la *listAppend) checkInternal(t int32, j int, hadRead bool, base []any, apps []int32, list []any) {
+func (la *listAppend) checkInternal(t int32, j int, hadRead bool, base list, apps []int32, got list) {
 	p := la.r.p
 	mops := p.txnMops(t)
 	if !hadRead && len(apps) == 0 {
 		return
 	}
 	ok := true
+	n := got.len()
 	if hadRead {
-		if len(list) != len(base)+len(apps) {
+		if n != base.len()+len(apps) {
 			ok = false
 		} else {
-			for i, e := range base {
-				if !eqScalar(e, list[i]) {
+			for i := range base.len() {
+				if !base.eqAt(i, got, i) {
 					ok = false
 					break
 				}
 			}
 		}
-	} else if len(list) < len(apps) {
+	} else if n < len(apps) {
 		ok = false
 	}
 	if ok {
-		tail := list[len(list)-len(apps):]
+		tail := n - len(apps)
 		for i, a := range apps {
-			if !eqScalar(mops[a].val, tail[i]) {
+			if !got.eqVal(tail+i, mops[a].val) {
 				ok = false
 				break
 			}
@@ -281,7 +289,7 @@ func (la *listAppend) checkInternal(t int32, j int, hadRead bool, base []any, ap
 	}
 	var expected []any
 	if hadRead {
-		expected = append(expected, base...)
+		expected = append(expected, base.values()...)
 	} else {
 		expected = append(expected, "...")
 	}
@@ -293,13 +301,13 @@ func (la *listAppend) checkInternal(t int32, j int, hadRead bool, base []any, ap
 		Type: "internal", Txns: []Txn{p.export(t)}, Key: key,
 		Mop: exportMop(p, &mops[j]), Expected: expected,
 		Explanation: fmt.Sprintf("%s read key %v as %s, but its own earlier operations on that key imply %s.",
-			p.describe("T1", t), key, fmtList(list), fmtList(expected)),
+			p.describe("T1", t), key, fmtList(got.values()), fmtList(expected)),
 	})
 }
 
 // checkFutureRead flags a read that already contains an element the
 // transaction only appends later.
-func (la *listAppend) checkFutureRead(t int32, j int, list []any) {
+func (la *listAppend) checkFutureRead(t int32, j int, got list) {
 	p := la.r.p
 	mops := p.txnMops(t)
 	for k := j + 1; k < len(mops); k++ {
@@ -307,14 +315,15 @@ func (la *listAppend) checkFutureRead(t int32, j int, list []any) {
 		if m.f != fAppend || m.key != mops[j].key {
 			continue
 		}
-		for _, e := range list {
-			if eqScalar(e, m.val) {
+		for i := range got.len() {
+			if got.eqVal(i, m.val) {
+				e := got.at(i)
 				key := p.keys.value(m.key)
 				la.r.add(&Anomaly{
 					Type: "future-read", Txns: []Txn{p.export(t)}, Key: key,
 					Mop: exportMop(p, &mops[j]), Element: e,
 					Explanation: fmt.Sprintf("%s read key %v as %s, which already contains %v, an element it appends only later in the same transaction.",
-						p.describe("T1", t), key, fmtList(list), e),
+						p.describe("T1", t), key, fmtList(got.values()), e),
 				})
 				return
 			}
@@ -328,7 +337,7 @@ func (la *listAppend) infer(out *edges) {
 	r := la.r
 	p := r.p
 	nk := len(p.keys.vals)
-	la.order = make([][]any, nk)
+	la.order = make([]list, nk)
 	la.writers = make([][]int32, nk)
 	la.bad = make([]bool, nk)
 	readOff := bucket(nk, len(la.reads), func(i int) int32 { return la.reads[i].key })
@@ -362,7 +371,7 @@ func (la *listAppend) infer(out *edges) {
 		}
 		// The longest read is the version order; every other read must
 		// be a prefix of it.
-		var longest []any
+		var longest list
 		li := -1
 		for i := range rs {
 			if li < 0 || rs[i].n > rs[li].n {
@@ -370,19 +379,19 @@ func (la *listAppend) infer(out *edges) {
 			}
 		}
 		if li >= 0 {
-			longest = readList(p.mops[rs[li].mop].val)
+			longest = p.list(p.mop(rs[li].mop))
 		}
 		if la.bad[k] {
-			la.badKey(k, "duplicate-elements", longest, nil)
+			la.badKey(k, "duplicate-elements", longest, list{})
 			continue
 		}
 		for i := range rs {
 			if i == li {
 				continue
 			}
-			l := readList(p.mops[rs[i].mop].val)
-			for j, e := range l {
-				if !eqScalar(e, longest[j]) {
+			l := p.list(p.mop(rs[i].mop))
+			for j := range l.len() {
+				if !l.eqAt(j, longest, j) {
 					la.badKey(k, "incompatible-order", longest, l)
 					break
 				}
@@ -394,9 +403,9 @@ func (la *listAppend) infer(out *edges) {
 		if la.bad[k] {
 			continue
 		}
-		ws := make([]int32, len(longest))
-		for i, e := range longest {
-			a := lookup.get(e)
+		ws := make([]int32, longest.len())
+		for i := range ws {
+			a := lookup.at(longest, i)
 			ws[i] = a
 			if a < 0 {
 				continue
@@ -408,7 +417,7 @@ func (la *listAppend) infer(out *edges) {
 			la.apps[a].pos = int32(i)
 		}
 		if la.bad[k] {
-			la.badKey(k, "duplicate-elements", longest, nil)
+			la.badKey(k, "duplicate-elements", longest, list{})
 			continue
 		}
 		la.order[k] = longest
@@ -474,7 +483,11 @@ func (la *listAppend) infer(out *edges) {
 		for i := range rs {
 			rd := &rs[i]
 			n := int(rd.n)
-			if n > 0 && rd.ext {
+			// Every read, not only a transaction's first of the key, says
+			// whose append it saw last and whose it missed: a second read
+			// that sees more than the first is a non-repeatable read, and
+			// only its own edges close that cycle.
+			if n > 0 {
 				if a := ws[n-1]; a >= 0 {
 					w := la.apps[a].txn
 					if w != rd.txn && p.txns[w].st != stFail {
@@ -484,9 +497,6 @@ func (la *listAppend) infer(out *edges) {
 						}
 					}
 				}
-			}
-			if !rd.ext {
-				continue
 			}
 			if n < len(ws) {
 				if a := ws[n]; a >= 0 && p.txns[la.apps[a].txn].st != stFail {
@@ -516,7 +526,7 @@ func (la *listAppend) infer(out *edges) {
 						names = append(names, p.describe(fmt.Sprintf("T%d", len(names)+1), x.txn))
 					}
 					key := p.keys.value(k)
-					v := longest[:rmws[i].n]
+					v := longest.values()[:rmws[i].n]
 					r.add(&Anomaly{
 						Type: "lost-update", Key: key, Values: []any{slices.Clone(v)}, Txns: txns,
 						Explanation: fmt.Sprintf("%s all read key %v as %s and then appended to it, so all but one of their updates were applied to a state that no longer existed.",
@@ -529,17 +539,18 @@ func (la *listAppend) infer(out *edges) {
 	}
 }
 
-func (la *listAppend) badKey(k int32, typ string, longest, other []any) {
+func (la *listAppend) badKey(k int32, typ string, longestList, otherList list) {
+	longest, other := longestList.values(), otherList.values()
 	p := la.r.p
 	la.bad[k] = true
 	key := p.keys.value(k)
 	a := &Anomaly{Type: typ, Key: key}
 	if typ == "incompatible-order" {
-		a.Values = []any{slices.Clone(longest), slices.Clone(other)}
+		a.Values = []any{longest, other}
 		a.Explanation = fmt.Sprintf("Reads of key %v saw %s and %s; neither is a prefix of the other, so no single order of appends explains both.",
 			key, fmtList(longest), fmtList(other))
 	} else {
-		a.Values = []any{slices.Clone(longest)}
+		a.Values = []any{longest}
 		a.Explanation = fmt.Sprintf("Key %v holds an element twice (read as %s), or one element was appended twice, so its order of appends is ambiguous.",
 			key, fmtList(longest))
 	}
@@ -554,7 +565,10 @@ func (la *listAppend) dirty(k int32, ws []int32, rs []laRead, failedPos []int32)
 	key := p.keys.value(k)
 	for i := range rs {
 		rd := &rs[i]
-		list := readList(p.mops[rd.mop].val)
+		if len(failedPos) == 0 || p.list(p.mop(rd.mop)).len() <= int(failedPos[0]) {
+			continue
+		}
+		list := p.list(p.mop(rd.mop)).values()
 		for _, fp := range failedPos {
 			if int(fp) >= len(list) {
 				break
@@ -562,7 +576,7 @@ func (la *listAppend) dirty(k int32, ws []int32, rs []laRead, failedPos []int32)
 			a := &la.apps[ws[fp]]
 			r.add(&Anomaly{
 				Type: "G1a", Txns: []Txn{p.export(rd.txn), p.export(a.txn)}, Key: key,
-				Mop: exportMop(p, &p.mops[rd.mop]), Element: list[fp],
+				Mop: exportMop(p, p.mop(rd.mop)), Element: list[fp],
 				Explanation: fmt.Sprintf("%s read key %v as %s, which contains %v, appended by %s, which failed (aborted).",
 					p.describe("T1", rd.txn), key, fmtList(list), list[fp], p.describe("T2", a.txn)),
 			})
@@ -581,12 +595,12 @@ func (la *listAppend) dirty(k int32, ws []int32, rs []laRead, failedPos []int32)
 		case stOK:
 			if start >= 0 {
 				f, o := la.apps[ws[start]].txn, la.apps[a].txn
-				vals := slices.Clone(la.order[k][start : i+1])
+				vals := la.order[k].values()[start : i+1]
 				r.add(&Anomaly{
 					Type: "dirty-update", Key: key, Values: vals,
 					Txns: []Txn{p.export(f), p.export(o)},
 					Explanation: fmt.Sprintf("%s committed its append of %v to key %v on top of %v, appended by %s, which failed (aborted).",
-						p.describe("T2", o), p.mops[la.apps[a].mop].val, key, p.mops[la.apps[ws[start]].mop].val, p.describe("T1", f)),
+						p.describe("T2", o), p.mop(la.apps[a].mop).val, key, p.mop(la.apps[ws[start]].mop).val, p.describe("T1", f)),
 				})
 				start = -1
 			}
@@ -597,8 +611,8 @@ func (la *listAppend) dirty(k int32, ws []int32, rs []laRead, failedPos []int32)
 func (la *listAppend) g1b(rd *laRead, a int32) {
 	p := la.r.p
 	w := la.apps[a].txn
-	m := &p.mops[rd.mop]
-	list := readList(m.val)
+	m := p.mop(rd.mop)
+	list := p.list(m).values()
 	key := p.keys.value(rd.key)
 	la.r.add(&Anomaly{
 		Type: "G1b", Txns: []Txn{p.export(rd.txn), p.export(w)}, Key: key,
@@ -646,17 +660,12 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 			}
 		}
 	case kWR:
-		seen := map[int32]bool{}
 		for j := range mb {
 			m := &mb[j]
-			if seen[m.key] {
-				continue
-			}
-			seen[m.key] = true
 			if m.f != fRead || la.bad[m.key] {
 				continue
 			}
-			list := readList(m.val)
+			list := p.list(m).values()
 			if len(list) == 0 {
 				continue
 			}
@@ -670,25 +679,20 @@ func (la *listAppend) explain(k edgeKind, a, b int32, na, nb string) (Step, bool
 					p.describe(nb, b), na, list[len(list)-1], key, na, nb)}, true
 		}
 	case kRW:
-		seen := map[int32]bool{}
 		for i := range ma {
 			m := &ma[i]
-			if seen[m.key] {
-				continue
-			}
-			seen[m.key] = true
 			if m.f != fRead || la.bad[m.key] {
 				continue
 			}
-			list := readList(m.val)
+			list := p.list(m).values()
 			order, ws := la.order[m.key], la.writers[m.key]
 			key := p.keys.value(m.key)
 			if len(list) < len(ws) {
 				ra := ws[len(list)]
 				if ra >= 0 && la.apps[ra].txn == b {
-					return Step{Type: "rw", Key: key, Value: lastOr(list), NewValue: order[len(list)], AMop: i, BMop: int(la.apps[ra].mop - p.txns[b].mopLo),
+					return Step{Type: "rw", Key: key, Value: lastOr(list), NewValue: order.at(len(list)), AMop: i, BMop: int(la.apps[ra].mop - p.txns[b].mopLo),
 						Explanation: fmt.Sprintf("%s read key %v as %s, and %s appended %v, the next element, so %s < %s (rw).",
-							p.describe(na, a), key, fmtList(list), nb, order[len(list)], na, nb)}, true
+							p.describe(na, a), key, fmtList(list), nb, order.at(len(list)), na, nb)}, true
 				}
 				continue
 			}
@@ -747,7 +751,11 @@ func exportMop(p *parsed, m *mop) []any {
 	case fAppend:
 		f = "append"
 	}
-	return []any{f, p.keys.value(m.key), m.val}
+	v := m.val
+	if m.ints {
+		v = p.list(m).values()
+	}
+	return []any{f, p.keys.value(m.key), v}
 }
 
 func fmtList(l []any) string {

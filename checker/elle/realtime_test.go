@@ -28,7 +28,11 @@ func TestRealtimeBarriers(t *testing.T) {
 			}
 			ops = append(ops, history.Op{Index: int64(len(ops)), Type: typ, Process: history.Process(p), F: "txn", Value: []any{[]any{"append", int64(0), int64(len(ops))}}})
 		}
-		p, err := parse("list-append", ops)
+		b := NewBuilder("list-append")
+		for i := range ops {
+			_ = b.Take(&ops[i])
+		}
+		p, err := b.finish()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -81,10 +81,10 @@ func (rr *rwRegister) version(key int32, v any) int32 {
 
 func (rr *rwRegister) scan() {
 	p := rr.r.p
-	rr.vix = newElemIndex(len(p.mops) / 2)
-	rr.writes = make([]rwWrite, 0, len(p.mops)/2+1)
-	rr.reads = make([]rwRead, 0, len(p.mops)/2+1)
-	rr.touches = make([]touch, 0, len(p.mops)/2+1)
+	rr.vix = newElemIndex(p.nmops / 2)
+	rr.writes = make([]rwWrite, 0, p.nmops/2+1)
+	rr.reads = make([]rwRead, 0, p.nmops/2+1)
+	rr.touches = make([]touch, 0, p.nmops/2+1)
 	type kstate struct {
 		key         int32
 		read, wrote bool
@@ -97,7 +97,7 @@ func (rr *rwRegister) scan() {
 	for ti := range p.txns {
 		t := int32(ti)
 		tx := &p.txns[t]
-		mops := p.mops[tx.mopLo:tx.mopHi]
+		mops := p.txnMops(t)
 		seen = seen[:0]
 		first := len(rr.writes)
 		for j := len(mops) - 1; j >= 0; j-- {
@@ -135,6 +135,11 @@ func (rr *rwRegister) scan() {
 				continue
 			}
 			if s.wrote || s.read {
+				// A later read still observed some version: it carries
+				// the same dependencies as a first read (a
+				// non-repeatable read shows up as a cycle through them),
+				// but only a first read can be read-modify-write.
+				rr.reads = append(rr.reads, rwRead{txn: t, mop: tx.mopLo + int32(j), ver: rr.version(m.key, m.val)})
 				if !eqScalar(m.val, s.val) {
 					key := p.keys.value(m.key)
 					rr.r.add(&Anomaly{
@@ -340,14 +345,14 @@ func (rr *rwRegister) infer(out *edges) {
 			case failed[v] >= 0:
 				r.add(&Anomaly{
 					Type: "G1a", Txns: []Txn{p.export(rd.txn), p.export(failed[v])}, Key: key,
-					Mop: exportMop(p, &p.mops[rd.mop]), Element: rr.verVal[v],
+					Mop: exportMop(p, p.mop(rd.mop)), Element: rr.verVal[v],
 					Explanation: fmt.Sprintf("%s read key %v = %s, written by %s, which failed (aborted).",
 						p.describe("T1", rd.txn), key, fmtVal(rr.verVal[v]), p.describe("T2", failed[v])),
 				})
 			case inter[v] >= 0 && inter[v] != rd.txn:
 				r.add(&Anomaly{
 					Type: "G1b", Txns: []Txn{p.export(rd.txn), p.export(inter[v])}, Key: key,
-					Mop: exportMop(p, &p.mops[rd.mop]), Element: rr.verVal[v],
+					Mop: exportMop(p, p.mop(rd.mop)), Element: rr.verVal[v],
 					Explanation: fmt.Sprintf("%s read key %v = %s, an intermediate write of %s, which wrote that key again later.",
 						p.describe("T1", rd.txn), key, fmtVal(rr.verVal[v]), p.describe("T2", inter[v])),
 				})
@@ -387,17 +392,7 @@ func (rr *rwRegister) infer(out *edges) {
 	}
 }
 
-// finalWrites and extReads give a transaction's external view of keys.
-func (rr *rwRegister) extRead(t int32, key int32) (int, bool) {
-	mops := rr.r.p.txnMops(t)
-	for j := range mops {
-		if mops[j].key == key {
-			return j, mops[j].f == fRead
-		}
-	}
-	return -1, false
-}
-
+// finalWrite gives the index of a transaction's last write of key.
 func (rr *rwRegister) finalWrite(t int32, key int32) (int, bool) {
 	mops := rr.r.p.txnMops(t)
 	for j := len(mops) - 1; j >= 0; j-- {
@@ -441,46 +436,49 @@ func (rr *rwRegister) hasVersionEdge(a, b int32) bool {
 func (rr *rwRegister) explain(k edgeKind, a, b int32, na, nb string) (Step, bool) {
 	p := rr.r.p
 	ma, mb := p.txnMops(a), p.txnMops(b)
-	for i := range ma {
-		key := ma[i].key
-		if rr.bad[key] {
-			continue
+	switch k {
+	case kWW, kWR:
+		// a's final write of some key, then b's final write of a later
+		// version (ww) or b's read of that very version (wr).
+		for ia := range ma {
+			key := ma[ia].key
+			if rr.bad[key] || ma[ia].f != fWrite {
+				continue
+			}
+			if last, _ := rr.finalWrite(a, key); last != ia {
+				continue
+			}
+			kv := p.keys.value(key)
+			if k == kWW {
+				ib, ok := rr.finalWrite(b, key)
+				if !ok || !rr.versionEdge(key, ma[ia].val, mb[ib].val) {
+					continue
+				}
+				return Step{Type: "ww", Key: kv, Value: ma[ia].val, NewValue: mb[ib].val, AMop: ia, BMop: ib,
+					Explanation: fmt.Sprintf("%s wrote key %v = %s, a later version than %s's write of %s, so %s < %s (ww).",
+						p.describe(nb, b), kv, fmtVal(mb[ib].val), na, fmtVal(ma[ia].val), na, nb)}, true
+			}
+			for ib := range mb {
+				if mb[ib].f != fRead || mb[ib].key != key || !eqScalar(mb[ib].val, ma[ia].val) {
+					continue
+				}
+				return Step{Type: "wr", Key: kv, Value: ma[ia].val, AMop: ia, BMop: ib,
+					Explanation: fmt.Sprintf("%s read key %v = %s, written by %s, so %s < %s (wr).",
+						p.describe(nb, b), kv, fmtVal(ma[ia].val), na, na, nb)}, true
+			}
 		}
-		kv := p.keys.value(key)
-		switch k {
-		case kWW:
-			ia, ok := rr.finalWrite(a, key)
-			if !ok || ia != i {
+	case kRW:
+		// Any read of a, then b's final write of the next version.
+		for ia := range ma {
+			key := ma[ia].key
+			if rr.bad[key] || ma[ia].f != fRead {
 				continue
 			}
 			ib, ok := rr.finalWrite(b, key)
 			if !ok || !rr.versionEdge(key, ma[ia].val, mb[ib].val) {
 				continue
 			}
-			return Step{Type: "ww", Key: kv, Value: ma[ia].val, NewValue: mb[ib].val, AMop: ia, BMop: ib,
-				Explanation: fmt.Sprintf("%s wrote key %v = %s, a later version than %s's write of %s, so %s < %s (ww).",
-					p.describe(nb, b), kv, fmtVal(mb[ib].val), na, fmtVal(ma[ia].val), na, nb)}, true
-		case kWR:
-			ia, ok := rr.finalWrite(a, key)
-			if !ok || ia != i {
-				continue
-			}
-			ib, ok := rr.extRead(b, key)
-			if !ok || !eqScalar(mb[ib].val, ma[ia].val) {
-				continue
-			}
-			return Step{Type: "wr", Key: kv, Value: ma[ia].val, AMop: ia, BMop: ib,
-				Explanation: fmt.Sprintf("%s read key %v = %s, written by %s, so %s < %s (wr).",
-					p.describe(nb, b), kv, fmtVal(ma[ia].val), na, na, nb)}, true
-		case kRW:
-			ia, ok := rr.extRead(a, key)
-			if !ok || ia != i {
-				continue
-			}
-			ib, ok := rr.finalWrite(b, key)
-			if !ok || !rr.versionEdge(key, ma[ia].val, mb[ib].val) {
-				continue
-			}
+			kv := p.keys.value(key)
 			return Step{Type: "rw", Key: kv, Value: ma[ia].val, NewValue: mb[ib].val, AMop: ia, BMop: ib,
 				Explanation: fmt.Sprintf("%s read key %v = %s, and %s wrote %s, a later version, so %s < %s (rw).",
 					p.describe(na, a), kv, fmtVal(ma[ia].val), nb, fmtVal(mb[ib].val), na, nb)}, true

@@ -2,6 +2,7 @@ package elle
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/chaoskv/chaos/history"
 )
@@ -33,34 +34,139 @@ const (
 	fAppend
 )
 
-// mop is one parsed micro-operation. val is an int64, a string, nil, or
-// (for list-append reads) a []any of int64/string.
+// mop is one parsed micro-operation. A list-append read of integers
+// keeps its list unboxed in parsed.ints[lo:lo+n] (ints set); any other
+// value is in val: an int64, a string, nil, or (for a read of a list
+// holding strings) a []any of int64/string.
 type mop struct {
-	f   mopF
-	key int32
-	val any
+	f     mopF
+	ints  bool
+	key   int32
+	lo, n int32
+	val   any
 }
 
 // txn is one transaction: an invocation paired with its completion.
 type txn struct {
 	inv, cmp int64 // op indices; cmp is -1 when never completed
-	invPos   int32 // position of the invocation in the ops slice
-	cmpPos   int32 // position of the completion, or len(ops) if none
+	invPos   int32 // position of the invocation in the history
+	cmpPos   int32 // position of the completion, or the history's length if none
 	proc     int64
 	st       status
 	mopLo    int32 // mops[mopLo:mopHi]
 	mopHi    int32
-	value    any // the value the completion (or invocation) carried
 }
 
 // history is the parsed form Check works on.
 type parsed struct {
-	txns []txn
-	mops []mop
+	txns  []txn
+	mops  chunked[mop]
+	nmops int
+	ints  chunked[int64] // the elements of integer list reads
 	// events lists invocations (t<<1) and completions (t<<1|1) in history
 	// order; realtime inference replays it.
 	events []int32
 	keys   interner
+}
+
+// chunkBits sizes the chunks of a chunked array.
+const chunkBits = 16
+
+// chunked is an append-only array kept in chunks of 1<<chunkBits items, so
+// that growing it never copies what it holds (a history of millions of
+// transactions would otherwise briefly need its micro-operations twice).
+// An id names an item: chunk<<chunkBits | offset. Items appended together
+// share a chunk, so a block of them is one slice.
+type chunked[T any] struct {
+	chunks [][]T
+}
+
+// appendBlock appends items contiguously and returns the id of the first;
+// ok is false when there are more than a chunk holds.
+func (c *chunked[T]) appendBlock(items []T) (id int32, ok bool) {
+	const size = 1 << chunkBits
+	if len(items) > size {
+		return 0, false
+	}
+	n := len(c.chunks)
+	if n == 0 || len(c.chunks[n-1])+len(items) > size {
+		c.chunks = append(c.chunks, make([]T, 0, size))
+		n++
+	}
+	last := &c.chunks[n-1]
+	id = int32((n-1)<<chunkBits | len(*last))
+	*last = append(*last, items...)
+	return id, true
+}
+
+func (c *chunked[T]) at(id int32) *T {
+	return &c.chunks[id>>chunkBits][id&(1<<chunkBits-1)]
+}
+
+// slice returns the n items from id on, which must have been appended
+// in one block.
+func (c *chunked[T]) slice(id, n int32) []T {
+	off := id & (1<<chunkBits - 1)
+	return c.chunks[id>>chunkBits][off : off+n : off+n]
+}
+
+// mop returns the micro-operation with the given id.
+func (p *parsed) mop(id int32) *mop { return p.mops.at(id) }
+
+// list is a list-append read as the checker sees it: unboxed integers,
+// or boxed values when some element is a string.
+type list struct {
+	ints []int64
+	anys []any
+}
+
+func (p *parsed) list(m *mop) list {
+	if m.ints {
+		return list{ints: p.ints.slice(m.lo, m.n)}
+	}
+	l, _ := m.val.([]any)
+	return list{anys: l}
+}
+
+func (l list) len() int {
+	if l.anys != nil {
+		return len(l.anys)
+	}
+	return len(l.ints)
+}
+
+// at returns element i, boxed (for reports).
+func (l list) at(i int) any {
+	if l.anys != nil {
+		return l.anys[i]
+	}
+	return l.ints[i]
+}
+
+// eqAt reports whether l[i] equals m[j].
+func (l list) eqAt(i int, m list, j int) bool {
+	if l.anys == nil && m.anys == nil {
+		return l.ints[i] == m.ints[j]
+	}
+	return eqScalar(l.at(i), m.at(j))
+}
+
+// eqVal reports whether l[i] equals the scalar v.
+func (l list) eqVal(i int, v any) bool {
+	if l.anys == nil {
+		x, ok := v.(int64)
+		return ok && l.ints[i] == x
+	}
+	return eqScalar(l.anys[i], v)
+}
+
+// values returns the elements as a fresh []any (for reports).
+func (l list) values() []any {
+	out := make([]any, l.len())
+	for i := range out {
+		out[i] = l.at(i)
+	}
+	return out
 }
 
 // interner maps keys (int64 or string) to dense ids and back.
@@ -133,89 +239,145 @@ func opIndex(op *history.Op, pos int) int64 {
 	return int64(pos)
 }
 
-// parse pairs invocations with completions and decodes micro-operations.
-func parse(workload string, ops []history.Op) (*parsed, error) {
-	p := &parsed{
-		txns:   make([]txn, 0, len(ops)/2+1),
-		mops:   make([]mop, 0, len(ops)*2),
-		events: make([]int32, 0, len(ops)),
-	}
-	pending := map[history.Process]int32{}
-	for i := range ops {
-		op := &ops[i]
-		if op.Process.IsNemesis() || (op.F != "" && op.F != "txn") {
-			continue
-		}
-		switch op.Type {
-		case history.Invoke:
-			if t, ok := pending[op.Process]; ok {
-				// A process that invokes again never completed its last
-				// transaction: that one stays indeterminate.
-				delete(pending, op.Process)
-				_ = t
-			}
-			t := int32(len(p.txns))
-			p.txns = append(p.txns, txn{
-				inv: opIndex(op, i), cmp: -1, invPos: int32(i), proc: int64(op.Process),
-				cmpPos: int32(len(ops)), st: stInfo, value: op.Value,
-			})
-			pending[op.Process] = t
-			p.events = append(p.events, t<<1)
-		case history.Ok, history.Fail, history.Info:
-			t, ok := pending[op.Process]
-			if ok {
-				delete(pending, op.Process)
-			} else {
-				t = int32(len(p.txns))
-				p.txns = append(p.txns, txn{inv: opIndex(op, i), invPos: int32(i), proc: int64(op.Process)})
-				p.events = append(p.events, t<<1)
-			}
-			tx := &p.txns[t]
-			tx.cmp = opIndex(op, i)
-			tx.cmpPos = int32(i)
-			switch op.Type {
-			case history.Ok:
-				tx.st = stOK
-				tx.value = op.Value
-			case history.Fail:
-				tx.st = stFail
-				if op.Value != nil {
-					tx.value = op.Value
-				}
-			default:
-				tx.st = stInfo
-				if op.Value != nil {
-					tx.value = op.Value
-				}
-			}
-			if tx.st == stOK {
-				p.events = append(p.events, t<<1|1)
-			}
-		default:
-			return nil, fmt.Errorf("op %d: unknown type %v", opIndex(op, i), op.Type)
-		}
-	}
-	for ti := range p.txns {
-		if err := p.decode(workload, int32(ti)); err != nil {
-			return nil, err
-		}
-	}
-	return p, nil
+// Builder turns a history, op by op, into the compact form a check works
+// on, so that a caller streaming a large history from disk never holds
+// the decoded ops and the checker's form at once. Check is the same as
+// adding every op to a Builder and calling its Check.
+type Builder struct {
+	workload string
+	p        *parsed
+	pending  map[history.Process]pendingTxn
+	pos      int32 // ops seen
+	err      error
+	scratch  []mop   // one transaction's micro-operations while decoding
+	elems    []int64 // one read's elements while decoding
 }
 
-// decode parses txn ti's micro-operations into p.mops.
-func (p *parsed) decode(workload string, ti int32) error {
-	tx := &p.txns[ti]
-	tx.mopLo = int32(len(p.mops))
-	defer func() { tx.mopHi = int32(len(p.mops)) }()
-	if tx.value == nil {
+// pendingTxn is an invoked transaction awaiting its completion.
+type pendingTxn struct {
+	t     int32
+	value any // the invocation's micro-operations
+}
+
+// NewBuilder returns a Builder for a history of the given workload
+// ("list-append" or "rw-register").
+func NewBuilder(workload string) *Builder {
+	return &Builder{workload: workload, p: &parsed{}, pending: map[history.Process]pendingTxn{}}
+}
+
+// Take adds one op. Client transactions ("txn" ops) are decoded into the
+// Builder's own form and their Value is then cleared: the Builder has
+// taken it. Other ops are left as they are. Take never stops a read: a
+// malformed op is reported by Check, so that a caller can first report
+// what it checks about the whole history (such as invocations without
+// completions) in history order. Its signature fits history.ReadFileFunc.
+func (b *Builder) Take(op *history.Op) error {
+	pos := b.pos
+	b.pos++
+	if b.err != nil || op.Process.IsNemesis() || (op.F != "" && op.F != "txn") {
 		return nil
 	}
-	list, ok := tx.value.([]any)
-	if !ok {
-		return fmt.Errorf("op %d: value is %T, want a list of micro-operations", tx.ref(), tx.value)
+	p := b.p
+	switch op.Type {
+	case history.Invoke:
+		if prev, ok := b.pending[op.Process]; ok {
+			// A process that invokes again never completed its last
+			// transaction: that one stays indeterminate.
+			b.decode(prev.t, prev.value)
+		}
+		t := int32(len(p.txns))
+		p.txns = append(p.txns, txn{inv: opIndex(op, int(pos)), cmp: -1, invPos: pos, proc: int64(op.Process), cmpPos: -1, st: stInfo})
+		b.pending[op.Process] = pendingTxn{t: t, value: op.Value}
+		p.events = append(p.events, t<<1)
+	case history.Ok, history.Fail, history.Info:
+		pd, ok := b.pending[op.Process]
+		t := pd.t
+		if ok {
+			delete(b.pending, op.Process)
+		} else {
+			t = int32(len(p.txns))
+			p.txns = append(p.txns, txn{inv: opIndex(op, int(pos)), invPos: pos, proc: int64(op.Process)})
+			p.events = append(p.events, t<<1)
+		}
+		tx := &p.txns[t]
+		tx.cmp = opIndex(op, int(pos))
+		tx.cmpPos = pos
+		value := op.Value
+		switch op.Type {
+		case history.Ok:
+			tx.st = stOK
+		case history.Fail:
+			tx.st = stFail
+		default:
+			tx.st = stInfo
+		}
+		if value == nil && tx.st != stOK {
+			value = pd.value
+		}
+		if tx.st == stOK {
+			p.events = append(p.events, t<<1|1)
+		}
+		b.decode(t, value)
+	default:
+		b.err = fmt.Errorf("op %d: unknown type %v", opIndex(op, int(pos)), op.Type)
+		return nil
 	}
-	for j, m := range list {
+	op.Value = nil
+	return nil
+}
+
+// finish decodes the transactions that never completed.
+func (b *Builder) finish() (*parsed, error) {
+	if b.workload != "list-append" && b.workload != "rw-register" {
+		return nil, fmt.Errorf("unknown workload %q (want list-append or rw-register)", b.workload)
+	}
+	pend := make([]pendingTxn, 0, len(b.pending))
+	for _, pd := range b.pending {
+		pend = append(pend, pd)
+	}
+	slices.SortFunc(pend, func(x, y pendingTxn) int { return int(x.t - y.t) })
+	for _, pd := range pend {
+		b.decode(pd.t, pd.value)
+	}
+	clear(b.pending)
+	for i := range b.p.txns {
+		if b.p.txns[i].cmpPos < 0 {
+			b.p.txns[i].cmpPos = b.pos
+		}
+	}
+	return b.p, b.err
+}
+
+// decode parses txn t's micro-operations into p.mops.
+func (b *Builder) decode(t int32, value any) {
+	if b.err != nil {
+		return
+	}
+	p := b.p
+	tx := &p.txns[t]
+	b.scratch = b.scratch[:0]
+	if b.err = b.decodeMops(tx, value); b.err != nil {
+		return
+	}
+	id, ok := p.mops.appendBlock(b.scratch)
+	if !ok {
+		b.err = fmt.Errorf("op %d: %d micro-operations, more than the %d a transaction may hold", tx.ref(), len(b.scratch), 1<<chunkBits)
+		return
+	}
+	tx.mopLo, tx.mopHi = id, id+int32(len(b.scratch))
+	p.nmops += len(b.scratch)
+}
+
+func (b *Builder) decodeMops(tx *txn, value any) error {
+	p, workload := b.p, b.workload
+	if value == nil {
+		return nil
+	}
+	l, ok := value.([]any)
+	if !ok {
+		return fmt.Errorf("op %d: value is %T, want a list of micro-operations", tx.ref(), value)
+	}
+	for j, m := range l {
 		parts, ok := m.([]any)
 		if !ok || len(parts) != 3 {
 			return fmt.Errorf("op %d: micro-op %d: want [f key value], got %v", tx.ref(), j, m)
@@ -246,9 +408,23 @@ func (p *parsed) decode(workload string, ti int32) error {
 					if !ok {
 						return fmt.Errorf("op %d: micro-op %d: read value %v is not a list", tx.ref(), j, v)
 					}
+					allInts := true
 					for _, e := range l {
 						if err := checkScalar(e, "list element"); err != nil {
 							return fmt.Errorf("op %d: micro-op %d: %w", tx.ref(), j, err)
+						}
+						_, isInt := e.(int64)
+						allInts = allInts && isInt
+					}
+					if allInts {
+						b.elems = b.elems[:0]
+						for _, e := range l {
+							b.elems = append(b.elems, e.(int64))
+						}
+						// A list longer than a chunk stays boxed.
+						if id, ok := p.ints.appendBlock(b.elems); ok {
+							mo.ints, mo.lo, mo.n = true, id, int32(len(l))
+							v = nil
 						}
 					}
 				} else if err := checkScalar(v, "read value"); err != nil {
@@ -269,7 +445,7 @@ func (p *parsed) decode(workload string, ti int32) error {
 			return fmt.Errorf("op %d: micro-op %d: function %q is not valid in a %s history", tx.ref(), j, f, workload)
 		}
 		mo.val = v
-		p.mops = append(p.mops, mo)
+		b.scratch = append(b.scratch, mo)
 	}
 	return nil
 }
@@ -284,7 +460,7 @@ func (tx *txn) ref() int64 {
 
 func (p *parsed) txnMops(t int32) []mop {
 	tx := &p.txns[t]
-	return p.mops[tx.mopLo:tx.mopHi]
+	return p.mops.slice(tx.mopLo, tx.mopHi-tx.mopLo)
 }
 
 // describe names a transaction for an explanation, e.g. "T2 (op 13, process 3)".
@@ -293,8 +469,18 @@ func (p *parsed) describe(name string, t int32) string {
 	return fmt.Sprintf("%s (op %d, process %d)", name, tx.ref(), tx.proc)
 }
 
-// export converts a transaction for a report.
+// export converts a transaction for a report. Its value is rebuilt from
+// the micro-operations as the checker read them (reads of transactions
+// that did not commit are unknown, so nil).
 func (p *parsed) export(t int32) Txn {
 	tx := &p.txns[t]
-	return Txn{Index: tx.ref(), InvokeIndex: tx.inv, Process: tx.proc, Type: tx.st.String(), Value: tx.value}
+	var value any
+	if tx.mopHi > tx.mopLo {
+		ms := make([]any, 0, tx.mopHi-tx.mopLo)
+		for i := tx.mopLo; i < tx.mopHi; i++ {
+			ms = append(ms, exportMop(p, p.mop(i)))
+		}
+		value = ms
+	}
+	return Txn{Index: tx.ref(), InvokeIndex: tx.inv, Process: tx.proc, Type: tx.st.String(), Value: value}
 }

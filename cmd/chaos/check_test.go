@@ -13,7 +13,6 @@ import (
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/checker/elle"
-	"github.com/chaoskv/chaos/history"
 )
 
 // runCapture runs chaos with args and returns its exit code, stdout and
@@ -280,7 +279,7 @@ func TestCheckBadArguments(t *testing.T) {
 func TestCheckInternalError(t *testing.T) {
 	old := elleCheck
 	t.Cleanup(func() { elleCheck = old })
-	elleCheck = func(string, []history.Op, elle.Options) (checker.Result, error) {
+	elleCheck = func(*elle.Builder, elle.Options) (checker.Result, error) {
 		return checker.Result{}, fmt.Errorf("write artifact: %w", &fs.PathError{Op: "open", Path: "/x", Err: fs.ErrPermission})
 	}
 	path := writeFile(t, t.TempDir(), "h.jsonl", jsonl(`0 invoke txn [["r",1,null]]`, `0 ok txn [["r",1,null]]`))

@@ -79,7 +79,7 @@ func rebuildRun(c *cli.Context, dir string) error {
 // reportHistory checks a history that has no run around it and renders
 // its report, with every run parameter unknown.
 func reportHistory(c *cli.Context, path string) error {
-	in, err := loadHistory(path, c.String("format"))
+	in, err := loadHistory(c, path, c.String("format"), false)
 	if err != nil {
 		return err
 	}

@@ -129,18 +129,50 @@ func bankFits(op *history.Op) bool {
 // checkShape returns an error naming what workload expects and what the
 // history holds when a client op does not fit the workload's shape.
 func checkShape(workload string, ops []history.Op) error {
-	s, ok := shapeOf(workload)
+	sc, ok := newShapeCheck(workload)
 	if !ok {
 		return nil
 	}
 	for i := range ops {
-		op := &ops[i]
-		if op.IsClient() && !s.fits(op) {
-			return fmt.Errorf("%w: not a %s history: expected %s; found %s; the first op that does not fit is op %d (index %d): %s",
-				history.ErrMalformed, workload, s.expect, describeOps(ops), i+1, op.Index, clip(string(history.AppendJSON(nil, op)), 300))
-		}
+		sc.add(&ops[i])
 	}
-	return nil
+	return sc.err()
+}
+
+// shapeCheck checks a history's ops against a workload's shape one at a
+// time, so it can run while the history streams by: it keeps the first op
+// that does not fit and tallies every op for the error.
+type shapeCheck struct {
+	workload string
+	shape    opShape
+	tally    opTally
+	n        int        // ops seen
+	bad      history.Op // the first client op that does not fit
+	badPos   int        // its position, from 1; 0 when every op fits
+}
+
+func newShapeCheck(workload string) (*shapeCheck, bool) {
+	s, ok := shapeOf(workload)
+	return &shapeCheck{workload: workload, shape: s}, ok
+}
+
+func (c *shapeCheck) add(op *history.Op) {
+	c.n++
+	if !op.IsClient() {
+		return
+	}
+	c.tally.add(op)
+	if c.badPos == 0 && !c.shape.fits(op) {
+		c.bad, c.badPos = *op, c.n
+	}
+}
+
+func (c *shapeCheck) err() error {
+	if c.badPos == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: not a %s history: expected %s; found %s; the first op that does not fit is op %d (index %d): %s",
+		history.ErrMalformed, c.workload, c.shape.expect, c.tally.String(), c.badPos, c.bad.Index, clip(string(history.AppendJSON(nil, &c.bad)), 300))
 }
 
 // recognize names the workload whose shape every client op of the
@@ -164,34 +196,46 @@ func recognize(ops []history.Op) (string, error) {
 // describeOps tallies a history's client ops by f and, for transactions,
 // by micro-op function.
 func describeOps(ops []history.Op) string {
-	fs := map[string]int{}
-	mfs := map[string]int{}
+	var t opTally
 	for i := range ops {
-		op := &ops[i]
-		if !op.IsClient() {
-			continue
+		if ops[i].IsClient() {
+			t.add(&ops[i])
 		}
-		f := op.F
-		if f == "" {
-			f = "(none)"
-		}
-		fs[f]++
-		if mops, ok := op.Value.([]any); ok && (op.F == "txn" || op.F == "") {
-			for _, m := range mops {
-				if mop, ok := m.([]any); ok && len(mop) > 0 {
-					if name, ok := mop[0].(string); ok {
-						mfs[name]++
-					}
+	}
+	return t.String()
+}
+
+// opTally counts client ops by f and, for transactions, micro-ops by
+// function.
+type opTally struct{ fs, mfs map[string]int }
+
+func (t *opTally) add(op *history.Op) {
+	if t.fs == nil {
+		t.fs, t.mfs = map[string]int{}, map[string]int{}
+	}
+	f := op.F
+	if f == "" {
+		f = "(none)"
+	}
+	t.fs[f]++
+	if mops, ok := op.Value.([]any); ok && (op.F == "txn" || op.F == "") {
+		for _, m := range mops {
+			if mop, ok := m.([]any); ok && len(mop) > 0 {
+				if name, ok := mop[0].(string); ok {
+					t.mfs[name]++
 				}
 			}
 		}
 	}
-	if len(fs) == 0 {
+}
+
+func (t *opTally) String() string {
+	if len(t.fs) == 0 {
 		return "no client ops"
 	}
-	out := "ops with f " + tally(fs)
-	if len(mfs) > 0 {
-		out += " and micro-ops " + tally(mfs)
+	out := "ops with f " + tally(t.fs)
+	if len(t.mfs) > 0 {
+		out += " and micro-ops " + tally(t.mfs)
 	}
 	return out
 }

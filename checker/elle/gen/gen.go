@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/chaoskv/chaos/history"
 )
@@ -38,14 +39,23 @@ type Config struct {
 	StaleReads float64
 	// Seed makes the history reproducible.
 	Seed uint64
-	// Inject adds one anomaly of the named kind on fresh keys: "G0",
-	// "G1a", "G1b", "G1c", "G-single", "G2", "lost-update", "internal",
-	// or "" for none.
+	// Inject adds one anomaly of a kind Injectable lists, on fresh keys
+	// and by fresh processes, or "" for none.
 	Inject string
 }
 
-// Injectable lists the kinds Inject accepts.
-var Injectable = []string{"G0", "G1a", "G1b", "G1c", "G-single", "G2", "lost-update", "internal"}
+// Injectable lists the kinds Inject accepts. Some anomalies cannot occur
+// alone: reading an intermediate state (G1b) also closes a G-single cycle
+// with the writer, and a non-repeatable read is both internal and
+// G-single. The "-process" kinds need process order (and, since process
+// order implies realtime order, realtime order) to form their cycle; the
+// "-realtime" kinds need realtime order between different processes.
+var Injectable = []string{
+	"G0", "G1a", "G1b", "G1c", "G-single", "G2", "lost-update", "internal",
+	"nonrepeatable-read", "incompatible-order", "dirty-update", "future-read",
+	"G0-process", "G1c-process", "G-single-process", "G2-process",
+	"G0-realtime", "G1c-realtime", "G-single-realtime", "G2-realtime",
+}
 
 type pending struct {
 	proc int64
@@ -63,12 +73,18 @@ func ListAppend(cfg Config) ([]history.Op, error) {
 // write unique values per key and read single values (nil before the
 // first write). Without injection it is strict serializable, so every
 // optional version-order inference (sequential, linearizable,
-// writes-follow-reads) holds in it. Inject is not supported.
+// writes-follow-reads) holds in it. Inject accepts the kinds
+// InjectableRegister lists.
 func RWRegister(cfg Config) ([]history.Op, error) {
-	if cfg.Inject != "" {
-		return nil, fmt.Errorf("gen: rw-register histories cannot inject %q", cfg.Inject)
-	}
 	return generate(cfg, true)
+}
+
+// InjectableRegister lists the kinds RWRegister can inject. Without a
+// version order beyond the initial state, a lost update is also a G2-item
+// cycle, and a non-repeatable read is internal and G-single.
+var InjectableRegister = []string{
+	"G1a", "G1b", "G1c", "G-single", "lost-update", "internal", "nonrepeatable-read",
+	"G1c-process", "G-single-process", "G1c-realtime", "G-single-realtime",
 }
 
 func generate(cfg Config, register bool) ([]history.Op, error) {
@@ -98,8 +114,12 @@ func generate(cfg Config, register bool) ([]history.Op, error) {
 	}
 	injectAt := -1
 	if cfg.Inject != "" {
-		if !slices.Contains(Injectable, cfg.Inject) {
-			return nil, fmt.Errorf("gen: cannot inject %q (want one of %v)", cfg.Inject, Injectable)
+		kinds := Injectable
+		if register {
+			kinds = InjectableRegister
+		}
+		if !slices.Contains(kinds, cfg.Inject) {
+			return nil, fmt.Errorf("gen: cannot inject %q (want one of %v)", cfg.Inject, kinds)
 		}
 		injectAt = rng.IntN(cfg.Txns + 1)
 	}
@@ -111,7 +131,7 @@ func generate(cfg Config, register bool) ([]history.Op, error) {
 	invoked, done := 0, 0
 	for done < cfg.Txns {
 		if invoked == injectAt {
-			inject(cfg.Inject, emit, nextKey+1<<40, 1<<40)
+			inject(cfg.Inject, register, emit, nextKey+1<<40, 1<<40)
 			injectAt = -1
 		}
 		s := rng.IntN(cfg.Processes)
@@ -178,7 +198,7 @@ func generate(cfg Config, register bool) ([]history.Op, error) {
 		}
 	}
 	if injectAt >= 0 {
-		inject(cfg.Inject, emit, nextKey+1<<40, 1<<40)
+		inject(cfg.Inject, register, emit, nextKey+1<<40, 1<<40)
 	}
 	return ops, nil
 }
@@ -237,37 +257,125 @@ func rd(k int64, vs ...int64) []any {
 	return []any{"r", k, l}
 }
 
-// inject emits a small concurrent block of transactions on fresh keys x
-// and y by fresh processes: all are invoked before any completes, so no
-// realtime order interferes and the anomaly is exactly the intended one.
-func inject(kind string, emit func(history.Type, int64, any), x, proc int64) {
+// planted is one transaction of an injected block: its process (an
+// offset from the block's first), its completion type and its mops.
+type planted struct {
+	proc int64
+	typ  history.Type
+	mops []any
+}
+
+// inject emits a small block of transactions on fresh keys x and y by
+// fresh processes. order lists the events: i invokes transaction i, ^i
+// completes it; nil invokes all before completing any, so no realtime
+// order interferes and the anomaly is exactly the intended one.
+func inject(kind string, register bool, emit func(history.Type, int64, any), x, proc int64) {
 	y := x + 1
-	type tx struct {
-		typ  history.Type
-		mops []any
+	var txs []planted
+	var order []int
+	add := func(p int64, typ history.Type, ms ...[]any) {
+		txs = append(txs, planted{p, typ, mopList(ms...)})
 	}
-	var txs []tx
-	ok := func(ms ...[]any) { txs = append(txs, tx{history.Ok, mopList(ms...)}) }
-	switch kind {
+	ok := func(ms ...[]any) { add(int64(len(txs)), history.Ok, ms...) }
+	// seq: T0 and T1 one after the other (on one process when same),
+	// with T2, if any, concurrent with both.
+	seq := func(same bool, t0, t1 [][]any, t2 ...[]any) {
+		p1 := int64(1)
+		if same {
+			p1 = 0
+		}
+		add(0, history.Ok, t0...)
+		add(p1, history.Ok, t1...)
+		order = []int{0, ^0, 1, ^1}
+		if t2 != nil {
+			add(2, history.Ok, t2...)
+			order = []int{2, 0, ^0, 1, ^1, ^2}
+		}
+	}
+	base, variant := kind, ""
+	for _, v := range []string{"process", "realtime"} {
+		if b, ok := strings.CutSuffix(kind, "-"+v); ok {
+			base, variant = b, v
+		}
+	}
+	same := variant == "process"
+	if register {
+		w := func(k, v int64) []any { return []any{"w", k, v} }
+		r := func(k int64, v any) []any { return []any{"r", k, v} }
+		switch base {
+		case "G1a":
+			add(0, history.Fail, w(x, 1))
+			ok(r(x, int64(1)))
+		case "G1b":
+			ok(w(x, 1), w(x, 2))
+			ok(r(x, int64(1)))
+		case "G1c":
+			if variant != "" {
+				seq(same, txsOf(r(y, int64(1))), txsOf(w(y, 1)))
+				break
+			}
+			ok(w(x, 1), r(y, int64(1)))
+			ok(w(y, 1), r(x, int64(1)))
+		case "G-single":
+			if variant != "" {
+				seq(same, txsOf(w(x, 1)), txsOf(r(x, nil)))
+				break
+			}
+			ok(w(x, 1))
+			ok(r(x, int64(1)), w(y, 1))
+			ok(r(y, int64(1)), r(x, nil))
+		case "lost-update":
+			ok(r(x, nil), w(x, 1))
+			ok(r(x, nil), w(x, 2))
+		case "internal":
+			ok(w(x, 1), r(x, nil))
+		case "nonrepeatable-read":
+			ok(w(x, 1))
+			ok(r(x, nil), r(x, int64(1)))
+		}
+		emitBlock(txs, order, emit, proc)
+		return
+	}
+	switch base {
 	case "G0":
+		if variant != "" {
+			// T1 -ww-> T0 by the read order, T0 -> T1 by time.
+			seq(same, txsOf(ap(x, 1)), txsOf(ap(x, 2)), rd(x, 2, 1))
+			break
+		}
 		ok(ap(x, 1), ap(y, 1))
 		ok(ap(x, 2), ap(y, 2))
 		ok(rd(x, 1, 2), rd(y, 2, 1))
 	case "G1a":
-		txs = append(txs, tx{history.Fail, mopList(ap(x, 1))})
+		add(0, history.Fail, ap(x, 1))
 		ok(rd(x, 1))
 	case "G1b":
 		ok(ap(x, 1), ap(x, 2))
 		ok(rd(x, 1))
 		ok(rd(x, 1, 2))
 	case "G1c":
+		if variant != "" {
+			// T1 -wr-> T0, T0 -> T1 by time.
+			seq(same, txsOf(rd(y, 1)), txsOf(ap(y, 1)))
+			break
+		}
 		ok(ap(x, 1), rd(y, 1))
 		ok(ap(y, 1), rd(x, 1))
 	case "G-single":
+		if variant != "" {
+			// T1 -rw-> T0, T0 -> T1 by time.
+			seq(same, txsOf(ap(x, 1)), txsOf(rd(x)))
+			break
+		}
 		ok(ap(x, 1))
 		ok(rd(x, 1), ap(y, 1))
 		ok(rd(y, 1), rd(x))
 	case "G2":
+		if variant != "" {
+			// T0 -> T1 by time, T1 -rw-> T2 -rw-> T0.
+			seq(same, txsOf(ap(x, 1)), txsOf(rd(y)), rd(x), ap(y, 1))
+			break
+		}
 		ok(rd(x), ap(y, 1))
 		ok(rd(y), ap(x, 1))
 		ok(rd(x, 1), rd(y, 1))
@@ -277,20 +385,54 @@ func inject(kind string, emit func(history.Type, int64, any), x, proc int64) {
 		ok(rd(x, 1, 2))
 	case "internal":
 		ok(ap(x, 1), rd(x))
+	case "nonrepeatable-read":
+		ok(ap(x, 1))
+		ok(rd(x, 1), rd(x, 1, 2))
+		ok(ap(x, 2))
+	case "incompatible-order":
+		ok(ap(x, 1))
+		ok(ap(x, 2))
+		ok(rd(x, 1, 2))
+		ok(rd(x, 2, 1))
+	case "dirty-update":
+		add(0, history.Fail, ap(x, 1))
+		ok(ap(x, 2))
+		ok(rd(x, 1, 2))
+	case "future-read":
+		ok(rd(x, 1), ap(x, 1))
 	}
-	for i, t := range txs {
-		inv := make([]any, len(t.mops))
-		for j, m := range t.mops {
-			mm := m.([]any)
-			if mm[0] == "r" {
-				inv[j] = []any{"r", mm[1], nil}
-			} else {
-				inv[j] = mm
-			}
+	emitBlock(txs, order, emit, proc)
+}
+
+// emitBlock emits a planted block in the given order (nil: every
+// invocation, then every completion).
+func emitBlock(txs []planted, order []int, emit func(history.Type, int64, any), proc int64) {
+	if order == nil {
+		for i := range txs {
+			order = append(order, i)
 		}
-		emit(history.Invoke, proc+int64(i), inv)
+		for i := range txs {
+			order = append(order, ^i)
+		}
 	}
-	for i, t := range txs {
-		emit(t.typ, proc+int64(i), t.mops)
+	for _, e := range order {
+		if e >= 0 {
+			t := txs[e]
+			inv := make([]any, len(t.mops))
+			for j, m := range t.mops {
+				mm := m.([]any)
+				if mm[0] == "r" {
+					inv[j] = []any{"r", mm[1], nil}
+				} else {
+					inv[j] = mm
+				}
+			}
+			emit(history.Invoke, proc+t.proc, inv)
+			continue
+		}
+		t := txs[^e]
+		emit(t.typ, proc+t.proc, t.mops)
 	}
 }
+
+func txsOf(ms ...[]any) [][]any { return ms }

@@ -1,0 +1,65 @@
+package history
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestReadFileFunc: the hook sees every op in order, in every format,
+// what it leaves in an op is what the caller gets back, its error stops
+// the read with the line named, and a large file's presized slice holds
+// exactly the ops read.
+func TestReadFileFunc(t *testing.T) {
+	dir := t.TempDir()
+	lines := sampleHistory(5000)
+	files := map[string][]byte{
+		"h.jsonl": lines,
+		"a.json":  []byte(`[{"type":"invoke","process":0,"f":"txn","value":[["r",1,null]]},{"type":"ok","process":0,"f":"txn","value":[["r",1,[1]]]}]`),
+		"h.edn":   []byte("{:type :invoke, :process 0, :f :txn, :value [[:r 1 nil]]}\n{:type :ok, :process 0, :f :txn, :value [[:r 1 [1]]]}"),
+	}
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want, err := ReadFile(path, "")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var seen []Op
+		got, err := ReadFileFunc(path, "", func(op *Op) error {
+			seen = append(seen, *op)
+			op.Value = nil
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(seen, want) {
+			t.Errorf("%s: the hook saw other ops than ReadFile returns", name)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d ops, want %d", name, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].Value != nil || got[i].Index != want[i].Index || got[i].Type != want[i].Type {
+				t.Fatalf("%s: op %d = %+v, want %+v without its value", name, i, got[i], want[i])
+			}
+		}
+	}
+	stop := errors.New("stop here")
+	n := 0
+	_, err := ReadFileFunc(filepath.Join(dir, "h.jsonl"), "", func(*Op) error {
+		if n++; n == 3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("hook error: %v", err)
+	}
+}
