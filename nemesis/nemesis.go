@@ -80,7 +80,7 @@ type Nemesis struct {
 	skewed      map[string]bool    // nodes whose clock is shifted
 	clockKind   Kind               // the clock fault of the nodes in skewed
 	strobes     map[string]*strobe // running clock-strobes by node
-	partitioned Kind // the partition in force, "" for none
+	partitioned Kind               // the partition in force, "" for none
 	lossy       bool
 	slow        bool
 	peakDown    int // the most nodes killed at once
