@@ -85,7 +85,9 @@ func TestRunBadFlags(t *testing.T) {
 // missing, and a run without it does not need FUSE at all.
 func TestRunRefusesLoseUnsyncedWithoutFUSE(t *testing.T) {
 	old := fuseAvailable
-	fuseAvailable = func() error { return errors.New("lazyfs: FUSE is unavailable: open /dev/fuse: no such file or directory") }
+	fuseAvailable = func() error {
+		return errors.New("lazyfs: FUSE is unavailable: open /dev/fuse: no such file or directory")
+	}
 	defer func() { fuseAvailable = old }()
 	code, stderr := runCLI(t, "run", "--kvnode-binary", os.Args[0], "--nemesis", "partition,lose-unsynced")
 	if code != exitBadArgs || !strings.Contains(stderr, "lose-unsynced needs FUSE") || !strings.Contains(stderr, "/dev/fuse") {
