@@ -39,7 +39,7 @@ func TestRunDockerLoseUnsynced(t *testing.T) {
 		r := runDockerExit(t, exitValid, bin, loseUnsyncedArgs...)
 		r.lostChanges(t)
 		r.checkTimings(t)
-		if oks := r.oks(); oks < 200 {
+		if oks := r.oks(); oks < 50 {
 			t.Fatalf("only %d ok ops", oks)
 		}
 	})
