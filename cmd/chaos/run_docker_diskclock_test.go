@@ -9,13 +9,13 @@ import (
 	"github.com/chaoskv/chaos/history"
 )
 
-// loseUnsyncedArgs is one short lose-unsynced run: on seed 4 the nemesis's
-// first fault, a second or so into the workload, takes every node of the
-// one replica group down with its unsynced writes (a power loss of the
-// whole cluster), which only a store that syncs what it acknowledges
-// survives.
+// loseUnsyncedArgs is one short lose-unsynced run: on seed 8 the nemesis's
+// first two faults, about 2.5s into the workload and again about 2s after
+// the restart, take every node of the one replica group down with its
+// unsynced writes (a power loss of the whole cluster), which only a store
+// that syncs what it acknowledges survives.
 var loseUnsyncedArgs = []string{"--nemesis", "lose-unsynced", "--kill-policy", "any", "--nodes", "3", "--replicas", "3",
-	"--nemesis-interval", "2s", "--time-limit", "10s", "--seed", "4"}
+	"--nemesis-interval", "2s", "--time-limit", "10s", "--seed", "8"}
 
 // TestRunDockerLoseUnsynced is the proof that lose-unsynced finds a store
 // that does not fsync: kvnode with its syncs turned off loses acknowledged
