@@ -103,6 +103,13 @@ func helper(op string, args []string) error {
 			return err
 		}
 		return json.NewEncoder(os.Stdout).Encode([]string{before, string(m[off : off+n])})
+	case "serve":
+		// args: backing, mountpoint. Mounts and serves until killed.
+		if _, err := Mount(args[0], args[1]); err != nil {
+			return err
+		}
+		fmt.Println("mounted")
+		select {}
 	case "save":
 		// args: dir, mode, count. Saves count persists (0: until killed),
 		// a snapshot every 50, printing the index of each saved one, and
