@@ -26,6 +26,8 @@ type nodeTarget struct {
 
 	mu      sync.Mutex
 	offsets map[string]time.Duration // non-zero clock offsets by node
+	paused  map[string]bool          // nodes paused through this target
+	stale   map[string]bool          // paused nodes whose offset changed meanwhile
 }
 
 var (
@@ -36,11 +38,14 @@ var (
 )
 
 func (b *Backend) target(cl *docker.Cluster, file *config.Cluster) *nodeTarget {
-	return &nodeTarget{Cluster: cl, file: file, http: b.http, offsets: map[string]time.Duration{}}
+	return &nodeTarget{Cluster: cl, file: file, http: b.http, offsets: map[string]time.Duration{},
+		paused: map[string]bool{}, stale: map[string]bool{}}
 }
 
 // SetClockOffset shifts node's wall clock by offset; 0 sets it back. The
-// offset is applied again whenever the node restarts.
+// offset is applied again whenever the node restarts. A node that is down
+// or paused (by other faults) cannot answer; it gets the offset when it
+// starts or resumes.
 func (t *nodeTarget) SetClockOffset(ctx context.Context, node string, offset time.Duration) error {
 	t.mu.Lock()
 	if offset == 0 {
@@ -48,7 +53,42 @@ func (t *nodeTarget) SetClockOffset(ctx context.Context, node string, offset tim
 	} else {
 		t.offsets[node] = offset
 	}
+	paused := t.paused[node]
+	if paused {
+		t.stale[node] = true
+	}
 	t.mu.Unlock()
+	if paused {
+		return nil
+	}
+	if pid, err := t.PID(node); err == nil && pid == 0 {
+		return nil // Start applies it
+	}
+	return t.postOffset(ctx, node, offset)
+}
+
+// Pause freezes a node, noting it so that clock changes wait for Resume.
+func (t *nodeTarget) Pause(ctx context.Context, node string) error {
+	t.mu.Lock()
+	t.paused[node] = true
+	t.mu.Unlock()
+	return t.Cluster.Pause(ctx, node)
+}
+
+// Resume thaws a node and gives it the clock offset set while it was
+// frozen, if any.
+func (t *nodeTarget) Resume(ctx context.Context, node string) error {
+	if err := t.Cluster.Resume(ctx, node); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	delete(t.paused, node)
+	stale, offset := t.stale[node], t.offsets[node]
+	delete(t.stale, node)
+	t.mu.Unlock()
+	if !stale {
+		return nil
+	}
 	return t.postOffset(ctx, node, offset)
 }
 

@@ -88,4 +88,33 @@ func TestClockOffsetAppliedAndReset(t *testing.T) {
 	if off, skew := status("n2"); off != 0 || !near(skew, 0) {
 		t.Fatalf("n2 after the reset: offset %v, clock %v off", off, skew)
 	}
+	// A node frozen or down when its clock changes gets the change when
+	// it comes back, and the change itself does not fail.
+	if err := tg.Pause(ctx, "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.SetClockOffset(ctx, "n3", shift); err != nil {
+		t.Fatalf("shift of a paused node: %v", err)
+	}
+	if err := tg.Resume(ctx, "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if off, _ := status("n3"); off != shift {
+		t.Fatalf("n3 after the resume: offset %v, want %v", off, shift)
+	}
+	if err := tg.Kill(ctx, "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.SetClockOffset(ctx, "n3", 0); err != nil {
+		t.Fatalf("reset of a killed node: %v", err)
+	}
+	if err := tg.Start(ctx, "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if off, _ := status("n3"); off != 0 {
+		t.Fatalf("n3 restarted after its reset: offset %v, want 0", off)
+	}
 }
