@@ -64,7 +64,14 @@ func (t *nodeTarget) SetClockOffset(ctx context.Context, node string, offset tim
 	if pid, err := t.PID(node); err == nil && pid == 0 {
 		return nil // Start applies it
 	}
-	return t.postOffset(ctx, node, offset)
+	// The loss fault drops the admin traffic too; a few tries get through.
+	var err error
+	for range 3 {
+		if err = t.postOffset(ctx, node, offset); err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
 }
 
 // Pause freezes a node, noting it so that clock changes wait for Resume.
