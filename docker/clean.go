@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/chaoskv/chaos/docker/lazyfs"
 )
 
 // CleanReport counts what Clean removed.
@@ -11,11 +13,14 @@ type CleanReport struct {
 	Containers int // containers removed
 	Networks   int // networks removed
 	Images     int // images removed
+	Mounts     int // stale lazyfs mounts detached
 }
 
 // Clean removes what runs left behind, found by label: the containers and
 // networks of run runID, or of every run when runID is empty, and, when
-// images is set, every node image this package imported.
+// images is set, every node image this package imported. With runID empty
+// it also detaches the lazyfs mounts of runs that died without unmounting
+// (those whose server is gone; live runs' mounts stay).
 func (d *Docker) Clean(ctx context.Context, runID string, images bool) (CleanReport, error) {
 	var rep CleanReport
 	var errs []error
@@ -52,6 +57,13 @@ func (d *Docker) Clean(ctx context.Context, runID string, images bool) (CleanRep
 				continue
 			}
 			rep.Images++
+		}
+	}
+	if runID == "" {
+		stale, err := lazyfs.UnmountStale()
+		rep.Mounts = len(stale)
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return rep, errors.Join(errs...)

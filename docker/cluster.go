@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chaoskv/chaos/docker/lazyfs"
 	"github.com/chaoskv/chaos/nemesis"
 )
 
@@ -48,6 +50,13 @@ type Options struct {
 	// Cmd returns a node's container command (the entrypoint's arguments).
 	// Nil means kvnode's: --cluster /cluster.json --id N --data /data.
 	Cmd func(n Node) []string
+	// LazyFS puts each node's data directory on a lazyfs mounted on the
+	// host (at Dir/nodes/n/lazyfs, over Dir/nodes/n/data) and bind-mounts
+	// that into the container, so that LoseUnsynced can drop what the node
+	// never synced. It needs FUSE (lazyfs.Available) and cannot be
+	// combined with LeaveRunning: the file system is served by this
+	// process.
+	LazyFS bool
 	// LeaveRunning keeps the containers and network after Close (logs are
 	// still collected); Clean removes them later.
 	LeaveRunning bool
@@ -65,6 +74,8 @@ type member struct {
 
 	mu  sync.Mutex // serialises lifecycle operations on this node
 	pid int        // 0 while not running
+
+	lfs *lazyfs.FS // the data directory's lazyfs, with Options.LazyFS
 }
 
 // Cluster is a running set of node containers on their own network. It
@@ -89,8 +100,9 @@ type Cluster struct {
 }
 
 var (
-	_ nemesis.Target  = (*Cluster)(nil)
-	_ nemesis.Checker = (*Cluster)(nil)
+	_ nemesis.Target    = (*Cluster)(nil)
+	_ nemesis.Checker   = (*Cluster)(nil)
+	_ nemesis.DiskLoser = (*Cluster)(nil)
 )
 
 // Launch creates the run's network and one started container per node. On
@@ -107,6 +119,14 @@ func (d *Docker) Launch(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	if opts.Dir == "" {
 		return nil, fmt.Errorf("no run directory given")
+	}
+	if opts.LazyFS && opts.LeaveRunning {
+		return nil, fmt.Errorf("a cluster on lazyfs cannot be left running: its file systems are served by this process")
+	}
+	if opts.LazyFS {
+		if err := lazyfs.Available(); err != nil {
+			return nil, err
+		}
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
@@ -227,6 +247,18 @@ func (c *Cluster) createContainer(ctx context.Context, m *member, conf []byte) e
 	data := filepath.Join(m.dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return fmt.Errorf("node %s: %w", m.Name, err)
+	}
+	if c.opts.LazyFS {
+		mnt := filepath.Join(m.dir, "lazyfs")
+		if err := os.MkdirAll(mnt, 0o755); err != nil {
+			return fmt.Errorf("node %s: %w", m.Name, err)
+		}
+		lfs, err := lazyfs.Mount(data, mnt)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", m.Name, err)
+		}
+		m.lfs = lfs
+		data = mnt
 	}
 	binds := []string{data + ":/data"}
 	if conf != nil {
@@ -646,15 +678,63 @@ func (c *Cluster) Close(ctx context.Context) error {
 	if _, err := c.d.Clean(ctx, c.opts.RunID, false); err != nil {
 		errs = append(errs, err)
 	}
+	// With the containers gone nobody uses the lazyfs mounts; unmounting
+	// keeps every write, as a clean shutdown would.
+	errs = append(errs, c.each(func(m *member) error {
+		if m.lfs == nil {
+			return nil
+		}
+		if err := m.lfs.Unmount(); err != nil {
+			return fmt.Errorf("node %s: %w", m.Name, err)
+		}
+		return nil
+	}))
 	c.closeErr = errors.Join(errs...)
 	c.log.Info("cluster removed", "took", time.Since(start).Round(time.Millisecond), "err", c.closeErr)
 	return c.closeErr
 }
 
-// Supports reports whether the cluster can inject faults of kind k. Only
-// latency can be missing: it tries a 1ms netem qdisc on the first running
-// node and removes it again.
+// LoseUnsynced SIGKILLs a node and then discards every write its data
+// directory had not synced, keeping with tear a prefix of the newest one.
+// The node stays down until Start. It needs Options.LazyFS.
+func (c *Cluster) LoseUnsynced(ctx context.Context, node string, tear *rand.Rand) (nemesis.Lost, error) {
+	m, err := c.member(node)
+	if err != nil {
+		return nemesis.Lost{}, err
+	}
+	if m.lfs == nil {
+		return nemesis.Lost{}, fmt.Errorf("lose unsynced writes of %s: %w", node, errNoLazyFS)
+	}
+	if err := c.Kill(ctx, node); err != nil {
+		return nemesis.Lost{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pid != 0 {
+		return nemesis.Lost{}, fmt.Errorf("lose unsynced writes of %s: it was started again before its disk could lose them", node)
+	}
+	loss, err := m.lfs.Lose(tear != nil, tear)
+	out := nemesis.Lost{Files: len(loss.Files), Changes: loss.Changes}
+	if t := loss.Torn; t != nil {
+		out.TornFile, out.TornKept, out.TornLen = t.File, t.Kept, t.Len
+	}
+	if err != nil {
+		return out, fmt.Errorf("node %s: %w", node, err)
+	}
+	return out, nil
+}
+
+// errNoLazyFS refuses lose-unsynced on a cluster launched without lazyfs.
+var errNoLazyFS = errors.New("the cluster's data directories are not on lazyfs (launch it with LazyFS)")
+
+// Supports reports whether the cluster can inject faults of kind k.
+// lose-unsynced needs the cluster on lazyfs; latency needs netem, which it
+// probes by trying a 1ms netem qdisc on the first running node and
+// removing it again.
 func (c *Cluster) Supports(ctx context.Context, k nemesis.Kind) error {
+	if k == nemesis.LoseUnsynced && !c.opts.LazyFS {
+		return errNoLazyFS
+	}
 	if k != nemesis.Latency {
 		return nil
 	}

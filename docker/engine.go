@@ -2,8 +2,10 @@
 // node image from a static binary without a registry, creates a labelled
 // bridge network with pinned addresses, starts one container per node, and
 // injects faults (kill, pause, partitions, packet loss, latency) from the
-// host into each container's network namespace. Cluster implements
-// nemesis.Target.
+// host into each container's network namespace. With Options.LazyFS each
+// node's data directory is a lazyfs (package docker/lazyfs) served by this
+// process, so that a crash can also lose the writes the node never synced.
+// Cluster implements nemesis.Target.
 //
 // Every Docker SDK call goes through the small engine interface below, so
 // the rest of the package never names an SDK type.

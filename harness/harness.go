@@ -784,12 +784,12 @@ func (r *runner) opsPerSec() float64 {
 	return math.Round(float64(r.phaseOps)/d*10) / 10
 }
 
-// killReport returns what the kill fault did, when it ran, and a note for
+// killReport returns what the kill fault (or lose-unsynced) did, when it ran, and a note for
 // the verdict when more than a minority of nodes were down at once: a
 // replication protocol without durable state may then lose acknowledged
 // writes by design, so such a run tests a guarantee it does not make.
 func (r *runner) killReport() (*nemesis.KillReport, string) {
-	if r.nem == nil || !slices.Contains(r.cfg.Nemesis.Kinds, nemesis.Kill) {
+	if r.nem == nil || !slices.Contains(r.cfg.Nemesis.Kinds, nemesis.Kill) && !slices.Contains(r.cfg.Nemesis.Kinds, nemesis.LoseUnsynced) {
 		return nil, ""
 	}
 	k := r.nem.Kills()

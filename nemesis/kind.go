@@ -33,11 +33,20 @@ const (
 	Loss Kind = "loss"
 	// Latency delays outgoing packets (needs the kernel's netem qdisc).
 	Latency Kind = "latency"
+	// LoseUnsynced crashes processes like Kill, and also loses every write
+	// their disks had not synced (a power loss), optionally tearing the
+	// newest one; it restarts them later.
+	LoseUnsynced Kind = "lose-unsynced"
+	// ClockBump moves one node's wall clock by up to ±ClockSkew.
+	ClockBump Kind = "clock-bump"
+	// ClockStrobe flips one node's wall clock back and forth by up to
+	// ±ClockSkew every StrobePeriod.
+	ClockStrobe Kind = "clock-strobe"
 )
 
 // allKinds lists every kind in the order help texts show them.
 var allKinds = []Kind{Partition, PartitionOne, PartitionMajoritiesRing, PartitionBridge,
-	PartitionLeader, Pause, Kill, Loss, Latency, Reconfig}
+	PartitionLeader, Pause, Kill, LoseUnsynced, Loss, Latency, ClockBump, ClockStrobe, Reconfig}
 
 // Kinds returns every valid kind.
 func Kinds() []Kind { return append([]Kind(nil), allKinds...) }
@@ -50,6 +59,9 @@ func (k Kind) IsPartition() bool {
 	}
 	return false
 }
+
+// IsClock reports whether k is one of the clock kinds.
+func (k Kind) IsClock() bool { return k == ClockBump || k == ClockStrobe }
 
 // Valid reports whether k is a known kind.
 func (k Kind) Valid() bool {

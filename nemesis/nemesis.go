@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -40,6 +41,14 @@ type Config struct {
 	// ReconfigTimeout bounds one reconfig action
 	// (DefaultReconfigTimeout when zero).
 	ReconfigTimeout time.Duration
+	// TearWrites makes lose-unsynced keep a random prefix of each
+	// victim's newest unsynced write.
+	TearWrites bool
+	// ClockSkew bounds the clock faults' shift (DefaultClockSkew when
+	// zero); StrobePeriod is clock-strobe's flip interval
+	// (DefaultStrobePeriod when zero).
+	ClockSkew    time.Duration
+	StrobePeriod time.Duration
 	// Leaders finds the current leaders; required for partition-leader.
 	Leaders LeaderFunc
 	// Sleep waits d or until ctx ends; nil means a real timer. Tests
@@ -66,8 +75,12 @@ type Nemesis struct {
 
 	mu          sync.Mutex
 	killed      map[string]bool
+	killKind    Kind // Kill or LoseUnsynced: the one that killed the nodes in killed
 	paused      map[string]bool
-	partitioned Kind // the partition in force, "" for none
+	skewed      map[string]bool    // nodes whose clock is shifted
+	clockKind   Kind               // the clock fault of the nodes in skewed
+	strobes     map[string]*strobe // running clock-strobes by node
+	partitioned Kind               // the partition in force, "" for none
 	lossy       bool
 	slow        bool
 	peakDown    int // the most nodes killed at once
@@ -90,6 +103,15 @@ func New(t Target, cfg Config, rec Recorder) (*Nemesis, error) {
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
 	}
+	if cfg.ClockSkew == 0 {
+		cfg.ClockSkew = DefaultClockSkew
+	}
+	if cfg.StrobePeriod == 0 {
+		cfg.StrobePeriod = DefaultStrobePeriod
+	}
+	if cfg.ClockSkew < time.Millisecond || cfg.StrobePeriod < time.Millisecond {
+		return nil, fmt.Errorf("nemesis: clock skew and strobe period must be at least 1ms, got %v and %v", cfg.ClockSkew, cfg.StrobePeriod)
+	}
 	if cfg.ReconfigTimeout <= 0 {
 		cfg.ReconfigTimeout = DefaultReconfigTimeout
 	}
@@ -108,12 +130,19 @@ func New(t Target, cfg Config, rec Recorder) (*Nemesis, error) {
 	if _, ok := t.(Reconfigurer); slices.Contains(cfg.Kinds, Reconfig) && !ok {
 		return nil, errNoReconfigurer
 	}
+	if _, ok := t.(DiskLoser); slices.Contains(cfg.Kinds, LoseUnsynced) && !ok {
+		return nil, errNoDiskLoser
+	}
+	if _, ok := t.(Clocker); slices.ContainsFunc(cfg.Kinds, Kind.IsClock) && !ok {
+		return nil, errNoClocker
+	}
 	scheds, err := Schedules(cfg.Kinds, cfg.Interval, cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
 	return &Nemesis{t: t, cfg: cfg, rec: rec, scheds: scheds, log: cfg.Log,
-		killed: make(map[string]bool), paused: make(map[string]bool)}, nil
+		killed: make(map[string]bool), paused: make(map[string]bool),
+		skewed: make(map[string]bool), strobes: make(map[string]*strobe)}, nil
 }
 
 // sleep waits d or until ctx is done.
@@ -221,7 +250,8 @@ func (n *Nemesis) plan(ctx context.Context, step Step) (Fault, error) {
 			return Fault{}, fmt.Errorf("%w: the cluster reports none", errNoLeader)
 		}
 	}
-	return Plan(step, n.t.Nodes(), leaders, Params{LossPercent: n.cfg.LossPercent, Latency: n.cfg.Latency, KillAny: n.cfg.KillPolicy == KillAny})
+	return Plan(step, n.t.Nodes(), leaders, Params{LossPercent: n.cfg.LossPercent, Latency: n.cfg.Latency,
+		KillAny: n.cfg.KillPolicy == KillAny, Tear: n.cfg.TearWrites, ClockSkew: n.cfg.ClockSkew, StrobePeriod: n.cfg.StrobePeriod})
 }
 
 // errNoLeader means partition-leader found no leader to isolate.
@@ -254,9 +284,21 @@ func stopF(k Kind) string {
 
 // do records an invoke, runs fn, and records the info completion carrying
 // the same value and fn's error, if any.
-func (n *Nemesis) do(f string, value any, fn func() error) error {
+func (n *Nemesis) do(f string, value map[string]any, fn func() error) error {
+	return n.doWith(f, value, func() (map[string]any, error) { return nil, fn() })
+}
+
+// doWith is do whose fn also returns what it learnt, added to the
+// completion's value.
+func (n *Nemesis) doWith(f string, value map[string]any, fn func() (map[string]any, error)) error {
 	n.rec(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: f, Value: value})
-	err := fn()
+	extra, err := fn()
+	if len(extra) > 0 {
+		v := make(map[string]any, len(value)+len(extra))
+		maps.Copy(v, value)
+		maps.Copy(v, extra)
+		value = v
+	}
 	done := history.Op{Type: history.Info, Process: history.NemesisProcess, F: f, Value: value}
 	if err != nil {
 		done.Error = err.Error()
@@ -272,6 +314,18 @@ func (n *Nemesis) do(f string, value any, fn func() error) error {
 func (n *Nemesis) Start(ctx context.Context, f Fault) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	switch {
+	case f.Kind == LoseUnsynced:
+		n.killKind = f.Kind
+		return n.doWith(startF(f.Kind), f.Value(), func() (map[string]any, error) {
+			extra := map[string]any{}
+			err := n.loseUnsynced(ctx, f, extra)
+			return extra, err
+		})
+	case f.Kind.IsClock():
+		n.clockKind = f.Kind
+		return n.do(startF(f.Kind), f.Value(), func() error { return n.startClock(ctx, f) })
+	}
 	return n.do(startF(f.Kind), f.Value(), func() error {
 		switch {
 		case f.Kind.IsPartition():
@@ -287,6 +341,7 @@ func (n *Nemesis) Start(ctx context.Context, f Fault) error {
 			n.slow = true
 			return n.t.Latency(ctx, f.Latency)
 		case f.Kind == Kill:
+			n.killKind = f.Kind
 			var errs []error
 			for _, node := range f.Nodes {
 				n.killed[node] = true
@@ -317,10 +372,12 @@ func (n *Nemesis) Stop(ctx context.Context, f Fault) error {
 		return n.stopLoss(ctx)
 	case f.Kind == Latency:
 		return n.stopLatency(ctx)
-	case f.Kind == Kill:
-		return n.startNodes(ctx, f.Nodes)
+	case f.Kind == Kill || f.Kind == LoseUnsynced:
+		return n.startNodes(ctx, f.Kind, f.Nodes)
 	case f.Kind == Pause:
 		return n.resumeNodes(ctx, f.Nodes)
+	case f.Kind.IsClock():
+		return n.resetClocks(ctx, f.Kind, f.Nodes)
 	}
 	return fmt.Errorf("nemesis: unknown fault kind %q", string(f.Kind))
 }
@@ -355,8 +412,9 @@ func (n *Nemesis) stopLatency(ctx context.Context) error {
 	})
 }
 
-func (n *Nemesis) startNodes(ctx context.Context, nodes []string) error {
-	return n.do(stopF(Kill), map[string]any{"kind": string(Kill), "nodes": anyList(nodes)}, func() error {
+// startNodes starts nodes that kind (Kill or LoseUnsynced) took down.
+func (n *Nemesis) startNodes(ctx context.Context, kind Kind, nodes []string) error {
+	return n.do(stopF(kind), map[string]any{"kind": string(kind), "nodes": anyList(nodes)}, func() error {
 		var errs []error
 		for _, node := range nodes {
 			if err := n.t.Start(ctx, node); err != nil {
@@ -384,7 +442,8 @@ func (n *Nemesis) resumeNodes(ctx context.Context, nodes []string) error {
 }
 
 // HealAll ends every fault this nemesis started and has not ended: it heals
-// the network, resumes paused nodes and starts killed ones, recording each
+// the network, resumes paused nodes, starts killed ones and sets shifted
+// clocks back, recording each
 // action. It tries everything even when one action fails, and returns the
 // joined errors. Give it a context that is still live (for example
 // context.WithoutCancel of the test's) when called after a cancellation.
@@ -405,7 +464,10 @@ func (n *Nemesis) HealAll(ctx context.Context) error {
 		errs = append(errs, n.resumeNodes(ctx, nodes))
 	}
 	if nodes := n.marked(n.killed); len(nodes) > 0 {
-		errs = append(errs, n.startNodes(ctx, nodes))
+		errs = append(errs, n.startNodes(ctx, n.killKind, nodes))
+	}
+	if nodes := n.marked(n.skewed); len(nodes) > 0 {
+		errs = append(errs, n.resetClocks(ctx, n.clockKind, nodes))
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,10 @@ const (
 	DefaultLossPercent = 20
 	DefaultDelay       = 100 * time.Millisecond
 	DefaultJitter      = 20 * time.Millisecond
+	// DefaultClockSkew bounds the clock faults' shift.
+	DefaultClockSkew = 5 * time.Second
+	// DefaultStrobePeriod is how often clock-strobe flips the clock.
+	DefaultStrobePeriod = 20 * time.Millisecond
 )
 
 // Step is one cycle of a schedule: stay quiet for Quiet, then hold a fault
@@ -56,18 +60,20 @@ func NewSchedule(kinds []Kind, interval time.Duration, seed int64) (*Schedule, e
 }
 
 // class groups kinds that act on the same thing and so must take turns:
-// all partitions (one grudge at a time), pause and kill (a paused node
-// cannot be killed cleanly), loss, latency.
+// all partitions (one grudge at a time), pause, kill and lose-unsynced (a
+// paused node cannot be killed cleanly), loss, latency, the clocks.
 func (k Kind) class() int {
 	switch {
 	case k.IsPartition():
 		return 0
-	case k == Pause || k == Kill:
+	case k == Pause || k == Kill || k == LoseUnsynced:
 		return 1
 	case k == Loss:
 		return 2
 	case k == Reconfig:
 		return 4
+	case k.IsClock():
+		return 5
 	}
 	return 3
 }
@@ -121,18 +127,32 @@ type Fault struct {
 	Grudge     Grudge      // partitions
 	Components [][]string  // component-shaped partitions
 	Bridge     string      // partition-bridge: the node hearing both sides
-	Nodes      []string    // pause and kill victims; isolated leaders
+	Nodes      []string    // pause, kill, lose-unsynced and clock victims; isolated leaders
 	Percent    int         // loss
 	Latency    LatencySpec // latency
+	// Tear makes lose-unsynced keep a prefix of each victim's newest
+	// unsynced write; Seed draws the prefix lengths.
+	Tear bool
+	Seed uint64
+	// Offset is clock-bump's shift of the victim's clock and
+	// clock-strobe's amplitude; Period is clock-strobe's flip interval.
+	Offset time.Duration
+	Period time.Duration
 }
 
 // Params are the knobs of the non-partition faults.
 type Params struct {
 	LossPercent int
 	Latency     LatencySpec
-	// KillAny lets a kill take down any number of nodes, all included
-	// (KillAny policy); otherwise it takes a minority.
+	// KillAny lets a kill or lose-unsynced take down any number of nodes,
+	// all included (KillAny policy); otherwise it takes a minority.
 	KillAny bool
+	// Tear is lose-unsynced's Fault.Tear.
+	Tear bool
+	// ClockSkew bounds the clock faults' shift; StrobePeriod is
+	// clock-strobe's flip interval.
+	ClockSkew    time.Duration
+	StrobePeriod time.Duration
 }
 
 // Plan decides the fault of one step for the given nodes. leaders is used
@@ -159,11 +179,31 @@ func Plan(step Step, nodes []string, leaders []string, p Params) (Fault, error) 
 		f.Grudge, err = MajoritiesRing(nodes, rng)
 	case PartitionBridge:
 		f.Grudge, f.Bridge, err = Bridge(nodes, rng)
-	case Kill:
+	case Kill, LoseUnsynced:
 		if p.KillAny {
 			f.Nodes = anyVictims(nodes, rng)
 		} else {
 			f.Nodes = victims(nodes, rng)
+		}
+		if step.Kind == LoseUnsynced {
+			f.Tear, f.Seed = p.Tear, step.Seed
+		}
+	case ClockBump, ClockStrobe:
+		if p.ClockSkew < time.Millisecond {
+			return Fault{}, fmt.Errorf("nemesis: %s needs a clock skew of at least 1ms, got %v", step.Kind, p.ClockSkew)
+		}
+		f.Nodes = []string{nodes[rng.IntN(len(nodes))]}
+		// At least a millisecond either way, so that the fault is never a
+		// no-op.
+		f.Offset = time.Millisecond + time.Duration(rng.Int64N(int64(p.ClockSkew-time.Millisecond)+1))
+		if rng.IntN(2) == 0 {
+			f.Offset = -f.Offset
+		}
+		if step.Kind == ClockStrobe {
+			if p.StrobePeriod <= 0 {
+				return Fault{}, fmt.Errorf("nemesis: clock-strobe needs a positive period, got %v", p.StrobePeriod)
+			}
+			f.Period = p.StrobePeriod
 		}
 	case Pause:
 		f.Nodes = victims(nodes, rng)
@@ -227,6 +267,15 @@ func (f Fault) Value() map[string]any {
 	}
 	if f.Kind == Loss {
 		v["percent"] = int64(f.Percent)
+	}
+	if f.Kind == LoseUnsynced {
+		v["tear"] = f.Tear
+	}
+	if f.Kind.IsClock() {
+		v["offset_ms"] = float64(f.Offset) / float64(time.Millisecond)
+	}
+	if f.Kind == ClockStrobe {
+		v["period_ms"] = float64(f.Period) / float64(time.Millisecond)
 	}
 	if f.Kind == Latency {
 		v["delay_ms"] = float64(f.Latency.Delay) / float64(time.Millisecond)

@@ -32,7 +32,7 @@ func cleanAction(c *cli.Context) error {
 	}
 	defer d.Close()
 	rep, err := d.Clean(c.Context, c.String("run"), c.Bool("images"))
-	fmt.Fprintf(c.App.Writer, "removed %d containers, %d networks, %d images\n", rep.Containers, rep.Networks, rep.Images)
+	fmt.Fprintf(c.App.Writer, "removed %d containers, %d networks, %d images, %d stale lazyfs mounts\n", rep.Containers, rep.Networks, rep.Images, rep.Mounts)
 	if err != nil {
 		return internal(fmt.Errorf("clean: %w", err))
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/checker/elle"
 	"github.com/chaoskv/chaos/docker"
+	"github.com/chaoskv/chaos/docker/lazyfs"
 	"github.com/chaoskv/chaos/harness"
 	"github.com/chaoskv/chaos/harness/dockerbackend"
 	"github.com/chaoskv/chaos/history"
@@ -62,7 +63,11 @@ func init() {
 			&cli.DurationFlag{Name: "op-timeout", Value: 5 * time.Second, Usage: "a client operation's timeout (then its outcome is unknown)"},
 			&cli.DurationFlag{Name: "check-timeout", Value: 5 * time.Minute, Usage: "give up the checker after this long (verdict unknown)"},
 			&cli.StringFlag{Name: "junit", Usage: "also write the runs' verdicts as JUnit XML to this file (for CI)"},
-			&cli.StringFlag{Name: "kill-policy", Value: "minority", Usage: "how many nodes the kill fault may take down at once: minority, or any (the results note runs that had more than a minority down)"},
+			&cli.StringFlag{Name: "kill-policy", Value: "minority", Usage: "how many nodes the kill and lose-unsynced faults may take down at once: minority, or any (the results note runs that had more than a minority down)"},
+			&cli.BoolFlag{Name: "tear-writes", Usage: "lose-unsynced also keeps a random prefix of each victim's newest unsynced write (a torn write)"},
+			&cli.DurationFlag{Name: "clock-skew", Value: nemesis.DefaultClockSkew, Usage: "clock-bump and clock-strobe shift a node's clock by up to this much either way"},
+			&cli.DurationFlag{Name: "strobe-period", Value: nemesis.DefaultStrobePeriod, Usage: "clock-strobe flips the clock this often"},
+			&cli.StringSliceFlag{Name: "kvnode-arg", Usage: "an extra kvnode flag for every node (repeatable), e.g. --kvnode-arg=--fsync=once"},
 		},
 		Action: runAction,
 	})
@@ -81,6 +86,9 @@ type runSpec struct {
 	workload  workloads.Workload
 	kinds     []nemesis.Kind
 	killPol   nemesis.KillPolicy
+	tear      bool
+	skew      time.Duration
+	strobe    time.Duration
 	interval  time.Duration
 	cluster   dockerbackend.Options
 	timeLimit time.Duration
@@ -110,6 +118,9 @@ func parseRun(c *cli.Context) (*runSpec, error) {
 		leave:     c.Bool("leave-running"),
 		opTimeout: c.Duration("op-timeout"),
 		checkTO:   c.Duration("check-timeout"),
+		tear:      c.Bool("tear-writes"),
+		skew:      c.Duration("clock-skew"),
+		strobe:    c.Duration("strobe-period"),
 	}
 	w, err := newWorkload(c)
 	if err != nil {
@@ -131,6 +142,23 @@ func parseRun(c *cli.Context) (*runSpec, error) {
 	}
 	if err := s.cluster.Validate(); err != nil {
 		return nil, badArgs("%v", err)
+	}
+	s.cluster.NodeArgs = c.StringSlice("kvnode-arg")
+	if slices.Contains(s.kinds, nemesis.LoseUnsynced) {
+		// Every other kind runs without FUSE; only this one needs it.
+		if err := fuseAvailable(); err != nil {
+			return nil, badArgs("--nemesis lose-unsynced needs FUSE for its lazyfs data directories (%v); run chaos as root on a host with %s, or leave lose-unsynced out", err, lazyfs.DevFUSE)
+		}
+		if s.leave {
+			return nil, badArgs("--leave-running: a cluster under lose-unsynced cannot be left running, since chaos itself serves its lazyfs data directories")
+		}
+		s.cluster.LazyFS = true
+	}
+	if s.tear && !slices.Contains(s.kinds, nemesis.LoseUnsynced) {
+		return nil, badArgs("--tear-writes: only lose-unsynced tears writes; add it to --nemesis")
+	}
+	if s.skew < time.Millisecond || s.skew > 24*time.Hour || s.strobe < time.Millisecond {
+		return nil, badArgs("--clock-skew must be within 1ms..24h and --strobe-period at least 1ms (got %v, %v)", s.skew, s.strobe)
 	}
 	if workloads.IsTransactional(w.Name()) && s.cluster.Groups == 0 && len(dockerbackend.Groups(s.cluster.Nodes, s.cluster.Replicas)) > 1 {
 		return nil, badArgs("--workload %s: transactions need one replica group or a sharded cluster (--groups); "+
@@ -303,6 +331,9 @@ func parseModels(s string) ([]string, error) {
 	return out, nil
 }
 
+// fuseAvailable says whether lazyfs can mount here; tests replace it.
+var fuseAvailable = lazyfs.Available
+
 // runBackend connects the backend a run uses; tests replace it.
 var runBackend = func(ctx context.Context, opts dockerbackend.Options) (harness.Backend, func(), error) {
 	d, err := docker.Connect(ctx)
@@ -380,10 +411,11 @@ func runAction(c *cli.Context) (err error) {
 	for i := range s.count {
 		seed := s.seed + int64(i)
 		cfg := harness.Config{
-			Name:         s.name,
-			Workload:     s.workload,
-			Backend:      backend,
-			Nemesis:      nemesis.Config{Kinds: s.kinds, Interval: s.interval, KillPolicy: s.killPol},
+			Name:     s.name,
+			Workload: s.workload,
+			Backend:  backend,
+			Nemesis: nemesis.Config{Kinds: s.kinds, Interval: s.interval, KillPolicy: s.killPol,
+				TearWrites: s.tear, ClockSkew: s.skew, StrobePeriod: s.strobe},
 			Check:        checkHistory(s.checkTO),
 			Concurrency:  s.conc,
 			Rate:         s.rate,
@@ -401,6 +433,10 @@ func runAction(c *cli.Context) (err error) {
 				"groups":           s.cluster.Groups,
 				"shards":           s.cluster.Shards,
 				"kvnode-binary":    s.cluster.Binary,
+				"kvnode-args":      s.cluster.NodeArgs,
+				"tear-writes":      s.tear,
+				"clock-skew":       s.skew.String(),
+				"strobe-period":    s.strobe.String(),
 				"test-count":       s.count,
 				"test-index":       i + 1,
 				"store":            s.store,

@@ -5,6 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,15 +29,21 @@ type dockerRun struct {
 // Docker afterwards, and returns the run's store entry.
 func runDocker(t *testing.T, args ...string) dockerRun {
 	t.Helper()
+	return runDockerExit(t, exitValid, "", args...)
+}
+
+// runDockerExit is runDocker expecting exit code want, with the kvnode
+// binary bin ("": build one). Besides containers and networks, it requires
+// that no file system stays mounted in the store (lazyfs), and unmounts
+// any that does.
+func runDockerExit(t *testing.T, want int, bin string, args ...string) dockerRun {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping the Docker end-to-end run in -short mode")
 	}
 	d := dockerOrSkip(t)
-	bin := filepath.Join(t.TempDir(), "kvnode")
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/chaoskv/chaos/cmd/kvnode")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build kvnode: %v\n%s", err, out)
+	if bin == "" {
+		bin = buildKvnode(t)
 	}
 	store := t.TempDir()
 	leftovers := func() docker.CleanReport {
@@ -51,10 +60,18 @@ func runDocker(t *testing.T, args ...string) dockerRun {
 		return rep
 	}
 	t.Cleanup(func() { leftovers() })
+	t.Cleanup(func() {
+		for _, m := range mountsUnder(t, store) {
+			t.Errorf("the run left %s mounted", m)
+			if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+				t.Errorf("unmount %s: %v", m, err)
+			}
+		}
+	})
 
 	code, stderr := runCLI(t, append([]string{"run", "--kvnode-binary", bin, "--store", store}, args...)...)
-	if code != exitValid {
-		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitValid, stderr)
+	if code != want {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, want, stderr)
 	}
 	if rep := leftovers(); rep.Containers != 0 || rep.Networks != 0 {
 		t.Fatalf("the run left %d containers and %d networks behind", rep.Containers, rep.Networks)
@@ -80,6 +97,36 @@ func runDocker(t *testing.T, args ...string) dockerRun {
 	workload, _ := test.Parameters["workload"].(string)
 	checkAgrees(t, dir, workload, exitValid)
 	return dockerRun{dir: dir, ops: ops, test: test}
+}
+
+// buildKvnode builds the static kvnode binary into a temporary directory.
+func buildKvnode(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kvnode")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/chaoskv/chaos/cmd/kvnode")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build kvnode: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// mountsUnder lists the mount points below dir, deepest first.
+func mountsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	slices.Reverse(out)
+	return out
 }
 
 // nemesisOps counts the nemesis's completed operations by f, keeping only

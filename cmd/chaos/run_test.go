@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -63,6 +64,10 @@ func TestRunBadFlags(t *testing.T) {
 		{[]string{"--op-timeout", "0s"}, "--op-timeout"},
 		{[]string{"--kvnode-binary", "/nonexistent/kvnode"}, "--kvnode-binary"},
 		{[]string{"extra-arg"}, "arguments"},
+		{[]string{"--tear-writes"}, "--tear-writes"},
+		{[]string{"--nemesis", "clock-bump", "--clock-skew", "0s"}, "--clock-skew"},
+		{[]string{"--nemesis", "clock-strobe", "--strobe-period", "100us"}, "--strobe-period"},
+		{[]string{"--nemesis", "lose-unsynced", "--leave-running"}, "--leave-running"},
 	}
 	for _, tt := range tests {
 		args := append([]string{"run", "--kvnode-binary", bin}, tt.args...)
@@ -74,6 +79,33 @@ func TestRunBadFlags(t *testing.T) {
 		if !strings.Contains(stderr, tt.flag) {
 			t.Errorf("%v: message %q does not name %s", tt.args, stderr, tt.flag)
 		}
+	}
+}
+
+// Without FUSE, lose-unsynced is refused as a bad argument naming what is
+// missing, and a run without it does not need FUSE at all.
+func TestRunRefusesLoseUnsyncedWithoutFUSE(t *testing.T) {
+	old := fuseAvailable
+	fuseAvailable = func() error {
+		return errors.New("lazyfs: FUSE is unavailable: open /dev/fuse: no such file or directory")
+	}
+	defer func() { fuseAvailable = old }()
+	code, stderr := runCLI(t, "run", "--kvnode-binary", os.Args[0], "--nemesis", "partition,lose-unsynced")
+	if code != exitBadArgs || !strings.Contains(stderr, "lose-unsynced needs FUSE") || !strings.Contains(stderr, "/dev/fuse") {
+		t.Fatalf("exit %d, stderr %q; want %d naming lose-unsynced and /dev/fuse", code, stderr, exitBadArgs)
+	}
+	oldBackend := runBackend
+	defer func() { runBackend = oldBackend }()
+	asked := false
+	runBackend = func(_ context.Context, o dockerbackend.Options) (harness.Backend, func(), error) {
+		asked = true
+		if o.LazyFS {
+			t.Error("a run without lose-unsynced asks for lazyfs")
+		}
+		return nil, nil, errors.New("no backend in this test")
+	}
+	if code, stderr := runCLI(t, "run", "--kvnode-binary", os.Args[0], "--nemesis", "partition,kill,clock-bump"); !asked || code != exitInternal {
+		t.Fatalf("a run without lose-unsynced was refused: exit %d, %s", code, stderr)
 	}
 }
 

@@ -35,6 +35,10 @@ const (
 	exitUnknown = 3
 )
 
+// unsafeNoFsync is the --fsync value that turns every sync off, so that
+// tests can show what a store that forgets to fsync loses.
+const unsafeNoFsync = "unsafe-none-test-only"
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -65,7 +69,7 @@ func runNode(args []string, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	clockOffset := fs.Duration("clock-offset", 0, "shift the node's wall clock by this much (default: $"+server.ClockOffsetEnv+", else 0)")
-	fsync := fs.String("fsync", "full", "full: bbolt's two syncs per transaction (survives power loss); once: one sync per batch (survives process crashes only)")
+	fsync := fs.String("fsync", "full", "full: bbolt's two syncs per transaction (survives power loss); once: one sync per batch (survives process crashes only); "+unsafeNoFsync+": never sync (TEST ONLY: loses acknowledged writes at a power loss)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -110,8 +114,11 @@ func runNode(args []string, stderr io.Writer) int {
 			}
 		}
 	}
-	if *fsync != "full" && *fsync != "once" {
-		return bad("--fsync: want full or once, got %q", *fsync)
+	if *fsync != "full" && *fsync != "once" && *fsync != unsafeNoFsync {
+		return bad("--fsync: want full, once or %s, got %q", unsafeNoFsync, *fsync)
+	}
+	if *fsync == unsafeNoFsync {
+		log.Warn("--fsync " + unsafeNoFsync + ": this node never syncs its storage and loses acknowledged writes at a power loss; for tests only")
 	}
 	c, err := config.Load(*clusterPath)
 	if err != nil {
@@ -124,7 +131,7 @@ func runNode(args []string, stderr io.Writer) int {
 	n, err := server.New(server.Options{
 		Cluster: c, ID: replica.NodeID(*id), DataDir: *data, Protocol: proto,
 		Listen: *listen, ClientListen: *clientListen, AdminListen: *admin,
-		MaxBatch: *maxBatch, MaxInflight: *maxInflight, SnapshotEvery: *snapEvery, SyncOnce: *fsync == "once",
+		MaxBatch: *maxBatch, MaxInflight: *maxInflight, SnapshotEvery: *snapEvery, SyncOnce: *fsync == "once", UnsafeNoSync: *fsync == unsafeNoFsync,
 		ShardController: c.ShardController,
 		Logger:          log,
 	})

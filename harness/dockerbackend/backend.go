@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,12 @@ type Options struct {
 	// AttemptTimeout bounds a client's wait for one node before it tries
 	// another (default 1s).
 	AttemptTimeout time.Duration
+	// LazyFS puts every node's data directory on a lazyfs, which the
+	// lose-unsynced fault needs (see docker.Options.LazyFS).
+	LazyFS bool
+	// NodeArgs are extra kvnode flags for every node, after the ones the
+	// backend passes (for example --fsync unsafe-none-test-only).
+	NodeArgs []string
 }
 
 // Protocols lists the replication protocols a cluster file may name.
@@ -184,10 +191,15 @@ func (b *Backend) Setup(ctx context.Context, dir string) (*harness.Cluster, erro
 		return nil, fmt.Errorf("node image: %w", err)
 	}
 	cl, err := b.d.Launch(ctx, docker.Options{
-		RunID: RunID(dir),
-		Dir:   dir,
-		Image: image,
-		Nodes: b.opts.Nodes,
+		RunID:  RunID(dir),
+		Dir:    dir,
+		Image:  image,
+		Nodes:  b.opts.Nodes,
+		LazyFS: b.opts.LazyFS,
+		Cmd: func(n docker.Node) []string {
+			args := []string{"--cluster", "/cluster.json", "--id", strconv.Itoa(n.ID), "--data", "/data"}
+			return append(args, b.opts.NodeArgs...)
+		},
 		Config: func(nodes []docker.Node) ([]byte, error) {
 			var f *config.Cluster
 			var err error
@@ -236,7 +248,7 @@ func (b *Backend) Setup(ctx context.Context, dir string) (*harness.Cluster, erro
 	for _, p := range old {
 		p.Close()
 	}
-	return &harness.Cluster{SUT: sut, Target: cl, Leaders: b.leaders}, nil
+	return &harness.Cluster{SUT: sut, Target: b.target(cl, file), Leaders: b.leaders}, nil
 }
 
 // healthKey is the key health probes read; workloads never write it.

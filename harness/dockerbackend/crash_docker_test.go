@@ -195,7 +195,7 @@ func TestKillRestartKeepsAcknowledgedWrites(t *testing.T) {
 	}
 	t.Logf("cluster healthy after %v", time.Since(start).Round(time.Millisecond))
 	target := cl.Target
-	dc, ok := target.(*docker.Cluster)
+	nt, ok := target.(*nodeTarget)
 	if !ok {
 		t.Fatalf("the backend's target is a %T, not a Docker cluster", target)
 	}
@@ -228,7 +228,7 @@ func TestKillRestartKeepsAcknowledgedWrites(t *testing.T) {
 		t.Helper()
 		out := map[string]int{}
 		for _, n := range nodes {
-			pid, err := dc.PID(n)
+			pid, err := nt.PID(n)
 			if err != nil {
 				t.Fatal(err)
 			}

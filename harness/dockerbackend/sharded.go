@@ -121,7 +121,7 @@ func (r *Reconfigurer) JoinAll(ctx context.Context) error {
 // reconfigTarget is a nemesis target whose cluster has a shard
 // controller.
 type reconfigTarget struct {
-	nemesis.Target
+	*nodeTarget
 	*Reconfigurer
 }
 
@@ -130,10 +130,7 @@ func (t reconfigTarget) Supports(ctx context.Context, k nemesis.Kind) error {
 	if k == nemesis.Reconfig {
 		return nil
 	}
-	if c, ok := t.Target.(nemesis.Checker); ok {
-		return c.Supports(ctx, k)
-	}
-	return nil
+	return t.nodeTarget.Supports(ctx, k)
 }
 
 // shardedSUT opens sessions with a sharded cluster.
@@ -247,7 +244,7 @@ func (b *Backend) setupSharded(cl *docker.Cluster, file *config.Cluster) (*harne
 	}
 	r := NewReconfigurer(admin.Admin, shardGroups(file))
 	sut := &shardedSUT{file: file, controller: file.ShardController, attempt: b.opts.AttemptTimeout}
-	return &harness.Cluster{SUT: sut, Target: reconfigTarget{Target: cl, Reconfigurer: r}, Leaders: b.leaders}, nil
+	return &harness.Cluster{SUT: sut, Target: reconfigTarget{nodeTarget: b.target(cl, file), Reconfigurer: r}, Leaders: b.leaders}, nil
 }
 
 // shardedHealthy checks every node's /healthz, makes sure every shard

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"sort"
@@ -22,11 +23,14 @@ type NodeStatus struct {
 	Name     string         `json:"name"`
 	Protocol string         `json:"protocol"`
 	Time     time.Time      `json:"time"` // the node's (possibly skewed) wall clock
-	Groups   []GroupStatus  `json:"groups"`
+	// ClockOffset is the shift applied to Time, in nanoseconds.
+	ClockOffset time.Duration `json:"clock_offset"`
+	Groups      []GroupStatus `json:"groups"`
 }
 
-// adminHandler serves /healthz, /status, /metrics (Prometheus text format)
-// and /debug/pprof/.
+// adminHandler serves /healthz, /status, /metrics (Prometheus text format),
+// /debug/pprof/, and POST /clock-offset?offset=D, which shifts the node's
+// wall clock by the Go duration D (clock-skew faults; 0 sets it back).
 func (n *Node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -34,7 +38,7 @@ func (n *Node) adminHandler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
-		st := NodeStatus{ID: n.opts.ID, Name: n.self.Name, Protocol: n.opts.Protocol.Name, Time: Now()}
+		st := NodeStatus{ID: n.opts.ID, Name: n.self.Name, Protocol: n.opts.Protocol.Name, Time: Now(), ClockOffset: ClockOffset()}
 		for id, s := range n.Status() {
 			st.Groups = append(st.Groups, GroupStatus{Group: id, Status: s})
 		}
@@ -43,6 +47,17 @@ func (n *Node) adminHandler() http.Handler {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(st)
+	})
+	mux.HandleFunc("POST /clock-offset", func(w http.ResponseWriter, r *http.Request) {
+		d, err := time.ParseDuration(r.FormValue("offset"))
+		if err != nil || d > MaxClockOffset || d < -MaxClockOffset {
+			http.Error(w, fmt.Sprintf("offset: want a Go duration within ±%v, got %q", MaxClockOffset, r.FormValue("offset")), http.StatusBadRequest)
+			return
+		}
+		SetClockOffset(d)
+		n.log.Info("clock offset set", "offset", d)
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, d)
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")

@@ -17,6 +17,12 @@ var clockOffset atomic.Int64
 // SetClockOffset shifts every wall-clock reading of the node by d.
 func SetClockOffset(d time.Duration) { clockOffset.Store(int64(d)) }
 
+// ClockOffset returns the shift SetClockOffset last set.
+func ClockOffset() time.Duration { return time.Duration(clockOffset.Load()) }
+
+// MaxClockOffset bounds the offset the admin endpoint accepts.
+const MaxClockOffset = 24 * time.Hour
+
 // ClockOffsetFromEnv parses ClockOffsetEnv; unset means zero.
 func ClockOffsetFromEnv() (time.Duration, error) {
 	v := os.Getenv(ClockOffsetEnv)

@@ -81,7 +81,10 @@ type Options struct {
 	// bbolt's two per transaction: as safe against process crashes, not
 	// against power loss (see package storage).
 	SyncOnce bool
-	Logger   *slog.Logger
+	// UnsafeNoSync never fsyncs (storage.Options.UnsafeNoSync): for tests
+	// that must show lost acknowledged writes, never for real use.
+	UnsafeNoSync bool
+	Logger       *slog.Logger
 }
 
 // Node is one kvnode process.
@@ -166,7 +169,7 @@ func New(opts Options) (*Node, error) {
 
 func (n *Node) openGroup(gc config.Group) (*group, error) {
 	dir := filepath.Join(n.opts.DataDir, "group-"+strconv.FormatUint(uint64(gc.ID), 10))
-	st, d, err := storage.OpenWith(dir, storage.Options{SyncOnce: n.opts.SyncOnce})
+	st, d, err := storage.OpenWith(dir, storage.Options{SyncOnce: n.opts.SyncOnce, UnsafeNoSync: n.opts.UnsafeNoSync})
 	if err != nil {
 		return nil, fmt.Errorf("server: group %d: %w", gc.ID, err)
 	}

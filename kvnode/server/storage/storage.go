@@ -78,6 +78,11 @@ type Options struct {
 	// SyncOnce replaces bbolt's two syncs per transaction by one sync per
 	// Save (see the package documentation for what that trades).
 	SyncOnce bool
+	// UnsafeNoSync never syncs anything: not bbolt's transactions, not its
+	// file growth, not snapshot files. It exists only so that tests can
+	// show a store that loses acknowledged writes at a power loss; no
+	// real deployment may set it.
+	UnsafeNoSync bool
 }
 
 // Open opens (creating if needed) the storage in dir with default options
@@ -93,8 +98,8 @@ func OpenWith(dir string, opts Options) (*Store, *replica.Durable, error) {
 	}
 	db, err := raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(dir, "log.db"),
-		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
-		NoSync:      opts.SyncOnce,
+		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType, NoGrowSync: opts.UnsafeNoSync},
+		NoSync:      opts.SyncOnce || opts.UnsafeNoSync,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("storage: open %s: %w", filepath.Join(dir, "log.db"), err)
@@ -195,7 +200,7 @@ func (s *Store) Write(p *replica.Persist) error {
 	if p.Empty() {
 		return nil
 	}
-	if !s.opts.SyncOnce {
+	if !s.opts.SyncOnce || s.opts.UnsafeNoSync {
 		return s.save(p)
 	}
 	// The writes only reach the page cache; the time goes to Sync, which
@@ -208,7 +213,7 @@ func (s *Store) Write(p *replica.Persist) error {
 }
 
 // Sync makes every earlier Write durable: one fdatasync with SyncOnce, and
-// nothing to do otherwise.
+// nothing to do otherwise (nor with UnsafeNoSync, which never syncs).
 func (s *Store) Sync() error {
 	if !s.dirty {
 		return nil
@@ -298,7 +303,7 @@ func (s *Store) saveSnapshot(sn *replica.Snapshot) error {
 	b = append(b, sn.Data...)
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	final := filepath.Join(s.dir, snapName(sn.Index))
-	err := s.timed(func() error { return writeFileSync(s.dir, final, b) })
+	err := s.timed(func() error { return writeFileSync(s.dir, final, b, !s.opts.UnsafeNoSync) })
 	if err != nil {
 		return fmt.Errorf("storage: snapshot %d: %w", sn.Index, err)
 	}
@@ -318,7 +323,9 @@ func (s *Store) saveSnapshot(sn *replica.Snapshot) error {
 	return nil
 }
 
-func writeFileSync(dir, final string, b []byte) error {
+// writeFileSync writes b to final through a temporary file, fsyncing the
+// file before the rename and the directory after it unless sync is false.
+func writeFileSync(dir, final string, b []byte, sync bool) error {
 	tmp := final + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -328,15 +335,20 @@ func writeFileSync(dir, final string, b []byte) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {

@@ -1,0 +1,120 @@
+package dockerbackend
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestClockOffsetAppliedAndReset shifts a node's clock through its admin
+// endpoint, checks that /status shows it (and another node's does not),
+// that a restart keeps it, and that setting 0 resets it.
+func TestClockOffsetAppliedAndReset(t *testing.T) {
+	d := dockerOrSkip(t)
+	bin := buildKvnode(t)
+	b, err := New(d, Options{Binary: bin, Nodes: 3, Replicas: 3, Protocol: "paxos"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "clock", time.Now().UTC().Format("20060102T150405.000"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		rep, err := d.Clean(ctx, RunID(dir), false)
+		if err != nil {
+			t.Errorf("clean: %v", err)
+		}
+		if rep.Containers+rep.Networks > 0 {
+			t.Errorf("Close left %d containers and %d networks behind", rep.Containers, rep.Networks)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl, err := b.Setup(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tg := cl.Target.(*nodeTarget)
+	status := func(node string) (offset, skew time.Duration) {
+		t.Helper()
+		var st struct {
+			Time        time.Time     `json:"time"`
+			ClockOffset time.Duration `json:"clock_offset"`
+		}
+		for _, n := range b.file.Nodes {
+			if n.Name == node {
+				if err := b.get(ctx, n.AdminAddr, "/status", &st); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return st.ClockOffset, time.Until(st.Time)
+	}
+	near := func(got, want time.Duration) bool { return got > want-5*time.Second && got < want+5*time.Second }
+
+	const shift = -90 * time.Second
+	if err := tg.SetClockOffset(ctx, "n2", shift); err != nil {
+		t.Fatal(err)
+	}
+	if off, skew := status("n2"); off != shift || !near(skew, shift) {
+		t.Fatalf("n2 after a %v shift: offset %v, clock %v off", shift, off, skew)
+	}
+	if off, skew := status("n1"); off != 0 || !near(skew, 0) {
+		t.Fatalf("n1 was not shifted, yet: offset %v, clock %v off", off, skew)
+	}
+	if err := tg.Kill(ctx, "n2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.Start(ctx, "n2"); err != nil {
+		t.Fatal(err)
+	}
+	if off, _ := status("n2"); off != shift {
+		t.Fatalf("n2 after a restart: offset %v, want %v again", off, shift)
+	}
+	if err := tg.SetClockOffset(ctx, "n2", 0); err != nil {
+		t.Fatal(err)
+	}
+	if off, skew := status("n2"); off != 0 || !near(skew, 0) {
+		t.Fatalf("n2 after the reset: offset %v, clock %v off", off, skew)
+	}
+	// A node frozen or down when its clock changes gets the change when
+	// it comes back, and the change itself does not fail.
+	if err := tg.Pause(ctx, "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.SetClockOffset(ctx, "n3", shift); err != nil {
+		t.Fatalf("shift of a paused node: %v", err)
+	}
+	if err := tg.Resume(ctx, "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if off, _ := status("n3"); off != shift {
+		t.Fatalf("n3 after the resume: offset %v, want %v", off, shift)
+	}
+	if err := tg.Kill(ctx, "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.SetClockOffset(ctx, "n3", 0); err != nil {
+		t.Fatalf("reset of a killed node: %v", err)
+	}
+	if err := tg.Start(ctx, "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if off, _ := status("n3"); off != 0 {
+		t.Fatalf("n3 restarted after its reset: offset %v, want 0", off)
+	}
+}
