@@ -95,7 +95,7 @@ func runDockerExit(t *testing.T, want int, bin string, args ...string) dockerRun
 	}
 	// Checking the stored run again must give the run's verdict.
 	workload, _ := test.Parameters["workload"].(string)
-	checkAgrees(t, dir, workload, exitValid)
+	checkAgrees(t, dir, workload, want)
 	return dockerRun{dir: dir, ops: ops, test: test}
 }
 
