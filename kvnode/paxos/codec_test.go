@@ -26,7 +26,9 @@ func sampleMessages() []replica.Message {
 		&Accept{Header: h, Ballot: b, Slot: 13},
 		&Accepted{Header: h, Ballot: b, Slot: 12, Commit: 10},
 		&Heartbeat{Header: h, Ballot: b, Commit: 1 << 60},
+		&Heartbeat{Header: h, Ballot: b, Commit: 4, Read: 1 << 50},
 		&HeartbeatReply{Header: h, Ballot: b, Commit: 3, LeaderCommit: 9},
+		&HeartbeatReply{Header: h, Ballot: b, Commit: 3, LeaderCommit: 9, Read: 17},
 		&Learn{Header: h, Ballot: b, Commit: 9, Entries: []LearnEntry{{Slot: 4, Value: v}, {Slot: 5}}},
 		&InstallSnapshot{Header: h, Ballot: b, Snapshot: *snap},
 	}

@@ -105,11 +105,14 @@ type Ready struct {
 	Persist  Persist
 	Messages []Message // send only after Persist is durable
 	Results  []Result  // results of applied requests, for waiting clients
+	// Reads are read-index requests that are now confirmed (the state
+	// machine has applied at least their Index) or lost.
+	Reads []ReadState
 }
 
 // Empty reports whether r carries nothing.
 func (r *Ready) Empty() bool {
-	return r.Persist.Empty() && len(r.Messages) == 0 && len(r.Results) == 0
+	return r.Persist.Empty() && len(r.Messages) == 0 && len(r.Results) == 0 && len(r.Reads) == 0
 }
 
 // Durable is what a core restarts from: everything it ever persisted, as
