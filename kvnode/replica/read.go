@@ -31,7 +31,9 @@ type ReadState struct {
 // A round serves exactly the reads that arrived before it started; reads
 // that arrive while it is in flight wait for the next one, because an
 // acknowledgement sent before a read arrived says nothing about who led
-// when it did. Round IDs grow for the life of the value and are never 0.
+// when it did. A core starts rounds when the runtime drains its Ready, just
+// before the round's heartbeats leave, so every read that arrived since
+// the previous Ready shares one round. Round IDs grow for the life of the value and are never 0.
 // Groups of at most 64 members are supported (acknowledgements are a
 // bitmask of member indexes).
 type ReadRounds struct {
@@ -44,19 +46,20 @@ type ReadRounds struct {
 	out     []ReadState
 }
 
-// Add queues read id at index. It reports whether no round is in flight,
-// in which case the core should start one now (Start).
-func (q *ReadRounds) Add(id, index uint64) bool {
+// Add queues read id at index for the next round.
+func (q *ReadRounds) Add(id, index uint64) {
 	q.waiting = append(q.waiting, ReadState{ID: id, Index: index})
-	return !q.active
 }
+
+// Startable reports whether reads wait and no round is in flight.
+func (q *ReadRounds) Startable() bool { return !q.active && len(q.waiting) > 0 }
 
 // Start begins a round for every waiting read, counting self (a member
 // index) as acknowledged, and returns the round's ID, which the core puts
 // on its heartbeats. It returns 0 when no read waits or a round is in
 // flight.
 func (q *ReadRounds) Start(self int) uint64 {
-	if q.active || len(q.waiting) == 0 {
+	if !q.Startable() {
 		return 0
 	}
 	q.round++
@@ -75,21 +78,18 @@ func (q *ReadRounds) InFlight() uint64 {
 }
 
 // Ack records that member peer acknowledged round as the leader's, and
-// confirms the round's reads once quorum members did. It reports whether
-// the round completed with reads waiting, in which case the core should
-// start the next round.
-func (q *ReadRounds) Ack(round uint64, peer, quorum int) bool {
+// confirms the round's reads once quorum members did.
+func (q *ReadRounds) Ack(round uint64, peer, quorum int) {
 	if !q.active || round != q.round {
-		return false
+		return
 	}
 	q.acks |= 1 << peer
 	if bits.OnesCount64(q.acks) < quorum {
-		return false
+		return
 	}
 	q.active = false
 	q.held = append(q.held, q.inRound...)
 	q.inRound = q.inRound[:0]
-	return len(q.waiting) > 0
 }
 
 // Release moves to the output every confirmed read whose index the state

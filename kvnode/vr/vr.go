@@ -417,14 +417,13 @@ func (n *Node) ReadIndex(id uint64) error {
 		}
 		return &replica.NotLeaderError{Leader: hint}
 	}
-	if n.reads.Add(id, max(n.commit, n.readFloor)) {
-		n.startReadRound()
-	}
+	n.reads.Add(id, max(n.commit, n.readFloor))
 	return nil
 }
 
-// startReadRound sends the heartbeats of a new read round; in a group of
-// one the round is confirmed at once.
+// startReadRound sends the heartbeats of a new read round for every read
+// that waits; in a group of one the round is confirmed at once. Ready
+// calls it, so that the reads of one Ready share a round.
 func (n *Node) startReadRound() {
 	if n.reads.Start(n.self) == 0 {
 		return
@@ -435,9 +434,7 @@ func (n *Node) startReadRound() {
 
 // readAck counts member i's acknowledgement of the read round in flight.
 func (n *Node) readAck(i int) {
-	if n.reads.Ack(n.reads.InFlight(), i, n.quorum) {
-		n.startReadRound()
-	}
+	n.reads.Ack(n.reads.InFlight(), i, n.quorum)
 	n.reads.Release(n.applied)
 }
 
@@ -978,12 +975,13 @@ func (n *Node) onRecoveryResponse(m *RecoveryResponse) {
 // HasReady reports whether Ready would return anything.
 func (n *Node) HasReady() bool {
 	return len(n.msgs) > 0 || len(n.results) > 0 || n.dirtyFrom <= n.opNum() || n.truncate ||
-		n.stateDirty || n.pendSnap != nil || n.readyCommit != n.claimed || n.reads.HasOutput()
+		n.stateDirty || n.pendSnap != nil || n.readyCommit != n.claimed || n.reads.HasOutput() || n.reads.Startable()
 }
 
 // Ready drains the outputs produced since the previous call.
 func (n *Node) Ready() replica.Ready {
 	var rd replica.Ready
+	n.startReadRound()
 	claim := n.readyCommit
 	n.readyCommit = n.commit
 	if n.stateDirty || claim != n.claimed {
