@@ -182,7 +182,15 @@ func FuzzStep(f *testing.F) {
 				n.Step(m)
 			}
 			n.Tick()
+			if n.ReadIndex(uint64(len(b))) != nil && n.Status().Role == RoleLeader {
+				t.Fatal("the leader refused a read")
+			}
 			rd := n.Ready()
+			for _, rs := range rd.Reads {
+				if st := n.Status(); !rs.Lost && rs.Index > st.Applied {
+					t.Fatalf("read %+v reported before it was applied: %+v", rs, st)
+				}
+			}
 			for i := 1; i < len(rd.Persist.Entries); i++ {
 				if rd.Persist.Entries[i].Index <= rd.Persist.Entries[i-1].Index {
 					t.Fatal("entries not ascending")
