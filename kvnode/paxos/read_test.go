@@ -418,7 +418,7 @@ func runRandomReads(t *testing.T, seed int64) {
 		case r == 98 && rng.Intn(2) == 0:
 			id := c.ids[rng.Intn(len(c.ids))]
 			paused[id] = !paused[id]
-		case r == 99:
+		case r == 99 && rng.Intn(5) == 0:
 			clear(cut)
 			clear(paused)
 		}
