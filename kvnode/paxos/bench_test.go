@@ -14,6 +14,7 @@ type benchGroup struct {
 	ids   []replica.NodeID
 	queue []replica.Message
 	done  int
+	reads []replica.ReadState // reported by the leader
 }
 
 // nullSM applies nothing, so a benchmark measures the consensus core.
@@ -58,6 +59,7 @@ func (g *benchGroup) settle() {
 				g.queue = append(g.queue, rd.Messages...)
 				if n.role == leader {
 					g.done += len(rd.Results)
+					g.reads = append(g.reads, rd.Reads...)
 				}
 			}
 		}

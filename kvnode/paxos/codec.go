@@ -99,10 +99,12 @@ func (Codec) AppendMessage(b []byte, m replica.Message) ([]byte, error) {
 	case *Heartbeat:
 		b = appendBallot(b, m.Ballot)
 		b = binary.AppendUvarint(b, m.Commit)
+		b = binary.AppendUvarint(b, m.Read)
 	case *HeartbeatReply:
 		b = appendBallot(b, m.Ballot)
 		b = binary.AppendUvarint(b, m.Commit)
 		b = binary.AppendUvarint(b, m.LeaderCommit)
+		b = binary.AppendUvarint(b, m.Read)
 	case *Learn:
 		b = appendBallot(b, m.Ballot)
 		b = binary.AppendUvarint(b, m.Commit)
@@ -153,9 +155,9 @@ func (Codec) DecodeMessage(b []byte) (replica.Message, error) {
 	case tagAccepted:
 		m = &Accepted{Header: h, Ballot: d.ballot(), Slot: d.Uvarint("slot"), Commit: d.Uvarint("commit")}
 	case tagHeartbeat:
-		m = &Heartbeat{Header: h, Ballot: d.ballot(), Commit: d.Uvarint("commit")}
+		m = &Heartbeat{Header: h, Ballot: d.ballot(), Commit: d.Uvarint("commit"), Read: d.Uvarint("read round")}
 	case tagHeartbeatReply:
-		m = &HeartbeatReply{Header: h, Ballot: d.ballot(), Commit: d.Uvarint("commit"), LeaderCommit: d.Uvarint("leader commit")}
+		m = &HeartbeatReply{Header: h, Ballot: d.ballot(), Commit: d.Uvarint("commit"), LeaderCommit: d.Uvarint("leader commit"), Read: d.Uvarint("read round")}
 	case tagLearn:
 		l := &Learn{Header: h, Ballot: d.ballot(), Commit: d.Uvarint("commit")}
 		n := d.Count("entries count", 2)

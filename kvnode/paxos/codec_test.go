@@ -26,7 +26,9 @@ func sampleMessages() []replica.Message {
 		&Accept{Header: h, Ballot: b, Slot: 13},
 		&Accepted{Header: h, Ballot: b, Slot: 12, Commit: 10},
 		&Heartbeat{Header: h, Ballot: b, Commit: 1 << 60},
+		&Heartbeat{Header: h, Ballot: b, Commit: 4, Read: 1 << 50},
 		&HeartbeatReply{Header: h, Ballot: b, Commit: 3, LeaderCommit: 9},
+		&HeartbeatReply{Header: h, Ballot: b, Commit: 3, LeaderCommit: 9, Read: 17},
 		&Learn{Header: h, Ballot: b, Commit: 9, Entries: []LearnEntry{{Slot: 4, Value: v}, {Slot: 5}}},
 		&InstallSnapshot{Header: h, Ballot: b, Snapshot: *snap},
 	}
@@ -180,7 +182,15 @@ func FuzzStep(f *testing.F) {
 				n.Step(m)
 			}
 			n.Tick()
+			if n.ReadIndex(uint64(len(b))) != nil && n.Status().Role == RoleLeader {
+				t.Fatal("the leader refused a read")
+			}
 			rd := n.Ready()
+			for _, rs := range rd.Reads {
+				if st := n.Status(); !rs.Lost && rs.Index > st.Applied {
+					t.Fatalf("read %+v reported before it was applied: %+v", rs, st)
+				}
+			}
 			for i := 1; i < len(rd.Persist.Entries); i++ {
 				if rd.Persist.Entries[i].Index <= rd.Persist.Entries[i-1].Index {
 					t.Fatal("entries not ascending")

@@ -82,14 +82,20 @@ type cluster struct {
 	queue   []replica.Message
 	drop    func(m replica.Message) bool
 	results map[replica.NodeID][]replica.Result
-	sent    map[string]int // messages sent, by type
-	maxLog  int
+	reads   map[replica.NodeID][]replica.ReadState
+	// onRead, when set, sees each reported read as it is drained, when
+	// the node's state machine is exactly as the runtime would query it.
+	onRead func(id replica.NodeID, rs replica.ReadState)
+	// onResult, when set, sees each applied request's result as drained.
+	onResult func(id replica.NodeID, r replica.Result)
+	sent     map[string]int // messages sent, by type
+	maxLog   int
 }
 
 func newCluster(t testing.TB, n int, tweak func(*replica.Config)) *cluster {
 	c := &cluster{t: t, cfg: map[replica.NodeID]replica.Config{}, nodes: map[replica.NodeID]*Node{},
 		sms: map[replica.NodeID]*recorder{}, disks: map[replica.NodeID]*disk{}, down: map[replica.NodeID]bool{},
-		results: map[replica.NodeID][]replica.Result{}, sent: map[string]int{}}
+		results: map[replica.NodeID][]replica.Result{}, reads: map[replica.NodeID][]replica.ReadState{}, sent: map[string]int{}}
 	for i := 1; i <= n; i++ {
 		c.ids = append(c.ids, replica.NodeID(i))
 	}
@@ -135,6 +141,17 @@ func (c *cluster) drain() {
 			}
 			c.queue = append(c.queue, rd.Messages...)
 			c.results[id] = append(c.results[id], rd.Results...)
+			c.reads[id] = append(c.reads[id], rd.Reads...)
+			if c.onResult != nil {
+				for _, r := range rd.Results {
+					c.onResult(id, r)
+				}
+			}
+			if c.onRead != nil {
+				for _, rs := range rd.Reads {
+					c.onRead(id, rs)
+				}
+			}
 		}
 		c.maxLog = max(c.maxLog, n.Status().LogLen)
 	}

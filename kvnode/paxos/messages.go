@@ -103,22 +103,27 @@ type Accepted struct {
 	Commit uint64
 }
 
-// Heartbeat asserts leadership and carries the leader's commit index.
+// Heartbeat asserts leadership and carries the leader's commit index. Read
+// is the read-index round in flight (0 when none), which the reply echoes.
 type Heartbeat struct {
 	Header
 	Ballot Ballot
 	Commit uint64
+	Read   uint64
 }
 
 // HeartbeatReply answers a Heartbeat, Learn or InstallSnapshot. Commit is
 // the follower's highest contiguous chosen slot after handling it and
 // LeaderCommit echoes the commit index it was told; Commit < LeaderCommit
-// asks the leader for the chosen values in between.
+// asks the leader for the chosen values in between. Read echoes the
+// Heartbeat's read round: the sender had promised no ballot above Ballot
+// when it sent the reply.
 type HeartbeatReply struct {
 	Header
 	Ballot       Ballot
 	Commit       uint64
 	LeaderCommit uint64
+	Read         uint64
 }
 
 // LearnEntry is one chosen slot.

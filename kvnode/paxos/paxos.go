@@ -17,6 +17,22 @@
 // every value it vouches for was written by an earlier Ready; a runtime
 // must therefore persist Readies in the order it got them (merging
 // consecutive ones into one write is fine).
+//
+// Reads by read index (replica.ReadIndexer): a leader fixes a read's index
+// at the larger of its commit index and the last slot its phase 1 covered
+// (the read floor), confirms with one heartbeat round that a majority still
+// holds no promise above its ballot, and reports the read once it has
+// applied that index. Why this is linearizable: a write acknowledged before
+// the read arrived was chosen in some ballot b'. If b' is below the
+// leader's ballot b, phase 1 carried the slot to the leader, so it is at or
+// below the floor. If b' is b, the leader chose it and its commit index
+// covers it (a write is acknowledged only once applied, so every slot below
+// it is chosen too). If b' is above b, a majority promised b' before the
+// read arrived; the round began later and needs replies, tied to b and to
+// the round's ID, from a majority, one of which would have had to reply
+// after promising b', which a replica never does. Hence no newer ballot had
+// chosen anything, and the round's success also proves that none had when
+// it started.
 package paxos
 
 import (
@@ -124,6 +140,10 @@ type Node struct {
 	next     uint64 // the next free slot
 	queue    []replica.Request
 	progress []peerProgress
+	// readFloor is the last slot phase 1 covered: every value chosen in
+	// an earlier ballot is at or below it, so no read is served below it.
+	readFloor uint64
+	reads     replica.ReadRounds
 
 	// Outputs since the last Ready.
 	msgs       []replica.Message
@@ -144,7 +164,10 @@ type peerProgress struct {
 	snapSentAt uint64
 }
 
-var _ replica.Replicator = (*Node)(nil)
+var (
+	_ replica.Replicator  = (*Node)(nil)
+	_ replica.ReadIndexer = (*Node)(nil)
+)
 
 // New returns a replica that restarts from d, or starts fresh when d is
 // nil or empty. sm must be in its initial state; New restores it from the
@@ -367,6 +390,7 @@ func (n *Node) mergePromised(e PromiseEntry) {
 }
 
 func (n *Node) becomeFollower(leaderHint replica.NodeID) {
+	n.reads.Abort()
 	n.role = follower
 	n.leader = leaderHint
 	n.queue = nil
@@ -403,6 +427,7 @@ func (n *Node) becomeLeader() {
 	}
 	n.p1 = nil
 	n.next = last + 1
+	n.readFloor = last
 	n.broadcastHeartbeat()
 	for s := n.commit + 1; s <= last; s++ {
 		n.checkChosen(s)
@@ -420,11 +445,41 @@ func (n *Node) sendAccepts(s uint64, e *slot) {
 }
 
 func (n *Node) broadcastHeartbeat() {
+	// A read round in flight rides on every heartbeat until it completes,
+	// so a lost heartbeat or reply only delays it.
+	read := n.reads.InFlight()
 	for _, p := range n.peers {
 		if p != n.id {
-			n.send(&Heartbeat{Header: Header{From: n.id, To: p}, Ballot: n.promised, Commit: n.commit})
+			n.send(&Heartbeat{Header: Header{From: n.id, To: p}, Ballot: n.promised, Commit: n.commit, Read: read})
 		}
 	}
+}
+
+// ReadIndex starts a linearizable read (see the package documentation).
+// A replica that is not the leader returns *replica.NotLeaderError.
+func (n *Node) ReadIndex(id uint64) error {
+	if n.role != leader {
+		return &replica.NotLeaderError{Leader: n.leader}
+	}
+	n.reads.Add(id, max(n.commit, n.readFloor))
+	return nil
+}
+
+// startReadRound sends the heartbeats of a new read round for every read
+// that waits; in a group of one the round is confirmed at once. Ready
+// calls it, so that the reads of one Ready share a round.
+func (n *Node) startReadRound() {
+	if n.reads.Start(n.self) == 0 {
+		return
+	}
+	n.broadcastHeartbeat()
+	n.readAck(n.self)
+}
+
+// readAck counts member i's acknowledgement of the read round in flight.
+func (n *Node) readAck(i int) {
+	n.reads.Ack(n.reads.InFlight(), i, n.quorum)
+	n.reads.Release(n.applied)
 }
 
 // retransmit re-sends Accepts that have waited at least a heartbeat
@@ -514,6 +569,7 @@ func (n *Node) advance() {
 		if n.role != leader {
 			return
 		}
+		n.reads.Release(n.applied)
 		n.flush()
 		// A single-replica group chooses its proposals at once.
 		if e := n.slotAt(n.commit+1, false); e == nil || !e.chosen {
@@ -788,12 +844,16 @@ func (n *Node) onHeartbeat(m *Heartbeat) {
 		return
 	}
 	n.learnCommit(m.Ballot, m.Commit)
-	n.send(&HeartbeatReply{Header: Header{From: n.id, To: m.From}, Ballot: m.Ballot, Commit: n.commit, LeaderCommit: m.Commit})
+	n.send(&HeartbeatReply{Header: Header{From: n.id, To: m.From}, Ballot: m.Ballot, Commit: n.commit, LeaderCommit: m.Commit, Read: m.Read})
 }
 
 func (n *Node) onHeartbeatReply(m *HeartbeatReply) {
-	if _, ok := n.leaderFor(m.From, m.Ballot, m.Commit); !ok {
+	i, ok := n.leaderFor(m.From, m.Ballot, m.Commit)
+	if !ok {
 		return
+	}
+	if m.Read != 0 && m.Read == n.reads.InFlight() {
+		n.readAck(i)
 	}
 	if m.Commit < m.LeaderCommit && m.Commit < n.commit {
 		n.catchUp(m.From, m.Commit)
@@ -858,12 +918,13 @@ func (n *Node) onInstallSnapshot(m *InstallSnapshot) {
 // HasReady reports whether Ready would return anything.
 func (n *Node) HasReady() bool {
 	return len(n.msgs) > 0 || len(n.results) > 0 || len(n.dirty) > 0 || n.stateDirty ||
-		n.pendSnap != nil || n.readyCommit != n.claimed
+		n.pendSnap != nil || n.readyCommit != n.claimed || n.reads.HasOutput() || n.reads.Startable()
 }
 
 // Ready drains the outputs produced since the previous call.
 func (n *Node) Ready() replica.Ready {
 	var rd replica.Ready
+	n.startReadRound()
 	claim := n.readyCommit
 	n.readyCommit = n.commit
 	if n.stateDirty || claim != n.claimed {
@@ -887,6 +948,7 @@ func (n *Node) Ready() replica.Ready {
 	n.pendSnap = nil
 	rd.Messages, n.msgs = n.msgs, nil
 	rd.Results, n.results = n.results, nil
+	rd.Reads = n.reads.Drain()
 	return rd
 }
 

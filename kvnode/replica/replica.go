@@ -9,6 +9,19 @@
 // messages may promise that the persisted state exists (an acceptor's promise,
 // an accepted value). Results may be delivered to clients in any order after
 // that.
+//
+// Linearizable reads need not take a log slot. A core that also implements
+// ReadIndexer serves them by read index: the runtime calls ReadIndex with an
+// ID of its choosing on the leader; the core fixes the read's index (at
+// least every index that may have been acknowledged to a client before the
+// call), confirms with one round of heartbeats to a majority that it still
+// leads, and reports the read in Ready.Reads once its state machine has
+// applied that index. The runtime answers the read from the state machine
+// when it delivers that Ready's Results (after its Persist is durable) or
+// later: the state it sees is then at or above the read's index. A read the
+// core could not confirm (it stopped leading) comes back with Lost set and
+// was not served. A core that restarts forgets its pending reads, and the
+// runtime drops the reads it waits for with the old core.
 package replica
 
 import (
@@ -106,11 +119,14 @@ type Ready struct {
 	Persist  Persist
 	Messages []Message // send only after Persist is durable
 	Results  []Result  // results of applied requests, for waiting clients
+	// Reads are read-index requests that are now confirmed (the state
+	// machine has applied at least their Index) or lost.
+	Reads []ReadState
 }
 
 // Empty reports whether r carries nothing.
 func (r *Ready) Empty() bool {
-	return r.Persist.Empty() && len(r.Messages) == 0 && len(r.Results) == 0
+	return r.Persist.Empty() && len(r.Messages) == 0 && len(r.Results) == 0 && len(r.Reads) == 0
 }
 
 // Durable is what a core restarts from: everything it ever persisted, as

@@ -21,6 +21,7 @@ type benchGroup struct {
 	ids   []replica.NodeID
 	queue []replica.Message
 	done  int
+	reads []replica.ReadState // reported by the leader
 }
 
 func newBenchGroup(b *testing.B, maxBatch, maxInflight int, newSM func() replica.StateMachine) (*benchGroup, *Node) {
@@ -47,6 +48,7 @@ func (g *benchGroup) settle() {
 				g.queue = append(g.queue, rd.Messages...)
 				if n.isPrimary() {
 					g.done += len(rd.Results)
+					g.reads = append(g.reads, rd.Reads...)
 				}
 			}
 		}

@@ -76,9 +76,9 @@ func (Codec) AppendMessage(b []byte, m replica.Message) ([]byte, error) {
 		b = u(u(u(b, m.View), m.Op), m.Commit)
 		b = appendValue(b, m.Value)
 	case *PrepareOK:
-		b = u(u(b, m.View), m.Op)
+		b = u(u(u(b, m.View), m.Op), m.Read)
 	case *Commit:
-		b = u(u(u(b, m.View), m.Commit), m.Op)
+		b = u(u(u(u(b, m.View), m.Commit), m.Op), m.Read)
 	case *StartViewChange:
 		b = u(b, m.View)
 	case *DoViewChange:
@@ -121,9 +121,9 @@ func (Codec) DecodeMessage(b []byte) (replica.Message, error) {
 		p.Value = d.value()
 		m = p
 	case tagPrepareOK:
-		m = &PrepareOK{Header: h, View: d.Uvarint("view"), Op: d.Uvarint("op")}
+		m = &PrepareOK{Header: h, View: d.Uvarint("view"), Op: d.Uvarint("op"), Read: d.Uvarint("read round")}
 	case tagCommit:
-		m = &Commit{Header: h, View: d.Uvarint("view"), Commit: d.Uvarint("commit"), Op: d.Uvarint("op")}
+		m = &Commit{Header: h, View: d.Uvarint("view"), Commit: d.Uvarint("commit"), Op: d.Uvarint("op"), Read: d.Uvarint("read round")}
 	case tagStartViewChange:
 		m = &StartViewChange{Header: h, View: d.Uvarint("view")}
 	case tagDoViewChange:

@@ -17,7 +17,9 @@ func sampleMessages() []replica.Message {
 	return []replica.Message{
 		&Prepare{Header: h, View: 3, Op: 9, Commit: 8, Value: v},
 		&PrepareOK{Header: h, View: 3, Op: 9},
+		&PrepareOK{Header: h, View: 3, Op: 9, Read: 1 << 45},
 		&Commit{Header: h, View: 3, Commit: 8, Op: 9},
+		&Commit{Header: h, View: 3, Commit: 8, Op: 9, Read: 2},
 		&StartViewChange{Header: h, View: 1<<64 - 1},
 		&DoViewChange{Header: h, View: 4, LastNormal: 2, Commit: 5, Log: full},
 		&StartView{Header: h, View: 4, Commit: 5, Log: Suffix{After: 5, Entries: []Value{v}}},

@@ -42,20 +42,25 @@ type Prepare struct {
 }
 
 // PrepareOK acknowledges every op up to Op in View: the backup holds them
-// durably and in the primary's order.
+// durably and in the primary's order. Read echoes the read-index round of
+// the Commit it answers (0 otherwise): the backup was a normal member of
+// View, and had voted for no later view, when it sent the reply.
 type PrepareOK struct {
 	Header
 	View uint64
 	Op   uint64
+	Read uint64
 }
 
 // Commit is the primary's heartbeat: its commit number and its highest op
-// number, which tells a backup that it missed Prepares.
+// number, which tells a backup that it missed Prepares. Read is the
+// read-index round in flight (0 when none).
 type Commit struct {
 	Header
 	View   uint64
 	Commit uint64
 	Op     uint64
+	Read   uint64
 }
 
 // StartViewChange says the sender gave up on the views below View.

@@ -42,6 +42,21 @@
 // recovery timeout, so the group survives every replica crashing at once.
 // Recovery with a nonce remains the normal way back in: it rejoins the
 // current view without disturbing a working primary.
+//
+// Reads by read index (replica.ReadIndexer): the primary fixes a read's
+// index at the larger of its commit number and the op number its log had
+// when it started the view (the read floor), confirms with one round of
+// Commit heartbeats, answered by PrepareOKs that echo the round, that a
+// majority are still normal members of its view, and reports the read once
+// it has applied that index. Why this is linearizable: a write acknowledged
+// before the read arrived was committed in some view v'. If v' is below
+// the primary's view v, the view change put it in the log the primary
+// started v with, so it is at or below the floor (the commit number a new
+// primary learns may lag, the floor does not). If v' is v, this primary
+// committed it. If v' is above v, a majority sent DoViewChange for a view
+// above v before the read arrived; a replica that did never again answers a
+// Commit of v, and the round, begun later, needed answers from a majority,
+// so it could not have completed.
 package vr
 
 import (
@@ -136,6 +151,10 @@ type Node struct {
 	acked  []uint64 // per peer: highest op acknowledged in this view
 	active []bool   // per peer: heard from since the last quorum check
 	stale  bool     // did not hear from a majority in the last check
+	// readFloor is the op number the primary's log had when the view
+	// started: every op committed in an earlier view is at or below it.
+	readFloor uint64
+	reads     replica.ReadRounds
 
 	// Recovery.
 	nonce    uint64
@@ -153,7 +172,10 @@ type Node struct {
 	claimed     uint64
 }
 
-var _ replica.Replicator = (*Node)(nil)
+var (
+	_ replica.Replicator  = (*Node)(nil)
+	_ replica.ReadIndexer = (*Node)(nil)
+)
 
 // New returns a replica that starts fresh in view 0 when d is nil or empty,
 // and otherwise restarts from d and recovers. sm must be in its initial
@@ -376,9 +398,44 @@ func (n *Node) Tick() {
 }
 
 func (n *Node) broadcastCommit() {
+	// A read round in flight rides on every heartbeat until it completes,
+	// so a lost heartbeat or reply only delays it.
+	read := n.reads.InFlight()
 	n.broadcast(func(to replica.NodeID) replica.Message {
-		return &Commit{Header: Header{From: n.id, To: to}, View: n.view, Commit: n.commit, Op: n.opNum()}
+		return &Commit{Header: Header{From: n.id, To: to}, View: n.view, Commit: n.commit, Op: n.opNum(), Read: read}
 	})
+}
+
+// ReadIndex starts a linearizable read (see the package documentation).
+// A replica that is not the primary of a normal view, or that did not hear
+// from a majority lately, returns *replica.NotLeaderError.
+func (n *Node) ReadIndex(id uint64) error {
+	if !n.isPrimary() || n.stale {
+		var hint replica.NodeID
+		if n.status == normal && !n.stale {
+			hint = n.primaryOf(n.view)
+		}
+		return &replica.NotLeaderError{Leader: hint}
+	}
+	n.reads.Add(id, max(n.commit, n.readFloor))
+	return nil
+}
+
+// startReadRound sends the heartbeats of a new read round for every read
+// that waits; in a group of one the round is confirmed at once. Ready
+// calls it, so that the reads of one Ready share a round.
+func (n *Node) startReadRound() {
+	if n.reads.Start(n.self) == 0 {
+		return
+	}
+	n.broadcastCommit()
+	n.readAck(n.self)
+}
+
+// readAck counts member i's acknowledgement of the read round in flight.
+func (n *Node) readAck(i int) {
+	n.reads.Ack(n.reads.InFlight(), i, n.quorum)
+	n.reads.Release(n.applied)
 }
 
 func (n *Node) startViewChange(v uint64) {
@@ -391,6 +448,7 @@ func (n *Node) startViewChange(v uint64) {
 	n.view = v
 	n.status = viewChange
 	n.stateDirty = true
+	n.reads.Abort()
 	n.queue = nil
 	n.recovery = nil
 	n.svcs = 1 << n.self
@@ -459,6 +517,7 @@ func (n *Node) checkDoViewChanges() {
 		minCommit = min(minCommit, d.Commit)
 	}
 	n.enterView()
+	n.readFloor = n.opNum()
 	n.commit = max(n.commit, min(commit, n.opNum()))
 	for i, p := range n.peers {
 		if i == n.self {
@@ -476,6 +535,7 @@ func (n *Node) checkDoViewChanges() {
 
 // enterView makes the current view normal.
 func (n *Node) enterView() {
+	n.reads.Abort()
 	n.status = normal
 	n.lastNormal = n.view
 	n.joining = false
@@ -585,6 +645,7 @@ func (n *Node) advance() {
 		if !n.isPrimary() {
 			return
 		}
+		n.reads.Release(n.applied)
 		before := n.opNum()
 		n.flush()
 		// A single-replica group commits its own ops at once.
@@ -641,8 +702,10 @@ func (n *Node) sendGetState(force bool) {
 	n.send(&GetState{Header: Header{From: n.id, To: n.primaryOf(n.view)}, View: n.view, Op: op})
 }
 
-func (n *Node) ackPrimary() {
-	n.send(&PrepareOK{Header: Header{From: n.id, To: n.primaryOf(n.view)}, View: n.view, Op: n.opNum()})
+// ackPrimary acknowledges the log to the primary, and with it the read
+// round read when that is not 0.
+func (n *Node) ackPrimary(read uint64) {
+	n.send(&PrepareOK{Header: Header{From: n.id, To: n.primaryOf(n.view)}, View: n.view, Op: n.opNum(), Read: read})
 }
 
 // Step handles one message from a peer; stale, misaddressed and
@@ -746,7 +809,7 @@ func (n *Node) onPrepare(m *Prepare) {
 		n.sendGetState(false)
 	}
 	n.learnCommit(m.Commit)
-	n.ackPrimary()
+	n.ackPrimary(0)
 }
 
 func (n *Node) onCommit(m *Commit) {
@@ -761,7 +824,7 @@ func (n *Node) onCommit(m *Commit) {
 	if m.Op > n.opNum() {
 		n.sendGetState(false)
 	}
-	n.ackPrimary()
+	n.ackPrimary(m.Read)
 }
 
 func (n *Node) onPrepareOK(m *PrepareOK) {
@@ -771,6 +834,9 @@ func (n *Node) onPrepareOK(m *PrepareOK) {
 	i := n.peerIndex(m.From)
 	n.active[i] = true
 	n.acked[i] = max(n.acked[i], min(m.Op, n.opNum()))
+	if m.Read != 0 && m.Read == n.reads.InFlight() {
+		n.readAck(i)
+	}
 	n.advance()
 }
 
@@ -823,7 +889,7 @@ func (n *Node) onStartView(m *StartView) {
 	}
 	n.enterView()
 	n.learnCommit(m.Commit)
-	n.ackPrimary()
+	n.ackPrimary(0)
 }
 
 func (n *Node) onGetState(m *GetState) {
@@ -850,7 +916,7 @@ func (n *Node) onNewState(m *NewState) {
 		return
 	}
 	n.learnCommit(m.Commit)
-	n.ackPrimary()
+	n.ackPrimary(0)
 }
 
 func (n *Node) startRecovery() {
@@ -903,18 +969,19 @@ func (n *Node) onRecoveryResponse(m *RecoveryResponse) {
 	}
 	n.enterView()
 	n.learnCommit(p.Commit)
-	n.ackPrimary()
+	n.ackPrimary(0)
 }
 
 // HasReady reports whether Ready would return anything.
 func (n *Node) HasReady() bool {
 	return len(n.msgs) > 0 || len(n.results) > 0 || n.dirtyFrom <= n.opNum() || n.truncate ||
-		n.stateDirty || n.pendSnap != nil || n.readyCommit != n.claimed
+		n.stateDirty || n.pendSnap != nil || n.readyCommit != n.claimed || n.reads.HasOutput() || n.reads.Startable()
 }
 
 // Ready drains the outputs produced since the previous call.
 func (n *Node) Ready() replica.Ready {
 	var rd replica.Ready
+	n.startReadRound()
 	claim := n.readyCommit
 	n.readyCommit = n.commit
 	if n.stateDirty || claim != n.claimed {
@@ -937,6 +1004,7 @@ func (n *Node) Ready() replica.Ready {
 	n.pendSnap = nil
 	rd.Messages, n.msgs = n.msgs, nil
 	rd.Results, n.results = n.results, nil
+	rd.Reads = n.reads.Drain()
 	return rd
 }
 

@@ -79,11 +79,19 @@ type group struct {
 	down  map[replica.NodeID]bool
 	queue []replica.Message
 	drop  func(m replica.Message) bool
+	reads map[replica.NodeID][]replica.ReadState
+	sent  map[string]int // messages sent, by type
+	// onRead and onResult, when set, see each reported read and each
+	// applied request's result as drained, when the node's state machine
+	// is exactly as the runtime would query it.
+	onRead   func(id replica.NodeID, rs replica.ReadState)
+	onResult func(id replica.NodeID, r replica.Result)
 }
 
 func newGroup(t testing.TB, n int, tweak func(*replica.Config)) *group {
 	g := &group{t: t, cfg: map[replica.NodeID]replica.Config{}, nodes: map[replica.NodeID]*Node{},
-		sms: map[replica.NodeID]*recorder{}, disks: map[replica.NodeID]*disk{}, down: map[replica.NodeID]bool{}}
+		sms: map[replica.NodeID]*recorder{}, disks: map[replica.NodeID]*disk{}, down: map[replica.NodeID]bool{},
+		reads: map[replica.NodeID][]replica.ReadState{}, sent: map[string]int{}}
 	for i := 1; i <= n; i++ {
 		g.ids = append(g.ids, replica.NodeID(i))
 	}
@@ -115,6 +123,20 @@ func (g *group) drain() {
 			rd := g.nodes[id].Ready()
 			g.disks[id].persist(rd.Persist)
 			g.queue = append(g.queue, rd.Messages...)
+			for _, m := range rd.Messages {
+				g.sent[fmt.Sprintf("%T", m)]++
+			}
+			if g.onResult != nil {
+				for _, r := range rd.Results {
+					g.onResult(id, r)
+				}
+			}
+			g.reads[id] = append(g.reads[id], rd.Reads...)
+			if g.onRead != nil {
+				for _, rs := range rd.Reads {
+					g.onRead(id, rs)
+				}
+			}
 		}
 	}
 }
