@@ -54,10 +54,6 @@ type Backend interface {
 	Close(ctx context.Context) error
 }
 
-// CheckFunc judges a history with the checker a workload names. dir is a
-// directory the checker may write artifacts into.
-type CheckFunc func(ctx context.Context, spec workloads.CheckSpec, ops []history.Op, dir string) (checker.Result, error)
-
 // ErrInterrupted is returned when the run's context ended before the test
 // finished (Ctrl-C, SIGTERM).
 var ErrInterrupted = errors.New("test interrupted")
@@ -75,7 +71,9 @@ type Config struct {
 	// Nemesis configures the faults; no kinds means none. Its Seed is
 	// ignored: the nemesis is seeded from Seed.
 	Nemesis nemesis.Config
-	Check   CheckFunc
+	// CheckTimeout bounds the workload's checker (0: the checker's own
+	// default); past it the verdict is unknown.
+	CheckTimeout time.Duration
 
 	Concurrency int           // worker count (default 10)
 	Rate        float64       // total invocations per second; 0 = unpaced
@@ -143,8 +141,8 @@ func (c Config) validate() error {
 		return errors.New("harness: no workload")
 	case c.Backend == nil:
 		return errors.New("harness: no backend")
-	case c.Check == nil:
-		return errors.New("harness: no checker")
+	case c.Workload.Checker() == nil:
+		return fmt.Errorf("harness: workload %s has no checker", c.Workload.Name())
 	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
 		return fmt.Errorf("harness: rate %v is not a finite non-negative number", c.Rate)
 	case c.OpLimit < 0:
@@ -415,13 +413,13 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 	collected = true
 
 	log.Info("checking", "ops", len(ops))
-	spec := cfg.Workload.Check()
-	res, cerr := cfg.Check(ctx, spec, ops, run.Dir)
+	chk := cfg.Workload.Checker()
+	res, cerr := checker.Check(chk, ops, checker.Options{Timeout: cfg.CheckTimeout, Directory: run.Dir})
 	if cerr != nil {
 		if ctx.Err() != nil {
 			return out, interrupted("checking")
 		}
-		return out, fmt.Errorf("check the history with %s: %w", spec.Checker, cerr)
+		return out, fmt.Errorf("check the history with %s: %w", chk.Name(), cerr)
 	}
 	if w := results.RateWarning(cfg.Rate, r.cnt.invoked.Load(), r.end.Sub(r.start).Seconds()); w != "" {
 		notes = append(notes, w)
@@ -433,7 +431,7 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 	}
 	name := res.Checker
 	if name == "" {
-		name = spec.Checker
+		name = chk.Name()
 	}
 	out.Valid = valid
 	out.Summary = results.Summary{
@@ -488,7 +486,7 @@ func (c Config) parameters() map[string]any {
 		"recovery-timeout":   c.RecoveryTimeout.String(),
 		"final-read-timeout": c.FinalReadTimeout.String(),
 		"leave-running":      c.LeaveRunning,
-		"checker":            c.Workload.Check(),
+		"checker":            c.Workload.Checker(),
 	}
 	for k, v := range c.Parameters {
 		p[k] = v

@@ -25,7 +25,6 @@ import (
 	"github.com/chaoskv/chaos/docker"
 	"github.com/chaoskv/chaos/harness"
 	"github.com/chaoskv/chaos/harness/dockerbackend"
-	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
@@ -317,13 +316,6 @@ var runBackend = func(ctx context.Context, opts dockerbackend.Options) (harness.
 	return b, func() { d.Close() }, nil
 }
 
-// checkHistory runs the checker a workload names.
-func checkHistory(timeout time.Duration) harness.CheckFunc {
-	return func(_ context.Context, spec workloads.CheckSpec, ops []history.Op, dir string) (checker.Result, error) {
-		return runChecker(spec, ops, dir, timeout, elle.Options{})
-	}
-}
-
 func fileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -384,7 +376,7 @@ func runAction(c *cli.Context) (err error) {
 			Workload:     s.workload,
 			Backend:      backend,
 			Nemesis:      nemesis.Config{Kinds: s.kinds, Interval: s.interval, KillPolicy: s.killPol},
-			Check:        checkHistory(s.checkTO),
+			CheckTimeout: s.checkTO,
 			Concurrency:  s.conc,
 			Rate:         s.rate,
 			TimeLimit:    s.timeLimit,
