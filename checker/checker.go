@@ -1,11 +1,15 @@
 // Package checker holds what every checker shares: the verdict type and the
-// result shape (the one elle-cli and Jepsen print). Checkers are pure
+// result shape (the one elle-cli and Jepsen print), and the Checker
+// interface a workload returns to judge its histories. Checkers are pure
 // functions from a history to a Result; the sub-packages implement them.
 package checker
 
 import (
 	"encoding/json"
 	"fmt"
+	"time"
+
+	"github.com/chaoskv/chaos/history"
 )
 
 // Validity is a checker's verdict: true, false or unknown.
@@ -111,4 +115,42 @@ type Result struct {
 	// Files names artifacts the checker wrote (such as a visualization),
 	// relative to the directory it was told to write into.
 	Files []string `json:"files,omitempty"`
+}
+
+// Options are what a checker is told besides the history: how long it may
+// search and where its artifacts go.
+type Options struct {
+	// Timeout bounds the search; past it the verdict is unknown. Zero
+	// means no limit.
+	Timeout time.Duration
+	// Directory, when not empty, receives the checker's artifacts (such as
+	// a visualization of a failing key).
+	Directory string
+}
+
+// Checker judges histories. A workload returns the checker configured for
+// it (model, consistency models, bank total, ...); its JSON encoding, an
+// object whose "checker" field names the kind, is what test.json records so
+// a later check rebuilds the same checker.
+type Checker interface {
+	// Name is the name a result of this checker goes by when the checker
+	// did not produce one itself.
+	Name() string
+	// Check judges ops. An error means the history could not be judged
+	// (malformed, of another workload's shape) or an artifact could not
+	// be written.
+	Check(ops []history.Op, opts Options) (Result, error)
+}
+
+// Check runs c on ops, except that a history without client operations is
+// unknown whatever the checker, since there is nothing to judge.
+func Check(c Checker, ops []history.Op, opts Options) (Result, error) {
+	for i := range ops {
+		if ops[i].IsClient() {
+			return c.Check(ops, opts)
+		}
+	}
+	return Result{Checker: c.Name(), Valid: Unknown, Anomalies: map[string][]any{},
+		Summary: "unknown: the history holds no client operations, so there is nothing to check",
+		Stats:   map[string]any{"ops": len(ops), "client-ops": 0}}, nil
 }

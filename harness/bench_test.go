@@ -24,7 +24,7 @@ func (noopWorkload) NewGenerator(int64) workloads.Generator {
 func (noopWorkload) NewClient(context.Context, workloads.SUT, history.Process) (workloads.Client, error) {
 	return noopClient{}, nil
 }
-func (noopWorkload) Check() workloads.CheckSpec { return workloads.CheckSpec{Checker: "none"} }
+func (noopWorkload) Checker() checker.Checker { return fixedCheck(checker.Valid, nil) }
 
 type noopGen struct{}
 
@@ -48,12 +48,9 @@ func BenchmarkHarnessNoop(b *testing.B) {
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer slog.SetDefault(old)
 	cfg := Config{
-		Name:     "noop",
-		Workload: noopWorkload{},
-		Backend:  &fakeBackend{sut: newMem(memkv.Options{})},
-		Check: func(context.Context, workloads.CheckSpec, []history.Op, string) (checker.Result, error) {
-			return checker.Result{Valid: checker.Valid}, nil
-		},
+		Name:             "noop",
+		Workload:         noopWorkload{},
+		Backend:          &fakeBackend{sut: newMem(memkv.Options{})},
 		Concurrency:      10,
 		TimeLimit:        time.Hour,
 		OpLimit:          int64(b.N),

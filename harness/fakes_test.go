@@ -3,7 +3,6 @@ package harness
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -110,18 +109,47 @@ func partitions() nemesis.Config {
 	return nemesis.Config{Kinds: []nemesis.Kind{nemesis.Partition}, Interval: 30 * time.Millisecond}
 }
 
-// fixedCheck returns a checker that answers v after verifying the history
-// it was handed is exactly what the recorder produced.
-func fixedCheck(v checker.Validity, got *[]history.Op) CheckFunc {
-	return func(_ context.Context, spec workloads.CheckSpec, ops []history.Op, _ string) (checker.Result, error) {
-		if got != nil {
-			*got = ops
-		}
-		if spec.Checker != "linear" {
-			return checker.Result{}, fmt.Errorf("unexpected checker %q", spec.Checker)
-		}
-		return checker.Result{Checker: "fixed", Valid: v, Summary: "fixed verdict " + v.String()}, nil
+// fixedChecker answers a fixed verdict, or err, after recording the
+// history it was handed, to verify it is exactly what the recorder
+// produced.
+type fixedChecker struct {
+	v   checker.Validity
+	err error
+	got *[]history.Op
+}
+
+func (fixedChecker) Name() string { return "fixed" }
+
+func (c fixedChecker) Check(ops []history.Op, _ checker.Options) (checker.Result, error) {
+	if c.got != nil {
+		*c.got = ops
 	}
+	if c.err != nil {
+		return checker.Result{}, c.err
+	}
+	return checker.Result{Checker: "fixed", Valid: c.v, Summary: "fixed verdict " + c.v.String()}, nil
+}
+
+// judgedBy is a workload whose histories c judges.
+type judgedBy struct {
+	workloads.Workload
+	c checker.Checker
+}
+
+func (w judgedBy) Checker() checker.Checker { return w.c }
+
+// checkWith makes cfg's workload return c as its checker.
+func checkWith(cfg *Config, c checker.Checker) {
+	if j, ok := cfg.Workload.(judgedBy); ok {
+		cfg.Workload = j.Workload
+	}
+	cfg.Workload = judgedBy{Workload: cfg.Workload, c: c}
+}
+
+// fixedCheck returns a checker that answers v and stores the history it
+// was handed in got (when not nil).
+func fixedCheck(v checker.Validity, got *[]history.Op) checker.Checker {
+	return fixedChecker{v: v, got: got}
 }
 
 // flakySUT wraps a SUT; while broken is set, every Get fails definitely.

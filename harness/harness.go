@@ -1,8 +1,22 @@
-// Package harness runs one test's lifecycle: set up a cluster through a
-// Backend, wait until it is healthy, drive concurrent workload clients and
-// a nemesis for the time limit, heal, wait for recovery, perform final
-// reads, check the history, write the run store, and tear the cluster down
-// on every path.
+// Package harness runs one test's lifecycle against a cluster a Backend
+// provides. Run goes through its phases in order, each a function of its
+// own that either completes or ends the test with its error:
+//
+//   - setup: create the cluster, arm the nemesis (refusing a fault the
+//     cluster cannot inject), wait until it is healthy;
+//   - run: drive concurrent workload clients and the nemesis for the time
+//     (or op) limit, recording every invocation and completion;
+//   - heal: end every fault and wait for the cluster to recover;
+//   - final reads: read what the workload touched on fresh processes,
+//     close the history and collect the nodes' files;
+//   - check: judge the history with the checker the workload returns;
+//   - store: write results.json and the report.
+//
+// Teardown is one path that runs after the phases whichever of them
+// stopped, on setup failure and on interruption too: it collects node
+// files not yet saved, removes the cluster, closes the history and records
+// the run's status, end and timings in test.json. A configuration that
+// cannot start (ErrConfig) fails before anything is created.
 package harness
 
 import (
@@ -54,10 +68,6 @@ type Backend interface {
 	Close(ctx context.Context) error
 }
 
-// CheckFunc judges a history with the checker a workload names. dir is a
-// directory the checker may write artifacts into.
-type CheckFunc func(ctx context.Context, spec workloads.CheckSpec, ops []history.Op, dir string) (checker.Result, error)
-
 // ErrInterrupted is returned when the run's context ended before the test
 // finished (Ctrl-C, SIGTERM).
 var ErrInterrupted = errors.New("test interrupted")
@@ -75,7 +85,9 @@ type Config struct {
 	// Nemesis configures the faults; no kinds means none. Its Seed is
 	// ignored: the nemesis is seeded from Seed.
 	Nemesis nemesis.Config
-	Check   CheckFunc
+	// CheckTimeout bounds the workload's checker (0: the checker's own
+	// default); past it the verdict is unknown.
+	CheckTimeout time.Duration
 
 	Concurrency int           // worker count (default 10)
 	Rate        float64       // total invocations per second; 0 = unpaced
@@ -143,8 +155,8 @@ func (c Config) validate() error {
 		return errors.New("harness: no workload")
 	case c.Backend == nil:
 		return errors.New("harness: no backend")
-	case c.Check == nil:
-		return errors.New("harness: no checker")
+	case c.Workload.Checker() == nil:
+		return fmt.Errorf("harness: workload %s has no checker", c.Workload.Name())
 	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
 		return fmt.Errorf("harness: rate %v is not a finite non-negative number", c.Rate)
 	case c.OpLimit < 0:
@@ -189,272 +201,6 @@ type runner struct {
 	runStart time.Time
 }
 
-// Run executes one test. The error is non-nil for internal failures
-// (a cluster that never became healthy, a store that cannot be written,
-// a checker that crashed) and wraps ErrInterrupted when ctx ended first;
-// otherwise the verdict is in the Outcome.
-func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	start := time.Now()
-	run, err := results.Create(cfg.Store, cfg.Name, start)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	log := slog.With("test", cfg.Name, "dir", run.Dir)
-	test := results.Test{
-		Name:       cfg.Name,
-		Start:      start.UTC(),
-		Status:     results.StatusRunning,
-		Seed:       cfg.Seed,
-		Parameters: cfg.parameters(),
-		Versions:   results.BuildVersions(),
-	}
-	test.Versions.Kvnode = cfg.KvnodeVersion
-	if err := run.WriteJSON(results.TestFile, test); err != nil {
-		return nil, err
-	}
-	// The run directory exists from here on: point latest at it so a
-	// crashed or interrupted run is as easy to find as a finished one.
-	if err := run.MarkLatest(); err != nil {
-		return nil, err
-	}
-	out = &Outcome{Valid: checker.Unknown, Dir: run.Dir}
-	var timings results.Timings
-	defer func() {
-		end := time.Now().UTC()
-		test.End = &end
-		if timings != (results.Timings{}) {
-			test.Timings = &timings
-			log.Info("timings", "setup-s", timings.Setup, "first-op-s", timings.FirstOp, "teardown-s", timings.Teardown)
-		}
-		switch {
-		case errors.Is(err, ErrInterrupted):
-			test.Status = results.StatusInterrupted
-			test.Error = err.Error()
-		case err != nil:
-			test.Status = results.StatusError
-			test.Error = err.Error()
-		default:
-			test.Status = results.StatusDone
-		}
-		if werr := run.WriteJSON(results.TestFile, test); werr != nil && err == nil {
-			err = werr
-		}
-		// Redraw the report with the run's end and timings, and give a run
-		// that stopped before its check a report too.
-		if rerr := results.Rebuild(run.Dir); rerr != nil {
-			log.Warn("write the report", "err", rerr)
-		}
-	}()
-
-	hf, err := run.CreateHistory()
-	if err != nil {
-		return out, err
-	}
-	r := &runner{cfg: cfg, gen: cfg.Workload.NewGenerator(cfg.Seed), runStart: start}
-	r.rec = newRecorder(hf, start, cfg.FlushInterval, nil)
-	recClosed := false
-	var ops []history.Op
-	closeRec := func() error {
-		if recClosed {
-			return nil
-		}
-		recClosed = true
-		var err error
-		ops, err = r.rec.close()
-		return err
-	}
-	defer func() {
-		if cerr := closeRec(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-
-	// Teardown runs on every path, with its own deadline: ctx may already
-	// be cancelled by a signal.
-	setupCalled, collected := false, false
-	defer func() {
-		if !setupCalled {
-			return
-		}
-		tstart := time.Now()
-		defer func() { timings.Teardown = results.Seconds(time.Since(tstart)) }()
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TeardownTimeout)
-		defer cancel()
-		if !collected {
-			if cerr := cfg.Backend.Collect(tctx, run.Path(results.NodesDir)); cerr != nil {
-				log.Warn("collect node files", "err", cerr)
-			}
-		}
-		if cfg.LeaveRunning {
-			log.Info("leaving the cluster running (--leave-running)")
-			return
-		}
-		if cerr := cfg.Backend.Close(tctx); cerr != nil {
-			log.Error("tear down the cluster; `chaos clean` removes what is left", "err", cerr)
-			if err == nil {
-				err = fmt.Errorf("tear down: %w", cerr)
-			}
-		}
-	}()
-
-	interrupted := func(phase string) error {
-		return fmt.Errorf("%w during %s: %w", ErrInterrupted, phase, context.Cause(ctx))
-	}
-
-	log.Info("setting up the cluster")
-	setupCalled = true
-	cl, err := cfg.Backend.Setup(ctx, run.Dir)
-	if err != nil {
-		if ctx.Err() != nil {
-			return out, interrupted("setup")
-		}
-		return out, fmt.Errorf("set up the cluster: %w", err)
-	}
-	if cl == nil || cl.SUT == nil {
-		return out, errors.New("set up the cluster: the backend returned no way to reach it")
-	}
-	r.sut = cl.SUT
-	if len(cfg.Nemesis.Kinds) > 0 {
-		if cl.Target == nil {
-			return out, errors.New("set up the cluster: the backend cannot inject faults, but fault kinds were asked for")
-		}
-		ncfg := cfg.Nemesis
-		ncfg.Seed = cfg.Seed
-		if ncfg.Leaders == nil {
-			ncfg.Leaders = cl.Leaders
-		}
-		if r.nem, err = nemesis.New(cl.Target, ncfg, r.recordNemesis); err != nil {
-			return out, fmt.Errorf("nemesis: %w", err)
-		}
-		// Refuse a fault this cluster cannot inject now, not at its first
-		// turn in the schedule.
-		if err := nemesis.Preflight(ctx, cl.Target, cfg.Nemesis.Kinds); err != nil {
-			if ctx.Err() != nil {
-				return out, interrupted("setup")
-			}
-			return out, fmt.Errorf("set up the cluster: %w", err)
-		}
-	}
-	hctx, cancel := context.WithTimeout(ctx, cfg.HealthyTimeout)
-	err = cfg.Backend.WaitHealthy(hctx)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return out, interrupted("setup")
-		}
-		return out, fmt.Errorf("cluster did not become healthy within %v: %w", cfg.HealthyTimeout, err)
-	}
-	timings.Setup = results.Seconds(time.Since(start))
-	log.Info("cluster healthy", "took", time.Since(start).Round(time.Millisecond))
-
-	log.Info("running the workload", "time-limit", cfg.TimeLimit, "concurrency", cfg.Concurrency, "rate", cfg.Rate)
-	r.main(ctx)
-	if f := r.firstOp.Load(); f > 0 {
-		timings.FirstOp = results.Seconds(time.Duration(f))
-	}
-	if ctx.Err() != nil {
-		return out, interrupted("the workload")
-	}
-
-	var notes []string
-	if r.nemErr != nil {
-		notes = append(notes, fmt.Sprintf("the nemesis stopped early: %v", r.nemErr))
-	}
-	kills, killNote := r.killReport()
-	if killNote != "" {
-		notes = append(notes, killNote)
-	}
-	log.Info("healing")
-	if r.nem != nil {
-		if herr := r.nem.HealAll(ctx); herr != nil {
-			if ctx.Err() != nil {
-				return out, interrupted("healing")
-			}
-			return out, fmt.Errorf("heal the cluster: %w", herr)
-		}
-		// A safety net: whatever network fault the nemesis lost track of
-		// ends here too.
-		if herr := cl.Target.Heal(ctx); herr != nil {
-			if ctx.Err() != nil {
-				return out, interrupted("healing")
-			}
-			return out, fmt.Errorf("heal the cluster: %w", herr)
-		}
-	}
-	rctx, cancel := context.WithTimeout(ctx, cfg.RecoveryTimeout)
-	herr := cfg.Backend.WaitHealthy(rctx)
-	cancel()
-	if herr != nil {
-		if ctx.Err() != nil {
-			return out, interrupted("recovery")
-		}
-		notes = append(notes, fmt.Sprintf("cluster not healthy %v after healing: %v", cfg.RecoveryTimeout, herr))
-		log.Warn("cluster not healthy after healing", "err", herr)
-	}
-
-	log.Info("final reads")
-	finalOK := r.finalReads(ctx)
-	if ctx.Err() != nil {
-		return out, interrupted("final reads")
-	}
-	if !finalOK {
-		notes = append(notes, fmt.Sprintf("final reads did not all succeed within %v: the cluster did not recover, so the verdict cannot be valid", cfg.FinalReadTimeout))
-	}
-	if err := closeRec(); err != nil {
-		return out, err
-	}
-
-	if cerr := cfg.Backend.Collect(ctx, run.Path(results.NodesDir)); cerr != nil {
-		log.Warn("collect node files", "err", cerr)
-		notes = append(notes, fmt.Sprintf("node files not collected: %v", cerr))
-	}
-	collected = true
-
-	log.Info("checking", "ops", len(ops))
-	spec := cfg.Workload.Check()
-	res, cerr := cfg.Check(ctx, spec, ops, run.Dir)
-	if cerr != nil {
-		if ctx.Err() != nil {
-			return out, interrupted("checking")
-		}
-		return out, fmt.Errorf("check the history with %s: %w", spec.Checker, cerr)
-	}
-	if w := results.RateWarning(cfg.Rate, r.cnt.invoked.Load(), r.end.Sub(r.start).Seconds()); w != "" {
-		notes = append(notes, w)
-		log.Warn(w)
-	}
-	valid := res.Valid
-	if !finalOK {
-		valid = checker.Merge(valid, checker.Unknown)
-	}
-	name := res.Checker
-	if name == "" {
-		name = spec.Checker
-	}
-	out.Valid = valid
-	out.Summary = results.Summary{
-		Valid:   valid,
-		Results: map[string]checker.Result{name: res},
-		Stats:   r.stats(ops),
-		Notes:   notes,
-	}
-	if kills != nil {
-		out.Summary.Stats["kills"] = *kills
-	}
-	if err := run.WriteJSON(results.ResultsFile, out.Summary); err != nil {
-		return out, err
-	}
-	test.Status = results.StatusDone
-	if err := run.WriteReport(test, out.Summary, reportFiles(run.Dir)); err != nil {
-		return out, err
-	}
-	return out, nil
-}
-
 // reportFiles lists the run directory's entries for the report's links.
 func reportFiles(dir string) []string {
 	ents, err := os.ReadDir(dir)
@@ -488,7 +234,7 @@ func (c Config) parameters() map[string]any {
 		"recovery-timeout":   c.RecoveryTimeout.String(),
 		"final-read-timeout": c.FinalReadTimeout.String(),
 		"leave-running":      c.LeaveRunning,
-		"checker":            c.Workload.Check(),
+		"checker":            c.Workload.Checker(),
 	}
 	for k, v := range c.Parameters {
 		p[k] = v

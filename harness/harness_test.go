@@ -23,9 +23,8 @@ func baseConfig(t *testing.T, b *fakeBackend) Config {
 	t.Helper()
 	return Config{
 		Name:             "register-test",
-		Workload:         workloads.NewRegister(workloads.RegisterOptions{OpsPerKey: 20}),
+		Workload:         judgedBy{Workload: workloads.NewRegister(workloads.RegisterOptions{OpsPerKey: 20}), c: fixedCheck(checker.Valid, nil)},
 		Backend:          b,
-		Check:            fixedCheck(checker.Valid, nil),
 		Concurrency:      4,
 		Rate:             400,
 		TimeLimit:        300 * time.Millisecond,
@@ -103,7 +102,7 @@ func TestLifecycleOrderAndStore(t *testing.T) {
 	cfg := baseConfig(t, b)
 	cfg.Nemesis = partitions()
 	var checked []history.Op
-	cfg.Check = fixedCheck(checker.Valid, &checked)
+	checkWith(&cfg, fixedCheck(checker.Valid, &checked))
 	out, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -351,7 +350,7 @@ func TestVerdicts(t *testing.T) {
 			b := &fakeBackend{sut: newMem(memkv.Options{})}
 			cfg := baseConfig(t, b)
 			cfg.TimeLimit = 50 * time.Millisecond
-			cfg.Check = fixedCheck(v, nil)
+			checkWith(&cfg, fixedCheck(v, nil))
 			out, err := Run(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -369,9 +368,7 @@ func TestVerdicts(t *testing.T) {
 		b := &fakeBackend{sut: newMem(memkv.Options{})}
 		cfg := baseConfig(t, b)
 		cfg.TimeLimit = 50 * time.Millisecond
-		cfg.Check = func(context.Context, workloads.CheckSpec, []history.Op, string) (checker.Result, error) {
-			return checker.Result{}, errors.New("boom")
-		}
+		checkWith(&cfg, fixedChecker{err: errors.New("boom")})
 		_, err := Run(context.Background(), cfg)
 		if err == nil || !strings.Contains(err.Error(), "boom") {
 			t.Fatalf("err = %v", err)
@@ -554,7 +551,7 @@ func TestBadConfig(t *testing.T) {
 	for name, mod := range map[string]func(*Config){
 		"no workload":    func(c *Config) { c.Workload = nil },
 		"no backend":     func(c *Config) { c.Backend = nil },
-		"no check":       func(c *Config) { c.Check = nil },
+		"no check":       func(c *Config) { checkWith(c, nil) },
 		"bad name":       func(c *Config) { c.Name = "a/b" },
 		"negative rate":  func(c *Config) { c.Rate = -1 },
 		"store in /proc": func(c *Config) { c.Store = "/proc/nope" },

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 
+	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/checker/bank"
 	"github.com/chaoskv/chaos/history"
 )
 
@@ -64,14 +66,14 @@ func NewBank(opts BankOptions) *Bank { return &Bank{opts: opts.withDefaults()} }
 // Name returns "bank".
 func (*Bank) Name() string { return "bank" }
 
-// Check names the bank checker with the known total and accounts.
-func (b *Bank) Check() CheckSpec {
+// Checker returns the bank checker with the known total and accounts.
+func (b *Bank) Checker() checker.Checker {
 	total := b.opts.InitialBalance * int64(b.opts.Accounts)
 	accts := make([]string, b.opts.Accounts)
 	for i := range accts {
 		accts[i] = strconv.Itoa(i)
 	}
-	return CheckSpec{Checker: "bank", Total: &total, Accounts: accts}
+	return bank.New(&total, accts)
 }
 
 // NewGenerator returns a generator whose sequence depends only on seed.

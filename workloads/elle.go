@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/checker/elle"
 	"github.com/chaoskv/chaos/history"
 )
 
@@ -82,10 +84,10 @@ func NewRWRegister(opts ElleOptions) *Elle {
 // Name returns "list-append" or "rw-register".
 func (e *Elle) Name() string { return e.name }
 
-// Check names the Elle checker for this workload with the configured
+// Checker returns Elle's checker for this workload with the configured
 // consistency models.
-func (e *Elle) Check() CheckSpec {
-	return CheckSpec{Checker: "elle", Model: e.name, ConsistencyModels: slices.Clone(e.opts.ConsistencyModels)}
+func (e *Elle) Checker() checker.Checker {
+	return elle.New(e.name, slices.Clone(e.opts.ConsistencyModels))
 }
 
 // NewGenerator returns a generator whose sequence depends only on seed.

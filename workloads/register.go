@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 
+	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/checker/linear"
 	"github.com/chaoskv/chaos/history"
 )
 
@@ -52,8 +54,8 @@ func NewRegister(opts RegisterOptions) *Register {
 // Name returns "register".
 func (*Register) Name() string { return "register" }
 
-// Check names the linearizability checker with the cas-register model.
-func (*Register) Check() CheckSpec { return CheckSpec{Checker: "linear", Model: "cas-register"} }
+// Checker returns the linearizability checker with the cas-register model.
+func (*Register) Checker() checker.Checker { return linear.New("cas-register") }
 
 // NewGenerator returns a generator whose sequence depends only on seed.
 func (r *Register) NewGenerator(seed int64) Generator {

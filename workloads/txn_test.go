@@ -12,7 +12,6 @@ import (
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/checker/bank"
-	"github.com/chaoskv/chaos/checker/elle"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/workloads"
 	"github.com/chaoskv/chaos/workloads/memtxn"
@@ -95,22 +94,10 @@ func drive(t *testing.T, w workloads.Workload, sut workloads.SUT, seed int64, n,
 	return ops
 }
 
-// check judges ops with the checker w names.
+// check judges ops with the checker w returns.
 func check(t *testing.T, w workloads.Workload, ops []history.Op) checker.Result {
 	t.Helper()
-	spec := w.Check()
-	var (
-		res checker.Result
-		err error
-	)
-	switch spec.Checker {
-	case "elle":
-		res, err = elle.Check(spec.Model, ops, elle.Options{ConsistencyModels: spec.ConsistencyModels})
-	case "bank":
-		res, err = bank.Check(ops, bank.Options{Total: spec.Total, Accounts: spec.Accounts})
-	default:
-		t.Fatalf("unexpected checker %q", spec.Checker)
-	}
+	res, err := w.Checker().Check(ops, checker.Options{})
 	if err != nil {
 		t.Fatalf("check: %v", err)
 	}
@@ -452,9 +439,9 @@ func TestBankClient(t *testing.T) {
 			t.Errorf("%v: %v", bad, got.Type)
 		}
 	}
-	spec := w.Check()
-	if spec.Checker != "bank" || spec.Total == nil || *spec.Total != 30 || len(spec.Accounts) != 3 {
-		t.Fatalf("check spec %+v", spec)
+	spec, ok := w.Checker().(*bank.Checker)
+	if !ok || spec.Total == nil || *spec.Total != 30 || len(spec.Accounts) != 3 {
+		t.Fatalf("checker %#v", w.Checker())
 	}
 }
 

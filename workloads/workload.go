@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/history"
 )
 
@@ -50,27 +51,6 @@ type Client interface {
 	Close() error
 }
 
-// CheckSpec names the checker that judges a workload's history and the
-// options it needs.
-type CheckSpec struct {
-	// Checker is the checker's name: "linear", "elle", "bank".
-	Checker string `json:"checker"`
-	// Model is the checker's model or consistency level, such as
-	// "cas-register" for the linearizability checker.
-	Model string `json:"model,omitempty"`
-	// ConsistencyModels are the models an Elle check holds the history
-	// to; empty means the checker's default (strict-serializable).
-	ConsistencyModels []string `json:"consistency-models,omitempty"`
-	// Anomalies are extra anomalies an Elle check reports as invalid;
-	// empty means the checker's default (G0).
-	Anomalies []string `json:"anomalies,omitempty"`
-	// Total is the bank's constant total of all balances; nil lets the
-	// bank checker infer it.
-	Total *int64 `json:"total,omitempty"`
-	// Accounts lists every bank account; empty lets the checker infer them.
-	Accounts []string `json:"accounts,omitempty"`
-}
-
 // Workload ties a generator, a client and a checker together.
 type Workload interface {
 	// Name is the workload's name as the --workload flag spells it.
@@ -81,8 +61,9 @@ type Workload interface {
 	// block on the network for long: a client is opened right after its
 	// predecessor was retired, possibly while the cluster is partitioned.
 	NewClient(ctx context.Context, sut SUT, p history.Process) (Client, error)
-	// Check names the checker for this workload's histories.
-	Check() CheckSpec
+	// Checker returns the checker for this workload's histories,
+	// configured with the workload's options.
+	Checker() checker.Checker
 }
 
 // SUT is how workload clients reach the system under test.

@@ -19,14 +19,13 @@ import (
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/checker/bank"
 	"github.com/chaoskv/chaos/checker/elle"
-	"github.com/chaoskv/chaos/checker/linear"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
 )
 
 // checkWorkloads lists the workloads `chaos check` knows, in help order.
-var checkWorkloads = []string{"list-append", "rw-register", "register", "cas-register", "kv", "bank"}
+var checkWorkloads = workloads.CheckNames()
 
 // defaultCheckTimeout bounds a check when neither --timeout nor the run
 // says otherwise.
@@ -77,8 +76,7 @@ func checkFlags() []cli.Flag {
 // and what the user should be told about where they came from.
 type checkPlan struct {
 	workload string
-	spec     workloads.CheckSpec
-	elle     elle.Options // key assumptions; models and anomalies are in spec
+	checker  checker.Checker
 	timeout  time.Duration
 	notes    []string
 	// recognized says the workload was told from the history's shape,
@@ -86,30 +84,25 @@ type checkPlan struct {
 	recognized bool
 }
 
-// checkSpecFor returns the checker a check workload names, with default
-// options.
-func checkSpecFor(workload string) (workloads.CheckSpec, error) {
-	switch workload {
-	case "list-append", "rw-register":
-		return workloads.CheckSpec{Checker: "elle", Model: workload}, nil
-	case "register", "cas-register":
-		// The register workload does cas; a history without cas checks
-		// the same under the cas-register model as under a plain one.
-		return workloads.CheckSpec{Checker: "linear", Model: "cas-register"}, nil
-	case "kv":
-		return workloads.CheckSpec{Checker: "linear", Model: "kv"}, nil
-	case "bank":
-		return workloads.CheckSpec{Checker: "bank"}, nil
-	}
-	return workloads.CheckSpec{}, badArgs("unknown workload %q: want %s", workload, strings.Join(checkWorkloads, ", "))
-}
-
 // runRecord is what a run's test.json says about its check.
 type runRecord struct {
 	path     string // test.json
 	workload string
-	spec     *workloads.CheckSpec
+	checker  json.RawMessage // the recorded checker options, nil if none
 	timeout  time.Duration
+}
+
+// workloadName is the run's workload: the one it names, else the one its
+// recorded checker implies; "" for no record.
+func (rec *runRecord) workloadName() string {
+	if rec == nil {
+		return ""
+	}
+	if rec.workload == "" && rec.checker != nil {
+		r, _ := workloads.ReadCheckerRecord(rec.checker) // read once already
+		return r.Workload()
+	}
+	return rec.workload
 }
 
 // readRunRecord reads dir's test.json; it returns nil when there is none.
@@ -129,30 +122,20 @@ func readRunRecord(dir string) (*runRecord, error) {
 		if err != nil {
 			return nil, internal(fmt.Errorf("%s: checker: %w", p, err))
 		}
-		var spec workloads.CheckSpec
-		if err := json.Unmarshal(b, &spec); err != nil || spec.Checker == "" {
-			return nil, badArgs("%s: parameter checker %s is not a checker specification", p, b)
+		if _, err := workloads.ReadCheckerRecord(b); err != nil {
+			return nil, badArgs("%s: parameter checker: %v", p, err)
 		}
-		rec.spec = &spec
+		rec.checker = b
 	}
 	if s, ok := t.Parameters["check-timeout"].(string); ok {
 		if d, err := time.ParseDuration(s); err == nil && d > 0 {
 			rec.timeout = d
 		}
 	}
-	if rec.workload == "" && rec.spec == nil {
+	if rec.workload == "" && rec.checker == nil {
 		return nil, badArgs("%s names neither a workload nor a checker", p)
 	}
 	return rec, nil
-}
-
-// workloadOfSpec names the check workload a recorded checker specification
-// stands for.
-func workloadOfSpec(s workloads.CheckSpec) string {
-	if s.Checker == "bank" {
-		return "bank"
-	}
-	return s.Model
 }
 
 // planCheck decides the checker: flags first, then the run's record, then
@@ -164,13 +147,7 @@ func planCheck(c *cli.Context, rec *runRecord, ops []history.Op) (*checkPlan, er
 			plan.notes = append(plan.notes, fmt.Sprintf("--%s %s overrides the run's %s (%s)", flag, flagValue, runValue, rec.path))
 		}
 	}
-	runWorkload := ""
-	if rec != nil {
-		runWorkload = rec.workload
-		if rec.spec != nil && runWorkload == "" {
-			runWorkload = workloadOfSpec(*rec.spec)
-		}
-	}
+	runWorkload := rec.workloadName()
 	switch {
 	case c.IsSet("workload"):
 		plan.workload = c.String("workload")
@@ -181,7 +158,7 @@ func planCheck(c *cli.Context, rec *runRecord, ops []history.Op) (*checkPlan, er
 		// Nothing to recognize, and nothing to check whatever the
 		// workload: the verdict is unknown.
 		plan.workload = "unknown workload"
-		plan.spec = workloads.CheckSpec{Checker: "none"}
+		plan.checker = noChecker{}
 		return plan, nil
 	default:
 		w, err := recognize(ops)
@@ -191,12 +168,13 @@ func planCheck(c *cli.Context, rec *runRecord, ops []history.Op) (*checkPlan, er
 		plan.workload, plan.recognized = w, true
 		plan.notes = append(plan.notes, fmt.Sprintf("workload %s, recognized from the history (name it with --workload)", w))
 	}
-	spec, err := checkSpecFor(plan.workload)
-	if err != nil {
-		return nil, err
+	var recorded json.RawMessage
+	if rec != nil && plan.workload == runWorkload {
+		recorded = rec.checker
 	}
-	if rec != nil && rec.spec != nil && plan.workload == runWorkload {
-		spec = *rec.spec
+	chk, err := checkerFor(plan.workload, recorded)
+	if err != nil {
+		return nil, badArgs("%v", err)
 	}
 	if rec != nil && rec.timeout > 0 {
 		plan.timeout = rec.timeout
@@ -210,82 +188,56 @@ func planCheck(c *cli.Context, rec *runRecord, ops []history.Op) (*checkPlan, er
 	if plan.timeout < 0 {
 		return nil, badArgs("--timeout %s is negative", plan.timeout)
 	}
-	isElle := spec.Checker == "elle"
+	ec, isElle := chk.(*elle.Checker)
 	for _, f := range []string{"consistency-models", "anomalies", "sequential-keys", "linearizable-keys", "wfr-keys"} {
 		if c.IsSet(f) && !isElle {
 			return nil, badArgs("--%s: --consistency-models, --anomalies and the key assumptions apply to list-append and rw-register only, not %s", f, plan.workload)
 		}
 	}
-	if c.IsSet("consistency-models") {
-		models := splitList(c.String("consistency-models"))
-		override("consistency-models", strings.Join(models, ","), strings.Join(spec.ConsistencyModels, ","))
-		spec.ConsistencyModels = models
-	}
-	if c.IsSet("anomalies") {
-		spec.Anomalies = splitList(c.String("anomalies"))
-	}
-	plan.elle = elle.Options{SequentialKeys: c.Bool("sequential-keys"), LinearizableKeys: c.Bool("linearizable-keys"), WFRKeys: c.Bool("wfr-keys")}
-	if c.IsSet("total") {
-		if spec.Checker != "bank" {
-			return nil, badArgs("--total applies to bank only, not %s", plan.workload)
-		}
-		t := c.Int64("total")
-		if spec.Total != nil {
-			override("total", fmt.Sprint(t), fmt.Sprint(*spec.Total))
-		}
-		spec.Total = &t
-	}
 	if isElle {
+		if c.IsSet("consistency-models") {
+			models := splitList(c.String("consistency-models"))
+			override("consistency-models", strings.Join(models, ","), strings.Join(ec.ConsistencyModels, ","))
+			ec.ConsistencyModels = models
+		}
+		if c.IsSet("anomalies") {
+			ec.Anomalies = splitList(c.String("anomalies"))
+		}
+		ec.SequentialKeys, ec.LinearizableKeys, ec.WFRKeys = c.Bool("sequential-keys"), c.Bool("linearizable-keys"), c.Bool("wfr-keys")
 		// Name a bad model or anomaly as the bad argument it is, before
 		// any history is blamed.
-		if _, err := elle.Check(spec.Model, nil, elle.Options{ConsistencyModels: spec.ConsistencyModels, Anomalies: spec.Anomalies}); err != nil {
+		if err := ec.Validate(); err != nil {
 			return nil, badArgs("%v", err)
 		}
 	}
-	plan.spec = spec
+	if c.IsSet("total") {
+		bc, ok := chk.(*bank.Checker)
+		if !ok {
+			return nil, badArgs("--total applies to bank only, not %s", plan.workload)
+		}
+		t := c.Int64("total")
+		if bc.Total != nil {
+			override("total", fmt.Sprint(t), fmt.Sprint(*bc.Total))
+		}
+		bc.Total = &t
+	}
+	plan.checker = chk
 	return plan, nil
 }
 
-// elleCheck is the transactional checker behind list-append and
-// rw-register.
-var elleCheck = (*elle.Builder).Check
+// checkerFor is the one place a workload's name and recorded options
+// become its checker (a variable so tests can plant a failing checker).
+var checkerFor = workloads.CheckerFor
 
-// runChecker judges ops with the checker spec names, the one way both
-// chaos run and chaos check do. A history without client operations is
-// unknown whatever the checker, since there is nothing to judge.
-func runChecker(spec workloads.CheckSpec, ops []history.Op, dir string, timeout time.Duration, eo elle.Options) (checker.Result, error) {
-	if n := clientOps(ops); n == 0 {
-		name := spec.Checker
-		if name == "linear" {
-			name = "linearizable"
-		}
-		return checker.Result{Checker: name, Valid: checker.Unknown, Anomalies: map[string][]any{},
-			Summary: "unknown: the history holds no client operations, so there is nothing to check",
-			Stats:   map[string]any{"ops": len(ops), "client-ops": 0}}, nil
-	}
-	switch spec.Checker {
-	case "linear":
-		return linear.Check(spec.Model, ops, linear.Options{Timeout: timeout, Directory: dir})
-	case "elle":
-		b := elle.NewBuilder(spec.Model)
-		for i := range ops {
-			op := ops[i] // Take clears the value it takes; the caller's op keeps it
-			if err := b.Take(&op); err != nil {
-				return checker.Result{}, err
-			}
-		}
-		return elleCheck(b, elleOptions(spec, dir, timeout, eo))
-	case "bank":
-		return bank.Check(ops, bank.Options{Total: spec.Total, Accounts: spec.Accounts})
-	}
-	return checker.Result{}, fmt.Errorf("no checker named %q", spec.Checker)
-}
+// noChecker stands in for the checker of a history whose workload is
+// unknown because it holds no client operations: checker.Check finds
+// nothing to judge before it is asked.
+type noChecker struct{}
 
-// elleOptions completes eo, the key assumptions, with what spec and the
-// check's settings say.
-func elleOptions(spec workloads.CheckSpec, dir string, timeout time.Duration, eo elle.Options) elle.Options {
-	eo.ConsistencyModels, eo.Anomalies, eo.CycleSearchTimeout, eo.Directory = spec.ConsistencyModels, spec.Anomalies, timeout, dir
-	return eo
+func (noChecker) Name() string { return "none" }
+
+func (noChecker) Check([]history.Op, checker.Options) (checker.Result, error) {
+	return checker.Result{}, errors.New("no checker for a history of unknown workload")
 }
 
 func clientOps(ops []history.Op) int {
@@ -358,11 +310,8 @@ func loadHistory(c *cli.Context, arg, format string, stream bool) (*checkInput, 
 // workload is not known yet or not transactional.
 func (in *checkInput) streamTo(c *cli.Context, rec *runRecord) func(*history.Op) error {
 	workload := c.String("workload")
-	if !c.IsSet("workload") && rec != nil {
-		workload = rec.workload
-		if workload == "" && rec.spec != nil {
-			workload = workloadOfSpec(*rec.spec)
-		}
+	if !c.IsSet("workload") {
+		workload = rec.workloadName()
 	}
 	if workload != "list-append" && workload != "rw-register" {
 		return nil
@@ -401,15 +350,18 @@ func checkHistoryInput(c *cli.Context, in *checkInput, dir string, notes io.Writ
 			return nil, checker.Result{}, badArgs("%s: %v", in.path, err)
 		}
 	}
+	opts := checker.Options{Timeout: plan.timeout, Directory: dir}
 	var res checker.Result
-	if in.streamed != nil && plan.spec.Checker == "elle" && plan.spec.Model == in.streamedAs && clientOps(in.ops) > 0 {
-		res, err = elleCheck(in.streamed, elleOptions(plan.spec, dir, plan.timeout, plan.elle))
+	if ec, ok := plan.checker.(*elle.Checker); ok && in.streamed != nil && clientOps(in.ops) > 0 {
+		res, err = ec.CheckTaken(in.streamed, opts)
 	} else {
-		res, err = runChecker(plan.spec, in.ops, dir, plan.timeout, plan.elle)
+		res, err = checker.Check(plan.checker, in.ops, opts)
 	}
 	if err != nil {
 		var pe *fs.PathError
-		if errors.Is(err, history.ErrMalformed) || (plan.spec.Checker == "elle" && !errors.As(err, &pe)) {
+		// Elle's errors are the history's, unless it could not write.
+		_, isElle := plan.checker.(*elle.Checker)
+		if errors.Is(err, history.ErrMalformed) || (isElle && !errors.As(err, &pe)) {
 			return nil, checker.Result{}, badArgs("%s: %v", in.path, err)
 		}
 		return nil, checker.Result{}, internal(fmt.Errorf("check %s: %w", in.path, err))

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/chaoskv/chaos/checker"
-	"github.com/chaoskv/chaos/checker/elle"
+	"github.com/chaoskv/chaos/history"
 )
 
 // runCapture runs chaos with args and returns its exit code, stdout and
@@ -277,14 +277,23 @@ func TestCheckBadArguments(t *testing.T) {
 }
 
 func TestCheckInternalError(t *testing.T) {
-	old := elleCheck
-	t.Cleanup(func() { elleCheck = old })
-	elleCheck = func(*elle.Builder, elle.Options) (checker.Result, error) {
-		return checker.Result{}, fmt.Errorf("write artifact: %w", &fs.PathError{Op: "open", Path: "/x", Err: fs.ErrPermission})
+	old := checkerFor
+	t.Cleanup(func() { checkerFor = old })
+	checkerFor = func(string, json.RawMessage) (checker.Checker, error) {
+		return failingChecker{fmt.Errorf("write artifact: %w", &fs.PathError{Op: "open", Path: "/x", Err: fs.ErrPermission})}, nil
 	}
 	path := writeFile(t, t.TempDir(), "h.jsonl", jsonl(`0 invoke txn [["r",1,null]]`, `0 ok txn [["r",1,null]]`))
 	code, _, stderr := runCapture(t, "check", "--workload", "rw-register", path)
 	if code != exitInternal || !strings.Contains(stderr, "write artifact") {
 		t.Fatalf("exit %d, stderr %q; want 255 naming the failure", code, stderr)
 	}
+}
+
+// failingChecker fails every check with err.
+type failingChecker struct{ err error }
+
+func (failingChecker) Name() string { return "failing" }
+
+func (c failingChecker) Check([]history.Op, checker.Options) (checker.Result, error) {
+	return checker.Result{}, c.err
 }

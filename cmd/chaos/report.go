@@ -112,7 +112,7 @@ func reportHistory(c *cli.Context, path string) error {
 	}
 	name := res.Checker
 	if name == "" {
-		name = plan.spec.Checker
+		name = plan.checker.Name()
 	}
 	sum := results.Summary{
 		Valid:   res.Valid,

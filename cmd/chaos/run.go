@@ -26,7 +26,6 @@ import (
 	"github.com/chaoskv/chaos/docker/lazyfs"
 	"github.com/chaoskv/chaos/harness"
 	"github.com/chaoskv/chaos/harness/dockerbackend"
-	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
@@ -348,13 +347,6 @@ var runBackend = func(ctx context.Context, opts dockerbackend.Options) (harness.
 	return b, func() { d.Close() }, nil
 }
 
-// checkHistory runs the checker a workload names.
-func checkHistory(timeout time.Duration) harness.CheckFunc {
-	return func(_ context.Context, spec workloads.CheckSpec, ops []history.Op, dir string) (checker.Result, error) {
-		return runChecker(spec, ops, dir, timeout, elle.Options{})
-	}
-}
-
 func fileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -416,7 +408,7 @@ func runAction(c *cli.Context) (err error) {
 			Backend:  backend,
 			Nemesis: nemesis.Config{Kinds: s.kinds, Interval: s.interval, KillPolicy: s.killPol,
 				TearWrites: s.tear, ClockSkew: s.skew, StrobePeriod: s.strobe},
-			Check:        checkHistory(s.checkTO),
+			CheckTimeout: s.checkTO,
 			Concurrency:  s.conc,
 			Rate:         s.rate,
 			TimeLimit:    s.timeLimit,

@@ -12,15 +12,8 @@ import (
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/checker/linear"
 	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/workloads"
 )
-
-// checkModel is the linearizability model that judges a workload.
-func checkModel(workload string) string {
-	if workload == WorkloadAppend {
-		return "kv"
-	}
-	return "cas-register"
-}
 
 // appendInput is an append or read in the append-order model: an append of
 // the token at position pos of the final value, or a read that saw the
@@ -194,7 +187,11 @@ func checkAppendOrder(h []history.Op, timeout time.Duration) checker.Result {
 func Check(workload string, h []history.Op, opts linear.Options) checker.Result {
 	timeout := opts.Timeout
 	if workload != WorkloadAppend {
-		res, err := linear.Check(checkModel(workload), h, opts)
+		c, err := workloads.CheckerFor(workload, nil)
+		if err != nil {
+			return checker.Result{Checker: "linearizable", Valid: checker.Unknown, Summary: "cannot check: " + err.Error()}
+		}
+		res, err := c.Check(h, checker.Options{Timeout: opts.Timeout, Directory: opts.Directory})
 		if err != nil {
 			return checker.Result{Checker: "linearizable", Valid: checker.Unknown, Summary: "cannot check: " + err.Error()}
 		}
