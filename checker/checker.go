@@ -142,6 +142,16 @@ type Checker interface {
 	Check(ops []history.Op, opts Options) (Result, error)
 }
 
+// Streamer is a Checker that can also take a history op by op as it is
+// read, so that a history of millions of operations is never held whole.
+type Streamer interface {
+	Checker
+	// Stream returns take, to be given every op of the history in order
+	// (it may clear what it keeps of an op, such as its value), and check,
+	// which then judges what take took as Check would judge the ops.
+	Stream() (take func(*history.Op) error, check func(Options) (Result, error))
+}
+
 // Check runs c on ops, except that a history without client operations is
 // unknown whatever the checker, since there is nothing to judge.
 func Check(c Checker, ops []history.Op, opts Options) (Result, error) {

@@ -27,11 +27,16 @@ func ReadFile(path, format string) ([]Op, error) {
 	return ReadFileFunc(path, format, nil)
 }
 
+// SkipOp, returned by a ReadFileFunc hook, leaves the op out of the
+// returned slice without stopping the read.
+var SkipOp = errors.New("skip this op")
+
 // ReadFileFunc is ReadFile with a hook: fn, when not nil, sees each op as
 // it is read, before it joins the returned slice, and may take what it
 // needs from the op and change it (a checker that keeps its own compact
 // form of the values clears op.Value, so a history of millions of ops is
-// never held twice). An error from fn stops the read and is returned.
+// never held twice), or keep it out of the slice by returning SkipOp.
+// Any other error from fn stops the read and is returned.
 func ReadFileFunc(path, format string, fn func(*Op) error) ([]Op, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -62,8 +67,18 @@ func ReadFileFunc(path, format string, fn func(*Op) error) ([]Op, error) {
 	}
 	// The JSON-lines reader hands each op to fn as it decodes it; the
 	// others read the whole history first.
-	for i := 0; err == nil && fn != nil && format != FormatJSONL && i < len(ops); i++ {
-		err = fn(&ops[i])
+	if err == nil && fn != nil && format != FormatJSONL {
+		kept := ops[:0]
+		for i := range ops {
+			if err = fn(&ops[i]); errors.Is(err, SkipOp) {
+				err = nil
+				continue
+			} else if err != nil {
+				break
+			}
+			kept = append(kept, ops[i])
+		}
+		ops = kept
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -222,12 +222,20 @@ func readAll(r io.Reader, size int64, fn func(*Op) error) ([]Op, error) {
 		}
 		break
 	}
-	ops := make([]Op, 0, estimateOps(br, size))
+	// The slice is sized for the whole input when the first op is kept,
+	// so a hook that keeps nothing allocates nothing.
+	var ops []Op
+	sizeHint := estimateOps(br, size)
 	add := func(op Op) error {
 		if fn != nil {
-			if err := fn(&op); err != nil {
+			if err := fn(&op); errors.Is(err, SkipOp) {
+				return nil
+			} else if err != nil {
 				return err
 			}
+		}
+		if ops == nil {
+			ops = make([]Op, 0, sizeHint)
 		}
 		ops = append(ops, op)
 		return nil

@@ -56,50 +56,82 @@ func (e *PairError) Unwrap() error { return ErrMalformed }
 // fault records) stand alone.
 func Pair(ops []Op) (Pairs, error) {
 	partner := make([]int, len(ops))
-	outstanding := make(map[Process]int)
-	nemesis := NoPartner
+	var p Pairer
 	for i := range ops {
-		op := &ops[i]
 		partner[i] = NoPartner
-		if op.Type < Invoke || op.Type > Info {
-			return Pairs{}, pairErr(ops, i, "unknown op type %s", op.Type)
+		j, err := p.Add(&ops[i])
+		if err != nil {
+			return Pairs{}, err
 		}
-		if op.Process.IsNemesis() {
-			switch {
-			case op.Type == Invoke:
-				nemesis = i
-			case nemesis != NoPartner && ops[nemesis].F == op.F:
-				partner[i], partner[nemesis] = nemesis, i
-				nemesis = NoPartner
-			}
-			continue
+		if j != NoPartner {
+			partner[i], partner[j] = j, i
 		}
-		if op.Process < 0 {
-			return Pairs{}, pairErr(ops, i, "negative process %d", int64(op.Process))
-		}
-		inv, busy := outstanding[op.Process]
-		if op.Type == Invoke {
-			if busy {
-				return Pairs{}, pairErr(ops, i, "process %s invokes %q while its %q invoked at line %d is still outstanding",
-					op.Process, op.F, ops[inv].F, inv+1)
-			}
-			outstanding[op.Process] = i
-			continue
-		}
-		if !busy {
-			return Pairs{}, pairErr(ops, i, "%s completion of %q by process %s without an outstanding invocation",
-				op.Type, op.F, op.Process)
-		}
-		if ops[inv].F != op.F {
-			return Pairs{}, pairErr(ops, i, "completion f %q differs from f %q of its invocation at line %d",
-				op.F, ops[inv].F, inv+1)
-		}
-		partner[i], partner[inv] = inv, i
-		delete(outstanding, op.Process)
 	}
 	return Pairs{Partner: partner}, nil
 }
 
-func pairErr(ops []Op, i int, format string, a ...any) error {
-	return &PairError{Line: i + 1, Index: ops[i].Index, Msg: fmt.Sprintf(format, a...)}
+// Pairer applies Pair's rules to a history one op at a time, so that a
+// history can be checked while it streams by without being held. The zero
+// value is ready to use.
+type Pairer struct {
+	n           int // ops added
+	outstanding map[Process]pending
+	nemesis     pending // the last nemesis invocation not yet paired; pos NoPartner for none
+	nemesisSet  bool
+}
+
+// pending is an invocation waiting for its completion.
+type pending struct {
+	pos int
+	f   string
+}
+
+// Add takes the next op of the history and returns the position of the op
+// it completes (counting from 0 in the order ops were added), NoPartner
+// when it completes none, or the *PairError Pair would report.
+func (p *Pairer) Add(op *Op) (int, error) {
+	i := p.n
+	p.n++
+	if p.outstanding == nil {
+		p.outstanding = map[Process]pending{}
+	}
+	if op.Type < Invoke || op.Type > Info {
+		return NoPartner, p.err(op, i, "unknown op type %s", op.Type)
+	}
+	if op.Process.IsNemesis() {
+		switch {
+		case op.Type == Invoke:
+			p.nemesis, p.nemesisSet = pending{i, op.F}, true
+		case p.nemesisSet && p.nemesis.f == op.F:
+			p.nemesisSet = false
+			return p.nemesis.pos, nil
+		}
+		return NoPartner, nil
+	}
+	if op.Process < 0 {
+		return NoPartner, p.err(op, i, "negative process %d", int64(op.Process))
+	}
+	inv, busy := p.outstanding[op.Process]
+	if op.Type == Invoke {
+		if busy {
+			return NoPartner, p.err(op, i, "process %s invokes %q while its %q invoked at line %d is still outstanding",
+				op.Process, op.F, inv.f, inv.pos+1)
+		}
+		p.outstanding[op.Process] = pending{i, op.F}
+		return NoPartner, nil
+	}
+	if !busy {
+		return NoPartner, p.err(op, i, "%s completion of %q by process %s without an outstanding invocation",
+			op.Type, op.F, op.Process)
+	}
+	if inv.f != op.F {
+		return NoPartner, p.err(op, i, "completion f %q differs from f %q of its invocation at line %d",
+			op.F, inv.f, inv.pos+1)
+	}
+	delete(p.outstanding, op.Process)
+	return inv.pos, nil
+}
+
+func (p *Pairer) err(op *Op, i int, format string, a ...any) error {
+	return &PairError{Line: i + 1, Index: op.Index, Msg: fmt.Sprintf(format, a...)}
 }

@@ -51,6 +51,30 @@ func TestReadFileFunc(t *testing.T) {
 			}
 		}
 	}
+	for name := range files {
+		// A hook that skips every other op keeps the rest, in order.
+		path := filepath.Join(dir, name)
+		want, _ := ReadFile(path, "")
+		i := 0
+		got, err := ReadFileFunc(path, "", func(*Op) error {
+			i++
+			if i%2 == 1 {
+				return SkipOp
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(got) != len(want)/2 {
+			t.Fatalf("%s: kept %d of %d ops skipping every other one", name, len(got), len(want))
+		}
+		for j := range got {
+			if got[j].Index != want[2*j+1].Index || got[j].Type != want[2*j+1].Type {
+				t.Fatalf("%s: kept op %d = %+v, want %+v", name, j, got[j], want[2*j+1])
+			}
+		}
+	}
 	stop := errors.New("stop here")
 	n := 0
 	_, err := ReadFileFunc(filepath.Join(dir, "h.jsonl"), "", func(*Op) error {

@@ -2,7 +2,6 @@ package elle
 
 import (
 	"encoding/json"
-	"fmt"
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/history"
@@ -39,13 +38,11 @@ func (c *Checker) Check(ops []history.Op, opts checker.Options) (checker.Result,
 	return Check(c.Workload, ops, c.options(opts))
 }
 
-// CheckTaken judges the history b has taken, as Check judges ops, for a
-// caller that streamed a history into b as it read it.
-func (c *Checker) CheckTaken(b *Builder, opts checker.Options) (checker.Result, error) {
-	if b.workload != c.Workload {
-		return checker.Result{}, fmt.Errorf("elle: a %s history was taken for a %s check", b.workload, c.Workload)
-	}
-	return b.Check(c.options(opts))
+// Stream returns a Builder's Take and the check of what it took: Elle's
+// compact form of a transaction is all that is kept of its op.
+func (c *Checker) Stream() (func(*history.Op) error, func(checker.Options) (checker.Result, error)) {
+	b := NewBuilder(c.Workload)
+	return b.Take, func(opts checker.Options) (checker.Result, error) { return b.Check(c.options(opts)) }
 }
 
 func (c *Checker) options(opts checker.Options) Options {

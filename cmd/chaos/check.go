@@ -258,13 +258,23 @@ type checkInput struct {
 	runDir string
 	rec    *runRecord
 	ops    []history.Op
-	// streamed, when not nil, holds the transactions of a list-append or
-	// rw-register history, taken while it was read (the ops' values are
-	// then cleared, so a history of millions of transactions is never
-	// held twice); its ops were shape-checked as they came.
-	streamed   *elle.Builder
-	streamedAs string      // the workload the streamed transactions were read as
-	shape      *shapeCheck // the streamed ops' shape, checked as they came
+	// plan is the check, when it could be planned before the history
+	// was read (the workload was named, or the run recorded it).
+	plan *checkPlan
+	// streamCheck, when not nil, judges what the plan's checker took
+	// while the history streamed by (the ops then hold none of it); its
+	// shape was checked, and its ops counted, as they came.
+	streamCheck   func(checker.Options) (checker.Result, error)
+	shape         *shapeCheck
+	nops, nclient int
+}
+
+// counts returns how many ops and client ops the history holds.
+func (in *checkInput) counts() (ops, client int) {
+	if in.streamCheck != nil {
+		return in.nops, in.nclient
+	}
+	return len(in.ops), clientOps(in.ops)
 }
 
 // loadHistory resolves PATH, reads its history and the run's record, and
@@ -290,51 +300,80 @@ func loadHistory(c *cli.Context, arg, format string, stream bool) (*checkInput, 
 	in := &checkInput{path: path, runDir: runDir, rec: rec}
 	var take func(*history.Op) error
 	if stream {
-		take = in.streamTo(c, rec)
+		if take, err = in.streamTo(c); err != nil {
+			return nil, err
+		}
 	}
 	ops, err := history.ReadFileFunc(path, format, take)
+	// Pairing errors are the history's fault whichever checker runs, so
+	// name them here, with their line, before dispatching.
+	var pe *history.PairError
+	if errors.As(err, &pe) {
+		return nil, badArgs("%s: %v", path, pe)
+	}
 	if err != nil {
 		return nil, readError(err)
 	}
-	// Pairing errors are the history's fault whichever checker runs, so
-	// name them here, with their line, before dispatching.
-	if _, err := history.Pair(ops); err != nil {
-		return nil, badArgs("%s: %v", path, err)
+	if take == nil {
+		if _, err := history.Pair(ops); err != nil {
+			return nil, badArgs("%s: %v", path, err)
+		}
 	}
 	in.ops = ops
 	return in, nil
 }
 
-// streamTo returns the hook that streams a transactional history into
-// in.streamed, checking each client op's shape first, or nil when the
-// workload is not known yet or not transactional.
-func (in *checkInput) streamTo(c *cli.Context, rec *runRecord) func(*history.Op) error {
-	workload := c.String("workload")
-	if !c.IsSet("workload") {
-		workload = rec.workloadName()
+// streamTo plans the check when the workload is known before the
+// history is read, and returns the hook that streams the history into the
+// plan's checker when that checker can take it op by op; nil otherwise.
+func (in *checkInput) streamTo(c *cli.Context) (func(*history.Op) error, error) {
+	if !c.IsSet("workload") && in.rec.workloadName() == "" {
+		return nil, nil
 	}
-	if workload != "list-append" && workload != "rw-register" {
-		return nil
+	plan, err := planCheck(c, in.rec, nil)
+	if err != nil {
+		return nil, err
 	}
-	b := elle.NewBuilder(workload)
-	in.streamed, in.streamedAs = b, workload
-	in.shape, _ = newShapeCheck(workload)
+	in.plan = plan
+	st, ok := plan.checker.(checker.Streamer)
+	if !ok {
+		return nil, nil
+	}
+	take, check := st.Stream()
+	in.streamCheck = check
+	in.shape, _ = newShapeCheck(plan.workload)
 	// Decoding leaves short-lived garbage at every op while the checker's
 	// own form grows; collecting it sooner keeps the peak near what is
 	// live, at no measurable cost (make bench-check). The setting lasts
 	// for this one-shot command.
 	debug.SetGCPercent(25)
+	// Each op is paired, shape-checked, counted and taken as it comes,
+	// then left out of the ops: nothing of it is held twice.
+	var pairer history.Pairer
 	return func(op *history.Op) error {
+		if _, err := pairer.Add(op); err != nil {
+			return err
+		}
 		in.shape.add(op)
-		return b.Take(op)
-	}
+		in.nops++
+		if op.IsClient() {
+			in.nclient++
+		}
+		if err := take(op); err != nil {
+			return err
+		}
+		return history.SkipOp
+	}, nil
 }
 
 // checkHistoryInput plans and runs the check of in, with artifacts in dir.
 func checkHistoryInput(c *cli.Context, in *checkInput, dir string, notes io.Writer) (*checkPlan, checker.Result, error) {
-	plan, err := planCheck(c, in.rec, in.ops)
-	if err != nil {
-		return nil, checker.Result{}, err
+	plan := in.plan
+	if plan == nil {
+		var err error
+		if plan, err = planCheck(c, in.rec, in.ops); err != nil {
+			return nil, checker.Result{}, err
+		}
 	}
 	for _, n := range plan.notes {
 		fmt.Fprintln(notes, "note:", n)
@@ -342,7 +381,7 @@ func checkHistoryInput(c *cli.Context, in *checkInput, dir string, notes io.Writ
 	// A recognized workload's shape is already known to fit, and so is a
 	// streamed one's.
 	shapeErr := func() error { return checkShape(plan.workload, in.ops) }
-	if in.streamed != nil {
+	if in.streamCheck != nil {
 		shapeErr = in.shape.err
 	}
 	if !plan.recognized {
@@ -352,8 +391,9 @@ func checkHistoryInput(c *cli.Context, in *checkInput, dir string, notes io.Writ
 	}
 	opts := checker.Options{Timeout: plan.timeout, Directory: dir}
 	var res checker.Result
-	if ec, ok := plan.checker.(*elle.Checker); ok && in.streamed != nil && clientOps(in.ops) > 0 {
-		res, err = ec.CheckTaken(in.streamed, opts)
+	var err error
+	if _, nclient := in.counts(); in.streamCheck != nil && nclient > 0 {
+		res, err = in.streamCheck(opts)
 	} else {
 		res, err = checker.Check(plan.checker, in.ops, opts)
 	}
@@ -401,7 +441,8 @@ func checkAction(c *cli.Context) error {
 			return internal(fmt.Errorf("encode result: %w", err))
 		}
 	} else {
-		fmt.Fprintln(out, verdictLine(plan.workload, len(in.ops), res, elapsed))
+		nops, _ := in.counts()
+		fmt.Fprintln(out, verdictLine(plan.workload, nops, res, elapsed))
 	}
 	if junit != "" {
 		sum := results.Summary{Valid: res.Valid, Results: map[string]checker.Result{plan.workload: res}}

@@ -241,6 +241,9 @@ func TestCheckBadArguments(t *testing.T) {
 	badType := writeFile(t, dir, "badtype.edn", "{:type :invoke, :process 0, :f :read}\n{:type :done, :process 0, :f :read}\n")
 	unpaired := writeFile(t, dir, "unpaired.jsonl", jsonl(`0 invoke read ["x",null]`, `1 ok read ["x",null]`))
 	badValue := writeFile(t, dir, "badvalue.jsonl", jsonl(`0 invoke put "a"`, `0 ok put "a"`))
+	// Streamed into Elle as it is read: its pairing is checked op by op.
+	unpairedTxn := writeFile(t, dir, "unpairedtxn.jsonl", jsonl(`0 invoke txn [["r",1,null]]`, `0 ok txn [["r",1,[]]]`, `1 ok txn [["r",1,[]]]`))
+	twiceTxn := writeFile(t, dir, "twicetxn.jsonl", jsonl(`0 invoke txn [["r",1,null]]`, `0 invoke txn [["r",1,null]]`))
 	queue := writeFile(t, dir, "queue.jsonl", jsonl(`0 invoke enqueue 1`, `0 ok enqueue 1`, `0 invoke dequeue`, `0 ok dequeue 1`))
 	empty := t.TempDir()
 	cases := []struct {
@@ -259,6 +262,8 @@ func TestCheckBadArguments(t *testing.T) {
 		{"malformed line", []string{"check", "--workload", "register", malformed}, "line 3"},
 		{"unknown type", []string{"check", "--workload", "register", badType}, "line 2"},
 		{"completion without invocation", []string{"check", "--workload", "register", unpaired}, "line 2"},
+		{"streamed completion without invocation", []string{"check", "--workload", "list-append", unpairedTxn}, "line 3 (index 2): ok completion"},
+		{"streamed invocation while outstanding", []string{"check", "--workload", "list-append", twiceTxn}, "invoked at line 1 is still outstanding"},
 		{"value of the wrong shape", []string{"check", "--workload", "kv", badValue}, "not a kv history"},
 		{"unknown consistency model", []string{"check", "--workload", "list-append", "--consistency-models", "bogus", valid}, "bogus"},
 		{"bad timeout", []string{"check", "--workload", "register", "--timeout", "soon", valid}, "timeout"},
