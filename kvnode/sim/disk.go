@@ -103,6 +103,18 @@ func (d *disk) Sync() error {
 // Load returns a deep copy of what is durable.
 func (d *disk) Load() (*replica.Durable, error) { return d.stable.durable(), nil }
 
+// syncedState is the hard state the disk has acknowledged as synced: the
+// oracles judge a node by what its storage told it, so a lying disk
+// (lies) shows only when a power loss drops what it claimed.
+func (d *disk) syncedState() []byte {
+	for i := len(d.believed) - 1; i >= 0; i-- {
+		if s := d.believed[i].State; s != nil {
+			return s
+		}
+	}
+	return d.stable.state
+}
+
 // unsynced reports whether writes wait in the cache.
 func (d *disk) unsynced() bool { return len(d.pending) > 0 }
 
