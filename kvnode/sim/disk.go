@@ -13,7 +13,9 @@ import (
 // storage, and a crash keeps any subset of the pending writes, the last one
 // it keeps possibly torn. A Sync can be made to fail, after which the
 // pending writes are neither lost nor durable until the crash that must
-// follow decides.
+// follow decides. That crash is a power loss; a process crash (flush)
+// keeps every pending write, as the kernel writes back a dead process's
+// page cache.
 //
 // A torn write keeps a prefix of the transactions the real store
 // (server/storage) splits a Persist into: State and Entries together then

@@ -297,7 +297,7 @@ func (nm *nemesis) apply(kind string) {
 			c.Crash(id)
 		}
 		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("lose-unsynced", names(nm.powered))
+		nm.r.nemesisOp("start-lose-unsynced", names(nm.powered))
 		return
 	case NemesisPause:
 		// Half the time the leader is among the frozen: a leader that
@@ -457,16 +457,17 @@ func (nm *nemesis) healAll() {
 	for _, kind := range nm.active {
 		switch {
 		case kind == NemesisKill || kind == NemesisLoseUnsynced:
-			down := &nm.killed
+			// The history names them as chaos run does.
+			down, f := &nm.killed, "start"
 			if kind == NemesisLoseUnsynced {
-				down = &nm.powered
+				down, f = &nm.powered, "stop-lose-unsynced"
 			}
 			for _, id := range *down {
 				if err := c.Restart(id); err != nil {
 					c.fail(err)
 				}
 			}
-			nm.r.nemesisOp("start", names(*down))
+			nm.r.nemesisOp(f, names(*down))
 			*down = nil
 			continue
 		case kind == NemesisClockBump:
