@@ -15,6 +15,7 @@ import (
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/kvnode/sim"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 func init() {
@@ -28,6 +29,8 @@ func init() {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "workload", Value: sim.WorkloadRegister, Usage: "register, append, or list-append / rw-register / bank (transactions on a sharded cluster)"},
 			&cli.StringFlag{Name: "nemesis", Value: "all", Usage: "comma-separated faults: all, " + strings.Join(sim.NemesisKinds, ", ")},
+			&cli.DurationFlag{Name: "clock-skew", Value: nemesis.DefaultClockSkew, Usage: "clock-bump and clock-strobe step a node's clock by up to this much"},
+			&cli.DurationFlag{Name: "strobe-period", Value: nemesis.DefaultStrobePeriod, Usage: "clock-strobe flips the clock this often"},
 			&cli.IntFlag{Name: "seeds", Value: 500, Usage: "run seeds 1..N"},
 			&cli.Int64Flag{Name: "seed", Usage: "run this one seed (overrides --seeds)"},
 			&cli.StringFlag{Name: "history", Usage: "write the history of --seed to this file as JSON lines"},
@@ -47,8 +50,12 @@ func init() {
 // simArgs is the replay-relevant part of the command line, in the form the
 // replay command repeats it.
 func simArgs(c *cli.Context) string {
-	return fmt.Sprintf("chaos sim --workload %s --nemesis %s --replicas %d --replication %s --clients %d --keys %d --ops %d --snapshot-every %d",
+	s := fmt.Sprintf("chaos sim --workload %s --nemesis %s --replicas %d --replication %s --clients %d --keys %d --ops %d --snapshot-every %d",
 		c.String("workload"), c.String("nemesis"), c.Int("replicas"), c.String("replication"), c.Int("clients"), c.Int("keys"), c.Int("ops"), c.Int("snapshot-every"))
+	if c.IsSet("clock-skew") || c.IsSet("strobe-period") {
+		s += fmt.Sprintf(" --clock-skew %v --strobe-period %v", c.Duration("clock-skew"), c.Duration("strobe-period"))
+	}
+	return s
 }
 
 type seedResult struct {
@@ -80,6 +87,9 @@ func simAction(c *cli.Context) error {
 	}
 	if c.Int("replicas") > 64 {
 		return badArgs("--replicas must be at most 64 (got %d)", c.Int("replicas"))
+	}
+	if skew, strobe := c.Duration("clock-skew"), c.Duration("strobe-period"); skew < time.Millisecond || skew > 24*time.Hour || strobe < time.Millisecond {
+		return badArgs("--clock-skew must be within 1ms..24h and --strobe-period at least 1ms (got %v, %v)", skew, strobe)
 	}
 	if c.Duration("check-timeout") <= 0 {
 		return badArgs("--check-timeout must be positive")
@@ -113,6 +123,7 @@ func simAction(c *cli.Context) error {
 	base := sim.Config{
 		Protocol: c.String("replication"), Replicas: c.Int("replicas"), Workload: c.String("workload"),
 		Nemesis: nem, Ops: c.Int("ops"), Clients: c.Int("clients"), Keys: c.Int("keys"),
+		Schedule:     sim.NemesisSchedule{ClockSkew: c.Duration("clock-skew"), StrobePeriod: c.Duration("strobe-period")},
 		CheckTimeout: c.Duration("check-timeout"), SnapshotEvery: uint64(c.Int("snapshot-every")), CheckDir: checkDir,
 	}
 	out := c.App.Writer

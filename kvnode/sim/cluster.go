@@ -55,6 +55,10 @@ type ClusterConfig struct {
 	// skipSync makes every node release its Readies without syncing its
 	// disk: a broken node, for the oracle's tests.
 	skipSync bool
+	// syncLies gives every node a disk whose Sync succeeds without making
+	// anything durable (see disk.lies): a bug no oracle sees, for the
+	// lose-unsynced tests.
+	syncLies bool
 }
 
 // Network is the simulated network's behaviour. Every message gets an
@@ -114,6 +118,9 @@ type node struct {
 	paused  bool
 	inbox   []event // what arrived while paused, in arrival order
 	tick    int64   // this node's tick interval; differs from the config's under clock faults
+	// skipTicks are ticks the node's timers still wait for: its clock was
+	// set back (JumpClock) and must catch up first. A restart clears them.
+	skipTicks int
 }
 
 type waiter struct {
@@ -212,7 +219,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		c.cut[i] = make([]bool, cfg.Replicas)
 	}
 	for i := 0; i < cfg.Replicas; i++ {
-		c.nodes = append(c.nodes, &node{id: replica.NodeID(i + 1), disk: disk{rng: c.rng}})
+		c.nodes = append(c.nodes, &node{id: replica.NodeID(i + 1), disk: disk{rng: c.rng, lies: cfg.syncLies}})
 	}
 	for i := range c.nodes {
 		if err := c.start(i); err != nil {
@@ -311,6 +318,7 @@ func (c *Cluster) start(i int) error {
 	n.core, n.sm, n.up = core, sm, true
 	n.gen++
 	n.waiting = make(map[uint64]waiter)
+	n.skipTicks = 0
 	c.oracle.started(i)
 	if n.tick == 0 {
 		n.tick = int64(c.cfg.Tick)
@@ -833,7 +841,9 @@ func (c *Cluster) handle(e event) {
 		if !n.up || n.gen != e.gen {
 			return
 		}
-		if !n.paused {
+		if n.skipTicks > 0 {
+			n.skipTicks--
+		} else if !n.paused {
 			n.core.Tick()
 			c.drain(int(e.who))
 		}

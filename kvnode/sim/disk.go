@@ -13,7 +13,9 @@ import (
 // storage, and a crash keeps any subset of the pending writes, the last one
 // it keeps possibly torn. A Sync can be made to fail, after which the
 // pending writes are neither lost nor durable until the crash that must
-// follow decides.
+// follow decides. That crash is a power loss; a process crash (flush)
+// keeps every pending write, as the kernel writes back a dead process's
+// page cache.
 //
 // A torn write keeps a prefix of the transactions the real store
 // (server/storage) splits a Persist into: State and Entries together then
@@ -23,7 +25,13 @@ import (
 type disk struct {
 	stable  image
 	pending []replica.Persist
-	rng     *rand.Rand
+	// lies makes Sync succeed without making anything durable, as a store
+	// that fsyncs the wrong file: the writes leave pending (so the node
+	// and the oracles believe them synced) for believed, which a process
+	// crash keeps and a power loss may drop. Tests only.
+	lies     bool
+	believed []replica.Persist
+	rng      *rand.Rand
 	// failSyncs makes the next so many Syncs fail.
 	failSyncs int
 	written   uint64 // Writes so far
@@ -83,24 +91,54 @@ func (d *disk) Sync() error {
 		d.failSyncs--
 		return errSyncFailed
 	}
-	for i := range d.pending {
-		d.stable.apply(&d.pending[i], -1)
+	if d.lies {
+		d.believed = append(d.believed, d.pending...)
+		clear(d.pending)
+		d.pending = d.pending[:0]
+		d.synced = d.written
+		return nil
 	}
-	clear(d.pending)
-	d.pending = d.pending[:0]
-	d.synced = d.written
+	d.flush()
 	return nil
 }
 
 // Load returns a deep copy of what is durable.
 func (d *disk) Load() (*replica.Durable, error) { return d.stable.durable(), nil }
 
+// syncedState is the hard state the disk has acknowledged as synced: the
+// oracles judge a node by what its storage told it, so a lying disk
+// (lies) shows only when a power loss drops what it claimed.
+func (d *disk) syncedState() []byte {
+	for i := len(d.believed) - 1; i >= 0; i-- {
+		if s := d.believed[i].State; s != nil {
+			return s
+		}
+	}
+	return d.stable.state
+}
+
 // unsynced reports whether writes wait in the cache.
 func (d *disk) unsynced() bool { return len(d.pending) > 0 }
+
+// flush moves every pending write to stable storage without a Sync, as
+// the kernel writes back the page cache of a process that died: nothing is
+// lost, nothing is torn, and no Sync is counted.
+func (d *disk) flush() {
+	d.pending = append(d.believed, d.pending...)
+	d.believed = nil
+	for i := range d.pending {
+		d.stable.apply(&d.pending[i], -1)
+	}
+	clear(d.pending)
+	d.pending = d.pending[:0]
+	d.synced = d.written
+}
 
 // crash decides the fate of the pending writes: each survives or not (a
 // coin each), and the last survivor may be torn.
 func (d *disk) crash() {
+	d.pending = append(d.believed, d.pending...)
+	d.believed = nil
 	if len(d.pending) == 0 {
 		return
 	}

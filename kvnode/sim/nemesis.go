@@ -2,39 +2,55 @@ package sim
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
+	faultkind "github.com/chaoskv/chaos/nemesis"
 )
 
-// Nemesis fault kinds, as `chaos sim --nemesis` names them.
+// Nemesis fault kinds, as `chaos sim --nemesis` names them. The kinds
+// `chaos run` also has (nemesis.Kinds) carry the same names and mean the
+// same faults; the rest exist in the simulator only.
 const (
 	NemesisNone            = "none"
 	NemesisPartition       = "partition"                 // random majority/minority halves
 	NemesisPartitionOne    = "partition-one"             // isolate one node
 	NemesisMajoritiesRing  = "partition-majorities-ring" // every node sees a different majority
 	NemesisPartitionBridge = "partition-bridge"          // two halves joined by one node
-	NemesisKill            = "kill"                      // crash a minority (sometimes all), restart later
+	NemesisKill            = "kill"                      // SIGKILL a minority (sometimes all), restart later: unsynced writes survive in the page cache
+	NemesisLoseUnsynced    = "lose-unsynced"             // as kill, but a power loss: unsynced writes may be lost, the newest kept one torn
 	NemesisPause           = "pause"                     // freeze a minority (often the leader), resume later
 	NemesisClock           = "clock"                     // some nodes' clocks run 3x fast or 3x slow
+	NemesisClockBump       = "clock-bump"                // step one node's clock by up to ±ClockSkew
+	NemesisClockStrobe     = "clock-strobe"              // flip one node's clock between +d and -d every StrobePeriod
 	NemesisLoss            = "loss"                      // drop 20% of messages
 	NemesisDup             = "dup"                       // duplicate 30% of messages
 	NemesisDelay           = "delay"                     // 5-60 ms latency, 10% of messages up to 200 ms more
+	NemesisLatency         = "latency"                   // every message delayed 100ms ± 20ms, as chaos run's netem
 	NemesisPartitionLeader = "partition-leader"          // cut the current leader off
 	NemesisSwizzle         = "partition-swizzle"         // clog nodes one by one, then unclog them one by one
-	NemesisCrashMoment     = "crash-moment"              // crash a node right after it promises, accepts or votes, or a leader right after it picks a slot
+	NemesisCrashMoment     = "crash-moment"              // power-loss crash of a node right after it promises, accepts or votes, or a leader right after it picks a slot
 	NemesisDisk            = "disk"                      // a node's fsync fails: it stops, losing unsynced writes, and restarts
 )
 
 // NemesisKinds lists every fault kind.
 var NemesisKinds = []string{NemesisNone, NemesisPartition, NemesisPartitionOne, NemesisMajoritiesRing,
-	NemesisPartitionBridge, NemesisKill, NemesisPause, NemesisClock, NemesisLoss, NemesisDup, NemesisDelay,
-	NemesisPartitionLeader, NemesisSwizzle, NemesisCrashMoment, NemesisDisk}
+	NemesisPartitionBridge, NemesisKill, NemesisLoseUnsynced, NemesisPause, NemesisClock, NemesisClockBump,
+	NemesisClockStrobe, NemesisLoss, NemesisDup, NemesisDelay, NemesisLatency, NemesisPartitionLeader,
+	NemesisSwizzle, NemesisCrashMoment, NemesisDisk}
+
+// unsupported says why the simulator refuses a kind `chaos run` has.
+var unsupported = map[faultkind.Kind]string{
+	faultkind.Reconfig: "it moves shards between replica groups through the shard controller, " +
+		"and the simulator's nemesis drives one replica group (its sharded workloads run a fixed fault mix of their own)",
+}
 
 // ParseNemesis parses a comma-separated list of fault kinds; "all" stands
-// for every kind.
+// for every kind. A kind only `chaos run` can inject is refused with the
+// reason.
 func ParseNemesis(s string) ([]string, error) {
 	var out []string
 	for _, k := range strings.Split(s, ",") {
@@ -52,6 +68,8 @@ func ParseNemesis(s string) ([]string, error) {
 			if !slices.Contains(out, k) {
 				out = append(out, k)
 			}
+		case unsupported[faultkind.Kind(k)] != "":
+			return nil, fmt.Errorf("nemesis %q is chaos run only: %s", k, unsupported[faultkind.Kind(k)])
 		default:
 			return nil, fmt.Errorf("unknown nemesis %q (want a comma-separated list of: all, %s)", k, strings.Join(NemesisKinds, ", "))
 		}
@@ -80,6 +98,10 @@ type NemesisSchedule struct {
 	// the narrow windows that slow faults miss. The default schedule uses
 	// 0.5.
 	Flap float64
+	// ClockSkew bounds the clock faults' step (5s, as chaos run's
+	// --clock-skew); StrobePeriod is how often clock-strobe flips a clock
+	// (20ms, as --strobe-period).
+	ClockSkew, StrobePeriod time.Duration
 }
 
 func (s *NemesisSchedule) defaults() {
@@ -95,6 +117,12 @@ func (s *NemesisSchedule) defaults() {
 	if s.MaxQuiet == 0 {
 		s.MinQuiet, s.MaxQuiet = 100*time.Millisecond, time.Second
 	}
+	if s.ClockSkew == 0 {
+		s.ClockSkew = faultkind.DefaultClockSkew
+	}
+	if s.StrobePeriod == 0 {
+		s.StrobePeriod = faultkind.DefaultStrobePeriod
+	}
 }
 
 // nemesis injects faults on a seeded schedule and records each start and
@@ -107,6 +135,9 @@ type nemesis struct {
 	base      Network
 	active    []string
 	killed    []replica.NodeID
+	powered   []replica.NodeID // crashed by lose-unsynced
+	bumped    map[replica.NodeID]time.Duration
+	strobe    *strobe          // the running clock-strobe; nil when none runs
 	trapped   []replica.NodeID // crashed by a crash-moment trap
 	swizzling *int             // the running swizzle's token; nil when none runs
 	paused    []replica.NodeID
@@ -197,6 +228,37 @@ func (nm *nemesis) grudgeValue() map[string]any {
 	return out
 }
 
+// strobe is a running clock-strobe: node's clock sits at offset, which
+// flips sign every period until the fault ends.
+type strobe struct {
+	node   replica.NodeID
+	offset time.Duration
+	flips  int
+}
+
+// victims picks the nodes a crash takes down: a minority, or one time in
+// five every node.
+func (nm *nemesis) victims() []replica.NodeID {
+	c := nm.r.c
+	n := len(c.nodes)
+	ids := nm.shuffled()
+	k := n
+	if n > 1 && c.rng.Intn(5) != 0 {
+		k = 1 + c.rng.Intn((n-1)/2+boolInt((n-1)/2 == 0))
+	}
+	ids = ids[:k]
+	slices.Sort(ids)
+	return ids
+}
+
+func names(ids []replica.NodeID) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = nodeName(id)
+	}
+	return out
+}
+
 func (nm *nemesis) apply(kind string) {
 	c := nm.r.c
 	n := len(c.nodes)
@@ -222,20 +284,20 @@ func (nm *nemesis) apply(kind string) {
 			}
 		}
 	case NemesisKill:
-		ids := nm.shuffled()
-		k := n
-		if rng := c.rng; n > 1 && rng.Intn(5) != 0 {
-			k = 1 + rng.Intn((n-1)/2+boolInt((n-1)/2 == 0))
-		}
-		nm.killed = append(nm.killed[:0], ids[:k]...)
-		slices.Sort(nm.killed)
-		names := make([]any, len(nm.killed))
-		for i, id := range nm.killed {
-			c.Crash(id)
-			names[i] = nodeName(id)
+		nm.killed = nm.victims()
+		for _, id := range nm.killed {
+			c.CrashProcess(id)
 		}
 		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("kill", names)
+		nm.r.nemesisOp("kill", names(nm.killed))
+		return
+	case NemesisLoseUnsynced:
+		nm.powered = nm.victims()
+		for _, id := range nm.powered {
+			c.Crash(id)
+		}
+		nm.active = append(nm.active, kind)
+		nm.r.nemesisOp("start-lose-unsynced", names(nm.powered))
 		return
 	case NemesisPause:
 		// Half the time the leader is among the frozen: a leader that
@@ -274,6 +336,27 @@ func (nm *nemesis) apply(kind string) {
 		nm.active = append(nm.active, kind)
 		nm.r.nemesisOp("start-clock", rates)
 		return
+	case NemesisClockBump:
+		id := nm.shuffled()[0]
+		d := nm.uniform(-nm.sched.ClockSkew, nm.sched.ClockSkew)
+		if nm.bumped == nil {
+			nm.bumped = map[replica.NodeID]time.Duration{}
+		}
+		nm.bumped[id] += d
+		fired := c.JumpClock(id, d)
+		nm.active = append(nm.active, kind)
+		nm.r.nemesisOp("start-clock-bump", map[string]any{nodeName(id): d.String(), "ticks-fired": fired})
+		return
+	case NemesisClockStrobe:
+		nm.startStrobe()
+		nm.active = append(nm.active, kind)
+		nm.r.nemesisOp("start-clock-strobe", map[string]any{nodeName(nm.strobe.node): nm.strobe.offset.String(), "period": nm.sched.StrobePeriod.String()})
+		return
+	case NemesisLatency:
+		net := c.Net()
+		net.MinDelay, net.MaxDelay = faultkind.DefaultDelay-faultkind.DefaultJitter, faultkind.DefaultDelay+faultkind.DefaultJitter
+		net.TailProb, net.TailDelay = 0, 0
+		_ = c.SetNet(net)
 	case NemesisLoss:
 		net := c.Net()
 		net.Loss = 0.2
@@ -373,16 +456,30 @@ func (nm *nemesis) healAll() {
 	c := nm.r.c
 	for _, kind := range nm.active {
 		switch {
-		case kind == NemesisKill:
-			names := make([]any, len(nm.killed))
-			for i, id := range nm.killed {
+		case kind == NemesisKill || kind == NemesisLoseUnsynced:
+			// The history names them as chaos run does.
+			down, f := &nm.killed, "start"
+			if kind == NemesisLoseUnsynced {
+				down, f = &nm.powered, "stop-lose-unsynced"
+			}
+			for _, id := range *down {
 				if err := c.Restart(id); err != nil {
 					c.fail(err)
 				}
-				names[i] = nodeName(id)
 			}
-			nm.killed = nm.killed[:0]
-			nm.r.nemesisOp("start", names)
+			nm.r.nemesisOp(f, names(*down))
+			*down = nil
+			continue
+		case kind == NemesisClockBump:
+			for _, id := range slices.Sorted(maps.Keys(nm.bumped)) {
+				c.JumpClock(id, -nm.bumped[id])
+			}
+			clear(nm.bumped)
+		case kind == NemesisClockStrobe:
+			s := nm.strobe
+			nm.strobe = nil
+			c.JumpClock(s.node, -s.offset)
+			nm.r.nemesisOp("stop-clock-strobe", map[string]any{nodeName(s.node): "reset", "flips": s.flips})
 			continue
 		case kind == NemesisPause:
 			names := make([]any, len(nm.paused))
@@ -422,6 +519,28 @@ func (nm *nemesis) healAll() {
 		nm.r.nemesisOp("stop-"+faultName(kind), kind)
 	}
 	nm.active = nm.active[:0]
+}
+
+// startStrobe steps one node's clock to +d (d up to ClockSkew), then flips
+// it to -d, +d, ... every StrobePeriod until the fault ends: each flip is a
+// step of 2d, so the node's timers alternate between bursts and silence
+// (see Cluster.JumpClock).
+func (nm *nemesis) startStrobe() {
+	c := nm.r.c
+	s := &strobe{node: nm.shuffled()[0], offset: nm.uniform(time.Millisecond, nm.sched.ClockSkew)}
+	nm.strobe = s
+	c.JumpClock(s.node, s.offset)
+	var flip func()
+	flip = func() {
+		if nm.strobe != s {
+			return
+		}
+		s.flips++
+		c.JumpClock(s.node, -2*s.offset)
+		s.offset = -s.offset
+		c.At(nm.sched.StrobePeriod, flip)
+	}
+	c.At(nm.sched.StrobePeriod, flip)
 }
 
 // swizzle clogs the nodes one at a time, in a random order, then unclogs

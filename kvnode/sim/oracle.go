@@ -245,7 +245,7 @@ func (o *oracle) releasing(i int, rd *replica.Ready) {
 // durablePromise decodes the promise in node i's synced hard state,
 // remembering the answer until that state changes.
 func (o *oracle) durablePromise(i int, insp replica.Inspector) (uint64, error) {
-	st := o.c.nodes[i].disk.stable.state
+	st := o.c.nodes[i].disk.syncedState()
 	if len(st) == 0 {
 		return 0, nil
 	}

@@ -63,6 +63,9 @@ type Config struct {
 	// Settle is how long the healed cluster runs before the final reads
 	// (1s).
 	Settle time.Duration
+
+	// syncLies is ClusterConfig.syncLies, for tests.
+	syncLies bool
 }
 
 func (c *Config) defaults() {
@@ -187,7 +190,7 @@ func Run(cfg Config) (*Result, error) {
 		NewStateMachine: func() replica.StateMachine { return kv.NewStore() },
 		ElectionTicks:   cfg.ElectionTicks, HeartbeatTicks: cfg.HeartbeatTicks,
 		SnapshotEvery: cfg.SnapshotEvery, MaxBatch: cfg.MaxBatch, MaxInflight: cfg.MaxInflight,
-		Net: cfg.Net,
+		Net: cfg.Net, syncLies: cfg.syncLies,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)

@@ -22,6 +22,10 @@ func TestTargetedFaults(t *testing.T) {
 		{NemesisPartitionLeader, "start-partition"},
 		{NemesisSwizzle, "start-partition"},
 		{NemesisDisk, "start-disk"},
+		{NemesisLoseUnsynced, "start-lose-unsynced [n"},
+		{NemesisClockBump, "start-clock-bump map[n"},
+		{NemesisClockStrobe, "stop-clock-strobe map[flips:"},
+		{NemesisLatency, "start-latency"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.kind, func(t *testing.T) {

@@ -163,7 +163,9 @@ func TestParseNemesis(t *testing.T) {
 		{"partition", []string{"partition"}, ""},
 		{"partition, kill,loss,kill", []string{"partition", "kill", "loss"}, ""},
 		{"none", []string{"none"}, ""},
-		{"all", []string{"partition", "partition-one", "partition-majorities-ring", "partition-bridge", "kill", "pause", "clock", "loss", "dup", "delay", "partition-leader", "partition-swizzle", "crash-moment", "disk"}, ""},
+		{"all", []string{"partition", "partition-one", "partition-majorities-ring", "partition-bridge", "kill", "lose-unsynced", "pause", "clock",
+			"clock-bump", "clock-strobe", "loss", "dup", "delay", "latency", "partition-leader", "partition-swizzle", "crash-moment", "disk"}, ""},
+		{"partition,reconfig", nil, `nemesis "reconfig" is chaos run only`},
 		{"", nil, "empty"},
 		{"partition,bogus", nil, `unknown nemesis "bogus"`},
 	}
