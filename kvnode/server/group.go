@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -30,8 +29,6 @@ type proposal struct {
 	id    uint64              // the wire request id, echoed in the reply
 }
 
-type waitKey struct{ client, seq uint64 }
-
 // group is one local replica: a core, its storage and the loop that owns
 // both.
 type group struct {
@@ -55,11 +52,12 @@ type group struct {
 	busy atomic.Int32
 	wake chan struct{}
 
-	wmu     sync.Mutex // guards waiters: the loop adds, the persister answers
-	waiters map[waitKey][]*proposal
-	batch   []*proposal
-	leader  replica.NodeID
-	out     []byte
+	// reqs holds the client requests between submit and answer. The loop
+	// batches and proposes; the persister answers what it releases; wmu
+	// guards what both touch.
+	wmu    sync.Mutex
+	reqs   node.Requests[func(wire.Response)]
+	leader replica.NodeID
 
 	// sm is the group's state machine; only the loop goroutine touches
 	// it, running what arrives on calls.
@@ -76,7 +74,6 @@ func newGroup(n *Node, id replica.GroupID, core replica.Replicator, st *storage.
 		metrics: gm,
 		inbox:   make(chan replica.Message, inboxSize),
 		props:   make(chan *proposal, proposalSize),
-		waiters: map[waitKey][]*proposal{},
 
 		persistq: make(chan replica.Ready, persistQueue),
 		failed:   make(chan error, 1),
@@ -140,7 +137,7 @@ func (g *group) run(ctx context.Context) error {
 		case m := <-g.inbox:
 			g.core.Step(m)
 		case p := <-g.props:
-			g.batch = append(g.batch, p)
+			g.reqs.Add(p.id, p.req, p.reply)
 		case <-g.wake:
 		case f := <-g.calls:
 			f()
@@ -153,7 +150,7 @@ func (g *group) run(ctx context.Context) error {
 			case m := <-g.inbox:
 				g.core.Step(m)
 			case p := <-g.props:
-				g.batch = append(g.batch, p)
+				g.reqs.Add(p.id, p.req, p.reply)
 			case <-ticker.C:
 				g.core.Tick()
 			default:
@@ -164,7 +161,7 @@ func (g *group) run(ctx context.Context) error {
 		// they could not be made durable any sooner, and proposing them
 		// together when it frees up puts them in one log entry instead of
 		// many.
-		if g.leader != g.node.opts.ID || g.busy.Load() == 0 || len(g.batch) >= g.node.opts.MaxBatch {
+		if g.leader != g.node.opts.ID || g.busy.Load() == 0 || g.reqs.Batched() >= g.node.opts.MaxBatch {
 			g.propose()
 		}
 		if g.core.HasReady() {
@@ -256,68 +253,27 @@ func (g *group) release(rd *replica.Ready) {
 	if len(rd.Results) == 0 {
 		return
 	}
+	g.metrics.commits.Add(uint64(len(rd.Results)))
 	g.wmu.Lock()
-	defer g.wmu.Unlock()
-	for _, r := range rd.Results {
-		g.metrics.commits.Add(1)
-		k := waitKey{r.ClientID, r.Seq}
-		ws := g.waiters[k]
-		if len(ws) == 0 {
-			continue
-		}
-		delete(g.waiters, k)
-		resp := wire.Response{Status: wire.StatusOK, Index: r.Index, Value: r.Value}
-		if r.Value == nil {
-			// The state machine saw an older request of a client that
-			// has moved on; its outcome is whatever it was back then.
-			resp = wire.Response{Status: wire.StatusUnknown, Err: "stale request: the client already issued a later one"}
-		}
-		for _, p := range ws {
-			g.respond(p, resp)
-		}
-	}
+	g.reqs.Release(rd.Results, g.respond)
+	g.wmu.Unlock()
 }
 
 // propose hands the batched client requests to the core in one call.
 func (g *group) propose() {
-	if len(g.batch) == 0 {
+	if g.reqs.Batched() == 0 {
 		return
 	}
-	// A fresh slice each time: a core may keep the one it is given.
-	reqs := make([]replica.Request, len(g.batch))
-	for i, p := range g.batch {
-		reqs[i] = p.req
-	}
-	err := g.core.Propose(reqs...)
-	var nle *replica.NotLeaderError
-	switch {
-	case err == nil:
-		g.metrics.proposals.Add(uint64(len(g.batch)))
-		g.wmu.Lock()
-		for _, p := range g.batch {
-			k := waitKey{p.req.ClientID, p.req.Seq}
-			g.waiters[k] = append(g.waiters[k], p)
-		}
-		g.wmu.Unlock()
-	case errors.As(err, &nle):
-		for _, p := range g.batch {
-			g.respond(p, wire.Response{Status: wire.StatusNotLeader, Leader: uint32(nle.Leader), Err: nle.Error()})
-		}
-	default:
-		// The core refused the batch for another reason; whether any of
-		// it was ordered is not known.
-		for _, p := range g.batch {
-			g.respond(p, wire.Response{Status: wire.StatusUnknown, Err: "propose: " + err.Error()})
-		}
-	}
-	clear(g.batch)
-	g.batch = g.batch[:0]
+	g.wmu.Lock()
+	n := g.reqs.Propose(g.core, g.respond)
+	g.wmu.Unlock()
+	g.metrics.proposals.Add(uint64(n))
 }
 
-func (g *group) respond(p *proposal, r wire.Response) {
-	r.ID = p.id
+// respond answers a client request; node.Requests sets the response's id.
+func (g *group) respond(reply func(wire.Response), r wire.Response) {
 	g.node.metrics.clientOutcome[r.Status].Add(1)
-	p.reply(r)
+	reply(r)
 }
 
 func (g *group) send(m replica.Message) {
@@ -360,21 +316,14 @@ func (g *group) observe() {
 		g.node.log.Info("leader changed", "group", g.id, "leader", s.Leader, "role", s.Role, "epoch", s.Epoch)
 	}
 	if s.Leader != g.node.opts.ID {
-		g.failWaiters("leadership lost while the request was pending")
+		g.wmu.Lock()
+		g.reqs.Observe(g.node.opts.ID, s.Leader, g.respond)
+		g.wmu.Unlock()
 	}
 }
 
 func (g *group) failWaiters(why string) {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
-	for k, ws := range g.waiters {
-		for _, p := range ws {
-			g.respond(p, wire.Response{Status: wire.StatusUnknown, Leader: uint32(g.leader), Err: why})
-		}
-		delete(g.waiters, k)
-	}
-	for _, p := range g.batch {
-		g.respond(p, wire.Response{Status: wire.StatusUnknown, Err: why})
-	}
-	g.batch = g.batch[:0]
+	g.reqs.Fail(why, g.leader, g.respond)
 }
