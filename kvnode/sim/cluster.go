@@ -106,32 +106,24 @@ type node struct {
 	core    replica.Replicator
 	sm      replica.StateMachine
 	disk    disk
-	pl      knode.Pipeline    // Readies on their way through the disk
-	writing bool              // a write is waiting for its sync to complete
-	decided bool              // applied a request that may decide a transaction (while a momentDecide trap is armed)
-	waiting map[uint64]waiter // client session -> the request it waits for
+	pl      knode.Pipeline // Readies on their way through the disk
+	writing bool           // a write is waiting for its sync to complete
+	decided bool           // applied a request that may decide a transaction (while a momentDecide trap is armed)
+	reqs    knode.Requests[*Client]
+	answer  func(*Client, wire.Response) // sends an answer to a client
 	sent    int64
 	paused  bool
 	inbox   []event // what arrived while paused, in arrival order
 	tick    int64   // this node's tick interval; differs from the config's under clock faults
 }
 
-type waiter struct {
-	seq    uint64
-	client int32
-}
-
-// packet is client traffic: a request (client to node) or a reply.
+// packet is client traffic: a request frame (client to node) or a
+// response frame (node to client).
 type packet struct {
-	client    int32
-	clientID  uint64
-	seq       uint64
-	op        []byte
-	from      int32 // replying node's index
-	value     []byte
-	notLeader bool
-	hint      replica.NodeID
-	err       string
+	cl      *Client
+	to      replica.NodeID // the node sent to, or the node answering
+	b       []byte
+	refused bool // the node was down: the client's connection was refused
 }
 
 // Cluster is a simulated replica group with its clients, network and
@@ -144,7 +136,8 @@ type Cluster struct {
 	now      int64
 	agenda   agenda
 	nodes    []*node
-	clients  []*Client
+	ids      []replica.NodeID // ids[i]: node i's id as clients know it (i+1 unless the cluster is part of a world)
+	clients  []*Client        // the clients whose timers run here
 	net      Network
 	cut      [][]bool // cut[a][b]: node a cannot hear node b
 	stats    NetStats
@@ -212,7 +205,10 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		c.cut[i] = make([]bool, cfg.Replicas)
 	}
 	for i := 0; i < cfg.Replicas; i++ {
-		c.nodes = append(c.nodes, &node{id: replica.NodeID(i + 1), disk: disk{rng: c.rng}})
+		n := &node{id: replica.NodeID(i + 1), disk: disk{rng: c.rng}}
+		c.nodes = append(c.nodes, n)
+		c.ids = append(c.ids, n.id)
+		n.answer = func(cl *Client, r wire.Response) { c.answer(i, cl, r) }
 	}
 	for i := range c.nodes {
 		if err := c.start(i); err != nil {
@@ -272,6 +268,16 @@ func (c *Cluster) index(id replica.NodeID) (int, bool) {
 	return i, i >= 0 && i < len(c.nodes)
 }
 
+// localIndex returns the index of the node clients know as id, or -1.
+func (c *Cluster) localIndex(id replica.NodeID) int {
+	for i, x := range c.ids {
+		if x == id {
+			return i
+		}
+	}
+	return -1
+}
+
 func (c *Cluster) mustIndex(id replica.NodeID) int {
 	i, ok := c.index(id)
 	if !ok {
@@ -310,7 +316,7 @@ func (c *Cluster) start(i int) error {
 	}
 	n.core, n.sm, n.up = core, sm, true
 	n.gen++
-	n.waiting = make(map[uint64]waiter)
+	n.reqs = knode.Requests[*Client]{}
 	c.oracle.started(i)
 	if n.tick == 0 {
 		n.tick = int64(c.cfg.Tick)
@@ -340,7 +346,8 @@ func (c *Cluster) Crash(id replica.NodeID) {
 	if !n.up {
 		return
 	}
-	n.up, n.core, n.sm, n.waiting = false, nil, nil, nil
+	// Its waiting clients hear nothing: their attempts time out.
+	n.up, n.core, n.sm, n.reqs = false, nil, nil, knode.Requests[*Client]{}
 	n.paused, n.inbox = false, nil
 	n.disk.crash()
 	n.pl.Reset()
@@ -610,6 +617,9 @@ func (c *Cluster) drain(i int) {
 			c.release(i, &rd)
 		}
 	}
+	if n.up && n.reqs.Waiting() > 0 {
+		n.reqs.Observe(n.id, n.core.Status().Leader, n.answer)
+	}
 	c.persist(i)
 }
 
@@ -709,14 +719,7 @@ func (c *Cluster) release(i int, rd *replica.Ready) {
 		}
 		c.transmit(e)
 	}
-	for _, r := range rd.Results {
-		w, ok := n.waiting[r.ClientID]
-		if !ok || w.seq != r.Seq {
-			continue
-		}
-		delete(n.waiting, r.ClientID)
-		c.transmit(event{kind: evReply, who: w.client, pkt: &packet{client: w.client, clientID: r.ClientID, seq: r.Seq, from: int32(i), value: r.Value}})
-	}
+	n.reqs.Release(rd.Results, n.answer)
 	if c.trap != nil && c.trap.hit(n, rd) {
 		t := c.trap
 		c.trap = nil
@@ -868,11 +871,9 @@ func (c *Cluster) handle(e event) {
 		}
 		c.request(int(e.who), e.pkt)
 	case evReply:
-		c.clients[e.who].reply(e.pkt)
-	case evAttempt:
-		c.clients[e.who].attemptTimer(e.gen)
-	case evDeadline:
-		c.clients[e.who].deadline(e.gen)
+		e.pkt.cl.reply(c, e.pkt)
+	case evTimer:
+		c.clients[e.who].timerFired(e.gen)
 	case evSync:
 		n := c.nodes[e.who]
 		switch {
@@ -889,27 +890,51 @@ func (c *Cluster) handle(e event) {
 	}
 }
 
-// request handles a client request arriving at node i.
+// request handles a client request frame arriving at node i, as the
+// server's connection handler does: a node that is down refuses the
+// connection; a frame that does not decode is a violation.
 func (c *Cluster) request(i int, p *packet) {
 	n := c.nodes[i]
-	cl := c.clients[p.client]
-	if !n.up || cl.cut[i] {
+	if p.cl.cutFrom(c.ids[i]) {
 		return
 	}
-	err := n.core.Propose(replica.Request{ClientID: p.clientID, Seq: p.seq, Op: p.op})
-	if err != nil {
-		rp := &packet{client: p.client, clientID: p.clientID, seq: p.seq, from: int32(i)}
-		var nl *replica.NotLeaderError
-		if errors.As(err, &nl) {
-			rp.notLeader, rp.hint = true, nl.Leader
-		} else {
-			rp.err = err.Error()
-		}
-		c.transmit(event{kind: evReply, who: p.client, pkt: rp})
-	} else {
-		n.waiting[p.clientID] = waiter{seq: p.seq, client: p.client}
+	if !n.up {
+		c.transmit(event{kind: evReply, pkt: &packet{cl: p.cl, to: c.ids[i], refused: true}})
+		return
 	}
+	k, payload, rest, err := wire.SplitFrame(p.b)
+	if err == nil && (k != wire.KindRequest || len(rest) > 0) {
+		err = fmt.Errorf("frame of kind %d with %d bytes after it", k, len(rest))
+	}
+	var req wire.Request
+	if err == nil {
+		req, err = wire.DecodeRequest(payload)
+	}
+	if err != nil {
+		c.oracle.violate(i, "a request of client %d did not survive the wire: %v", p.cl.idx, err)
+		return
+	}
+	if req.Group != uint32(c.cfg.Group) {
+		c.answer(i, p.cl, wire.Response{ID: req.ID, Status: wire.StatusNoGroup, Err: fmt.Sprintf("no group %d here", req.Group)})
+		return
+	}
+	n.reqs.Add(req.ID, replica.Request{ClientID: req.ClientID, Seq: req.Seq, Op: req.Op}, p.cl)
+	n.reqs.Propose(n.core, n.answer)
 	c.drain(i)
+}
+
+// answer frames node i's response to a client and puts it on the network.
+// Leader hints name nodes as clients know them.
+func (c *Cluster) answer(i int, cl *Client, r wire.Response) {
+	if r.Leader != 0 && int(r.Leader) <= len(c.ids) {
+		r.Leader = uint32(c.ids[r.Leader-1])
+	}
+	b, err := wire.AppendFrame(nil, wire.KindResponse, r.Append)
+	if err != nil {
+		c.oracle.violate(i, "could not frame an answer: %v", err)
+		return
+	}
+	c.transmit(event{kind: evReply, pkt: &packet{cl: cl, to: c.ids[i], b: b}})
 }
 
 // RunFor runs events for d of virtual time.

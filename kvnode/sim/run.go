@@ -23,6 +23,7 @@ import (
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/checker/linear"
 	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/replica"
 )
@@ -267,10 +268,12 @@ func (r *runner) next(w *worker) {
 func (r *runner) invoke(w *worker, f string, v any, op kv.Op, after func()) {
 	r.res.Ops++
 	r.record(history.Op{Type: history.Invoke, Process: w.proc, F: f, Value: v})
-	err := w.cl.Invoke(op.Encode(), func(o Outcome) {
+	err := w.cl.Invoke(op.Encode(), func(o client.Outcome) {
 		comp := history.Op{Process: w.proc, F: f, Value: v, Node: nodeName(o.Node)}
-		if o.Unknown {
-			comp.Type, comp.Error = history.Info, "timeout"
+		if o.Result == client.Failed {
+			comp.Type, comp.Error = history.Fail, o.Cause.Error()
+		} else if o.Result != client.OK {
+			comp.Type, comp.Error = history.Info, o.Cause.Error()
 		} else if rep, err := kv.DecodeReply(o.Value); err != nil {
 			comp.Type, comp.Error = history.Info, err.Error()
 		} else if rep.Err != "" {
