@@ -102,15 +102,11 @@ type NetStats struct {
 type node struct {
 	id      replica.NodeID
 	up      bool
-	gen     uint64 // incarnation; events of older incarnations are ignored
-	core    replica.Replicator
+	gen     uint64                  // incarnation; events of older incarnations are ignored
+	rep     *knode.Replica[*Client] // the replica as a kvnode process runs it; nil while down
 	sm      replica.StateMachine
 	disk    disk
-	pl      knode.Pipeline // Readies on their way through the disk
-	writing bool           // a write is waiting for its sync to complete
-	decided bool           // applied a request that may decide a transaction (while a momentDecide trap is armed)
-	reqs    knode.Requests[*Client]
-	answer  func(*Client, wire.Response) // sends an answer to a client
+	decided bool // applied a request that may decide a transaction (while a momentDecide trap is armed)
 	sent    int64
 	paused  bool
 	inbox   []event // what arrived while paused, in arrival order
@@ -145,7 +141,6 @@ type Cluster struct {
 	err      error  // the first fatal problem (a core that cannot restart, a misaddressed message, a Violation)
 	oracle   *oracle
 	trap     *trap  // a fault waiting for a protocol moment
-	encBuf   []byte // reused to encode messages
 	steps    *int64 // events run so far; shared by the clusters of one world
 
 	// Filter, when set, sees every protocol message at delivery time;
@@ -208,7 +203,6 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		n := &node{id: replica.NodeID(i + 1), disk: disk{rng: c.rng}}
 		c.nodes = append(c.nodes, n)
 		c.ids = append(c.ids, n.id)
-		n.answer = func(cl *Client, r wire.Response) { c.answer(i, cl, r) }
 	}
 	for i := range c.nodes {
 		if err := c.start(i); err != nil {
@@ -314,15 +308,16 @@ func (c *Cluster) start(i int) error {
 		c.fail(err)
 		return err
 	}
-	n.core, n.sm, n.up = core, sm, true
+	n.rep = &knode.Replica[*Client]{ID: n.id, Group: c.cfg.Group, Core: core, Codec: c.cfg.Codec, Host: host{c, i}}
+	n.sm, n.up = sm, true
 	n.gen++
-	n.reqs = knode.Requests[*Client]{}
 	c.oracle.started(i)
 	if n.tick == 0 {
 		n.tick = int64(c.cfg.Tick)
 	}
 	c.agenda.push(event{at: c.now + c.rng.Int63n(n.tick) + 1, kind: evTick, who: int32(i), gen: n.gen})
-	c.drain(i)
+	n.rep.Drain()
+	c.persist(i)
 	return nil
 }
 
@@ -335,8 +330,8 @@ func (c *Cluster) Submit(id replica.NodeID, req replica.Request) {
 	if !n.up || n.paused {
 		return
 	}
-	_ = n.core.Propose(req)
-	c.drain(i)
+	n.rep.Submit(req)
+	c.persist(i)
 }
 
 // Crash stops a node: its core, state machine and waiting clients are
@@ -346,12 +341,11 @@ func (c *Cluster) Crash(id replica.NodeID) {
 	if !n.up {
 		return
 	}
-	// Its waiting clients hear nothing: their attempts time out.
-	n.up, n.core, n.sm, n.reqs = false, nil, nil, knode.Requests[*Client]{}
+	// The replica's pipeline and waiting clients go with it: the clients
+	// hear nothing, and their attempts time out.
+	n.up, n.rep, n.sm = false, nil, nil
 	n.paused, n.inbox = false, nil
 	n.disk.crash()
-	n.pl.Reset()
-	n.writing = false
 	n.gen++
 }
 
@@ -404,8 +398,8 @@ func (c *Cluster) Resume(id replica.NodeID) {
 		switch e.kind {
 		case evDeliver:
 			c.stats.Delivered++
-			n.core.Step(e.msg)
-			c.drain(i)
+			n.rep.Step(e.msg)
+			c.persist(i)
 		case evSync:
 			c.synced(i)
 		default:
@@ -447,7 +441,7 @@ func (c *Cluster) Status(id replica.NodeID) (st replica.Status, ok bool) {
 	if !n.up {
 		return replica.Status{}, false
 	}
-	return n.core.Status(), true
+	return n.rep.Core.Status(), true
 }
 
 // DiskEntries returns how many log entries a node's disk holds.
@@ -461,13 +455,13 @@ func (c *Cluster) Leader() replica.NodeID {
 	votes := make([]int, len(c.nodes)+1)
 	for _, n := range c.nodes {
 		if n.up {
-			if l := n.core.Status().Leader; l > 0 && int(l) <= len(c.nodes) {
+			if l := n.rep.Core.Status().Leader; l > 0 && int(l) <= len(c.nodes) {
 				votes[l]++
 			}
 		}
 	}
 	for id, v := range votes {
-		if id > 0 && 2*v > len(c.nodes) && c.nodes[id-1].up && c.nodes[id-1].core.Status().Leader == replica.NodeID(id) {
+		if id > 0 && 2*v > len(c.nodes) && c.nodes[id-1].up && c.nodes[id-1].rep.Core.Status().Leader == replica.NodeID(id) {
 			return replica.NodeID(id)
 		}
 	}
@@ -494,7 +488,7 @@ func (c *Cluster) CompareReplicas() []string {
 			problems = append(problems, fmt.Sprintf("node %d: snapshot: %v", n.id, err))
 			continue
 		}
-		snaps = append(snaps, snap{n.id, n.core.Status().Applied, data})
+		snaps = append(snaps, snap{n.id, n.rep.Core.Status().Applied, data})
 	}
 	// Group the nodes that applied the same prefix by the state they hold.
 	done := make([]bool, len(snaps))
@@ -605,24 +599,6 @@ func (c *Cluster) transmit(e event) {
 	}
 }
 
-// drain takes a node's Readies and puts them through its pipeline: each
-// is written to the disk and released (messages sent, clients answered)
-// only after the sync that covers it.
-func (c *Cluster) drain(i int) {
-	n := c.nodes[i]
-	for n.up && n.core.HasReady() {
-		rd := n.core.Ready()
-		c.oracle.readied(i, &rd)
-		if n.pl.Push(rd) {
-			c.release(i, &rd)
-		}
-	}
-	if n.up && n.reqs.Waiting() > 0 {
-		n.reqs.Observe(n.id, n.core.Status().Leader, n.answer)
-	}
-	c.persist(i)
-}
-
 // Disk latencies: a sync completes this long after its write began.
 const (
 	minSync = 50 * time.Microsecond
@@ -632,18 +608,17 @@ const (
 // persist starts the node's next disk write, unless one is in progress.
 func (c *Cluster) persist(i int) {
 	n := c.nodes[i]
-	if !n.up || n.writing {
+	if !n.up {
 		return
 	}
-	started, err := n.pl.Start(&n.disk)
+	started, err := n.rep.StartWrite(&n.disk)
 	if err != nil {
-		c.fail(fmt.Errorf("node %d: disk %w", n.id, err))
+		c.fail(fmt.Errorf("node %d: %w", n.id, err))
 		return
 	}
 	if !started {
 		return
 	}
-	n.writing = true
 	c.agenda.push(event{at: c.now + int64(minSync) + c.rng.Int63n(int64(maxSync-minSync)+1), kind: evSync, who: int32(i), gen: n.gen})
 }
 
@@ -654,16 +629,11 @@ const RestartDelay = 200 * time.Millisecond
 // the write covered, or stops the node when the sync fails.
 func (c *Cluster) synced(i int) {
 	n := c.nodes[i]
-	n.writing = false
 	var st replica.Storage = &n.disk
 	if c.cfg.skipSync {
 		st = unsynced{&n.disk} // the broken node of the oracle's tests
 	}
-	err := n.pl.Finish(st, func(rd *replica.Ready) bool {
-		c.release(i, rd)
-		return n.up
-	})
-	if err != nil {
+	if err := n.rep.WriteDone(st); err != nil {
 		c.Crash(n.id)
 		gen := n.gen
 		c.At(RestartDelay, func() {
@@ -683,48 +653,52 @@ type unsynced struct{ *disk }
 
 func (unsynced) Sync() error { return nil }
 
-// release sends a durable Ready's messages and answers its clients.
-func (c *Cluster) release(i int, rd *replica.Ready) {
-	n := c.nodes[i]
-	c.oracle.releasing(i, rd)
-	for _, m := range rd.Messages {
-		c.stats.Sent++
-		n.sent++
-		if m.Source() != n.id {
-			c.fail(fmt.Errorf("node %d sent a message claiming source %d (%T)", n.id, m.Source(), m))
-			continue
-		}
-		d, ok := c.index(m.Dest())
-		if !ok || d == i {
-			c.fail(fmt.Errorf("node %d sent a message to node %d, not a peer (%T)", n.id, m.Dest(), m))
-			continue
-		}
-		e := event{kind: evDeliver, who: int32(d), gen: uint64(i), msg: m}
-		if codec := c.cfg.Codec; codec != nil {
-			var encErr error
-			b, err := wire.AppendFrame(c.encBuf[:0], wire.KindPeer, func(b []byte) []byte {
-				b = wire.AppendPeer(b, uint32(c.cfg.Group))
-				b, encErr = codec.AppendMessage(b, m)
-				return b
-			})
-			if err == nil {
-				err = encErr
-			}
-			if err != nil {
-				c.oracle.violate(i, "could not encode its %T: %v", m, err)
-				return
-			}
-			c.encBuf = b
-			e.msg = &frame{b: append([]byte(nil), b...)}
-		}
-		c.transmit(e)
-	}
-	n.reqs.Release(rd.Results, n.answer)
+// host is how node i's Replica reaches the simulated world.
+type host struct {
+	c *Cluster
+	i int
+}
+
+func (h host) Answer(cl *Client, r wire.Response) { h.c.answer(h.i, cl, r) }
+func (h host) Readied(rd *replica.Ready)          { h.c.oracle.readied(h.i, rd) }
+func (h host) Releasing(rd *replica.Ready)        { h.c.oracle.releasing(h.i, rd) }
+
+// Released fires a trap waiting for the moment rd reached.
+func (h host) Released(rd *replica.Ready) bool {
+	c, n := h.c, h.c.nodes[h.i]
 	if c.trap != nil && c.trap.hit(n, rd) {
 		t := c.trap
 		c.trap = nil
 		t.fire(n.id)
 	}
+	return n.up
+}
+
+// Send puts a released message on the network, as its frame when the
+// cluster has a codec.
+func (h host) Send(m replica.Message, b []byte, encErr error) {
+	c, i := h.c, h.i
+	n := c.nodes[i]
+	c.stats.Sent++
+	n.sent++
+	if m.Source() != n.id {
+		c.fail(fmt.Errorf("node %d sent a message claiming source %d (%T)", n.id, m.Source(), m))
+		return
+	}
+	d, ok := c.index(m.Dest())
+	if !ok || d == i {
+		c.fail(fmt.Errorf("node %d sent a message to node %d, not a peer (%T)", n.id, m.Dest(), m))
+		return
+	}
+	if encErr != nil {
+		c.oracle.violate(i, "could not encode its %T: %v", m, encErr)
+		return
+	}
+	e := event{kind: evDeliver, who: int32(d), gen: uint64(i), msg: m}
+	if b != nil {
+		e.msg = &frame{b: append([]byte(nil), b...)}
+	}
+	c.transmit(e)
 }
 
 // moment is a protocol moment at which a targeted fault strikes.
@@ -772,7 +746,7 @@ func (t *trap) hit(n *node, rd *replica.Ready) bool {
 	}
 	switch t.moment {
 	case momentVouch:
-		insp, ok := n.core.(replica.Inspector)
+		insp, ok := n.rep.Core.(replica.Inspector)
 		if !ok {
 			return false
 		}
@@ -782,7 +756,7 @@ func (t *trap) hit(n *node, rd *replica.Ready) bool {
 			}
 		}
 	case momentChoose:
-		return len(rd.Persist.Entries) > 0 && n.core.Status().Leader == n.id
+		return len(rd.Persist.Entries) > 0 && n.rep.Core.Status().Leader == n.id
 	}
 	return false
 }
@@ -837,8 +811,8 @@ func (c *Cluster) handle(e event) {
 			return
 		}
 		if !n.paused {
-			n.core.Tick()
-			c.drain(int(e.who))
+			n.rep.Tick()
+			c.persist(int(e.who))
 		}
 		e.at = c.now + n.tick
 		c.agenda.push(e)
@@ -862,8 +836,8 @@ func (c *Cluster) handle(e event) {
 			return
 		}
 		c.stats.Delivered++
-		n.core.Step(e.msg)
-		c.drain(int(e.who))
+		n.rep.Step(e.msg)
+		c.persist(int(e.who))
 	case evRequest:
 		if n := c.nodes[e.who]; n.up && n.paused {
 			n.inbox = append(n.inbox, e)
@@ -918,9 +892,8 @@ func (c *Cluster) request(i int, p *packet) {
 		c.answer(i, p.cl, wire.Response{ID: req.ID, Status: wire.StatusNoGroup, Err: fmt.Sprintf("no group %d here", req.Group)})
 		return
 	}
-	n.reqs.Add(req.ID, replica.Request{ClientID: req.ClientID, Seq: req.Seq, Op: req.Op}, p.cl)
-	n.reqs.Propose(n.core, n.answer)
-	c.drain(i)
+	n.rep.Request(req.ID, replica.Request{ClientID: req.ClientID, Seq: req.Seq, Op: req.Op}, p.cl)
+	c.persist(i)
 }
 
 // answer frames node i's response to a client and puts it on the network.

@@ -72,7 +72,7 @@ func TestCrashMidWriteLosesUnsyncedWrites(t *testing.T) {
 			// Crash the first node caught with a write in flight.
 			c.RunUntil(func() bool {
 				for _, n := range c.nodes {
-					if n.up && n.writing {
+					if n.up && n.rep.Writing() {
 						c.Crash(n.id)
 						crashes++
 						return true
