@@ -38,6 +38,11 @@ type Replica[W any] struct {
 	// as values.
 	Codec replica.Codec
 	Host  Host[W]
+	// MaxBatch is how many client requests a leader holds back while a
+	// write is in progress, to propose them together when it completes
+	// (they could not be durable any sooner, and together they make one
+	// log entry instead of many); 0 proposes every request at once.
+	MaxBatch int
 
 	pl      Pipeline
 	reqs    Requests[W]
@@ -52,41 +57,34 @@ func (r *Replica[W]) Stopped() bool { return r.stopped }
 // Writing reports whether a storage write is in progress.
 func (r *Replica[W]) Writing() bool { return r.writing }
 
-// Tick advances the core's clock one tick.
-func (r *Replica[W]) Tick() {
-	r.Core.Tick()
-	r.drain()
-}
+// Tick advances the core's clock one tick. Events (Tick, Step, Request,
+// Submit) only feed the core; Flush then takes what they produced.
+func (r *Replica[W]) Tick() { r.Core.Tick() }
 
 // Step hands the core a peer message.
-func (r *Replica[W]) Step(m replica.Message) {
-	r.Core.Step(m)
-	r.drain()
-}
+func (r *Replica[W]) Step(m replica.Message) { r.Core.Step(m) }
 
 // Request takes a client request (wire id id, from to).
-func (r *Replica[W]) Request(id uint64, req replica.Request, to W) {
-	r.reqs.Add(id, req, to)
-	r.reqs.Propose(r.Core, r.Host.Answer)
-	r.drain()
-}
+func (r *Replica[W]) Request(id uint64, req replica.Request, to W) { r.reqs.Add(id, req, to) }
 
 // Submit proposes req with no one waiting for the answer (a runtime's own
 // session); a replica that does not lead drops it.
-func (r *Replica[W]) Submit(req replica.Request) {
-	_ = r.Core.Propose(req)
-	r.drain()
-}
+func (r *Replica[W]) Submit(req replica.Request) { _ = r.Core.Propose(req) }
 
-// Drain takes what the core has ready without an event: the shell calls it
-// once after building the core (a core restored from storage may have
-// something to say at once).
-func (r *Replica[W]) Drain() { r.drain() }
-
-// drain puts the core's Readies through the pipeline, releasing at once
-// those with nothing to persist behind nothing pending, and answers
-// waiting clients unknown when the replica no longer leads.
-func (r *Replica[W]) drain() {
+// Flush runs after one or more events: it proposes the batched client
+// requests (unless a leader holds them back for the write in progress),
+// puts the core's Readies through the pipeline, releasing at once those
+// with nothing to persist behind nothing pending, and answers waiting
+// clients unknown when the replica no longer leads. It returns how many
+// requests it proposed.
+func (r *Replica[W]) Flush() int {
+	if r.stopped {
+		return 0
+	}
+	n := 0
+	if b := r.reqs.Batched(); b > 0 && (!r.writing || b >= r.MaxBatch || r.Core.Status().Leader != r.ID) {
+		n = r.reqs.Propose(r.Core, r.Host.Answer)
+	}
 	for !r.stopped && r.Core.HasReady() {
 		rd := r.Core.Ready()
 		r.Host.Readied(&rd)
@@ -97,6 +95,14 @@ func (r *Replica[W]) drain() {
 	if !r.stopped && r.reqs.Waiting() > 0 {
 		r.reqs.Observe(r.ID, r.Core.Status().Leader, r.Host.Answer)
 	}
+	return n
+}
+
+// Close stops the replica: every request still waiting or batched is
+// answered unknown (why).
+func (r *Replica[W]) Close(why string) {
+	r.stopped = true
+	r.reqs.Fail(why, r.Core.Status().Leader, r.Host.Answer)
 }
 
 // StartWrite starts the next storage write unless one is in progress; the

@@ -2,8 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,7 +19,6 @@ import (
 const (
 	inboxSize    = 8192
 	proposalSize = 8192
-	persistQueue = 256
 )
 
 // proposal is a client request waiting for its outcome.
@@ -29,8 +28,9 @@ type proposal struct {
 	id    uint64              // the wire request id, echoed in the reply
 }
 
-// group is one local replica: a core, its storage and the loop that owns
-// both.
+// group is one local replica: the loop goroutine that owns its
+// node.Replica (core, pipeline, waiting clients) and feeds it events, and
+// the writer goroutine that writes and syncs its storage.
 type group struct {
 	id      replica.GroupID
 	node    *Node
@@ -40,24 +40,16 @@ type group struct {
 	inbox   chan replica.Message
 	props   chan *proposal
 	status  atomic.Pointer[replica.Status]
+	rep     *node.Replica[func(wire.Response)]
+	leader  replica.NodeID
 
-	// persistq carries Readies, in order, from the loop to the persister,
-	// which makes them durable and only then sends their messages and
-	// answers their clients. The loop meanwhile keeps stepping the core,
-	// so the next fsync covers everything that arrived during this one.
-	persistq chan replica.Ready
-	failed   chan error
-	// busy counts Readies handed to the persister and not yet released;
-	// wake tells the loop that the persister finished a write.
-	busy atomic.Int32
-	wake chan struct{}
-
-	// reqs holds the client requests between submit and answer. The loop
-	// batches and proposes; the persister answers what it releases; wmu
-	// guards what both touch.
-	wmu    sync.Mutex
-	reqs   node.Requests[func(wire.Response)]
-	leader replica.NodeID
+	// writes carries the Replica's storage writes to the writer, which
+	// writes and syncs each and answers on synced; the loop meanwhile
+	// keeps stepping the core, so the next write covers everything that
+	// arrived during this one.
+	writes chan *replica.Persist
+	synced chan error
+	disk   asyncStore
 
 	// sm is the group's state machine; only the loop goroutine touches
 	// it, running what arrives on calls.
@@ -74,16 +66,35 @@ func newGroup(n *Node, id replica.GroupID, core replica.Replicator, st *storage.
 		metrics: gm,
 		inbox:   make(chan replica.Message, inboxSize),
 		props:   make(chan *proposal, proposalSize),
-
-		persistq: make(chan replica.Ready, persistQueue),
-		failed:   make(chan error, 1),
-		wake:     make(chan struct{}, 1),
-		calls:    make(chan func(), 16),
+		writes:  make(chan *replica.Persist, 1),
+		synced:  make(chan error, 1),
+		calls:   make(chan func(), 16),
 	}
+	g.disk.writes = g.writes
+	g.rep = &node.Replica[func(wire.Response)]{ID: n.opts.ID, Group: id, Core: core, Codec: n.opts.Protocol.Codec, Host: (*groupHost)(g), MaxBatch: n.opts.MaxBatch}
 	s := core.Status()
 	g.status.Store(&s)
 	g.leader = s.Leader
 	return g
+}
+
+// asyncStore is the Replica's storage as the loop sees it: Write hands the
+// write to the writer goroutine; Sync, called once the writer reported,
+// returns what the writer's write and sync returned.
+type asyncStore struct {
+	writes chan<- *replica.Persist
+	err    error
+}
+
+func (a *asyncStore) Write(p *replica.Persist) error {
+	a.writes <- p
+	return nil
+}
+
+func (a *asyncStore) Sync() error { return a.err }
+
+func (a *asyncStore) Load() (*replica.Durable, error) {
+	return nil, errors.New("asyncStore: load from the store itself")
 }
 
 // step queues a peer message for the loop; it never blocks.
@@ -106,180 +117,103 @@ func (g *group) submit(p *proposal) bool {
 }
 
 // maxDrain bounds how many queued inputs one iteration takes before it
-// handles Ready, so that a flood cannot starve persistence and sending.
+// flushes the Replica, so that a flood cannot starve persistence and
+// sending.
 const maxDrain = 4096
 
-// run is the replica's event loop. It owns core; the persister goroutine
-// it starts owns store.
+// run is the replica's event loop. It owns the Replica; the writer
+// goroutine it starts owns store's writes.
 func (g *group) run(ctx context.Context) error {
 	ticker := time.NewTicker(g.node.opts.Cluster.Tick())
 	defer ticker.Stop()
-	persisted := make(chan struct{})
+	written := make(chan struct{})
 	go func() {
-		defer close(persisted)
-		g.persister()
+		defer close(written)
+		for p := range g.writes {
+			err := g.store.Write(p)
+			if err == nil {
+				err = g.store.Sync()
+			}
+			g.synced <- err
+		}
 	}()
-	// On the way out, let the persister finish what it was given (so every
-	// answered request is durable), then answer whoever still waits.
+	// On the way out, let the writer finish (nothing is answered before
+	// it is durable anyway), then answer whoever still waits.
 	defer func() {
-		close(g.persistq)
-		<-persisted
-		g.failWaiters("node shutting down")
+		close(g.writes)
+		<-written
+		g.rep.Close("node shutting down")
 	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-g.failed:
-			return err
+		case err := <-g.synced:
+			g.disk.err = err
+			if err := g.rep.WriteDone(&g.disk); err != nil {
+				return fmt.Errorf("persist: %w", err)
+			}
 		case <-ticker.C:
-			g.core.Tick()
+			g.rep.Tick()
 		case m := <-g.inbox:
-			g.core.Step(m)
+			g.rep.Step(m)
 		case p := <-g.props:
-			g.reqs.Add(p.id, p.req, p.reply)
-		case <-g.wake:
+			g.rep.Request(p.id, p.req, p.reply)
 		case f := <-g.calls:
 			f()
 		}
-		// Take everything already queued, so one persist covers many
+		// Take everything already queued, so one write covers many
 		// requests and messages.
 	drain:
 		for i := 0; i < maxDrain; i++ {
 			select {
 			case m := <-g.inbox:
-				g.core.Step(m)
+				g.rep.Step(m)
 			case p := <-g.props:
-				g.reqs.Add(p.id, p.req, p.reply)
+				g.rep.Request(p.id, p.req, p.reply)
 			case <-ticker.C:
-				g.core.Tick()
+				g.rep.Tick()
 			default:
 				break drain
 			}
 		}
-		// While the persister is busy, a leader holds client requests back:
-		// they could not be made durable any sooner, and proposing them
-		// together when it frees up puts them in one log entry instead of
-		// many.
-		if g.leader != g.node.opts.ID || g.busy.Load() == 0 || g.reqs.Batched() >= g.node.opts.MaxBatch {
-			g.propose()
-		}
-		if g.core.HasReady() {
-			rd := g.core.Ready()
-			if node.AtOnce(&rd, g.busy.Load() > 0) {
-				// Nothing to write and nothing written before it still
-				// pending: release at once, sparing the hand-off.
-				g.release(&rd)
-			} else {
-				g.busy.Add(1)
-				select {
-				case g.persistq <- rd:
-				case err := <-g.failed:
-					return err
-				}
-			}
+		g.metrics.proposals.Add(uint64(g.rep.Flush()))
+		if _, err := g.rep.StartWrite(&g.disk); err != nil {
+			return fmt.Errorf("persist: %w", err)
 		}
 		g.observe()
 	}
 }
 
-// persister makes Readies durable in order through node.Pipeline, which
-// merges those queued behind each other into one write, and then sends
-// their messages and delivers their results. A Ready's messages never
-// leave before it and every Ready before it are durable.
-func (g *group) persister() {
-	var pl node.Pipeline
-	push := func(rd replica.Ready) {
-		if pl.Push(rd) {
-			// Nothing to write and everything before it released.
-			g.metrics.readies.Add(1)
-			g.release(&rd)
-			g.done(1)
-		}
-	}
-	for rd := range g.persistq {
-		push(rd)
-	more:
-		for i := 1; i < node.MaxMerge; i++ {
-			select {
-			case rd, ok := <-g.persistq:
-				if !ok {
-					break more
-				}
-				push(rd)
-			default:
-				break more
-			}
-		}
-		for {
-			released := 0
-			started, err := pl.Start(g.store)
-			if started && err == nil {
-				err = pl.Finish(g.store, func(rd *replica.Ready) bool {
-					g.release(rd)
-					released++
-					return true
-				})
-			}
-			if err != nil {
-				g.failed <- fmt.Errorf("persist: %w", err)
-				for range g.persistq {
-				}
-				return
-			}
-			if !started {
-				break
-			}
-			g.metrics.readies.Add(uint64(released))
-			g.done(released)
-		}
-	}
+// groupHost is how a group's Replica reaches the network and its clients;
+// it runs on the loop goroutine.
+type groupHost group
+
+func (h *groupHost) Readied(*replica.Ready) {}
+
+func (h *groupHost) Releasing(rd *replica.Ready) {
+	h.metrics.readies.Add(1)
+	h.metrics.commits.Add(uint64(len(rd.Results)))
 }
 
-// done tells the loop that the persister released n Readies.
-func (g *group) done(n int) {
-	g.busy.Add(-int32(n))
-	select {
-	case g.wake <- struct{}{}:
-	default:
-	}
-}
+func (h *groupHost) Released(*replica.Ready) bool { return true }
 
-// release sends a durable Ready's messages and answers its clients.
-func (g *group) release(rd *replica.Ready) {
-	for _, m := range rd.Messages {
-		g.send(m)
-	}
-	if len(rd.Results) == 0 {
-		return
-	}
-	g.metrics.commits.Add(uint64(len(rd.Results)))
-	g.wmu.Lock()
-	g.reqs.Release(rd.Results, g.respond)
-	g.wmu.Unlock()
-}
-
-// propose hands the batched client requests to the core in one call.
-func (g *group) propose() {
-	if g.reqs.Batched() == 0 {
-		return
-	}
-	g.wmu.Lock()
-	n := g.reqs.Propose(g.core, g.respond)
-	g.wmu.Unlock()
-	g.metrics.proposals.Add(uint64(n))
-}
-
-// respond answers a client request; node.Requests sets the response's id.
-func (g *group) respond(reply func(wire.Response), r wire.Response) {
-	g.node.metrics.clientOutcome[r.Status].Add(1)
+// Answer answers a client request.
+func (h *groupHost) Answer(reply func(wire.Response), r wire.Response) {
+	h.node.metrics.clientOutcome[r.Status].Add(1)
 	reply(r)
 }
 
-func (g *group) send(m replica.Message) {
+// Send sends a released message's frame to its node.
+func (h *groupHost) Send(m replica.Message, frame []byte, err error) {
+	g := (*group)(h)
 	dest := m.Dest()
 	if dest == g.node.opts.ID {
 		g.step(m)
+		return
+	}
+	if err != nil {
+		g.node.log.Error("encode message", "group", g.id, "dest", dest, "err", err)
 		return
 	}
 	p := g.node.peers[dest]
@@ -287,26 +221,11 @@ func (g *group) send(m replica.Message) {
 		g.node.log.Warn("message to unknown node dropped", "group", g.id, "dest", dest)
 		return
 	}
-	var encErr error
-	b, err := wire.AppendFrame(nil, wire.KindPeer, func(b []byte) []byte {
-		b = wire.AppendPeer(b, uint32(g.id))
-		b, encErr = g.node.opts.Protocol.Codec.AppendMessage(b, m)
-		return b
-	})
-	if err == nil {
-		err = encErr
-	}
-	if err != nil {
-		g.node.log.Error("encode message", "group", g.id, "dest", dest, "err", err)
-		return
-	}
-	p.send(b)
+	// The Replica reuses frame; the peer's queue keeps it.
+	p.send(append([]byte(nil), frame...))
 }
 
-// observe publishes the core's status and, when this replica stops being
-// the leader, tells every waiting client that its outcome is unknown so it
-// retries elsewhere (with the same sequence number) instead of waiting for
-// its deadline.
+// observe publishes the core's status and logs leader changes.
 func (g *group) observe() {
 	s := g.core.Status()
 	g.status.Store(&s)
@@ -315,15 +234,4 @@ func (g *group) observe() {
 		g.metrics.leaderChanges.Add(1)
 		g.node.log.Info("leader changed", "group", g.id, "leader", s.Leader, "role", s.Role, "epoch", s.Epoch)
 	}
-	if s.Leader != g.node.opts.ID {
-		g.wmu.Lock()
-		g.reqs.Observe(g.node.opts.ID, s.Leader, g.respond)
-		g.wmu.Unlock()
-	}
-}
-
-func (g *group) failWaiters(why string) {
-	g.wmu.Lock()
-	defer g.wmu.Unlock()
-	g.reqs.Fail(why, g.leader, g.respond)
 }

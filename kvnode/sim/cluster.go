@@ -316,7 +316,6 @@ func (c *Cluster) start(i int) error {
 		n.tick = int64(c.cfg.Tick)
 	}
 	c.agenda.push(event{at: c.now + c.rng.Int63n(n.tick) + 1, kind: evTick, who: int32(i), gen: n.gen})
-	n.rep.Drain()
 	c.persist(i)
 	return nil
 }
@@ -605,11 +604,17 @@ const (
 	maxSync = 500 * time.Microsecond
 )
 
-// persist starts the node's next disk write, unless one is in progress.
+// persist runs after every event of node i: the replica takes what the
+// event produced, and starts its next disk write unless one is in
+// progress.
 func (c *Cluster) persist(i int) {
 	n := c.nodes[i]
 	if !n.up {
 		return
+	}
+	n.rep.Flush()
+	if !n.up {
+		return // a trap crashed it
 	}
 	started, err := n.rep.StartWrite(&n.disk)
 	if err != nil {

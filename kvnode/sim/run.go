@@ -1,7 +1,12 @@
-// Package sim is kvnode's deterministic simulator: the real protocol cores,
-// state machines, wire codecs and persist pipeline (node.Pipeline) run in
-// one goroutine on a virtual clock, over a simulated network that carries
-// encoded frames and loses, duplicates, delays and reorders them,
+// Package sim is kvnode's deterministic simulator: a second shell, beside
+// kvnode/server, around the same node code. Every simulated node runs the
+// real protocol cores, state machines and wire codecs inside node.Replica
+// (the persist-then-release pipeline, client answering), shard groups run
+// node.ShardPump, and every simulated client runs client.Router (the real
+// client's routing, retries and failed-versus-unknown decision), all in one
+// goroutine on a virtual clock. Between them the simulator owns only the
+// world: a network that carries encoded frames (peer messages, client
+// requests and answers) and loses, duplicates, delays and reorders them,
 // partitions nodes with arbitrary grudges, and crashes and restarts them
 // from a simulated disk that loses unsynced writes at a crash (disk.go).
 // Clients record a Jepsen-shaped history, which is checked for
