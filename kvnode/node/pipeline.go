@@ -126,12 +126,6 @@ func (p *Pipeline) Finish(st replica.Storage, release func(*replica.Ready) bool)
 	return nil
 }
 
-// Reset drops everything queued, as a crash does.
-func (p *Pipeline) Reset() {
-	clear(p.queue)
-	p.queue, p.inflight = p.queue[:0], 0
-}
-
 // merge combines the Persists of consecutive Readies into w, whose Entries
 // buffer is reused.
 func merge(w *replica.Persist, rds []replica.Ready) {
