@@ -293,9 +293,8 @@ func (rt *groupRuntime) tick() {
 	var v knode.ShardView
 	lead := c.Leader()
 	if lead != 0 {
-		n := c.nodes[lead-1]
-		if grp, ok := n.sm.(*txn.Group); ok && n.up && !n.paused {
-			v = knode.ShardView{Leader: true, Config: grp.ConfigNum(), Outbox: grp.Outbox(), Pending: grp.Pending()}
+		if n := c.nodes[lead-1]; n.up && !n.paused {
+			v, _ = knode.View(n.id, n.rep.Core.Status(), n.sm)
 		}
 	}
 	out, props := rt.pump.Tick(time.Duration(w.now()), v)
