@@ -1,19 +1,3 @@
-// Package node holds the deterministic parts of a kvnode process that both
-// of its shells (the real server and the simulator) run: no goroutines,
-// sockets, files or clock inside. Pipeline orders a replica's Readies
-// through storage; ShardPump decides what a shard group's runtime delivers,
-// learns and abandons.
-//
-// Pipeline is the rule "persist a Ready, then release what depends on it":
-// a replica's Readies are written to its replica.Storage in order, runs of
-// them merged into one write, each write synced before the next begins, and
-// a Ready's messages and results are released only after the sync that
-// covers its Persist and every Persist before it.
-//
-// Syncing each write before the next begins is load-bearing beyond the
-// messages: the cores' hard states claim a commit index one Ready behind
-// the entries it covers (paxos, vr), which is safe only if a crash can
-// never keep a later write while losing an earlier one.
 package node
 
 import (
@@ -25,9 +9,18 @@ import (
 // MaxMerge bounds how many Readies one storage write covers.
 const MaxMerge = 64
 
-// Pipeline orders one replica's Readies through its storage. It is not safe
-// for concurrent use: one goroutine (the server's persister, the
-// simulator's event loop) owns it.
+// Pipeline is the rule "persist a Ready, then release what depends on it":
+// a replica's Readies are written to its replica.Storage in order, runs of
+// them merged into one write, each write synced before the next begins, and
+// a Ready's messages and results are released only after the sync that
+// covers its Persist and every Persist before it.
+//
+// Syncing each write before the next begins is load-bearing beyond the
+// messages: the cores' hard states claim a commit index one Ready behind
+// the entries it covers (paxos, vr), which is safe only if a crash can
+// never keep a later write while losing an earlier one.
+//
+// It is not safe for concurrent use: a Replica owns it.
 type Pipeline struct {
 	queue    []replica.Ready
 	inflight int // Readies at the head of queue covered by the write in progress
@@ -39,19 +32,18 @@ type Pipeline struct {
 // queues nothing, when rd has nothing to persist and nothing is queued: the
 // caller may release it at once.
 func (p *Pipeline) Push(rd replica.Ready) bool {
-	if AtOnce(&rd, len(p.queue) > 0) {
+	if atOnce(&rd, len(p.queue) > 0) {
 		return true
 	}
 	p.queue = append(p.queue, rd)
 	return false
 }
 
-// AtOnce reports whether rd may be released without waiting for storage:
+// atOnce reports whether rd may be released without waiting for storage:
 // only when it has nothing to persist and no Ready before it (pending)
 // still waits for its write or sync, since its messages may depend on
-// what those persist. A runtime that keeps its Pipeline on another
-// goroutine asks this before handing rd over.
-func AtOnce(rd *replica.Ready, pending bool) bool {
+// what those persist.
+func atOnce(rd *replica.Ready, pending bool) bool {
 	return !pending && rd.Persist.Empty()
 }
 
@@ -132,12 +124,6 @@ func (p *Pipeline) Finish(st replica.Storage, release func(*replica.Ready) bool)
 		}
 	}
 	return nil
-}
-
-// Reset drops everything queued, as a crash does.
-func (p *Pipeline) Reset() {
-	clear(p.queue)
-	p.queue, p.inflight = p.queue[:0], 0
 }
 
 // merge combines the Persists of consecutive Readies into w, whose Entries

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/kvnode/txn"
 )
@@ -43,5 +44,18 @@ func TestShardPump(t *testing.T) {
 	p.Tick(120*time.Millisecond, ShardView{})
 	if _, props := p.Tick(200*time.Millisecond, v); len(props) != 0 {
 		t.Fatalf("a new leader abandoned at once: %q", props)
+	}
+}
+
+func TestView(t *testing.T) {
+	g := txn.NewGroup(1)
+	if v, ok := View(2, replica.Status{Leader: 2}, g); !ok || !v.Leader || v.Config != g.ConfigNum() {
+		t.Fatalf("the leader's view: %+v, %v", v, ok)
+	}
+	if v, ok := View(3, replica.Status{Leader: 2}, g); !ok || v.Leader || v.Outbox != nil || v.Pending != nil {
+		t.Fatalf("a follower shows its pump nothing to deliver: %+v, %v", v, ok)
+	}
+	if _, ok := View(2, replica.Status{Leader: 2}, shardctl.New()); ok {
+		t.Fatal("the controller has no shard view")
 	}
 }

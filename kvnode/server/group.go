@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +19,6 @@ import (
 const (
 	inboxSize    = 8192
 	proposalSize = 8192
-	persistQueue = 256
 )
 
 // proposal is a client request waiting for its outcome.
@@ -30,10 +28,9 @@ type proposal struct {
 	id    uint64              // the wire request id, echoed in the reply
 }
 
-type waitKey struct{ client, seq uint64 }
-
-// group is one local replica: a core, its storage and the loop that owns
-// both.
+// group is one local replica: the loop goroutine that owns its
+// node.Replica (core, pipeline, waiting clients) and feeds it events, and
+// the writer goroutine that writes and syncs its storage.
 type group struct {
 	id      replica.GroupID
 	node    *Node
@@ -43,23 +40,16 @@ type group struct {
 	inbox   chan replica.Message
 	props   chan *proposal
 	status  atomic.Pointer[replica.Status]
-
-	// persistq carries Readies, in order, from the loop to the persister,
-	// which makes them durable and only then sends their messages and
-	// answers their clients. The loop meanwhile keeps stepping the core,
-	// so the next fsync covers everything that arrived during this one.
-	persistq chan replica.Ready
-	failed   chan error
-	// busy counts Readies handed to the persister and not yet released;
-	// wake tells the loop that the persister finished a write.
-	busy atomic.Int32
-	wake chan struct{}
-
-	wmu     sync.Mutex // guards waiters: the loop adds, the persister answers
-	waiters map[waitKey][]*proposal
-	batch   []*proposal
+	rep     *node.Replica[func(wire.Response)]
 	leader  replica.NodeID
-	out     []byte
+
+	// writes carries the Replica's storage writes to the writer, which
+	// writes and syncs each and answers on synced; the loop meanwhile
+	// keeps stepping the core, so the next write covers everything that
+	// arrived during this one.
+	writes chan *replica.Persist
+	synced chan error
+	disk   asyncStore
 
 	// sm is the group's state machine; only the loop goroutine touches
 	// it, running what arrives on calls.
@@ -76,17 +66,35 @@ func newGroup(n *Node, id replica.GroupID, core replica.Replicator, st *storage.
 		metrics: gm,
 		inbox:   make(chan replica.Message, inboxSize),
 		props:   make(chan *proposal, proposalSize),
-		waiters: map[waitKey][]*proposal{},
-
-		persistq: make(chan replica.Ready, persistQueue),
-		failed:   make(chan error, 1),
-		wake:     make(chan struct{}, 1),
-		calls:    make(chan func(), 16),
+		writes:  make(chan *replica.Persist, 1),
+		synced:  make(chan error, 1),
+		calls:   make(chan func(), 16),
 	}
+	g.disk.writes = g.writes
+	g.rep = &node.Replica[func(wire.Response)]{ID: n.opts.ID, Group: id, Core: core, Codec: n.opts.Protocol.Codec, Host: (*groupHost)(g), MaxBatch: n.opts.MaxBatch}
 	s := core.Status()
 	g.status.Store(&s)
 	g.leader = s.Leader
 	return g
+}
+
+// asyncStore is the Replica's storage as the loop sees it: Write hands the
+// write to the writer goroutine; Sync, called once the writer reported,
+// returns what the writer's write and sync returned.
+type asyncStore struct {
+	writes chan<- *replica.Persist
+	err    error
+}
+
+func (a *asyncStore) Write(p *replica.Persist) error {
+	a.writes <- p
+	return nil
+}
+
+func (a *asyncStore) Sync() error { return a.err }
+
+func (a *asyncStore) Load() (*replica.Durable, error) {
+	return nil, errors.New("asyncStore: load from the store itself")
 }
 
 // step queues a peer message for the loop; it never blocks.
@@ -109,221 +117,103 @@ func (g *group) submit(p *proposal) bool {
 }
 
 // maxDrain bounds how many queued inputs one iteration takes before it
-// handles Ready, so that a flood cannot starve persistence and sending.
+// flushes the Replica, so that a flood cannot starve persistence and
+// sending.
 const maxDrain = 4096
 
-// run is the replica's event loop. It owns core; the persister goroutine
-// it starts owns store.
+// run is the replica's event loop. It owns the Replica; the writer
+// goroutine it starts owns store's writes.
 func (g *group) run(ctx context.Context) error {
 	ticker := time.NewTicker(g.node.opts.Cluster.Tick())
 	defer ticker.Stop()
-	persisted := make(chan struct{})
+	written := make(chan struct{})
 	go func() {
-		defer close(persisted)
-		g.persister()
+		defer close(written)
+		for p := range g.writes {
+			err := g.store.Write(p)
+			if err == nil {
+				err = g.store.Sync()
+			}
+			g.synced <- err
+		}
 	}()
-	// On the way out, let the persister finish what it was given (so every
-	// answered request is durable), then answer whoever still waits.
+	// On the way out, let the writer finish (nothing is answered before
+	// it is durable anyway), then answer whoever still waits.
 	defer func() {
-		close(g.persistq)
-		<-persisted
-		g.failWaiters("node shutting down")
+		close(g.writes)
+		<-written
+		g.rep.Close("node shutting down")
 	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-g.failed:
-			return err
+		case err := <-g.synced:
+			g.disk.err = err
+			if err := g.rep.WriteDone(&g.disk); err != nil {
+				return fmt.Errorf("persist: %w", err)
+			}
 		case <-ticker.C:
-			g.core.Tick()
+			g.rep.Tick()
 		case m := <-g.inbox:
-			g.core.Step(m)
+			g.rep.Step(m)
 		case p := <-g.props:
-			g.batch = append(g.batch, p)
-		case <-g.wake:
+			g.rep.Request(p.id, p.req, p.reply)
 		case f := <-g.calls:
 			f()
 		}
-		// Take everything already queued, so one persist covers many
+		// Take everything already queued, so one write covers many
 		// requests and messages.
 	drain:
 		for i := 0; i < maxDrain; i++ {
 			select {
 			case m := <-g.inbox:
-				g.core.Step(m)
+				g.rep.Step(m)
 			case p := <-g.props:
-				g.batch = append(g.batch, p)
+				g.rep.Request(p.id, p.req, p.reply)
 			case <-ticker.C:
-				g.core.Tick()
+				g.rep.Tick()
 			default:
 				break drain
 			}
 		}
-		// While the persister is busy, a leader holds client requests back:
-		// they could not be made durable any sooner, and proposing them
-		// together when it frees up puts them in one log entry instead of
-		// many.
-		if g.leader != g.node.opts.ID || g.busy.Load() == 0 || len(g.batch) >= g.node.opts.MaxBatch {
-			g.propose()
-		}
-		if g.core.HasReady() {
-			rd := g.core.Ready()
-			if node.AtOnce(&rd, g.busy.Load() > 0) {
-				// Nothing to write and nothing written before it still
-				// pending: release at once, sparing the hand-off.
-				g.release(&rd)
-			} else {
-				g.busy.Add(1)
-				select {
-				case g.persistq <- rd:
-				case err := <-g.failed:
-					return err
-				}
-			}
+		g.metrics.proposals.Add(uint64(g.rep.Flush()))
+		if _, err := g.rep.StartWrite(&g.disk); err != nil {
+			return fmt.Errorf("persist: %w", err)
 		}
 		g.observe()
 	}
 }
 
-// persister makes Readies durable in order through node.Pipeline, which
-// merges those queued behind each other into one write, and then sends
-// their messages and delivers their results. A Ready's messages never
-// leave before it and every Ready before it are durable.
-func (g *group) persister() {
-	var pl node.Pipeline
-	push := func(rd replica.Ready) {
-		if pl.Push(rd) {
-			// Nothing to write and everything before it released.
-			g.metrics.readies.Add(1)
-			g.release(&rd)
-			g.done(1)
-		}
-	}
-	for rd := range g.persistq {
-		push(rd)
-	more:
-		for i := 1; i < node.MaxMerge; i++ {
-			select {
-			case rd, ok := <-g.persistq:
-				if !ok {
-					break more
-				}
-				push(rd)
-			default:
-				break more
-			}
-		}
-		for {
-			released := 0
-			started, err := pl.Start(g.store)
-			if started && err == nil {
-				err = pl.Finish(g.store, func(rd *replica.Ready) bool {
-					g.release(rd)
-					released++
-					return true
-				})
-			}
-			if err != nil {
-				g.failed <- fmt.Errorf("persist: %w", err)
-				for range g.persistq {
-				}
-				return
-			}
-			if !started {
-				break
-			}
-			g.metrics.readies.Add(uint64(released))
-			g.done(released)
-		}
-	}
+// groupHost is how a group's Replica reaches the network and its clients;
+// it runs on the loop goroutine.
+type groupHost group
+
+func (h *groupHost) Readied(*replica.Ready) {}
+
+func (h *groupHost) Releasing(rd *replica.Ready) {
+	h.metrics.readies.Add(1)
+	h.metrics.commits.Add(uint64(len(rd.Results)))
 }
 
-// done tells the loop that the persister released n Readies.
-func (g *group) done(n int) {
-	g.busy.Add(-int32(n))
-	select {
-	case g.wake <- struct{}{}:
-	default:
-	}
+func (h *groupHost) Released(*replica.Ready) bool { return true }
+
+// Answer answers a client request.
+func (h *groupHost) Answer(reply func(wire.Response), r wire.Response) {
+	h.node.metrics.clientOutcome[r.Status].Add(1)
+	reply(r)
 }
 
-// release sends a durable Ready's messages and answers its clients.
-func (g *group) release(rd *replica.Ready) {
-	for _, m := range rd.Messages {
-		g.send(m)
-	}
-	if len(rd.Results) == 0 {
-		return
-	}
-	g.wmu.Lock()
-	defer g.wmu.Unlock()
-	for _, r := range rd.Results {
-		g.metrics.commits.Add(1)
-		k := waitKey{r.ClientID, r.Seq}
-		ws := g.waiters[k]
-		if len(ws) == 0 {
-			continue
-		}
-		delete(g.waiters, k)
-		resp := wire.Response{Status: wire.StatusOK, Index: r.Index, Value: r.Value}
-		if r.Value == nil {
-			// The state machine saw an older request of a client that
-			// has moved on; its outcome is whatever it was back then.
-			resp = wire.Response{Status: wire.StatusUnknown, Err: "stale request: the client already issued a later one"}
-		}
-		for _, p := range ws {
-			g.respond(p, resp)
-		}
-	}
-}
-
-// propose hands the batched client requests to the core in one call.
-func (g *group) propose() {
-	if len(g.batch) == 0 {
-		return
-	}
-	// A fresh slice each time: a core may keep the one it is given.
-	reqs := make([]replica.Request, len(g.batch))
-	for i, p := range g.batch {
-		reqs[i] = p.req
-	}
-	err := g.core.Propose(reqs...)
-	var nle *replica.NotLeaderError
-	switch {
-	case err == nil:
-		g.metrics.proposals.Add(uint64(len(g.batch)))
-		g.wmu.Lock()
-		for _, p := range g.batch {
-			k := waitKey{p.req.ClientID, p.req.Seq}
-			g.waiters[k] = append(g.waiters[k], p)
-		}
-		g.wmu.Unlock()
-	case errors.As(err, &nle):
-		for _, p := range g.batch {
-			g.respond(p, wire.Response{Status: wire.StatusNotLeader, Leader: uint32(nle.Leader), Err: nle.Error()})
-		}
-	default:
-		// The core refused the batch for another reason; whether any of
-		// it was ordered is not known.
-		for _, p := range g.batch {
-			g.respond(p, wire.Response{Status: wire.StatusUnknown, Err: "propose: " + err.Error()})
-		}
-	}
-	clear(g.batch)
-	g.batch = g.batch[:0]
-}
-
-func (g *group) respond(p *proposal, r wire.Response) {
-	r.ID = p.id
-	g.node.metrics.clientOutcome[r.Status].Add(1)
-	p.reply(r)
-}
-
-func (g *group) send(m replica.Message) {
+// Send sends a released message's frame to its node.
+func (h *groupHost) Send(m replica.Message, frame []byte, err error) {
+	g := (*group)(h)
 	dest := m.Dest()
 	if dest == g.node.opts.ID {
 		g.step(m)
+		return
+	}
+	if err != nil {
+		g.node.log.Error("encode message", "group", g.id, "dest", dest, "err", err)
 		return
 	}
 	p := g.node.peers[dest]
@@ -331,26 +221,11 @@ func (g *group) send(m replica.Message) {
 		g.node.log.Warn("message to unknown node dropped", "group", g.id, "dest", dest)
 		return
 	}
-	var encErr error
-	b, err := wire.AppendFrame(nil, wire.KindPeer, func(b []byte) []byte {
-		b = wire.AppendPeer(b, uint32(g.id))
-		b, encErr = g.node.opts.Protocol.Codec.AppendMessage(b, m)
-		return b
-	})
-	if err == nil {
-		err = encErr
-	}
-	if err != nil {
-		g.node.log.Error("encode message", "group", g.id, "dest", dest, "err", err)
-		return
-	}
-	p.send(b)
+	// The Replica reuses frame; the peer's queue keeps it.
+	p.send(append([]byte(nil), frame...))
 }
 
-// observe publishes the core's status and, when this replica stops being
-// the leader, tells every waiting client that its outcome is unknown so it
-// retries elsewhere (with the same sequence number) instead of waiting for
-// its deadline.
+// observe publishes the core's status and logs leader changes.
 func (g *group) observe() {
 	s := g.core.Status()
 	g.status.Store(&s)
@@ -359,22 +234,4 @@ func (g *group) observe() {
 		g.metrics.leaderChanges.Add(1)
 		g.node.log.Info("leader changed", "group", g.id, "leader", s.Leader, "role", s.Role, "epoch", s.Epoch)
 	}
-	if s.Leader != g.node.opts.ID {
-		g.failWaiters("leadership lost while the request was pending")
-	}
-}
-
-func (g *group) failWaiters(why string) {
-	g.wmu.Lock()
-	defer g.wmu.Unlock()
-	for k, ws := range g.waiters {
-		for _, p := range ws {
-			g.respond(p, wire.Response{Status: wire.StatusUnknown, Leader: uint32(g.leader), Err: why})
-		}
-		delete(g.waiters, k)
-	}
-	for _, p := range g.batch {
-		g.respond(p, wire.Response{Status: wire.StatusUnknown, Err: why})
-	}
-	g.batch = g.batch[:0]
 }

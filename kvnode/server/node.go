@@ -9,15 +9,16 @@
 // Outbound peer traffic goes over one persistent connection per peer,
 // redialled with exponential backoff.
 //
-// Each local replica has an event loop goroutine that owns its core: it
-// ticks, steps peer messages, proposes every queued client request in one
-// call, and hands each Ready to the replica's persister goroutine. The
-// persister writes Readies in order (those queued behind each other in one
-// storage write, so one fsync covers many requests) and only then sends
-// their messages and answers their clients. The loop keeps stepping the core
-// meanwhile, which pipelines the next batch behind the current fsync. A
-// replica's data lives in <data>/group-<id>/ (see package storage); a
-// restarted node rebuilds every core from there alone.
+// The server is a shell around package node: each local replica is a
+// node.Replica owned by its own event loop goroutine (so groups use every
+// core), fed what arrives (peer messages, client requests, ticks, finished
+// writes). What a replica does with those (batching, persisting each Ready
+// before releasing its messages and answers, answering clients, shard
+// runtime rules) is decided there, as it is in the simulator. The loop's
+// writer goroutine writes and fsyncs each storage write while the loop
+// keeps stepping the core, which pipelines the next batch behind the
+// current fsync. A replica's data lives in <data>/group-<id>/ (see package
+// storage); a restarted node rebuilds every core from there alone.
 //
 // The node never reads the wall clock for protocol decisions: ticks come
 // from a monotonic ticker. Its few wall-clock readings go through Now, which

@@ -52,12 +52,7 @@ func (n *Node) startShardRuntimes(ctx context.Context, wg *sync.WaitGroup) {
 func (g *group) shardView(ctx context.Context) (node.ShardView, bool) {
 	ch := make(chan node.ShardView, 1)
 	f := func() {
-		st := g.core.Status()
-		tg := g.sm.(*txn.Group)
-		v := node.ShardView{Leader: st.Leader == g.node.opts.ID, Config: tg.ConfigNum()}
-		if v.Leader {
-			v.Outbox, v.Pending = tg.Outbox(), tg.Pending()
-		}
+		v, _ := node.View(g.node.opts.ID, g.core.Status(), g.sm)
 		ch <- v
 	}
 	select {

@@ -1,10 +1,13 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/kvnode/server/wire"
 )
 
 // ClientConfig sets a client's patience.
@@ -12,53 +15,46 @@ type ClientConfig struct {
 	// Attempt is how long one attempt waits for a reply before the client
 	// tries another node (default 300ms).
 	Attempt time.Duration
-	// Deadline is how long an op may take in all before its outcome is
-	// declared unknown (default 1s).
+	// Deadline is how long an op may take in all before the client gives
+	// up on it (default 1s).
 	Deadline time.Duration
-	// Backoff is the pause before retrying after a node said it cannot
-	// serve the request and named no leader (default 10ms).
+	// Backoff is the first pause before trying a group's members again
+	// after each failed to serve a request in turn (default 10ms).
 	Backoff time.Duration
 }
 
-// Outcome is how a client op ended.
-type Outcome struct {
-	// Unknown is true when the deadline passed without a reply: the op may
-	// or may not take effect, now or later.
-	Unknown bool
-	// Value is the state machine's reply (when not Unknown).
-	Value []byte
-	// Node is the node that answered, or that was tried last.
-	Node replica.NodeID
-	// Attempts counts the requests sent.
-	Attempts int
+func (cc *ClientConfig) defaults() {
+	if cc.Attempt == 0 {
+		cc.Attempt = 300 * time.Millisecond
+	}
+	if cc.Deadline == 0 {
+		cc.Deadline = time.Second
+	}
+	if cc.Backoff == 0 {
+		cc.Backoff = 10 * time.Millisecond
+	}
 }
 
-// Client is a simulated client with one outstanding request at a time. It
-// sends to the node it believes leads (learned from NotLeaderError hints),
-// otherwise round-robin; on an attempt timeout it retries the same
-// (ClientID, Seq) elsewhere, so the state machine's session table makes the
-// retries exactly-once. When an op's outcome becomes unknown the client
-// starts a new session, so the abandoned request can never be confused with
-// a later one.
+// Client is a simulated client session with one op at a time: a
+// client.Router, the real client's decision core, whose actions it carries
+// out on the simulated network (requests and answers cross it as wire
+// frames, through the real codec) and on virtual time. Whatever the Router
+// decides (leader discovery, redirects, same-seq retries, shard routing,
+// failed versus unknown) is the real client's decision. When an op's
+// outcome is unknown the client starts a new session, so the abandoned
+// request can never be confused with a later one.
 type Client struct {
-	c        *Cluster
-	idx      int32
-	cfg      ClientConfig
-	cut      []bool // cut[i]: this client and node i cannot reach each other
-	clientID uint64
-	seq      uint64
-	leader   int // believed leader's index, -1 when unknown
-	rr       int // next node to try when the leader is unknown
+	home   *Cluster // its agenda runs the client's timers
+	idx    int32    // index in home.clients
+	cfg    ClientConfig
+	r      *client.Router
+	groups map[replica.GroupID]*Cluster
+	newID  func() uint64
+	cut    []bool // cut[n]: this client and node n cannot reach each other
 
-	pending   bool
-	op        []byte
-	done      func(Outcome)
-	opGen     uint64 // counts ops, for deadline events
-	gen       uint64 // counts attempts, for attempt timers
-	awaiting  bool   // an attempt was sent and its reply has not come
-	lastNode  int
-	attempts  int
-	redirects int
+	done  func(client.Outcome)
+	timer uint64 // generation of the armed timer; older timers are stale
+	buf   []byte
 }
 
 // nextSession hands out session IDs, unique within the cluster; they start
@@ -68,155 +64,177 @@ func (c *Cluster) nextSession() uint64 {
 	return 1<<32 + c.sessions
 }
 
-// NewClient adds a client with its own session.
+// NewClient adds a client of the cluster's group with its own session.
 func (c *Cluster) NewClient(cfg ClientConfig) *Client {
-	if cfg.Attempt == 0 {
-		cfg.Attempt = 300 * time.Millisecond
+	cl, err := newClient(c, cfg, map[replica.GroupID]*Cluster{c.cfg.Group: c}, 0, c.nextSession)
+	if err != nil {
+		panic(fmt.Sprintf("sim: client: %v", err)) // the cluster's own members are always valid
 	}
-	if cfg.Deadline == 0 {
-		cfg.Deadline = time.Second
-	}
-	if cfg.Backoff == 0 {
-		cfg.Backoff = 10 * time.Millisecond
-	}
-	cl := &Client{c: c, idx: int32(len(c.clients)), cfg: cfg, cut: make([]bool, len(c.nodes)), leader: -1, rr: c.rng.Intn(len(c.nodes))}
-	cl.clientID = c.nextSession()
-	c.clients = append(c.clients, cl)
 	return cl
 }
 
+// newClient builds a client whose timers run on home's agenda and that
+// reaches the given groups; ctl is the shard controller's group (0: no
+// sharded ops); newID hands out session ids.
+func newClient(home *Cluster, cfg ClientConfig, groups map[replica.GroupID]*Cluster, ctl replica.GroupID, newID func() uint64) (*Client, error) {
+	cfg.defaults()
+	members := map[replica.GroupID][]replica.NodeID{}
+	top := replica.NodeID(0)
+	for g, c := range groups {
+		members[g] = c.ids
+		for _, id := range c.ids {
+			top = max(top, id)
+		}
+	}
+	r, err := client.NewRouter(client.RouterConfig{
+		ClientID: newID(), Groups: members, Controller: ctl,
+		AttemptTimeout: cfg.Attempt, BackoffMin: cfg.Backoff,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cl := &Client{home: home, idx: int32(len(home.clients)), cfg: cfg, r: r, groups: groups, newID: newID, cut: make([]bool, top+1)}
+	home.clients = append(home.clients, cl)
+	return cl, nil
+}
+
 // Session returns the client's current session ID.
-func (cl *Client) Session() uint64 { return cl.clientID }
+func (cl *Client) Session() uint64 { return cl.r.ClientID() }
 
 // Busy reports whether an op is outstanding.
-func (cl *Client) Busy() bool { return cl.pending }
+func (cl *Client) Busy() bool { return cl.r.Busy() }
 
 // CutFrom makes the client and the given nodes unable to reach each other;
 // with no arguments it reconnects the client to every node.
 func (cl *Client) CutFrom(ids ...replica.NodeID) {
 	clear(cl.cut)
 	for _, id := range ids {
-		cl.cut[cl.c.mustIndex(id)] = true
+		if int(id) < len(cl.cut) {
+			cl.cut[id] = true
+		}
 	}
 }
 
-// Invoke starts an op (the state machine's encoding); done runs when it
-// completes. It is an error to invoke while an op is outstanding.
-func (cl *Client) Invoke(op []byte, done func(Outcome)) error {
-	if cl.pending {
+func (cl *Client) cutFrom(id replica.NodeID) bool { return int(id) < len(cl.cut) && cl.cut[id] }
+
+func (cl *Client) now() time.Time { return time.Unix(0, cl.home.now) }
+
+// Invoke starts an op (the state machine's encoding) on the client's
+// group, with the client's deadline; done runs when it completes. It is an
+// error to invoke while an op is outstanding.
+func (cl *Client) Invoke(op []byte, done func(client.Outcome)) error {
+	var g replica.GroupID
+	for g = range cl.groups {
+		break
+	}
+	if len(cl.groups) != 1 {
+		return fmt.Errorf("client %d: Invoke needs a client of one group, not %d", cl.idx, len(cl.groups))
+	}
+	return cl.Run(client.Op{Group: g, Body: op}, done)
+}
+
+// Run starts op; a zero Deadline means the client's. done runs when it
+// completes. It is an error to run an op while one is outstanding.
+func (cl *Client) Run(op client.Op, done func(client.Outcome)) error {
+	if cl.r.Busy() {
 		return fmt.Errorf("client %d: an op is already outstanding", cl.idx)
 	}
-	cl.pending, cl.op, cl.done = true, op, done
-	cl.seq++
-	cl.opGen++
-	cl.attempts, cl.redirects = 0, 0
-	cl.c.agenda.push(event{at: cl.c.now + int64(cl.cfg.Deadline), kind: evDeadline, who: cl.idx, gen: cl.opGen})
-	cl.send()
+	if op.Deadline.IsZero() {
+		op.Deadline = cl.now().Add(cl.cfg.Deadline)
+	}
+	cl.done = done
+	cl.act(cl.r.Start(cl.now(), op))
 	return nil
 }
 
-// target picks the node for the next attempt.
-func (cl *Client) target() int {
-	n := len(cl.c.nodes)
-	if cl.leader >= 0 && !cl.cut[cl.leader] {
-		return cl.leader
-	}
-	for k := 0; k < n; k++ {
-		i := (cl.rr + k) % n
-		if !cl.cut[i] {
-			cl.rr = i
-			return i
+// act carries out the Router's action.
+func (cl *Client) act(a client.Action) {
+	switch a.Kind {
+	case client.Send:
+		cl.send(a.Node, &a.Request)
+		cl.arm(a.Timeout)
+	case client.Wait:
+		cl.arm(a.Timeout)
+	case client.Done:
+		cl.timer++ // cancels the armed timer
+		if a.Outcome.Result == client.Unknown {
+			// Never idle (the op just ended): this cannot fail.
+			_ = cl.r.NewSession(cl.newID())
 		}
+		done := cl.done
+		cl.done = nil
+		done(a.Outcome)
 	}
-	return cl.rr // every node is cut off: the attempt will time out
 }
 
-func (cl *Client) send() {
-	i := cl.target()
-	cl.lastNode = i
-	cl.attempts++
-	cl.gen++
-	cl.awaiting = true
-	cl.c.transmit(event{kind: evRequest, who: int32(i), pkt: &packet{client: cl.idx, clientID: cl.clientID, seq: cl.seq, op: cl.op}})
-	cl.c.agenda.push(event{at: cl.c.now + int64(cl.cfg.Attempt), kind: evAttempt, who: cl.idx, gen: cl.gen})
+func (cl *Client) arm(d time.Duration) {
+	cl.timer++
+	cl.home.agenda.push(event{at: cl.home.now + int64(d), kind: evTimer, who: cl.idx, gen: cl.timer})
 }
 
-// retryAfter sends the next attempt after d, cancelling the current timer.
-func (cl *Client) retryAfter(d time.Duration) {
-	cl.gen++
-	cl.awaiting = false
-	cl.c.agenda.push(event{at: cl.c.now + int64(d), kind: evAttempt, who: cl.idx, gen: cl.gen})
-}
-
-func (cl *Client) attemptTimer(gen uint64) {
-	if !cl.pending || gen != cl.gen {
+// send frames req as a client connection does and puts it on the network
+// towards node id of req's group.
+func (cl *Client) send(id replica.NodeID, req *wire.Request) {
+	c := cl.groups[replica.GroupID(req.Group)]
+	i := -1
+	if c != nil {
+		i = c.localIndex(id)
+	}
+	if i < 0 {
+		cl.home.fail(fmt.Errorf("client %d: the router sent to node %d of group %d, not a member", cl.idx, id, req.Group))
 		return
 	}
-	if cl.awaiting {
-		// No reply in time: the node may be down, cut off, or a
-		// deposed leader. Try the next one.
-		cl.leader = -1
-		cl.rr = (cl.lastNode + 1) % len(cl.c.nodes)
-	}
-	cl.send()
-}
-
-func (cl *Client) reply(p *packet) {
-	if !cl.pending || p.clientID != cl.clientID || p.seq != cl.seq || cl.cut[p.from] {
+	b, err := wire.AppendFrame(cl.buf[:0], wire.KindRequest, req.Append)
+	if err != nil {
+		cl.home.fail(fmt.Errorf("client %d: frame a request: %w", cl.idx, err))
 		return
 	}
-	switch {
-	case p.notLeader:
-		h := int(p.hint) - 1
-		cl.redirects++
-		if p.hint != 0 && h >= 0 && h < len(cl.c.nodes) && h != int(p.from) {
-			cl.leader = h
-			// Hints can chase each other while leadership moves; slow
-			// down after a few so a loop cannot spin in zero time.
-			if cl.redirects <= len(cl.c.nodes) {
-				cl.send()
-				return
-			}
-		} else {
-			cl.leader = -1
-			cl.rr = (int(p.from) + 1) % len(cl.c.nodes)
-		}
-		cl.retryAfter(cl.cfg.Backoff)
-	case p.err != "":
-		cl.leader = -1
-		cl.rr = (int(p.from) + 1) % len(cl.c.nodes)
-		cl.retryAfter(cl.cfg.Backoff)
-	default:
-		cl.leader = int(p.from)
-		cl.finish(Outcome{Value: p.value, Node: replica.NodeID(p.from + 1), Attempts: cl.attempts})
-	}
+	cl.buf = b
+	c.transmit(event{kind: evRequest, who: int32(i), pkt: &packet{cl: cl, to: id, b: append([]byte(nil), b...)}})
 }
 
-func (cl *Client) deadline(opGen uint64) {
-	if !cl.pending || opGen != cl.opGen {
+// timerFired runs the Router's reaction to the armed timer.
+func (cl *Client) timerFired(gen uint64) {
+	if gen != cl.timer || !cl.r.Busy() {
 		return
 	}
-	cl.clientID = cl.c.nextSession()
-	cl.seq = 0
-	cl.leader = -1
-	cl.finish(Outcome{Unknown: true, Node: replica.NodeID(cl.lastNode + 1), Attempts: cl.attempts})
+	cl.act(cl.r.Timeout(cl.now()))
 }
 
-func (cl *Client) finish(o Outcome) {
-	cl.pending, cl.awaiting = false, false
-	cl.gen++ // cancels the attempt timer
-	done := cl.done
-	cl.done, cl.op = nil, nil
-	done(o)
+// reply takes a node's answer (a response frame) or a refused connection.
+func (cl *Client) reply(c *Cluster, p *packet) {
+	if !cl.r.Busy() || cl.cutFrom(p.to) {
+		return
+	}
+	if p.refused {
+		cl.act(cl.r.Lost(cl.now(), p.to, errRefused, false))
+		return
+	}
+	k, payload, rest, err := wire.SplitFrame(p.b)
+	if err == nil && (k != wire.KindResponse || len(rest) > 0) {
+		err = fmt.Errorf("frame of kind %d with %d bytes after it", k, len(rest))
+	}
+	var resp wire.Response
+	if err == nil {
+		resp, err = wire.DecodeResponse(payload)
+	}
+	if err != nil {
+		c.oracle.violate(c.localIndex(p.to), "an answer to client %d did not survive the wire: %v", cl.idx, err)
+		return
+	}
+	cl.act(cl.r.Reply(cl.now(), p.to, resp))
 }
+
+// errRefused is what a client sees when it sends to a node that is down.
+var errRefused = errors.New("connection refused")
 
 // Do runs the simulation until op completes or limit passes and returns its
 // outcome; ok is false if it did not complete within limit.
-func (cl *Client) Do(op []byte, limit time.Duration) (o Outcome, ok bool, err error) {
+func (cl *Client) Do(op []byte, limit time.Duration) (o client.Outcome, ok bool, err error) {
 	finished := false
-	if err := cl.Invoke(op, func(out Outcome) { o, finished = out, true }); err != nil {
-		return Outcome{}, false, err
+	if err := cl.Invoke(op, func(out client.Outcome) { o, finished = out, true }); err != nil {
+		return client.Outcome{}, false, err
 	}
-	cl.c.RunUntil(func() bool { return finished }, limit)
+	cl.home.RunUntil(func() bool { return finished }, limit)
 	return o, finished, nil
 }

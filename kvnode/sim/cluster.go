@@ -106,14 +106,11 @@ type NetStats struct {
 type node struct {
 	id      replica.NodeID
 	up      bool
-	gen     uint64 // incarnation; events of older incarnations are ignored
-	core    replica.Replicator
+	gen     uint64                  // incarnation; events of older incarnations are ignored
+	rep     *knode.Replica[*Client] // the replica as a kvnode process runs it; nil while down
 	sm      replica.StateMachine
 	disk    disk
-	pl      knode.Pipeline    // Readies on their way through the disk
-	writing bool              // a write is waiting for its sync to complete
-	decided bool              // applied a request that may decide a transaction (while a momentDecide trap is armed)
-	waiting map[uint64]waiter // client session -> the request it waits for
+	decided bool // applied a request that may decide a transaction (while a momentDecide trap is armed)
 	sent    int64
 	paused  bool
 	inbox   []event // what arrived while paused, in arrival order
@@ -123,22 +120,13 @@ type node struct {
 	skipTicks int
 }
 
-type waiter struct {
-	seq    uint64
-	client int32
-}
-
-// packet is client traffic: a request (client to node) or a reply.
+// packet is client traffic: a request frame (client to node) or a
+// response frame (node to client).
 type packet struct {
-	client    int32
-	clientID  uint64
-	seq       uint64
-	op        []byte
-	from      int32 // replying node's index
-	value     []byte
-	notLeader bool
-	hint      replica.NodeID
-	err       string
+	cl      *Client
+	to      replica.NodeID // the node sent to, or the node answering
+	b       []byte
+	refused bool // the node was down: the client's connection was refused
 }
 
 // Cluster is a simulated replica group with its clients, network and
@@ -151,7 +139,8 @@ type Cluster struct {
 	now      int64
 	agenda   agenda
 	nodes    []*node
-	clients  []*Client
+	ids      []replica.NodeID // ids[i]: node i's id as clients know it (i+1 unless the cluster is part of a world)
+	clients  []*Client        // the clients whose timers run here
 	net      Network
 	cut      [][]bool // cut[a][b]: node a cannot hear node b
 	stats    NetStats
@@ -159,7 +148,6 @@ type Cluster struct {
 	err      error  // the first fatal problem (a core that cannot restart, a misaddressed message, a Violation)
 	oracle   *oracle
 	trap     *trap  // a fault waiting for a protocol moment
-	encBuf   []byte // reused to encode messages
 	steps    *int64 // events run so far; shared by the clusters of one world
 
 	// Filter, when set, sees every protocol message at delivery time;
@@ -219,7 +207,9 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		c.cut[i] = make([]bool, cfg.Replicas)
 	}
 	for i := 0; i < cfg.Replicas; i++ {
-		c.nodes = append(c.nodes, &node{id: replica.NodeID(i + 1), disk: disk{rng: c.rng, lies: cfg.syncLies}})
+		n := &node{id: replica.NodeID(i + 1), disk: disk{rng: c.rng, lies: cfg.syncLies}}
+		c.nodes = append(c.nodes, n)
+		c.ids = append(c.ids, n.id)
 	}
 	for i := range c.nodes {
 		if err := c.start(i); err != nil {
@@ -279,6 +269,16 @@ func (c *Cluster) index(id replica.NodeID) (int, bool) {
 	return i, i >= 0 && i < len(c.nodes)
 }
 
+// localIndex returns the index of the node clients know as id, or -1.
+func (c *Cluster) localIndex(id replica.NodeID) int {
+	for i, x := range c.ids {
+		if x == id {
+			return i
+		}
+	}
+	return -1
+}
+
 func (c *Cluster) mustIndex(id replica.NodeID) int {
 	i, ok := c.index(id)
 	if !ok {
@@ -315,16 +315,16 @@ func (c *Cluster) start(i int) error {
 		c.fail(err)
 		return err
 	}
-	n.core, n.sm, n.up = core, sm, true
+	n.rep = &knode.Replica[*Client]{ID: n.id, Group: c.cfg.Group, Core: core, Codec: c.cfg.Codec, Host: host{c, i}}
+	n.sm, n.up = sm, true
 	n.gen++
-	n.waiting = make(map[uint64]waiter)
 	n.skipTicks = 0
 	c.oracle.started(i)
 	if n.tick == 0 {
 		n.tick = int64(c.cfg.Tick)
 	}
 	c.agenda.push(event{at: c.now + c.rng.Int63n(n.tick) + 1, kind: evTick, who: int32(i), gen: n.gen})
-	c.drain(i)
+	c.persist(i)
 	return nil
 }
 
@@ -337,8 +337,8 @@ func (c *Cluster) Submit(id replica.NodeID, req replica.Request) {
 	if !n.up || n.paused {
 		return
 	}
-	_ = n.core.Propose(req)
-	c.drain(i)
+	n.rep.Submit(req)
+	c.persist(i)
 }
 
 // Crash stops a node: its core, state machine and waiting clients are
@@ -348,11 +348,11 @@ func (c *Cluster) Crash(id replica.NodeID) {
 	if !n.up {
 		return
 	}
-	n.up, n.core, n.sm, n.waiting = false, nil, nil, nil
+	// The replica's pipeline and waiting clients go with it: the clients
+	// hear nothing, and their attempts time out.
+	n.up, n.rep, n.sm = false, nil, nil
 	n.paused, n.inbox = false, nil
 	n.disk.crash()
-	n.pl.Reset()
-	n.writing = false
 	n.gen++
 }
 
@@ -405,8 +405,8 @@ func (c *Cluster) Resume(id replica.NodeID) {
 		switch e.kind {
 		case evDeliver:
 			c.stats.Delivered++
-			n.core.Step(e.msg)
-			c.drain(i)
+			n.rep.Step(e.msg)
+			c.persist(i)
 		case evSync:
 			c.synced(i)
 		default:
@@ -448,7 +448,7 @@ func (c *Cluster) Status(id replica.NodeID) (st replica.Status, ok bool) {
 	if !n.up {
 		return replica.Status{}, false
 	}
-	return n.core.Status(), true
+	return n.rep.Core.Status(), true
 }
 
 // DiskEntries returns how many log entries a node's disk holds.
@@ -462,13 +462,13 @@ func (c *Cluster) Leader() replica.NodeID {
 	votes := make([]int, len(c.nodes)+1)
 	for _, n := range c.nodes {
 		if n.up {
-			if l := n.core.Status().Leader; l > 0 && int(l) <= len(c.nodes) {
+			if l := n.rep.Core.Status().Leader; l > 0 && int(l) <= len(c.nodes) {
 				votes[l]++
 			}
 		}
 	}
 	for id, v := range votes {
-		if id > 0 && 2*v > len(c.nodes) && c.nodes[id-1].up && c.nodes[id-1].core.Status().Leader == replica.NodeID(id) {
+		if id > 0 && 2*v > len(c.nodes) && c.nodes[id-1].up && c.nodes[id-1].rep.Core.Status().Leader == replica.NodeID(id) {
 			return replica.NodeID(id)
 		}
 	}
@@ -495,7 +495,7 @@ func (c *Cluster) CompareReplicas() []string {
 			problems = append(problems, fmt.Sprintf("node %d: snapshot: %v", n.id, err))
 			continue
 		}
-		snaps = append(snaps, snap{n.id, n.core.Status().Applied, data})
+		snaps = append(snaps, snap{n.id, n.rep.Core.Status().Applied, data})
 	}
 	// Group the nodes that applied the same prefix by the state they hold.
 	done := make([]bool, len(snaps))
@@ -606,42 +606,32 @@ func (c *Cluster) transmit(e event) {
 	}
 }
 
-// drain takes a node's Readies and puts them through its pipeline: each
-// is written to the disk and released (messages sent, clients answered)
-// only after the sync that covers it.
-func (c *Cluster) drain(i int) {
-	n := c.nodes[i]
-	for n.up && n.core.HasReady() {
-		rd := n.core.Ready()
-		c.oracle.readied(i, &rd)
-		if n.pl.Push(rd) {
-			c.release(i, &rd)
-		}
-	}
-	c.persist(i)
-}
-
 // Disk latencies: a sync completes this long after its write began.
 const (
 	minSync = 50 * time.Microsecond
 	maxSync = 500 * time.Microsecond
 )
 
-// persist starts the node's next disk write, unless one is in progress.
+// persist runs after every event of node i: the replica takes what the
+// event produced, and starts its next disk write unless one is in
+// progress.
 func (c *Cluster) persist(i int) {
 	n := c.nodes[i]
-	if !n.up || n.writing {
+	if !n.up {
 		return
 	}
-	started, err := n.pl.Start(&n.disk)
+	n.rep.Flush()
+	if !n.up {
+		return // a trap crashed it
+	}
+	started, err := n.rep.StartWrite(&n.disk)
 	if err != nil {
-		c.fail(fmt.Errorf("node %d: disk %w", n.id, err))
+		c.fail(fmt.Errorf("node %d: %w", n.id, err))
 		return
 	}
 	if !started {
 		return
 	}
-	n.writing = true
 	c.agenda.push(event{at: c.now + int64(minSync) + c.rng.Int63n(int64(maxSync-minSync)+1), kind: evSync, who: int32(i), gen: n.gen})
 }
 
@@ -652,16 +642,11 @@ const RestartDelay = 200 * time.Millisecond
 // the write covered, or stops the node when the sync fails.
 func (c *Cluster) synced(i int) {
 	n := c.nodes[i]
-	n.writing = false
 	var st replica.Storage = &n.disk
 	if c.cfg.skipSync {
 		st = unsynced{&n.disk} // the broken node of the oracle's tests
 	}
-	err := n.pl.Finish(st, func(rd *replica.Ready) bool {
-		c.release(i, rd)
-		return n.up
-	})
-	if err != nil {
+	if err := n.rep.WriteDone(st); err != nil {
 		c.Crash(n.id)
 		gen := n.gen
 		c.At(RestartDelay, func() {
@@ -681,55 +666,52 @@ type unsynced struct{ *disk }
 
 func (unsynced) Sync() error { return nil }
 
-// release sends a durable Ready's messages and answers its clients.
-func (c *Cluster) release(i int, rd *replica.Ready) {
-	n := c.nodes[i]
-	c.oracle.releasing(i, rd)
-	for _, m := range rd.Messages {
-		c.stats.Sent++
-		n.sent++
-		if m.Source() != n.id {
-			c.fail(fmt.Errorf("node %d sent a message claiming source %d (%T)", n.id, m.Source(), m))
-			continue
-		}
-		d, ok := c.index(m.Dest())
-		if !ok || d == i {
-			c.fail(fmt.Errorf("node %d sent a message to node %d, not a peer (%T)", n.id, m.Dest(), m))
-			continue
-		}
-		e := event{kind: evDeliver, who: int32(d), gen: uint64(i), msg: m}
-		if codec := c.cfg.Codec; codec != nil {
-			var encErr error
-			b, err := wire.AppendFrame(c.encBuf[:0], wire.KindPeer, func(b []byte) []byte {
-				b = wire.AppendPeer(b, uint32(c.cfg.Group))
-				b, encErr = codec.AppendMessage(b, m)
-				return b
-			})
-			if err == nil {
-				err = encErr
-			}
-			if err != nil {
-				c.oracle.violate(i, "could not encode its %T: %v", m, err)
-				return
-			}
-			c.encBuf = b
-			e.msg = &frame{b: append([]byte(nil), b...)}
-		}
-		c.transmit(e)
-	}
-	for _, r := range rd.Results {
-		w, ok := n.waiting[r.ClientID]
-		if !ok || w.seq != r.Seq {
-			continue
-		}
-		delete(n.waiting, r.ClientID)
-		c.transmit(event{kind: evReply, who: w.client, pkt: &packet{client: w.client, clientID: r.ClientID, seq: r.Seq, from: int32(i), value: r.Value}})
-	}
+// host is how node i's Replica reaches the simulated world.
+type host struct {
+	c *Cluster
+	i int
+}
+
+func (h host) Answer(cl *Client, r wire.Response) { h.c.answer(h.i, cl, r) }
+func (h host) Readied(rd *replica.Ready)          { h.c.oracle.readied(h.i, rd) }
+func (h host) Releasing(rd *replica.Ready)        { h.c.oracle.releasing(h.i, rd) }
+
+// Released fires a trap waiting for the moment rd reached.
+func (h host) Released(rd *replica.Ready) bool {
+	c, n := h.c, h.c.nodes[h.i]
 	if c.trap != nil && c.trap.hit(n, rd) {
 		t := c.trap
 		c.trap = nil
 		t.fire(n.id)
 	}
+	return n.up
+}
+
+// Send puts a released message on the network, as its frame when the
+// cluster has a codec.
+func (h host) Send(m replica.Message, b []byte, encErr error) {
+	c, i := h.c, h.i
+	n := c.nodes[i]
+	c.stats.Sent++
+	n.sent++
+	if m.Source() != n.id {
+		c.fail(fmt.Errorf("node %d sent a message claiming source %d (%T)", n.id, m.Source(), m))
+		return
+	}
+	d, ok := c.index(m.Dest())
+	if !ok || d == i {
+		c.fail(fmt.Errorf("node %d sent a message to node %d, not a peer (%T)", n.id, m.Dest(), m))
+		return
+	}
+	if encErr != nil {
+		c.oracle.violate(i, "could not encode its %T: %v", m, encErr)
+		return
+	}
+	e := event{kind: evDeliver, who: int32(d), gen: uint64(i), msg: m}
+	if b != nil {
+		e.msg = &frame{b: append([]byte(nil), b...)}
+	}
+	c.transmit(e)
 }
 
 // moment is a protocol moment at which a targeted fault strikes.
@@ -777,7 +759,7 @@ func (t *trap) hit(n *node, rd *replica.Ready) bool {
 	}
 	switch t.moment {
 	case momentVouch:
-		insp, ok := n.core.(replica.Inspector)
+		insp, ok := n.rep.Core.(replica.Inspector)
 		if !ok {
 			return false
 		}
@@ -787,7 +769,7 @@ func (t *trap) hit(n *node, rd *replica.Ready) bool {
 			}
 		}
 	case momentChoose:
-		return len(rd.Persist.Entries) > 0 && n.core.Status().Leader == n.id
+		return len(rd.Persist.Entries) > 0 && n.rep.Core.Status().Leader == n.id
 	}
 	return false
 }
@@ -844,8 +826,8 @@ func (c *Cluster) handle(e event) {
 		if n.skipTicks > 0 {
 			n.skipTicks--
 		} else if !n.paused {
-			n.core.Tick()
-			c.drain(int(e.who))
+			n.rep.Tick()
+			c.persist(int(e.who))
 		}
 		e.at = c.now + n.tick
 		c.agenda.push(e)
@@ -869,8 +851,8 @@ func (c *Cluster) handle(e event) {
 			return
 		}
 		c.stats.Delivered++
-		n.core.Step(e.msg)
-		c.drain(int(e.who))
+		n.rep.Step(e.msg)
+		c.persist(int(e.who))
 	case evRequest:
 		if n := c.nodes[e.who]; n.up && n.paused {
 			n.inbox = append(n.inbox, e)
@@ -878,11 +860,9 @@ func (c *Cluster) handle(e event) {
 		}
 		c.request(int(e.who), e.pkt)
 	case evReply:
-		c.clients[e.who].reply(e.pkt)
-	case evAttempt:
-		c.clients[e.who].attemptTimer(e.gen)
-	case evDeadline:
-		c.clients[e.who].deadline(e.gen)
+		e.pkt.cl.reply(c, e.pkt)
+	case evTimer:
+		c.clients[e.who].timerFired(e.gen)
 	case evSync:
 		n := c.nodes[e.who]
 		switch {
@@ -899,27 +879,50 @@ func (c *Cluster) handle(e event) {
 	}
 }
 
-// request handles a client request arriving at node i.
+// request handles a client request frame arriving at node i, as the
+// server's connection handler does: a node that is down refuses the
+// connection; a frame that does not decode is a violation.
 func (c *Cluster) request(i int, p *packet) {
 	n := c.nodes[i]
-	cl := c.clients[p.client]
-	if !n.up || cl.cut[i] {
+	if p.cl.cutFrom(c.ids[i]) {
 		return
 	}
-	err := n.core.Propose(replica.Request{ClientID: p.clientID, Seq: p.seq, Op: p.op})
-	if err != nil {
-		rp := &packet{client: p.client, clientID: p.clientID, seq: p.seq, from: int32(i)}
-		var nl *replica.NotLeaderError
-		if errors.As(err, &nl) {
-			rp.notLeader, rp.hint = true, nl.Leader
-		} else {
-			rp.err = err.Error()
-		}
-		c.transmit(event{kind: evReply, who: p.client, pkt: rp})
-	} else {
-		n.waiting[p.clientID] = waiter{seq: p.seq, client: p.client}
+	if !n.up {
+		c.transmit(event{kind: evReply, pkt: &packet{cl: p.cl, to: c.ids[i], refused: true}})
+		return
 	}
-	c.drain(i)
+	k, payload, rest, err := wire.SplitFrame(p.b)
+	if err == nil && (k != wire.KindRequest || len(rest) > 0) {
+		err = fmt.Errorf("frame of kind %d with %d bytes after it", k, len(rest))
+	}
+	var req wire.Request
+	if err == nil {
+		req, err = wire.DecodeRequest(payload)
+	}
+	if err != nil {
+		c.oracle.violate(i, "a request of client %d did not survive the wire: %v", p.cl.idx, err)
+		return
+	}
+	if req.Group != uint32(c.cfg.Group) {
+		c.answer(i, p.cl, wire.Response{ID: req.ID, Status: wire.StatusNoGroup, Err: fmt.Sprintf("no group %d here", req.Group)})
+		return
+	}
+	n.rep.Request(req.ID, replica.Request{ClientID: req.ClientID, Seq: req.Seq, Op: req.Op}, p.cl)
+	c.persist(i)
+}
+
+// answer frames node i's response to a client and puts it on the network.
+// Leader hints name nodes as clients know them.
+func (c *Cluster) answer(i int, cl *Client, r wire.Response) {
+	if r.Leader != 0 && int(r.Leader) <= len(c.ids) {
+		r.Leader = uint32(c.ids[r.Leader-1])
+	}
+	b, err := wire.AppendFrame(nil, wire.KindResponse, r.Append)
+	if err != nil {
+		c.oracle.violate(i, "could not frame an answer: %v", err)
+		return
+	}
+	c.transmit(event{kind: evReply, pkt: &packet{cl: cl, to: c.ids[i], b: b}})
 }
 
 // RunFor runs events for d of virtual time.

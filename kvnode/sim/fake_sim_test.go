@@ -109,7 +109,7 @@ func TestClockRate(t *testing.T) {
 		t.Fatal("a zero clock rate was accepted")
 	}
 	c.RunFor(time.Second)
-	t1, t2 := c.nodes[0].core.(*fakeCore).ticks, c.nodes[1].core.(*fakeCore).ticks
+	t1, t2 := c.nodes[0].rep.Core.(*fakeCore).ticks, c.nodes[1].rep.Core.(*fakeCore).ticks
 	if t1 < 95 || t1 > 101 || t2 < 290 || t2 > 301 {
 		t.Fatalf("in 1s at 10ms ticks: node 1 ticked %d times (want ~100), node 2 at rate 3 ticked %d (want ~300)", t1, t2)
 	}

@@ -51,8 +51,8 @@ func (c *Cluster) JumpClock(id replica.NodeID, d time.Duration) int {
 		return 0
 	}
 	for j := 0; j < k && n.up && !n.paused; j++ {
-		n.core.Tick()
-		c.drain(i)
+		n.rep.Tick()
+		c.persist(i)
 	}
 	return k
 }

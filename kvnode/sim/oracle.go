@@ -172,7 +172,7 @@ func (o *oracle) slot(index uint64) []applied {
 // started checks a replica that just (re)started: it must not promise less
 // than its messages vouched for before.
 func (o *oracle) started(i int) {
-	insp, ok := o.c.nodes[i].core.(replica.Inspector)
+	insp, ok := o.c.nodes[i].rep.Core.(replica.Inspector)
 	if !ok {
 		return
 	}
@@ -193,7 +193,7 @@ func (o *oracle) readied(i int, rd *replica.Ready) {
 			o.violate(i, "replicas diverged: its snapshot at index %d differs from node %d's", s.Index, seen.node)
 		}
 	}
-	insp, ok := n.core.(replica.Inspector)
+	insp, ok := n.rep.Core.(replica.Inspector)
 	if !ok {
 		return
 	}
@@ -211,7 +211,7 @@ func (o *oracle) releasing(i int, rd *replica.Ready) {
 		o.violate(i, "released a Ready (%d messages, %d results) while %d disk writes were not synced", len(rd.Messages), len(rd.Results), len(n.disk.pending))
 		return
 	}
-	insp, ok := n.core.(replica.Inspector)
+	insp, ok := n.rep.Core.(replica.Inspector)
 	if !ok {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/replica"
 )
@@ -25,7 +26,7 @@ func oracleRun(t *testing.T, proto string, seed int64, mod func(*ClusterConfig))
 				return
 			}
 			done := false
-			if err := cl.Invoke(putOp("k", fmt.Sprint(puts)), func(Outcome) { done = true }); err != nil {
+			if err := cl.Invoke(putOp("k", fmt.Sprint(puts)), func(client.Outcome) { done = true }); err != nil {
 				t.Fatal(err)
 			}
 			puts++

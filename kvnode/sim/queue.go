@@ -6,14 +6,13 @@ import "github.com/chaoskv/chaos/kvnode/replica"
 type eventKind uint8
 
 const (
-	evTick     eventKind = iota + 1 // a node's clock advances one tick
-	evDeliver                       // a protocol message reaches a node
-	evRequest                       // a client request reaches a node
-	evReply                         // a node's answer reaches a client
-	evAttempt                       // a client's attempt timer fires
-	evDeadline                      // a client's overall deadline for an op passes
-	evFunc                          // run a scheduled function (nemesis steps, tests)
-	evSync                          // a node's disk write is synced (or its sync fails)
+	evTick    eventKind = iota + 1 // a node's clock advances one tick
+	evDeliver                      // a protocol message reaches a node
+	evRequest                      // a client request reaches a node
+	evReply                        // a node's answer reaches a client
+	evTimer                        // a client's timer fires
+	evFunc                         // run a scheduled function (nemesis steps, tests)
+	evSync                         // a node's disk write is synced (or its sync fails)
 )
 
 // event is one entry of the simulation's agenda. Events at the same virtual
@@ -24,7 +23,7 @@ type event struct {
 	seq  uint64
 	kind eventKind
 	who  int32           // node or client index
-	gen  uint64          // node incarnation or client attempt the event belongs to; the sender's index for evDeliver
+	gen  uint64          // node incarnation or client timer the event belongs to; the sender's index for evDeliver
 	msg  replica.Message // a *frame as it crosses the wire, or a value (no codec)
 	pkt  *packet
 	fn   func()

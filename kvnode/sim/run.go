@@ -1,7 +1,12 @@
-// Package sim is kvnode's deterministic simulator: the real protocol cores,
-// state machines, wire codecs and persist pipeline (node.Pipeline) run in
-// one goroutine on a virtual clock, over a simulated network that carries
-// encoded frames and loses, duplicates, delays and reorders them,
+// Package sim is kvnode's deterministic simulator: a second shell, beside
+// kvnode/server, around the same node code. Every simulated node runs the
+// real protocol cores, state machines and wire codecs inside node.Replica
+// (the persist-then-release pipeline, client answering), shard groups run
+// node.ShardPump, and every simulated client runs client.Router (the real
+// client's routing, retries and failed-versus-unknown decision), all in one
+// goroutine on a virtual clock. Between them the simulator owns only the
+// world: a network that carries encoded frames (peer messages, client
+// requests and answers) and loses, duplicates, delays and reorders them,
 // partitions nodes with arbitrary grudges, and crashes and restarts them
 // from a simulated disk that loses unsynced writes at a crash (disk.go).
 // Clients record a Jepsen-shaped history, which is checked for
@@ -23,6 +28,7 @@ import (
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/checker/linear"
 	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/replica"
 )
@@ -270,10 +276,12 @@ func (r *runner) next(w *worker) {
 func (r *runner) invoke(w *worker, f string, v any, op kv.Op, after func()) {
 	r.res.Ops++
 	r.record(history.Op{Type: history.Invoke, Process: w.proc, F: f, Value: v})
-	err := w.cl.Invoke(op.Encode(), func(o Outcome) {
+	err := w.cl.Invoke(op.Encode(), func(o client.Outcome) {
 		comp := history.Op{Process: w.proc, F: f, Value: v, Node: nodeName(o.Node)}
-		if o.Unknown {
-			comp.Type, comp.Error = history.Info, "timeout"
+		if o.Result == client.Failed {
+			comp.Type, comp.Error = history.Fail, o.Cause.Error()
+		} else if o.Result != client.OK {
+			comp.Type, comp.Error = history.Info, o.Cause.Error()
 		} else if rep, err := kv.DecodeReply(o.Value); err != nil {
 			comp.Type, comp.Error = history.Info, err.Error()
 		} else if rep.Err != "" {

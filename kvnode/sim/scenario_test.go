@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/replica"
 )
@@ -71,8 +72,8 @@ func mustDo(t *testing.T, cl *Client, op []byte, limit time.Duration) kv.Reply {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !ok || o.Unknown {
-		t.Fatalf("at %v: op %x did not complete within %v", cl.c.Now(), op, limit)
+	if !ok || o.Result != client.OK {
+		t.Fatalf("at %v: op %x did not complete within %v", cl.home.Now(), op, limit)
 	}
 	rep, err := kv.DecodeReply(o.Value)
 	if err != nil || rep.Err != "" {
@@ -158,10 +159,9 @@ func TestMajorityPartition(t *testing.T) {
 		minCl, majCl := c.NewClient(patient), c.NewClient(patient)
 		minCl.CutFrom(majority...)
 		majCl.CutFrom(minority...)
-		minCl.leader = int(l) - 1
 		minDone := false
-		var minOut Outcome
-		if err := minCl.Invoke(putOp("m", "minority"), func(o Outcome) { minDone, minOut = true, o }); err != nil {
+		var minOut client.Outcome
+		if err := minCl.Invoke(putOp("m", "minority"), func(o client.Outcome) { minDone, minOut = true, o }); err != nil {
 			t.Fatal(err)
 		}
 		for i := 0; i < 20; i++ {
@@ -256,7 +256,7 @@ func TestConstantRepartitioning(t *testing.T) {
 				if n%2 == 1 {
 					op = getOp(fmt.Sprintf("k%d", n%3))
 				}
-				_ = cl.Invoke(op, func(o Outcome) {
+				_ = cl.Invoke(op, func(o client.Outcome) {
 					maxWait = max(maxWait, c.Now()-start)
 					done++
 					loop(n + 1)
@@ -394,6 +394,14 @@ func TestGapIsFilled(t *testing.T) {
 		mustDo(t, warm, putOp("warm", "up"), 10*time.Second)
 		c.RunFor(200 * time.Millisecond)
 		l := waitLeader(t, c)
+		// Two clients that know the leader: each ran an op it answered.
+		a, b := c.NewClient(patient), c.NewClient(patient)
+		mustDo(t, a, getOp("warm"), 10*time.Second)
+		mustDo(t, b, getOp("warm"), 10*time.Second)
+		c.RunFor(200 * time.Millisecond) // every replica applies them
+		if a.r.Leader(0) != l || b.r.Leader(0) != l {
+			t.Fatalf("the clients believe %d and %d lead, not %d", a.r.Leader(0), b.r.Leader(0), l)
+		}
 		mute := false
 		c.Filter = func(m replica.Message) bool { return !(mute && m.Source() == l) }
 		lst, _ := c.Status(l)
@@ -402,17 +410,15 @@ func TestGapIsFilled(t *testing.T) {
 			base[id], _ = c.Status(id)
 		}
 
-		a, b := c.NewClient(patient), c.NewClient(patient)
-		a.leader, b.leader = int(l)-1, int(l)-1
 		var aDone, bDone bool
 		mute = true
-		_ = a.Invoke(putOp("a", "1"), func(Outcome) { aDone = true })
+		_ = a.Invoke(putOp("a", "1"), func(client.Outcome) { aDone = true })
 		if !c.RunUntil(func() bool { st, _ := c.Status(l); return st.LogLen > lst.LogLen }, 50*time.Millisecond) {
 			t.Fatal("the leader did not accept the first request")
 		}
 		c.RunFor(time.Millisecond) // the leader's accepts for it are all lost
 		mute = false
-		_ = b.Invoke(putOp("b", "2"), func(Outcome) { bDone = true })
+		_ = b.Invoke(putOp("b", "2"), func(client.Outcome) { bDone = true })
 		accepted := func() int {
 			n := 0
 			for _, id := range c.Peers() {
@@ -500,7 +506,7 @@ func TestLogBoundedBySnapshots(t *testing.T) {
 				if done >= total {
 					return
 				}
-				_ = cl.Invoke(putOp(fmt.Sprintf("k%d", n%7), strconv.Itoa(n)), func(Outcome) {
+				_ = cl.Invoke(putOp(fmt.Sprintf("k%d", n%7), strconv.Itoa(n)), func(client.Outcome) {
 					done++
 					loop(n + 1)
 				})

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand"
@@ -12,6 +13,7 @@ import (
 	"github.com/chaoskv/chaos/checker/bank"
 	"github.com/chaoskv/chaos/checker/elle"
 	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/kvnode/client"
 	knode "github.com/chaoskv/chaos/kvnode/node"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
@@ -119,8 +121,9 @@ type ShardedResult struct {
 type world struct {
 	cfg      ShardedConfig
 	rng      *rand.Rand
-	clusters []*Cluster         // 0 is the controller
+	clusters []*Cluster         // 0 is the controller, g the shard group g
 	members  [][]replica.NodeID // members[g][i]: world node of cluster g's node i+1
+	ctl      replica.GroupID    // the controller's group id (Groups+1)
 	pumps    []*groupRuntime
 	hist     []history.Op
 	res      *ShardedResult
@@ -159,6 +162,20 @@ func (w *world) step() bool {
 		}
 	}
 	return true
+}
+
+// cluster returns group g's cluster.
+func (w *world) cluster(g replica.GroupID) *Cluster {
+	if g == w.ctl {
+		return w.clusters[0]
+	}
+	return w.clusters[g]
+}
+
+// nextSession hands out client session ids, unique in the world.
+func (w *world) nextSession() uint64 {
+	w.sessions++
+	return 1<<40 + w.sessions
 }
 
 // at schedules fn on the controller cluster's agenda.
@@ -230,26 +247,27 @@ func (w *world) hears(a, b replica.NodeID) bool {
 	return w.side == nil || w.side[a] == w.side[b]
 }
 
-// clientOf returns a new simulated client of cluster g that runs on world
-// node at: it cannot reach the members that node cannot hear (at 0: a
-// client outside the cluster, never cut off).
-func (w *world) clientOf(g int, at replica.NodeID) *Client {
-	cl := w.clusters[g].NewClient(ClientConfig{Attempt: 200 * time.Millisecond, Deadline: time.Second})
-	cl.rr = 0
-	if at != 0 {
-		w.cutFor(cl, g, at)
+// clientOf returns a new simulated client of group g that runs on world
+// node at: it cannot reach the nodes that node cannot hear (at 0: a client
+// outside the cluster, never cut off).
+func (w *world) clientOf(g replica.GroupID, at replica.NodeID) *Client {
+	cl, err := newClient(w.clusters[0], ClientConfig{Attempt: 200 * time.Millisecond, Deadline: time.Second}, map[replica.GroupID]*Cluster{g: w.cluster(g)}, 0, w.nextSession)
+	if err != nil {
+		panic(fmt.Sprintf("sim: client of group %d: %v", g, err)) // the world's own groups are always valid
 	}
+	w.cutFor(cl, at)
 	return cl
 }
 
-func (w *world) cutFor(cl *Client, g int, at replica.NodeID) {
-	var cut []replica.NodeID
-	for i, n := range w.members[g] {
-		if !w.hears(at, n) {
-			cut = append(cut, replica.NodeID(i+1))
-		}
+// cutFor cuts cl off the nodes that world node at cannot hear.
+func (w *world) cutFor(cl *Client, at replica.NodeID) {
+	clear(cl.cut)
+	if at == 0 {
+		return
 	}
-	cl.CutFrom(cut...)
+	for n := 1; n < len(cl.cut); n++ {
+		cl.cut[n] = !w.hears(at, replica.NodeID(n))
+	}
 }
 
 // groupRuntime carries out, for one shard group, what node.ShardPump
@@ -275,9 +293,8 @@ func (rt *groupRuntime) tick() {
 	var v knode.ShardView
 	lead := c.Leader()
 	if lead != 0 {
-		n := c.nodes[lead-1]
-		if grp, ok := n.sm.(*txn.Group); ok && n.up && !n.paused {
-			v = knode.ShardView{Leader: true, Config: grp.ConfigNum(), Outbox: grp.Outbox(), Pending: grp.Pending()}
+		if n := c.nodes[lead-1]; n.up && !n.paused {
+			v, _ = knode.View(n.id, n.rep.Core.Status(), n.sm)
 		}
 	}
 	out, props := rt.pump.Tick(time.Duration(w.now()), v)
@@ -300,13 +317,13 @@ func (rt *groupRuntime) deliver(d knode.Delivery, at replica.NodeID) {
 	if p := rt.pool[d.To]; len(p) > 0 {
 		cl, rt.pool[d.To] = p[len(p)-1], p[:len(p)-1]
 	} else {
-		cl = w.clientOf(int(d.To), 0)
+		cl = w.clientOf(d.To, 0)
 	}
-	w.cutFor(cl, int(d.To), at)
-	err := cl.Invoke(d.Op, func(o Outcome) {
+	w.cutFor(cl, at)
+	err := cl.Invoke(d.Op, func(o client.Outcome) {
 		rt.pool[d.To] = append(rt.pool[d.To], cl)
 		var ans []byte
-		if !o.Unknown {
+		if o.Result == client.OK {
 			ans = o.Value
 		}
 		if op := rt.pump.Answered(d, ans); op != nil {
@@ -327,38 +344,26 @@ func (rt *groupRuntime) propose(lead replica.NodeID, op []byte) {
 	rt.w.clusters[rt.g].Submit(lead, replica.Request{ClientID: rt.session, Seq: rt.seq, Op: op})
 }
 
-// txnWorker is one workload client: it routes each transaction to the
-// group owning its lowest shard under its cached configuration, follows
-// wrong-group answers by asking the controller for the latest one, and
-// polls a coordinator with the same (client, seq) until the outcome is
-// known. Every group's Client shares the worker's session, so a request
-// retried at a new owner is matched against the session table that moved
-// with the shard.
+// txnWorker is one workload client: a simulated client session whose
+// Router routes each transaction to the group owning its lowest shard,
+// learns configurations from the controller and decides its outcome, as
+// the real sharded client does.
 type txnWorker struct {
-	w        *world
-	proc     history.Process
-	cls      []*Client
-	cfg      shardctl.Config
-	clientID uint64
-	seq      uint64
-
-	ops   []txn.MicroOp
-	start int64
-	cb    func(typ history.Type, res []txn.MicroResult, why string)
+	w    *world
+	proc history.Process
+	cl   *Client
 }
 
 func (w *world) newWorker(proc history.Process) *txnWorker {
-	tw := &txnWorker{w: w, proc: proc}
-	for g := range w.clusters {
-		tw.cls = append(tw.cls, w.clientOf(g, 0))
+	groups := map[replica.GroupID]*Cluster{w.ctl: w.clusters[0]}
+	for g := 1; g < len(w.clusters); g++ {
+		groups[replica.GroupID(g)] = w.clusters[g]
 	}
-	tw.newSession()
-	return tw
-}
-
-func (tw *txnWorker) newSession() {
-	tw.w.sessions++
-	tw.clientID, tw.seq = 1<<40+tw.w.sessions, 0
+	cl, err := newClient(w.clusters[0], ClientConfig{Attempt: 200 * time.Millisecond}, groups, w.ctl, w.nextSession)
+	if err != nil {
+		panic(fmt.Sprintf("sim: transaction client: %v", err)) // the world's own groups are always valid
+	}
+	return &txnWorker{w: w, proc: proc, cl: cl}
 }
 
 func skey(k int64) string { return "k" + strconv.FormatInt(k, 10) }
@@ -389,96 +394,52 @@ func (tw *txnWorker) complete(op history.Op) {
 	default:
 		w.res.Info++
 		tw.proc += history.Process(w.cfg.Clients + w.cfg.Keys)
-		tw.newSession()
 	}
 }
 
 // txn runs one transaction to its end, without recording it, and passes
 // the outcome to cb.
 func (tw *txnWorker) txn(ops []txn.MicroOp, cb func(typ history.Type, res []txn.MicroResult, why string)) {
-	tw.ops, tw.cb = ops, cb
-	tw.seq++
-	tw.start = tw.w.now()
-	tw.attempt()
-}
-
-func (tw *txnWorker) attempt() {
 	w := tw.w
-	if w.now()-tw.start > int64(w.cfg.TxnDeadline) {
-		tw.finish(history.Info, nil, "deadline")
-		return
-	}
-	low := shardctl.NShards
-	for _, o := range tw.ops {
-		low = min(low, shardctl.ShardOf(o.Key))
-	}
-	owner := int(tw.cfg.Shards[low])
-	if owner == 0 || owner >= len(tw.cls) {
-		tw.refresh()
-		return
-	}
-	cl := tw.cls[owner]
-	cl.clientID, cl.seq = tw.clientID, tw.seq-1
-	cl.Invoke(txn.EncodeTxnRequest(tw.ops), func(o Outcome) {
-		if o.Unknown {
-			tw.attempt()
-			return
-		}
-		r, err := txn.DecodeReply(o.Value)
-		if err != nil {
-			tw.finish(history.Info, nil, fmt.Sprintf("reply: %v", err))
-			return
-		}
-		switch r.Status {
-		case txn.StatusOK:
-			groups := map[replica.GroupID]bool{}
-			for _, o := range tw.ops {
-				groups[tw.cfg.Shards[shardctl.ShardOf(o.Key)]] = true
-			}
-			if len(groups) > 1 {
+	op := client.Op{Sharded: true, Shard: client.LowestShard(ops), Body: txn.EncodeTxnRequest(ops), Deadline: time.Unix(0, w.now()).Add(w.cfg.TxnDeadline)}
+	err := tw.cl.Run(op, func(o client.Outcome) {
+		w.res.Aborts += o.Aborts
+		switch o.Result {
+		case client.OK:
+			if w.cross(tw.cl, ops) {
 				w.res.Cross++
 			}
-			tw.finish(history.Ok, r.Results, "")
-		case txn.StatusAborted:
-			// Certainly not applied: try again as a new transaction
-			// while the deadline allows, after a random pause so that
-			// conflicting clients do not meet again at once.
-			w.res.Aborts++
-			if w.now()-tw.start+int64(200*time.Millisecond) > int64(w.cfg.TxnDeadline) {
-				tw.finish(history.Fail, nil, "aborted: "+r.Err)
-				return
+			cb(history.Ok, o.Txn.Results, "")
+		case client.Failed:
+			why := o.Cause.Error()
+			if errors.Is(o.Cause, txn.ErrCheckFailed) {
+				why = "check failed"
 			}
-			tw.seq++
-			w.at(time.Duration(10+w.rng.Intn(50))*time.Millisecond, tw.attempt)
-		case txn.StatusCheckFailed:
-			tw.finish(history.Fail, nil, "check failed")
-		case txn.StatusWrongGroup:
-			tw.refresh()
-		case txn.StatusRetry:
-			w.at(20*time.Millisecond, tw.attempt)
+			cb(history.Fail, nil, why)
 		default:
-			tw.finish(history.Info, nil, r.Err)
+			cb(history.Info, nil, o.Cause.Error())
 		}
 	})
+	if err != nil && w.err == nil {
+		w.err = err
+	}
 }
 
-// refresh asks the controller for the latest configuration, then tries
-// again.
-func (tw *txnWorker) refresh() {
-	tw.cls[0].Invoke(shardctl.Op{Kind: shardctl.Query, Num: -1}.Encode(), func(o Outcome) {
-		if !o.Unknown {
-			if r, err := shardctl.DecodeReply(o.Value); err == nil && r.Err == "" {
-				tw.cfg = r.Config
+// cross reports whether ops span groups under cl's latest configuration.
+func (w *world) cross(cl *Client, ops []txn.MicroOp) bool {
+	first := shardctl.ShardOf(ops[0].Key)
+	for _, o := range ops[1:] {
+		if shardctl.ShardOf(o.Key) != first {
+			cfg := cl.r.Config()
+			for _, o := range ops[1:] {
+				if cfg.Shards[shardctl.ShardOf(o.Key)] != cfg.Shards[first] {
+					return true
+				}
 			}
+			return false
 		}
-		tw.w.at(10*time.Millisecond, tw.attempt)
-	})
-}
-
-func (tw *txnWorker) finish(typ history.Type, res []txn.MicroResult, why string) {
-	cb := tw.cb
-	tw.cb = nil
-	cb(typ, res, why)
+	}
+	return false
 }
 
 // jepsen turns committed results into the workload's micro-op values.
@@ -565,7 +526,7 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 		w.nemesis(admin, func() bool { return stop })
 	}
 	if cfg.MoveEvery > 0 {
-		mover := w.clientOf(0, 0)
+		mover := w.clientOf(w.ctl, 0)
 		var move func()
 		move = func() {
 			if stop {
@@ -744,15 +705,15 @@ func (w *world) shardChangeVia(admin *Client) {
 	if admin.Busy() {
 		return
 	}
-	admin.Invoke(shardctl.Op{Kind: shardctl.Query, Num: -1}.Encode(), func(o Outcome) {
+	admin.Invoke(shardctl.Op{Kind: shardctl.Query, Num: -1}.Encode(), func(o client.Outcome) {
 		r, err := shardctl.DecodeReply(o.Value)
-		if o.Unknown || err != nil || r.Err != "" || admin.Busy() {
+		if o.Result != client.OK || err != nil || r.Err != "" || admin.Busy() {
 			return
 		}
 		op := w.shardChange(&r.Config)
 		w.res.Moves++
 		w.recordNemesis("reconfig", fmt.Sprintf("%d %v %v shard %d to %d", op.Kind, slices.Sorted(maps.Keys(op.Groups)), op.GIDs, op.Shard, op.GID))
-		admin.Invoke(op.Encode(), func(Outcome) {})
+		admin.Invoke(op.Encode(), func(client.Outcome) {})
 	})
 }
 
@@ -902,7 +863,7 @@ func (w *world) bankOp(tw *txnWorker, done func()) {
 // applied) and joins groups 1 and 2; it returns the world and the client
 // that did the join.
 func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
-	w := &world{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), res: &ShardedResult{Seed: cfg.Seed}}
+	w := &world{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), res: &ShardedResult{Seed: cfg.Seed}, ctl: replica.GroupID(cfg.Groups + 1)}
 	for g := 0; g <= cfg.Groups; g++ {
 		var mem []replica.NodeID
 		for i := 0; i < 3; i++ {
@@ -911,13 +872,15 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 		gid := replica.GroupID(g)
 		newSM := func() replica.StateMachine { return txn.NewGroup(gid) }
 		if g == 0 {
+			gid = w.ctl
 			newSM = func() replica.StateMachine { return shardctl.New() }
 		}
-		label := fmt.Sprintf("group %d (nodes %v as 1-3)", g, mem)
-		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200, Label: label, Group: replica.GroupID(g), MayDecide: txn.MayDecide})
+		label := fmt.Sprintf("group %d (nodes %v as 1-3)", gid, mem)
+		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200, Label: label, Group: gid, MayDecide: txn.MayDecide})
 		if err != nil {
-			return nil, nil, fmt.Errorf("sim: group %d: %w", g, err)
+			return nil, nil, fmt.Errorf("sim: group %d: %w", gid, err)
 		}
+		c.ids = slices.Clone(mem) // clients know nodes by their world ids
 		if g > 0 {
 			c.steps = w.clusters[0].steps
 		}
@@ -926,13 +889,13 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 	}
 	for g := 1; g <= cfg.Groups; g++ {
 		rt := &groupRuntime{w: w, g: g, pool: map[replica.GroupID][]*Client{}, session: w.clusters[g].nextSession()}
-		rt.pump = knode.ShardPump{Controller: 0, AbandonAfter: cfg.AbandonAfter, ConfigPollEvery: pumpEvery}
+		rt.pump = knode.ShardPump{Controller: w.ctl, AbandonAfter: cfg.AbandonAfter, ConfigPollEvery: pumpEvery}
 		w.pumps = append(w.pumps, rt)
 		w.at(pumpEvery, rt.tick)
 	}
-	admin := w.clientOf(0, 0)
+	admin := w.clientOf(w.ctl, 0)
 	joined := false
-	admin.Invoke(shardctl.Op{Kind: shardctl.Join, Groups: map[replica.GroupID][]replica.NodeID{1: w.members[1], 2: w.members[2]}}.Encode(), func(o Outcome) { joined = !o.Unknown })
+	admin.Invoke(shardctl.Op{Kind: shardctl.Join, Groups: map[replica.GroupID][]replica.NodeID{1: w.members[1], 2: w.members[2]}}.Encode(), func(o client.Outcome) { joined = o.Result == client.OK })
 	if !w.runUntil(func() bool { return joined }, 10*time.Second) {
 		return nil, nil, fmt.Errorf("sim seed %d: the controller did not accept the first join", cfg.Seed)
 	}

@@ -196,7 +196,6 @@ func TestShardedCutOffGroups(t *testing.T) {
 		w.groupCut = map[[2]replica.GroupID]bool{{1, 2}: true, {2, 1}: true}
 		outcome := func(ops []txn.MicroOp) history.Type {
 			tw := w.newWorker(1)
-			tw.cfg = latest
 			var typ history.Type
 			tw.txn(ops, func(t history.Type, _ []txn.MicroResult, _ string) { typ = t })
 			w.runUntil(func() bool { return typ != 0 }, 10*time.Second)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/kvnode/client"
 )
 
 // TestTargetedFaults runs each fault aimed at a protocol moment on its own
@@ -69,13 +70,13 @@ func TestCrashMidWriteLosesUnsyncedWrites(t *testing.T) {
 		lost, crashes := 0, 0
 		for k := 0; k < 200 && lost == 0; k++ {
 			done := false
-			if err := cl.Invoke(putOp("k", fmt.Sprint(k)), func(Outcome) { done = true }); err != nil {
+			if err := cl.Invoke(putOp("k", fmt.Sprint(k)), func(client.Outcome) { done = true }); err != nil {
 				t.Fatal(err)
 			}
 			// Crash the first node caught with a write in flight.
 			c.RunUntil(func() bool {
 				for _, n := range c.nodes {
-					if n.up && n.writing {
+					if n.up && n.rep.Writing() {
 						c.Crash(n.id)
 						crashes++
 						return true

@@ -1,0 +1,18 @@
+// Package node is what a kvnode process does per replica between its
+// sockets, its disk and its clock, as deterministic components that both
+// of its shells run: the real server (kvnode/server: a goroutine per group,
+// TCP, raft-boltdb storage, a ticker) and the simulator (kvnode/sim: one
+// event loop on virtual time, a disk that loses unsynced writes). No
+// goroutines, sockets, files or clock inside; each rule lives here once.
+//
+//   - Replica is one replica fed events (a peer message, a client request,
+//     a tick, a storage write done). It owns the core, and emits through
+//     its Host (peer frames, client answers) and the replica.Storage the
+//     shell passes.
+//   - Pipeline is the order through storage: persist each Ready, sync,
+//     and only then release its messages and results.
+//   - Requests is how clients are answered: batching, not-leader refusals,
+//     waiting by (client, seq), stale requests, unknown on leadership loss.
+//   - ShardPump is a shard group's runtime: 2PC delivery and abandon,
+//     configuration learning.
+package node

@@ -1,0 +1,148 @@
+package node
+
+import (
+	"cmp"
+	"errors"
+	"maps"
+	"slices"
+
+	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/kvnode/server/wire"
+)
+
+// Requests is one replica's table of client requests on their way through
+// its core, and the one place of the rules for answering them:
+//
+//   - requests are batched and proposed together (one log entry for many);
+//   - a refusal by a replica that does not lead is a definite not-leader
+//     answer naming the leader it believes in; any other refusal is
+//     unknown, since the core may have ordered part of the batch;
+//   - an accepted request waits, keyed by (client, seq), until a released
+//     Ready carries its result; a result with no value is a stale request
+//     (the client already issued a later one) and its outcome is unknown;
+//   - when the replica stops leading, or stops, every waiting request is
+//     answered unknown, so its client retries elsewhere with the same seq
+//     instead of waiting for its deadline.
+//
+// W is what the shell needs to reach the request's client (a connection, a
+// simulated client). Requests does no I/O: every answer goes through the
+// answer function the caller passes, with the request's wire id set. It is
+// not safe for concurrent use.
+type Requests[W any] struct {
+	batch   []pending[W]
+	waiters map[waitKey][]pending[W]
+}
+
+type pending[W any] struct {
+	req replica.Request
+	id  uint64 // the wire request id, echoed in the answer
+	to  W
+}
+
+type waitKey struct{ client, seq uint64 }
+
+// Add queues a request (wire id id, from to) for the next Propose.
+func (q *Requests[W]) Add(id uint64, req replica.Request, to W) {
+	q.batch = append(q.batch, pending[W]{req: req, id: id, to: to})
+}
+
+// Batched returns how many requests wait for Propose.
+func (q *Requests[W]) Batched() int { return len(q.batch) }
+
+// Waiting returns how many proposed requests wait for their results.
+func (q *Requests[W]) Waiting() int { return len(q.waiters) }
+
+// Propose hands the batch to core in one call and answers the requests the
+// core refused. It returns how many it proposed.
+func (q *Requests[W]) Propose(core replica.Replicator, answer func(W, wire.Response)) int {
+	n := len(q.batch)
+	if n == 0 {
+		return 0
+	}
+	// A fresh slice each time: a core may keep the one it is given.
+	reqs := make([]replica.Request, n)
+	for i, p := range q.batch {
+		reqs[i] = p.req
+	}
+	err := core.Propose(reqs...)
+	var nle *replica.NotLeaderError
+	switch {
+	case err == nil:
+		if q.waiters == nil {
+			q.waiters = map[waitKey][]pending[W]{}
+		}
+		for _, p := range q.batch {
+			k := waitKey{p.req.ClientID, p.req.Seq}
+			q.waiters[k] = append(q.waiters[k], p)
+		}
+	case errors.As(err, &nle):
+		n = 0
+		for _, p := range q.batch {
+			answer(p.to, wire.Response{ID: p.id, Status: wire.StatusNotLeader, Leader: uint32(nle.Leader), Err: nle.Error()})
+		}
+	default:
+		n = 0
+		for _, p := range q.batch {
+			answer(p.to, wire.Response{ID: p.id, Status: wire.StatusUnknown, Err: "propose: " + err.Error()})
+		}
+	}
+	clear(q.batch)
+	q.batch = q.batch[:0]
+	return n
+}
+
+// Release answers the requests whose results a released Ready carries.
+func (q *Requests[W]) Release(results []replica.Result, answer func(W, wire.Response)) {
+	if len(q.waiters) == 0 {
+		return
+	}
+	for _, r := range results {
+		k := waitKey{r.ClientID, r.Seq}
+		ws := q.waiters[k]
+		if len(ws) == 0 {
+			continue
+		}
+		delete(q.waiters, k)
+		resp := wire.Response{Status: wire.StatusOK, Index: r.Index, Value: r.Value}
+		if r.Value == nil {
+			// The state machine saw an older request of a client that
+			// has moved on; its outcome is whatever it was back then.
+			resp = wire.Response{Status: wire.StatusUnknown, Err: "stale request: the client already issued a later one"}
+		}
+		for _, p := range ws {
+			resp.ID = p.id
+			answer(p.to, resp)
+		}
+	}
+}
+
+// Observe tells the table who leads now: unless it is self, every waiting
+// and batched request is answered unknown.
+func (q *Requests[W]) Observe(self, leader replica.NodeID, answer func(W, wire.Response)) {
+	if leader != self {
+		q.Fail("leadership lost while the request was pending", leader, answer)
+	}
+}
+
+// Fail answers every waiting and batched request unknown (why, with leader
+// as the hint) and forgets them: the replica stops or no longer leads.
+func (q *Requests[W]) Fail(why string, leader replica.NodeID, answer func(W, wire.Response)) {
+	if len(q.waiters) > 0 {
+		// In key order, so that a simulated run stays a function of its
+		// seed.
+		keys := slices.SortedFunc(maps.Keys(q.waiters), func(a, b waitKey) int {
+			return cmp.Or(cmp.Compare(a.client, b.client), cmp.Compare(a.seq, b.seq))
+		})
+		for _, k := range keys {
+			for _, p := range q.waiters[k] {
+				answer(p.to, wire.Response{ID: p.id, Status: wire.StatusUnknown, Leader: uint32(leader), Err: why})
+			}
+		}
+		clear(q.waiters)
+	}
+	for _, p := range q.batch {
+		answer(p.to, wire.Response{ID: p.id, Status: wire.StatusUnknown, Err: why})
+	}
+	clear(q.batch)
+	q.batch = q.batch[:0]
+}
