@@ -597,7 +597,11 @@ func (c *Cluster) transmit(e event) {
 	}
 	e.at = c.now + c.delay()
 	c.agenda.push(e)
-	if c.net.Dup > 0 && c.rng.Float64() < c.net.Dup {
+	// A client request rides a connection, which delivers it at most once:
+	// a copy could reach a live node while the other finds it down, and
+	// the client, told the connection was refused, would rightly call a
+	// request that was applied failed.
+	if e.kind != evRequest && c.net.Dup > 0 && c.rng.Float64() < c.net.Dup {
 		if e.kind == evDeliver {
 			c.stats.Duplicated++
 		}
