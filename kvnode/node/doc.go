@@ -13,6 +13,10 @@
 //     and only then release its messages and results.
 //   - Requests is how clients are answered: batching, not-leader refusals,
 //     waiting by (client, seq), stale requests, unknown on leadership loss.
-//   - ShardPump is a shard group's runtime: 2PC delivery and abandon,
-//     configuration learning.
+//   - ShardPump is a shard group's runtime rules: 2PC delivery and
+//     abandon, configuration learning.
+//   - ShardRuntime carries out ShardPump's decisions: a pool of clients
+//     per target group for the deliveries, and the answers turned into
+//     requests under the runtime's own session; the shells only send what
+//     it hands them and submit what it returns.
 package node

@@ -76,71 +76,46 @@ func randomID() uint64 {
 
 func (n *Node) shardRuntime(ctx context.Context, g *group) {
 	log := n.log.With("group", g.id)
-	// A pool of clients per target group: a client runs one request at a
-	// time, and one slow request must not hold up the rest.
-	var mu sync.Mutex
-	pools := map[replica.GroupID][]*client.Client{}
-	var all []*client.Client
-	acquire := func(to replica.GroupID) *client.Client {
-		mu.Lock()
-		defer mu.Unlock()
-		if p := pools[to]; len(p) > 0 {
-			c := p[len(p)-1]
-			pools[to] = p[:len(p)-1]
-			return c
-		}
-		cc, err := client.FromCluster(n.opts.Cluster, to)
-		if err != nil {
-			return nil
-		}
-		cc.ClientID, cc.AttemptTimeout = randomID(), shardSendTimeout/2
-		c, err := client.New(cc)
-		if err != nil {
-			log.Warn("shard runtime: client", "to", to, "err", err)
-			return nil
-		}
-		all = append(all, c)
-		return c
+	var mu sync.Mutex // guards rt: deliveries end on their own goroutines
+	rt := node.ShardRuntime[*client.Client]{
+		Pump:    node.ShardPump{Controller: n.opts.ShardController, AbandonAfter: abandonAfter, ConfigPollEvery: configPollEvery},
+		Session: randomID(),
+		Dial: func(to replica.GroupID) (*client.Client, error) {
+			cc, err := client.FromCluster(n.opts.Cluster, to)
+			if err != nil {
+				return nil, err
+			}
+			cc.ClientID, cc.AttemptTimeout = randomID(), shardSendTimeout/2
+			return client.New(cc)
+		},
 	}
-	release := func(to replica.GroupID, c *client.Client) {
-		mu.Lock()
-		defer mu.Unlock()
-		pools[to] = append(pools[to], c)
+	propose := func(req replica.Request) {
+		g.submit(&proposal{req: req, reply: func(wire.Response) {}})
 	}
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()
-		for _, c := range all {
+		for _, c := range rt.Clients() {
 			c.Close()
 		}
 	}()
-	self := randomID()
-	var seq uint64
-	propose := func(op []byte) {
-		mu.Lock()
-		seq++
-		s := seq
-		mu.Unlock()
-		g.submit(&proposal{req: replica.Request{ClientID: self, Seq: s, Op: op}, reply: func(wire.Response) {}})
-	}
-	pump := node.ShardPump{Controller: n.opts.ShardController, AbandonAfter: abandonAfter, ConfigPollEvery: configPollEvery}
-	deliver := func(d node.Delivery) {
+	deliver := func(s node.Send[*client.Client]) {
 		wg.Go(func() {
 			var ans []byte
-			if c := acquire(d.To); c != nil {
+			if s.Err != nil {
+				log.Warn("shard runtime: client", "to", s.To, "err", s.Err)
+			} else {
 				sctx, cancel := context.WithTimeout(ctx, shardSendTimeout)
-				a, err := c.Raw(sctx, d.Op)
-				cancel()
-				release(d.To, c)
-				if err == nil {
+				if a, err := s.Via.Raw(sctx, s.Op); err == nil {
 					ans = a
 				}
+				cancel()
 			}
 			mu.Lock()
-			op := pump.Answered(d, ans)
+			req, ok := rt.Answered(s, ans)
 			mu.Unlock()
-			if op != nil {
-				propose(op)
+			if ok {
+				propose(req)
 			}
 		})
 	}
@@ -158,13 +133,13 @@ func (n *Node) shardRuntime(ctx context.Context, g *group) {
 			return
 		}
 		mu.Lock()
-		out, props := pump.Tick(time.Since(epoch), v)
+		sends, props := rt.Tick(time.Since(epoch), v)
 		mu.Unlock()
-		for _, d := range out {
-			deliver(d)
+		for _, s := range sends {
+			deliver(s)
 		}
-		for _, op := range props {
-			propose(op)
+		for _, req := range props {
+			propose(req)
 		}
 	}
 }

@@ -270,18 +270,15 @@ func (w *world) cutFor(cl *Client, at replica.NodeID) {
 	}
 }
 
-// groupRuntime carries out, for one shard group, what node.ShardPump
-// decides on the group's current leader: it delivers the pump's requests
-// through pooled clients that run on the leader's node (so they share its
-// partitions) and proposes what the pump returns at the leader, under a
-// session of its own, as the server's shard runtime does.
+// groupRuntime carries out, for one shard group, what its
+// node.ShardRuntime decides on the group's current leader: it sends the
+// deliveries through clients that run on the leader's node (so they share
+// its partitions) and submits the proposals at the leader, as the
+// server's shard runtime does.
 type groupRuntime struct {
-	w       *world
-	g       int
-	pump    knode.ShardPump
-	pool    map[replica.GroupID][]*Client // idle delivery clients per target group
-	session uint64
-	seq     uint64
+	w  *world
+	g  int
+	rt knode.ShardRuntime[*Client]
 }
 
 const pumpEvery = 20 * time.Millisecond
@@ -297,37 +294,30 @@ func (rt *groupRuntime) tick() {
 			v, _ = knode.View(n.id, n.rep.Core.Status(), n.sm)
 		}
 	}
-	out, props := rt.pump.Tick(time.Duration(w.now()), v)
-	for _, d := range out {
-		rt.deliver(d, w.members[rt.g][lead-1])
+	sends, props := rt.rt.Tick(time.Duration(w.now()), v)
+	for _, s := range sends {
+		rt.deliver(s, w.members[rt.g][lead-1])
 	}
-	for _, op := range props {
-		rt.propose(lead, op)
+	for _, req := range props {
+		rt.propose(lead, req)
 	}
 }
 
-// deliver sends d from world node at and reports the answer to the pump.
-func (rt *groupRuntime) deliver(d knode.Delivery, at replica.NodeID) {
+// deliver sends s from world node at and reports the answer.
+func (rt *groupRuntime) deliver(s knode.Send[*Client], at replica.NodeID) {
 	w := rt.w
-	if w.groupCut[[2]replica.GroupID{replica.GroupID(rt.g), d.To}] {
-		rt.pump.Answered(d, nil)
+	if s.Err != nil || w.groupCut[[2]replica.GroupID{replica.GroupID(rt.g), s.To}] {
+		rt.rt.Answered(s, nil)
 		return
 	}
-	var cl *Client
-	if p := rt.pool[d.To]; len(p) > 0 {
-		cl, rt.pool[d.To] = p[len(p)-1], p[:len(p)-1]
-	} else {
-		cl = w.clientOf(d.To, 0)
-	}
-	w.cutFor(cl, at)
-	err := cl.Invoke(d.Op, func(o client.Outcome) {
-		rt.pool[d.To] = append(rt.pool[d.To], cl)
+	w.cutFor(s.Via, at)
+	err := s.Via.Invoke(s.Op, func(o client.Outcome) {
 		var ans []byte
 		if o.Result == client.OK {
 			ans = o.Value
 		}
-		if op := rt.pump.Answered(d, ans); op != nil {
-			rt.propose(w.clusters[rt.g].Leader(), op)
+		if req, ok := rt.rt.Answered(s, ans); ok {
+			rt.propose(w.clusters[rt.g].Leader(), req)
 		}
 	})
 	if err != nil {
@@ -335,13 +325,11 @@ func (rt *groupRuntime) deliver(d knode.Delivery, at replica.NodeID) {
 	}
 }
 
-// propose submits op at the group's leader under the runtime's session.
-func (rt *groupRuntime) propose(lead replica.NodeID, op []byte) {
-	if lead == 0 {
-		return
+// propose submits req at the group's leader, if there is one.
+func (rt *groupRuntime) propose(lead replica.NodeID, req replica.Request) {
+	if lead != 0 {
+		rt.w.clusters[rt.g].Submit(lead, req)
 	}
-	rt.seq++
-	rt.w.clusters[rt.g].Submit(lead, replica.Request{ClientID: rt.session, Seq: rt.seq, Op: op})
 }
 
 // txnWorker is one workload client: a simulated client session whose
@@ -888,8 +876,12 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 		w.members = append(w.members, mem)
 	}
 	for g := 1; g <= cfg.Groups; g++ {
-		rt := &groupRuntime{w: w, g: g, pool: map[replica.GroupID][]*Client{}, session: w.clusters[g].nextSession()}
-		rt.pump = knode.ShardPump{Controller: w.ctl, AbandonAfter: cfg.AbandonAfter, ConfigPollEvery: pumpEvery}
+		rt := &groupRuntime{w: w, g: g}
+		rt.rt = knode.ShardRuntime[*Client]{
+			Pump:    knode.ShardPump{Controller: w.ctl, AbandonAfter: cfg.AbandonAfter, ConfigPollEvery: pumpEvery},
+			Session: w.clusters[g].nextSession(),
+			Dial:    func(to replica.GroupID) (*Client, error) { return w.clientOf(to, 0), nil },
+		}
 		w.pumps = append(w.pumps, rt)
 		w.at(pumpEvery, rt.tick)
 	}
