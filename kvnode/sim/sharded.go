@@ -63,6 +63,15 @@ type ShardedConfig struct {
 	// TxnDeadline bounds one transaction, retries included, before its
 	// outcome is declared unknown (3s).
 	TxnDeadline time.Duration
+	// Outage, when it names nodes, crashes them together at At and
+	// restarts them For later, besides any Faults.
+	Outage Outage
+}
+
+// Outage is a scheduled crash of several nodes at once.
+type Outage struct {
+	Nodes   []replica.NodeID
+	At, For time.Duration
 }
 
 func (c *ShardedConfig) defaults() {
@@ -128,6 +137,7 @@ type world struct {
 	side     map[replica.NodeID]int // the current partition; nil when healed
 	sessions uint64
 	appends  int64
+	downTill map[replica.GroupID]int64 // groups presumed down, until then
 	// groupCut[{a, b}] stops group a's runtime from delivering anything to
 	// group b: the two groups are cut off from each other while each
 	// still has its majority.
@@ -334,6 +344,14 @@ func (rt *groupRuntime) propose(lead replica.NodeID, op []byte) {
 // known. Every group's Client shares the worker's session, so a request
 // retried at a new owner is matched against the session table that moved
 // with the shard.
+//
+// A group that left a transaction unanswered for a whole deadline is
+// presumed down (by every worker, as clients in one process share what
+// they learn) for another deadline: transactions that touch it then fail
+// at once, unsent, instead of tying workers up, so that one dead group
+// cannot starve the live ones of clients. When that time is up, one
+// transaction goes out as a probe while the others keep failing fast; any
+// answer from the group ends the presumption.
 type txnWorker struct {
 	w        *world
 	proc     history.Process
@@ -341,6 +359,7 @@ type txnWorker struct {
 	cfg      shardctl.Config
 	clientID uint64
 	seq      uint64
+	sent     bool // the current seq went out and its fate is open
 
 	ops   []txn.MicroOp
 	start int64
@@ -398,14 +417,45 @@ func (tw *txnWorker) complete(op history.Op) {
 func (tw *txnWorker) txn(ops []txn.MicroOp, cb func(typ history.Type, res []txn.MicroResult, why string)) {
 	tw.ops, tw.cb = ops, cb
 	tw.seq++
+	tw.sent = false
 	tw.start = tw.w.now()
 	tw.attempt()
 }
+
+// presumedDown returns a group the transaction touches that is presumed
+// down, or 0. A transaction that finds a presumption expired becomes its
+// group's probe, and renews it for the others.
+func (tw *txnWorker) presumedDown() replica.GroupID {
+	w := tw.w
+	var probe []replica.GroupID
+	for _, o := range tw.ops {
+		g := tw.cfg.Shards[shardctl.ShardOf(o.Key)]
+		till, ok := w.downTill[g]
+		switch {
+		case !ok:
+		case w.now() < till:
+			return g
+		default:
+			probe = append(probe, g)
+		}
+	}
+	for _, g := range probe {
+		w.downTill[g] = w.now() + int64(w.cfg.TxnDeadline)
+	}
+	return 0
+}
+
+// answered ends the presumption that group g is down.
+func (w *world) answered(g replica.GroupID) { delete(w.downTill, g) }
 
 func (tw *txnWorker) attempt() {
 	w := tw.w
 	if w.now()-tw.start > int64(w.cfg.TxnDeadline) {
 		tw.finish(history.Info, nil, "deadline")
+		return
+	}
+	if g := tw.presumedDown(); g != 0 && !tw.sent {
+		tw.finish(history.Fail, nil, fmt.Sprintf("group %d presumed down: not sent", g))
 		return
 	}
 	low := shardctl.NShards
@@ -419,11 +469,19 @@ func (tw *txnWorker) attempt() {
 	}
 	cl := tw.cls[owner]
 	cl.clientID, cl.seq = tw.clientID, tw.seq-1
+	tw.sent = true
 	cl.Invoke(txn.EncodeTxnRequest(tw.ops), func(o Outcome) {
 		if o.Unknown {
+			if w.now()-tw.start > int64(w.cfg.TxnDeadline) {
+				if w.downTill == nil {
+					w.downTill = map[replica.GroupID]int64{}
+				}
+				w.downTill[replica.GroupID(owner)] = w.now() + int64(w.cfg.TxnDeadline)
+			}
 			tw.attempt()
 			return
 		}
+		w.answered(replica.GroupID(owner))
 		r, err := txn.DecodeReply(o.Value)
 		if err != nil {
 			tw.finish(history.Info, nil, fmt.Sprintf("reply: %v", err))
@@ -449,6 +507,7 @@ func (tw *txnWorker) attempt() {
 				return
 			}
 			tw.seq++
+			tw.sent = false
 			w.at(time.Duration(10+w.rng.Intn(50))*time.Millisecond, tw.attempt)
 		case txn.StatusCheckFailed:
 			tw.finish(history.Fail, nil, "check failed")
@@ -527,6 +586,11 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	if cfg.Nodes < 3 || cfg.Groups < 2 || cfg.Clients < 1 || cfg.Keys < 1 {
 		return nil, fmt.Errorf("sim: sharded run needs Nodes >= 3, Groups >= 2, Clients and Keys >= 1 (got %d, %d, %d, %d)", cfg.Nodes, cfg.Groups, cfg.Clients, cfg.Keys)
 	}
+	for _, n := range cfg.Outage.Nodes {
+		if n < 1 || int(n) > cfg.Nodes {
+			return nil, fmt.Errorf("sim: outage node %d outside 1..%d", n, cfg.Nodes)
+		}
+	}
 	w, admin, err := newShardWorld(cfg)
 	if err != nil {
 		return nil, err
@@ -564,6 +628,20 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	if cfg.Faults {
 		w.nemesis(admin, func() bool { return stop })
 	}
+	if len(cfg.Outage.Nodes) > 0 {
+		w.at(cfg.Outage.At, func() {
+			for _, n := range cfg.Outage.Nodes {
+				w.crash(n)
+			}
+			w.recordNemesis("kill", fmt.Sprint(cfg.Outage.Nodes))
+			w.at(cfg.Outage.For, func() {
+				for _, n := range cfg.Outage.Nodes {
+					w.restart(n)
+				}
+				w.recordNemesis("restart", fmt.Sprint(cfg.Outage.Nodes))
+			})
+		})
+	}
 	if cfg.MoveEvery > 0 {
 		mover := w.clientOf(0, 0)
 		var move func()
@@ -587,11 +665,13 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	if active != 0 {
 		return nil, fmt.Errorf("sim seed %d: the workload did not finish within %v of virtual time", cfg.Seed, limit)
 	}
-	// Healed and restarted: every key must be readable again.
+	// Healed and restarted: every key must be readable again, so no
+	// group is presumed down any more.
 	w.heal()
 	for n := 1; n <= cfg.Nodes; n++ {
 		w.restart(replica.NodeID(n))
 	}
+	w.downTill = nil
 	for k := 0; k < cfg.Keys; k++ {
 		if cfg.Workload == WorkloadBank && k > 0 {
 			break

@@ -1,0 +1,305 @@
+package sim
+
+import (
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/kvnode/shardctl"
+)
+
+// liveLeader returns the running, unpaused node that leads with every other
+// running, unpaused node naming it, or 0. A paused replica still reports
+// whatever it believed when it froze, so it gets no say.
+func liveLeader(c *Cluster) replica.NodeID {
+	var lead replica.NodeID
+	for _, id := range c.Peers() {
+		if !c.Up(id) || c.Paused(id) {
+			continue
+		}
+		st, _ := c.Status(id)
+		if st.Leader == id {
+			lead = id
+		}
+	}
+	if lead == 0 {
+		return 0
+	}
+	for _, id := range c.Peers() {
+		if !c.Up(id) || c.Paused(id) {
+			continue
+		}
+		if st, _ := c.Status(id); st.Leader != lead {
+			return 0
+		}
+	}
+	return lead
+}
+
+// stallCase is a three-replica group (leader L, followers F1, F2) split by
+// a partition during which one replica is paused; the partition then heals
+// with that replica still paused, leaving two replicas that can talk.
+type stallCase struct {
+	name string
+	// sides lists the partition's sides by role: 0 = L, 1 = F1, 2 = F2.
+	sides [][]int
+	// paused is the role of the replica paused for good.
+	paused int
+	// pauseAt is when, into the partition, it is paused (0: just before
+	// the partition starts).
+	pauseAt time.Duration
+}
+
+var stallCases = []stallCase{
+	{"all-isolated/pause-leader", [][]int{{0}, {1}, {2}}, 0, 500 * time.Millisecond},
+	{"all-isolated/pause-follower", [][]int{{0}, {1}, {2}}, 1, 500 * time.Millisecond},
+	{"all-isolated/pause-leader-first", [][]int{{0}, {1}, {2}}, 0, 0},
+	{"leader-alone/pause-leader", [][]int{{0}, {1, 2}}, 0, 500 * time.Millisecond},
+	{"leader-alone/pause-follower", [][]int{{0}, {1, 2}}, 1, 500 * time.Millisecond},
+	{"follower-alone/pause-leader", [][]int{{0, 1}, {2}}, 0, 500 * time.Millisecond},
+	{"follower-alone/pause-leader-first", [][]int{{0, 1}, {2}}, 0, 0},
+	{"follower-alone/pause-partner", [][]int{{0, 1}, {2}}, 1, 500 * time.Millisecond},
+	{"follower-alone/pause-loner", [][]int{{0, 1}, {2}}, 2, 500 * time.Millisecond},
+}
+
+// stallResult is what one run of a stallCase measured, from the heal.
+type stallResult struct {
+	leader time.Duration // until the two live replicas agree on a leader
+	write  time.Duration // until a write through them commits
+}
+
+// runStall plays one stallCase with one seed. The partition lasts long
+// enough for isolated replicas to time out and bid many times.
+func runStall(t *testing.T, proto string, seed int64, sc stallCase, part time.Duration) stallResult {
+	t.Helper()
+	c := newKVCluster(t, proto, seed, 3, nil)
+	cl := c.NewClient(patient)
+	mustDo(t, cl, putOp("warm", "up"), 10*time.Second)
+	l := waitLeader(t, c)
+	roles := []replica.NodeID{l}
+	for _, id := range c.Peers() {
+		if id != l {
+			roles = append(roles, id)
+		}
+	}
+	sides := make([][]replica.NodeID, len(sc.sides))
+	for i, s := range sc.sides {
+		for _, r := range s {
+			sides[i] = append(sides[i], roles[r])
+		}
+	}
+	victim := roles[sc.paused]
+	if sc.pauseAt == 0 {
+		c.Pause(victim)
+	}
+	c.Partition(sides...)
+	if sc.pauseAt > 0 {
+		c.RunFor(sc.pauseAt)
+		c.Pause(victim)
+		c.RunFor(part - sc.pauseAt)
+	} else {
+		c.RunFor(part)
+	}
+	c.Heal()
+	healed := c.Now()
+	var res stallResult
+	if !c.RunUntil(func() bool { return liveLeader(c) != 0 }, 30*time.Second) {
+		t.Fatalf("%s: no leader among the live replicas within 30s of the heal", sc.name)
+	}
+	res.leader = c.Now() - healed
+	// A client that cannot reach the paused replica, as one whose
+	// connection to it timed out would, retrying quickly.
+	w := c.NewClient(ClientConfig{Attempt: 50 * time.Millisecond, Deadline: time.Hour, Backoff: 5 * time.Millisecond})
+	w.CutFrom(victim)
+	mustDo(t, w, putOp("after", "heal"), 30*time.Second)
+	res.write = c.Now() - healed
+	c.Resume(victim)
+	c.RunFor(time.Second)
+	checkReplicas(t, c)
+	return res
+}
+
+// A group whose majority can talk elects a leader within one election
+// timeout of a heal, however the partition went and whichever replica
+// stays paused. The bound is the longest randomized election timeout (two
+// ElectionTicks of the default 10ms ticks) plus a few message delays; the
+// first write gets two client attempts more.
+func TestElectionAfterHealWithPausedReplica(t *testing.T) {
+	const (
+		tick      = 10 * time.Millisecond
+		timeout   = 2 * 10 * tick // the longest randomized election timeout
+		slack     = 30 * time.Millisecond
+		leaderMax = timeout + slack
+		writeMax  = leaderMax + 2*50*time.Millisecond
+	)
+	forEachProtocol(t, 61, func(t *testing.T, proto string, seed int64) {
+		for _, sc := range stallCases {
+			t.Run(sc.name, func(t *testing.T) {
+				var worst stallResult
+				var worstSeed int64
+				for s := seed; s < seed+stallSeeds; s++ {
+					part := stallPart + time.Duration(s%7)*137*time.Millisecond
+					r := runStall(t, proto, s, sc, part)
+					if r.leader > worst.leader {
+						worst, worstSeed = r, s
+					}
+					if r.leader > leaderMax || r.write > writeMax {
+						t.Errorf("seed %d: leader %v after the heal (bound %v), first write %v (bound %v); replay: go test ./kvnode/sim -run '^%s$' -seed %d -v",
+							s, r.leader, leaderMax, r.write, writeMax, t.Name(), s)
+					}
+					if *flagSeed != 0 {
+						break
+					}
+				}
+				t.Logf("worst of %d seeds: leader %v, first write %v after the heal (seed %d)", stallSeeds, worst.leader, worst.write, worstSeed)
+			})
+		}
+	})
+}
+
+var stallPart, stallSeeds = func() (time.Duration, int64) {
+	p, _ := time.ParseDuration(os.Getenv("STALL_PART"))
+	if p == 0 {
+		p = time.Second
+	}
+	n, _ := strconv.Atoi(os.Getenv("STALL_SEEDS"))
+	if n == 0 {
+		n = 20
+	}
+	return p, int64(n)
+}()
+
+// initialShards is the shard map of a sharded run before any change:
+// groups 1 and 2 joined, as RunSharded starts.
+func initialShards(t *testing.T) shardctl.Config {
+	t.Helper()
+	ctl := shardctl.New()
+	op := shardctl.Op{Kind: shardctl.Join, Groups: map[replica.GroupID][]replica.NodeID{1: {2, 3, 4}, 2: {3, 4, 5}}}
+	ctl.Apply(1, replica.Request{Op: op.Encode()})
+	return ctl.Latest()
+}
+
+// txnGroups returns the groups whose shards a recorded transaction touches.
+func txnGroups(t *testing.T, cfg *shardctl.Config, value any) map[replica.GroupID]bool {
+	t.Helper()
+	mops, ok := value.([]any)
+	if !ok {
+		t.Fatalf("transaction value %v is not a list", value)
+	}
+	gs := map[replica.GroupID]bool{}
+	for _, m := range mops {
+		mop, ok := m.([]any)
+		if !ok || len(mop) < 2 {
+			t.Fatalf("micro-op %v malformed", m)
+		}
+		k, ok := mop[1].(int64)
+		if !ok {
+			t.Fatalf("micro-op %v has no integer key", m)
+		}
+		gs[cfg.Shards[shardctl.ShardOf(skey(k))]] = true
+	}
+	return gs
+}
+
+// outageStats is what a sharded run did during the outage window.
+type outageStats struct {
+	liveOK   int           // committed transactions on live groups only, completed in the window
+	deadOK   int           // committed transactions touching the dead group, completed in the window
+	liveRate float64       // liveOK per second of the window
+	maxWait  time.Duration // longest a transaction waited for its outcome
+	info     int           // unknown outcomes over the run
+}
+
+func outageWindowStats(t *testing.T, res *ShardedResult, from, to time.Duration, dead replica.GroupID) outageStats {
+	t.Helper()
+	cfg := initialShards(t)
+	var st outageStats
+	invokedAt := map[history.Process]int64{}
+	for _, op := range res.History {
+		if op.Process == history.NemesisProcess || op.F != "txn" {
+			continue
+		}
+		if op.Type == history.Invoke {
+			invokedAt[op.Process] = op.Time
+			continue
+		}
+		if op.Type == history.Info {
+			st.info++
+		}
+		st.maxWait = max(st.maxWait, time.Duration(op.Time-invokedAt[op.Process]))
+		if op.Type != history.Ok || op.Time < int64(from) || op.Time > int64(to) {
+			continue
+		}
+		if txnGroups(t, &cfg, op.Value)[dead] {
+			st.deadOK++
+		} else {
+			st.liveOK++
+		}
+	}
+	st.liveRate = float64(st.liveOK) / (to - from).Seconds()
+	return st
+}
+
+// A group that keeps its majority keeps serving while another group has
+// lost its own. Nodes 4 and 5 crash together: group 2 (nodes 3, 4, 5)
+// loses its majority, while the controller (1, 2, 3) and group 1 (2, 3, 4)
+// keep theirs. Transactions on group 1 alone must keep committing at a
+// healthy fraction of the rate the same seed reaches with no outage, and
+// no worker may wait beyond its transaction deadline: the ones that hit
+// the dead group end unknown or aborted and move on.
+func TestLiveGroupsServeBesideDeadGroup(t *testing.T) {
+	const (
+		at, outage = time.Second, 8 * time.Second
+		ops        = 1200
+		minShare   = 0.5 // of the no-outage rate
+		// A transaction's deadline (3s) is checked before each
+		// attempt, and an attempt may wait out its client's own
+		// deadline (1s).
+		maxWait = 3*time.Second + time.Second
+	)
+	forEachProtocol(t, 71, func(t *testing.T, proto string, seed int64) {
+		for s := seed; s < seed+3; s++ {
+			base := ShardedConfig{Seed: s, Protocol: proto, Ops: ops, Clients: 8}
+			calm, err := RunSharded(base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hit := base
+			hit.Outage = Outage{Nodes: []replica.NodeID{4, 5}, At: at, For: outage}
+			res, err := RunSharded(hit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Valid != checker.Valid {
+				t.Fatalf("seed %d: %s: %v", s, res.Valid, res.Problems)
+			}
+			if res.Virtual < at+outage || calm.Virtual < at+outage {
+				t.Fatalf("seed %d: a run ended (at %v, %v) before the outage did; raise ops", s, calm.Virtual, res.Virtual)
+			}
+			// The window opens a second after the crash, once what was
+			// decided before it has been answered.
+			from, to := at+time.Second, at+outage
+			before := outageWindowStats(t, calm, from, to, 2)
+			during := outageWindowStats(t, res, from, to, 2)
+			t.Logf("seed %d: group-1-only commits %.1f/s without the outage, %.1f/s with group 2 down (%d committed touching group 2 meanwhile); longest wait %v; %d unknown outcomes",
+				s, before.liveRate, during.liveRate, during.deadOK, during.maxWait, during.info)
+			if during.liveRate < minShare*before.liveRate {
+				t.Errorf("seed %d: live group served %.1f txn/s during the outage, below %.0f%% of %.1f/s; replay: go test ./kvnode/sim -run '^%s$' -seed %d -v",
+					s, during.liveRate, 100*minShare, before.liveRate, t.Name(), s)
+			}
+			if during.deadOK > 0 {
+				t.Errorf("seed %d: %d transactions touching group 2 committed while it had no majority", s, during.deadOK)
+			}
+			if during.maxWait > maxWait {
+				t.Errorf("seed %d: a transaction waited %v for its outcome, beyond %v", s, during.maxWait, maxWait)
+			}
+			if *flagSeed != 0 {
+				break
+			}
+		}
+	})
+}
