@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
@@ -47,7 +48,8 @@ type stallCase struct {
 	name string
 	// sides lists the partition's sides by role: 0 = L, 1 = F1, 2 = F2.
 	sides [][]int
-	// paused is the role of the replica paused for good.
+	// paused is the role of the replica paused for good; -1 is whichever
+	// replica leads when the pause comes (the old leader if none does).
 	paused int
 	// pauseAt is when, into the partition, it is paused (0: just before
 	// the partition starts).
@@ -64,6 +66,9 @@ var stallCases = []stallCase{
 	{"follower-alone/pause-leader-first", [][]int{{0, 1}, {2}}, 0, 0},
 	{"follower-alone/pause-partner", [][]int{{0, 1}, {2}}, 1, 500 * time.Millisecond},
 	{"follower-alone/pause-loner", [][]int{{0, 1}, {2}}, 2, 500 * time.Millisecond},
+	{"leader-alone/pause-new-leader", [][]int{{0}, {1, 2}}, -1, 500 * time.Millisecond},
+	{"leader-alone/pause-new-leader-late", [][]int{{0}, {1, 2}}, -1, 2 * time.Second},
+	{"follower-alone/pause-current-leader-late", [][]int{{0, 1}, {2}}, -1, 2 * time.Second},
 }
 
 // stallResult is what one run of a stallCase measured, from the heal.
@@ -92,15 +97,32 @@ func runStall(t *testing.T, proto string, seed int64, sc stallCase, part time.Du
 			sides[i] = append(sides[i], roles[r])
 		}
 	}
-	victim := roles[sc.paused]
-	if sc.pauseAt == 0 {
+	// Clients keep writing through it all, at whichever node answers.
+	for i := 0; i < 4; i++ {
+		lc := c.NewClient(ClientConfig{Attempt: 100 * time.Millisecond, Deadline: 500 * time.Millisecond})
+		var loop func()
+		loop = func() {
+			_ = lc.Invoke(putOp(fmt.Sprint("load", i), "v"), func(Outcome) { c.At(5*time.Millisecond, loop) })
+		}
+		loop()
+	}
+	var victim replica.NodeID
+	pause := func() {
+		if sc.paused >= 0 {
+			victim = roles[sc.paused]
+		} else if victim = c.Leader(); victim == 0 {
+			victim = l
+		}
 		c.Pause(victim)
+	}
+	if sc.pauseAt == 0 {
+		pause()
 	}
 	c.Partition(sides...)
 	if sc.pauseAt > 0 {
 		c.RunFor(sc.pauseAt)
-		c.Pause(victim)
-		c.RunFor(part - sc.pauseAt)
+		pause()
+		c.RunFor(max(0, part-sc.pauseAt))
 	} else {
 		c.RunFor(part)
 	}
