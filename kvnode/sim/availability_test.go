@@ -1,9 +1,8 @@
 package sim
 
 import (
+	"flag"
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -98,7 +97,7 @@ func runStall(t *testing.T, proto string, seed int64, sc stallCase, part time.Du
 		}
 	}
 	// Clients keep writing through it all, at whichever node answers.
-	for i := 0; i < 4; i++ {
+	for i := 0; i < 2; i++ {
 		lc := c.NewClient(ClientConfig{Attempt: 100 * time.Millisecond, Deadline: 500 * time.Millisecond})
 		var loop func()
 		loop = func() {
@@ -163,8 +162,8 @@ func TestElectionAfterHealWithPausedReplica(t *testing.T) {
 			t.Run(sc.name, func(t *testing.T) {
 				var worst stallResult
 				var worstSeed int64
-				for s := seed; s < seed+stallSeeds; s++ {
-					part := stallPart + time.Duration(s%7)*137*time.Millisecond
+				for s := seed; s < seed+*flagStallSeeds; s++ {
+					part := *flagStallPart + time.Duration(s%7)*137*time.Millisecond
 					r := runStall(t, proto, s, sc, part)
 					if r.leader > worst.leader {
 						worst, worstSeed = r, s
@@ -177,23 +176,18 @@ func TestElectionAfterHealWithPausedReplica(t *testing.T) {
 						break
 					}
 				}
-				t.Logf("worst of %d seeds: leader %v, first write %v after the heal (seed %d)", stallSeeds, worst.leader, worst.write, worstSeed)
+				t.Logf("worst of %d seeds: leader %v, first write %v after the heal (seed %d)", *flagStallSeeds, worst.leader, worst.write, worstSeed)
 			})
 		}
 	})
 }
 
-var stallPart, stallSeeds = func() (time.Duration, int64) {
-	p, _ := time.ParseDuration(os.Getenv("STALL_PART"))
-	if p == 0 {
-		p = time.Second
-	}
-	n, _ := strconv.Atoi(os.Getenv("STALL_SEEDS"))
-	if n == 0 {
-		n = 20
-	}
-	return p, int64(n)
-}()
+// The stall scenarios' partition length (plus up to 822ms varying with
+// the seed) and seed count, to explore further than the default.
+var (
+	flagStallPart  = flag.Duration("stall-partition", time.Second, "partition length in the stall scenarios")
+	flagStallSeeds = flag.Int64("stall-seeds", 10, "seeds per stall scenario")
+)
 
 // initialShards is the shard map of a sharded run before any change:
 // groups 1 and 2 joined, as RunSharded starts.
