@@ -15,11 +15,21 @@ import (
 )
 
 // Outbound peer connections.
+//
+// A link that a partition cut must carry messages again within an election
+// timeout (300 ms by default) of the heal. A TCP connection that stopped
+// getting acknowledgements backs its retransmissions off exponentially, so
+// after a partition of a few seconds it may stay silent for seconds more,
+// with every new frame queued behind the lost ones. So a connection with
+// data unacknowledged for unackedTimeout is dropped, and while the peer is
+// unreachable the link redials often, each attempt bounded by dialTimeout:
+// the first dial after the heal gets through.
 const (
 	peerQueue      = 8192
 	backoffMin     = 10 * time.Millisecond
-	backoffMax     = time.Second
-	dialTimeout    = time.Second
+	backoffMax     = 200 * time.Millisecond
+	dialTimeout    = 200 * time.Millisecond
+	unackedTimeout = 500 * time.Millisecond
 	writeTimeout   = 5 * time.Second
 	connBufferSize = 64 << 10
 )
@@ -67,6 +77,9 @@ func (p *peer) run(ctx context.Context) {
 		backoff = backoffMin
 		if tc, ok := conn.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
+			if err := setUnackedTimeout(tc, unackedTimeout); err != nil {
+				p.node.log.Debug("peer connection: no unacknowledged-data timeout", "peer", p.id, "err", err)
+			}
 		}
 		p.node.log.Debug("connected to peer", "peer", p.id, "addr", p.addr)
 		err = p.write(ctx, conn)
