@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -342,11 +341,6 @@ func (in *checkInput) streamTo(c *cli.Context) (func(*history.Op) error, error) 
 	take, check := st.Stream()
 	in.streamCheck = check
 	in.shape, _ = newShapeCheck(plan.workload)
-	// Decoding leaves short-lived garbage at every op while the checker's
-	// own form grows; collecting it sooner keeps the peak near what is
-	// live, at no measurable cost (make bench-check). The setting lasts
-	// for this one-shot command.
-	debug.SetGCPercent(25)
 	// Each op is paired, shape-checked, counted and taken as it comes,
 	// then left out of the ops: nothing of it is held twice.
 	var pairer history.Pairer
