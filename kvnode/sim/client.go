@@ -210,10 +210,7 @@ func (cl *Client) reply(c *Cluster, p *packet) {
 		cl.act(cl.r.Lost(cl.now(), p.to, errRefused, false))
 		return
 	}
-	k, payload, rest, err := wire.SplitFrame(p.b)
-	if err == nil && (k != wire.KindResponse || len(rest) > 0) {
-		err = fmt.Errorf("frame of kind %d with %d bytes after it", k, len(rest))
-	}
+	payload, err := wire.OneFrame(p.b, wire.KindResponse)
 	var resp wire.Response
 	if err == nil {
 		resp, err = wire.DecodeResponse(payload)

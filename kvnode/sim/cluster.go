@@ -782,10 +782,7 @@ func (t *trap) hit(n *node, rd *replica.Ready) bool {
 // codec; a frame that does not decode, or decodes to a message that is not
 // from its sender to its receiver, is a violation.
 func (c *Cluster) decode(e event, f *frame) replica.Message {
-	k, p, rest, err := wire.SplitFrame(f.b)
-	if err == nil && (k != wire.KindPeer || len(rest) > 0) {
-		err = fmt.Errorf("frame of kind %d with %d bytes after it", k, len(rest))
-	}
+	p, err := wire.OneFrame(f.b, wire.KindPeer)
 	var g uint32
 	if err == nil {
 		g, p, err = wire.DecodePeer(p)
@@ -895,10 +892,7 @@ func (c *Cluster) request(i int, p *packet) {
 		c.transmit(event{kind: evReply, pkt: &packet{cl: p.cl, to: c.ids[i], refused: true}})
 		return
 	}
-	k, payload, rest, err := wire.SplitFrame(p.b)
-	if err == nil && (k != wire.KindRequest || len(rest) > 0) {
-		err = fmt.Errorf("frame of kind %d with %d bytes after it", k, len(rest))
-	}
+	payload, err := wire.OneFrame(p.b, wire.KindRequest)
 	var req wire.Request
 	if err == nil {
 		req, err = wire.DecodeRequest(payload)

@@ -11,13 +11,13 @@ import (
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/checker/bank"
-	"github.com/chaoskv/chaos/checker/elle"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/kvnode/client"
 	knode "github.com/chaoskv/chaos/kvnode/node"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/kvnode/txn"
+	"github.com/chaoskv/chaos/workloads"
 )
 
 // Transactional workloads over a sharded cluster, checked by Elle.
@@ -571,17 +571,20 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	}
 	w.res.History = w.hist
 	w.res.Virtual = time.Duration(w.now())
-	var chk checker.Result
+	// The workload's checker, as chaos run and chaos check build it; bank
+	// also knows its accounts and their constant total.
+	var chkr checker.Checker
 	if cfg.Workload == WorkloadBank {
 		total := int64(bankStart * cfg.Keys)
 		var accts []string
 		for k := 0; k < cfg.Keys; k++ {
 			accts = append(accts, skey(int64(k)))
 		}
-		chk, err = bank.Check(w.hist, bank.Options{Total: &total, Accounts: accts})
-	} else {
-		chk, err = elle.Check(cfg.Workload, w.hist, elle.Options{})
+		chkr = bank.New(&total, accts)
+	} else if chkr, err = workloads.CheckerFor(cfg.Workload, nil); err != nil {
+		return nil, fmt.Errorf("sim seed %d: %w", cfg.Seed, err)
 	}
+	chk, err := checker.Check(chkr, w.hist, checker.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("sim seed %d: check: %w", cfg.Seed, err)
 	}

@@ -105,6 +105,17 @@ func ReadFrame(r *bufio.Reader, buf []byte) (Kind, []byte, []byte, error) {
 	return k, p, buf, nil
 }
 
+// OneFrame returns the payload of b, which must hold exactly one whole
+// frame, of kind want: a message carried alone, as the simulator carries
+// each one.
+func OneFrame(b []byte, want Kind) ([]byte, error) {
+	k, payload, rest, err := SplitFrame(b)
+	if err == nil && (k != want || len(rest) > 0) {
+		err = fmt.Errorf("frame of kind %d with %d bytes after it, want one frame of kind %d", k, len(rest), want)
+	}
+	return payload, err
+}
+
 // SplitFrame takes one whole frame from the front of b, with the same
 // checks as ReadFrame, and returns its kind, its payload (aliasing b) and
 // what follows it.

@@ -183,3 +183,28 @@ func FuzzSplitFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestOneFrame(t *testing.T) {
+	one, err := AppendFrame(nil, KindPeer, func(b []byte) []byte { return append(b, "abc"...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := append(append([]byte(nil), one...), one...)
+	cases := []struct {
+		name string
+		b    []byte
+		want Kind
+		ok   bool
+	}{
+		{"one frame of the kind", one, KindPeer, true},
+		{"another kind", one, KindRequest, false},
+		{"two frames", two, KindPeer, false},
+		{"cut short", one[:len(one)-1], KindPeer, false},
+	}
+	for _, tc := range cases {
+		p, err := OneFrame(tc.b, tc.want)
+		if (err == nil) != tc.ok || (tc.ok && string(p) != "abc") {
+			t.Errorf("%s: payload %q, err %v", tc.name, p, err)
+		}
+	}
+}
