@@ -11,8 +11,8 @@ import (
 )
 
 // kvnode's storage on a lazyfs, killed in the middle of saving: every
-// Save the real store returned from survives the loss of unsynced writes,
-// torn last write included. The store that never syncs loses what it
+// Save the real store returned from survives the loss of unsynced writes
+// (in the default mode with the last write torn too). The store that never syncs loses what it
 // saved, or cannot even be opened: when the torn write was a bbolt meta
 // page pointing past the end of the restored file, bbolt dies of SIGBUS
 // reading it. bbolt reads its file through a shared mapping, so this also
@@ -20,18 +20,23 @@ import (
 func TestKvnodeStorageOnLazyfs(t *testing.T) {
 	for _, tc := range []struct {
 		mode     string
+		tear     bool
 		wantKeep bool
 	}{
-		{"full", true},
-		{"once", true},
-		{"unsafe-no-sync", false},
+		{"full", true, true},
+		// One sync per Save survives losing every unsynced write, but not
+		// a torn one: a torn meta page of a Save in flight may reach the
+		// disk without the pages it points to, as the storage package
+		// documents.
+		{"once", false, true},
+		{"unsafe-no-sync", true, false},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			for seed := range uint64(3) {
 				l, mnt, _ := mount(t)
 				dir := filepath.Join(mnt, "group-1")
 				saved := saveUntilKilled(t, dir, tc.mode, 120+40*int(seed))
-				loss := lose(t, l, true, seed)
+				loss := lose(t, l, tc.tear, seed)
 				var got durable
 				if err := tryHelper(&got, "load", dir, tc.mode); err != nil {
 					if tc.wantKeep {
