@@ -20,6 +20,15 @@ const MaxMerge = 64
 // the entries it covers (paxos, vr), which is safe only if a crash can
 // never keep a later write while losing an earlier one.
 //
+// A Ready's Early messages are not the pipeline's: the Replica sends them
+// before it pushes the Ready, so they leave in Ready order, ahead of the
+// write of their own Ready and of every Ready still queued. That is how a
+// leader's proposals reach its followers while its own write is in
+// progress. It is safe because Early carries no acknowledgement and no
+// commit index that counts an unsynced write: the cores count their own
+// copy only when its acknowledgement, a message to themselves among the
+// Ready's Messages, comes back through the pipeline (replica.Ready).
+//
 // It is not safe for concurrent use: a Replica owns it.
 type Pipeline struct {
 	queue    []replica.Ready

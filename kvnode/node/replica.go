@@ -61,8 +61,16 @@ func (r *Replica[W]) Writing() bool { return r.writing }
 // Submit) only feed the core; Flush then takes what they produced.
 func (r *Replica[W]) Tick() { r.Core.Tick() }
 
-// Step hands the core a peer message.
-func (r *Replica[W]) Step(m replica.Message) { r.Core.Step(m) }
+// Step hands the core a peer message. One that claims to come from this
+// node is dropped: the core's messages to itself never travel (release
+// hands them back), so such a message is forged or corrupt, and taking it
+// would let it stand for an acknowledgement of an unsynced write.
+func (r *Replica[W]) Step(m replica.Message) {
+	if m.Source() == r.ID {
+		return
+	}
+	r.Core.Step(m)
+}
 
 // Request takes a client request (wire id id, from to).
 func (r *Replica[W]) Request(id uint64, req replica.Request, to W) { r.reqs.Add(id, req, to) }
@@ -73,10 +81,10 @@ func (r *Replica[W]) Submit(req replica.Request) { _ = r.Core.Propose(req) }
 
 // Flush runs after one or more events: it proposes the batched client
 // requests (unless a leader holds them back for the write in progress),
-// puts the core's Readies through the pipeline, releasing at once those
-// with nothing to persist behind nothing pending, and answers waiting
-// clients unknown when the replica no longer leads. It returns how many
-// requests it proposed.
+// sends each of the core's Readies' Early messages and puts the rest
+// through the pipeline, releasing at once those with nothing to persist
+// behind nothing pending, and answers waiting clients unknown when the
+// replica no longer leads. It returns how many requests it proposed.
 func (r *Replica[W]) Flush() int {
 	if r.stopped {
 		return 0
@@ -88,6 +96,7 @@ func (r *Replica[W]) Flush() int {
 	for !r.stopped && r.Core.HasReady() {
 		rd := r.Core.Ready()
 		r.Host.Readied(&rd)
+		r.send(rd.Early)
 		if r.pl.Push(rd) {
 			r.release(&rd)
 		}
@@ -131,10 +140,25 @@ func (r *Replica[W]) WriteDone(st replica.Storage) error {
 	})
 }
 
-// release sends a durable Ready's messages and answers its clients.
+// release sends a durable Ready's messages, hands the core back the
+// acknowledgements it addressed to itself, and answers its clients.
 func (r *Replica[W]) release(rd *replica.Ready) {
 	r.Host.Releasing(rd)
-	for _, m := range rd.Messages {
+	r.send(rd.Messages)
+	r.reqs.Release(rd.Results, r.Host.Answer)
+	if !r.Host.Released(rd) {
+		r.stopped = true
+	}
+}
+
+// send puts msgs on their way, in order; one addressed to this node goes
+// back to the core.
+func (r *Replica[W]) send(msgs []replica.Message) {
+	for _, m := range msgs {
+		if m.Dest() == r.ID {
+			r.Core.Step(m)
+			continue
+		}
 		if r.Codec == nil {
 			r.Host.Send(m, nil, nil)
 			continue
@@ -154,9 +178,5 @@ func (r *Replica[W]) release(rd *replica.Ready) {
 		}
 		r.buf = b
 		r.Host.Send(m, b, nil)
-	}
-	r.reqs.Release(rd.Results, r.Host.Answer)
-	if !r.Host.Released(rd) {
-		r.stopped = true
 	}
 }

@@ -56,7 +56,7 @@ func (g *benchGroup) settle() {
 			n := g.nodes[id]
 			for n.HasReady() {
 				rd := n.Ready()
-				g.queue = append(g.queue, rd.Messages...)
+				g.queue = append(append(g.queue, rd.Early...), rd.Messages...)
 				if n.role == leader {
 					g.done += len(rd.Results)
 					g.reads = append(g.reads, rd.Reads...)

@@ -136,10 +136,12 @@ func (c *cluster) drain() {
 		for n.HasReady() {
 			rd := n.Ready()
 			c.disks[id].persist(rd.Persist)
-			for _, m := range rd.Messages {
-				c.sent[fmt.Sprintf("%T", m)]++
+			for _, m := range append(rd.Early[:len(rd.Early):len(rd.Early)], rd.Messages...) {
+				if m.Source() != m.Dest() { // a core's own acknowledgement never travels
+					c.sent[fmt.Sprintf("%T", m)]++
+				}
 			}
-			c.queue = append(c.queue, rd.Messages...)
+			c.queue = append(append(c.queue, rd.Early...), rd.Messages...)
 			c.results[id] = append(c.results[id], rd.Results...)
 			c.reads[id] = append(c.reads[id], rd.Reads...)
 			if c.onResult != nil {

@@ -30,3 +30,15 @@ func (n *Node) Vouches(m replica.Message) (uint64, bool) {
 	}
 	return 0, false
 }
+
+// Acknowledges reports every message but a leader's Accept and Heartbeat,
+// which only ask. A Prepare counts: its candidate counts its own promise
+// of the ballot at once, so the Prepare must not leave before that promise
+// is durable.
+func (n *Node) Acknowledges(m replica.Message) bool {
+	switch m.(type) {
+	case *Accept, *Heartbeat:
+		return false
+	}
+	return true
+}

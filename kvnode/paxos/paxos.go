@@ -18,6 +18,25 @@
 // must therefore persist Readies in the order it got them (merging
 // consecutive ones into one write is fine).
 //
+// A leader's write overlaps its followers': its Accepts, retransmissions
+// and heartbeats go in Ready.Early, before its own write of the values
+// they carry. It counts its own acceptance only from the Accepted it sends
+// itself among the Ready's Messages, which comes back once that write is
+// durable; so a slot is chosen, and the commit index that every Accept and
+// Heartbeat carries moves over it, only when a majority holds it durably.
+// Were the leader to count itself at once, it could report a commit that
+// rests on its unsynced write to a follower, which would apply it; a crash
+// that loses the write could then leave the slot to a new leader's phase
+// 1 without that value, and a second value chosen there. An Accept that
+// leaves before the leader's own write is just a proposal: if the leader
+// crashes and loses the slot, it never leads that ballot again (a
+// candidate bids above every round it saw, its promise included), so no
+// other value is proposed at that slot in that ballot, and phase 1 of the
+// next ballot carries the value as any accepted one. Everything that
+// acknowledges (Promise, Accepted, Nack, HeartbeatReply) and everything
+// that hands over state (Learn, InstallSnapshot) waits for durability, as
+// does a candidate's Prepare, since it counts its own promise at once.
+//
 // Reads by read index (replica.ReadIndexer): a leader fixes a read's index
 // at the larger of its commit index and the last slot its phase 1 covered
 // (the read floor), confirms with one heartbeat round that a majority still
@@ -146,6 +165,7 @@ type Node struct {
 	reads     replica.ReadRounds
 
 	// Outputs since the last Ready.
+	early      []replica.Message // acknowledge nothing: see Ready.Early
 	msgs       []replica.Message
 	results    []replica.Result
 	dirty      []uint64
@@ -304,6 +324,17 @@ func (n *Node) resetElectionTimer() {
 
 func (n *Node) send(m replica.Message) { n.msgs = append(n.msgs, m) }
 
+// sendEarly sends a message that may leave before this Ready's Persist is
+// durable: a leader's Accept or Heartbeat.
+func (n *Node) sendEarly(m replica.Message) { n.early = append(n.early, m) }
+
+// acceptOwn has the leader accept slot s for itself once the write of its
+// value is durable: the Accepted it sends itself is released, like any
+// other, only after that write is synced.
+func (n *Node) acceptOwn(s uint64) {
+	n.send(&Accepted{Header: Header{From: n.id, To: n.id}, Ballot: n.promised, Slot: s, Commit: n.commit})
+}
+
 // observe notes a ballot seen anywhere, so the next bid is above it.
 func (n *Node) observe(b Ballot) { n.maxRound = max(n.maxRound, b.Round) }
 
@@ -421,7 +452,7 @@ func (n *Node) becomeLeader() {
 			}
 		}
 		e.ballot = b
-		e.acks = 1 << n.self
+		e.acks = 0
 		n.markDirty(s, e)
 		n.sendAccepts(s, e)
 	}
@@ -429,19 +460,19 @@ func (n *Node) becomeLeader() {
 	n.next = last + 1
 	n.readFloor = last
 	n.broadcastHeartbeat()
-	for s := n.commit + 1; s <= last; s++ {
-		n.checkChosen(s)
-	}
 	n.advance()
 }
 
+// sendAccepts proposes e's value for slot s to every peer, and to the
+// leader itself once its own write is durable.
 func (n *Node) sendAccepts(s uint64, e *slot) {
 	e.sentAt = n.now
 	for _, p := range n.peers {
 		if p != n.id {
-			n.send(&Accept{Header: Header{From: n.id, To: p}, Ballot: n.promised, Slot: s, Value: e.value, Commit: n.commit})
+			n.sendEarly(&Accept{Header: Header{From: n.id, To: p}, Ballot: n.promised, Slot: s, Value: e.value, Commit: n.commit})
 		}
 	}
+	n.acceptOwn(s)
 }
 
 func (n *Node) broadcastHeartbeat() {
@@ -450,7 +481,7 @@ func (n *Node) broadcastHeartbeat() {
 	read := n.reads.InFlight()
 	for _, p := range n.peers {
 		if p != n.id {
-			n.send(&Heartbeat{Header: Header{From: n.id, To: p}, Ballot: n.promised, Commit: n.commit, Read: read})
+			n.sendEarly(&Heartbeat{Header: Header{From: n.id, To: p}, Ballot: n.promised, Commit: n.commit, Read: read})
 		}
 	}
 }
@@ -496,7 +527,7 @@ func (n *Node) retransmit() {
 			if i == n.self || e.acks&(1<<i) != 0 || n.progress[i].commit >= s {
 				continue
 			}
-			n.send(&Accept{Header: Header{From: n.id, To: p}, Ballot: n.promised, Slot: s, Value: e.value, Commit: n.commit})
+			n.sendEarly(&Accept{Header: Header{From: n.id, To: p}, Ballot: n.promised, Slot: s, Value: e.value, Commit: n.commit})
 		}
 	}
 }
@@ -540,10 +571,9 @@ func (n *Node) flush() {
 		} else {
 			n.queue = n.queue[k:]
 		}
-		*e = slot{ballot: n.promised, value: v, acks: 1 << n.self}
+		*e = slot{ballot: n.promised, value: v}
 		n.markDirty(s, e)
 		n.sendAccepts(s, e)
-		n.checkChosen(s)
 	}
 }
 
@@ -555,27 +585,22 @@ func (n *Node) checkChosen(s uint64) {
 }
 
 // advance moves the commit index over chosen slots, applies them, and
-// lets a leader fill the freed pipeline.
+// lets a leader fill the freed pipeline. What it proposes is not chosen
+// before its own write is durable, even in a group of one.
 func (n *Node) advance() {
 	for {
-		for {
-			e := n.slotAt(n.commit+1, false)
-			if e == nil || !e.chosen {
-				break
-			}
-			n.commit++
+		e := n.slotAt(n.commit+1, false)
+		if e == nil || !e.chosen {
+			break
 		}
-		n.apply()
-		if n.role != leader {
-			return
-		}
-		n.reads.Release(n.applied)
-		n.flush()
-		// A single-replica group chooses its proposals at once.
-		if e := n.slotAt(n.commit+1, false); e == nil || !e.chosen {
-			return
-		}
+		n.commit++
 	}
+	n.apply()
+	if n.role != leader {
+		return
+	}
+	n.reads.Release(n.applied)
+	n.flush()
 }
 
 func (n *Node) apply() {
@@ -631,10 +656,14 @@ func (n *Node) installSnapshot(s replica.Snapshot) {
 	n.advance()
 }
 
-// Step handles one message from a peer; stale, misaddressed and
-// ill-formed messages are ignored.
+// Step handles one message from a peer, or the leader's own Accepted
+// handed back once durable; stale, misaddressed and ill-formed messages
+// are ignored.
 func (n *Node) Step(m replica.Message) {
-	if isNil(m) || m.Dest() != n.id || m.Source() == n.id || n.peerIndex(m.Source()) < 0 {
+	if isNil(m) || m.Dest() != n.id || n.peerIndex(m.Source()) < 0 {
+		return
+	}
+	if _, own := m.(*Accepted); m.Source() == n.id && !own {
 		return
 	}
 	switch m := m.(type) {
@@ -917,7 +946,7 @@ func (n *Node) onInstallSnapshot(m *InstallSnapshot) {
 
 // HasReady reports whether Ready would return anything.
 func (n *Node) HasReady() bool {
-	return len(n.msgs) > 0 || len(n.results) > 0 || len(n.dirty) > 0 || n.stateDirty ||
+	return len(n.early) > 0 || len(n.msgs) > 0 || len(n.results) > 0 || len(n.dirty) > 0 || n.stateDirty ||
 		n.pendSnap != nil || n.readyCommit != n.claimed || n.reads.HasOutput() || n.reads.Startable()
 }
 
@@ -946,6 +975,7 @@ func (n *Node) Ready() replica.Ready {
 	}
 	rd.Persist.Snapshot = n.pendSnap
 	n.pendSnap = nil
+	rd.Early, n.early = n.early, nil
 	rd.Messages, n.msgs = n.msgs, nil
 	rd.Results, n.results = n.results, nil
 	rd.Reads = n.reads.Drain()

@@ -757,3 +757,125 @@ func TestLaggingCandidateLearnsSnapshotFromPromise(t *testing.T) {
 	}
 	c.checkAgreement()
 }
+
+// A leader's Accepts leave before its own write (Ready.Early), but it
+// counts its own acceptance only when the Accepted it sends itself comes
+// back after that write: until then a slot needs a majority of followers,
+// and no commit index it sends covers the slot.
+func TestLeaderCountsItselfOnlyOnceDurable(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	l := c.leader()
+	ldr := c.nodes[l]
+	f1 := c.ids[0]
+	if f1 == l {
+		f1 = c.ids[1]
+	}
+	commit := ldr.Status().Commit
+	if err := ldr.Propose(put(1, 1, "k", "v")); err != nil {
+		t.Fatal(err)
+	}
+	rd := ldr.Ready()
+	accepts := map[replica.NodeID]*Accept{}
+	for _, m := range rd.Early {
+		if ldr.Acknowledges(m) {
+			t.Fatalf("early %T acknowledges", m)
+		}
+		if a, ok := m.(*Accept); ok {
+			accepts[a.To] = a
+		}
+	}
+	if len(accepts) != 2 || len(rd.Persist.Entries) != 1 {
+		t.Fatalf("proposal: %d early Accepts, %d entries; want 2 and 1", len(accepts), len(rd.Persist.Entries))
+	}
+	var own []replica.Message
+	for _, m := range rd.Messages {
+		if m.Dest() == l {
+			own = append(own, m)
+		}
+	}
+	if len(own) != 1 {
+		t.Fatalf("own acknowledgements %v, want one Accepted", own)
+	}
+	slot := accepts[f1].Slot
+
+	// One follower's durable Accepted is not a majority without the
+	// leader's own.
+	fol := c.nodes[f1]
+	fol.Step(accepts[f1])
+	frd := fol.Ready()
+	for _, m := range frd.Early {
+		t.Fatalf("follower sent %T early", m)
+	}
+	for _, m := range frd.Messages {
+		ldr.Step(m)
+	}
+	if got := ldr.Status().Commit; got != commit {
+		t.Fatalf("commit %d after one follower's ack, want %d", got, commit)
+	}
+	ldr.Tick()
+	ldr.Tick()
+	for _, m := range ldr.Ready().Early {
+		if hb, ok := m.(*Heartbeat); ok && hb.Commit >= slot {
+			t.Fatalf("heartbeat claims commit %d before slot %d is durable at a majority", hb.Commit, slot)
+		}
+	}
+
+	// The leader's own write is durable: now it is a majority.
+	ldr.Step(own[0])
+	if got := ldr.Status().Commit; got != slot {
+		t.Fatalf("commit %d after the leader's own ack, want %d", got, slot)
+	}
+	if rd := ldr.Ready(); len(rd.Results) != 1 {
+		t.Fatalf("results %v, want the put's", rd.Results)
+	}
+
+	// Two followers are a majority without the leader.
+	if err := ldr.Propose(put(1, 2, "k", "w")); err != nil {
+		t.Fatal(err)
+	}
+	rd = ldr.Ready()
+	for _, m := range rd.Early {
+		if a, ok := m.(*Accept); ok {
+			c.nodes[a.To].Step(a)
+			for _, r := range c.nodes[a.To].Ready().Messages {
+				ldr.Step(r)
+			}
+		}
+	}
+	if got := ldr.Status().Commit; got != slot+1 {
+		t.Fatalf("commit %d after both followers acked, want %d", got, slot+1)
+	}
+}
+
+// The leader's own Accepted is taken only as its own: a forged one, or one
+// from another ballot, counts for nothing.
+func TestOwnAcceptedOnlyFromItself(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	l := c.leader()
+	ldr := c.nodes[l]
+	if err := ldr.Propose(put(1, 1, "k", "v")); err != nil {
+		t.Fatal(err)
+	}
+	rd := ldr.Ready()
+	var own *Accepted
+	for _, m := range rd.Messages {
+		if a, ok := m.(*Accepted); ok && a.To == l {
+			own = a
+		}
+	}
+	if own == nil {
+		t.Fatal("no own Accepted")
+	}
+	commit := ldr.Status().Commit
+	stale := *own
+	stale.Ballot.Round--
+	ldr.Step(&stale)
+	forged := &Accept{Header: Header{From: l, To: l}, Ballot: own.Ballot, Slot: own.Slot + 1}
+	ldr.Step(forged)
+	if got := ldr.Status().Commit; got != commit {
+		t.Fatalf("commit moved to %d on a stale own Accepted", got)
+	}
+	if ldr.HasReady() {
+		t.Fatalf("a stale own Accepted or a self-sent Accept produced %+v", ldr.Ready())
+	}
+}

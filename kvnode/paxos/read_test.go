@@ -156,6 +156,9 @@ func TestReadIndexSingleReplica(t *testing.T) {
 	if err := c.nodes[l].Propose(put(1, 1, "k", "v")); err != nil {
 		t.Fatal(err)
 	}
+	// The put is chosen once its write is durable; a read that arrives
+	// later must see it.
+	c.settle()
 	if err := c.nodes[l].ReadIndex(7); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,20 @@
 // an accepted value). Results may be delivered to clients in any order after
 // that.
 //
+// Ready.Early are the messages that promise nothing: a leader's proposals
+// and heartbeats. The runtime sends them as soon as it has the Ready, in
+// the order of the Readies, so that a leader's own write overlaps its
+// followers'. What makes that safe is that a leader counts its own copy
+// of what it proposed the way it counts a follower's: by an
+// acknowledgement it sends itself in Ready.Messages, which the runtime
+// hands back to the core with Step once the Persist is durable, like any
+// acknowledgement it sends. So a commit index that a core puts in any
+// message, Early or not, covers only entries a majority holds durably,
+// never one that rests on its own unsynced write. A runtime may always
+// send Early with Messages instead (it only loses the overlap); a message
+// that Early carries must never acknowledge anything, because it may leave
+// before the state it would acknowledge exists on disk.
+//
 // Linearizable reads need not take a log slot. A core that also implements
 // ReadIndexer serves them by read index: the runtime calls ReadIndex with an
 // ID of its choosing on the leader; the core fixes the read's index (at
@@ -116,8 +130,16 @@ func (p *Persist) Empty() bool {
 
 // Ready is everything a core produced since the last call to Ready.
 type Ready struct {
-	Persist  Persist
-	Messages []Message // send only after Persist is durable
+	Persist Persist
+	// Early may be sent before Persist is durable, but not before the
+	// Early of an earlier Ready: proposals and heartbeats, which
+	// acknowledge nothing (see the package documentation).
+	Early []Message
+	// Messages are sent only after Persist, and every earlier Ready's, is
+	// durable. A message addressed to the core's own node is its
+	// acknowledgement of its own write: the runtime hands it back to the
+	// core with Step instead of sending it.
+	Messages []Message
 	Results  []Result  // results of applied requests, for waiting clients
 	// Reads are read-index requests that are now confirmed (the state
 	// machine has applied at least their Index) or lost.
@@ -126,7 +148,7 @@ type Ready struct {
 
 // Empty reports whether r carries nothing.
 func (r *Ready) Empty() bool {
-	return r.Persist.Empty() && len(r.Messages) == 0 && len(r.Results) == 0 && len(r.Reads) == 0
+	return r.Persist.Empty() && len(r.Early) == 0 && len(r.Messages) == 0 && len(r.Results) == 0 && len(r.Reads) == 0
 }
 
 // Durable is what a core restarts from: everything it ever persisted, as
@@ -153,8 +175,9 @@ type Status struct {
 type Replicator interface {
 	// Tick advances the core's logical clock by one tick.
 	Tick()
-	// Step handles one message from a peer. Malformed or stale messages are
-	// ignored.
+	// Step handles one message from a peer, or one the core addressed to
+	// itself in Ready.Messages, handed back once durable. Malformed or
+	// stale messages are ignored.
 	Step(m Message)
 	// Propose submits client requests. It returns a *NotLeaderError when
 	// this replica cannot order requests now.
@@ -270,4 +293,10 @@ type Inspector interface {
 	// commits its sender to (an acceptor's promise or acceptance, a VR
 	// PrepareOK or view-change vote), and false for every other message.
 	Vouches(m Message) (uint64, bool)
+	// Acknowledges reports whether its receiver may take m as a statement
+	// about its sender's durable state: a promise, a refusal naming one, an
+	// acceptance, an acknowledged log or commit, a vote, a log handed over.
+	// Such a message never travels in Ready.Early. Every message Vouches
+	// for acknowledges.
+	Acknowledges(m Message) bool
 }

@@ -27,3 +27,13 @@ func (n *Node) Vouches(m replica.Message) (uint64, bool) {
 	}
 	return 0, false
 }
+
+// Acknowledges reports every message but those that only ask: the
+// primary's Prepare and Commit, GetState and Recovery.
+func (n *Node) Acknowledges(m replica.Message) bool {
+	switch m.(type) {
+	case *Prepare, *Commit, *GetState, *Recovery:
+		return false
+	}
+	return true
+}

@@ -148,6 +148,9 @@ func TestReadIndexSingleReplica(t *testing.T) {
 	if err := g.nodes[p].Propose(put(1, 1, "k", "v")); err != nil {
 		t.Fatal(err)
 	}
+	// The put commits once its write is durable; a read that arrives
+	// later must see it.
+	g.settle()
 	if err := g.nodes[p].ReadIndex(7); err != nil {
 		t.Fatal(err)
 	}
@@ -231,14 +234,23 @@ func TestReadIndexNewPrimaryServesNoReadBelowItsViewStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	var round uint64
+	var own []replica.Message
 	for _, m := range n.Ready().Messages {
 		if c, ok := m.(*Commit); ok {
 			round = c.Read
+		}
+		if m.Dest() == n.id {
+			own = append(own, m)
 		}
 	}
 	if round == 0 {
 		t.Fatal("no read round sent")
 	}
+	if len(own) != 1 {
+		t.Fatalf("the new primary acknowledged its own log with %v, want one PrepareOK", own)
+	}
+	// Its log is durable: it counts itself.
+	n.Step(own[0])
 	// A majority confirms the view, but its ops above 1 are not yet
 	// committed: op 2 may have been acknowledged in an earlier view.
 	n.Step(&PrepareOK{Header: Header{From: 3, To: 2}, View: view, Op: 1, Read: round})

@@ -43,6 +43,26 @@
 // Recovery with a nonce remains the normal way back in: it rejoins the
 // current view without disturbing a working primary.
 //
+// The primary's write overlaps its backups': its Prepares and Commit
+// heartbeats go in Ready.Early, before its own write of the ops they
+// carry. It counts its own log only from the PrepareOK it sends itself
+// among the Ready's Messages, which comes back once that write is
+// durable; so an op commits, and the commit number that every Prepare and
+// Commit carries moves over it, only when a majority holds it durably.
+// Were the primary to count itself at once, a backup could learn a commit
+// number that rests on the primary's unsynced write and apply the op; a
+// crash that loses the write could then leave the op out of the log the
+// next view starts from. An op that leaves before the primary's own write
+// is just a proposal: a restarted primary recovers, and never again acts
+// as the primary of its old view (its recovery waits for a primary of the
+// highest view, never itself; a view change moves past it), so no other
+// op takes that number in that view, and the log it rejoins with, a prefix
+// of the one it had, is like any backup's that lags. A backup's log is a
+// prefix of the primary's in memory, so the view change's choice (last
+// normal view, then op number) is unchanged. Everything that acknowledges
+// or hands over a log (PrepareOK, the view change's votes and logs,
+// NewState, RecoveryResponse) waits for durability.
+//
 // Reads by read index (replica.ReadIndexer): the primary fixes a read's
 // index at the larger of its commit number and the op number its log had
 // when it started the view (the read floor), confirms with one round of
@@ -155,12 +175,16 @@ type Node struct {
 	// started: every op committed in an earlier view is at or below it.
 	readFloor uint64
 	reads     replica.ReadRounds
+	// ownAcked says the primary's own PrepareOK of this view came back:
+	// what it sent at the start of the view is durable and has left.
+	ownAcked bool
 
 	// Recovery.
 	nonce    uint64
 	recovery map[int]*RecoveryResponse
 
 	// Outputs since the last Ready.
+	early       []replica.Message // acknowledge nothing: see Ready.Early
 	msgs        []replica.Message
 	results     []replica.Result
 	dirtyFrom   uint64 // ops from here to the end must be written
@@ -306,6 +330,30 @@ func (n *Node) broadcast(mk func(to replica.NodeID) replica.Message) {
 	}
 }
 
+// broadcastEarly broadcasts the primary's Prepares and Commits, which may
+// leave before this Ready's Persist is durable, once the view's StartView
+// has left: those of a view's first Readies wait behind it, or a backup
+// would take them for a view it missed and fetch the log it is about to
+// be sent.
+func (n *Node) broadcastEarly(mk func(to replica.NodeID) replica.Message) {
+	if !n.ownAcked {
+		n.broadcast(mk)
+		return
+	}
+	for _, p := range n.peers {
+		if p != n.id {
+			n.early = append(n.early, mk(p))
+		}
+	}
+}
+
+// ackOwn has the primary acknowledge its own log, once the write of it is
+// durable: the PrepareOK it sends itself is released, like any other, only
+// after that write is synced.
+func (n *Node) ackOwn() {
+	n.send(&PrepareOK{Header: Header{From: n.id, To: n.id}, View: n.view, Op: n.opNum()})
+}
+
 func (n *Node) appendOp(v Value) {
 	n.log = append(n.log, v)
 	n.dirtyFrom = min(n.dirtyFrom, n.opNum())
@@ -401,7 +449,7 @@ func (n *Node) broadcastCommit() {
 	// A read round in flight rides on every heartbeat until it completes,
 	// so a lost heartbeat or reply only delays it.
 	read := n.reads.InFlight()
-	n.broadcast(func(to replica.NodeID) replica.Message {
+	n.broadcastEarly(func(to replica.NodeID) replica.Message {
 		return &Commit{Header: Header{From: n.id, To: to}, View: n.view, Commit: n.commit, Op: n.opNum(), Read: read}
 	})
 }
@@ -519,6 +567,7 @@ func (n *Node) checkDoViewChanges() {
 	n.enterView()
 	n.readFloor = n.opNum()
 	n.commit = max(n.commit, min(commit, n.opNum()))
+	n.ackOwn()
 	for i, p := range n.peers {
 		if i == n.self {
 			continue
@@ -544,6 +593,7 @@ func (n *Node) enterView() {
 	n.recovery = nil
 	n.queue = nil
 	n.stale = false
+	n.ownAcked = false
 	n.heartbeatElapsed, n.quorumElapsed = 0, 0
 	for i := range n.acked {
 		n.acked[i], n.active[i] = 0, true
@@ -611,6 +661,7 @@ func (n *Node) Propose(reqs ...replica.Request) error {
 
 // flush turns queued requests into ops while the pipeline has room.
 func (n *Node) flush() {
+	before := n.opNum()
 	for len(n.queue) > 0 && n.opNum()-n.commit < n.maxInflight {
 		k := min(len(n.queue), n.maxBatch)
 		v := Value{Reqs: n.queue[:k:k]}
@@ -621,38 +672,34 @@ func (n *Node) flush() {
 		}
 		n.appendOp(v)
 		op := n.opNum()
-		n.broadcast(func(to replica.NodeID) replica.Message {
+		n.broadcastEarly(func(to replica.NodeID) replica.Message {
 			return &Prepare{Header: Header{From: n.id, To: to}, View: n.view, Op: op, Commit: n.commit, Value: v}
 		})
 	}
+	if n.opNum() != before {
+		n.ackOwn()
+	}
 }
 
-// advance commits what a majority acknowledged (on the primary), applies
-// committed ops, and refills the pipeline.
+// advance commits what a majority acknowledged (on the primary, whose
+// own acknowledgement counts only once its log is durable, even in a
+// group of one), applies committed ops, and refills the pipeline.
 func (n *Node) advance() {
-	for {
-		if n.isPrimary() {
-			var buf [maxPeers]uint64
-			acks := buf[:len(n.peers)]
-			copy(acks, n.acked)
-			acks[n.self] = n.opNum()
-			slices.Sort(acks)
-			if c := acks[len(acks)-n.quorum]; c > n.commit {
-				n.commit = c
-			}
-		}
-		n.apply()
-		if !n.isPrimary() {
-			return
-		}
-		n.reads.Release(n.applied)
-		before := n.opNum()
-		n.flush()
-		// A single-replica group commits its own ops at once.
-		if n.opNum() == before || len(n.peers) > 1 {
-			return
+	if n.isPrimary() {
+		var buf [maxPeers]uint64
+		acks := buf[:len(n.peers)]
+		copy(acks, n.acked)
+		slices.Sort(acks)
+		if c := acks[len(acks)-n.quorum]; c > n.commit {
+			n.commit = c
 		}
 	}
+	n.apply()
+	if !n.isPrimary() {
+		return
+	}
+	n.reads.Release(n.applied)
+	n.flush()
 }
 
 func (n *Node) apply() {
@@ -708,10 +755,14 @@ func (n *Node) ackPrimary(read uint64) {
 	n.send(&PrepareOK{Header: Header{From: n.id, To: n.primaryOf(n.view)}, View: n.view, Op: n.opNum(), Read: read})
 }
 
-// Step handles one message from a peer; stale, misaddressed and
-// ill-formed messages are ignored.
+// Step handles one message from a peer, or the primary's own PrepareOK
+// handed back once durable; stale, misaddressed and ill-formed messages
+// are ignored.
 func (n *Node) Step(m replica.Message) {
-	if isNil(m) || m.Dest() != n.id || m.Source() == n.id || n.peerIndex(m.Source()) < 0 {
+	if isNil(m) || m.Dest() != n.id || n.peerIndex(m.Source()) < 0 {
+		return
+	}
+	if _, own := m.(*PrepareOK); m.Source() == n.id && !own {
 		return
 	}
 	switch m := m.(type) {
@@ -834,6 +885,9 @@ func (n *Node) onPrepareOK(m *PrepareOK) {
 	i := n.peerIndex(m.From)
 	n.active[i] = true
 	n.acked[i] = max(n.acked[i], min(m.Op, n.opNum()))
+	if i == n.self {
+		n.ownAcked = true
+	}
 	if m.Read != 0 && m.Read == n.reads.InFlight() {
 		n.readAck(i)
 	}
@@ -974,7 +1028,7 @@ func (n *Node) onRecoveryResponse(m *RecoveryResponse) {
 
 // HasReady reports whether Ready would return anything.
 func (n *Node) HasReady() bool {
-	return len(n.msgs) > 0 || len(n.results) > 0 || n.dirtyFrom <= n.opNum() || n.truncate ||
+	return len(n.early) > 0 || len(n.msgs) > 0 || len(n.results) > 0 || n.dirtyFrom <= n.opNum() || n.truncate ||
 		n.stateDirty || n.pendSnap != nil || n.readyCommit != n.claimed || n.reads.HasOutput() || n.reads.Startable()
 }
 
@@ -1002,6 +1056,7 @@ func (n *Node) Ready() replica.Ready {
 	n.dirtyFrom = math.MaxUint64
 	rd.Persist.Snapshot = n.pendSnap
 	n.pendSnap = nil
+	rd.Early, n.early = n.early, nil
 	rd.Messages, n.msgs = n.msgs, nil
 	rd.Results, n.results = n.results, nil
 	rd.Reads = n.reads.Drain()

@@ -122,9 +122,11 @@ func (g *group) drain() {
 		for !g.down[id] && g.nodes[id].HasReady() {
 			rd := g.nodes[id].Ready()
 			g.disks[id].persist(rd.Persist)
-			g.queue = append(g.queue, rd.Messages...)
-			for _, m := range rd.Messages {
-				g.sent[fmt.Sprintf("%T", m)]++
+			g.queue = append(append(g.queue, rd.Early...), rd.Messages...)
+			for _, m := range append(rd.Early[:len(rd.Early):len(rd.Early)], rd.Messages...) {
+				if m.Source() != m.Dest() { // a core's own acknowledgement never travels
+					g.sent[fmt.Sprintf("%T", m)]++
+				}
 			}
 			if g.onResult != nil {
 				for _, r := range rd.Results {
