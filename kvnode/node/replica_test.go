@@ -9,20 +9,29 @@ import (
 	"github.com/chaoskv/chaos/kvnode/server/wire"
 )
 
-type msg struct{ from, to replica.NodeID }
+type msg struct {
+	from, to replica.NodeID
+	index    uint64
+}
 
 func (m msg) Source() replica.NodeID { return m.from }
 func (m msg) Dest() replica.NodeID   { return m.to }
 
 // logCore is a core that, while it leads, turns each Propose into one
 // Ready persisting one entry, sending one message and carrying the
-// requests' results.
+// requests' results; with early set, the Ready also proposes the entry to
+// node 3 early and acknowledges it to itself.
 type logCore struct {
 	replica.Replicator
 	leader replica.NodeID
+	early  bool
 	index  uint64
 	ready  []replica.Ready
 	log    *[]string
+}
+
+func (c *logCore) Step(m replica.Message) {
+	*c.log = append(*c.log, fmt.Sprintf("step %d from %d", m.(msg).index, m.Source()))
 }
 
 func (c *logCore) Propose(reqs ...replica.Request) error {
@@ -31,7 +40,11 @@ func (c *logCore) Propose(reqs ...replica.Request) error {
 	}
 	*c.log = append(*c.log, fmt.Sprintf("propose %d", len(reqs)))
 	c.index++
-	rd := replica.Ready{Persist: replica.Persist{Entries: []replica.Entry{{Index: c.index}}}, Messages: []replica.Message{msg{1, 2}}}
+	rd := replica.Ready{Persist: replica.Persist{Entries: []replica.Entry{{Index: c.index}}}, Messages: []replica.Message{msg{1, 2, c.index}}}
+	if c.early {
+		rd.Early = []replica.Message{msg{1, 3, c.index}}
+		rd.Messages = append(rd.Messages, msg{1, 1, c.index})
+	}
 	for _, r := range reqs {
 		rd.Results = append(rd.Results, replica.Result{ClientID: r.ClientID, Seq: r.Seq, Index: c.index, Value: []byte("ok")})
 	}
@@ -52,7 +65,7 @@ func (c *logCore) Status() replica.Status { return replica.Status{ID: 1, Leader:
 type logHost struct{ log *[]string }
 
 func (h logHost) Send(m replica.Message, _ []byte, _ error) {
-	*h.log = append(*h.log, fmt.Sprintf("send to %d", m.Dest()))
+	*h.log = append(*h.log, fmt.Sprintf("send %d to %d", m.(msg).index, m.Dest()))
 }
 func (h logHost) Answer(to string, r wire.Response) {
 	*h.log = append(*h.log, fmt.Sprintf("answer %s %s", to, r.Status))
@@ -90,7 +103,7 @@ func TestReplicaReleasesAfterSyncAndBatchesWhileWriting(t *testing.T) {
 	core.leader = 2
 	r.Flush() // lost leadership while b and c wait for their write
 	want := []string{
-		"propose 1", "write", "sync", "send to 2", "answer a ok",
+		"propose 1", "write", "sync", "send 1 to 2", "answer a ok",
 		"propose 2", "write",
 		"answer b unknown", "answer c unknown",
 	}
@@ -102,5 +115,46 @@ func TestReplicaReleasesAfterSyncAndBatchesWhileWriting(t *testing.T) {
 	r.Flush()
 	if want := []string{"answer d not-leader"}; !reflect.DeepEqual(log, want) {
 		t.Fatalf("a follower's events\n got %q\nwant %q", log, want)
+	}
+}
+
+// TestReplicaSendsEarlyBeforeSync follows a leader whose Readies carry
+// Early messages: those leave as soon as the core hands the Ready over,
+// in order and ahead of earlier Readies' writes, while the rest waits for
+// the sync; the core's acknowledgement of its own write comes back to it
+// then, and one that arrives from the network claiming to be its own is
+// dropped.
+func TestReplicaSendsEarlyBeforeSync(t *testing.T) {
+	var log []string
+	core := &logCore{leader: 1, early: true, log: &log}
+	r := &Replica[string]{ID: 1, Core: core, Host: logHost{&log}}
+	st := logStorage{log: &log}
+	req := func(c uint64) replica.Request { return replica.Request{ClientID: c, Seq: 1} }
+
+	r.Request(1, req(1), "a")
+	r.Flush()
+	if _, err := r.StartWrite(st); err != nil {
+		t.Fatal(err)
+	}
+	r.Request(2, req(2), "b")
+	r.Flush() // MaxBatch 0: proposed during the write, its Early leaves now
+	r.Step(msg{1, 1, 9})
+	for r.Writing() || r.pl.Busy() {
+		if err := r.WriteDone(st); err != nil {
+			t.Fatal(err)
+		}
+		r.Flush()
+		if _, err := r.StartWrite(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{
+		"propose 1", "send 1 to 3", "write",
+		"propose 1", "send 2 to 3",
+		"sync", "send 1 to 2", "step 1 from 1", "answer a ok",
+		"write", "sync", "send 2 to 2", "step 2 from 1", "answer b ok",
+	}
+	if !reflect.DeepEqual(log, want) {
+		t.Fatalf("events\n got %q\nwant %q", log, want)
 	}
 }

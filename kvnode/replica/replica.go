@@ -140,7 +140,7 @@ type Ready struct {
 	// acknowledgement of its own write: the runtime hands it back to the
 	// core with Step instead of sending it.
 	Messages []Message
-	Results  []Result  // results of applied requests, for waiting clients
+	Results  []Result // results of applied requests, for waiting clients
 	// Reads are read-index requests that are now confirmed (the state
 	// machine has applied at least their Index) or lost.
 	Reads []ReadState

@@ -118,6 +118,9 @@ type node struct {
 	// skipTicks are ticks the node's timers still wait for: its clock was
 	// set back (JumpClock) and must catch up first. A restart clears them.
 	skipTicks int
+	// proposed: as leader it sent proposals ahead of their write (while a
+	// momentPropose trap is armed).
+	proposed bool
 }
 
 // packet is client traffic: a request frame (client to node) or a
@@ -633,10 +636,16 @@ func (c *Cluster) persist(i int) {
 		c.fail(fmt.Errorf("node %d: %w", n.id, err))
 		return
 	}
-	if !started {
-		return
+	if started {
+		c.agenda.push(event{at: c.now + int64(minSync) + c.rng.Int63n(int64(maxSync-minSync)+1), kind: evSync, who: int32(i), gen: n.gen})
 	}
-	c.agenda.push(event{at: c.now + int64(minSync) + c.rng.Int63n(int64(maxSync-minSync)+1), kind: evSync, who: int32(i), gen: n.gen})
+	if n.proposed {
+		n.proposed = false
+		if t := c.trap; t != nil && t.moment == momentPropose {
+			c.trap = nil
+			t.fire(n.id)
+		}
+	}
 }
 
 // RestartDelay is how long a node that stopped on a failed sync stays down.
@@ -677,8 +686,17 @@ type host struct {
 }
 
 func (h host) Answer(cl *Client, r wire.Response) { h.c.answer(h.i, cl, r) }
-func (h host) Readied(rd *replica.Ready)          { h.c.oracle.readied(h.i, rd) }
-func (h host) Releasing(rd *replica.Ready)        { h.c.oracle.releasing(h.i, rd) }
+
+// Readied checks rd and notes a leader's proposals, for a trap waiting
+// for the moment they leave ahead of its own write.
+func (h host) Readied(rd *replica.Ready) {
+	h.c.oracle.readied(h.i, rd)
+	if t := h.c.trap; t != nil && t.moment == momentPropose && len(rd.Early) > 0 && len(rd.Persist.Entries) > 0 {
+		h.c.nodes[h.i].proposed = true
+	}
+}
+
+func (h host) Releasing(rd *replica.Ready) { h.c.oracle.releasing(h.i, rd) }
 
 // Released fires a trap waiting for the moment rd reached.
 func (h host) Released(rd *replica.Ready) bool {
@@ -731,9 +749,12 @@ const (
 	// momentDecide: a replica just applied a request that may decide a
 	// transaction (ClusterConfig.MayDecide).
 	momentDecide
+	// momentPropose: a leader just sent proposals ahead of its own write
+	// of them, which is not yet durable (Ready.Early).
+	momentPropose
 )
 
-var moments = []moment{momentVouch, momentChoose}
+var moments = []moment{momentVouch, momentChoose, momentPropose}
 
 func (m moment) String() string {
 	switch m {
@@ -741,6 +762,8 @@ func (m moment) String() string {
 		return "after-vouch"
 	case momentChoose:
 		return "after-choose"
+	case momentPropose:
+		return "after-propose"
 	}
 	return "after-decide"
 }

@@ -32,7 +32,7 @@ const (
 	NemesisLatency         = "latency"                   // every message delayed 100ms ± 20ms, as chaos run's netem
 	NemesisPartitionLeader = "partition-leader"          // cut the current leader off
 	NemesisSwizzle         = "partition-swizzle"         // clog nodes one by one, then unclog them one by one
-	NemesisCrashMoment     = "crash-moment"              // power-loss crash of a node right after it promises, accepts or votes, or a leader right after it picks a slot
+	NemesisCrashMoment     = "crash-moment"              // power-loss crash of a node right after it promises, accepts or votes, or a leader right after it picks a slot, or right after its proposals left ahead of its own write
 	NemesisDisk            = "disk"                      // a node's fsync fails: it stops, losing unsynced writes, and restarts
 )
 

@@ -21,9 +21,15 @@ import (
 //   - a replica never promises, accepts or votes below what it promised
 //     before, across restarts;
 //   - nothing that acknowledges state leaves a node before that state is
-//     durable: a node releases a Ready only after its disk synced it, and a
-//     message that vouches for a promise leaves only once the promise is in
-//     the synced hard state.
+//     durable: a node releases a Ready's Messages and Results only after
+//     its disk synced it, a message that vouches for a promise leaves only
+//     once the promise is in the synced hard state, and the Early messages
+//     that leave before the sync (a leader's proposals and heartbeats)
+//     include nothing that acknowledges or vouches (replica.Inspector's
+//     Acknowledges and Vouches). A commit index that an Early message
+//     carries is held by the first oracle: a commit that counted the
+//     leader's unsynced write would, after a crash that loses it, let a
+//     second value be chosen at that index.
 //
 // The last two need the core to implement replica.Inspector; cores that do
 // not are checked by the first two only.
@@ -196,6 +202,13 @@ func (o *oracle) readied(i int, rd *replica.Ready) {
 	insp, ok := n.rep.Core.(replica.Inspector)
 	if !ok {
 		return
+	}
+	for _, m := range rd.Early {
+		_, vouches := insp.Vouches(m)
+		if vouches || insp.Acknowledges(m) {
+			o.violate(i, "sends %T early, before the state it acknowledges is synced", m)
+			return
+		}
 	}
 	if p := insp.Promised(); p < o.promised[i] {
 		o.violate(i, "its promise went down from %#x to %#x", o.promised[i], p)

@@ -659,7 +659,7 @@ func (w *world) nemesis(admin *Client, stopped func() bool) {
 				// Aim the crash: the node of the first replica of a
 				// group to reach the moment.
 				g := 1 + w.rng.Intn(w.cfg.Groups)
-				m := []moment{momentVouch, momentChoose, momentDecide}[w.rng.Intn(3)]
+				m := []moment{momentVouch, momentChoose, momentDecide, momentPropose}[w.rng.Intn(4)]
 				armed = w.clusters[g]
 				armed.trap = &trap{moment: m, fire: func(id replica.NodeID) {
 					if down != 0 {

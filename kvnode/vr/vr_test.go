@@ -541,3 +541,96 @@ func TestNewRejectsBadInput(t *testing.T) {
 		t.Fatalf("after junk: %+v", st)
 	}
 }
+
+// A primary's Prepares leave before its own write (Ready.Early), once its
+// view's start has left, but it counts its own log only when the PrepareOK
+// it sends itself comes back after that write: until then an op needs a
+// majority of backups, and no commit number it sends covers the op.
+func TestPrimaryCountsItselfOnlyOnceDurable(t *testing.T) {
+	g := newGroup(t, 3, nil)
+	p := g.primary()
+	pri := g.nodes[p]
+	// The view's first op goes out with the primary's own write, not
+	// before it.
+	if err := pri.Propose(put(1, 1, "k", "v")); err != nil {
+		t.Fatal(err)
+	}
+	if rd := pri.Ready(); len(rd.Early) != 0 {
+		t.Fatalf("first op of the view: %d early messages, want them behind the write", len(rd.Early))
+	} else {
+		g.queue = append(g.queue, rd.Messages...)
+	}
+	g.settle()
+	commit := pri.Status().Commit
+	b := g.ids[0]
+	if b == p {
+		b = g.ids[1]
+	}
+
+	if err := pri.Propose(put(1, 2, "k", "w")); err != nil {
+		t.Fatal(err)
+	}
+	rd := pri.Ready()
+	prepares := map[replica.NodeID]*Prepare{}
+	for _, m := range rd.Early {
+		if pri.Acknowledges(m) {
+			t.Fatalf("early %T acknowledges", m)
+		}
+		if pr, ok := m.(*Prepare); ok {
+			prepares[pr.To] = pr
+		}
+	}
+	var own []replica.Message
+	for _, m := range rd.Messages {
+		if m.Dest() == p {
+			own = append(own, m)
+		}
+	}
+	if len(prepares) != 2 || len(own) != 1 || len(rd.Persist.Entries) != 1 {
+		t.Fatalf("%d early Prepares, own acknowledgements %v, %d entries; want 2, one PrepareOK, 1", len(prepares), own, len(rd.Persist.Entries))
+	}
+	op := prepares[b].Op
+
+	// One backup's durable PrepareOK is not a majority without the
+	// primary's own.
+	g.nodes[b].Step(prepares[b])
+	brd := g.nodes[b].Ready()
+	for _, m := range brd.Early {
+		t.Fatalf("backup sent %T early", m)
+	}
+	for _, m := range brd.Messages {
+		pri.Step(m)
+	}
+	if got := pri.Status().Commit; got != commit {
+		t.Fatalf("commit %d after one backup's ack, want %d", got, commit)
+	}
+	pri.Tick()
+	pri.Tick()
+	for _, m := range pri.Ready().Early {
+		if c, ok := m.(*Commit); ok && c.Commit >= op {
+			t.Fatalf("Commit claims %d before op %d is durable at a majority", c.Commit, op)
+		}
+	}
+
+	// The primary's own write is durable: now it is a majority.
+	pri.Step(own[0])
+	if got := pri.Status().Commit; got != op {
+		t.Fatalf("commit %d after the primary's own ack, want %d", got, op)
+	}
+	if rd := pri.Ready(); len(rd.Results) != 1 {
+		t.Fatalf("results %v, want the put's", rd.Results)
+	}
+
+	// A forged PrepareOK from the primary, or one of another view, counts
+	// for nothing; a message of another type from itself is dropped.
+	if err := pri.Propose(put(1, 3, "k", "x")); err != nil {
+		t.Fatal(err)
+	}
+	rd = pri.Ready()
+	commit = pri.Status().Commit
+	pri.Step(&PrepareOK{Header: Header{From: p, To: p}, View: pri.Status().Epoch + 1, Op: op + 1})
+	pri.Step(&Commit{Header: Header{From: p, To: p}, View: pri.Status().Epoch, Commit: op + 1, Op: op + 1})
+	if got := pri.Status().Commit; got != commit {
+		t.Fatalf("commit moved to %d on a PrepareOK of another view", got)
+	}
+}
