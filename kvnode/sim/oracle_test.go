@@ -108,6 +108,35 @@ func (l *lateState) Ready() replica.Ready {
 	return rd
 }
 
+// earlyAcks is a core that sends its acknowledgements ahead of its write:
+// every message of a Ready goes in Early.
+type earlyAcks struct{ inspected }
+
+func (e earlyAcks) Ready() replica.Ready {
+	rd := e.Replicator.Ready()
+	rd.Early, rd.Messages = append(rd.Early, rd.Messages...), nil
+	return rd
+}
+
+// earlySelf is a leader that counts its own copy at once: the
+// acknowledgement it sends itself goes in Early, which the node hands back
+// before the write.
+type earlySelf struct{ inspected }
+
+func (e earlySelf) Ready() replica.Ready {
+	rd := e.Replicator.Ready()
+	late := rd.Messages[:0:0]
+	for _, m := range rd.Messages {
+		if m.Dest() == m.Source() {
+			rd.Early = append(rd.Early, m)
+		} else {
+			late = append(late, m)
+		}
+	}
+	rd.Messages = late
+	return rd
+}
+
 // otherValue changes the requests node 3 applies from index 4 on, as a core
 // that learned a different value for a slot would.
 type otherValue struct{ replica.StateMachine }
@@ -158,6 +187,24 @@ func TestOracles(t *testing.T) {
 					return nil, err
 				}
 				return &lateState{inspected: inspected{r, r.(replica.Inspector)}}, nil
+			})
+		}},
+		{"core sends acknowledgements ahead of its write", "early, before the state it acknowledges", func(t *testing.T, proto string) func(*ClusterConfig) {
+			return wrapFactory(t, proto, func(cfg replica.Config, sm replica.StateMachine, d *replica.Durable, base Factory) (replica.Replicator, error) {
+				r, err := base(cfg, sm, d)
+				if err != nil {
+					return nil, err
+				}
+				return earlyAcks{inspected{r, r.(replica.Inspector)}}, nil
+			})
+		}},
+		{"leader counts its own copy before it is durable", "early, before the state it acknowledges", func(t *testing.T, proto string) func(*ClusterConfig) {
+			return wrapFactory(t, proto, func(cfg replica.Config, sm replica.StateMachine, d *replica.Durable, base Factory) (replica.Replicator, error) {
+				r, err := base(cfg, sm, d)
+				if err != nil {
+					return nil, err
+				}
+				return earlySelf{inspected{r, r.(replica.Inspector)}}, nil
 			})
 		}},
 		{"codec loses a byte", "did not survive the wire", func(t *testing.T, proto string) func(*ClusterConfig) {
