@@ -16,7 +16,10 @@
 // entries they cover. The commit index in State lags one Ready behind, so
 // every value it vouches for was written by an earlier Ready; a runtime
 // must therefore persist Readies in the order it got them (merging
-// consecutive ones into one write is fine).
+// consecutive ones into one write is fine). A new commit index rides on a
+// write that happens anyway (entries, a snapshot, a new promise), never
+// costing a write of its own: it only spares a restarted replica learning
+// those slots again, so one that lags further is merely slower.
 //
 // A leader's write overlaps its followers': its Accepts, retransmissions
 // and heartbeats go in Ready.Early, before its own write of the values
@@ -947,7 +950,7 @@ func (n *Node) onInstallSnapshot(m *InstallSnapshot) {
 // HasReady reports whether Ready would return anything.
 func (n *Node) HasReady() bool {
 	return len(n.early) > 0 || len(n.msgs) > 0 || len(n.results) > 0 || len(n.dirty) > 0 || n.stateDirty ||
-		n.pendSnap != nil || n.readyCommit != n.claimed || n.reads.HasOutput() || n.reads.Startable()
+		n.pendSnap != nil || n.reads.HasOutput() || n.reads.Startable()
 }
 
 // Ready drains the outputs produced since the previous call.
@@ -956,7 +959,7 @@ func (n *Node) Ready() replica.Ready {
 	n.startReadRound()
 	claim := n.readyCommit
 	n.readyCommit = n.commit
-	if n.stateDirty || claim != n.claimed {
+	if n.stateDirty || (claim != n.claimed && (len(n.dirty) > 0 || n.pendSnap != nil)) {
 		rd.Persist.State = encodeState(hardState{promised: n.promised, commit: claim})
 		n.stateDirty, n.claimed = false, claim
 	}

@@ -35,7 +35,9 @@
 // data), these replicas persist their state: Persist.State holds the view,
 // the last normal view, the highest view a DoViewChange was sent in, and a
 // commit number that lags one Ready behind, so that every op it covers was
-// written by an earlier Ready; each op is one Entry; snapshots are taken
+// written by an earlier Ready (and rides on a write that happens anyway,
+// never costing one of its own: it only spares a restarted replica
+// fetching those ops again); each op is one Entry; snapshots are taken
 // every SnapshotEvery applied ops. The disk is what makes it safe for a
 // restarted replica that cannot complete recovery (because a majority
 // restarted with it) to rejoin view changes from its durable state after a
@@ -1029,7 +1031,7 @@ func (n *Node) onRecoveryResponse(m *RecoveryResponse) {
 // HasReady reports whether Ready would return anything.
 func (n *Node) HasReady() bool {
 	return len(n.early) > 0 || len(n.msgs) > 0 || len(n.results) > 0 || n.dirtyFrom <= n.opNum() || n.truncate ||
-		n.stateDirty || n.pendSnap != nil || n.readyCommit != n.claimed || n.reads.HasOutput() || n.reads.Startable()
+		n.stateDirty || n.pendSnap != nil || n.reads.HasOutput() || n.reads.Startable()
 }
 
 // Ready drains the outputs produced since the previous call.
@@ -1038,7 +1040,8 @@ func (n *Node) Ready() replica.Ready {
 	n.startReadRound()
 	claim := n.readyCommit
 	n.readyCommit = n.commit
-	if n.stateDirty || claim != n.claimed {
+	writes := n.truncate || max(n.dirtyFrom, n.snapIndex+1) <= n.opNum() || n.pendSnap != nil
+	if n.stateDirty || (claim != n.claimed && writes) {
 		rd.Persist.State = encodeState(hardState{view: n.view, lastNormal: n.lastNormal, dvcView: n.dvcView, boot: n.boot, commit: claim})
 		n.stateDirty, n.claimed = false, claim
 	}
