@@ -10,7 +10,9 @@
 //     its Host (peer frames, client answers) and the replica.Storage the
 //     shell passes.
 //   - Pipeline is the order through storage: persist each Ready, sync,
-//     and only then release its messages and results.
+//     and only then release its messages and results; only a Ready's
+//     Early messages (a leader's proposals and heartbeats) leave before,
+//     so that a leader's write overlaps its followers'.
 //   - Requests is how clients are answered: batching, not-leader refusals,
 //     waiting by (client, seq), stale requests, unknown on leadership loss.
 //   - ShardPump is a shard group's runtime rules: 2PC delivery and

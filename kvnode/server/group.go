@@ -208,10 +208,6 @@ func (h *groupHost) Answer(reply func(wire.Response), r wire.Response) {
 func (h *groupHost) Send(m replica.Message, frame []byte, err error) {
 	g := (*group)(h)
 	dest := m.Dest()
-	if dest == g.node.opts.ID {
-		g.step(m)
-		return
-	}
 	if err != nil {
 		g.node.log.Error("encode message", "group", g.id, "dest", dest, "err", err)
 		return
