@@ -315,7 +315,7 @@ func (c *Cluster) start(i int) error {
 		c.fail(err)
 		return err
 	}
-	n.rep = &knode.Replica[*Client]{ID: n.id, Group: c.cfg.Group, Core: core, Codec: c.cfg.Codec, Host: host{c, i}}
+	n.rep = &knode.Replica[*Client]{ID: n.id, Group: c.cfg.Group, Core: core, Codec: c.cfg.Codec, Host: host{c, i}, SM: sm}
 	n.sm, n.up = sm, true
 	n.gen++
 	n.skipTicks = 0
