@@ -133,22 +133,24 @@ type packet struct {
 // virtual clock. All of it runs on the caller's goroutine; nothing in it is
 // safe for concurrent use.
 type Cluster struct {
-	cfg      ClusterConfig
-	factory  Factory
-	rng      *rand.Rand
-	now      int64
-	agenda   agenda
-	nodes    []*node
-	ids      []replica.NodeID // ids[i]: node i's id as clients know it (i+1 unless the cluster is part of a world)
-	clients  []*Client        // the clients whose timers run here
-	net      Network
-	cut      [][]bool // cut[a][b]: node a cannot hear node b
-	stats    NetStats
-	sessions uint64 // client sessions handed out
-	err      error  // the first fatal problem (a core that cannot restart, a misaddressed message, a Violation)
-	oracle   *oracle
-	trap     *trap  // a fault waiting for a protocol moment
-	steps    *int64 // events run so far; shared by the clusters of one world
+	cfg     ClusterConfig
+	factory Factory
+	rng     *rand.Rand
+	now     int64
+	agenda  agenda
+	nodes   []*node
+	ids     []replica.NodeID // ids[i]: node i's id as clients know it (i+1 unless the cluster is part of a world)
+	clients []*Client        // the clients whose timers run here
+	net     Network
+	cut     [][]bool // cut[a][b]: node a cannot hear node b
+	stats   NetStats
+	// readIndexReads counts the confirmed reads of released Readies.
+	readIndexReads int64
+	sessions       uint64 // client sessions handed out
+	err            error  // the first fatal problem (a core that cannot restart, a misaddressed message, a Violation)
+	oracle         *oracle
+	trap           *trap  // a fault waiting for a protocol moment
+	steps          *int64 // events run so far; shared by the clusters of one world
 
 	// Filter, when set, sees every protocol message at delivery time;
 	// returning false drops it. Tests use it to shape exact scenarios.
@@ -240,6 +242,9 @@ func (c *Cluster) Err() error { return c.err }
 
 // Stats returns the protocol message counters.
 func (c *Cluster) Stats() NetStats { return c.stats }
+
+// ReadIndexReads returns how many reads leaders confirmed by read index.
+func (c *Cluster) ReadIndexReads() int64 { return c.readIndexReads }
 
 // SetNet changes the network's behaviour from now on.
 func (c *Cluster) SetNet(n Network) error {
@@ -678,7 +683,16 @@ type host struct {
 
 func (h host) Answer(cl *Client, r wire.Response) { h.c.answer(h.i, cl, r) }
 func (h host) Readied(rd *replica.Ready)          { h.c.oracle.readied(h.i, rd) }
-func (h host) Releasing(rd *replica.Ready)        { h.c.oracle.releasing(h.i, rd) }
+
+// Releasing counts the confirmed reads rd carries.
+func (h host) Releasing(rd *replica.Ready) {
+	h.c.oracle.releasing(h.i, rd)
+	for _, rs := range rd.Reads {
+		if !rs.Lost {
+			h.c.readIndexReads++
+		}
+	}
+}
 
 // Released fires a trap waiting for the moment rd reached.
 func (h host) Released(rd *replica.Ready) bool {
