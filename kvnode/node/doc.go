@@ -12,7 +12,8 @@
 //   - Pipeline is the order through storage: persist each Ready, sync,
 //     and only then release its messages and results.
 //   - Requests is how clients are answered: batching, not-leader refusals,
-//     waiting by (client, seq), stale requests, unknown on leadership loss.
+//     waiting by (client, seq), stale requests, unknown on leadership loss,
+//     and read-only requests served by read index without a log entry.
 //   - ShardPump is a shard group's runtime rules: 2PC delivery and
 //     abandon, configuration learning.
 //   - ShardRuntime carries out ShardPump's decisions: a pool of clients
