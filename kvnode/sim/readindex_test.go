@@ -11,7 +11,7 @@ import (
 // readHeavy is a register run where eight ops in ten are reads, which
 // leaders serve by read index, under the nemeses kinds.
 func readHeavy(proto string, seed int64, kinds ...string) Config {
-	return Config{Seed: seed, Protocol: proto, Reads: 8, Nemesis: kinds, Ops: 600, Clients: 10, Keys: 3, SnapshotEvery: 50}
+	return Config{Seed: seed, Protocol: proto, Replicas: 5, Reads: 8, Nemesis: kinds, Ops: 600, Clients: 10, Keys: 3, SnapshotEvery: 50}
 }
 
 // TestReadIndexLinearizable: reads served by read index, without a log
@@ -39,7 +39,7 @@ func TestReadIndexLinearizable(t *testing.T) {
 				for s := seed; s < seed+seeds; s++ {
 					cfg := readHeavy(proto, s, kinds...)
 					res, err := Run(cfg)
-					replay := fmt.Sprintf("go test ./kvnode/sim -run '^%s$' -seed %d -v", t.Name(), s)
+					replay := replayCommand(cfg)
 					switch {
 					case err != nil:
 						t.Fatalf("seed %d: %v\n  replay: %s", s, err, replay)
