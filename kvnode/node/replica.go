@@ -93,8 +93,9 @@ func (r *Replica[W]) reader() (ri replica.ReadIndexer, sm Querier, ok bool) {
 func (r *Replica[W]) Submit(req replica.Request) { _ = r.Core.Propose(req) }
 
 // Flush runs after one or more events: it starts the read-only requests'
-// reads by read index, proposes the batched client requests (unless a leader holds them back for the write in progress),
-// puts the core's Readies through the pipeline, releasing at once those
+// reads by read index, proposes the batched client requests (unless a
+// leader holds them back for the write in progress), puts the core's
+// Readies through the pipeline, releasing at once those
 // with nothing to persist behind nothing pending, and answers waiting
 // clients unknown when the replica no longer leads. It returns how many
 // requests it proposed.

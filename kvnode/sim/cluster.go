@@ -133,24 +133,25 @@ type packet struct {
 // virtual clock. All of it runs on the caller's goroutine; nothing in it is
 // safe for concurrent use.
 type Cluster struct {
-	cfg     ClusterConfig
-	factory Factory
-	rng     *rand.Rand
-	now     int64
-	agenda  agenda
-	nodes   []*node
-	ids     []replica.NodeID // ids[i]: node i's id as clients know it (i+1 unless the cluster is part of a world)
-	clients []*Client        // the clients whose timers run here
-	net     Network
-	cut     [][]bool // cut[a][b]: node a cannot hear node b
-	stats   NetStats
+	cfg      ClusterConfig
+	factory  Factory
+	rng      *rand.Rand
+	now      int64
+	agenda   agenda
+	nodes    []*node
+	ids      []replica.NodeID // ids[i]: node i's id as clients know it (i+1 unless the cluster is part of a world)
+	clients  []*Client        // the clients whose timers run here
+	net      Network
+	cut      [][]bool // cut[a][b]: node a cannot hear node b
+	stats    NetStats
+	sessions uint64 // client sessions handed out
+	err      error  // the first fatal problem (a core that cannot restart, a misaddressed message, a Violation)
+	oracle   *oracle
+	trap     *trap  // a fault waiting for a protocol moment
+	steps    *int64 // events run so far; shared by the clusters of one world
+
 	// readIndexReads counts the confirmed reads of released Readies.
 	readIndexReads int64
-	sessions       uint64 // client sessions handed out
-	err            error  // the first fatal problem (a core that cannot restart, a misaddressed message, a Violation)
-	oracle         *oracle
-	trap           *trap  // a fault waiting for a protocol moment
-	steps          *int64 // events run so far; shared by the clusters of one world
 
 	// Filter, when set, sees every protocol message at delivery time;
 	// returning false drops it. Tests use it to shape exact scenarios.
