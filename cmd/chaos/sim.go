@@ -39,6 +39,7 @@ func init() {
 			&cli.StringFlag{Name: "replication", Value: "paxos", Usage: "replication protocol: " + strings.Join(sim.Protocols(), ", ")},
 			&cli.IntFlag{Name: "clients", Value: 10, Usage: "concurrent clients"},
 			&cli.IntFlag{Name: "keys", Value: 5, Usage: "independent keys"},
+			&cli.IntFlag{Name: "reads", Value: 4, Usage: "register workload: reads in every ten ops (the rest are half writes, half cas)"},
 			&cli.IntFlag{Name: "snapshot-every", Value: 500, Usage: "replicas snapshot and truncate their logs every so many entries"},
 			&cli.DurationFlag{Name: "check-timeout", Value: 30 * time.Second, Usage: "give up a seed's linearizability check after this long (verdict unknown)"},
 			&cli.IntFlag{Name: "workers", Value: runtime.GOMAXPROCS(0), Usage: "seeds simulated in parallel"},
@@ -52,6 +53,9 @@ func init() {
 func simArgs(c *cli.Context) string {
 	s := fmt.Sprintf("chaos sim --workload %s --nemesis %s --replicas %d --replication %s --clients %d --keys %d --ops %d --snapshot-every %d",
 		c.String("workload"), c.String("nemesis"), c.Int("replicas"), c.String("replication"), c.Int("clients"), c.Int("keys"), c.Int("ops"), c.Int("snapshot-every"))
+	if c.IsSet("reads") {
+		s += fmt.Sprintf(" --reads %d", c.Int("reads"))
+	}
 	if c.IsSet("clock-skew") || c.IsSet("strobe-period") {
 		s += fmt.Sprintf(" --clock-skew %v --strobe-period %v", c.Duration("clock-skew"), c.Duration("strobe-period"))
 	}
@@ -84,6 +88,9 @@ func simAction(c *cli.Context) error {
 		if c.Int(f) < 1 {
 			return badArgs("--%s must be at least 1 (got %d)", f, c.Int(f))
 		}
+	}
+	if r := c.Int("reads"); r < 1 || r > 10 {
+		return badArgs("--reads must be within 1..10 (got %d)", r)
 	}
 	if c.Int("replicas") > 64 {
 		return badArgs("--replicas must be at most 64 (got %d)", c.Int("replicas"))
@@ -122,7 +129,7 @@ func simAction(c *cli.Context) error {
 	}
 	base := sim.Config{
 		Protocol: c.String("replication"), Replicas: c.Int("replicas"), Workload: c.String("workload"),
-		Nemesis: nem, Ops: c.Int("ops"), Clients: c.Int("clients"), Keys: c.Int("keys"),
+		Nemesis: nem, Ops: c.Int("ops"), Clients: c.Int("clients"), Keys: c.Int("keys"), Reads: c.Int("reads"),
 		Schedule:     sim.NemesisSchedule{ClockSkew: c.Duration("clock-skew"), StrobePeriod: c.Duration("strobe-period")},
 		CheckTimeout: c.Duration("check-timeout"), SnapshotEvery: uint64(c.Int("snapshot-every")), CheckDir: checkDir,
 	}

@@ -31,6 +31,9 @@ func TestQuery(t *testing.T) {
 		{"cas", Op{Kind: Cas, Key: "a", Old: "1", Value: "9"}.Encode(), Reply{}, true},
 		{"garbage", []byte{0xff}, Reply{}, true},
 	} {
+		if ro := s.ReadOnly(tc.op); ro == tc.wantErr {
+			t.Errorf("%s: ReadOnly %v, want %v", tc.name, ro, !tc.wantErr)
+		}
 		got, err := DecodeReply(s.Query(tc.op))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)

@@ -14,7 +14,8 @@
 //     Early messages (a leader's proposals and heartbeats) leave before,
 //     so that a leader's write overlaps its followers'.
 //   - Requests is how clients are answered: batching, not-leader refusals,
-//     waiting by (client, seq), stale requests, unknown on leadership loss.
+//     waiting by (client, seq), stale requests, unknown on leadership loss,
+//     and read-only requests served by read index without a log entry.
 //   - ShardPump is a shard group's runtime rules: 2PC delivery and
 //     abandon, configuration learning.
 //   - ShardRuntime carries out ShardPump's decisions: a pool of clients

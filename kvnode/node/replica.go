@@ -43,6 +43,11 @@ type Replica[W any] struct {
 	// (they could not be durable any sooner, and together they make one
 	// log entry instead of many); 0 proposes every request at once.
 	MaxBatch int
+	// SM is the state machine the core applies to. When it is a Querier
+	// and the core a replica.ReadIndexer, read-only requests are served
+	// by read index, without a log entry; nil puts every request through
+	// the log.
+	SM replica.StateMachine
 
 	pl      Pipeline
 	reqs    Requests[W]
@@ -73,21 +78,41 @@ func (r *Replica[W]) Step(m replica.Message) {
 }
 
 // Request takes a client request (wire id id, from to).
-func (r *Replica[W]) Request(id uint64, req replica.Request, to W) { r.reqs.Add(id, req, to) }
+func (r *Replica[W]) Request(id uint64, req replica.Request, to W) {
+	if _, sm, ok := r.reader(); ok && sm.ReadOnly(req.Op) {
+		r.reqs.AddRead(id, req, to)
+		return
+	}
+	r.reqs.Add(id, req, to)
+}
+
+// reader returns the core and state machine that serve reads by read
+// index; ok is false when either cannot.
+func (r *Replica[W]) reader() (ri replica.ReadIndexer, sm Querier, ok bool) {
+	if ri, ok = r.Core.(replica.ReadIndexer); !ok {
+		return nil, nil, false
+	}
+	sm, ok = r.SM.(Querier)
+	return ri, sm, ok
+}
 
 // Submit proposes req with no one waiting for the answer (a runtime's own
 // session); a replica that does not lead drops it.
 func (r *Replica[W]) Submit(req replica.Request) { _ = r.Core.Propose(req) }
 
-// Flush runs after one or more events: it proposes the batched client
-// requests (unless a leader holds them back for the write in progress),
-// sends each of the core's Readies' Early messages and puts the rest
-// through the pipeline, releasing at once those with nothing to persist
-// behind nothing pending, and answers waiting clients unknown when the
-// replica no longer leads. It returns how many requests it proposed.
+// Flush runs after one or more events: it starts the read-only requests'
+// reads by read index, proposes the batched client requests (unless a
+// leader holds them back for the write in progress), sends each of the
+// core's Readies' Early messages and puts the rest through the pipeline,
+// releasing at once those with nothing to persist behind nothing pending,
+// and answers waiting clients unknown when the replica no longer leads. It
+// returns how many requests it proposed.
 func (r *Replica[W]) Flush() int {
 	if r.stopped {
 		return 0
+	}
+	if ri, _, ok := r.reader(); ok {
+		r.reqs.StartReads(ri, r.Host.Answer)
 	}
 	n := 0
 	if b := r.reqs.Batched(); b > 0 && (!r.writing || b >= r.MaxBatch || r.Core.Status().Leader != r.ID) {
@@ -146,6 +171,10 @@ func (r *Replica[W]) release(rd *replica.Ready) {
 	r.Host.Releasing(rd)
 	r.send(rd.Messages)
 	r.reqs.Release(rd.Results, r.Host.Answer)
+	if len(rd.Reads) > 0 {
+		_, sm, _ := r.reader()
+		r.reqs.ReleaseReads(rd.Reads, sm, r.Core.Status().Leader, r.Host.Answer)
+	}
 	if !r.Host.Released(rd) {
 		r.stopped = true
 	}

@@ -22,7 +22,11 @@ import (
 //     (the client already issued a later one) and its outcome is unknown;
 //   - when the replica stops leading, or stops, every waiting request is
 //     answered unknown, so its client retries elsewhere with the same seq
-//     instead of waiting for its deadline.
+//     instead of waiting for its deadline;
+//   - a read-only request may instead be served by read index, without a
+//     log entry (reads.go): it waits, keyed by the read's ID, for the
+//     released Ready that confirms it, and is answered from the state
+//     machine, or not-leader if it was lost.
 //
 // W is what the shell needs to reach the request's client (a connection, a
 // simulated client). Requests does no I/O: every answer goes through the
@@ -31,6 +35,10 @@ import (
 type Requests[W any] struct {
 	batch   []pending[W]
 	waiters map[waitKey][]pending[W]
+
+	readBatch []pending[W]          // reads for the next StartReads
+	reads     map[uint64]pending[W] // started reads by read ID
+	readID    uint64                // the last read ID handed to the core
 }
 
 type pending[W any] struct {
@@ -49,8 +57,9 @@ func (q *Requests[W]) Add(id uint64, req replica.Request, to W) {
 // Batched returns how many requests wait for Propose.
 func (q *Requests[W]) Batched() int { return len(q.batch) }
 
-// Waiting returns how many proposed requests wait for their results.
-func (q *Requests[W]) Waiting() int { return len(q.waiters) }
+// Waiting returns how many proposed requests and started reads wait for
+// their answers.
+func (q *Requests[W]) Waiting() int { return len(q.waiters) + len(q.reads) }
 
 // Propose hands the batch to core in one call and answers the requests the
 // core refused. It returns how many it proposed.
@@ -125,8 +134,10 @@ func (q *Requests[W]) Observe(self, leader replica.NodeID, answer func(W, wire.R
 }
 
 // Fail answers every waiting and batched request unknown (why, with leader
-// as the hint) and forgets them: the replica stops or no longer leads.
+// as the hint), every read not-leader, and forgets them: the replica stops
+// or no longer leads.
 func (q *Requests[W]) Fail(why string, leader replica.NodeID, answer func(W, wire.Response)) {
+	q.failReads(why, leader, answer)
 	if len(q.waiters) > 0 {
 		// In key order, so that a simulated run stays a function of its
 		// seed.

@@ -57,8 +57,9 @@ type group struct {
 	calls chan func()
 }
 
-func newGroup(n *Node, id replica.GroupID, core replica.Replicator, st *storage.Store, gm *groupMetrics) *group {
+func newGroup(n *Node, id replica.GroupID, core replica.Replicator, sm replica.StateMachine, st *storage.Store, gm *groupMetrics) *group {
 	g := &group{
+		sm:      sm,
 		id:      id,
 		node:    n,
 		core:    core,
@@ -71,7 +72,7 @@ func newGroup(n *Node, id replica.GroupID, core replica.Replicator, st *storage.
 		calls:   make(chan func(), 16),
 	}
 	g.disk.writes = g.writes
-	g.rep = &node.Replica[func(wire.Response)]{ID: n.opts.ID, Group: id, Core: core, Codec: n.opts.Protocol.Codec, Host: (*groupHost)(g), MaxBatch: n.opts.MaxBatch}
+	g.rep = &node.Replica[func(wire.Response)]{ID: n.opts.ID, Group: id, Core: core, Codec: n.opts.Protocol.Codec, Host: (*groupHost)(g), MaxBatch: n.opts.MaxBatch, SM: sm}
 	s := core.Status()
 	g.status.Store(&s)
 	g.leader = s.Leader

@@ -193,9 +193,7 @@ func (n *Node) openGroup(gc config.Group) (*group, error) {
 		st.Close()
 		return nil, fmt.Errorf("server: group %d: start %s core: %w", gc.ID, n.opts.Protocol.Name, err)
 	}
-	g := newGroup(n, gc.ID, core, st, gm)
-	g.sm = sm
-	return g, nil
+	return newGroup(n, gc.ID, core, sm, st, gm), nil
 }
 
 func (n *Node) closeGroups() {

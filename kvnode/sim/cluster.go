@@ -153,6 +153,9 @@ type Cluster struct {
 	trap     *trap  // a fault waiting for a protocol moment
 	steps    *int64 // events run so far; shared by the clusters of one world
 
+	// readIndexReads counts the confirmed reads of released Readies.
+	readIndexReads int64
+
 	// Filter, when set, sees every protocol message at delivery time;
 	// returning false drops it. Tests use it to shape exact scenarios.
 	Filter func(m replica.Message) bool
@@ -244,6 +247,9 @@ func (c *Cluster) Err() error { return c.err }
 // Stats returns the protocol message counters.
 func (c *Cluster) Stats() NetStats { return c.stats }
 
+// ReadIndexReads returns how many reads leaders confirmed by read index.
+func (c *Cluster) ReadIndexReads() int64 { return c.readIndexReads }
+
 // SetNet changes the network's behaviour from now on.
 func (c *Cluster) SetNet(n Network) error {
 	if err := n.validate(); err != nil {
@@ -318,7 +324,7 @@ func (c *Cluster) start(i int) error {
 		c.fail(err)
 		return err
 	}
-	n.rep = &knode.Replica[*Client]{ID: n.id, Group: c.cfg.Group, Core: core, Codec: c.cfg.Codec, Host: host{c, i}}
+	n.rep = &knode.Replica[*Client]{ID: n.id, Group: c.cfg.Group, Core: core, Codec: c.cfg.Codec, Host: host{c, i}, SM: sm}
 	n.sm, n.up = sm, true
 	n.gen++
 	n.skipTicks = 0
@@ -696,7 +702,15 @@ func (h host) Readied(rd *replica.Ready) {
 	}
 }
 
-func (h host) Releasing(rd *replica.Ready) { h.c.oracle.releasing(h.i, rd) }
+// Releasing counts the confirmed reads rd carries.
+func (h host) Releasing(rd *replica.Ready) {
+	h.c.oracle.releasing(h.i, rd)
+	for _, rs := range rd.Reads {
+		if !rs.Lost {
+			h.c.readIndexReads++
+		}
+	}
+}
 
 // Released fires a trap waiting for the moment rd reached.
 func (h host) Released(rd *replica.Ready) bool {

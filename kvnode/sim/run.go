@@ -48,6 +48,9 @@ type Config struct {
 	Ops      int // client ops to invoke, final reads not counted (1000)
 	Clients  int // concurrent clients (10)
 	Keys     int // keys (5)
+	// Reads is how many of every ten register ops are reads (4); the rest
+	// are half writes, half cas.
+	Reads int
 	// Net is the network outside fault windows (DefaultNetwork).
 	Net      Network
 	Client   ClientConfig
@@ -96,6 +99,9 @@ func (c *Config) defaults() {
 	if c.Keys == 0 {
 		c.Keys = 5
 	}
+	if c.Reads == 0 {
+		c.Reads = 4
+	}
 	if c.Net == (Network{}) {
 		c.Net = DefaultNetwork
 	}
@@ -129,6 +135,9 @@ type Result struct {
 	Valid    checker.Validity
 	Virtual  time.Duration // simulated time the run took
 	Net      NetStats
+	// ReadIndexReads counts reads that leaders confirmed by read index
+	// and answered without a log entry.
+	ReadIndexReads int64
 }
 
 // HistoryJSONL returns the history as JSON lines.
@@ -184,7 +193,7 @@ func Run(cfg Config) (*Result, error) {
 	if cfg.Workload == WorkloadListAppend || cfg.Workload == WorkloadRWRegister || cfg.Workload == WorkloadBank {
 		return runShardedAsRun(cfg)
 	}
-	wl, err := newWorkload(cfg.Workload, cfg.Keys)
+	wl, err := newWorkload(cfg.Workload, cfg.Keys, cfg.Reads)
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
@@ -235,6 +244,7 @@ func Run(cfg Config) (*Result, error) {
 	r.res.History = r.hist
 	r.res.Virtual = c.Now()
 	r.res.Net = c.Stats()
+	r.res.ReadIndexReads = c.ReadIndexReads()
 	r.res.Check = Check(cfg.Workload, r.hist, linear.Options{Timeout: cfg.CheckTimeout, Directory: cfg.CheckDir})
 	r.res.Valid = r.res.Check.Valid
 	if len(r.res.Problems) > 0 {

@@ -31,8 +31,12 @@ func sweepConfig(proto string, s int64) Config {
 
 // replayCommand is the `chaos sim` command line that reruns cfg.
 func replayCommand(cfg Config) string {
-	return fmt.Sprintf("chaos sim --workload %s --nemesis %s --replicas %d --replication %s --clients %d --keys %d --ops %d --snapshot-every %d --seed %d --history seed-%d.jsonl",
-		cfg.Workload, strings.Join(cfg.Nemesis, ","), cfg.Replicas, cfg.Protocol, cfg.Clients, cfg.Keys, cfg.Ops, cfg.SnapshotEvery, cfg.Seed, cfg.Seed)
+	reads := ""
+	if cfg.Reads != 0 {
+		reads = fmt.Sprintf(" --reads %d", cfg.Reads)
+	}
+	return fmt.Sprintf("chaos sim --workload %s%s --nemesis %s --replicas %d --replication %s --clients %d --keys %d --ops %d --snapshot-every %d --seed %d --history seed-%d.jsonl",
+		cfg.Workload, reads, strings.Join(cfg.Nemesis, ","), cfg.Replicas, cfg.Protocol, cfg.Clients, cfg.Keys, cfg.Ops, cfg.SnapshotEvery, cfg.Seed, cfg.Seed)
 }
 
 // TestRandomSweep runs many seeds mixing every fault. Seed count: -seeds,

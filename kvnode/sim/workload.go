@@ -32,10 +32,15 @@ type workload interface {
 	keys() int
 }
 
-func newWorkload(name string, keys int) (workload, error) {
+// newWorkload returns workload name over keys keys; reads is the register
+// workload's reads out of every ten ops.
+func newWorkload(name string, keys, reads int) (workload, error) {
 	switch name {
 	case WorkloadRegister:
-		return &registerWorkload{nkeys: keys, recent: make([][]int64, keys)}, nil
+		if reads < 0 || reads > 10 {
+			return nil, fmt.Errorf("register workload: %d reads in ten ops is outside [0, 10]", reads)
+		}
+		return &registerWorkload{nkeys: keys, reads: reads, recent: make([][]int64, keys)}, nil
 	case WorkloadAppend:
 		return &appendWorkload{nkeys: keys}, nil
 	}
@@ -44,10 +49,12 @@ func newWorkload(name string, keys int) (workload, error) {
 
 func keyName(k int64) string { return "r" + strconv.FormatInt(k, 10) }
 
-// registerWorkload: 40% reads, 30% writes, 30% cas. A cas expects one of
-// the last values written to its key, so that many succeed.
+// registerWorkload: reads in ten ops are reads, the rest half writes and
+// half cas (40/30/30 by default). A cas expects one of the last values
+// written to its key, so that many succeed.
 type registerWorkload struct {
 	nkeys  int
+	reads  int
 	last   int64
 	recent [][]int64 // per key, the last few values written
 }
@@ -66,9 +73,9 @@ func (w *registerWorkload) next(r *rand.Rand) (string, any, kv.Op) {
 	k := r.Intn(w.nkeys)
 	key := int64(k)
 	switch x := r.Intn(10); {
-	case x < 4:
+	case x < w.reads:
 		return "read", []any{key, nil}, kv.Op{Kind: kv.Get, Key: keyName(key)}
-	case x < 7:
+	case x < w.reads+(10-w.reads+1)/2:
 		w.last++
 		w.remember(k, w.last)
 		return "write", []any{key, w.last}, kv.Op{Kind: kv.Put, Key: keyName(key), Value: strconv.FormatInt(w.last, 10)}
