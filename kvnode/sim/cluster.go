@@ -149,6 +149,7 @@ type Cluster struct {
 	oracle   *oracle
 	trap     *trap  // a fault waiting for a protocol moment
 	steps    *int64 // events run so far; shared by the clusters of one world
+	trace    *trace // nil unless a determinism check is recording the run
 
 	// Filter, when set, sees every protocol message at delivery time;
 	// returning false drops it. Tests use it to shape exact scenarios.
@@ -813,6 +814,9 @@ func (c *Cluster) Step() bool {
 	e := c.agenda.pop()
 	c.now = e.at
 	*c.steps++
+	if c.trace != nil {
+		c.trace.event(e)
+	}
 	c.handle(e)
 	return true
 }

@@ -72,6 +72,9 @@ type Config struct {
 
 	// syncLies is ClusterConfig.syncLies, for tests.
 	syncLies bool
+	// trace, when set, records every event the run executes, for
+	// CheckDeterminism.
+	trace *trace
 }
 
 func (c *Config) defaults() {
@@ -129,6 +132,11 @@ type Result struct {
 	Valid    checker.Validity
 	Virtual  time.Duration // simulated time the run took
 	Net      NetStats
+	// Faults counts the fault windows the nemesis opened; WorkloadEnd is
+	// when the last client op completed and the final reads began (both
+	// zero for the sharded workloads, whose fault mix is their own).
+	Faults      int
+	WorkloadEnd time.Duration
 }
 
 // HistoryJSONL returns the history as JSON lines.
@@ -201,6 +209,7 @@ func Run(cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
+	c.trace = cfg.trace
 	r := &runner{cfg: cfg, c: c, wl: wl, res: &Result{Seed: cfg.Seed}}
 	r.nem = &nemesis{r: r, kinds: cfg.Nemesis, sched: cfg.Schedule, base: c.Net()}
 	r.nem.begin()
@@ -314,6 +323,7 @@ func (r *runner) invoke(w *worker, f string, v any, op kv.Op, after func()) {
 // cluster did not recover from faults that are all gone.
 func (r *runner) workloadDone() {
 	r.nem.stop()
+	r.res.WorkloadEnd = r.c.Now()
 	r.c.At(r.cfg.Settle, func() {
 		cc := r.cfg.Client
 		cc.Deadline = 4 * max(cc.deadline(), 5*time.Second)
