@@ -68,15 +68,15 @@ func (s *simStore) save(cfg sim.Config, res *sim.Result, replay string, start, e
 		Parameters: params,
 		Versions:   results.BuildVersions(),
 	}
-	name := res.Check.Checker
-	if name == "" {
-		// The simulator stopped at a safety violation before the check.
-		name = "check"
-	}
 	sum := results.Summary{
 		Valid:   res.Valid,
-		Results: map[string]checker.Result{name: res.Check},
+		Results: map[string]checker.Result{},
 		Stats:   simStats(res),
+	}
+	// A run the simulator stopped at a safety violation was never checked:
+	// its verdict is the simulator's alone.
+	if res.Check.Checker != "" {
+		sum.Results[res.Check.Checker] = res.Check
 	}
 	if len(res.Problems) > 0 {
 		// What the simulator itself saw (a safety oracle firing, replicas
