@@ -154,6 +154,11 @@ func simAction(c *cli.Context) error {
 	if store == "" {
 		return badArgs("--store: empty directory name")
 	}
+	// A failing seed is stored when it is found, perhaps hours into a
+	// sweep: refuse an unusable store now.
+	if err := probeStore(store); err != nil {
+		return badArgs("--store: %v", err)
+	}
 	name := c.String("name")
 	if name == "" {
 		name = "sim-" + c.String("workload") + "-" + strings.Join(strings.Fields(strings.ReplaceAll(c.String("nemesis"), ",", " ")), "-")

@@ -43,6 +43,7 @@ func TestSimBadArgs(t *testing.T) {
 		{"--max-faults", "-1"},
 		{"--fault-cap", "-1s"},
 		{"--store", ""},
+		{"--store", "/proc/version"},
 		{"--name", "a/b"},
 		{"--shrink-runs", "0"},
 	} {

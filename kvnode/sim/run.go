@@ -17,6 +17,9 @@
 // A run is a pure function of its Config: one seed drives every random
 // choice (math/rand), events at equal times run in scheduling order, and
 // nothing depends on map iteration order, so a seed replays exactly.
+// CheckDeterminism (trace.go) tests that promise for a seed instead of
+// trusting it, and Shrink (shrink.go) builds on it: a failing seed's
+// smaller variants are reruns with fewer ops, clients and faults.
 package sim
 
 import (
