@@ -1,34 +1,15 @@
 package results
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
-)
 
-// chromium finds a headless browser, or skips the test when there is none
-// (CI must have one: .ci/run installs it).
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no chromium on PATH, and CI=true: the report's browser test must run in CI (apt-get install chromium)")
-	}
-	t.Skip("no chromium on PATH: skipping the browser test of the report (apt-get install chromium)")
-	return ""
-}
+	"github.com/chaoskv/chaos/internal/browsertest"
+)
 
 // artifactDir is where screenshots are kept for a person to look at.
 func artifactDir(t *testing.T) string {
@@ -44,31 +25,8 @@ func artifactDir(t *testing.T) string {
 	return dir
 }
 
-// consoleLine matches what headless Chromium logs for a page's console
-// messages and uncaught errors with --enable-logging=stderr --v=1 (at
-// --v=0 this build logs none of them).
-var consoleLine = regexp.MustCompile(`(?m)^.*(:CONSOLE[:(]|Uncaught ).*$`)
-
-// browse runs headless Chromium on page with args and returns stdout and
-// the console messages it logged.
-func browse(t *testing.T, bin, page string, args ...string) (string, []string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	all := append([]string{"--headless", "--disable-gpu", "--no-sandbox", "--enable-logging=stderr", "--v=1",
-		"--user-data-dir=" + t.TempDir(), "--no-first-run", "--disable-extensions"}, args...)
-	all = append(all, "file://"+page)
-	cmd := exec.CommandContext(ctx, bin, all...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %s: %v\n%s", page, err, errb.String())
-	}
-	return out.String(), consoleLine.FindAllString(errb.String(), -1)
-}
-
 func TestReportInChromium(t *testing.T) {
-	bin := chromium(t)
+	bin := browsertest.Chromium(t)
 	root := t.TempDir()
 	runs := fixtures(t, root)
 	shots := artifactDir(t)
@@ -76,7 +34,7 @@ func TestReportInChromium(t *testing.T) {
 	// The detector must see a console error when there is one.
 	control := filepath.Join(t.TempDir(), "control.html")
 	os.WriteFile(control, []byte(`<!doctype html><p>x</p><script>console.error("control-error-42")</script>`), 0o644)
-	if _, console := browse(t, bin, control, "--dump-dom"); !strings.Contains(strings.Join(console, "\n"), "control-error-42") {
+	if _, console := browsertest.Browse(t, bin, control, "--dump-dom"); !strings.Contains(strings.Join(console, "\n"), "control-error-42") {
 		t.Fatalf("the console check is blind: chromium logged no console line for a page that logs an error (got %q)", console)
 	}
 
@@ -86,7 +44,7 @@ func TestReportInChromium(t *testing.T) {
 	}
 	for _, tc := range cases {
 		page := runs[tc.run].Path(ReportFile)
-		dom, console := browse(t, bin, page, "--dump-dom")
+		dom, console := browsertest.Browse(t, bin, page, "--dump-dom")
 		if len(console) > 0 {
 			t.Errorf("%s: console messages: %q", tc.run, console)
 		}
@@ -101,7 +59,7 @@ func TestReportInChromium(t *testing.T) {
 			t.Errorf("%s: a key became a script element", tc.run)
 		}
 		shot := filepath.Join(shots, tc.run+".png")
-		if _, console := browse(t, bin, page, "--hide-scrollbars", "--window-size=1100,2400", "--screenshot="+shot); len(console) > 0 {
+		if _, console := browsertest.Browse(t, bin, page, "--hide-scrollbars", "--window-size=1100,2400", "--screenshot="+shot); len(console) > 0 {
 			t.Errorf("%s: console messages while taking the screenshot: %q", tc.run, console)
 		}
 		checkVerdictPixels(t, shot, tc.verdict)
@@ -111,7 +69,7 @@ func TestReportInChromium(t *testing.T) {
 	// A sharded run with reconfigurations: every nemesis kind in the
 	// nemesis timeline, the plots' shading and the per-process timeline.
 	rc := reconfigRun(t, root)
-	dom, console := browse(t, bin, rc.Path(ReportFile), "--dump-dom")
+	dom, console := browsertest.Browse(t, bin, rc.Path(ReportFile), "--dump-dom")
 	if len(console) > 0 {
 		t.Errorf("reconfig report: console messages: %q", console)
 	}
@@ -122,12 +80,12 @@ func TestReportInChromium(t *testing.T) {
 		}
 	}
 	shot := filepath.Join(shots, "reconfig.png")
-	if _, console := browse(t, bin, rc.Path(ReportFile), "--hide-scrollbars", "--window-size=1100,5200", "--screenshot="+shot); len(console) > 0 {
+	if _, console := browsertest.Browse(t, bin, rc.Path(ReportFile), "--hide-scrollbars", "--window-size=1100,5200", "--screenshot="+shot); len(console) > 0 {
 		t.Errorf("reconfig report: console messages while taking the screenshot: %q", console)
 	}
 	checkVerdictPixels(t, shot, "VALID")
 	t.Logf("screenshot of the reconfig report: %s", shot)
-	dom, console = browse(t, bin, rc.Path(TimelineFile), "--dump-dom")
+	dom, console = browsertest.Browse(t, bin, rc.Path(TimelineFile), "--dump-dom")
 	if len(console) > 0 {
 		t.Errorf("reconfig timeline: console messages: %q", console)
 	}
@@ -135,13 +93,13 @@ func TestReportInChromium(t *testing.T) {
 		t.Error("reconfig timeline: the DOM lacks the reconfig bands")
 	}
 	shot = filepath.Join(shots, "reconfig-timeline.png")
-	if _, console := browse(t, bin, rc.Path(TimelineFile), "--hide-scrollbars", "--window-size=900,1600", "--screenshot="+shot); len(console) > 0 {
+	if _, console := browsertest.Browse(t, bin, rc.Path(TimelineFile), "--hide-scrollbars", "--window-size=900,1600", "--screenshot="+shot); len(console) > 0 {
 		t.Errorf("reconfig timeline: console messages while taking the screenshot: %q", console)
 	}
 	t.Logf("screenshot of the reconfig timeline: %s", shot)
 
 	tl := runs["valid"].Path(TimelineFile)
-	dom, console = browse(t, bin, tl, "--dump-dom")
+	dom, console = browsertest.Browse(t, bin, tl, "--dump-dom")
 	if len(console) > 0 {
 		t.Errorf("timeline: console messages: %q", console)
 	}
@@ -150,7 +108,7 @@ func TestReportInChromium(t *testing.T) {
 	}
 	if !testing.Short() {
 		shot := filepath.Join(shots, "timeline.png")
-		browse(t, bin, tl, "--hide-scrollbars", "--window-size=900,1600", "--screenshot="+shot)
+		browsertest.Browse(t, bin, tl, "--hide-scrollbars", "--window-size=900,1600", "--screenshot="+shot)
 		t.Logf("screenshot of the timeline: %s", shot)
 	}
 }

@@ -212,3 +212,48 @@ func FuzzParseDirName(f *testing.F) {
 		}
 	})
 }
+
+func TestSave(t *testing.T) {
+	root := t.TempDir()
+	start := time.Date(2026, 11, 24, 10, 15, 0, 0, time.UTC)
+	ops := registerHistory(40, 3, time.Second, 7, true)
+	end := start.Add(time.Second)
+	test := Test{Name: "sim-register-kill", Start: start, End: &end, Status: StatusDone, Seed: 9,
+		Parameters: Values{"workload": "register", "backend": "sim"}}
+	sum := Summary{Valid: checker.Invalid, Results: map[string]checker.Result{"linearizable": {Valid: checker.Invalid, Summary: "not linearizable"}}}
+	run, err := Save(root, test, ops, sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if latest, err := Latest(root); err != nil || latest != run.Dir {
+		t.Fatalf("latest = %q, %v; want %q", latest, err, run.Dir)
+	}
+	gotT, err := ReadTest(run.Dir)
+	if err != nil || gotT.Seed != 9 || gotT.Parameters["backend"] != "sim" {
+		t.Fatalf("test.json read back as %+v, %v", gotT, err)
+	}
+	gotS, err := ReadSummary(run.Dir)
+	if err != nil || gotS.Valid != checker.Invalid {
+		t.Fatalf("results.json read back as %+v, %v", gotS, err)
+	}
+	back, err := readHistory(run.Dir)
+	if err != nil || len(back) != len(ops) {
+		t.Fatalf("history read back: %d ops, %v; want %d", len(back), err, len(ops))
+	}
+	for _, f := range []string{ReportFile, TimelineFile} {
+		b, err := os.ReadFile(run.Path(f))
+		if err != nil || len(b) == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	if page, _ := os.ReadFile(run.Path(ReportFile)); !strings.Contains(string(page), ">INVALID<") || !strings.Contains(string(page), `href="history.jsonl"`) {
+		t.Error("the report lacks the verdict or the link to the history")
+	}
+	runs, err := ListRuns(root)
+	if err != nil || len(runs) != 1 || runs[0].Valid != "false" || runs[0].Name != "sim-register-kill" {
+		t.Fatalf("ListRuns = %+v, %v", runs, err)
+	}
+	if _, err := Save(root, Test{Name: "bad/name", Start: start}, ops, sum); err == nil {
+		t.Error("Save accepted a test name that is not one path element")
+	}
+}

@@ -152,6 +152,7 @@ type Cluster struct {
 	oracle   *oracle
 	trap     *trap  // a fault waiting for a protocol moment
 	steps    *int64 // events run so far; shared by the clusters of one world
+	trace    *trace // nil unless a determinism check is recording the run
 
 	// readIndexReads counts the confirmed reads of released Readies.
 	readIndexReads int64
@@ -850,6 +851,9 @@ func (c *Cluster) Step() bool {
 	e := c.agenda.pop()
 	c.now = e.at
 	*c.steps++
+	if c.trace != nil {
+		c.trace.event(e)
+	}
 	c.handle(e)
 	return true
 }

@@ -102,6 +102,12 @@ type NemesisSchedule struct {
 	// --clock-skew); StrobePeriod is how often clock-strobe flips a clock
 	// (20ms, as --strobe-period).
 	ClockSkew, StrobePeriod time.Duration
+	// MaxFaults, when positive, ends the schedule after that many faults;
+	// FaultCap, when positive, cuts every fault short at that length. Both
+	// leave the random draws as they are, so a schedule with them is the
+	// same schedule up to the cut: they are how a failing run shrinks.
+	MaxFaults int
+	FaultCap  time.Duration
 }
 
 func (s *NemesisSchedule) defaults() {
@@ -160,9 +166,10 @@ func (nm *nemesis) uniform(lo, hi time.Duration) time.Duration {
 }
 
 func (nm *nemesis) startFault() {
-	if nm.stopped {
+	if nm.stopped || nm.sched.MaxFaults > 0 && nm.r.res.Faults >= nm.sched.MaxFaults {
 		return
 	}
+	nm.r.res.Faults++
 	rng := nm.r.c.rng
 	first := nm.kinds[rng.Intn(len(nm.kinds))]
 	picks := []string{first}
@@ -182,6 +189,9 @@ func (nm *nemesis) startFault() {
 	if nm.sched.Flap > 0 && rng.Float64() < nm.sched.Flap {
 		fault = nm.uniform(10*time.Millisecond, 300*time.Millisecond)
 		quiet = nm.uniform(10*time.Millisecond, 200*time.Millisecond)
+	}
+	if nm.sched.FaultCap > 0 {
+		fault = min(fault, nm.sched.FaultCap)
 	}
 	nm.r.c.At(fault, func() {
 		if nm.stopped || gen != nm.gen {

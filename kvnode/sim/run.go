@@ -17,6 +17,9 @@
 // A run is a pure function of its Config: one seed drives every random
 // choice (math/rand), events at equal times run in scheduling order, and
 // nothing depends on map iteration order, so a seed replays exactly.
+// CheckDeterminism (trace.go) tests that promise for a seed instead of
+// trusting it, and Shrink (shrink.go) builds on it: a failing seed's
+// smaller variants are reruns with fewer ops, clients and faults.
 package sim
 
 import (
@@ -75,6 +78,9 @@ type Config struct {
 
 	// syncLies is ClusterConfig.syncLies, for tests.
 	syncLies bool
+	// trace, when set, records every event the run executes, for
+	// CheckDeterminism.
+	trace *trace
 }
 
 func (c *Config) defaults() {
@@ -138,6 +144,11 @@ type Result struct {
 	// ReadIndexReads counts reads that leaders confirmed by read index
 	// and answered without a log entry.
 	ReadIndexReads int64
+	// Faults counts the fault windows the nemesis opened; WorkloadEnd is
+	// when the last client op completed and the final reads began (both
+	// zero for the sharded workloads, whose fault mix is their own).
+	Faults      int
+	WorkloadEnd time.Duration
 }
 
 // HistoryJSONL returns the history as JSON lines.
@@ -210,6 +221,7 @@ func Run(cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
+	c.trace = cfg.trace
 	r := &runner{cfg: cfg, c: c, wl: wl, res: &Result{Seed: cfg.Seed}}
 	r.nem = &nemesis{r: r, kinds: cfg.Nemesis, sched: cfg.Schedule, base: c.Net()}
 	r.nem.begin()
@@ -324,6 +336,7 @@ func (r *runner) invoke(w *worker, f string, v any, op kv.Op, after func()) {
 // cluster did not recover from faults that are all gone.
 func (r *runner) workloadDone() {
 	r.nem.stop()
+	r.res.WorkloadEnd = r.c.Now()
 	r.c.At(r.cfg.Settle, func() {
 		cc := r.cfg.Client
 		cc.Deadline = 4 * max(cc.deadline(), 5*time.Second)
