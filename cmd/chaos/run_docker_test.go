@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/docker"
+	"github.com/chaoskv/chaos/harness/dockerbackend/kvnodedb"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/results"
 )
@@ -51,8 +52,10 @@ func TestRunDockerPartition(t *testing.T) {
 	}
 	t.Logf("%d partitions, %d ok ops; %v", partitions, oks, sum.Results)
 	for _, n := range []string{"n1", "n5"} {
-		if _, err := os.Stat(filepath.Join(r.dir, results.NodesDir, n, "log")); err != nil {
-			t.Errorf("node log missing: %v", err)
+		for _, f := range []string{"log", kvnodedb.StatusFile} {
+			if _, err := os.Stat(filepath.Join(r.dir, results.NodesDir, n, f)); err != nil {
+				t.Errorf("node file missing: %v", err)
+			}
 		}
 	}
 	r.checkTimings(t)

@@ -216,9 +216,10 @@ func (b *Backend) Setup(ctx context.Context, dir string) (*harness.Cluster, erro
 	b.mu.Lock()
 	b.conn = conn
 	b.mu.Unlock()
-	var target nemesis.Target = newTarget(cl, conn)
+	t := newTarget(cl, conn)
+	var target nemesis.Target = t
 	if d, ok := conn.(Decorator); ok {
-		target = d.Decorate(target.(*Target))
+		target = d.Decorate(t)
 	}
 	out := &harness.Cluster{SUT: conn.SUT(), Target: target}
 	if l, ok := conn.(Leaderer); ok {

@@ -54,7 +54,10 @@ type toyConn struct {
 	http  *http.Client
 }
 
-var _ ClockSetter = (*toyConn)(nil)
+var (
+	_ ClockSetter = (*toyConn)(nil)
+	_ Collector   = (*toyConn)(nil)
+)
 
 func (c *toyConn) SUT() workloads.SUT { return c }
 func (c *toyConn) Close() error       { return nil }
@@ -118,6 +121,19 @@ func (c *toyConn) Healthy(ctx context.Context) error {
 func (c *toyConn) SetNodeClock(ctx context.Context, n docker.Node, offset time.Duration) error {
 	_, _, err := c.do(ctx, http.MethodPost, n, "/clock-offset", url.Values{"offset": {offset.String()}})
 	return err
+}
+
+// Collect saves each node's /status as status.json.
+func (c *toyConn) Collect(ctx context.Context, nodes []docker.Node, dir string) error {
+	var errs []error
+	for _, n := range nodes {
+		body, _, err := c.do(ctx, http.MethodGet, n, "/status", nil)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, n.Name, "status.json"), []byte(body), 0o644)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // TestRunDockerAnotherStore runs a whole chaos test (register workload,
@@ -235,6 +251,19 @@ func TestRunDockerAnotherStore(t *testing.T) {
 	for _, n := range []string{"n1", "n2", "n3"} {
 		if _, err := os.Stat(filepath.Join(out.Dir, results.NodesDir, n, "data", "state.json")); err != nil {
 			t.Errorf("node %s kept no state in its data directory: %v", n, err)
+		}
+		// The adapter's final state, collected beside the node's log: the
+		// clock is back at 0 and the node is the one its name says.
+		var st struct {
+			Name        string        `json:"name"`
+			ClockOffset time.Duration `json:"clock_offset"`
+		}
+		b, err := os.ReadFile(filepath.Join(out.Dir, results.NodesDir, n, "status.json"))
+		if err == nil {
+			err = json.Unmarshal(b, &st)
+		}
+		if err != nil || st.Name != n || st.ClockOffset != 0 {
+			t.Errorf("final status of %s: %+v, %v", n, st, err)
 		}
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -230,6 +232,7 @@ type conn struct {
 var (
 	_ dockerbackend.Leaderer    = (*conn)(nil)
 	_ dockerbackend.ClockSetter = (*conn)(nil)
+	_ dockerbackend.Collector   = (*conn)(nil)
 )
 
 // healthKey is the key health probes read; workloads never write it.
@@ -276,28 +279,55 @@ func (c *conn) Close() error {
 }
 
 func (c *conn) get(ctx context.Context, addr, path string, into any) error {
+	body, err := c.getBody(ctx, addr, path)
+	if err != nil || into == nil {
+		return err
+	}
+	if err := json.Unmarshal(body, into); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	return nil
+}
+
+func (c *conn) getBody(ctx context.Context, addr, path string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
+		return nil, fmt.Errorf("GET %s: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
-	if into != nil {
-		if err := json.Unmarshal(body, into); err != nil {
-			return fmt.Errorf("GET %s: %w", path, err)
+	return body, nil
+}
+
+// StatusFile is the name of the node's final /status in its store
+// directory.
+const StatusFile = "status.json"
+
+// Collect saves each node's /status (its groups with their leader, view
+// or ballot and log positions, and its clock offset) as StatusFile beside
+// its log: the state the run left each node in.
+func (c *conn) Collect(ctx context.Context, _ []docker.Node, dir string) error {
+	var errs []error
+	for _, n := range c.file.Nodes {
+		body, err := c.getBody(ctx, n.AdminAddr, "/status")
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, n.Name, StatusFile), body, 0o644)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("final status of %s: %w", n.Name, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // nodeStatus is the part of a node's /status the adapter reads.
