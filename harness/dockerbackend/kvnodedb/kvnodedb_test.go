@@ -1,6 +1,7 @@
 package kvnodedb
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -138,5 +139,49 @@ func TestClassify(t *testing.T) {
 	}
 	if classify(nil) != nil {
 		t.Error("nil error changed")
+	}
+}
+
+// TestDBRendersNodesAndClusterFile: the adapter's side of a launch, the
+// image, each node's command line and the cluster file, for a hash-placed
+// and a sharded cluster.
+func TestDBRendersNodesAndClusterFile(t *testing.T) {
+	tests := []struct {
+		opts       Options
+		groups     int
+		controller replica.GroupID
+	}{
+		{Options{Binary: "/bin/kvnode", Nodes: 5, Replicas: 3, Protocol: "vr", NodeArgs: []string{"--fsync=once"}}, 5, 0},
+		{Options{Binary: "/bin/kvnode", Nodes: 5, Replicas: 3, Protocol: "paxos", Groups: 2}, 3, 3},
+	}
+	for _, tt := range tests {
+		db, err := NewDB(tt.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img := db.Image(); img.Name != "kvnode" || img.Binary != "/bin/kvnode" {
+			t.Errorf("image %+v", img)
+		}
+		want := append([]string{"--cluster", docker.ConfigPath, "--id", "4", "--data", docker.DataDir}, tt.opts.NodeArgs...)
+		if got := db.Node(nodes(5)[3]); !reflect.DeepEqual(got.Args, want) || got.Env != nil {
+			t.Errorf("node n4 runs %+v, want args %v", got, want)
+		}
+		b, err := db.ConfigFile(nodes(5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f config.Cluster
+		if err := json.Unmarshal(b, &f); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Validate(); err != nil {
+			t.Fatalf("rendered cluster file: %v", err)
+		}
+		if f.Protocol != tt.opts.Protocol || len(f.Nodes) != 5 || len(f.Groups) != tt.groups || f.ShardController != tt.controller {
+			t.Errorf("%+v: cluster file %s", tt.opts, b)
+		}
+	}
+	if _, err := NewDB(Options{Nodes: 3, Replicas: 3, Protocol: "raft"}); err == nil {
+		t.Error("a bad protocol was accepted")
 	}
 }
