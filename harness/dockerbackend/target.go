@@ -142,7 +142,7 @@ func (t *Target) Resume(ctx context.Context, node string) error {
 const restartClockTimeout = 30 * time.Second
 
 // Start starts a node and, if its clock was shifted, shifts it again once
-// it answers: a restart begins with no offset.
+// it answers: a restarted process has lost the offset it was given.
 func (t *Target) Start(ctx context.Context, node string) error {
 	if err := t.Cluster.Start(ctx, node); err != nil {
 		return err

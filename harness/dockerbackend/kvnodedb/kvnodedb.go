@@ -2,10 +2,12 @@
 // cluster shape (nodes, replicas, protocol, shard groups) into kvnode's
 // cluster file and command line, judges health through the nodes' admin
 // endpoints and real reads, gives workloads kvnode sessions, names group
-// leaders, shifts node clocks through POST /clock-offset, and adds the
-// shard controller's reconfig fault to the backend's target. Containers,
+// leaders, shifts node clocks through POST /clock-offset, saves each
+// node's final /status, and adds the shard controller's reconfig fault to
+// the backend's target (dockerbackend.Decorator: a fault only kvnode can
+// inject, such as a membership change, belongs there too). Containers,
 // network and every other fault belong to package dockerbackend, which
-// would run another store with another adapter.
+// runs another store with another adapter.
 package kvnodedb
 
 import (
