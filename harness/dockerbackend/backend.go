@@ -45,9 +45,9 @@ import (
 )
 
 // DB is a database the backend can run: what a node runs and how to
-// connect to the running cluster. Its methods must not keep state between
-// calls that the backend would have to order: ConfigFile and Node are
-// called during launch, Open once the containers run, for every Setup.
+// connect to the running cluster. Every Setup calls ConfigFile and Node
+// while it launches the containers and Open once they run, each with the
+// placed nodes, so an adapter needs no state of its own between them.
 type DB interface {
 	// Image names the node image and the static (CGO_ENABLED=0) binary
 	// that is its entrypoint.
