@@ -27,6 +27,16 @@ type Node struct {
 	IP   netip.Addr // pinned address on the run's network
 }
 
+// Paths inside every node container.
+const (
+	// DataDir is where a node's data directory (Dir/nodes/<node>/data on
+	// the host, or its lazyfs) is mounted.
+	DataDir = "/data"
+	// ConfigPath is where the file Options.Config renders is mounted,
+	// read-only.
+	ConfigPath = "/cluster.json"
+)
+
 // Options configures Launch.
 type Options struct {
 	// RunID names the run; every object is labelled chaos.run=<RunID> and
@@ -44,12 +54,15 @@ type Options struct {
 	// uses.
 	Subnet netip.Prefix
 	// Config renders the cluster file every node reads (mounted read-only
-	// at /cluster.json) from the nodes' names and addresses. Nil mounts no
+	// at ConfigPath) from the nodes' names and addresses. Nil mounts no
 	// cluster file.
 	Config func(nodes []Node) ([]byte, error)
-	// Cmd returns a node's container command (the entrypoint's arguments).
-	// Nil means kvnode's: --cluster /cluster.json --id N --data /data.
+	// Cmd returns a node's container command (the entrypoint's
+	// arguments); nil runs the entrypoint without arguments.
 	Cmd func(n Node) []string
+	// Env returns a node's environment variables (KEY=value); nil sets
+	// none.
+	Env func(n Node) []string
 	// LazyFS puts each node's data directory on a lazyfs mounted on the
 	// host (at Dir/nodes/n/lazyfs, over Dir/nodes/n/data) and bind-mounts
 	// that into the container, so that LoseUnsynced can drop what the node
@@ -135,11 +148,6 @@ func (d *Docker) Launch(ctx context.Context, opts Options) (*Cluster, error) {
 	opts.Dir = dir
 	if opts.Log == nil {
 		opts.Log = slog.Default()
-	}
-	if opts.Cmd == nil {
-		opts.Cmd = func(n Node) []string {
-			return []string{"--cluster", "/cluster.json", "--id", strconv.Itoa(n.ID), "--data", "/data"}
-		}
 	}
 	c := &Cluster{d: d, opts: opts, log: opts.Log.With("run", opts.RunID)}
 	if err := c.launch(ctx); err != nil {
@@ -260,17 +268,24 @@ func (c *Cluster) createContainer(ctx context.Context, m *member, conf []byte) e
 		m.lfs = lfs
 		data = mnt
 	}
-	binds := []string{data + ":/data"}
+	binds := []string{data + ":" + DataDir}
 	if conf != nil {
 		path := filepath.Join(m.dir, "cluster.json")
 		if err := os.WriteFile(path, conf, 0o644); err != nil {
 			return fmt.Errorf("node %s: write cluster file: %w", m.Name, err)
 		}
-		binds = append(binds, path+":/cluster.json:ro")
+		binds = append(binds, path+":"+ConfigPath+":ro")
+	}
+	var cmd, env []string
+	if c.opts.Cmd != nil {
+		cmd = c.opts.Cmd(m.Node)
+	}
+	if c.opts.Env != nil {
+		env = c.opts.Env(m.Node)
 	}
 	id, err := c.d.e.ContainerCreate(ctx, containerSpec{
 		Name: c.containerName(m.Name), Image: c.opts.Image, Hostname: m.Name,
-		Cmd: c.opts.Cmd(m.Node), Labels: c.labels(m.Name), Binds: binds,
+		Cmd: cmd, Env: env, Labels: c.labels(m.Name), Binds: binds,
 		Network: "chaos-" + c.opts.RunID, IP: m.IP, Aliases: []string{m.Name},
 	})
 	if err != nil {

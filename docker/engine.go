@@ -32,6 +32,7 @@ type containerSpec struct {
 	Image    string
 	Hostname string
 	Cmd      []string
+	Env      []string // KEY=value
 	Labels   map[string]string
 	Binds    []string // host:container[:ro]
 	Network  string

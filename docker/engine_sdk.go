@@ -157,6 +157,7 @@ func (e *sdkEngine) ContainerCreate(ctx context.Context, spec containerSpec) (st
 		Image:    spec.Image,
 		Hostname: spec.Hostname,
 		Cmd:      spec.Cmd,
+		Env:      spec.Env,
 		Labels:   spec.Labels,
 	}
 	host := &container.HostConfig{

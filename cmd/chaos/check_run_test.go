@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/chaoskv/chaos/harness"
-	"github.com/chaoskv/chaos/harness/dockerbackend"
+	"github.com/chaoskv/chaos/harness/dockerbackend/kvnodedb"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
 	"github.com/chaoskv/chaos/workloads/memkv"
@@ -90,7 +90,7 @@ func TestCheckAgreesWithRun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			runBackend = func(context.Context, dockerbackend.Options) (harness.Backend, func(), error) {
+			runBackend = func(context.Context, kvnodedb.Options) (harness.Backend, func(), error) {
 				return &memBackend{sut: tt.sut}, func() {}, nil
 			}
 			store := t.TempDir()

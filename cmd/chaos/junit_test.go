@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/chaoskv/chaos/harness"
-	"github.com/chaoskv/chaos/harness/dockerbackend"
+	"github.com/chaoskv/chaos/harness/dockerbackend/kvnodedb"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
@@ -72,7 +72,7 @@ func TestRunJUnitWithTestCount(t *testing.T) {
 				}
 				return memkv.New(memkv.Options{})
 			}}
-			runBackend = func(context.Context, dockerbackend.Options) (harness.Backend, func(), error) {
+			runBackend = func(context.Context, kvnodedb.Options) (harness.Backend, func(), error) {
 				return b, func() {}, nil
 			}
 			dir := t.TempDir()

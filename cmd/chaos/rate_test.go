@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/chaoskv/chaos/harness"
-	"github.com/chaoskv/chaos/harness/dockerbackend"
+	"github.com/chaoskv/chaos/harness/dockerbackend/kvnodedb"
 	"github.com/chaoskv/chaos/workloads"
 	"github.com/chaoskv/chaos/workloads/memkv"
 )
@@ -20,7 +20,7 @@ func TestRunWarnsBelowRate(t *testing.T) {
 	old := runBackend
 	t.Cleanup(func() { runBackend = old })
 	b := &memBackend{sut: func() workloads.SUT { return memkv.New(memkv.Options{}) }}
-	runBackend = func(context.Context, dockerbackend.Options) (harness.Backend, func(), error) {
+	runBackend = func(context.Context, kvnodedb.Options) (harness.Backend, func(), error) {
 		return b, func() {}, nil
 	}
 	r, w, err := os.Pipe()

@@ -25,7 +25,7 @@ import (
 	"github.com/chaoskv/chaos/docker"
 	"github.com/chaoskv/chaos/docker/lazyfs"
 	"github.com/chaoskv/chaos/harness"
-	"github.com/chaoskv/chaos/harness/dockerbackend"
+	"github.com/chaoskv/chaos/harness/dockerbackend/kvnodedb"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
@@ -49,7 +49,7 @@ func init() {
 			&cli.IntFlag{Name: "groups", Usage: "shard groups of --replicas nodes each, plus a shard controller group (0: no sharding)"},
 			&cli.IntFlag{Name: "shards", Usage: "shards of a sharded cluster (0: kvnode's fixed count)"},
 			&cli.StringFlag{Name: "consistency-models", Value: "strict-serializable", Usage: "list-append, rw-register: comma-separated consistency models the history must satisfy (Elle's names)"},
-			&cli.StringFlag{Name: "replication", Value: "paxos", Usage: "replication protocol: " + strings.Join(dockerbackend.Protocols, ", ")},
+			&cli.StringFlag{Name: "replication", Value: "paxos", Usage: "replication protocol: " + strings.Join(kvnodedb.Protocols, ", ")},
 			&cli.DurationFlag{Name: "time-limit", Value: 60 * time.Second, Usage: "how long the workload runs"},
 			&cli.IntFlag{Name: "concurrency", Value: 10, Usage: "concurrent client processes"},
 			&cli.Float64Flag{Name: "rate", Value: 100, Usage: "total invocations per second (0: as fast as the clients go)"},
@@ -89,7 +89,7 @@ type runSpec struct {
 	skew      time.Duration
 	strobe    time.Duration
 	interval  time.Duration
-	cluster   dockerbackend.Options
+	cluster   kvnodedb.Options
 	timeLimit time.Duration
 	conc      int
 	rate      float64
@@ -132,7 +132,7 @@ func parseRun(c *cli.Context) (*runSpec, error) {
 	if s.killPol, err = nemesis.ParseKillPolicy(c.String("kill-policy")); err != nil {
 		return nil, badArgs("--kill-policy: %v", err)
 	}
-	s.cluster = dockerbackend.Options{Nodes: c.Int("nodes"), Replicas: c.Int("replicas"), Protocol: c.String("replication"),
+	s.cluster = kvnodedb.Options{Nodes: c.Int("nodes"), Replicas: c.Int("replicas"), Protocol: c.String("replication"),
 		Groups: c.Int("groups"), Shards: c.Int("shards")}
 	if workloads.IsTransactional(w.Name()) && !c.IsSet("replicas") && s.cluster.Groups == 0 {
 		// Without a shard controller, a transaction can only be atomic
@@ -159,10 +159,10 @@ func parseRun(c *cli.Context) (*runSpec, error) {
 	if s.skew < time.Millisecond || s.skew > 24*time.Hour || s.strobe < time.Millisecond {
 		return nil, badArgs("--clock-skew must be within 1ms..24h and --strobe-period at least 1ms (got %v, %v)", s.skew, s.strobe)
 	}
-	if workloads.IsTransactional(w.Name()) && s.cluster.Groups == 0 && len(dockerbackend.Groups(s.cluster.Nodes, s.cluster.Replicas)) > 1 {
+	if workloads.IsTransactional(w.Name()) && s.cluster.Groups == 0 && len(kvnodedb.Groups(s.cluster.Nodes, s.cluster.Replicas)) > 1 {
 		return nil, badArgs("--workload %s: transactions need one replica group or a sharded cluster (--groups); "+
 			"--replicas %d of --nodes %d makes %d groups placed by key hash", w.Name(), s.cluster.Replicas, s.cluster.Nodes,
-			len(dockerbackend.Groups(s.cluster.Nodes, s.cluster.Replicas)))
+			len(kvnodedb.Groups(s.cluster.Nodes, s.cluster.Replicas)))
 	}
 	if !workloads.IsTransactional(w.Name()) && s.cluster.Groups > 0 {
 		return nil, badArgs("--groups: a sharded cluster serves transactions only; --workload %s needs --groups 0", w.Name())
@@ -334,12 +334,12 @@ func parseModels(s string) ([]string, error) {
 var fuseAvailable = lazyfs.Available
 
 // runBackend connects the backend a run uses; tests replace it.
-var runBackend = func(ctx context.Context, opts dockerbackend.Options) (harness.Backend, func(), error) {
+var runBackend = func(ctx context.Context, opts kvnodedb.Options) (harness.Backend, func(), error) {
 	d, err := docker.Connect(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := dockerbackend.New(d, opts)
+	b, err := kvnodedb.New(d, opts)
 	if err != nil {
 		d.Close()
 		return nil, nil, err

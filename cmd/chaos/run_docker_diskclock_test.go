@@ -1,10 +1,13 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chaoskv/chaos/history"
 )
@@ -78,41 +81,141 @@ func (r dockerRun) lostChanges(t *testing.T) int64 {
 	return total
 }
 
-// TestRunDockerClock bumps and strobes node clocks during a short run: the
-// verdict stays valid, both kinds take effect, and every node whose clock
-// was shifted logs its reset to 0 last.
-func TestRunDockerClock(t *testing.T) {
-	r := runDocker(t, "--nemesis", "clock-bump,clock-strobe", "--nodes", "3", "--replicas", "3",
-		"--nemesis-interval", "1500ms", "--time-limit", "8s", "--seed", "6", "--clock-skew", "30s", "--strobe-period", "10ms")
-	n := r.nemesisOps()
-	if n["start-clock-bump"]+n["start-clock-strobe"] < 2 || n["stop-clock-bump"]+n["stop-clock-strobe"] < 2 {
-		t.Fatalf("nemesis ops %v: want clock faults started and stopped", n)
+// TestRunDockerClockBump shifts node clocks during a short run: the
+// verdict stays valid, bumps start and stop in the history, and every
+// shifted node set exactly the offset the nemesis chose through its
+// /clock-offset endpoint and was set back to 0 last.
+func TestRunDockerClockBump(t *testing.T) {
+	r := runDocker(t, "--nemesis", "clock-bump", "--nodes", "3", "--replicas", "3",
+		"--nemesis-interval", "1500ms", "--time-limit", "10s", "--seed", "6", "--clock-skew", "30s")
+	for node, c := range r.clockFaults(t, "clock-bump") {
+		if c.logged[len(c.logged)-1] != 0 {
+			t.Errorf("%s's last clock setting is %v, want the reset to 0", node, c.logged[len(c.logged)-1])
+		}
+		for _, want := range c.chosen {
+			if !slices.Contains(c.logged, want) {
+				t.Errorf("%s never set the bump's offset %v (it set %v)", node, want, c.logged)
+			}
+		}
+		t.Logf("%s: bumped to %v, set %v", node, c.chosen, c.logged)
 	}
-	victims := map[string]bool{}
+}
+
+// TestRunDockerClockStrobe flips node clocks back and forth during a short
+// run: the verdict stays valid, strobes start and stop in the history,
+// every strobed node was set to both +d and -d of its strobe through its
+// /clock-offset endpoint, flipped at least twice, and ended at 0.
+func TestRunDockerClockStrobe(t *testing.T) {
+	r := runDocker(t, "--nemesis", "clock-strobe", "--nodes", "3", "--replicas", "3",
+		"--nemesis-interval", "1500ms", "--time-limit", "10s", "--seed", "6", "--clock-skew", "30s", "--strobe-period", "20ms")
+	for node, c := range r.clockFaults(t, "clock-strobe") {
+		if c.logged[len(c.logged)-1] != 0 {
+			t.Errorf("%s's last clock setting is %v, want the reset to 0", node, c.logged[len(c.logged)-1])
+		}
+		for _, d := range c.chosen {
+			if !slices.Contains(c.logged, d) || !slices.Contains(c.logged, -d) {
+				t.Errorf("%s was not strobed between %v and %v (it set %v)", node, d, -d, c.logged)
+			}
+		}
+		if c.flips < 2 {
+			t.Errorf("%s flipped %d times", node, c.flips)
+		}
+		t.Logf("%s: strobed at %v, %d flips, %d clock settings", node, c.chosen, c.flips, len(c.logged))
+	}
+}
+
+// clockFault is what a run did to one node's clock: the offsets the
+// nemesis chose, as its history says, the settings the node logged
+// receiving on /clock-offset, in order, and the strobe's flips.
+type clockFault struct {
+	chosen []time.Duration
+	logged []time.Duration
+	flips  int64
+}
+
+// clockFaults checks that faults of kind started and stopped without
+// error, at least twice each, and returns per victim what happened to its
+// clock (with at least one logged setting).
+func (r dockerRun) clockFaults(t *testing.T, kind string) map[string]*clockFault {
+	t.Helper()
+	out := map[string]*clockFault{}
+	starts, stops := 0, 0
 	for _, op := range r.ops {
-		if op.Process.IsNemesis() && op.Type == history.Info && strings.HasPrefix(op.F, "start-clock-") {
-			for _, v := range op.Value.(map[string]any)["nodes"].([]any) {
-				victims[v.(string)] = true
+		if !op.Process.IsNemesis() || op.Type != history.Info || !strings.HasSuffix(op.F, "-"+kind) {
+			continue
+		}
+		if op.Error != "" {
+			t.Fatalf("%s failed: %s", op.F, op.Error)
+		}
+		v := op.Value.(map[string]any)
+		switch op.F {
+		case "start-" + kind:
+			starts++
+			ms, _ := v["offset_ms"].(float64)
+			for _, n := range v["nodes"].([]any) {
+				c := out[n.(string)]
+				if c == nil {
+					c = &clockFault{}
+					out[n.(string)] = c
+				}
+				c.chosen = append(c.chosen, time.Duration(math.Round(ms*float64(time.Millisecond))))
+			}
+		case "stop-" + kind:
+			stops++
+			flips, _ := v["flips"].(map[string]any)
+			for n, f := range flips {
+				if c := out[n]; c != nil {
+					c.flips += toInt64(t, f)
+				}
 			}
 		}
 	}
-	for node := range victims {
-		b, err := os.ReadFile(filepath.Join(r.dir, "nodes", node, "log"))
+	if starts < 2 || stops < starts {
+		t.Fatalf("%d start-%s and %d stop-%s took effect: want at least 2, each stopped", starts, kind, stops, kind)
+	}
+	for node, c := range out {
+		c.logged = clockSettings(t, filepath.Join(r.dir, "nodes", node, "log"))
+		if len(c.logged) == 0 {
+			t.Fatalf("%s logged no clock setting, though the nemesis shifted its clock to %v", node, c.chosen)
+		}
+	}
+	return out
+}
+
+// clockSettings returns the offsets a kvnode log says the node was set to
+// through /clock-offset, in order.
+func clockSettings(t *testing.T, path string) []time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []time.Duration
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, `msg="clock offset set"`) {
+			continue
+		}
+		_, v, ok := strings.Cut(line, " offset=")
+		if !ok {
+			t.Fatalf("%s: clock setting without an offset: %s", path, line)
+		}
+		d, err := time.ParseDuration(strings.Fields(v)[0])
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", path, err)
 		}
-		var sets []string
-		for _, line := range strings.Split(string(b), "\n") {
-			if !strings.Contains(line, `msg="clock offset set"`) {
-				continue
-			}
-			if _, v, ok := strings.Cut(line, " offset="); ok {
-				sets = append(sets, strings.Fields(v)[0])
-			}
-		}
-		if len(sets) < 2 || sets[len(sets)-1] != "0s" {
-			t.Fatalf("%s set its clock to %v: want shifts ending with a reset to 0s", node, sets)
-		}
-		t.Logf("%s: %d clock settings, first %s", node, len(sets), sets[0])
+		out = append(out, d)
 	}
+	return out
+}
+
+func toInt64(t *testing.T, v any) int64 {
+	t.Helper()
+	switch n := v.(type) {
+	case int64:
+		return n
+	case float64:
+		return int64(n)
+	}
+	t.Fatalf("%v (%T) is not a number", v, v)
+	return 0
 }

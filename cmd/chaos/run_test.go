@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/chaoskv/chaos/harness"
-	"github.com/chaoskv/chaos/harness/dockerbackend"
+	"github.com/chaoskv/chaos/harness/dockerbackend/kvnodedb"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
 	"github.com/chaoskv/chaos/workloads/memkv"
@@ -97,7 +97,7 @@ func TestRunRefusesLoseUnsyncedWithoutFUSE(t *testing.T) {
 	oldBackend := runBackend
 	defer func() { runBackend = oldBackend }()
 	asked := false
-	runBackend = func(_ context.Context, o dockerbackend.Options) (harness.Backend, func(), error) {
+	runBackend = func(_ context.Context, o kvnodedb.Options) (harness.Backend, func(), error) {
 		asked = true
 		if o.LazyFS {
 			t.Error("a run without lose-unsynced asks for lazyfs")
@@ -149,7 +149,7 @@ func TestRunExitCodeByVerdict(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := &memBackend{sut: tt.sut}
-			runBackend = func(context.Context, dockerbackend.Options) (harness.Backend, func(), error) {
+			runBackend = func(context.Context, kvnodedb.Options) (harness.Backend, func(), error) {
 				return b, func() {}, nil
 			}
 			store := t.TempDir()
@@ -230,7 +230,7 @@ func TestRunUnusablePathsLeaveNothing(t *testing.T) {
 func TestRunInterruptedExitCode(t *testing.T) {
 	old := runBackend
 	t.Cleanup(func() { runBackend = old })
-	runBackend = func(context.Context, dockerbackend.Options) (harness.Backend, func(), error) {
+	runBackend = func(context.Context, kvnodedb.Options) (harness.Backend, func(), error) {
 		return interruptingBackend{}, func() {}, nil
 	}
 	store := t.TempDir()

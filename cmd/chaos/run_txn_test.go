@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/chaoskv/chaos/harness"
-	"github.com/chaoskv/chaos/harness/dockerbackend"
+	"github.com/chaoskv/chaos/harness/dockerbackend/kvnodedb"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
 	"github.com/chaoskv/chaos/workloads/memtxn"
@@ -60,8 +60,8 @@ func TestRunTxnWorkloadsByVerdict(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.workload, func(t *testing.T) {
-			var shape dockerbackend.Options
-			runBackend = func(_ context.Context, o dockerbackend.Options) (harness.Backend, func(), error) {
+			var shape kvnodedb.Options
+			runBackend = func(_ context.Context, o kvnodedb.Options) (harness.Backend, func(), error) {
 				shape = o
 				return &memBackend{sut: func() workloads.SUT {
 					s, err := memtxn.New(tt.opts)

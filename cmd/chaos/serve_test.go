@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/harness"
-	"github.com/chaoskv/chaos/harness/dockerbackend"
+	"github.com/chaoskv/chaos/harness/dockerbackend/kvnodedb"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
 	"github.com/chaoskv/chaos/workloads/memkv"
@@ -25,7 +25,7 @@ func storeOneRun(t *testing.T) string {
 	old := runBackend
 	t.Cleanup(func() { runBackend = old })
 	b := &memBackend{sut: func() workloads.SUT { return memkv.New(memkv.Options{}) }}
-	runBackend = func(context.Context, dockerbackend.Options) (harness.Backend, func(), error) {
+	runBackend = func(context.Context, kvnodedb.Options) (harness.Backend, func(), error) {
 		return b, func() {}, nil
 	}
 	store := t.TempDir()

@@ -1,131 +1,13 @@
 package dockerbackend
 
 import (
+	"context"
 	"errors"
-	"fmt"
-	"net/netip"
-	"reflect"
 	"regexp"
 	"testing"
 
-	"github.com/chaoskv/chaos/docker"
-	"github.com/chaoskv/chaos/kvnode/client"
-	"github.com/chaoskv/chaos/kvnode/replica"
-	"github.com/chaoskv/chaos/kvnode/server/config"
-	"github.com/chaoskv/chaos/workloads"
+	"github.com/chaoskv/chaos/nemesis"
 )
-
-func TestGroups(t *testing.T) {
-	ids := func(ns ...int) []replica.NodeID {
-		out := make([]replica.NodeID, len(ns))
-		for i, n := range ns {
-			out[i] = replica.NodeID(n)
-		}
-		return out
-	}
-	tests := []struct {
-		nodes, replicas int
-		want            [][]replica.NodeID
-	}{
-		{1, 1, [][]replica.NodeID{ids(1)}},
-		{3, 3, [][]replica.NodeID{ids(1, 2, 3)}},
-		{5, 5, [][]replica.NodeID{ids(1, 2, 3, 4, 5)}},
-		{5, 3, [][]replica.NodeID{ids(1, 2, 3), ids(2, 3, 4), ids(3, 4, 5), ids(4, 5, 1), ids(5, 1, 2)}},
-		{4, 1, [][]replica.NodeID{ids(1), ids(2), ids(3), ids(4)}},
-	}
-	for _, tt := range tests {
-		gs := Groups(tt.nodes, tt.replicas)
-		var got [][]replica.NodeID
-		for i, g := range gs {
-			if g.ID != replica.GroupID(i+1) {
-				t.Fatalf("%d/%d: group %d has id %d", tt.nodes, tt.replicas, i, g.ID)
-			}
-			got = append(got, g.Members)
-		}
-		if !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("Groups(%d, %d) = %v, want %v", tt.nodes, tt.replicas, got, tt.want)
-		}
-	}
-}
-
-func nodes(n int) []docker.Node {
-	out := make([]docker.Node, n)
-	for i := range out {
-		out[i] = docker.Node{Name: fmt.Sprintf("n%d", i+1), ID: i + 1, IP: netip.AddrFrom4([4]byte{10, 100, 0, byte(i + 2)})}
-	}
-	return out
-}
-
-func TestClusterFile(t *testing.T) {
-	f, err := ClusterFile("paxos", nodes(5), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(f.Nodes) != 5 || len(f.Groups) != 5 || f.Protocol != "paxos" {
-		t.Fatalf("cluster file = %+v", f)
-	}
-	if f.Nodes[2].Addr != "10.100.0.4:7000" || f.Nodes[2].AdminAddr != "10.100.0.4:7080" || f.Nodes[2].Name != "n3" {
-		t.Fatalf("node 3 = %+v", f.Nodes[2])
-	}
-	cfg, err := client.FromCluster(f, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[replica.NodeID]string{4: "10.100.0.5:7000", 5: "10.100.0.6:7000", 1: "10.100.0.2:7000"}
-	if !reflect.DeepEqual(cfg.Nodes, want) {
-		t.Fatalf("group 4 client nodes = %v, want %v", cfg.Nodes, want)
-	}
-	if _, err := ClusterFile("paxos", nil, 3); err == nil {
-		t.Fatal("empty cluster accepted")
-	}
-}
-
-func TestOptionsValidate(t *testing.T) {
-	tests := []struct {
-		o    Options
-		flag string
-	}{
-		{Options{Nodes: 5, Replicas: 3, Protocol: "paxos"}, ""},
-		{Options{Nodes: 3, Replicas: 3, Protocol: "vr"}, ""},
-		{Options{Nodes: 0, Replicas: 1, Protocol: "paxos"}, "--nodes"},
-		{Options{Nodes: 3, Replicas: 4, Protocol: "paxos"}, "--replicas"},
-		{Options{Nodes: 3, Replicas: 0, Protocol: "paxos"}, "--replicas"},
-		{Options{Nodes: 3, Replicas: 3, Protocol: "raft"}, "--replication"},
-	}
-	for _, tt := range tests {
-		err := tt.o.Validate()
-		if tt.flag == "" {
-			if err != nil {
-				t.Errorf("%+v: %v", tt.o, err)
-			}
-			continue
-		}
-		if err == nil || !regexp.MustCompile("^"+tt.flag+":").MatchString(err.Error()) {
-			t.Errorf("%+v: err %v, want one naming %s", tt.o, err, tt.flag)
-		}
-	}
-}
-
-func TestGroupOf(t *testing.T) {
-	gs := Groups(5, 3)
-	count := map[replica.GroupID]int{}
-	for k := range 1000 {
-		key := fmt.Sprintf("r%d", k)
-		g := GroupOf(key, gs)
-		if g != GroupOf(key, gs) {
-			t.Fatal("GroupOf is not stable")
-		}
-		count[g]++
-	}
-	for _, g := range gs {
-		if count[g.ID] < 120 {
-			t.Errorf("group %d got %d of 1000 keys", g.ID, count[g.ID])
-		}
-	}
-	if GroupOf("x", []config.Group{{ID: 7}}) != 7 {
-		t.Fatal("single group not chosen")
-	}
-}
 
 func TestRunID(t *testing.T) {
 	pat := regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
@@ -141,16 +23,17 @@ func TestRunID(t *testing.T) {
 	}
 }
 
-func TestClassify(t *testing.T) {
-	failed := &client.FailedError{Op: "put", Cause: errors.New("not leader")}
-	unknown := &client.UnknownError{Op: "put", Cause: errors.New("timeout")}
-	if !workloads.IsDefinite(classify(failed)) {
-		t.Error("failed error not definite")
+// TestTargetRefusesClockWithoutClockSetter: a database whose adapter
+// cannot shift clocks has the clock kinds refused before the test starts
+// (and a stray call fails), not silently ignored.
+func TestTargetRefusesClockWithoutClockSetter(t *testing.T) {
+	tg := &Target{}
+	for _, k := range []nemesis.Kind{nemesis.ClockBump, nemesis.ClockStrobe} {
+		if err := tg.Supports(context.Background(), k); !errors.Is(err, errNoClock) {
+			t.Errorf("Supports(%s) = %v, want the no-clock refusal", k, err)
+		}
 	}
-	if workloads.IsDefinite(classify(unknown)) || workloads.IsDefinite(classify(errors.New("x"))) {
-		t.Error("unknown error marked definite")
-	}
-	if classify(nil) != nil {
-		t.Error("nil error changed")
+	if err := tg.SetClockOffset(context.Background(), "n1", 1); !errors.Is(err, errNoClock) {
+		t.Errorf("SetClockOffset = %v, want the no-clock refusal", err)
 	}
 }

@@ -1,4 +1,4 @@
-package dockerbackend
+package kvnodedb
 
 import (
 	"context"
@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/docker"
+	"github.com/chaoskv/chaos/harness"
+	"github.com/chaoskv/chaos/harness/dockerbackend"
 	"github.com/chaoskv/chaos/kvnode/client"
+	"github.com/chaoskv/chaos/kvnode/server/config"
 )
 
 // dockerOrSkip connects to the engine, skipping the test in -short mode or
@@ -47,6 +50,70 @@ func buildKvnode(t testing.TB) string {
 		t.Fatalf("build kvnode: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// launched is a healthy kvnode cluster in Docker, removed when the test
+// ends.
+type launched struct {
+	ctx    context.Context // bounds the test's Docker work
+	db     *DB
+	b      *dockerbackend.Backend
+	cl     *harness.Cluster
+	target *dockerbackend.Target
+	file   *config.Cluster
+}
+
+// launch starts a cluster of the given shape and waits until it is
+// healthy; whatever happens next, nothing labelled with its run survives
+// the test.
+func launch(t *testing.T, d *docker.Docker, opts Options) *launched {
+	t.Helper()
+	db, err := NewDB(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dockerbackend.New(d, db, dockerbackend.Options{Nodes: opts.Nodes, LazyFS: opts.LazyFS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "kvnodedb", time.Now().UTC().Format("20060102T150405.000"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		rep, err := d.Clean(ctx, dockerbackend.RunID(dir), false)
+		if err != nil {
+			t.Errorf("clean: %v", err)
+		}
+		if rep.Containers+rep.Networks > 0 {
+			t.Errorf("Close left %d containers and %d networks behind", rep.Containers, rep.Networks)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	start := time.Now()
+	cl, err := b.Setup(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cluster healthy after %v", time.Since(start).Round(time.Millisecond))
+	tg, ok := cl.Target.(*dockerbackend.Target)
+	if !ok {
+		t.Fatalf("the backend's target is a %T, not the Docker backend's", cl.Target)
+	}
+	file, err := db.clusterFile(tg.Members())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &launched{ctx: ctx, db: db, b: b, cl: cl, target: tg, file: file}
 }
 
 // outcome is what a writer learnt about one append.
@@ -91,11 +158,11 @@ type writers struct {
 	stop chan struct{}
 }
 
-func startWriters(t *testing.T, b *Backend, keys []string, n int, l *ledger) *writers {
+func startWriters(t *testing.T, file *config.Cluster, keys []string, n int, l *ledger) *writers {
 	t.Helper()
 	w := &writers{stop: make(chan struct{})}
 	for i := range n {
-		cfg, err := client.FromCluster(b.file, b.file.Groups[0].ID)
+		cfg, err := client.FromCluster(file, file.Groups[0].ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,51 +226,13 @@ func waitAcks(t *testing.T, l *ledger, n int, within time.Duration) {
 // certainly failed, may be.
 func TestKillRestartKeepsAcknowledgedWrites(t *testing.T) {
 	d := dockerOrSkip(t)
-	bin := buildKvnode(t)
-	b, err := New(d, Options{Binary: bin, Nodes: 3, Replicas: 3, Protocol: "paxos", AttemptTimeout: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "crash", time.Now().UTC().Format("20060102T150405.000"))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// Whatever happens below, nothing labelled with this run survives it.
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		rep, err := d.Clean(ctx, RunID(dir), false)
-		if err != nil {
-			t.Errorf("clean: %v", err)
-		}
-		if rep.Containers+rep.Networks > 0 {
-			t.Errorf("Close left %d containers and %d networks behind", rep.Containers, rep.Networks)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	start := time.Now()
-	cl, err := b.Setup(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.WaitHealthy(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("cluster healthy after %v", time.Since(start).Round(time.Millisecond))
-	target := cl.Target
-	nt, ok := target.(*nodeTarget)
-	if !ok {
-		t.Fatalf("the backend's target is a %T, not a Docker cluster", target)
-	}
+	lc := launch(t, d, Options{Binary: buildKvnode(t), Nodes: 3, Replicas: 3, Protocol: "paxos", AttemptTimeout: 500 * time.Millisecond})
+	ctx, b, target, nt := lc.ctx, lc.b, lc.cl.Target, lc.target
 	group := target.Nodes()
 
 	keys := []string{"crash-a", "crash-b", "crash-c"}
 	l := &ledger{ops: map[string]outcome{}, key: map[string]string{}}
-	w := startWriters(t, b, keys, 4, l)
+	w := startWriters(t, lc.file, keys, 4, l)
 	defer func() {
 		select {
 		case <-w.stop:
@@ -263,7 +292,7 @@ func TestKillRestartKeepsAcknowledgedWrites(t *testing.T) {
 	// The minority is the leader when one is known, so that the group
 	// must also elect a new one.
 	minority := group[:len(group)/2]
-	if ls, err := b.leaders(ctx); err == nil && len(ls) == 1 {
+	if ls, err := lc.cl.Leaders(ctx); err == nil && len(ls) == 1 {
 		minority = ls
 	}
 	round("minority", minority, 300*time.Millisecond)
@@ -271,7 +300,7 @@ func TestKillRestartKeepsAcknowledgedWrites(t *testing.T) {
 
 	// Reads go through a fresh session after every node was restarted at
 	// least once.
-	cfg, err := client.FromCluster(b.file, b.file.Groups[0].ID)
+	cfg, err := client.FromCluster(lc.file, lc.file.Groups[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}

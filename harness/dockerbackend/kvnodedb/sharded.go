@@ -1,4 +1,4 @@
-package dockerbackend
+package kvnodedb
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/docker"
-	"github.com/chaoskv/chaos/harness"
+	"github.com/chaoskv/chaos/harness/dockerbackend"
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server/config"
@@ -118,19 +118,20 @@ func (r *Reconfigurer) JoinAll(ctx context.Context) error {
 	return nil
 }
 
-// reconfigTarget is a nemesis target whose cluster has a shard
-// controller.
+// reconfigTarget is the backend's target plus the shard controller's
+// reconfigurations.
 type reconfigTarget struct {
-	*nodeTarget
+	*dockerbackend.Target
 	*Reconfigurer
 }
 
-// Supports forwards to the wrapped target's fault checks.
+// Supports accepts reconfig and forwards every other kind to the
+// backend's target.
 func (t reconfigTarget) Supports(ctx context.Context, k nemesis.Kind) error {
 	if k == nemesis.Reconfig {
 		return nil
 	}
-	return t.nodeTarget.Supports(ctx, k)
+	return t.Target.Supports(ctx, k)
 }
 
 // shardedSUT opens sessions with a sharded cluster.
@@ -225,40 +226,12 @@ func shardGroups(file *config.Cluster) []config.Group {
 	return out
 }
 
-// setupSharded finishes Setup for a sharded cluster: a controller session
-// for health checks and the reconfig nemesis, sharded client sessions.
-func (b *Backend) setupSharded(cl *docker.Cluster, file *config.Cluster) (*harness.Cluster, error) {
-	admin, err := client.NewSharded(client.ShardedConfig{Cluster: file, Controller: file.ShardController, AttemptTimeout: b.opts.AttemptTimeout})
-	if err != nil {
-		return nil, fmt.Errorf("shard controller session: %w", err)
-	}
-	b.mu.Lock()
-	old, oldAdmin := b.probes, b.admin
-	b.probes, b.admin = nil, admin
-	b.mu.Unlock()
-	for _, p := range old {
-		p.Close()
-	}
-	if oldAdmin != nil {
-		oldAdmin.Close()
-	}
-	r := NewReconfigurer(admin.Admin, shardGroups(file))
-	sut := &shardedSUT{file: file, controller: file.ShardController, attempt: b.opts.AttemptTimeout}
-	return &harness.Cluster{SUT: sut, Target: reconfigTarget{nodeTarget: b.target(cl, file), Reconfigurer: r}, Leaders: b.leaders}, nil
-}
-
-// shardedHealthy checks every node's /healthz, makes sure every shard
-// group has joined the configuration, and runs a read through the shard
-// groups.
-func (b *Backend) shardedHealthy(ctx context.Context, file *config.Cluster, admin *client.Sharded) error {
-	for _, n := range file.Nodes {
-		if err := b.get(ctx, n.AdminAddr, "/healthz", nil); err != nil {
-			return fmt.Errorf("%s: %w", n.Name, err)
-		}
-	}
+// shardsServe makes sure every shard group has joined the configuration
+// and runs a read through the shard groups.
+func shardsServe(ctx context.Context, admin *client.Sharded, r *Reconfigurer) error {
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if err := NewReconfigurer(admin.Admin, shardGroups(file)).JoinAll(pctx); err != nil {
+	if err := r.JoinAll(pctx); err != nil {
 		return err
 	}
 	ops := make([]txn.MicroOp, 0, shardctl.NShards)

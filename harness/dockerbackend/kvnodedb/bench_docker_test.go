@@ -1,4 +1,4 @@
-package dockerbackend
+package kvnodedb
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/chaoskv/chaos/harness/dockerbackend"
 )
 
 // BenchmarkClusterLifecycle measures what a chaos run waits for before and
@@ -32,7 +34,7 @@ func BenchmarkClusterLifecycle(b *testing.B) {
 			cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			_ = be.Close(cctx)
-			_, _ = d.Clean(cctx, RunID(dir), false)
+			_, _ = d.Clean(cctx, dockerbackend.RunID(dir), false)
 		})
 		t0 := time.Now()
 		cl, err := be.Setup(ctx, dir)

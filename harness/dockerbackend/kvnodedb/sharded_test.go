@@ -1,4 +1,4 @@
-package dockerbackend
+package kvnodedb
 
 import (
 	"context"

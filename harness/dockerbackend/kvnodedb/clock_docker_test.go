@@ -1,9 +1,6 @@
-package dockerbackend
+package kvnodedb
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -12,49 +9,18 @@ import (
 // endpoint, checks that /status shows it (and another node's does not),
 // that a restart keeps it, and that setting 0 resets it.
 func TestClockOffsetAppliedAndReset(t *testing.T) {
-	d := dockerOrSkip(t)
-	bin := buildKvnode(t)
-	b, err := New(d, Options{Binary: bin, Nodes: 3, Replicas: 3, Protocol: "paxos"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "clock", time.Now().UTC().Format("20060102T150405.000"))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		rep, err := d.Clean(ctx, RunID(dir), false)
-		if err != nil {
-			t.Errorf("clean: %v", err)
-		}
-		if rep.Containers+rep.Networks > 0 {
-			t.Errorf("Close left %d containers and %d networks behind", rep.Containers, rep.Networks)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cl, err := b.Setup(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.WaitHealthy(ctx); err != nil {
-		t.Fatal(err)
-	}
-	tg := cl.Target.(*nodeTarget)
+	lc := launch(t, dockerOrSkip(t), Options{Binary: buildKvnode(t), Nodes: 3, Replicas: 3, Protocol: "paxos"})
+	ctx, b, tg := lc.ctx, lc.b, lc.target
+	c := &conn{http: lc.db.http}
 	status := func(node string) (offset, skew time.Duration) {
 		t.Helper()
 		var st struct {
 			Time        time.Time     `json:"time"`
 			ClockOffset time.Duration `json:"clock_offset"`
 		}
-		for _, n := range b.file.Nodes {
+		for _, n := range lc.file.Nodes {
 			if n.Name == node {
-				if err := b.get(ctx, n.AdminAddr, "/status", &st); err != nil {
+				if err := c.get(ctx, n.AdminAddr, "/status", &st); err != nil {
 					t.Fatal(err)
 				}
 			}
