@@ -731,9 +731,13 @@ const (
 	// momentDecide: a replica just applied a request that may decide a
 	// transaction (ClusterConfig.MayDecide).
 	momentDecide
+	// momentCommit: a leader just answered clients for requests it
+	// applied. Its followers may not yet know those slots are chosen: a
+	// crash here leaves the next leader to find them among unchosen ones.
+	momentCommit
 )
 
-var moments = []moment{momentVouch, momentChoose}
+var moments = []moment{momentVouch, momentChoose, momentCommit}
 
 func (m moment) String() string {
 	switch m {
@@ -741,6 +745,8 @@ func (m moment) String() string {
 		return "after-vouch"
 	case momentChoose:
 		return "after-choose"
+	case momentCommit:
+		return "after-commit"
 	}
 	return "after-decide"
 }
@@ -758,7 +764,13 @@ func (t *trap) hit(n *node, rd *replica.Ready) bool {
 		n.decided = false
 		return d && n.up
 	}
-	if len(rd.Messages) == 0 || !n.up {
+	if !n.up {
+		return false
+	}
+	if t.moment == momentCommit {
+		return len(rd.Results) > 0 && n.rep.Core.Status().Leader == n.id
+	}
+	if len(rd.Messages) == 0 {
 		return false
 	}
 	switch t.moment {
