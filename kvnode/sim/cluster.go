@@ -767,9 +767,13 @@ const (
 	// momentPropose: a leader just sent proposals ahead of its own write
 	// of them, which is not yet durable (Ready.Early).
 	momentPropose
+	// momentCommit: a leader just answered clients for requests it
+	// applied. Its followers may not yet know those slots are chosen: a
+	// crash here leaves the next leader to find them among unchosen ones.
+	momentCommit
 )
 
-var moments = []moment{momentVouch, momentChoose, momentPropose}
+var moments = []moment{momentVouch, momentChoose, momentPropose, momentCommit}
 
 func (m moment) String() string {
 	switch m {
@@ -779,6 +783,8 @@ func (m moment) String() string {
 		return "after-choose"
 	case momentPropose:
 		return "after-propose"
+	case momentCommit:
+		return "after-commit"
 	}
 	return "after-decide"
 }
@@ -796,7 +802,13 @@ func (t *trap) hit(n *node, rd *replica.Ready) bool {
 		n.decided = false
 		return d && n.up
 	}
-	if len(rd.Messages) == 0 || !n.up {
+	if !n.up {
+		return false
+	}
+	if t.moment == momentCommit {
+		return len(rd.Results) > 0 && n.rep.Core.Status().Leader == n.id
+	}
+	if len(rd.Messages) == 0 {
 		return false
 	}
 	switch t.moment {

@@ -146,6 +146,7 @@ type nemesis struct {
 	strobe    *strobe          // the running clock-strobe; nil when none runs
 	trapped   []replica.NodeID // crashed by a crash-moment trap
 	swizzling *int             // the running swizzle's token; nil when none runs
+	chasing   *int             // the running partition-leader's token; nil when none runs
 	paused    []replica.NodeID
 	stopped   bool
 	gen       int
@@ -380,26 +381,11 @@ func (nm *nemesis) apply(kind string) {
 		net.MinDelay, net.MaxDelay, net.TailProb, net.TailDelay = 5*time.Millisecond, 60*time.Millisecond, 0.1, 200*time.Millisecond
 		_ = c.SetNet(net)
 	case NemesisPartitionLeader:
-		l := c.Leader()
-		if l == 0 {
-			l = nm.shuffled()[0]
-		}
-		var rest []replica.NodeID
-		for _, id := range c.Peers() {
-			if id != l {
-				rest = append(rest, id)
-			}
-		}
-		c.Partition([]replica.NodeID{l}, rest)
+		nm.chaseLeader()
 	case NemesisSwizzle:
 		nm.swizzle()
 	case NemesisCrashMoment:
-		m := moments[c.rng.Intn(len(moments))]
-		c.trap = &trap{moment: m, fire: func(id replica.NodeID) {
-			c.Crash(id)
-			nm.trapped = append(nm.trapped, id)
-			nm.r.nemesisOp("kill", []any{nodeName(id), m.String()})
-		}}
+		m := nm.armTrap()
 		nm.active = append(nm.active, kind)
 		nm.r.nemesisOp("start-crash-moment", m.String())
 		return
@@ -521,7 +507,7 @@ func (nm *nemesis) healAll() {
 				c.FailSyncs(id, 0)
 			}
 		case isPartition(kind):
-			nm.swizzling = nil
+			nm.swizzling, nm.chasing = nil, nil
 			c.Heal()
 		default:
 			_ = c.SetNet(nm.base)
@@ -593,4 +579,64 @@ func (nm *nemesis) swizzle() {
 			}
 		})
 	}
+}
+
+// armTrap sets a crash-moment trap at a random moment. When it fires and
+// the crashed nodes are still a minority, it arms another: one fault window
+// can then crash a leader right after it picks slots and the leader that
+// replaces it right after it commits, the cascades in which a new leader
+// must recover a log from replicas that each saw only part of it.
+func (nm *nemesis) armTrap() moment {
+	c := nm.r.c
+	m := moments[c.rng.Intn(len(moments))]
+	c.trap = &trap{moment: m, fire: func(id replica.NodeID) {
+		c.Crash(id)
+		nm.trapped = append(nm.trapped, id)
+		nm.r.nemesisOp("kill", []any{nodeName(id), m.String()})
+		if 2*(len(nm.trapped)+1) < len(c.nodes) {
+			nm.armTrap()
+		}
+	}}
+	return m
+}
+
+// chaseLeader cuts the current leader off from the rest (any node when
+// there is none), then chases leadership until the fault ends: every
+// 100-500ms, a leader the others elected meanwhile is cut off in turn and
+// the node cut off before rejoins. Each ex-leader comes back with a tail it
+// could not get chosen while the new leader has just chosen slots its
+// followers may not know are chosen: the elections that follow must merge
+// such logs, where phase-1 and view-change bugs live.
+func (nm *nemesis) chaseLeader() {
+	c := nm.r.c
+	token := new(int)
+	nm.chasing = token
+	var cut replica.NodeID
+	isolate := func(l replica.NodeID) {
+		cut = l
+		var rest []replica.NodeID
+		for _, id := range c.Peers() {
+			if id != l {
+				rest = append(rest, id)
+			}
+		}
+		c.Partition([]replica.NodeID{l}, rest)
+	}
+	l := c.Leader()
+	if l == 0 {
+		l = nm.shuffled()[0]
+	}
+	isolate(l)
+	var chase func()
+	chase = func() {
+		if nm.chasing != token {
+			return
+		}
+		if l := c.Leader(); l != 0 && l != cut {
+			isolate(l)
+			nm.r.nemesisOp("start-partition", map[string]any{"kind": NemesisPartitionLeader, "grudge": nm.grudgeValue()})
+		}
+		c.At(nm.uniform(100*time.Millisecond, 500*time.Millisecond), chase)
+	}
+	c.At(nm.uniform(100*time.Millisecond, 500*time.Millisecond), chase)
 }
