@@ -24,7 +24,10 @@ type Querier interface {
 // A read served by read index takes no log entry and no session slot: the
 // session table never sees its seq, which is harmless because a table
 // accepts any seq above the last it applied, and a read needs no
-// deduplication since repeating it changes nothing. For the same reason
+// deduplication since repeating it changes nothing. (A read no longer
+// makes an earlier write of its client stale; that write's client was
+// told its outcome is unknown, so it may take effect later anyway.) For
+// the same reason
 // every read that is not answered OK is answered not-leader, a definite
 // refusal: unlike a proposed write, nothing of it can take effect later,
 // so its client may count it failed (or retry it anywhere at once).
