@@ -159,9 +159,9 @@ const (
 
 // Node is one Multi-Paxos replica. It is not safe for concurrent use.
 type Node struct {
-	cfg         replica.Config
-	sm          replica.StateMachine
-	id          replica.NodeID
+	cfg replica.Config
+	sm  replica.StateMachine
+	id  replica.NodeID
 	// known lists every replica this one has heard of, self first; the
 	// acknowledgement bitmasks index it, so it only grows.
 	known []replica.NodeID
