@@ -346,3 +346,84 @@ func runRandomMembership(t *testing.T, seed int64) {
 	}
 	t.Logf("%d changes proposed, final configuration %v", changes, st.Members)
 }
+
+// TestPhase1NeedsNewConfigurationMajority: a stale candidate that knows
+// only the old configuration, and hears of the new one in a promise, must
+// also win a majority of the new one before it proposes. Here x is chosen
+// by two of the new members; the stale replica and the one new member
+// that missed x form a majority of the old configuration, and the member
+// that holds x answers Accepts but its promises are lost. Had the stale
+// replica led, it would have proposed a no-op where x was chosen.
+func TestPhase1NeedsNewConfigurationMajority(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.addSpare(4)
+	c.addSpare(5)
+	l := c.leader()
+	var olds []replica.NodeID
+	for _, id := range []replica.NodeID{1, 2, 3} {
+		if id != l {
+			olds = append(olds, id)
+		}
+	}
+	stale, a := olds[0], olds[1]
+	cutOff := func(ids ...replica.NodeID) {
+		c.drop = func(m replica.Message) bool {
+			return slices.Contains(ids, m.Source()) || slices.Contains(ids, m.Dest())
+		}
+	}
+	cutOff(stale)
+	c.change(a, 4, 5)
+	// The removed leader leads on until the new members caught up.
+	lead := c.leader()
+	for k := 0; lead == l; k++ {
+		if k == 100 {
+			t.Fatalf("removed leader %d never stepped down", l)
+		}
+		c.tick(1)
+		lead = c.leader()
+	}
+	if lead == a {
+		c.crash(a)
+		for lead = c.leader(); lead == a || lead == l; lead = c.leader() {
+			c.tick(1)
+		}
+		c.start(a)
+	}
+	other := replica.NodeID(9 - lead) // the new member that is neither a nor lead
+	cutOff(stale, a)
+	c.propose(put(1, 1, "x", "X"))
+	if c.value(other, "x") != "X" {
+		t.Fatalf("x not chosen by %d and %d", lead, other)
+	}
+	c.crash(lead)
+	c.crash(l)
+	c.drop = func(m replica.Message) bool {
+		switch m.(type) {
+		case *Prepare, *Promise:
+			return m.Source() == other || m.Dest() == other
+		}
+		return false
+	}
+	// Had the stale replica won, y would land where x was chosen.
+	proposed := false
+	for range 300 {
+		c.tick(1)
+		if r := c.nodes[stale].Status().Role; !proposed && r != RoleFollower {
+			_ = c.nodes[stale].Propose(put(2, 1, "y", "Y"))
+			proposed = true
+		}
+	}
+	if !proposed {
+		t.Fatalf("the stale replica %d never campaigned", stale)
+	}
+	c.drop = nil
+	c.start(lead)
+	c.start(l)
+	c.tick(300)
+	for _, id := range []replica.NodeID{a, 4, 5} {
+		if got := c.value(id, "x"); got != "X" {
+			t.Errorf("member %d: x=%q, want the chosen X", id, got)
+		}
+	}
+	c.checkAgreement()
+}
