@@ -83,7 +83,7 @@ func TestMembershipSweep(t *testing.T) {
 func countChanges(h []history.Op) (changes, removals int) {
 	for _, op := range h {
 		v, ok := op.Value.(map[string]any)
-		if op.F != NemesisMembership || !ok || v["to"] == nil || v["error"] != nil {
+		if op.F != NemesisMembership || op.Type != history.Info || !ok || v["to"] == nil || op.Error != "" {
 			continue
 		}
 		changes++

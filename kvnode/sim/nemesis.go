@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	faultkind "github.com/chaoskv/chaos/nemesis"
 )
@@ -640,12 +641,40 @@ func (nm *nemesis) changeMembers() {
 			continue
 		}
 		slices.Sort(next)
-		v := map[string]any{"from": names(cur), "to": names(next)}
+		// An invocation and its completion, as chaos run records an
+		// admin action, so that the report draws the change as an event
+		// labelled with both configurations.
+		v := map[string]any{"op": describeChange(cur, next), "from": names(cur), "to": names(next)}
+		nm.r.record(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: NemesisMembership, Value: v})
+		done := history.Op{Type: history.Info, Process: history.NemesisProcess, F: NemesisMembership, Value: v}
 		if _, err := c.ChangeMembers(next); err != nil {
-			v["error"] = err.Error()
+			done.Error = err.Error()
 		}
-		nm.r.nemesisOp("membership", v)
+		nm.r.record(done)
 		return
 	}
 	nm.r.nemesisOp("membership", map[string]any{"skipped": "no change keeps a majority healthy", "members": names(cur)})
+}
+
+// describeChange names a change: "add n4", "remove n2" or "replace n2 by
+// n4".
+func describeChange(from, to []replica.NodeID) string {
+	var gone, added []string
+	for _, id := range from {
+		if !slices.Contains(to, id) {
+			gone = append(gone, nodeName(id))
+		}
+	}
+	for _, id := range to {
+		if !slices.Contains(from, id) {
+			added = append(added, nodeName(id))
+		}
+	}
+	switch {
+	case len(gone) == 0:
+		return "add " + strings.Join(added, " ")
+	case len(added) == 0:
+		return "remove " + strings.Join(gone, " ")
+	}
+	return "replace " + strings.Join(gone, " ") + " by " + strings.Join(added, " ")
 }
