@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
@@ -208,4 +209,21 @@ func (r *Replica[W]) send(msgs []replica.Message) {
 		r.buf = b
 		r.Host.Send(m, b, nil)
 	}
+}
+
+// ErrNoMembership refuses a membership change to a core that does not
+// implement replica.Reconfigurer.
+var ErrNoMembership = errors.New("this replication protocol does not support membership changes")
+
+// ChangeMembers proposes members as the group's next configuration (see
+// replica.Reconfigurer); Flush then takes what it produced.
+func (r *Replica[W]) ChangeMembers(members []replica.NodeID) error {
+	rc, ok := r.Core.(replica.Reconfigurer)
+	if !ok {
+		return fmt.Errorf("group %d: %w", r.Group, ErrNoMembership)
+	}
+	if err := rc.ChangeMembers(members); err != nil {
+		return fmt.Errorf("group %d: %w", r.Group, err)
+	}
+	return nil
 }

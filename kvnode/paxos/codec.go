@@ -13,8 +13,9 @@ import (
 // ErrMalformed is matched by every decoding error of this package.
 var ErrMalformed = errors.New("paxos: malformed encoding")
 
-// wireVersion leads every encoded message, entry and hard state.
-const wireVersion = 1
+// wireVersion leads every encoded message, entry, hard state and snapshot
+// meta. Version 2 added configurations to values.
+const wireVersion = 2
 
 // Message type tags on the wire.
 const (
@@ -190,6 +191,10 @@ func appendValue(b []byte, v Value) []byte {
 		b = binary.AppendUvarint(b, r.Seq)
 		b = wirebin.AppendBytes(b, r.Op)
 	}
+	b = binary.AppendUvarint(b, uint64(len(v.Config)))
+	for _, id := range v.Config {
+		b = binary.AppendUvarint(b, uint64(id))
+	}
 	return b
 }
 
@@ -248,7 +253,7 @@ func decodeState(data []byte) (hardState, error) {
 }
 
 func valueSize(v Value) int {
-	n := 2
+	n := 3 + 5*len(v.Config)
 	for _, r := range v.Reqs {
 		n += 24 + len(r.Op)
 	}
@@ -276,7 +281,72 @@ func (d *decoder) value() Value {
 	for i := 0; i < n && d.Err() == nil; i++ {
 		v.Reqs = append(v.Reqs, replica.Request{ClientID: d.Uvarint("client"), Seq: d.Uvarint("seq"), Op: d.Bytes("op")})
 	}
+	v.Config = d.members()
 	return v
+}
+
+// members decodes a configuration: nil when empty, else at most maxPeers
+// non-zero IDs in ascending order, the only form a core produces.
+func (d *decoder) members() []replica.NodeID {
+	n := d.Count("members count", 1)
+	if n > maxPeers {
+		d.Fail(fmt.Sprintf("%d members, at most %d", n, maxPeers))
+		return nil
+	}
+	var ids []replica.NodeID
+	for i := 0; i < n && d.Err() == nil; i++ {
+		id := d.node("member")
+		if id == 0 || (len(ids) > 0 && id <= ids[len(ids)-1]) {
+			d.Fail("members not ascending non-zero IDs")
+			return nil
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// config is a configuration as snapshot meta records it.
+type config struct {
+	from uint64
+	ids  []replica.NodeID
+}
+
+// encodeConfigs is the snapshot meta: the configurations that govern the
+// slots above the applied index, which the snapshot is taken at.
+func (n *Node) encodeConfigs() []byte {
+	b := []byte{wireVersion}
+	b = binary.AppendUvarint(b, uint64(len(n.configs)))
+	for _, c := range n.configs {
+		b = binary.AppendUvarint(b, c.from)
+		b = binary.AppendUvarint(b, uint64(len(c.ids)))
+		for _, id := range c.ids {
+			b = binary.AppendUvarint(b, uint64(id))
+		}
+	}
+	return b
+}
+
+func decodeConfigs(data []byte) ([]config, error) {
+	d := decoder{wirebin.NewDecoder(data, ErrMalformed)}
+	if ver := d.Byte("version"); d.Err() == nil && ver != wireVersion {
+		d.Fail(fmt.Sprintf("unknown snapshot meta version %d", ver))
+	}
+	n := d.Count("configurations count", 2)
+	var cs []config
+	for i := 0; i < n && d.Err() == nil; i++ {
+		c := config{from: d.Uvarint("from"), ids: d.members()}
+		if d.Err() == nil && (c.ids == nil || (len(cs) > 0 && c.from <= cs[len(cs)-1].from)) {
+			d.Fail("configurations not ascending and non-empty")
+		}
+		cs = append(cs, c)
+	}
+	if d.Err() == nil && len(cs) == 0 {
+		d.Fail("no configuration")
+	}
+	if err := d.Finish(); err != nil {
+		return nil, fmt.Errorf("decode snapshot meta: %w", err)
+	}
+	return cs, nil
 }
 
 func (d *decoder) snapshot() replica.Snapshot {

@@ -14,6 +14,9 @@ func sampleMessages() []replica.Message {
 	b := Ballot{Round: 300, Node: 1}
 	v := Value{Reqs: []replica.Request{{ClientID: 9, Seq: 1 << 40, Op: []byte("op")}, {ClientID: 1, Seq: 2}}}
 	snap := &replica.Snapshot{Index: 77, Meta: []byte("m"), Data: bytes.Repeat([]byte("d"), 300)}
+	cv := Value{Config: []replica.NodeID{1, 4, 1 << 30}}
+	meta := (&Node{configs: []membership{{from: 70, ids: []replica.NodeID{1, 2, 3}}, {from: 90, ids: []replica.NodeID{2, 3, 4}}}}).encodeConfigs()
+	kvSnap := replica.Snapshot{Index: 80, Meta: meta, Data: []byte("{}")}
 	return []replica.Message{
 		&Prepare{Header: h, Ballot: b, FromSlot: 5},
 		&Promise{Header: h, Ballot: b, FromSlot: 5, Commit: 4, Entries: []PromiseEntry{
@@ -31,6 +34,10 @@ func sampleMessages() []replica.Message {
 		&HeartbeatReply{Header: h, Ballot: b, Commit: 3, LeaderCommit: 9, Read: 17},
 		&Learn{Header: h, Ballot: b, Commit: 9, Entries: []LearnEntry{{Slot: 4, Value: v}, {Slot: 5}}},
 		&InstallSnapshot{Header: h, Ballot: b, Snapshot: *snap},
+		&Accept{Header: h, Ballot: b, Slot: 14, Value: cv, Commit: 13},
+		&Promise{Header: h, Ballot: b, FromSlot: 14, Entries: []PromiseEntry{{Slot: 14, Ballot: b, Value: cv}}},
+		&Learn{Header: h, Ballot: b, Commit: 14, Entries: []LearnEntry{{Slot: 14, Value: cv}}},
+		&InstallSnapshot{Header: h, Ballot: b, Snapshot: kvSnap},
 	}
 }
 
@@ -71,12 +78,15 @@ func TestCodecRejects(t *testing.T) {
 		t.Fatal("encoded a foreign message type")
 	}
 	for name, in := range map[string][]byte{
-		"empty":       {},
-		"bad version": {2, tagHeartbeat, 1, 2, 1, 1, 0},
-		"bad type":    {1, 99, 1, 2},
-		"node range":  {1, tagHeartbeat, 0x80, 0x80, 0x80, 0x80, 0x10, 2, 1, 1, 0},
-		"bad bool":    {1, tagPromise, 1, 2, 1, 1, 0, 0, 0, 7},
-		"huge count":  {1, tagLearn, 1, 2, 1, 1, 0, 0xff, 0xff, 0x03},
+		"empty":          {},
+		"bad version":    {1, tagHeartbeat, 1, 2, 1, 1, 0, 0},
+		"bad type":       {wireVersion, 99, 1, 2},
+		"node range":     {wireVersion, tagHeartbeat, 0x80, 0x80, 0x80, 0x80, 0x10, 2, 1, 1, 0},
+		"bad bool":       {wireVersion, tagPromise, 1, 2, 1, 1, 0, 0, 0, 7},
+		"huge count":     {wireVersion, tagLearn, 1, 2, 1, 1, 0, 0xff, 0xff, 0x03},
+		"member zero":    {wireVersion, tagAccept, 1, 2, 1, 1, 5, 4, 0, 2, 1, 0},
+		"members order":  {wireVersion, tagAccept, 1, 2, 1, 1, 5, 4, 0, 2, 3, 2},
+		"members repeat": {wireVersion, tagAccept, 1, 2, 1, 1, 5, 4, 0, 2, 3, 3},
 	} {
 		if _, err := c.DecodeMessage(in); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: err %v", name, err)
@@ -87,10 +97,14 @@ func TestCodecRejects(t *testing.T) {
 type fakeMsg struct{ Header }
 
 func TestEntryAndStateEncoding(t *testing.T) {
-	e := &slot{ballot: Ballot{Round: 4, Node: 2}, chosen: true, value: Value{Reqs: []replica.Request{{ClientID: 1, Seq: 2, Op: []byte("x")}}}}
-	b, chosen, v, err := decodeEntry(encodeEntry(e))
-	if err != nil || b != e.ballot || !chosen || !reflect.DeepEqual(v, e.value) {
-		t.Fatalf("entry round trip: %v %v %+v %v", b, chosen, v, err)
+	for _, e := range []*slot{
+		{ballot: Ballot{Round: 4, Node: 2}, chosen: true, value: Value{Reqs: []replica.Request{{ClientID: 1, Seq: 2, Op: []byte("x")}}}},
+		{ballot: Ballot{Round: 4, Node: 2}, value: Value{Config: []replica.NodeID{1, 3, 9}}},
+	} {
+		b, chosen, v, err := decodeEntry(encodeEntry(e))
+		if err != nil || b != e.ballot || chosen != e.chosen || !reflect.DeepEqual(v, e.value) {
+			t.Fatalf("entry round trip: %v %v %+v %v", b, chosen, v, err)
+		}
 	}
 	h := hardState{promised: Ballot{Round: 9, Node: 3}, commit: 1234}
 	got, err := decodeState(encodeState(h))
@@ -126,8 +140,26 @@ func FuzzDecodeMessage(f *testing.F) {
 	})
 }
 
+// FuzzDecodeConfigs checks that snapshot meta decodes only from the one
+// encoding a replica produces.
+func FuzzDecodeConfigs(f *testing.F) {
+	f.Add((&Node{configs: []membership{{from: 1, ids: []replica.NodeID{1, 2, 3}}, {from: 65, ids: []replica.NodeID{3}}}}).encodeConfigs())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cs, err := decodeConfigs(b)
+		if err != nil {
+			return
+		}
+		n := &Node{known: []replica.NodeID{9}, progress: make([]peerProgress, 1)}
+		n.setConfigs(cs)
+		if again := n.encodeConfigs(); !bytes.Equal(again, b) {
+			t.Fatalf("meta re-encoding differs: %x, was %x", again, b)
+		}
+	})
+}
+
 func FuzzDecodeEntry(f *testing.F) {
 	f.Add(encodeEntry(&slot{ballot: Ballot{Round: 1, Node: 1}, value: Value{Reqs: []replica.Request{{ClientID: 1, Seq: 1, Op: []byte("a")}}}}))
+	f.Add(encodeEntry(&slot{ballot: Ballot{Round: 1, Node: 1}, chosen: true, value: Value{Config: []replica.NodeID{2, 5}}}))
 	f.Add(encodeState(hardState{promised: Ballot{Round: 1, Node: 1}, commit: 5}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if bal, chosen, v, err := decodeEntry(b); err == nil {

@@ -27,14 +27,17 @@ func (b Ballot) IsZero() bool { return b == Ballot{} }
 // String formats b as round.node.
 func (b Ballot) String() string { return fmt.Sprintf("%d.%d", b.Round, b.Node) }
 
-// Value is what one log slot holds: a batch of client requests. An empty
-// batch is a no-op, which fills a hole left by a failed leader.
+// Value is what one log slot holds: a batch of client requests, or a
+// configuration. Neither is a no-op, which fills a hole left by a failed
+// leader or pads the log until a configuration takes effect.
 type Value struct {
 	Reqs []replica.Request
+	// Config, when not nil, is a new configuration: every member, sorted.
+	Config []replica.NodeID
 }
 
-// IsNoop reports whether v carries no request.
-func (v Value) IsNoop() bool { return len(v.Reqs) == 0 }
+// IsNoop reports whether v carries neither requests nor a configuration.
+func (v Value) IsNoop() bool { return len(v.Reqs) == 0 && v.Config == nil }
 
 // Header addresses a message. Every message type embeds it.
 type Header struct {

@@ -54,7 +54,52 @@
 // the round's ID, from a majority, one of which would have had to reply
 // after promising b', which a replica never does. Hence no newer ballot had
 // chosen anything, and the round's success also proves that none had when
-// it started.
+// it started. With membership changes "a majority" means a majority of
+// every configuration that governs a slot above the leader's applied index
+// (see below), the same quorums a newer leader's phase 1 needs.
+//
+// Membership changes (replica.Reconfigurer) follow Lamport's alpha rule,
+// with alpha = configDelay. A slot may hold a configuration (Value.Config)
+// instead of requests; chosen at slot j, it governs every slot from
+// j+configDelay on, and the configuration of slot s is therefore fixed by
+// the values chosen at slots up to s-configDelay. A leader proposes slot s
+// only when it has applied s-configDelay (its pipeline never reaches
+// further), so it always knows the configuration of every slot it
+// proposes, and counts a slot as chosen on acceptances from a majority of
+// that configuration. After a change it pads with no-ops up to the slot the
+// change takes effect, so that the change does not wait for client load.
+// One change is in progress at a time: a leader refuses a new one while a
+// configuration value sits unapplied in its log or a chosen one has not
+// taken effect. Safety does not rest on that restriction (any two
+// configurations may differ in any way, a replacement is one change); it
+// keeps the number of quorums a leader must satisfy at two.
+//
+// Why phase 1 stays safe: a candidate gets promises from a majority of
+// every configuration that governs a slot above its applied index (its own
+// knowledge) and of every configuration it sees proposed in a promise, and
+// asks the members of each as it learns of them. Let v be chosen at slot s
+// above the candidate's applied index, in a lower ballot. The leader that
+// chose v had applied s-configDelay, so every configuration value below
+// that was chosen before. Walk those values upwards: the first one above
+// the candidate's applied index is governed by a configuration the
+// candidate knows, so a majority of it promised, one of them reports the
+// value (or a higher-ballot acceptance of it, which Paxos makes equal),
+// and the candidate requires a majority of the new configuration too; and
+// so on up to the configuration of s itself, whose majority intersects the
+// one that chose v. A promise that carries a snapshot above the
+// candidate's applied index replaces its knowledge, and the walk starts
+// from there. Replicas act as acceptors for any ballot whatever their
+// membership, because acceptor safety does not depend on configuration;
+// only the counting of quorums does. A replica outside the configuration
+// in force (removed, or added but not yet caught up) never campaigns, and
+// a leader steps down once a configuration without it takes effect.
+//
+// A replica started with replica.Config.Joining waits for the leader,
+// which heartbeats every member of a configuration in force or pending and
+// sends a lagging replica the chosen values or its snapshot; the snapshot
+// meta records the configurations in force after its index. Config.Peers
+// must be the group's initial configuration, since a joiner that learns
+// the log from slot 1 replays every change from there.
 package paxos
 
 import (
@@ -83,8 +128,14 @@ const (
 	// maxWindow is how far beyond its commit index a replica accepts a
 	// slot; it bounds memory against a corrupt or hostile slot number.
 	maxWindow = 1 << 16
-	// maxPeers is the group size the acknowledgement bitmasks can hold.
+	// maxPeers is the number of distinct replicas, over every
+	// configuration this replica has known, that the acknowledgement
+	// bitmasks can hold.
 	maxPeers = 64
+	// configDelay is alpha: a configuration chosen at slot j governs the
+	// slots from j+configDelay on. It also caps the leader's pipeline. It
+	// is part of the protocol: every replica of a group must agree on it.
+	configDelay = 64
 )
 
 // DefaultConfig returns the suggested configuration for node id of the
@@ -113,6 +164,13 @@ type slot struct {
 	sentAt uint64 // leader: tick of the last Accept sent for it
 }
 
+// membership is one configuration and the first slot it governs.
+type membership struct {
+	from uint64
+	ids  []replica.NodeID // sorted
+	mask uint64           // ids as indexes into Node.known
+}
+
 type role uint8
 
 const (
@@ -123,12 +181,19 @@ const (
 
 // Node is one Multi-Paxos replica. It is not safe for concurrent use.
 type Node struct {
-	cfg         replica.Config
-	sm          replica.StateMachine
-	id          replica.NodeID
-	peers       []replica.NodeID // every member, sorted, including id
-	self        int              // index of id in peers
-	quorum      int
+	cfg replica.Config
+	sm  replica.StateMachine
+	id  replica.NodeID
+	// known lists every replica this one has heard of, self first; the
+	// acknowledgement bitmasks index it, so it only grows.
+	known []replica.NodeID
+	self  int // index of id in known: always 0
+	// configs are the configurations that govern the slots above
+	// applied, ascending by from; configs[0] governs applied+1.
+	configs []membership
+	// member is set once this replica has known a configuration that
+	// includes it; a joiner does not campaign before.
+	member      bool
 	maxBatch    int
 	maxInflight uint64
 	rng         *rand.Rand
@@ -153,15 +218,20 @@ type Node struct {
 	quorumElapsed    int
 
 	// Candidate state.
-	promises uint64 // peers (by index) that promised
-	p1From   uint64
-	p1       map[uint64]PromiseEntry // best report per slot
-	p1Max    uint64
+	promises  uint64 // replicas (by index) that promised
+	p1Asked   uint64 // replicas (by index) sent the Prepare
+	p1From    uint64
+	p1        map[uint64]PromiseEntry // best report per slot
+	p1Max     uint64
+	p1Configs []membership // configurations proposed in reported slots
 
 	// Leader state.
 	next     uint64 // the next free slot
+	sent     uint64 // the Accepts of every slot up to here were sent
 	queue    []replica.Request
-	progress []peerProgress
+	change   []replica.NodeID // a membership change to place in the log
+	padTo    uint64           // fill slots up to here, with no-ops if idle
+	progress []peerProgress   // by index into known
 	// readFloor is the last slot phase 1 covered: every value chosen in
 	// an earlier ballot is at or below it, so no read is served below it.
 	readFloor uint64
@@ -188,8 +258,9 @@ type peerProgress struct {
 }
 
 var (
-	_ replica.Replicator  = (*Node)(nil)
-	_ replica.ReadIndexer = (*Node)(nil)
+	_ replica.Replicator   = (*Node)(nil)
+	_ replica.ReadIndexer  = (*Node)(nil)
+	_ replica.Reconfigurer = (*Node)(nil)
 )
 
 // New returns a replica that restarts from d, or starts fresh when d is
@@ -209,8 +280,7 @@ func New(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (*Node
 		cfg:         cfg,
 		sm:          sm,
 		id:          cfg.ID,
-		peers:       slices.Clone(cfg.Peers),
-		quorum:      len(cfg.Peers)/2 + 1,
+		known:       []replica.NodeID{cfg.ID},
 		maxBatch:    max(cfg.MaxBatch, 1),
 		maxInflight: uint64(max(cfg.MaxInflight, 1)),
 		// Mixing the ID in gives every replica its own timeout sequence
@@ -218,9 +288,9 @@ func New(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (*Node
 		rng:   rand.New(rand.NewSource(cfg.Seed*1_000_003 + int64(cfg.ID))),
 		first: 1,
 	}
-	slices.Sort(n.peers)
-	n.self = slices.Index(n.peers, n.id)
-	n.progress = make([]peerProgress, len(n.peers))
+	n.progress = make([]peerProgress, 1)
+	n.configs = []membership{n.newMembership(1, cfg.Peers)}
+	n.member = slices.Contains(cfg.Peers, cfg.ID)
 	if d != nil {
 		if err := n.restore(d); err != nil {
 			return nil, err
@@ -243,6 +313,11 @@ func (n *Node) restore(d *replica.Durable) error {
 		if err := n.sm.Restore(d.Snapshot.Data); err != nil {
 			return fmt.Errorf("paxos: restart: restore snapshot %d: %w", d.Snapshot.Index, err)
 		}
+		cs, err := decodeConfigs(d.Snapshot.Meta)
+		if err != nil {
+			return fmt.Errorf("paxos: restart: snapshot %d: %w", d.Snapshot.Index, err)
+		}
+		n.setConfigs(cs)
 		s := *d.Snapshot
 		n.snap = &s
 		n.snapIndex, n.applied, n.commit, n.first = s.Index, s.Index, s.Index, s.Index+1
@@ -312,17 +387,126 @@ func (n *Node) markDirty(s uint64, e *slot) {
 	}
 }
 
-func (n *Node) peerIndex(id replica.NodeID) int {
-	i, ok := slices.BinarySearch(n.peers, id)
-	if !ok {
+// index returns id's index into known, adding it when new; -1 when id is
+// zero or known is full.
+func (n *Node) index(id replica.NodeID) int {
+	if i := slices.Index(n.known, id); i >= 0 {
+		return i
+	}
+	if id == 0 || len(n.known) == maxPeers {
 		return -1
 	}
-	return i
+	n.known = append(n.known, id)
+	n.progress = append(n.progress, peerProgress{})
+	return len(n.known) - 1
+}
+
+func (n *Node) newMembership(from uint64, ids []replica.NodeID) membership {
+	m := membership{from: from, ids: slices.Sorted(slices.Values(ids))}
+	for _, id := range m.ids {
+		// A member that does not fit is never counted, which makes the
+		// quorum harder to reach, never easier.
+		if i := n.index(id); i >= 0 {
+			m.mask |= 1 << i
+		}
+	}
+	return m
+}
+
+// setConfigs replaces the configurations with cs, decoded from a snapshot.
+func (n *Node) setConfigs(cs []config) {
+	n.configs = n.configs[:0]
+	for _, c := range cs {
+		n.configs = append(n.configs, n.newMembership(c.from, c.ids))
+		n.member = n.member || slices.Contains(c.ids, n.id)
+	}
+}
+
+// configAt returns the configuration of slot s, which must be at most
+// applied+configDelay: beyond that it is not yet decided.
+func (n *Node) configAt(s uint64) *membership {
+	for i := len(n.configs) - 1; i > 0; i-- {
+		if n.configs[i].from <= s {
+			return &n.configs[i]
+		}
+	}
+	return &n.configs[0]
+}
+
+// quorate reports whether the replicas in acks hold a majority of m.
+func quorate(m *membership, acks uint64) bool {
+	return 2*bits.OnesCount64(acks&m.mask) > len(m.ids)
+}
+
+// enough reports whether acks hold a majority of every configuration that
+// governs a slot above applied: what a leader needs to be sure that no
+// newer ballot could have chosen anything.
+func (n *Node) enough(acks uint64) bool {
+	for i := range n.configs {
+		if !quorate(&n.configs[i], acks) {
+			return false
+		}
+	}
+	return true
+}
+
+// audience is every replica, but self, of a configuration that governs a
+// slot above applied.
+func (n *Node) audience() uint64 {
+	var m uint64
+	for _, c := range n.configs {
+		m |= c.mask
+	}
+	return m &^ (1 << n.self)
+}
+
+// sendEach sends the message mk builds to every replica in mask.
+func (n *Node) sendEach(mask uint64, mk func(to replica.NodeID) replica.Message) {
+	for ; mask != 0; mask &= mask - 1 {
+		n.send(mk(n.known[bits.TrailingZeros64(mask)]))
+	}
+}
+
+// sendEarlyEach is sendEach for messages that acknowledge nothing (see
+// sendEarly).
+func (n *Node) sendEarlyEach(mask uint64, mk func(to replica.NodeID) replica.Message) {
+	for ; mask != 0; mask &= mask - 1 {
+		n.sendEarly(mk(n.known[bits.TrailingZeros64(mask)]))
+	}
+}
+
+// voter reports whether this replica belongs to the configuration in
+// force at the next slot.
+func (n *Node) voter() bool { return slices.Contains(n.configs[0].ids, n.id) }
+
+// addConfig records the configuration chosen at slot s.
+func (n *Node) addConfig(s uint64, ids []replica.NodeID) {
+	n.configs = append(n.configs, n.newMembership(s+configDelay, ids))
+	n.padTo = max(n.padTo, s+configDelay-1)
+	n.member = n.member || slices.Contains(ids, n.id)
+}
+
+// pruneConfigs drops the configurations that govern no slot above applied.
+func (n *Node) pruneConfigs() {
+	k := 0
+	for k+1 < len(n.configs) && n.configs[k+1].from <= n.applied+1 {
+		k++
+	}
+	if k > 0 {
+		n.configs = slices.Delete(n.configs, 0, k)
+	}
 }
 
 func (n *Node) resetElectionTimer() {
 	n.electionElapsed = 0
 	n.electionTimeout = n.cfg.ElectionTicks + n.rng.Intn(n.cfg.ElectionTicks)
+	if !n.voter() {
+		// A replica outside the configuration in force campaigns only
+		// when the members have failed to elect anyone for a while: when
+		// the members are new and know nothing yet, someone who does
+		// must lead until they have caught up.
+		n.electionTimeout += 2 * n.cfg.ElectionTicks
+	}
 }
 
 func (n *Node) send(m replica.Message) { n.msgs = append(n.msgs, m) }
@@ -356,14 +540,29 @@ func (n *Node) Tick() {
 		n.quorumElapsed++
 		if n.quorumElapsed >= n.cfg.ElectionTicks {
 			n.quorumElapsed = 0
-			heard := 1
+			heard := uint64(1) << n.self
 			for i := range n.progress {
-				if i != n.self && n.progress[i].active {
-					heard++
+				if n.progress[i].active {
+					heard |= 1 << i
 				}
 				n.progress[i].active = false
 			}
-			if heard < n.quorum {
+			if !n.enough(heard) {
+				n.becomeFollower(0)
+			}
+		}
+		if !n.voter() && n.role == leader {
+			// A configuration without this replica governs the next
+			// slot. It leads on, without a vote, until a majority of
+			// the members have caught up with it, so that one of them
+			// can take over.
+			var done uint64
+			for i := range n.progress {
+				if n.progress[i].commit >= n.commit {
+					done |= 1 << i
+				}
+			}
+			if quorate(&n.configs[0], done) {
 				n.becomeFollower(0)
 			}
 		}
@@ -376,6 +575,10 @@ func (n *Node) Tick() {
 }
 
 func (n *Node) startElection() {
+	if !n.member {
+		n.resetElectionTimer()
+		return
+	}
 	round := max(n.promised.Round, n.maxRound)
 	if round == math.MaxUint64 {
 		// No ballot is left above the promise; only a corrupt or hostile
@@ -391,22 +594,42 @@ func (n *Node) startElection() {
 	n.leader = 0
 	n.resetElectionTimer()
 	n.promises = 1 << n.self
+	n.p1Asked = 1 << n.self
 	n.p1From = n.commit + 1
 	n.p1 = make(map[uint64]PromiseEntry)
 	n.p1Max = n.commit
+	n.p1Configs = nil
 	for s := n.p1From; s <= n.lastSlot(); s++ {
 		if e := n.slotAt(s, false); e != nil {
 			n.mergePromised(PromiseEntry{Slot: s, Ballot: e.ballot, Chosen: e.chosen, Value: e.value})
 		}
 	}
-	for _, p := range n.peers {
-		if p != n.id {
-			n.send(&Prepare{Header: Header{From: n.id, To: p}, Ballot: b, FromSlot: n.p1From})
+	n.checkPhase1()
+}
+
+// checkPhase1 asks every replica whose promise the candidate needs and
+// has not asked yet, and becomes leader once it holds a majority of every
+// configuration in force above applied and of every one proposed in a
+// reported slot (see the package documentation).
+func (n *Node) checkPhase1() {
+	need := n.audience()
+	for _, c := range n.p1Configs {
+		need |= c.mask
+	}
+	b := n.promised
+	n.sendEach(need&^n.p1Asked, func(to replica.NodeID) replica.Message {
+		return &Prepare{Header: Header{From: n.id, To: to}, Ballot: b, FromSlot: n.p1From}
+	})
+	n.p1Asked |= need
+	if !n.enough(n.promises) {
+		return
+	}
+	for i := range n.p1Configs {
+		if !quorate(&n.p1Configs[i], n.promises) {
+			return
 		}
 	}
-	if bits.OnesCount64(n.promises) >= n.quorum {
-		n.becomeLeader()
-	}
+	n.becomeLeader()
 }
 
 // mergePromised keeps, per slot, a value known chosen, else the value of
@@ -421,6 +644,12 @@ func (n *Node) mergePromised(e PromiseEntry) {
 		n.p1[e.Slot] = e
 	}
 	n.p1Max = max(n.p1Max, e.Slot)
+	// Every configuration proposed anywhere above applied may have been
+	// chosen, so its majority must promise too; requiring one that was
+	// not chosen costs only liveness.
+	if c := e.Value.Config; c != nil && !slices.ContainsFunc(n.p1Configs, func(m membership) bool { return slices.Equal(m.ids, c) }) {
+		n.p1Configs = append(n.p1Configs, n.newMembership(0, c))
+	}
 }
 
 func (n *Node) becomeFollower(leaderHint replica.NodeID) {
@@ -428,7 +657,9 @@ func (n *Node) becomeFollower(leaderHint replica.NodeID) {
 	n.role = follower
 	n.leader = leaderHint
 	n.queue = nil
+	n.change = nil
 	n.p1 = nil
+	n.p1Configs = nil
 	n.resetElectionTimer()
 }
 
@@ -442,9 +673,11 @@ func (n *Node) becomeLeader() {
 		n.progress[i] = peerProgress{active: true}
 	}
 	last := max(n.p1Max, n.commit)
+	n.padTo = 0
 	for s := n.commit + 1; s <= last; s++ {
 		e := n.slotAt(s, true)
 		if e == nil {
+			last = s - 1
 			break
 		}
 		if !e.chosen {
@@ -454,39 +687,55 @@ func (n *Node) becomeLeader() {
 				e.value = Value{}
 			}
 		}
+		if e.value.Config != nil {
+			n.padTo = max(n.padTo, s+configDelay-1)
+		}
 		e.ballot = b
 		e.acks = 0
 		n.markDirty(s, e)
-		n.sendAccepts(s, e)
+	}
+	if c := n.configs[len(n.configs)-1]; c.from > n.applied+1 {
+		n.padTo = max(n.padTo, c.from-1)
 	}
 	n.p1 = nil
+	n.p1Configs = nil
 	n.next = last + 1
+	n.sent = n.commit
 	n.readFloor = last
 	n.broadcastHeartbeat()
 	n.advance()
 }
 
-// sendAccepts proposes e's value for slot s to every peer, and to the
-// leader itself once its own write is durable.
-func (n *Node) sendAccepts(s uint64, e *slot) {
-	e.sentAt = n.now
-	for _, p := range n.peers {
-		if p != n.id {
-			n.sendEarly(&Accept{Header: Header{From: n.id, To: p}, Ballot: n.promised, Slot: s, Value: e.value, Commit: n.commit})
+// sendWindow sends the Accepts of the slots that entered the leader's
+// window: those up to applied+configDelay, whose configuration is known.
+func (n *Node) sendWindow() {
+	limit := min(n.next-1, n.applied+configDelay)
+	for ; n.sent < limit; n.sent++ {
+		s := n.sent + 1
+		if e := n.slotAt(s, false); e != nil {
+			n.sendAccepts(s, e)
 		}
 	}
+}
+
+// sendAccepts proposes e's value for slot s to the other members of its
+// configuration, and to the leader itself once its own write is durable.
+func (n *Node) sendAccepts(s uint64, e *slot) {
+	e.sentAt = n.now
+	b, v, c := n.promised, e.value, n.commit
+	n.sendEarlyEach(n.configAt(s).mask&^(1<<n.self), func(to replica.NodeID) replica.Message {
+		return &Accept{Header: Header{From: n.id, To: to}, Ballot: b, Slot: s, Value: v, Commit: c}
+	})
 	n.acceptOwn(s)
 }
 
 func (n *Node) broadcastHeartbeat() {
 	// A read round in flight rides on every heartbeat until it completes,
 	// so a lost heartbeat or reply only delays it.
-	read := n.reads.InFlight()
-	for _, p := range n.peers {
-		if p != n.id {
-			n.sendEarly(&Heartbeat{Header: Header{From: n.id, To: p}, Ballot: n.promised, Commit: n.commit, Read: read})
-		}
-	}
+	b, c, read := n.promised, n.commit, n.reads.InFlight()
+	n.sendEarlyEach(n.audience(), func(to replica.NodeID) replica.Message {
+		return &Heartbeat{Header: Header{From: n.id, To: to}, Ballot: b, Commit: c, Read: read}
+	})
 }
 
 // ReadIndex starts a linearizable read (see the package documentation).
@@ -512,25 +761,35 @@ func (n *Node) startReadRound() {
 
 // readAck counts member i's acknowledgement of the read round in flight.
 func (n *Node) readAck(i int) {
-	n.reads.Ack(n.reads.InFlight(), i, n.quorum)
+	n.reads.AckWith(n.reads.InFlight(), i, n.enough)
 	n.reads.Release(n.applied)
 }
 
 // retransmit re-sends Accepts that have waited at least a heartbeat
 // interval, to the peers that have not acknowledged them.
 func (n *Node) retransmit() {
-	limit := min(n.next-1, n.commit+retransmitSlots)
+	limit := min(n.sent, n.commit+retransmitSlots)
 	for s := n.commit + 1; s <= limit; s++ {
 		e := n.slotAt(s, false)
 		if e == nil || e.chosen || n.now-e.sentAt < uint64(n.cfg.HeartbeatTicks) {
 			continue
 		}
 		e.sentAt = n.now
-		for i, p := range n.peers {
-			if i == n.self || e.acks&(1<<i) != 0 || n.progress[i].commit >= s {
-				continue
+		to := n.configAt(s).mask &^ e.acks &^ (1 << n.self)
+		for i := range n.progress {
+			if n.progress[i].commit >= s {
+				to &^= 1 << i
 			}
-			n.sendEarly(&Accept{Header: Header{From: n.id, To: p}, Ballot: n.promised, Slot: s, Value: e.value, Commit: n.commit})
+		}
+		b, v, c := n.promised, e.value, n.commit
+		n.sendEarlyEach(to, func(to replica.NodeID) replica.Message {
+			return &Accept{Header: Header{From: n.id, To: to}, Ballot: b, Slot: s, Value: v, Commit: c}
+		})
+		// The leader's own acceptance is a message like any other: a
+		// runtime that drops it (a test's lossy network does) must not
+		// leave the slot waiting for a majority of the others alone.
+		if e.acks&(1<<n.self) == 0 {
+			n.acceptOwn(s)
 		}
 	}
 }
@@ -553,10 +812,43 @@ func (n *Node) Propose(reqs ...replica.Request) error {
 	return nil
 }
 
-// flush turns queued requests into new slots while the pipeline has room.
+// ChangeMembers proposes members as the group's next configuration (see
+// the package documentation). A follower returns *replica.NotLeaderError.
+func (n *Node) ChangeMembers(members []replica.NodeID) error {
+	if err := replica.ValidateMembers(members, maxPeers); err != nil {
+		return fmt.Errorf("paxos: %w", err)
+	}
+	if n.role != leader {
+		return &replica.NotLeaderError{Leader: n.leader}
+	}
+	if n.changePending() {
+		return fmt.Errorf("paxos: %w", replica.ErrChangePending)
+	}
+	n.change = slices.Sorted(slices.Values(members))
+	n.advance()
+	return nil
+}
+
+// changePending reports whether a configuration waits to be placed, sits
+// unapplied in the log, or was applied but does not govern the next slot.
+func (n *Node) changePending() bool {
+	if n.change != nil || len(n.configs) > 1 {
+		return true
+	}
+	for s := n.applied + 1; s < n.next; s++ {
+		if e := n.slotAt(s, false); e != nil && e.value.Config != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// flush turns queued requests, a membership change and the no-ops that
+// make a change take effect into new slots while the pipeline has room.
 func (n *Node) flush() {
 	n.next = max(n.next, n.commit+1)
-	for len(n.queue) > 0 && n.next-1-n.commit < n.maxInflight {
+	for (len(n.queue) > 0 || n.change != nil || n.next <= n.padTo) &&
+		n.next-1-n.commit < n.maxInflight && n.next <= n.applied+configDelay {
 		s := n.next
 		e := n.slotAt(s, true)
 		if e == nil {
@@ -567,22 +859,31 @@ func (n *Node) flush() {
 			// Never overwrite a value learned as chosen.
 			continue
 		}
-		k := min(len(n.queue), n.maxBatch)
-		v := Value{Reqs: n.queue[:k:k]}
-		if k == len(n.queue) {
-			n.queue = nil
-		} else {
-			n.queue = n.queue[k:]
+		var v Value
+		switch {
+		case n.change != nil:
+			v = Value{Config: n.change}
+			n.change = nil
+			n.padTo = max(n.padTo, s+configDelay-1)
+		case len(n.queue) > 0:
+			k := min(len(n.queue), n.maxBatch)
+			v = Value{Reqs: n.queue[:k:k]}
+			if k == len(n.queue) {
+				n.queue = nil
+			} else {
+				n.queue = n.queue[k:]
+			}
 		}
 		*e = slot{ballot: n.promised, value: v}
 		n.markDirty(s, e)
-		n.sendAccepts(s, e)
 	}
 }
 
+// checkChosen marks slot s chosen once a majority of its configuration
+// accepted it in this leader's ballot; s must be in the leader's window.
 func (n *Node) checkChosen(s uint64) {
 	e := n.slotAt(s, false)
-	if e != nil && !e.chosen && bits.OnesCount64(e.acks) >= n.quorum {
+	if e != nil && !e.chosen && quorate(n.configAt(s), e.acks) {
 		e.chosen = true
 	}
 }
@@ -604,6 +905,7 @@ func (n *Node) advance() {
 	}
 	n.reads.Release(n.applied)
 	n.flush()
+	n.sendWindow()
 }
 
 func (n *Node) apply() {
@@ -617,15 +919,19 @@ func (n *Node) apply() {
 			out := n.sm.Apply(s, r)
 			n.results = append(n.results, replica.Result{ClientID: r.ClientID, Seq: r.Seq, Index: s, Value: out})
 		}
+		if e.value.Config != nil {
+			n.addConfig(s, e.value.Config)
+		}
 		n.applied = s
 	}
+	n.pruneConfigs()
 	if n.cfg.SnapshotEvery > 0 && n.applied-n.snapIndex >= n.cfg.SnapshotEvery {
 		data, err := n.sm.Snapshot()
 		if err != nil {
 			// Keep the log; the next applied slot tries again.
 			return
 		}
-		s := &replica.Snapshot{Index: n.applied, Data: data}
+		s := &replica.Snapshot{Index: n.applied, Meta: n.encodeConfigs(), Data: data}
 		n.compact(s)
 	}
 }
@@ -647,14 +953,21 @@ func (n *Node) installSnapshot(s replica.Snapshot) {
 	if s.Index <= n.commit {
 		return
 	}
-	if err := n.sm.Restore(s.Data); err != nil {
+	cs, err := decodeConfigs(s.Meta)
+	if err != nil {
 		// A snapshot we cannot restore is ignored; the sender retries.
 		return
 	}
+	if err := n.sm.Restore(s.Data); err != nil {
+		return
+	}
+	n.setConfigs(cs)
 	n.compact(&s)
 	n.commit, n.applied = s.Index, s.Index
-	if n.role == leader && n.next <= s.Index {
-		n.next = s.Index + 1
+	n.pruneConfigs()
+	if n.role == leader {
+		n.next = max(n.next, s.Index+1)
+		n.sent = max(n.sent, s.Index)
 	}
 	n.advance()
 }
@@ -663,9 +976,13 @@ func (n *Node) installSnapshot(s replica.Snapshot) {
 // handed back once durable; stale, misaddressed and ill-formed messages
 // are ignored.
 func (n *Node) Step(m replica.Message) {
-	if isNil(m) || m.Dest() != n.id || n.peerIndex(m.Source()) < 0 {
+	if isNil(m) || m.Dest() != n.id || n.index(m.Source()) < 0 {
 		return
 	}
+	// Messages from any replica count: a joiner hears from a leader that
+	// its initial configuration does not name, and quorums are counted
+	// per configuration, never by who happens to write. From itself a
+	// replica takes only the Accepted its own durable write sent.
 	if _, own := m.(*Accepted); m.Source() == n.id && !own {
 		return
 	}
@@ -759,7 +1076,7 @@ func (n *Node) onPromise(m *Promise) {
 	if n.role != candidate || m.Ballot != n.promised {
 		return
 	}
-	i := n.peerIndex(m.From)
+	i := n.index(m.From)
 	if n.promises&(1<<i) != 0 {
 		return
 	}
@@ -775,9 +1092,7 @@ func (n *Node) onPromise(m *Promise) {
 			n.mergePromised(e)
 		}
 	}
-	if bits.OnesCount64(n.promises) >= n.quorum {
-		n.becomeLeader()
-	}
+	n.checkPhase1()
 }
 
 func (n *Node) onNack(m *Nack) {
@@ -849,7 +1164,7 @@ func (n *Node) leaderFor(from replica.NodeID, b Ballot, commit uint64) (int, boo
 	if n.role != leader || b != n.promised {
 		return 0, false
 	}
-	i := n.peerIndex(from)
+	i := n.index(from)
 	n.progress[i].active = true
 	n.progress[i].commit = max(n.progress[i].commit, commit)
 	return i, true
@@ -899,7 +1214,7 @@ func (n *Node) catchUp(peer replica.NodeID, from uint64) {
 	if from < n.snapIndex {
 		// Snapshots are large: send one per election timeout at most,
 		// however many replies ask for it meanwhile.
-		p := &n.progress[n.peerIndex(peer)]
+		p := &n.progress[n.index(peer)]
 		if n.snap == nil || (p.snapSent && n.now-p.snapSentAt < uint64(n.cfg.ElectionTicks)) {
 			return
 		}
@@ -994,6 +1309,7 @@ func (n *Node) Status() replica.Status {
 	case leader:
 		r = RoleLeader
 	}
+	last := n.configs[len(n.configs)-1]
 	return replica.Status{
 		ID:            n.id,
 		Role:          r,
@@ -1003,5 +1319,7 @@ func (n *Node) Status() replica.Status {
 		Applied:       n.applied,
 		LogLen:        len(n.log), // slots held in memory, holes included
 		SnapshotIndex: n.snapIndex,
+		Members:       slices.Clone(last.ids),
+		MembersFrom:   last.from,
 	}
 }

@@ -635,7 +635,7 @@ func TestStepIgnoresJunk(t *testing.T) {
 	for _, m := range []replica.Message{
 		nil,
 		nilAccept,
-		&Accept{Header: Header{From: 9, To: 2}, Ballot: Ballot{Round: 5, Node: 9}, Slot: 1}, // not a peer
+		&Accept{Header: Header{From: 0, To: 2}, Ballot: Ballot{Round: 5, Node: 0}, Slot: 1}, // no sender
 		&Accept{Header: Header{From: 1, To: 3}, Ballot: Ballot{Round: 5, Node: 1}, Slot: 1}, // not for us
 		&Accept{Header: Header{From: 1, To: 2}, Ballot: Ballot{Round: 5, Node: 3}, Slot: 1}, // ballot not the sender's
 		&Accept{Header: Header{From: 1, To: 2}, Ballot: Ballot{Round: 5, Node: 1}, Slot: 1 << 40},

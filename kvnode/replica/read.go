@@ -80,11 +80,18 @@ func (q *ReadRounds) InFlight() uint64 {
 // Ack records that member peer acknowledged round as the leader's, and
 // confirms the round's reads once quorum members did.
 func (q *ReadRounds) Ack(round uint64, peer, quorum int) {
+	q.AckWith(round, peer, func(acks uint64) bool { return bits.OnesCount64(acks) >= quorum })
+}
+
+// AckWith is Ack for a core whose quorums are not a plain count (several
+// configurations during a membership change): enough reports whether the
+// members (by index) in acks confirm the round.
+func (q *ReadRounds) AckWith(round uint64, peer int, enough func(acks uint64) bool) {
 	if !q.active || round != q.round {
 		return
 	}
 	q.acks |= 1 << peer
-	if bits.OnesCount64(q.acks) < quorum {
+	if !enough(q.acks) {
 		return
 	}
 	q.active = false

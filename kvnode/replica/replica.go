@@ -169,6 +169,12 @@ type Status struct {
 	Applied       uint64 `json:"applied"`
 	LogLen        int    `json:"log_len"`
 	SnapshotIndex uint64 `json:"snapshot_index"`
+	// Members is the newest configuration this replica knows to be
+	// chosen, and MembersFrom the first log index it governs; it is in
+	// force once Applied+1 >= MembersFrom. Cores without membership
+	// changes leave both zero.
+	Members     []NodeID `json:"members,omitempty"`
+	MembersFrom uint64   `json:"members_from,omitempty"`
 }
 
 // Replicator is the contract of a replication core.
@@ -188,6 +194,46 @@ type Replicator interface {
 	HasReady() bool
 	// Status describes the core's current state.
 	Status() Status
+}
+
+// Reconfigurer is implemented by cores whose group membership can change
+// while they run. A change is ordered like a request: the leader chooses
+// it at one log index, and it governs the log from an index the core
+// defines; until then the old configuration's quorums decide. One change
+// is in progress at a time.
+type Reconfigurer interface {
+	// ChangeMembers proposes members (every replica of the new
+	// configuration) as the group's next configuration. It returns a
+	// *NotLeaderError when this replica cannot order it, ErrChangePending
+	// while an earlier change has not yet taken effect, and an error for
+	// an invalid member list. Status reports when the change took effect.
+	ChangeMembers(members []NodeID) error
+}
+
+// ErrChangePending refuses a membership change while another one has not
+// taken effect.
+var ErrChangePending = errors.New("a membership change is in progress")
+
+// ValidateMembers reports the first problem with a configuration: it must
+// be non-empty, hold at most max members, and name each non-zero ID once.
+func ValidateMembers(members []NodeID, max int) error {
+	if len(members) == 0 {
+		return errors.New("members: empty configuration")
+	}
+	if len(members) > max {
+		return fmt.Errorf("members: %d members, at most %d supported", len(members), max)
+	}
+	seen := map[NodeID]bool{}
+	for _, m := range members {
+		if m == 0 {
+			return errors.New("members: node ID 0 is reserved")
+		}
+		if seen[m] {
+			return fmt.Errorf("members: node %d listed twice", m)
+		}
+		seen[m] = true
+	}
+	return nil
 }
 
 // ErrNotLeader is matched by every *NotLeaderError.
@@ -211,8 +257,15 @@ func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 
 // Config is what every core needs to start.
 type Config struct {
-	ID    NodeID
-	Peers []NodeID // every member of the group, including ID
+	ID NodeID
+	// Peers is the group's initial configuration: every member, including
+	// ID unless Joining. A core with membership changes learns later
+	// configurations from its log or a snapshot.
+	Peers []NodeID
+	// Joining starts a replica that is not in Peers: it waits, without
+	// ever campaigning, to learn from the leader a configuration that
+	// includes it.
+	Joining bool
 	// ElectionTicks is the base number of ticks without hearing from a
 	// leader before a replica tries to become one; the core randomizes
 	// the actual timeout in [ElectionTicks, 2*ElectionTicks) from Seed.
@@ -250,7 +303,7 @@ func (c *Config) Validate() error {
 			found = true
 		}
 	}
-	if !found {
+	if !found && !c.Joining {
 		return fmt.Errorf("config: ID %d is not among Peers %v", c.ID, c.Peers)
 	}
 	if c.ElectionTicks <= 0 || c.HeartbeatTicks <= 0 || c.HeartbeatTicks >= c.ElectionTicks {

@@ -33,6 +33,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -180,6 +181,7 @@ func (n *Node) openGroup(gc config.Group) (*group, error) {
 	cfg := replica.Config{
 		ID:             n.opts.ID,
 		Peers:          append([]replica.NodeID(nil), gc.Members...),
+		Joining:        !slices.Contains(gc.Members, n.opts.ID),
 		ElectionTicks:  c.ElectionTicks,
 		HeartbeatTicks: c.HeartbeatTicks,
 		Seed:           int64(n.opts.ID)<<32 ^ int64(gc.ID) ^ time.Now().UnixNano(),
@@ -340,4 +342,25 @@ func (n *Node) Status() map[replica.GroupID]replica.Status {
 		}
 	}
 	return out
+}
+
+// ChangeMembers proposes members as group gid's next configuration at
+// this node's replica, which must lead (see replica.Reconfigurer).
+func (n *Node) ChangeMembers(ctx context.Context, gid replica.GroupID, members []replica.NodeID) error {
+	g, ok := n.groups[gid]
+	if !ok {
+		return fmt.Errorf("group %d: not hosted on node %d", gid, n.opts.ID)
+	}
+	ch := make(chan error, 1)
+	select {
+	case g.calls <- func() { ch <- g.rep.ChangeMembers(members) }:
+	case <-ctx.Done():
+		return fmt.Errorf("group %d: change members: %w", gid, ctx.Err())
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("group %d: change members: %w", gid, ctx.Err())
+	}
 }

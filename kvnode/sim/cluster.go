@@ -20,6 +20,10 @@ type ClusterConfig struct {
 	Seed int64
 	// Replicas is the group size (default 3).
 	Replicas int
+	// Spares are extra nodes, numbered after the replicas, that start
+	// empty and outside the group (replica.Config.Joining) until a
+	// membership change adds them.
+	Spares int
 	// Protocol names the replication core in the registry (default
 	// "paxos"); Factory, when set, is used instead.
 	Protocol string
@@ -167,8 +171,8 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = 3
 	}
-	if cfg.Replicas < 1 || cfg.Replicas > 64 {
-		return nil, fmt.Errorf("cluster: %d replicas, want 1..64", cfg.Replicas)
+	if cfg.Replicas < 1 || cfg.Spares < 0 || cfg.Replicas+cfg.Spares > 64 {
+		return nil, fmt.Errorf("cluster: %d replicas and %d spares, want 1..64 nodes", cfg.Replicas, cfg.Spares)
 	}
 	if cfg.Tick == 0 {
 		cfg.Tick = 10 * time.Millisecond
@@ -208,12 +212,13 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		}
 	}
 	c := &Cluster{cfg: cfg, factory: f, rng: rand.New(rand.NewSource(cfg.Seed)), net: cfg.Net, steps: new(int64)}
-	c.oracle = newOracle(c, cfg.Replicas)
-	c.cut = make([][]bool, cfg.Replicas)
+	total := cfg.Replicas + cfg.Spares
+	c.oracle = newOracle(c, total)
+	c.cut = make([][]bool, total)
 	for i := range c.cut {
-		c.cut[i] = make([]bool, cfg.Replicas)
+		c.cut[i] = make([]bool, total)
 	}
-	for i := 0; i < cfg.Replicas; i++ {
+	for i := 0; i < total; i++ {
 		n := &node{id: replica.NodeID(i + 1), disk: disk{rng: c.rng, lies: cfg.syncLies}}
 		c.nodes = append(c.nodes, n)
 		c.ids = append(c.ids, n.id)
@@ -226,7 +231,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	return c, nil
 }
 
-// Peers returns the node IDs, 1..Replicas.
+// Peers returns the node IDs, 1..Replicas+Spares.
 func (c *Cluster) Peers() []replica.NodeID {
 	out := make([]replica.NodeID, len(c.nodes))
 	for i, n := range c.nodes {
@@ -303,7 +308,8 @@ func (c *Cluster) start(i int) error {
 	n := c.nodes[i]
 	cfg := replica.Config{
 		ID:             n.id,
-		Peers:          c.Peers(),
+		Peers:          c.Peers()[:c.cfg.Replicas],
+		Joining:        i >= c.cfg.Replicas,
 		ElectionTicks:  c.cfg.ElectionTicks,
 		HeartbeatTicks: c.cfg.HeartbeatTicks,
 		Seed:           c.rng.Int63(),
@@ -999,4 +1005,49 @@ func (c *Cluster) RunUntil(cond func() bool, limit time.Duration) bool {
 		c.Step()
 	}
 	return true
+}
+
+// Members returns the configuration that the leader with the highest
+// epoch reports, and whether it governs the leader's next log index (a
+// change is not in progress); nil when no running node leads.
+func (c *Cluster) Members() ([]replica.NodeID, bool) {
+	var best *replica.Status
+	for _, n := range c.nodes {
+		if !n.up || n.paused {
+			continue
+		}
+		if st := n.rep.Core.Status(); st.Leader == st.ID && (best == nil || st.Epoch > best.Epoch) {
+			best = &st
+		}
+	}
+	if best == nil || best.Members == nil {
+		return nil, false
+	}
+	return best.Members, best.MembersFrom <= best.Applied+1
+}
+
+// ChangeMembers proposes members as the group's next configuration at
+// every running node that believes it leads, as an admin would retry, and
+// returns the node that took it.
+func (c *Cluster) ChangeMembers(members []replica.NodeID) (replica.NodeID, error) {
+	err := error(&replica.NotLeaderError{})
+	for i, n := range c.nodes {
+		if !n.up || n.paused {
+			continue
+		}
+		if st := n.rep.Core.Status(); st.Leader != st.ID {
+			continue
+		}
+		if err = n.rep.ChangeMembers(members); err == nil {
+			c.persist(i)
+			return n.id, nil
+		}
+	}
+	return 0, fmt.Errorf("change members to %v: %w", members, err)
+}
+
+// Healthy reports whether node id runs and is not paused.
+func (c *Cluster) Healthy(id replica.NodeID) bool {
+	n := c.nodes[c.mustIndex(id)]
+	return n.up && !n.paused
 }

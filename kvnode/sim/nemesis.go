@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	faultkind "github.com/chaoskv/chaos/nemesis"
 )
@@ -34,13 +35,14 @@ const (
 	NemesisSwizzle         = "partition-swizzle"         // clog nodes one by one, then unclog them one by one
 	NemesisCrashMoment     = "crash-moment"              // power-loss crash of a node right after it promises, accepts or votes, or a leader right after it picks a slot, or right after its proposals left ahead of its own write
 	NemesisDisk            = "disk"                      // a node's fsync fails: it stops, losing unsynced writes, and restarts
+	NemesisMembership      = "membership"                // add, remove or replace a replica of the group, keeping a majority of the old and new configurations healthy
 )
 
 // NemesisKinds lists every fault kind.
 var NemesisKinds = []string{NemesisNone, NemesisPartition, NemesisPartitionOne, NemesisMajoritiesRing,
 	NemesisPartitionBridge, NemesisKill, NemesisLoseUnsynced, NemesisPause, NemesisClock, NemesisClockBump,
 	NemesisClockStrobe, NemesisLoss, NemesisDup, NemesisDelay, NemesisLatency, NemesisPartitionLeader,
-	NemesisSwizzle, NemesisCrashMoment, NemesisDisk}
+	NemesisSwizzle, NemesisCrashMoment, NemesisDisk, NemesisMembership}
 
 // unsupported says why the simulator refuses a kind `chaos run` has.
 var unsupported = map[faultkind.Kind]string{
@@ -49,8 +51,9 @@ var unsupported = map[faultkind.Kind]string{
 }
 
 // ParseNemesis parses a comma-separated list of fault kinds; "all" stands
-// for every kind. A kind only `chaos run` can inject is refused with the
-// reason.
+// for every kind but membership, which must be named: it needs spare nodes
+// and a core that implements replica.Reconfigurer. A kind only `chaos run`
+// can inject is refused with the reason.
 func ParseNemesis(s string) ([]string, error) {
 	var out []string
 	for _, k := range strings.Split(s, ",") {
@@ -60,7 +63,7 @@ func ParseNemesis(s string) ([]string, error) {
 			continue
 		case k == "all":
 			for _, a := range NemesisKinds {
-				if a != NemesisNone && !slices.Contains(out, a) {
+				if a != NemesisNone && a != NemesisMembership && !slices.Contains(out, a) {
 					out = append(out, a)
 				}
 			}
@@ -395,6 +398,10 @@ func (nm *nemesis) apply(kind string) {
 		nm.active = append(nm.active, kind)
 		nm.r.nemesisOp("start-disk", []any{nodeName(id), "fsync fails"})
 		return
+	case NemesisMembership:
+		// A configuration change is not healed: the next one undoes it.
+		nm.changeMembers()
+		return
 	}
 	nm.active = append(nm.active, kind)
 	var v any
@@ -639,4 +646,91 @@ func (nm *nemesis) chaseLeader() {
 		c.At(nm.uniform(100*time.Millisecond, 500*time.Millisecond), chase)
 	}
 	c.At(nm.uniform(100*time.Millisecond, 500*time.Millisecond), chase)
+}
+
+// changeMembers moves the group to a new configuration one member away
+// (added or removed) or two (one replaced), between minMembers and every
+// node, such that a majority of both the old and the new configuration
+// runs unpaused; the history records the change as a "membership" op
+// with the configuration before and after, or why there was none.
+func (nm *nemesis) changeMembers() {
+	c := nm.r.c
+	cur, inForce := c.Members()
+	if cur == nil || !inForce {
+		nm.r.nemesisOp("membership", map[string]any{"skipped": "no leader, or a change in progress"})
+		return
+	}
+	var in, out []replica.NodeID
+	for _, id := range nm.shuffled() {
+		if slices.Contains(cur, id) {
+			in = append(in, id)
+		} else if c.Healthy(id) {
+			out = append(out, id)
+		}
+	}
+	minMembers := min(3, len(c.nodes))
+	healthy := func(ids []replica.NodeID) bool {
+		k := 0
+		for _, id := range ids {
+			if c.Healthy(id) {
+				k++
+			}
+		}
+		return 2*k > len(ids)
+	}
+	var tries [][]replica.NodeID
+	if len(out) > 0 {
+		tries = append(tries, append(slices.Clone(cur), out[0]))
+	}
+	for _, gone := range in {
+		rest := slices.DeleteFunc(slices.Clone(cur), func(id replica.NodeID) bool { return id == gone })
+		if len(out) > 0 {
+			tries = append(tries, append(slices.Clone(rest), out[0]))
+		}
+		if len(rest) >= minMembers {
+			tries = append(tries, rest)
+		}
+	}
+	c.rng.Shuffle(len(tries), func(i, j int) { tries[i], tries[j] = tries[j], tries[i] })
+	for _, next := range tries {
+		if !healthy(cur) || !healthy(next) {
+			continue
+		}
+		slices.Sort(next)
+		// An invocation and its completion, as chaos run records an
+		// admin action, so that the report draws the change as an event
+		// labelled with both configurations.
+		v := map[string]any{"op": describeChange(cur, next), "from": names(cur), "to": names(next)}
+		nm.r.record(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: NemesisMembership, Value: v})
+		done := history.Op{Type: history.Info, Process: history.NemesisProcess, F: NemesisMembership, Value: v}
+		if _, err := c.ChangeMembers(next); err != nil {
+			done.Error = err.Error()
+		}
+		nm.r.record(done)
+		return
+	}
+	nm.r.nemesisOp("membership", map[string]any{"skipped": "no change keeps a majority healthy", "members": names(cur)})
+}
+
+// describeChange names a change: "add n4", "remove n2" or "replace n2 by
+// n4".
+func describeChange(from, to []replica.NodeID) string {
+	var gone, added []string
+	for _, id := range from {
+		if !slices.Contains(to, id) {
+			gone = append(gone, nodeName(id))
+		}
+	}
+	for _, id := range to {
+		if !slices.Contains(from, id) {
+			added = append(added, nodeName(id))
+		}
+	}
+	switch {
+	case len(gone) == 0:
+		return "add " + strings.Join(added, " ")
+	case len(added) == 0:
+		return "remove " + strings.Join(gone, " ")
+	}
+	return "replace " + strings.Join(gone, " ") + " by " + strings.Join(added, " ")
 }

@@ -25,6 +25,7 @@ package sim
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,7 +46,10 @@ type Config struct {
 	// Factory overrides Protocol (tests use it for deliberately broken
 	// cores).
 	Factory  Factory
-	Replicas int    // group size (5)
+	Replicas int // group size (5)
+	// Spares are nodes that start empty outside the group, for the
+	// membership nemesis to add (2 when it runs, else 0).
+	Spares   int
 	Workload string // register or append (register)
 	Nemesis  []string
 	Ops      int // client ops to invoke, final reads not counted (1000)
@@ -90,6 +94,7 @@ func (c *Config) defaults() {
 	if c.Replicas == 0 {
 		c.Replicas = 5
 	}
+
 	if c.Workload == "" {
 		c.Workload = WorkloadRegister
 	}
@@ -211,8 +216,11 @@ func Run(cfg Config) (*Result, error) {
 	if cfg.Nemesis, err = ParseNemesis(strings.Join(cfg.Nemesis, ",")); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
+	if cfg.Spares == 0 && slices.Contains(cfg.Nemesis, NemesisMembership) {
+		cfg.Spares = 2
+	}
 	c, err := NewCluster(ClusterConfig{
-		Seed: cfg.Seed, Replicas: cfg.Replicas, Protocol: cfg.Protocol, Factory: cfg.Factory,
+		Seed: cfg.Seed, Replicas: cfg.Replicas, Spares: cfg.Spares, Protocol: cfg.Protocol, Factory: cfg.Factory,
 		NewStateMachine: func() replica.StateMachine { return kv.NewStore() },
 		ElectionTicks:   cfg.ElectionTicks, HeartbeatTicks: cfg.HeartbeatTicks,
 		SnapshotEvery: cfg.SnapshotEvery, MaxBatch: cfg.MaxBatch, MaxInflight: cfg.MaxInflight,

@@ -214,6 +214,11 @@ func New(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (*Node
 	if len(cfg.Peers) > maxPeers {
 		return nil, fmt.Errorf("vr: %d peers, at most %d supported", len(cfg.Peers), maxPeers)
 	}
+	if cfg.Joining {
+		// A VR configuration also fixes which replica is the primary of
+		// each view; changing it needs epochs, which this core lacks.
+		return nil, fmt.Errorf("vr: replica %d cannot join: membership changes are not supported", cfg.ID)
+	}
 	if sm == nil {
 		return nil, fmt.Errorf("vr: nil state machine")
 	}

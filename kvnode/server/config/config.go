@@ -25,6 +25,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -61,6 +62,9 @@ func (n *Node) ClientAddress() string {
 type Group struct {
 	ID      replica.GroupID  `json:"id"`
 	Members []replica.NodeID `json:"members"`
+	// Spares host the group outside its initial configuration: they start
+	// empty and wait for a membership change to add them.
+	Spares []replica.NodeID `json:"spares,omitempty"`
 }
 
 // Cluster is a whole cluster file.
@@ -197,6 +201,15 @@ func (c *Cluster) Validate() error {
 			}
 			seen[m] = true
 		}
+		for j, m := range g.Spares {
+			if !ids[m] {
+				return fmt.Errorf("%s.spares[%d]: unknown node %d", where, j, m)
+			}
+			if seen[m] {
+				return fmt.Errorf("%s.spares[%d]: node %d listed twice", where, j, m)
+			}
+			seen[m] = true
+		}
 	}
 	if c.ShardController != 0 {
 		if _, ok := c.Group(c.ShardController); !ok {
@@ -246,15 +259,12 @@ func (c *Cluster) Group(id replica.GroupID) (*Group, bool) {
 	return nil, false
 }
 
-// GroupsOf returns the groups that node id is a member of.
+// GroupsOf returns the groups that node id is a member or a spare of.
 func (c *Cluster) GroupsOf(id replica.NodeID) []Group {
 	var out []Group
 	for _, g := range c.Groups {
-		for _, m := range g.Members {
-			if m == id {
-				out = append(out, g)
-				break
-			}
+		if slices.Contains(g.Members, id) || slices.Contains(g.Spares, id) {
+			out = append(out, g)
 		}
 	}
 	return out

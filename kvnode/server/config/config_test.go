@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/chaoskv/chaos/kvnode/replica"
 )
 
 const good = `{
@@ -39,6 +41,13 @@ func TestParseGood(t *testing.T) {
 	}
 	if gs := c.GroupsOf(1); len(gs) != 1 || gs[0].ID != 1 {
 		t.Fatalf("node 1 groups: %v", gs)
+	}
+	c.Groups[1].Spares = []replica.NodeID{3}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if gs := c.GroupsOf(3); len(gs) != 2 || gs[1].ID != 2 {
+		t.Fatalf("node 3, a spare of group 2: groups %v", gs)
 	}
 	if _, ok := c.Group(3); ok {
 		t.Fatal("group 3 should not exist")
@@ -89,6 +98,8 @@ func TestParseErrors(t *testing.T) {
 		{"empty group", mutate(func(c map[string]any) { group(c, 1)["members"] = []any{} }), "groups[1].members: group 2 has no members"},
 		{"unknown member", mutate(func(c map[string]any) { group(c, 0)["members"] = []any{1, 9} }), "groups[0].members[1]: unknown node 9"},
 		{"dup member", mutate(func(c map[string]any) { group(c, 0)["members"] = []any{1, 1} }), "groups[0].members[1]: node 1 listed twice"},
+		{"unknown spare", mutate(func(c map[string]any) { group(c, 1)["spares"] = []any{9} }), "groups[1].spares[0]: unknown node 9"},
+		{"spare member", mutate(func(c map[string]any) { group(c, 1)["spares"] = []any{1, 2} }), "groups[1].spares[1]: node 2 listed twice"},
 		{"heartbeat", mutate(func(c map[string]any) { c["heartbeat_ticks"] = 40 }), "heartbeat_ticks"},
 		{"tick", mutate(func(c map[string]any) { c["tick_ms"] = -1 }), "tick_ms"},
 	}

@@ -1,0 +1,89 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chaoskv/chaos/kvnode/replica"
+)
+
+// TestMembershipReplaceOverAdmin replaces a replica through POST
+// /membership: a spare node that started empty joins, catches up, and
+// then holds a majority with the leader after the replaced node stops.
+func TestMembershipReplaceOverAdmin(t *testing.T) {
+	c := testCluster(t, 4, true)
+	c.Groups[0].Members = []replica.NodeID{1, 2, 3}
+	c.Groups[0].Spares = []replica.NodeID{4}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rs := startCluster(t, c, dataDirs(t, 4), paxosProtocol(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl := newClient(t, c)
+	if err := cl.Put(ctx, "k", "before"); err != nil {
+		t.Fatal(err)
+	}
+	lead := cl.Leader()
+	post := func(id replica.NodeID, q string) (int, string) {
+		nd, _ := c.Node(id)
+		resp, err := http.Post("http://"+nd.AdminAddr+"/membership?"+q, "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		fmt.Fscan(resp.Body, &b)
+		return resp.StatusCode, b.String()
+	}
+	if code, _ := post(lead, "group=1&members=1,x"); code != http.StatusBadRequest {
+		t.Fatalf("bad member list: status %d", code)
+	}
+	follower := replica.NodeID(1 + lead%3)
+	gone := replica.NodeID(1 + follower%3)
+	if gone == lead {
+		t.Fatalf("test bug: leader %d, follower %d, gone %d", lead, follower, gone)
+	}
+	members := []replica.NodeID{lead, follower, 4}
+	slices.Sort(members)
+	q := url.Values{"group": {"1"}, "members": {strings.Trim(strings.Join(strings.Fields(fmt.Sprint(members)), ","), "[]")}}.Encode()
+	if code, _ := post(follower, q); code != http.StatusMisdirectedRequest {
+		t.Fatalf("change at a follower: status %d", code)
+	}
+	if code, body := post(lead, q); code != http.StatusOK {
+		t.Fatalf("change at the leader: status %d %s", code, body)
+	}
+	for {
+		st := rs[3].node.Status()[1]
+		if slices.Equal(st.Members, members) && st.MembersFrom <= st.Applied+1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the new configuration never took effect at node 4: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Of the new configuration, the follower stops too: the leader and
+	// the new replica are the majority that must commit.
+	for _, id := range []replica.NodeID{gone, follower} {
+		r := rs[id-1]
+		r.cancel()
+		err := <-r.done
+		r.done <- err // for the cleanup, which waits for it too
+	}
+	if err := cl.Put(ctx, "k", "after"); err != nil {
+		t.Fatalf("put with the leader and the new replica: %v", err)
+	}
+	for ctx.Err() == nil && rs[3].node.Status()[1].Applied < rs[lead-1].node.Status()[1].Applied {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a, b := rs[3].node.Status()[1].Applied, rs[lead-1].node.Status()[1].Applied; a != b {
+		t.Fatalf("new replica applied %d, leader %d", a, b)
+	}
+}
