@@ -195,6 +195,7 @@ func (n *Node) openGroup(gc config.Group) (*group, error) {
 	}
 	g := newGroup(n, gc.ID, core, st, gm)
 	g.sm = sm
+	g.initShard()
 	return g, nil
 }
 

@@ -153,6 +153,9 @@ type Cluster struct {
 	// Filter, when set, sees every protocol message at delivery time;
 	// returning false drops it. Tests use it to shape exact scenarios.
 	Filter func(m replica.Message) bool
+	// Releasing, when set, sees every Ready a node releases (after it
+	// applied the Ready's committed entries), as a real shell's host does.
+	Releasing func(id replica.NodeID, rd *replica.Ready)
 }
 
 // NewCluster builds a cluster and starts every node.
@@ -678,7 +681,12 @@ type host struct {
 
 func (h host) Answer(cl *Client, r wire.Response) { h.c.answer(h.i, cl, r) }
 func (h host) Readied(rd *replica.Ready)          { h.c.oracle.readied(h.i, rd) }
-func (h host) Releasing(rd *replica.Ready)        { h.c.oracle.releasing(h.i, rd) }
+func (h host) Releasing(rd *replica.Ready) {
+	h.c.oracle.releasing(h.i, rd)
+	if h.c.Releasing != nil {
+		h.c.Releasing(h.c.nodes[h.i].id, rd)
+	}
+}
 
 // Released fires a trap waiting for the moment rd reached.
 func (h host) Released(rd *replica.Ready) bool {
