@@ -127,6 +127,11 @@ func (p *ShardPump) Tick(now time.Duration, v ShardView) (out []Delivery, propos
 		return nil, nil
 	}
 	at := func(t time.Duration) {
+		// What is due now and did not start waits for a delivery in
+		// flight, whose end is an event.
+		if t <= now {
+			return
+		}
 		if !p.armed || t < p.wake {
 			p.wake, p.armed = t, true
 		}
@@ -163,7 +168,7 @@ func (p *ShardPump) Tick(now time.Duration, v ShardView) (out []Delivery, propos
 			p.polled, p.lastPoll, p.polledCfg = true, now, v.Config
 		}
 	}
-	if p.polled {
+	if p.polled && !p.inflight[configKey] {
 		at(p.lastPoll + p.ConfigPollEvery)
 	}
 	for id := range p.firstSeen {

@@ -26,7 +26,7 @@ func TestShardPump(t *testing.T) {
 		t.Fatalf("first tick: deliveries %+v, proposals %q", out, props)
 	}
 	prep, query := out[0], out[1]
-	wake(50 * ms) // the next configuration query comes before the abandon
+	wake(100 * ms) // the abandon; the query's end, not a timer, leads to the next
 	// Nothing is delivered twice at once, and no query before its time.
 	if out, _ := p.Tick(10*ms, v); len(out) != 0 {
 		t.Fatalf("deliveries repeated while in flight: %+v", out)
