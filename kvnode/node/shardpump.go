@@ -78,7 +78,9 @@ const configKey = "\x00config"
 type ShardPump struct {
 	Controller replica.GroupID
 	// AbandonAfter, RetryAfter, ConfigPollEvery and MaxInflight default
-	// to 1s, 50ms, 50ms and 64.
+	// to 1s, 50ms, 50ms and 64. MaxInflight bounds the deliveries in
+	// flight to each group, so that one that does not answer cannot hold
+	// up the deliveries to the others.
 	AbandonAfter    time.Duration
 	RetryAfter      time.Duration
 	ConfigPollEvery time.Duration
@@ -86,7 +88,8 @@ type ShardPump struct {
 
 	firstSeen map[txn.TxnID]time.Duration
 	ended     map[string]time.Duration // outbox message -> when its last delivery ended
-	inflight  map[string]bool
+	inflight  map[string]replica.GroupID // delivery key -> its target
+	perGroup  map[replica.GroupID]int
 	lastPoll  time.Duration
 	polledCfg uint64 // the configuration the group ran at the last query
 	polled    bool
@@ -96,7 +99,8 @@ type ShardPump struct {
 
 func (p *ShardPump) init() {
 	if p.firstSeen == nil {
-		p.firstSeen, p.inflight, p.ended = map[txn.TxnID]time.Duration{}, map[string]bool{}, map[string]time.Duration{}
+		p.firstSeen, p.ended = map[txn.TxnID]time.Duration{}, map[string]time.Duration{}
+		p.inflight, p.perGroup = map[string]replica.GroupID{}, map[replica.GroupID]int{}
 		if p.AbandonAfter == 0 {
 			p.AbandonAfter = time.Second
 		}
@@ -137,11 +141,12 @@ func (p *ShardPump) Tick(now time.Duration, v ShardView) (out []Delivery, propos
 		}
 	}
 	start := func(d Delivery) bool {
-		if p.inflight[d.Key] || len(p.inflight) >= p.MaxInflight {
+		if _, busy := p.inflight[d.Key]; busy || p.perGroup[d.To] >= p.MaxInflight {
 			// Its end, or another's, is an event that ticks again.
 			return false
 		}
-		p.inflight[d.Key] = true
+		p.inflight[d.Key] = d.To
+		p.perGroup[d.To]++
 		out = append(out, d)
 		return true
 	}
@@ -168,7 +173,7 @@ func (p *ShardPump) Tick(now time.Duration, v ShardView) (out []Delivery, propos
 			p.polled, p.lastPoll, p.polledCfg = true, now, v.Config
 		}
 	}
-	if p.polled && !p.inflight[configKey] {
+	if _, busy := p.inflight[configKey]; p.polled && !busy {
 		at(p.lastPoll + p.ConfigPollEvery)
 	}
 	for id := range p.firstSeen {
@@ -204,7 +209,12 @@ func (p *ShardPump) Wake() (at time.Duration, ok bool) { return p.wake, p.armed 
 // are news to it.
 func (p *ShardPump) Answered(now time.Duration, d Delivery, answer []byte) []byte {
 	p.init()
-	delete(p.inflight, d.Key)
+	if _, ok := p.inflight[d.Key]; ok {
+		delete(p.inflight, d.Key)
+		if p.perGroup[d.To]--; p.perGroup[d.To] <= 0 {
+			delete(p.perGroup, d.To)
+		}
+	}
 	if d.Key != configKey {
 		p.ended[d.Key] = now
 	}

@@ -83,14 +83,15 @@ func TestShardPump(t *testing.T) {
 	wake(300 * ms) // the abandon clock restarted at 200ms; the query of 100ms is still out
 }
 
-// TestShardPumpInflightBound: beyond MaxInflight deliveries wait for one
-// to end, and that end makes room at the next Tick.
+// TestShardPumpInflightBound: beyond MaxInflight deliveries to one group
+// wait for one to end, and that end makes room at the next Tick; the
+// deliveries to another group do not wait for them.
 func TestShardPumpInflightBound(t *testing.T) {
 	p := ShardPump{Controller: 9, MaxInflight: 2, ConfigPollEvery: time.Hour}
-	v := ShardView{Leader: true, Outbox: []txn.Outgoing{{To: 2, Op: []byte("a")}, {To: 2, Op: []byte("b")}, {To: 2, Op: []byte("c")}}}
+	v := ShardView{Leader: true, Outbox: []txn.Outgoing{{To: 2, Op: []byte("a")}, {To: 2, Op: []byte("b")}, {To: 2, Op: []byte("c")}, {To: 3, Op: []byte("d")}}}
 	out, _ := p.Tick(0, v)
-	if len(out) != 2 {
-		t.Fatalf("%d deliveries started, want MaxInflight 2", len(out))
+	if len(out) != 4 || out[2].To != 3 || out[3].To != 9 {
+		t.Fatalf("deliveries started: %+v, want 2 to group 2, then group 3's and the query", out)
 	}
 	p.Answered(time.Millisecond, out[0], nil)
 	if out, _ := p.Tick(time.Millisecond, v); len(out) != 1 || string(out[0].Op) == string(v.Outbox[0].Op) {

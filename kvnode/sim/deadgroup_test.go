@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -64,6 +65,7 @@ func TestShardedDeadGroup(t *testing.T) {
 			}
 			return false
 		}
+		dbgSum, dbgN := map[string]time.Duration{}, map[string]int{}
 		var workers []*txnWorker
 		for i := 0; i < cfg.Clients; i++ {
 			workers = append(workers, w.newWorker(history.Process(i)))
@@ -79,7 +81,13 @@ func TestShardedDeadGroup(t *testing.T) {
 				}
 				ops, _ := w.genTxn()
 				dead := needsDead(ops)
-				tw.txn(ops, func(typ history.Type, _ []txn.MicroResult, _ string) {
+				t0 := w.now()
+				tw.txn(ops, func(typ history.Type, _ []txn.MicroResult, why string) {
+					dbgSum[fmt.Sprint(dead, typ)] += time.Duration(w.now() - t0)
+					dbgN[fmt.Sprint(dead, typ)]++
+					if !dead && typ == history.Fail {
+						t.Logf("DBGF %s", why)
+					}
 					switch {
 					case !dead && typ == history.Ok:
 						got.live++
@@ -105,10 +113,14 @@ func TestShardedDeadGroup(t *testing.T) {
 			return got
 		}
 		healthy := run()
+		t.Logf("DBG healthy %v %v", dbgSum, dbgN)
+		clear(dbgSum)
+		clear(dbgN)
 		c2 := w.clusters[2]
 		c2.Crash(1)
 		c2.Crash(2)
 		dead := run()
+		t.Logf("DBG dead %v %v", dbgSum, dbgN)
 		t.Logf("seed %d: in %v, %d commits over live groups healthy, %d with group 2 dead (%d transactions needed it: %d failed, %d unknown)", seed, window, healthy.live, dead.live, dead.touched, dead.failed, dead.unknown)
 		if dead.live*2 < healthy.live {
 			t.Fatalf("seed %d: with group 2 dead, %d commits over groups 1 and 3 against %d healthy: the live groups' clients were held by the dead one\nreplay: go test ./kvnode/sim -run TestShardedDeadGroup -v", seed, dead.live, healthy.live)

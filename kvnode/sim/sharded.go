@@ -428,7 +428,8 @@ func (tw *txnWorker) complete(op history.Op) {
 // the outcome to cb.
 func (tw *txnWorker) txn(ops []txn.MicroOp, cb func(typ history.Type, res []txn.MicroResult, why string)) {
 	w := tw.w
-	op := client.Op{Sharded: true, Shard: client.LowestShard(ops), Body: txn.EncodeTxnRequest(ops), Deadline: time.Unix(0, w.now()).Add(w.cfg.TxnDeadline)}
+	op := client.TxnOp(ops)
+	op.Deadline = time.Unix(0, w.now()).Add(w.cfg.TxnDeadline)
 	err := tw.cl.Run(op, func(o client.Outcome) {
 		w.res.Aborts += o.Aborts
 		switch o.Result {
