@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ type deadGroupWindow struct {
 	touched int // transactions that needed the dead group, by outcome below
 	failed  int
 	unknown int
+	held    time.Duration // the workers' time spent in transactions that needed the dead group
 }
 
 // TestShardedDeadGroup is a dead group beside live ones: three shard
@@ -29,7 +29,7 @@ type deadGroupWindow struct {
 // the healthy one. What the clients learn of a silent group they learn in
 // client.Router, which the real client shares.
 func TestShardedDeadGroup(t *testing.T) {
-	const window = 20 * time.Second
+	const window = 10 * time.Second
 	for seed := int64(1); seed <= 3; seed++ {
 		cfg := ShardedConfig{Seed: seed, Groups: 3, Clients: 8, Keys: 30, Think: 20 * time.Millisecond, TxnDeadline: 3 * time.Second}
 		cfg.defaults()
@@ -65,7 +65,6 @@ func TestShardedDeadGroup(t *testing.T) {
 			}
 			return false
 		}
-		dbgSum, dbgN := map[string]time.Duration{}, map[string]int{}
 		var workers []*txnWorker
 		for i := 0; i < cfg.Clients; i++ {
 			workers = append(workers, w.newWorker(history.Process(i)))
@@ -82,17 +81,13 @@ func TestShardedDeadGroup(t *testing.T) {
 				ops, _ := w.genTxn()
 				dead := needsDead(ops)
 				t0 := w.now()
-				tw.txn(ops, func(typ history.Type, _ []txn.MicroResult, why string) {
-					dbgSum[fmt.Sprint(dead, typ)] += time.Duration(w.now() - t0)
-					dbgN[fmt.Sprint(dead, typ)]++
-					if !dead && typ == history.Fail {
-						t.Logf("DBGF %s", why)
-					}
+				tw.txn(ops, func(typ history.Type, _ []txn.MicroResult, _ string) {
 					switch {
 					case !dead && typ == history.Ok:
 						got.live++
 					case dead:
 						got.touched++
+						got.held += time.Duration(w.now() - t0)
 						if typ == history.Fail {
 							got.failed++
 						} else if typ == history.Info {
@@ -113,17 +108,26 @@ func TestShardedDeadGroup(t *testing.T) {
 			return got
 		}
 		healthy := run()
-		t.Logf("DBG healthy %v %v", dbgSum, dbgN)
-		clear(dbgSum)
-		clear(dbgN)
+		// Crash in a quiet moment: a participant that voted yes for a
+		// coordinator that then died keeps its locks until the
+		// coordinator is back (two-phase commit blocks there, and no
+		// client can help it), which is not what this scenario measures.
+		w.runUntil(func() bool { return false }, time.Second)
 		c2 := w.clusters[2]
 		c2.Crash(1)
 		c2.Crash(2)
 		dead := run()
-		t.Logf("DBG dead %v %v", dbgSum, dbgN)
-		t.Logf("seed %d: in %v, %d commits over live groups healthy, %d with group 2 dead (%d transactions needed it: %d failed, %d unknown)", seed, window, healthy.live, dead.live, dead.touched, dead.failed, dead.unknown)
-		if dead.live*2 < healthy.live {
-			t.Fatalf("seed %d: with group 2 dead, %d commits over groups 1 and 3 against %d healthy: the live groups' clients were held by the dead one\nreplay: go test ./kvnode/sim -run TestShardedDeadGroup -v", seed, dead.live, healthy.live)
+		total := time.Duration(cfg.Clients) * window
+		t.Logf("seed %d: in %v, %d commits over live groups healthy, %d with group 2 dead; %d transactions needed it (%d failed, %d unknown) and held the %d clients %.0f%% of their time", seed, window, healthy.live, dead.live, dead.touched, dead.failed, dead.unknown, cfg.Clients, 100*dead.held.Seconds()/total.Seconds())
+		replay := "replay: go test ./kvnode/sim -run TestShardedDeadGroup -v"
+		if 3*dead.held > total {
+			t.Fatalf("seed %d: transactions that needed the dead group held the clients %v of %v: they end up blocked on it\n%s", seed, dead.held, total, replay)
+		}
+		// Live keys may still be locked for a while by transactions over
+		// the dead group (until their coordinator abandons them), so the
+		// live groups need not keep their whole healthy rate.
+		if dead.live*3 < healthy.live {
+			t.Fatalf("seed %d: with group 2 dead, %d commits over groups 1 and 3 against %d healthy\n%s", seed, dead.live, healthy.live, replay)
 		}
 		if dead.touched == 0 {
 			t.Fatalf("seed %d: no transaction needed the dead group; the scenario tests nothing", seed)
