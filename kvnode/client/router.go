@@ -653,6 +653,9 @@ func (r *Router) txnReply(now time.Time, v []byte) Action {
 		r.seq++
 		c.seq, c.maybe = r.seq, false
 		c.last = fmt.Errorf("group %d: aborted: %s", c.group, rep.Err)
+		if _, down := r.presumedDown(now); down {
+			return r.proceed(now) // which gives up: trying again cannot help
+		}
 		return r.pause(now, r.abortPause(), (*Router).proceed)
 	case txn.StatusCheckFailed:
 		o := r.finish(Failed, nil, fmt.Errorf("group %d: %w", c.group, txn.ErrCheckFailed))

@@ -87,7 +87,7 @@ type ShardPump struct {
 	MaxInflight     int
 
 	firstSeen map[txn.TxnID]time.Duration
-	ended     map[string]time.Duration // outbox message -> when its last delivery ended
+	ended     map[string]time.Duration   // outbox message -> when its last delivery ended
 	inflight  map[string]replica.GroupID // delivery key -> its target
 	perGroup  map[replica.GroupID]int
 	lastPoll  time.Duration
