@@ -283,7 +283,7 @@ type groupRuntime struct {
 	rt     knode.ShardRuntime[*Client]
 	lead   replica.NodeID // the leader at the last tick
 	kicked bool           // a tick is scheduled now
-	timed  bool           // a timer tick is scheduled, at timerAt
+	timed  bool           // a timer tick is scheduled, at timer
 	timer  time.Duration
 	gen    uint64 // the current timer's; older timers are void
 }
