@@ -41,6 +41,19 @@ import (
 // long as the caller uses one throughout (the simulator passes its virtual
 // clock).
 //
+// A group that serves nothing for a while is presumed down: when a whole
+// round of its members has left a sharded op unserved (no answer, refusals,
+// no leader) and the group has served this session nothing for DownAfter,
+// or when a coordinator aborted a transaction because the group never
+// voted, the Router gives up the op (it cannot commit without that group)
+// and for a while fails at once, unsent, every sharded op that needs the
+// group, so that a worker moves on to ops the live groups can serve
+// instead of spending its deadline on the dead one. Failing an unsent op
+// is certain: nothing of it can be applied. The presumption lasts DownMin,
+// doubling each time it is renewed up to DownMax; after it the next op
+// needing the group tries it again, and any answer from the group ends
+// the presumption.
+//
 // The outcome rule: an op is Failed only when every attempt is known not to
 // have been applied (it was never sent, every node that saw it refused it
 // before ordering it, or a transaction was aborted and not retried); as
@@ -56,6 +69,14 @@ type Router struct {
 	shards shardctl.Config
 	busy   bool
 	c      call
+	health map[replica.GroupID]*groupHealth
+}
+
+// groupHealth is what the session saw of a group's service.
+type groupHealth struct {
+	unserved  time.Time     // when the group first left an attempt unserved since it last served (zero: it served)
+	downUntil time.Time     // the group is presumed down until then
+	span      time.Duration // the last presumption's length
 }
 
 // RouterConfig configures a Router.
@@ -82,6 +103,12 @@ type RouterConfig struct {
 	// [1ms, AbortPause] by the session and seq, so that conflicting
 	// clients do not meet again at once; default 20ms.
 	AbortPause time.Duration
+	// DownAfter is how long a group must have served a sharded op
+	// nothing, across a whole round of its members, before the session
+	// presumes it down; longer than an election, so that a leader change
+	// is not taken for a dead group; default 2s. DownMin and DownMax
+	// bound how long a presumption lasts; defaults 1s and 8s.
+	DownAfter, DownMin, DownMax time.Duration
 }
 
 // ActionKind says what the caller must do next.
@@ -193,6 +220,10 @@ type Op struct {
 	// until the deadline.
 	Sharded bool
 	Shard   int
+	// Shards lists the shards of every key of a sharded op (TxnOp fills
+	// it): the Router fails the op at once when it presumes the owner of
+	// one of them down. Optional; Shard is always checked.
+	Shards []int
 	// Body is the request, encoded for the group's state machine.
 	Body []byte
 	// Deadline ends the op (zero: none; the caller may still Cancel).
@@ -240,6 +271,7 @@ type call struct {
 	reqID  uint64
 	group  replica.GroupID
 	node   replica.NodeID
+	sentAt time.Time
 	waitTo func(*Router, time.Time) Action // what follows a pause
 
 	refreshSeq   uint64
@@ -272,7 +304,16 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.AbortPause < time.Millisecond {
 		cfg.AbortPause = 20 * time.Millisecond
 	}
-	r := &Router{cfg: cfg, groups: map[replica.GroupID]*groupRoute{}}
+	if cfg.DownAfter <= 0 {
+		cfg.DownAfter = 2 * time.Second
+	}
+	if cfg.DownMin <= 0 {
+		cfg.DownMin = time.Second
+	}
+	if cfg.DownMax < cfg.DownMin {
+		cfg.DownMax = max(8*time.Second, cfg.DownMin)
+	}
+	r := &Router{cfg: cfg, groups: map[replica.GroupID]*groupRoute{}, health: map[replica.GroupID]*groupHealth{}}
 	for g, members := range cfg.Groups {
 		if len(members) == 0 {
 			return nil, fmt.Errorf("client: router: group %d has no members", g)
@@ -369,6 +410,7 @@ func (r *Router) Reply(now time.Time, node replica.NodeID, resp wire.Response) A
 	gr := r.groups[c.group]
 	if resp.Status == wire.StatusOK {
 		gr.leader = node
+		r.served(c.group)
 		if c.phase == phaseRefresh {
 			return r.refreshed(now, resp.Value)
 		}
@@ -469,6 +511,9 @@ func (r *Router) proceed(now time.Time) Action {
 	}
 	g := c.op.Group
 	if c.op.Sharded {
+		if d, ok := r.presumedDown(now); ok {
+			return r.giveUp(fmt.Errorf("group %d is presumed down: it served nothing for %v", d, r.cfg.DownAfter))
+		}
 		g = r.shards.Shards[c.op.Shard]
 		if g == 0 || r.groups[g] == nil {
 			if g != 0 {
@@ -500,7 +545,7 @@ func (r *Router) send(now time.Time, ph phase, g replica.GroupID, seq uint64, bo
 	}
 	gr := r.groups[g]
 	r.reqID++
-	c.phase, c.reqID, c.group, c.node = ph, r.reqID, g, gr.leader
+	c.phase, c.reqID, c.group, c.node, c.sentAt = ph, r.reqID, g, gr.leader, now
 	c.attempts++
 	if ph == phaseRefresh {
 		c.refreshTries++
@@ -529,7 +574,17 @@ func (r *Router) unanswered(now time.Time, err error) Action {
 	}
 	c.last = err
 	c.tried++
+	h := r.healthOf(c.group)
+	if h.unserved.IsZero() {
+		h.unserved = c.sentAt
+	}
 	if c.tried%len(r.groups[c.group].order) != 0 {
+		return r.proceed(now)
+	}
+	// A group presumed down before and silent since is presumed down
+	// again after one round.
+	if c.op.Sharded && (now.Sub(h.unserved) >= r.cfg.DownAfter || h.span > 0) {
+		r.markDown(c.group, now)
 		return r.proceed(now)
 	}
 	if c.op.Sharded {
@@ -590,11 +645,17 @@ func (r *Router) txnReply(now time.Time, v []byte) Action {
 		return o
 	case txn.StatusAborted:
 		// This request is settled as not applied; the next attempt is a
-		// new one.
+		// new one, unless it needs a group that never voted.
+		for _, g := range rep.Silent {
+			r.markDown(g, now)
+		}
 		c.aborts++
 		r.seq++
 		c.seq, c.maybe = r.seq, false
 		c.last = fmt.Errorf("group %d: aborted: %s", c.group, rep.Err)
+		if _, down := r.presumedDown(now); down {
+			return r.proceed(now) // which gives up: trying again cannot help
+		}
 		return r.pause(now, r.abortPause(), (*Router).proceed)
 	case txn.StatusCheckFailed:
 		o := r.finish(Failed, nil, fmt.Errorf("group %d: %w", c.group, txn.ErrCheckFailed))
@@ -627,6 +688,59 @@ func (r *Router) abortPause() time.Duration {
 	x ^= x >> 31
 	span := uint64(r.cfg.AbortPause / time.Millisecond)
 	return time.Duration(1+x%span) * time.Millisecond
+}
+
+// healthOf returns what the session saw of group g's service.
+func (r *Router) healthOf(g replica.GroupID) *groupHealth {
+	h := r.health[g]
+	if h == nil {
+		h = &groupHealth{}
+		r.health[g] = h
+	}
+	return h
+}
+
+// served notes that group g answered: it is not down.
+func (r *Router) served(g replica.GroupID) {
+	delete(r.health, g)
+}
+
+// markDown presumes group g down from now, for twice as long as last time
+// (within [DownMin, DownMax]) if it still was or had been.
+func (r *Router) markDown(g replica.GroupID, now time.Time) {
+	h := r.healthOf(g)
+	h.span = min(max(2*h.span, r.cfg.DownMin), r.cfg.DownMax)
+	h.downUntil = now.Add(h.span)
+	if h.unserved.IsZero() {
+		h.unserved = now
+	}
+}
+
+// presumedDown returns a group the op in progress needs that the session
+// presumes down now.
+func (r *Router) presumedDown(now time.Time) (replica.GroupID, bool) {
+	if len(r.health) == 0 {
+		return 0, false
+	}
+	check := func(s int) (replica.GroupID, bool) {
+		if s < 0 || s >= shardctl.NShards {
+			return 0, false
+		}
+		g := r.shards.Shards[s]
+		if h := r.health[g]; g != 0 && h != nil && now.Before(h.downUntil) {
+			return g, true
+		}
+		return 0, false
+	}
+	if g, ok := check(r.c.op.Shard); ok {
+		return g, true
+	}
+	for _, s := range r.c.op.Shards {
+		if g, ok := check(s); ok {
+			return g, true
+		}
+	}
+	return 0, false
 }
 
 func (r *Router) pause(now time.Time, d time.Duration, then func(*Router, time.Time) Action) Action {

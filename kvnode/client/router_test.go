@@ -639,3 +639,74 @@ func BenchmarkRouterOp(b *testing.B) {
 		}
 	}
 }
+
+// TestRouterPresumesDeadGroupDown: a group a coordinator abandoned a
+// transaction for, or that left a whole round of attempts unserved for
+// DownAfter, is presumed down: ops that need it fail at once, unsent,
+// until the presumption ends; ops that do not need it go on; an answer
+// from the group ends the presumption.
+func TestRouterPresumesDeadGroupDown(t *testing.T) {
+	cfg := shardctl.Config{Num: 1, Groups: map[replica.GroupID][]replica.NodeID{gData: {1, 2, 3}, gB: {4, 5, 6}}}
+	for i := range cfg.Shards {
+		cfg.Shards[i] = gData
+	}
+	cfg.Shards[5] = gB
+	r := testRouter(t)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	both := Op{Sharded: true, Shard: 3, Shards: []int{3, 5}, Body: []byte("t"), Deadline: at(time.Hour)}
+	onlyB := Op{Sharded: true, Shard: 5, Shards: []int{5}, Body: []byte("t"), Deadline: at(time.Hour)}
+	onlyData := Op{Sharded: true, Shard: 3, Shards: []int{3}, Body: []byte("t"), Deadline: at(time.Hour)}
+
+	// The coordinator abandoned the transaction: group B never voted.
+	act := r.Start(at(0), both)
+	act = feed(r, act, ev{kind: "ctl", ctl: cfg})
+	check(t, 1, act, txnSend(gData, 1, 1))
+	act = feed(r, act, ev{at: time.Second, kind: "txn", txn: txn.Reply{Status: txn.StatusAborted, Silent: []replica.GroupID{gB}}})
+	check(t, 2, act, done(Failed, "group 2 is presumed down"))
+
+	steps := []struct {
+		name string
+		at   time.Duration
+		op   Op
+		want want
+	}{
+		{"an op that needs B fails unsent", 1100 * time.Millisecond, onlyB, done(Failed, "presumed down")},
+		{"so does one that needs B as a participant", 1200 * time.Millisecond, both, done(Failed, "presumed down")},
+		{"an op over the live group goes on", 1300 * time.Millisecond, onlyData, txnSend(gData, 1, 5)},
+	}
+	for i, s := range steps {
+		if r.Busy() {
+			r.Cancel(at(s.at), errors.New("next"), false)
+		}
+		act := r.Start(at(s.at), s.op)
+		check(t, i, act, s.want)
+		if act.Kind == Done && act.Outcome.Attempts != 0 {
+			t.Fatalf("%s: %d attempts, want none", s.name, act.Outcome.Attempts)
+		}
+	}
+	act = feed(r, Action{Node: 1, Request: wire.Request{ID: r.reqID}}, ev{at: 1300 * time.Millisecond, kind: "txn", txn: txn.Reply{Status: txn.StatusOK}})
+	check(t, 10, act, done(OK, ""))
+
+	// After DownMin (1s) B is tried again; it answers, and is no longer
+	// presumed down.
+	act = r.Start(at(2100*time.Millisecond), onlyB)
+	check(t, 11, act, txnSend(gB, 4, 6))
+	act = feed(r, act, ev{at: 2100 * time.Millisecond, kind: "txn", txn: txn.Reply{Status: txn.StatusOK}})
+	check(t, 12, act, done(OK, ""))
+
+	// Silence: no member of B serves for DownAfter (2s); the op gives up
+	// (unknown: its attempts may have arrived) and the next fails unsent.
+	act = r.Start(at(3*time.Second), onlyB)
+	check(t, 13, act, txnSend(gB, 4, 7))
+	now := 3 * time.Second
+	for i := 0; act.Kind != Done && i < 100; i++ {
+		now += 100 * time.Millisecond
+		act = r.Timeout(at(now))
+	}
+	check(t, 14, act, done(Unknown, "presumed down"))
+	if now < 5*time.Second {
+		t.Fatalf("gave up at %v, before DownAfter passed", now-3*time.Second)
+	}
+	act = r.Start(at(now), onlyB)
+	check(t, 15, act, done(Failed, "presumed down"))
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,7 +129,7 @@ func (s *Sharded) Txn(ctx context.Context, ops []txn.MicroOp) ([]txn.MicroResult
 	if err := txn.Validate(ops); err != nil {
 		return nil, &FailedError{Op: "txn", Cause: err}
 	}
-	o := s.run(ctx, Op{Sharded: true, Shard: LowestShard(ops), Body: txn.EncodeTxnRequest(ops)})
+	o := s.run(ctx, TxnOp(ops))
 	if o.Result != OK {
 		return nil, o.Err("txn")
 	}
@@ -136,6 +137,19 @@ func (s *Sharded) Txn(ctx context.Context, ops []txn.MicroOp) ([]txn.MicroResult
 		return nil, &UnknownError{Op: "txn", Cause: fmt.Errorf("%d results for %d micro-ops", len(o.Txn.Results), len(ops))}
 	}
 	return o.Txn.Results, nil
+}
+
+// TxnOp returns the Router op of a one-shot transaction over ops: sent to
+// the group owning their lowest shard, and failed at once, unsent, while
+// the session presumes the owner of any of their shards down.
+func TxnOp(ops []txn.MicroOp) Op {
+	op := Op{Sharded: true, Shard: LowestShard(ops), Body: txn.EncodeTxnRequest(ops)}
+	for _, o := range ops {
+		if s := shardctl.ShardOf(o.Key); !slices.Contains(op.Shards, s) {
+			op.Shards = append(op.Shards, s)
+		}
+	}
+	return op
 }
 
 // LowestShard returns the lowest shard of ops' keys: a sharded

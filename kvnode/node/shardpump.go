@@ -55,28 +55,57 @@ const configKey = "\x00config"
 // delivery at a time; learns configurations in order by asking the
 // controller for the next one; and abandons (aborts) a transaction whose
 // votes have not all come AbandonAfter after the leader first saw it
-// pending. The runtime runs Tick on a timer, carries out the deliveries,
-// reports their answers and proposes to its group what the pump returns,
-// under a session of its own.
+// pending. The runtime carries out the deliveries, reports their answers
+// and proposes to its group what the pump returns, under a session of its
+// own.
+//
+// The pump is driven by events, not by a polling timer: the runtime calls
+// Tick whenever its replica applied something or saw the leader change
+// (either may change the outbox, the pending transactions or the
+// configuration) and whenever a delivery ended, so a message leaves as
+// soon as the entry that produced it is applied. What no event announces
+// is left to one timer, which the runtime arms for the time Wake returns:
+//   - a delivery whose answer did not come or was not applied (the target
+//     group was down or said "not yet", or the proposal of its answer was
+//     lost with a leader change) is repeated RetryAfter after it ended,
+//     since a lost message leaves nothing behind to react to;
+//   - a transaction still waiting for votes AbandonAfter after it was
+//     first seen pending is abandoned;
+//   - the controller does not tell groups of new configurations, so the
+//     leader asks it for the next one at once when it starts leading or
+//     its configuration changes, and again ConfigPollEvery after it last
+//     asked.
 type ShardPump struct {
 	Controller replica.GroupID
-	// AbandonAfter, ConfigPollEvery and MaxInflight default to 1s, 50ms
-	// and 64.
+	// AbandonAfter, RetryAfter, ConfigPollEvery and MaxInflight default
+	// to 1s, 50ms, 50ms and 64. MaxInflight bounds the deliveries in
+	// flight to each group, so that one that does not answer cannot hold
+	// up the deliveries to the others.
 	AbandonAfter    time.Duration
+	RetryAfter      time.Duration
 	ConfigPollEvery time.Duration
 	MaxInflight     int
 
 	firstSeen map[txn.TxnID]time.Duration
+	ended     map[string]time.Duration   // outbox message -> when its last delivery ended
+	inflight  map[string]replica.GroupID // delivery key -> its target
+	perGroup  map[replica.GroupID]int
 	lastPoll  time.Duration
+	polledCfg uint64 // the configuration the group ran at the last query
 	polled    bool
-	inflight  map[string]bool
+	wake      time.Duration
+	armed     bool
 }
 
 func (p *ShardPump) init() {
 	if p.firstSeen == nil {
-		p.firstSeen, p.inflight = map[txn.TxnID]time.Duration{}, map[string]bool{}
+		p.firstSeen, p.ended = map[txn.TxnID]time.Duration{}, map[string]time.Duration{}
+		p.inflight, p.perGroup = map[string]replica.GroupID{}, map[replica.GroupID]int{}
 		if p.AbandonAfter == 0 {
 			p.AbandonAfter = time.Second
+		}
+		if p.RetryAfter == 0 {
+			p.RetryAfter = 50 * time.Millisecond
 		}
 		if p.ConfigPollEvery == 0 {
 			p.ConfigPollEvery = 50 * time.Millisecond
@@ -92,25 +121,60 @@ func (p *ShardPump) init() {
 // propose to the group.
 func (p *ShardPump) Tick(now time.Duration, v ShardView) (out []Delivery, propose [][]byte) {
 	p.init()
+	p.armed = false
 	if !v.Leader {
-		// A new leader starts the abandon clocks afresh.
+		// A new leader starts the abandon clocks afresh and delivers at
+		// once what it finds.
 		clear(p.firstSeen)
+		clear(p.ended)
+		p.polled = false
 		return nil, nil
 	}
-	start := func(d Delivery) {
-		if p.inflight[d.Key] || len(p.inflight) >= p.MaxInflight {
+	at := func(t time.Duration) {
+		// What is due now and did not start waits for a delivery in
+		// flight, whose end is an event.
+		if t <= now {
 			return
 		}
-		p.inflight[d.Key] = true
+		if !p.armed || t < p.wake {
+			p.wake, p.armed = t, true
+		}
+	}
+	start := func(d Delivery) bool {
+		if _, busy := p.inflight[d.Key]; busy || p.perGroup[d.To] >= p.MaxInflight {
+			// Its end, or another's, is an event that ticks again.
+			return false
+		}
+		p.inflight[d.Key] = d.To
+		p.perGroup[d.To]++
 		out = append(out, d)
+		return true
 	}
+	inbox := make(map[string]bool, len(v.Outbox))
 	for _, m := range v.Outbox {
-		start(Delivery{Key: string(m.Op), To: m.To, Op: m.Op})
+		k := string(m.Op)
+		inbox[k] = true
+		if t, ok := p.ended[k]; ok && now < t+p.RetryAfter {
+			at(t + p.RetryAfter)
+			continue
+		}
+		if start(Delivery{Key: k, To: m.To, Op: m.Op}) {
+			delete(p.ended, k)
+		}
 	}
-	if !p.polled || now-p.lastPoll >= p.ConfigPollEvery {
-		p.polled, p.lastPoll = true, now
+	for k := range p.ended {
+		if !inbox[k] {
+			delete(p.ended, k)
+		}
+	}
+	if !p.polled || v.Config != p.polledCfg || now >= p.lastPoll+p.ConfigPollEvery {
 		want := v.Config + 1
-		start(Delivery{Key: configKey, To: p.Controller, Op: shardctl.Op{Kind: shardctl.Query, Num: int64(want)}.Encode(), want: want})
+		if start(Delivery{Key: configKey, To: p.Controller, Op: shardctl.Op{Kind: shardctl.Query, Num: int64(want)}.Encode(), want: want}) {
+			p.polled, p.lastPoll, p.polledCfg = true, now, v.Config
+		}
+	}
+	if _, busy := p.inflight[configKey]; p.polled && !busy {
+		at(p.lastPoll + p.ConfigPollEvery)
 	}
 	for id := range p.firstSeen {
 		if !slices.Contains(v.Pending, id) {
@@ -122,20 +186,38 @@ func (p *ShardPump) Tick(now time.Duration, v ShardView) (out []Delivery, propos
 		switch {
 		case !ok:
 			p.firstSeen[id] = now
-		case now-t0 > p.AbandonAfter:
+			t0 = now
+		case now-t0 >= p.AbandonAfter:
 			propose = append(propose, txn.EncodeAbandon(id))
 			p.firstSeen[id] = now
+			t0 = now
 		}
+		at(t0 + p.AbandonAfter)
 	}
 	return out, propose
 }
 
-// Answered ends delivery d: answer is the other group's reply, or nil when
-// the delivery failed or its outcome is unknown (the outbox repeats it).
-// It returns the request to propose to the group, or nil.
-func (p *ShardPump) Answered(d Delivery, answer []byte) []byte {
+// Wake returns when the runtime must call Tick even if no event comes
+// (ok false: only an event needs it). It reflects the last Tick.
+func (p *ShardPump) Wake() (at time.Duration, ok bool) { return p.wake, p.armed }
+
+// Answered ends delivery d at time now: answer is the other group's reply,
+// or nil when the delivery failed or its outcome is unknown. It returns
+// the request to propose to the group, or nil. The message, if its answer
+// is not applied by then, goes again RetryAfter later; the runtime calls
+// Tick after Answered, since a free delivery slot and the new retry time
+// are news to it.
+func (p *ShardPump) Answered(now time.Duration, d Delivery, answer []byte) []byte {
 	p.init()
-	delete(p.inflight, d.Key)
+	if _, ok := p.inflight[d.Key]; ok {
+		delete(p.inflight, d.Key)
+		if p.perGroup[d.To]--; p.perGroup[d.To] <= 0 {
+			delete(p.perGroup, d.To)
+		}
+	}
+	if d.Key != configKey {
+		p.ended[d.Key] = now
+	}
 	if len(answer) == 0 {
 		return nil
 	}

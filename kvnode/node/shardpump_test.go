@@ -10,40 +10,92 @@ import (
 )
 
 func TestShardPump(t *testing.T) {
-	p := ShardPump{Controller: 9, AbandonAfter: 100 * time.Millisecond, ConfigPollEvery: 50 * time.Millisecond}
+	const ms = time.Millisecond
+	p := ShardPump{Controller: 9, AbandonAfter: 100 * ms, RetryAfter: 30 * ms, ConfigPollEvery: 50 * ms}
 	id := txn.TxnID{Client: 1, Seq: 2}
 	v := ShardView{Leader: true, Config: 3, Pending: []txn.TxnID{id}, Outbox: []txn.Outgoing{{To: 2, Op: []byte("prepare")}}}
+	wake := func(want time.Duration) {
+		t.Helper()
+		if at, ok := p.Wake(); !ok || at != want {
+			t.Fatalf("wake at %v (%v), want %v", at, ok, want)
+		}
+	}
 
 	out, props := p.Tick(0, v)
 	if len(out) != 2 || out[0].To != 2 || out[1].To != 9 || len(props) != 0 {
 		t.Fatalf("first tick: deliveries %+v, proposals %q", out, props)
 	}
 	prep, query := out[0], out[1]
-	// Nothing is delivered twice at once, and no poll before its time.
-	if out, _ := p.Tick(10*time.Millisecond, v); len(out) != 0 {
+	wake(100 * ms) // the abandon; the query's end, not a timer, leads to the next
+	// Nothing is delivered twice at once, and no query before its time.
+	if out, _ := p.Tick(10*ms, v); len(out) != 0 {
 		t.Fatalf("deliveries repeated while in flight: %+v", out)
 	}
-	if op := p.Answered(prep, []byte("vote")); string(op) != "vote" {
+	if op := p.Answered(10*ms, prep, []byte("vote")); string(op) != "vote" {
 		t.Fatalf("an outbox answer is proposed as it is; got %q", op)
 	}
-	if out, _ := p.Tick(20*time.Millisecond, v); len(out) != 1 || out[0].Key != prep.Key {
-		t.Fatalf("an answered message still in the outbox goes again: %+v", out)
+	// The answer's proposal is on its way: the message waits RetryAfter
+	// before it goes again, unless the outbox drops it first.
+	if out, _ := p.Tick(20*ms, v); len(out) != 0 {
+		t.Fatalf("an answered message went again before RetryAfter: %+v", out)
+	}
+	wake(40 * ms)
+	if out, _ := p.Tick(40*ms, v); len(out) != 1 || out[0].Key != prep.Key {
+		t.Fatalf("an answered message still in the outbox after RetryAfter does not go again: %+v", out)
+	}
+	// A new message goes at the first event, whatever else waits.
+	v.Outbox = append(v.Outbox, txn.Outgoing{To: 3, Op: []byte("decide")})
+	if out, _ := p.Tick(41*ms, v); len(out) != 1 || out[0].To != 3 {
+		t.Fatalf("a new outbox message did not leave at once: %+v", out)
 	}
 	// Only the configuration asked for is learned.
 	wrong := shardctl.Reply{Config: shardctl.Config{Num: 7}}
-	if op := p.Answered(query, wrong.Encode()); op != nil {
+	if op := p.Answered(45*ms, query, wrong.Encode()); op != nil {
 		t.Fatalf("configuration 7 was learned in answer to a query for 4: %q", op)
 	}
-	if _, props := p.Tick(90*time.Millisecond, v); len(props) != 0 {
+	if out, _ := p.Tick(46*ms, v); len(out) != 0 {
+		t.Fatalf("the controller was asked again before ConfigPollEvery: %+v", out)
+	}
+	// A configuration change is an event: the next one is asked for at once.
+	v.Config = 4
+	out, _ = p.Tick(47*ms, v)
+	if len(out) != 1 || out[0].To != 9 {
+		t.Fatalf("no query for configuration 5 after installing 4: %+v", out)
+	}
+	right := shardctl.Reply{Config: shardctl.Config{Num: 5}}
+	if op := p.Answered(48*ms, out[0], right.Encode()); string(op) != string(txn.EncodeConfigRequest(&right.Config)) {
+		t.Fatalf("configuration 5 not proposed: %q", op)
+	}
+	if _, props := p.Tick(90*ms, v); len(props) != 0 {
 		t.Fatalf("abandoned before AbandonAfter: %q", props)
 	}
-	if _, props := p.Tick(110*time.Millisecond, v); len(props) != 1 || string(props[0]) != string(txn.EncodeAbandon(id)) {
+	if _, props := p.Tick(100*ms, v); len(props) != 1 || string(props[0]) != string(txn.EncodeAbandon(id)) {
 		t.Fatalf("not abandoned after AbandonAfter: %q", props)
 	}
-	// A replica that stops leading forgets its clocks.
-	p.Tick(120*time.Millisecond, ShardView{})
-	if _, props := p.Tick(200*time.Millisecond, v); len(props) != 0 {
-		t.Fatalf("a new leader abandoned at once: %q", props)
+	// A replica that stops leading forgets its clocks and needs no timer.
+	p.Tick(120*ms, ShardView{})
+	if _, ok := p.Wake(); ok {
+		t.Fatal("a follower's pump wants a timer")
+	}
+	if out, props := p.Tick(200*ms, v); len(props) != 0 || len(out) != 0 {
+		t.Fatalf("a new leader abandoned at once or repeated deliveries in flight: %q, %+v", props, out)
+	}
+	wake(300 * ms) // the abandon clock restarted at 200ms; the query of 100ms is still out
+}
+
+// TestShardPumpInflightBound: beyond MaxInflight deliveries to one group
+// wait for one to end, and that end makes room at the next Tick; the
+// deliveries to another group do not wait for them.
+func TestShardPumpInflightBound(t *testing.T) {
+	p := ShardPump{Controller: 9, MaxInflight: 2, ConfigPollEvery: time.Hour}
+	v := ShardView{Leader: true, Outbox: []txn.Outgoing{{To: 2, Op: []byte("a")}, {To: 2, Op: []byte("b")}, {To: 2, Op: []byte("c")}, {To: 3, Op: []byte("d")}}}
+	out, _ := p.Tick(0, v)
+	if len(out) != 4 || out[2].To != 3 || out[3].To != 9 {
+		t.Fatalf("deliveries started: %+v, want 2 to group 2, then group 3's and the query", out)
+	}
+	p.Answered(time.Millisecond, out[0], nil)
+	if out, _ := p.Tick(time.Millisecond, v); len(out) != 1 || string(out[0].Op) == string(v.Outbox[0].Op) {
+		t.Fatalf("after one end: %+v, want the one that waited", out)
 	}
 }
 

@@ -14,10 +14,12 @@ import (
 // back when its delivery ends. C is the shell's client type; Dial, the
 // shell's, makes a new one when none is idle.
 //
-// A shell calls Tick on a timer with the group's view, sends each Send's
-// op through its Via client, reports every Send's end with Answered, and
-// submits the returned requests at the group's leader. A ShardRuntime is
-// not safe for concurrent use.
+// A shell calls Tick with the group's view whenever its replica of the
+// group applied something or saw the leader change, after every Answered,
+// and at the time Wake returns (see ShardPump for why that one timer
+// remains); it sends each Send's op through its Via client, reports every
+// Send's end with Answered, and submits the returned requests at the
+// group's leader. A ShardRuntime is not safe for concurrent use.
 type ShardRuntime[C any] struct {
 	Pump ShardPump
 	// Session is the client id the runtime proposes under; unique among
@@ -54,14 +56,19 @@ func (r *ShardRuntime[C]) Tick(now time.Duration, v ShardView) (sends []Send[C],
 	return sends, propose
 }
 
-// Answered ends s: answer is the target group's reply, or nil when the
-// send failed or its outcome is unknown. s's client goes back to the pool.
-// It returns the request to submit at the group's leader, if any.
-func (r *ShardRuntime[C]) Answered(s Send[C], answer []byte) (replica.Request, bool) {
+// Wake returns when the shell must call Tick even if no event comes (ok
+// false: only an event needs it).
+func (r *ShardRuntime[C]) Wake() (at time.Duration, ok bool) { return r.Pump.Wake() }
+
+// Answered ends s at time now: answer is the target group's reply, or nil
+// when the send failed or its outcome is unknown. s's client goes back to
+// the pool. It returns the request to submit at the group's leader, if
+// any.
+func (r *ShardRuntime[C]) Answered(now time.Duration, s Send[C], answer []byte) (replica.Request, bool) {
 	if s.ok {
 		r.idle[s.To] = append(r.idle[s.To], s.Via)
 	}
-	op := r.Pump.Answered(s.Delivery, answer)
+	op := r.Pump.Answered(now, s.Delivery, answer)
 	if op == nil {
 		return replica.Request{}, false
 	}

@@ -12,7 +12,7 @@ import (
 func TestShardRuntime(t *testing.T) {
 	dials := 0
 	r := ShardRuntime[int]{
-		Pump:    ShardPump{Controller: 9, AbandonAfter: 100 * time.Millisecond, ConfigPollEvery: time.Hour},
+		Pump:    ShardPump{Controller: 9, AbandonAfter: 100 * time.Millisecond, RetryAfter: 10 * time.Millisecond, ConfigPollEvery: time.Hour},
 		Session: 77,
 		Dial: func(to replica.GroupID) (int, error) {
 			if to == 3 {
@@ -33,17 +33,17 @@ func TestShardRuntime(t *testing.T) {
 	if sends[0].Via == sends[1].Via || sends[0].Err != nil || sends[2].Err == nil || sends[2].Via != 0 {
 		t.Fatalf("clients: %+v", sends)
 	}
-	req, ok := r.Answered(sends[0], []byte("vote"))
+	req, ok := r.Answered(0, sends[0], []byte("vote"))
 	if !ok || req.ClientID != 77 || req.Seq != 1 || string(req.Op) != "vote" {
 		t.Fatalf("answer proposed as %+v, %v", req, ok)
 	}
-	if _, ok := r.Answered(sends[2], nil); ok {
+	if _, ok := r.Answered(0, sends[2], nil); ok {
 		t.Fatal("a failed send proposed something")
 	}
 	// The client freed by the first answer is reused, not redialled.
 	before := dials
 	v.Outbox = v.Outbox[:1]
-	sends2, _ := r.Tick(time.Millisecond, v)
+	sends2, _ := r.Tick(10*time.Millisecond, v)
 	if len(sends2) != 1 || sends2[0].Via != sends[0].Via || dials != before {
 		t.Fatalf("pooled client not reused: %+v (dials %d -> %d)", sends2, before, dials)
 	}
@@ -52,9 +52,9 @@ func TestShardRuntime(t *testing.T) {
 	if len(props) != 1 || props[0].ClientID != 77 || props[0].Seq != 2 {
 		t.Fatalf("abandon proposals %+v", props)
 	}
-	r.Answered(sends[1], nil)
-	r.Answered(sends[3], nil)
-	r.Answered(sends2[0], nil)
+	r.Answered(time.Second, sends[1], nil)
+	r.Answered(time.Second, sends[3], nil)
+	r.Answered(time.Second, sends2[0], nil)
 	if got := len(r.Clients()); got != dials {
 		t.Fatalf("%d idle clients after every send ended, dialled %d", got, dials)
 	}

@@ -55,6 +55,9 @@ type group struct {
 	// it, running what arrives on calls.
 	sm    replica.StateMachine
 	calls chan func()
+	// shardWake, for a shard group with a runtime, is nudged when the
+	// runtime may have work: see nudgeShard. Nil otherwise.
+	shardWake chan struct{}
 }
 
 func newGroup(n *Node, id replica.GroupID, core replica.Replicator, sm replica.StateMachine, st *storage.Store, gm *groupMetrics) *group {
@@ -195,6 +198,9 @@ func (h *groupHost) Readied(*replica.Ready) {}
 func (h *groupHost) Releasing(rd *replica.Ready) {
 	h.metrics.readies.Add(1)
 	h.metrics.commits.Add(uint64(len(rd.Results)))
+	if len(rd.Results) > 0 && h.shardWake != nil {
+		(*group)(h).nudgeShard()
+	}
 }
 
 func (h *groupHost) Released(*replica.Ready) bool { return true }
@@ -228,6 +234,9 @@ func (g *group) observe() {
 	g.status.Store(&s)
 	if s.Leader != g.leader {
 		g.leader = s.Leader
+		if g.shardWake != nil {
+			g.nudgeShard()
+		}
 		g.metrics.leaderChanges.Add(1)
 		g.node.log.Info("leader changed", "group", g.id, "leader", s.Leader, "role", s.Role, "epoch", s.Epoch)
 	}

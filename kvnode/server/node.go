@@ -195,7 +195,9 @@ func (n *Node) openGroup(gc config.Group) (*group, error) {
 		st.Close()
 		return nil, fmt.Errorf("server: group %d: start %s core: %w", gc.ID, n.opts.Protocol.Name, err)
 	}
-	return newGroup(n, gc.ID, core, sm, st, gm), nil
+	g := newGroup(n, gc.ID, core, sm, st, gm)
+	g.initShard()
+	return g, nil
 }
 
 func (n *Node) closeGroups() {

@@ -15,12 +15,11 @@ import (
 	"github.com/chaoskv/chaos/kvnode/txn"
 )
 
-// Sharded runtime pacing: how often a leader delivers its group's outbox,
-// how long one delivery may take, and how long a coordinator waits for
-// votes before it abandons (aborts) a transaction.
+// Sharded runtime pacing: how long one delivery may take, and how long a
+// coordinator waits for votes before it abandons (aborts) a transaction.
+// Delivery itself waits for no timer; the pump's defaults pace what must
+// (see node.ShardPump).
 const (
-	shardPumpEvery   = 5 * time.Millisecond
-	configPollEvery  = 50 * time.Millisecond
 	shardSendTimeout = 500 * time.Millisecond
 	abandonAfter     = time.Second
 )
@@ -48,7 +47,25 @@ func (n *Node) startShardRuntimes(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-// view reads the group's state on its loop goroutine.
+// initShard readies a shard group for its runtime: the loop nudges
+// shardWake whenever the runtime may have something new to do.
+func (g *group) initShard() {
+	if _, ok := g.sm.(*txn.Group); ok && g.node.opts.ShardController != 0 {
+		g.shardWake = make(chan struct{}, 1)
+	}
+}
+
+// nudgeShard tells the group's shard runtime, if any, that it may have
+// something new to do: an entry was applied, the leader changed or a
+// delivery ended. Nudges coalesce; it never blocks.
+func (g *group) nudgeShard() {
+	select {
+	case g.shardWake <- struct{}{}:
+	default:
+	}
+}
+
+// shardView reads the group's state on its loop goroutine.
 func (g *group) shardView(ctx context.Context) (node.ShardView, bool) {
 	ch := make(chan node.ShardView, 1)
 	f := func() {
@@ -78,7 +95,7 @@ func (n *Node) shardRuntime(ctx context.Context, g *group) {
 	log := n.log.With("group", g.id)
 	var mu sync.Mutex // guards rt: deliveries end on their own goroutines
 	rt := node.ShardRuntime[*client.Client]{
-		Pump:    node.ShardPump{Controller: n.opts.ShardController, AbandonAfter: abandonAfter, ConfigPollEvery: configPollEvery},
+		Pump:    node.ShardPump{Controller: n.opts.ShardController, AbandonAfter: abandonAfter},
 		Session: randomID(),
 		Dial: func(to replica.GroupID) (*client.Client, error) {
 			cc, err := client.FromCluster(n.opts.Cluster, to)
@@ -92,6 +109,7 @@ func (n *Node) shardRuntime(ctx context.Context, g *group) {
 	propose := func(req replica.Request) {
 		g.submit(&proposal{req: req, reply: func(wire.Response) {}})
 	}
+	epoch := time.Now()
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()
@@ -112,34 +130,40 @@ func (n *Node) shardRuntime(ctx context.Context, g *group) {
 				cancel()
 			}
 			mu.Lock()
-			req, ok := rt.Answered(s, ans)
+			req, ok := rt.Answered(time.Since(epoch), s, ans)
 			mu.Unlock()
 			if ok {
 				propose(req)
 			}
+			g.nudgeShard()
 		})
 	}
-	epoch := time.Now()
-	t := time.NewTicker(shardPumpEvery)
-	defer t.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 		v, ok := g.shardView(ctx)
 		if !ok {
 			return
 		}
 		mu.Lock()
 		sends, props := rt.Tick(time.Since(epoch), v)
+		at, armed := rt.Wake()
 		mu.Unlock()
 		for _, s := range sends {
 			deliver(s)
 		}
 		for _, req := range props {
 			propose(req)
+		}
+		timer.Stop()
+		if armed {
+			timer.Reset(max(at-time.Since(epoch), 0))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.shardWake:
+		case <-timer.C:
 		}
 	}
 }

@@ -164,6 +164,9 @@ type Cluster struct {
 	// Filter, when set, sees every protocol message at delivery time;
 	// returning false drops it. Tests use it to shape exact scenarios.
 	Filter func(m replica.Message) bool
+	// Releasing, when set, sees every Ready a node releases (after it
+	// applied the Ready's committed entries), as a real shell's host does.
+	Releasing func(id replica.NodeID, rd *replica.Ready)
 }
 
 // NewCluster builds a cluster and starts every node.
@@ -709,13 +712,17 @@ func (h host) Readied(rd *replica.Ready) {
 	}
 }
 
-// Releasing counts the confirmed reads rd carries.
+// Releasing counts the confirmed reads rd carries and tells the
+// cluster's Releasing hook.
 func (h host) Releasing(rd *replica.Ready) {
 	h.c.oracle.releasing(h.i, rd)
 	for _, rs := range rd.Reads {
 		if !rs.Lost {
 			h.c.readIndexReads++
 		}
+	}
+	if h.c.Releasing != nil {
+		h.c.Releasing(h.c.nodes[h.i].id, rd)
 	}
 }
 

@@ -274,32 +274,69 @@ func (w *world) cutFor(cl *Client, at replica.NodeID) {
 // node.ShardRuntime decides on the group's current leader: it sends the
 // deliveries through clients that run on the leader's node (so they share
 // its partitions) and submits the proposals at the leader, as the
-// server's shard runtime does.
+// server's shard runtime does. Like the server's, it ticks on events (a
+// replica released applied entries, the leader changed, a delivery ended)
+// and at the time the runtime's Wake asks for.
 type groupRuntime struct {
-	w  *world
-	g  int
-	rt knode.ShardRuntime[*Client]
+	w      *world
+	g      int
+	rt     knode.ShardRuntime[*Client]
+	lead   replica.NodeID // the leader at the last tick
+	kicked bool           // a tick is scheduled now
+	timed  bool           // a timer tick is scheduled, at timer
+	timer  time.Duration
+	gen    uint64 // the current timer's; older timers are void
 }
 
-const pumpEvery = 20 * time.Millisecond
+// released is the group's cluster's Releasing hook: applied entries or a
+// new leader may give the runtime something to do.
+func (rt *groupRuntime) released(_ replica.NodeID, rd *replica.Ready) {
+	if len(rd.Results) > 0 || rt.w.clusters[rt.g].Leader() != rt.lead {
+		rt.kick()
+	}
+}
+
+// kick schedules a tick now, once however many events ask for it.
+func (rt *groupRuntime) kick() {
+	if rt.kicked {
+		return
+	}
+	rt.kicked = true
+	rt.w.at(0, func() {
+		rt.kicked = false
+		rt.tick()
+	})
+}
 
 func (rt *groupRuntime) tick() {
 	w := rt.w
-	defer w.at(pumpEvery, rt.tick)
 	c := w.clusters[rt.g]
 	var v knode.ShardView
 	lead := c.Leader()
+	rt.lead = lead
 	if lead != 0 {
 		if n := c.nodes[lead-1]; n.up && !n.paused {
 			v, _ = knode.View(n.id, n.rep.Core.Status(), n.sm)
 		}
 	}
-	sends, props := rt.rt.Tick(time.Duration(w.now()), v)
+	now := time.Duration(w.now())
+	sends, props := rt.rt.Tick(now, v)
 	for _, s := range sends {
 		rt.deliver(s, w.members[rt.g][lead-1])
 	}
 	for _, req := range props {
 		rt.propose(lead, req)
+	}
+	if at, ok := rt.rt.Wake(); ok && (!rt.timed || at < rt.timer) {
+		rt.timed, rt.timer = true, at
+		rt.gen++
+		gen := rt.gen
+		w.at(max(at-now, 0), func() {
+			if gen == rt.gen {
+				rt.timed = false
+				rt.tick()
+			}
+		})
 	}
 }
 
@@ -307,7 +344,8 @@ func (rt *groupRuntime) tick() {
 func (rt *groupRuntime) deliver(s knode.Send[*Client], at replica.NodeID) {
 	w := rt.w
 	if s.Err != nil || w.groupCut[[2]replica.GroupID{replica.GroupID(rt.g), s.To}] {
-		rt.rt.Answered(s, nil)
+		rt.rt.Answered(time.Duration(w.now()), s, nil)
+		rt.kick()
 		return
 	}
 	w.cutFor(s.Via, at)
@@ -316,9 +354,10 @@ func (rt *groupRuntime) deliver(s knode.Send[*Client], at replica.NodeID) {
 		if o.Result == client.OK {
 			ans = o.Value
 		}
-		if req, ok := rt.rt.Answered(s, ans); ok {
+		if req, ok := rt.rt.Answered(time.Duration(w.now()), s, ans); ok {
 			rt.propose(w.clusters[rt.g].Leader(), req)
 		}
+		rt.kick()
 	})
 	if err != nil {
 		w.err = err
@@ -389,7 +428,8 @@ func (tw *txnWorker) complete(op history.Op) {
 // the outcome to cb.
 func (tw *txnWorker) txn(ops []txn.MicroOp, cb func(typ history.Type, res []txn.MicroResult, why string)) {
 	w := tw.w
-	op := client.Op{Sharded: true, Shard: client.LowestShard(ops), Body: txn.EncodeTxnRequest(ops), Deadline: time.Unix(0, w.now()).Add(w.cfg.TxnDeadline)}
+	op := client.TxnOp(ops)
+	op.Deadline = time.Unix(0, w.now()).Add(w.cfg.TxnDeadline)
 	err := tw.cl.Run(op, func(o client.Outcome) {
 		w.res.Aborts += o.Aborts
 		switch o.Result {
@@ -881,12 +921,13 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 	for g := 1; g <= cfg.Groups; g++ {
 		rt := &groupRuntime{w: w, g: g}
 		rt.rt = knode.ShardRuntime[*Client]{
-			Pump:    knode.ShardPump{Controller: w.ctl, AbandonAfter: cfg.AbandonAfter, ConfigPollEvery: pumpEvery},
+			Pump:    knode.ShardPump{Controller: w.ctl, AbandonAfter: cfg.AbandonAfter},
 			Session: w.clusters[g].nextSession(),
 			Dial:    func(to replica.GroupID) (*Client, error) { return w.clientOf(to, 0), nil },
 		}
 		w.pumps = append(w.pumps, rt)
-		w.at(pumpEvery, rt.tick)
+		w.clusters[g].Releasing = rt.released
+		rt.kick()
 	}
 	admin := w.clientOf(w.ctl, 0)
 	joined := false

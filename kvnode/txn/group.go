@@ -189,6 +189,10 @@ type Reply struct {
 	Results []MicroResult `json:"results,omitempty"`
 	Err     string        `json:"err,omitempty"`
 	Config  uint64        `json:"config"` // the group's configuration number
+	// Silent lists, for a transaction the coordinator abandoned, the
+	// participants that never voted, in ascending order: a client may
+	// take them for down rather than try again at once.
+	Silent []replica.GroupID `json:"silent,omitempty"`
 }
 
 // Request kinds of a group's log.
@@ -397,7 +401,7 @@ func (g *Group) Apply(index uint64, req replica.Request) []byte {
 		}
 	case opAbandon:
 		if c := g.coord[m.ID]; c != nil && !c.Decided {
-			g.conclude(m.ID, c, false)
+			g.abandon(m.ID, c)
 		}
 	case opConfig:
 		cfg, _ := shardctl.DecodeConfig(m.Cfg)
@@ -641,17 +645,34 @@ func (g *Group) conclude(id TxnID, c *coordTxn, commit bool) {
 	g.concludeWith(id, c, commit, false)
 }
 
+// abandon aborts a transaction whose votes did not all come in time; the
+// client learns which participants never voted.
+func (g *Group) abandon(id TxnID, c *coordTxn) {
+	var silent []replica.GroupID
+	for _, p := range slices.Sorted(maps.Keys(c.Parts)) {
+		if _, voted := c.Votes[p]; !voted {
+			silent = append(silent, p)
+		}
+	}
+	g.decideAs(id, c, false, Reply{Status: StatusAborted, Err: fmt.Sprintf("groups %v did not vote in time", silent), Silent: silent})
+}
+
 // concludeWith is conclude; checkFailed says an abort is for a failed
 // Check, which the client must not retry blindly.
 func (g *Group) concludeWith(id TxnID, c *coordTxn, commit, checkFailed bool) {
-	c.Decided, c.Commit = true, commit
-	r := Reply{Status: StatusAborted, Err: "a participant voted no or did not answer"}
+	r := Reply{Status: StatusAborted, Err: "a participant voted no"}
 	if checkFailed {
 		r = Reply{Status: StatusCheckFailed, Err: "check failed"}
 	}
 	if commit {
 		r = Reply{Status: StatusOK, Results: c.Results}
 	}
+	g.decideAs(id, c, commit, r)
+}
+
+// decideAs logs the coordinator's decision with r as the client's answer.
+func (g *Group) decideAs(id TxnID, c *coordTxn, commit bool, r Reply) {
+	c.Decided, c.Commit = true, commit
 	g.sessions.Record(id.Client, id.Seq, g.reply(r))
 	c.Results = nil
 	g.settle(id, commit)
