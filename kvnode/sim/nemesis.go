@@ -126,11 +126,12 @@ func (s *NemesisSchedule) defaults() {
 }
 
 // nemesis injects faults on a seeded schedule and records each start and
-// stop in the history. Faults are chosen from kinds; with probability 1/3
+// stop in the history. Faults are chosen from kinds (see pick); with probability 1/3
 // two compatible kinds run together.
 type nemesis struct {
 	r         *runner
 	kinds     []string
+	aimed     []string // the kinds that are aimedKinds too
 	sched     NemesisSchedule
 	base      Network
 	active    []string
@@ -150,6 +151,11 @@ func (nm *nemesis) begin() {
 	if len(nm.kinds) == 1 && nm.kinds[0] == NemesisNone {
 		return
 	}
+	for _, k := range nm.kinds {
+		if slices.Contains(aimedKinds, k) {
+			nm.aimed = append(nm.aimed, k)
+		}
+	}
 	nm.r.c.At(nm.sched.Start, nm.startFault)
 }
 
@@ -160,12 +166,28 @@ func (nm *nemesis) uniform(lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(nm.r.c.rng.Int63n(int64(hi-lo)+1))
 }
 
+// aimedKinds are the faults aimed at protocol moments: the leader, the
+// instant after a promise, a pick or a commit, a power loss, links failing
+// one by one. Each finds more per fault than a random cut or a slow
+// network, so pick draws half the faults from those in the mix.
+var aimedKinds = []string{NemesisCrashMoment, NemesisPartitionLeader, NemesisSwizzle, NemesisLoseUnsynced}
+
+// pick draws the next fault kind: with probability 1/2 one of the aimed
+// kinds in the mix (when the mix has others too), else any kind of it.
+func (nm *nemesis) pick() string {
+	rng := nm.r.c.rng
+	if len(nm.aimed) > 0 && len(nm.aimed) < len(nm.kinds) && rng.Intn(2) == 0 {
+		return nm.aimed[rng.Intn(len(nm.aimed))]
+	}
+	return nm.kinds[rng.Intn(len(nm.kinds))]
+}
+
 func (nm *nemesis) startFault() {
 	if nm.stopped {
 		return
 	}
 	rng := nm.r.c.rng
-	first := nm.kinds[rng.Intn(len(nm.kinds))]
+	first := nm.pick()
 	picks := []string{first}
 	if len(nm.kinds) > 1 && rng.Intn(3) == 0 {
 		second := nm.kinds[rng.Intn(len(nm.kinds))]
