@@ -27,7 +27,7 @@ const (
 	NemesisClockBump       = "clock-bump"                // step one node's clock by up to ±ClockSkew
 	NemesisClockStrobe     = "clock-strobe"              // flip one node's clock between +d and -d every StrobePeriod
 	NemesisLoss            = "loss"                      // drop 20% of messages
-	NemesisDup             = "dup"                       // duplicate 30% of messages
+	NemesisDup             = "dup"                       // duplicate 30% of messages, half the copies up to 1s late
 	NemesisDelay           = "delay"                     // 5-60 ms latency, 10% of messages up to 200 ms more
 	NemesisLatency         = "latency"                   // every message delayed 100ms ± 20ms, as chaos run's netem
 	NemesisPartitionLeader = "partition-leader"          // cut the current leader off
@@ -386,7 +386,7 @@ func (nm *nemesis) apply(kind string) {
 		_ = c.SetNet(net)
 	case NemesisDup:
 		net := c.Net()
-		net.Dup = 0.3
+		net.Dup, net.DupDelay = 0.3, time.Second
 		_ = c.SetNet(net)
 	case NemesisDelay:
 		net := c.Net()
@@ -605,11 +605,32 @@ func (nm *nemesis) armTrap() moment {
 		c.Crash(id)
 		nm.trapped = append(nm.trapped, id)
 		nm.r.nemesisOp("kill", []any{nodeName(id), m.String()})
+		if c.rng.Intn(2) == 0 {
+			nm.bounce(id)
+		}
 		if 2*(len(nm.trapped)+1) < len(c.nodes) {
 			nm.armTrap()
 		}
 	}}
 	return m
+}
+
+// bounce restarts a trapped node 1-50ms after its crash, as a supervisor
+// would, unless the fault ended first: messages sent to its previous life
+// are still in flight, and the new one must tell them from its own.
+func (nm *nemesis) bounce(id replica.NodeID) {
+	c := nm.r.c
+	c.At(nm.uniform(time.Millisecond, 50*time.Millisecond), func() {
+		k := slices.Index(nm.trapped, id)
+		if k < 0 || c.nodes[c.mustIndex(id)].up {
+			return
+		}
+		nm.trapped = slices.Delete(nm.trapped, k, k+1)
+		if err := c.Restart(id); err != nil {
+			c.fail(err)
+		}
+		nm.r.nemesisOp("start", []any{nodeName(id)})
+	})
 }
 
 // chaseLeader cuts the current leader off from the rest (any node when
