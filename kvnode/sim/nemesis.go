@@ -605,32 +605,11 @@ func (nm *nemesis) armTrap() moment {
 		c.Crash(id)
 		nm.trapped = append(nm.trapped, id)
 		nm.r.nemesisOp("kill", []any{nodeName(id), m.String()})
-		if c.rng.Intn(2) == 0 {
-			nm.bounce(id)
-		}
 		if 2*(len(nm.trapped)+1) < len(c.nodes) {
 			nm.armTrap()
 		}
 	}}
 	return m
-}
-
-// bounce restarts a trapped node 1-50ms after its crash, as a supervisor
-// would, unless the fault ended first: messages sent to its previous life
-// are still in flight, and the new one must tell them from its own.
-func (nm *nemesis) bounce(id replica.NodeID) {
-	c := nm.r.c
-	c.At(nm.uniform(time.Millisecond, 50*time.Millisecond), func() {
-		k := slices.Index(nm.trapped, id)
-		if k < 0 || c.nodes[c.mustIndex(id)].up {
-			return
-		}
-		nm.trapped = slices.Delete(nm.trapped, k, k+1)
-		if err := c.Restart(id); err != nil {
-			c.fail(err)
-		}
-		nm.r.nemesisOp("start", []any{nodeName(id)})
-	})
 }
 
 // chaseLeader cuts the current leader off from the rest (any node when
