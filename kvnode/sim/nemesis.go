@@ -30,9 +30,9 @@ const (
 	NemesisDup             = "dup"                       // duplicate 30% of messages, half the copies up to 1s late
 	NemesisDelay           = "delay"                     // 5-60 ms latency, 10% of messages up to 200 ms more
 	NemesisLatency         = "latency"                   // every message delayed 100ms ± 20ms, as chaos run's netem
-	NemesisPartitionLeader = "partition-leader"          // cut the current leader off
+	NemesisPartitionLeader = "partition-leader"          // cut the current leader off, then each leader elected after it
 	NemesisSwizzle         = "partition-swizzle"         // clog nodes one by one, then unclog them one by one
-	NemesisCrashMoment     = "crash-moment"              // power-loss crash of a node right after it promises, accepts or votes, or a leader right after it picks a slot
+	NemesisCrashMoment     = "crash-moment"              // power-loss crash of a node right after it promises, accepts or votes, or a leader right after it picks or commits slots; re-armed while the crashed are a minority
 	NemesisDisk            = "disk"                      // a node's fsync fails: it stops, losing unsynced writes, and restarts
 )
 
