@@ -70,12 +70,14 @@ type ClusterConfig struct {
 // probability TailProb, an extra uniform delay up to TailDelay; different
 // latencies reorder messages. Loss is the probability that a message is
 // dropped, Dup the probability that it is delivered twice (with independent
-// latencies).
+// latencies); half the duplicates arrive up to DupDelay later still, as a
+// retransmission by a lower layer would, long after the protocol moved on.
 type Network struct {
 	MinDelay, MaxDelay time.Duration
 	TailProb           float64
 	TailDelay          time.Duration
 	Loss, Dup          float64
+	DupDelay           time.Duration
 }
 
 // DefaultNetwork is a healthy LAN: 0.2-2 ms, with 1% of messages taking up
@@ -625,6 +627,9 @@ func (c *Cluster) transmit(e event) {
 			c.stats.Duplicated++
 		}
 		e.at = c.now + c.delay()
+		if c.net.DupDelay > 0 && c.rng.Intn(2) == 0 {
+			e.at += c.rng.Int63n(int64(c.net.DupDelay) + 1)
+		}
 		c.agenda.push(e)
 	}
 }

@@ -28,12 +28,12 @@ const (
 	NemesisClockBump       = "clock-bump"                // step one node's clock by up to ±ClockSkew
 	NemesisClockStrobe     = "clock-strobe"              // flip one node's clock between +d and -d every StrobePeriod
 	NemesisLoss            = "loss"                      // drop 20% of messages
-	NemesisDup             = "dup"                       // duplicate 30% of messages
+	NemesisDup             = "dup"                       // duplicate 30% of messages, half the copies up to 1s late
 	NemesisDelay           = "delay"                     // 5-60 ms latency, 10% of messages up to 200 ms more
 	NemesisLatency         = "latency"                   // every message delayed 100ms ± 20ms, as chaos run's netem
-	NemesisPartitionLeader = "partition-leader"          // cut the current leader off
+	NemesisPartitionLeader = "partition-leader"          // cut the current leader off, then each leader elected after it
 	NemesisSwizzle         = "partition-swizzle"         // clog nodes one by one, then unclog them one by one
-	NemesisCrashMoment     = "crash-moment"              // power-loss crash of a node right after it promises, accepts or votes, or a leader right after it picks a slot, or right after its proposals left ahead of its own write
+	NemesisCrashMoment     = "crash-moment"              // power-loss crash of a node right after it promises, accepts or votes, or a leader right after it picks slots, sends them ahead of its own write, or commits them; re-armed while the crashed are a minority
 	NemesisDisk            = "disk"                      // a node's fsync fails: it stops, losing unsynced writes, and restarts
 	NemesisMembership      = "membership"                // add, remove or replace a replica of the group, keeping a majority of the old and new configurations healthy
 )
@@ -135,11 +135,12 @@ func (s *NemesisSchedule) defaults() {
 }
 
 // nemesis injects faults on a seeded schedule and records each start and
-// stop in the history. Faults are chosen from kinds; with probability 1/3
+// stop in the history. Faults are chosen from kinds (see pick); with probability 1/3
 // two compatible kinds run together.
 type nemesis struct {
 	r         *runner
 	kinds     []string
+	aimed     []string // the kinds that are aimedKinds too
 	sched     NemesisSchedule
 	base      Network
 	active    []string
@@ -159,6 +160,11 @@ func (nm *nemesis) begin() {
 	if len(nm.kinds) == 1 && nm.kinds[0] == NemesisNone {
 		return
 	}
+	for _, k := range nm.kinds {
+		if slices.Contains(aimedKinds, k) {
+			nm.aimed = append(nm.aimed, k)
+		}
+	}
 	nm.r.c.At(nm.sched.Start, nm.startFault)
 }
 
@@ -169,13 +175,29 @@ func (nm *nemesis) uniform(lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(nm.r.c.rng.Int63n(int64(hi-lo)+1))
 }
 
+// aimedKinds are the faults aimed at protocol moments: the leader, the
+// instant after a promise, a pick or a commit, a power loss, links failing
+// one by one. Each finds more per fault than a random cut or a slow
+// network, so pick draws half the faults from those in the mix.
+var aimedKinds = []string{NemesisCrashMoment, NemesisPartitionLeader, NemesisSwizzle, NemesisLoseUnsynced}
+
+// pick draws the next fault kind: with probability 1/2 one of the aimed
+// kinds in the mix (when the mix has others too), else any kind of it.
+func (nm *nemesis) pick() string {
+	rng := nm.r.c.rng
+	if len(nm.aimed) > 0 && len(nm.aimed) < len(nm.kinds) && rng.Intn(2) == 0 {
+		return nm.aimed[rng.Intn(len(nm.aimed))]
+	}
+	return nm.kinds[rng.Intn(len(nm.kinds))]
+}
+
 func (nm *nemesis) startFault() {
 	if nm.stopped || nm.sched.MaxFaults > 0 && nm.r.res.Faults >= nm.sched.MaxFaults {
 		return
 	}
 	nm.r.res.Faults++
 	rng := nm.r.c.rng
-	first := nm.kinds[rng.Intn(len(nm.kinds))]
+	first := nm.pick()
 	picks := []string{first}
 	if len(nm.kinds) > 1 && rng.Intn(3) == 0 {
 		second := nm.kinds[rng.Intn(len(nm.kinds))]
@@ -377,7 +399,7 @@ func (nm *nemesis) apply(kind string) {
 		_ = c.SetNet(net)
 	case NemesisDup:
 		net := c.Net()
-		net.Dup = 0.3
+		net.Dup, net.DupDelay = 0.3, time.Second
 		_ = c.SetNet(net)
 	case NemesisDelay:
 		net := c.Net()

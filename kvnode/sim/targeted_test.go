@@ -21,6 +21,7 @@ func TestTargetedFaults(t *testing.T) {
 		want string // in some nemesis op's f and value
 	}{
 		{NemesisCrashMoment, "kill [n"},
+		{NemesisCrashMoment, "after-commit]"},
 		{NemesisPartitionLeader, "start-partition"},
 		{NemesisSwizzle, "start-partition"},
 		{NemesisDisk, "start-disk"},
@@ -30,7 +31,7 @@ func TestTargetedFaults(t *testing.T) {
 		{NemesisLatency, "start-latency"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.kind, func(t *testing.T) {
+		t.Run(tc.kind+"/"+tc.want, func(t *testing.T) {
 			forEachProtocol(t, 3, func(t *testing.T, proto string, seed int64) {
 				cfg := Config{Seed: seed, Protocol: proto, Nemesis: []string{tc.kind}, Ops: 400, SnapshotEvery: 25}
 				res, err := Run(cfg)
@@ -59,6 +60,39 @@ func TestTargetedFaults(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestPartitionLeaderChases checks that partition-leader follows
+// leadership: within one fault, a leader elected by the others is cut off
+// in turn.
+func TestPartitionLeaderChases(t *testing.T) {
+	forEachProtocol(t, 3, func(t *testing.T, proto string, seed int64) {
+		cfg := Config{Seed: seed, Protocol: proto, Nemesis: []string{NemesisPartitionLeader}, Ops: 400}
+		res, err := Run(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Valid != checker.Valid {
+			t.Fatalf("%s: %s %v\n  replay: %s", res.Valid, res.Check.Summary, res.Problems, replayCommand(cfg))
+		}
+		moves, starts := 0, 0
+		for _, op := range res.History {
+			switch {
+			case op.Process != history.NemesisProcess:
+			case op.F == "start-partition":
+				starts++
+				if starts > 1 {
+					moves++
+				}
+			case op.F == "stop-partition":
+				starts = 0
+			}
+		}
+		if moves == 0 {
+			t.Fatalf("no fault cut off a second leader\n  replay: %s", replayCommand(cfg))
+		}
+		t.Logf("%d leaders cut off after the first of their fault", moves)
+	})
 }
 
 // TestCrashMidWriteLosesUnsyncedWrites crashes nodes while their disk
