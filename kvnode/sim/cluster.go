@@ -618,11 +618,13 @@ func (c *Cluster) transmit(e event) {
 	}
 	e.at = c.now + c.delay()
 	c.agenda.push(e)
-	// A client request rides a connection, which delivers it at most once:
-	// a copy could reach a live node while the other finds it down, and
-	// the client, told the connection was refused, would rightly call a
-	// request that was applied failed.
-	if e.kind != evRequest && c.net.Dup > 0 && c.rng.Float64() < c.net.Dup {
+	// A client's request and its answer ride a connection, which delivers
+	// each at most once: a copy of a request could reach a live node while
+	// the other finds it down, and a late copy of an answer (a refused
+	// connection, a not-leader) could be taken for the answer to a later
+	// attempt of the same request; either way the client would rightly
+	// call a request that was applied failed.
+	if e.kind == evDeliver && c.net.Dup > 0 && c.rng.Float64() < c.net.Dup {
 		if e.kind == evDeliver {
 			c.stats.Duplicated++
 		}
