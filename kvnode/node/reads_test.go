@@ -159,7 +159,7 @@ func TestReplicaServesReadsByReadIndex(t *testing.T) {
 	r.Flush()
 	want := []string{
 		"read index 1", "answer a ok",
-		"read index 2", "propose 1", "write", "sync", "send to 2", "answer b ok", "answer c ok",
+		"read index 2", "propose 1", "write", "sync", "send 1 to 2", "answer b ok", "answer c ok",
 		"answer d not-leader",
 	}
 	if !reflect.DeepEqual(log, want) {

@@ -33,7 +33,7 @@ func TestTargetedFaults(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.kind+"/"+tc.want, func(t *testing.T) {
 			forEachProtocol(t, 3, func(t *testing.T, proto string, seed int64) {
-				cfg := Config{Seed: seed, Protocol: proto, Nemesis: []string{tc.kind}, Ops: 400, SnapshotEvery: 25}
+				cfg := Config{Seed: seed, Protocol: proto, Nemesis: []string{tc.kind}, Ops: 1000, SnapshotEvery: 25}
 				res, err := Run(cfg)
 				if err != nil {
 					t.Fatal(err)
