@@ -21,6 +21,9 @@ type RegisterOptions struct {
 	// history keeps the per-key linearizability search small, as Jepsen's
 	// independent keys do.
 	OpsPerKey int
+	// Reads is how many of every ten operations are reads (default 4);
+	// the rest are half writes, half cas.
+	Reads int
 	// KeyPrefix is prepended to the key number to form the SUT's key
 	// (default "r").
 	KeyPrefix string
@@ -32,6 +35,9 @@ func (o RegisterOptions) withDefaults() RegisterOptions {
 	}
 	if o.OpsPerKey <= 0 {
 		o.OpsPerKey = 100
+	}
+	if o.Reads <= 0 {
+		o.Reads = 4
 	}
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = "r"
@@ -75,7 +81,7 @@ func (r *Register) NewClient(ctx context.Context, sut SUT, _ history.Process) (C
 	if err != nil {
 		return nil, fmt.Errorf("register client: %w", err)
 	}
-	return &registerClient{kv: kv, prefix: r.opts.KeyPrefix}, nil
+	return &registerClient{kv: kv, codec: r.Codec()}, nil
 }
 
 type activeKey struct {
@@ -111,14 +117,12 @@ func (g *registerGen) Next() Invocation {
 		g.active = g.active[:len(g.active)-1]
 		g.addKey()
 	}
-	choice := g.rng.IntN(3)
-	if choice == 2 && len(k.recent) == 0 {
-		choice = 1 // nothing written yet, so no cas could succeed
-	}
-	switch choice {
-	case 0:
+	x := g.rng.IntN(10)
+	write := x < g.opts.Reads+(10-g.opts.Reads+1)/2
+	switch {
+	case x < g.opts.Reads:
 		return Invocation{F: "read", Value: []any{k.id, nil}}
-	case 1:
+	case write || len(k.recent) == 0: // nothing written yet, so no cas could succeed
 		v := g.fresh(k)
 		return Invocation{F: "write", Value: []any{k.id, v}}
 	default:
@@ -148,63 +152,132 @@ func (g *registerGen) FinalReads() []Invocation {
 	return out
 }
 
-type registerClient struct {
-	kv     KV
+// KVOpKind is the kind of a single-key operation.
+type KVOpKind uint8
+
+// Single-key operation kinds, as KV offers them.
+const (
+	KVGet KVOpKind = iota + 1
+	KVPut
+	KVCAS
+)
+
+// KVOp is one single-key operation a codec asks its world to perform.
+type KVOp struct {
+	Kind  KVOpKind
+	Key   string
+	Value string // KVPut, KVCAS: the new value
+	Old   string // KVCAS: the expected current value
+}
+
+// KVResult is the world's report of how a KVOp ended. Err nil means it
+// happened; an Err marked with Definite means it certainly did not; any
+// other Err is an unknown outcome.
+type KVResult struct {
+	Value   string // KVGet: the value, if Found
+	Found   bool   // KVGet: the key has a value
+	Swapped bool   // KVCAS: the value matched Old and was replaced
+	Err     error
+}
+
+// RegisterCodec translates between register invocations and single-key
+// operations. It is pure: whoever holds one performs the KVOp however its
+// world does I/O and hands the KVResult back.
+type RegisterCodec struct {
 	prefix string
+}
+
+// Codec returns the workload's codec.
+func (r *Register) Codec() RegisterCodec { return RegisterCodec{prefix: r.opts.KeyPrefix} }
+
+// Op returns the operation that performs inv. An error means inv is
+// malformed and nothing may be sent; Complete with the error marked
+// Definite reports it.
+func (c RegisterCodec) Op(inv Invocation) (KVOp, error) {
+	key, arg, err := splitKeyed(inv.Value)
+	if err != nil {
+		return KVOp{}, err
+	}
+	skey := c.prefix + strconv.FormatInt(key, 10)
+	switch inv.F {
+	case "read":
+		return KVOp{Kind: KVGet, Key: skey}, nil
+	case "write":
+		v, ok := toInt(arg)
+		if !ok {
+			return KVOp{}, fmt.Errorf("write value %v is not an integer", arg)
+		}
+		return KVOp{Kind: KVPut, Key: skey, Value: strconv.FormatInt(v, 10)}, nil
+	case "cas":
+		pair, ok := arg.([]any)
+		if !ok || len(pair) != 2 {
+			return KVOp{}, fmt.Errorf("cas value %v is not [old, new]", arg)
+		}
+		old, ok1 := toInt(pair[0])
+		nw, ok2 := toInt(pair[1])
+		if !ok1 || !ok2 {
+			return KVOp{}, fmt.Errorf("cas value %v is not [old, new] integers", arg)
+		}
+		return KVOp{Kind: KVCAS, Key: skey, Old: strconv.FormatInt(old, 10), Value: strconv.FormatInt(nw, 10)}, nil
+	default:
+		return KVOp{}, fmt.Errorf("register: unknown f %q", inv.F)
+	}
+}
+
+// Complete turns the result of inv's operation into its completion.
+func (c RegisterCodec) Complete(inv Invocation, res KVResult) Completion {
+	if res.Err != nil {
+		if inv.F == "read" {
+			// A read changes nothing, so an unanswered read can be dropped
+			// from the history: fail is safe even when the outcome is unknown.
+			return Completion{Type: history.Fail, Value: inv.Value, Error: res.Err.Error()}
+		}
+		return Completion{Type: outcome(res.Err), Value: inv.Value, Error: res.Err.Error()}
+	}
+	switch inv.F {
+	case "read":
+		key, _, err := splitKeyed(inv.Value)
+		if err != nil {
+			return Completion{Type: history.Fail, Value: inv.Value, Error: err.Error()}
+		}
+		var out any
+		if res.Found {
+			out = decodeValue(res.Value)
+		}
+		return Completion{Type: history.Ok, Value: []any{key, out}}
+	case "cas":
+		if !res.Swapped {
+			return Completion{Type: history.Fail, Value: inv.Value, Error: "cas mismatch"}
+		}
+	}
+	return Completion{Type: history.Ok, Value: inv.Value}
+}
+
+// registerClient is the blocking world's I/O for the codec: one KV call
+// per invocation.
+type registerClient struct {
+	kv    KV
+	codec RegisterCodec
 }
 
 func (c *registerClient) Close() error { return c.kv.Close() }
 
 func (c *registerClient) Invoke(ctx context.Context, inv Invocation) Completion {
-	key, arg, err := splitKeyed(inv.Value)
+	op, err := c.codec.Op(inv)
 	if err != nil {
 		// Never sent, so certainly not applied.
-		return Completion{Type: history.Fail, Value: inv.Value, Error: err.Error()}
+		return c.codec.Complete(inv, KVResult{Err: Definite(err)})
 	}
-	skey := c.prefix + strconv.FormatInt(key, 10)
-	switch inv.F {
-	case "read":
-		v, found, err := c.kv.Get(ctx, skey)
-		if err != nil {
-			// A read changes nothing, so an unanswered read can be dropped
-			// from the history: fail is safe even when the outcome is unknown.
-			return Completion{Type: history.Fail, Value: inv.Value, Error: err.Error()}
-		}
-		var out any
-		if found {
-			out = decodeValue(v)
-		}
-		return Completion{Type: history.Ok, Value: []any{key, out}}
-	case "write":
-		v, ok := toInt(arg)
-		if !ok {
-			return Completion{Type: history.Fail, Value: inv.Value, Error: fmt.Sprintf("write value %v is not an integer", arg)}
-		}
-		if err := c.kv.Put(ctx, skey, strconv.FormatInt(v, 10)); err != nil {
-			return Completion{Type: outcome(err), Value: inv.Value, Error: err.Error()}
-		}
-		return Completion{Type: history.Ok, Value: inv.Value}
-	case "cas":
-		pair, ok := arg.([]any)
-		if !ok || len(pair) != 2 {
-			return Completion{Type: history.Fail, Value: inv.Value, Error: fmt.Sprintf("cas value %v is not [old, new]", arg)}
-		}
-		old, ok1 := toInt(pair[0])
-		nw, ok2 := toInt(pair[1])
-		if !ok1 || !ok2 {
-			return Completion{Type: history.Fail, Value: inv.Value, Error: fmt.Sprintf("cas value %v is not [old, new] integers", arg)}
-		}
-		swapped, err := c.kv.CAS(ctx, skey, strconv.FormatInt(old, 10), strconv.FormatInt(nw, 10))
-		if err != nil {
-			return Completion{Type: outcome(err), Value: inv.Value, Error: err.Error()}
-		}
-		if !swapped {
-			return Completion{Type: history.Fail, Value: inv.Value, Error: "cas mismatch"}
-		}
-		return Completion{Type: history.Ok, Value: inv.Value}
-	default:
-		return Completion{Type: history.Fail, Value: inv.Value, Error: fmt.Sprintf("register: unknown f %q", inv.F)}
+	var res KVResult
+	switch op.Kind {
+	case KVGet:
+		res.Value, res.Found, res.Err = c.kv.Get(ctx, op.Key)
+	case KVPut:
+		res.Err = c.kv.Put(ctx, op.Key, op.Value)
+	case KVCAS:
+		res.Swapped, res.Err = c.kv.CAS(ctx, op.Key, op.Old, op.Value)
 	}
+	return c.codec.Complete(inv, res)
 }
 
 // outcome classifies a write's error: fail only when the SUT said for

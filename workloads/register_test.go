@@ -236,3 +236,78 @@ func FuzzRegisterInvoke(f *testing.F) {
 		}
 	})
 }
+
+// TestRegisterCodec checks the pure codec the blocking client and the
+// simulator share: the op each invocation becomes, and the completion each
+// result becomes.
+func TestRegisterCodec(t *testing.T) {
+	codec := workloads.NewRegister(workloads.RegisterOptions{KeyPrefix: "k"}).Codec()
+	read := workloads.Invocation{F: "read", Value: []any{int64(7), nil}}
+	write := workloads.Invocation{F: "write", Value: []any{int64(7), int64(3)}}
+	cas := workloads.Invocation{F: "cas", Value: []any{int64(7), []any{int64(3), int64(4)}}}
+	ops := []struct {
+		inv  workloads.Invocation
+		want workloads.KVOp
+		bad  bool
+	}{
+		{read, workloads.KVOp{Kind: workloads.KVGet, Key: "k7"}, false},
+		{write, workloads.KVOp{Kind: workloads.KVPut, Key: "k7", Value: "3"}, false},
+		{cas, workloads.KVOp{Kind: workloads.KVCAS, Key: "k7", Old: "3", Value: "4"}, false},
+		{workloads.Invocation{F: "write", Value: []any{int64(7), "x"}}, workloads.KVOp{}, true},
+		{workloads.Invocation{F: "cas", Value: []any{int64(7), []any{int64(3)}}}, workloads.KVOp{}, true},
+		{workloads.Invocation{F: "read", Value: "k"}, workloads.KVOp{}, true},
+		{workloads.Invocation{F: "delete", Value: []any{int64(7), nil}}, workloads.KVOp{}, true},
+	}
+	for _, tt := range ops {
+		got, err := codec.Op(tt.inv)
+		if (err != nil) != tt.bad || got != tt.want {
+			t.Errorf("Op(%v) = %+v, %v; want %+v, error %v", tt.inv, got, err, tt.want, tt.bad)
+		}
+	}
+	unknown := errors.New("timeout")
+	definite := workloads.Definite(errors.New("not leader"))
+	completions := []struct {
+		inv  workloads.Invocation
+		res  workloads.KVResult
+		typ  history.Type
+		want any
+	}{
+		{read, workloads.KVResult{Found: true, Value: "3"}, history.Ok, []any{int64(7), int64(3)}},
+		{read, workloads.KVResult{}, history.Ok, []any{int64(7), nil}},
+		{read, workloads.KVResult{Found: true, Value: "junk"}, history.Ok, []any{int64(7), "junk"}},
+		{read, workloads.KVResult{Err: unknown}, history.Fail, read.Value},
+		{write, workloads.KVResult{}, history.Ok, write.Value},
+		{write, workloads.KVResult{Err: unknown}, history.Info, write.Value},
+		{write, workloads.KVResult{Err: definite}, history.Fail, write.Value},
+		{cas, workloads.KVResult{Swapped: true}, history.Ok, cas.Value},
+		{cas, workloads.KVResult{}, history.Fail, cas.Value},
+		{cas, workloads.KVResult{Err: unknown}, history.Info, cas.Value},
+	}
+	for _, tt := range completions {
+		got := codec.Complete(tt.inv, tt.res)
+		if got.Type != tt.typ || !reflect.DeepEqual(got.Value, tt.want) {
+			t.Errorf("Complete(%v, %+v) = %v %v, want %v %v", tt.inv, tt.res, got.Type, got.Value, tt.typ, tt.want)
+		}
+		if got.Type != history.Ok && got.Error == "" {
+			t.Errorf("Complete(%v, %+v): %v without an error", tt.inv, tt.res, got.Type)
+		}
+	}
+}
+
+// TestRegisterReads checks that Reads sets the share of reads.
+func TestRegisterReads(t *testing.T) {
+	for _, reads := range []int{1, 4, 10} {
+		g := workloads.NewRegister(workloads.RegisterOptions{Reads: reads}).NewGenerator(3)
+		const n = 5000
+		got := 0
+		for _, inv := range draw(g, n) {
+			if inv.F == "read" {
+				got++
+			}
+		}
+		want := n * reads / 10
+		if got < want-n/20 || got > want+n/20 {
+			t.Errorf("reads %d: %d reads of %d ops, want about %d", reads, got, n, want)
+		}
+	}
+}

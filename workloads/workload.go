@@ -2,6 +2,14 @@
 // under test: generators of invocations (deterministic from a seed), clients
 // that execute them and report Jepsen-style completions, the final reads a
 // test ends with, and which checker judges the resulting history.
+//
+// Workloads are sans-IO: a generator and a pure codec that turns an
+// invocation into the operation to perform and that operation's result
+// into a completion (RegisterCodec). Each world supplies the I/O: chaos
+// run wraps the codec in a blocking Client over TCP, and the simulator
+// (kvnode/sim) runs the same codec on its single-threaded clients in
+// virtual time. So a simulated history is made by exactly the code that
+// makes a real one, and a fix to a workload's semantics lands in both.
 package workloads
 
 import (

@@ -35,6 +35,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/workloads"
 )
 
 // Config is one simulated test. Zero fields take the defaults in
@@ -177,10 +178,13 @@ type runner struct {
 	res     *Result
 	nem     *nemesis
 	invoked int
-	active  int // clients with an op outstanding or about to start one
-	healed  bool
-	final   int // final reads outstanding
-	done    bool
+	// nextProc is the next unused process: a retired worker continues as
+	// one, and each final read runs as one.
+	nextProc history.Process
+	active   int // clients with an op outstanding or about to start one
+	healed   bool
+	final    int // final reads outstanding
+	done     bool
 }
 
 type worker struct {
@@ -209,10 +213,7 @@ func Run(cfg Config) (*Result, error) {
 	if cfg.Workload == WorkloadListAppend || cfg.Workload == WorkloadRWRegister || cfg.Workload == WorkloadBank {
 		return runShardedAsRun(cfg)
 	}
-	wl, err := newWorkload(cfg.Workload, cfg.Keys, cfg.Reads)
-	if err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
-	}
+	var err error
 	if cfg.Nemesis, err = ParseNemesis(strings.Join(cfg.Nemesis, ",")); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
@@ -230,7 +231,11 @@ func Run(cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	c.trace = cfg.trace
-	r := &runner{cfg: cfg, c: c, wl: wl, res: &Result{Seed: cfg.Seed}}
+	wl, err := newWorkload(cfg.Workload, cfg.Keys, cfg.Reads, cfg.Seed, c.rng)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	r := &runner{cfg: cfg, c: c, wl: wl, res: &Result{Seed: cfg.Seed}, nextProc: history.Process(cfg.Clients)}
 	r.nem = &nemesis{r: r, kinds: cfg.Nemesis, sched: cfg.Schedule, base: c.Net()}
 	r.nem.begin()
 	workers := make([]*worker, cfg.Clients)
@@ -295,30 +300,25 @@ func (r *runner) next(w *worker) {
 		// outstanding ones and the final reads can finish.
 		r.nem.stop()
 	}
-	f, v, op := r.wl.next(r.c.rng)
-	r.invoke(w, f, v, op, func() {
+	r.invoke(w, r.wl.Next(), func() {
 		r.c.At(time.Duration(r.c.rng.Int63n(int64(r.cfg.Think)+1)), func() { r.next(w) })
 	})
 }
 
-// invoke records the invocation, runs the op on w's client, records the
+// invoke records the invocation, runs its op on w's client, records the
 // completion and then calls after.
-func (r *runner) invoke(w *worker, f string, v any, op kv.Op, after func()) {
+func (r *runner) invoke(w *worker, inv workloads.Invocation, after func()) {
+	op, err := r.wl.op(inv)
+	if err != nil {
+		// The generator made an invocation its own codec rejects.
+		r.c.fail(fmt.Errorf("workload %s: %w", r.cfg.Workload, err))
+		return
+	}
 	r.res.Ops++
-	r.record(history.Op{Type: history.Invoke, Process: w.proc, F: f, Value: v})
-	err := w.cl.Invoke(op.Encode(), func(o client.Outcome) {
-		comp := history.Op{Process: w.proc, F: f, Value: v, Node: nodeName(o.Node)}
-		if o.Result == client.Failed {
-			comp.Type, comp.Error = history.Fail, o.Cause.Error()
-		} else if o.Result != client.OK {
-			comp.Type, comp.Error = history.Info, o.Cause.Error()
-		} else if rep, err := kv.DecodeReply(o.Value); err != nil {
-			comp.Type, comp.Error = history.Info, err.Error()
-		} else if rep.Err != "" {
-			comp.Type, comp.Error = history.Info, rep.Err
-		} else {
-			comp.Type, comp.Value, comp.Error = r.wl.complete(f, v, rep)
-		}
+	r.record(history.Op{Type: history.Invoke, Process: w.proc, F: inv.F, Value: inv.Value})
+	err = w.cl.Invoke(op.Encode(), func(o client.Outcome) {
+		c := r.wl.complete(inv, o)
+		comp := history.Op{Type: c.Type, Process: w.proc, F: inv.F, Value: c.Value, Error: c.Error, Node: nodeName(o.Node)}
 		r.record(comp)
 		switch comp.Type {
 		case history.Ok:
@@ -329,7 +329,8 @@ func (r *runner) invoke(w *worker, f string, v any, op kv.Op, after func()) {
 			r.res.Info++
 			// Jepsen semantics: the process that lost track of an op
 			// is retired; the worker continues as a new process.
-			w.proc += history.Process(r.cfg.Clients + r.wl.keys())
+			w.proc = r.nextProc
+			r.nextProc++
 		}
 		after()
 	})
@@ -348,15 +349,15 @@ func (r *runner) workloadDone() {
 	r.c.At(r.cfg.Settle, func() {
 		cc := r.cfg.Client
 		cc.Deadline = 4 * max(cc.deadline(), 5*time.Second)
-		n := r.wl.keys()
-		r.final = n
-		for k := 0; k < n; k++ {
-			w := &worker{cl: r.c.NewClient(cc), proc: history.Process(r.cfg.Clients + k)}
-			f, v, op := r.wl.finalRead(k)
-			r.invoke(w, f, v, op, func() {
+		reads := r.wl.FinalReads()
+		r.final = len(reads)
+		for _, inv := range reads {
+			w := &worker{cl: r.c.NewClient(cc), proc: r.nextProc}
+			r.nextProc++
+			r.invoke(w, inv, func() {
 				last := &r.hist[len(r.hist)-1]
 				if last.Type != history.Ok {
-					r.res.Problems = append(r.res.Problems, fmt.Sprintf("final read of key %d did not complete (%s: %s) although every fault was healed %v earlier", k, last.Type, last.Error, r.cfg.Settle))
+					r.res.Problems = append(r.res.Problems, fmt.Sprintf("final %s %v did not complete (%s: %s) although every fault was healed %v earlier", inv.F, inv.Value, last.Type, last.Error, r.cfg.Settle))
 				}
 				r.final--
 				if r.final == 0 {

@@ -1,121 +1,102 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"math/rand"
 	"strconv"
 
 	"github.com/chaoskv/chaos/history"
+	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/kv"
+	"github.com/chaoskv/chaos/workloads"
 )
 
 // Workloads the simulator drives.
 const (
-	// WorkloadRegister is Jepsen's register workload over a few
-	// independent keys: read, write and cas with unique written values.
+	// WorkloadRegister is the harness's register workload
+	// (workloads.Register): read, write and cas over a few independent
+	// keys with unique written values.
 	WorkloadRegister = "register"
 	// WorkloadAppend appends unique tokens to a few keys and reads them
 	// back; every acknowledged token must appear exactly once.
 	WorkloadAppend = "append"
 )
 
-// workload generates ops and interprets replies. It is a pure function of
-// the random numbers it is given.
+// workload is a sans-IO workload as the simulator drives it: invocations
+// from a generator, and a codec between invocations and the kv ops the
+// simulated clients run.
 type workload interface {
-	// next returns the next invocation: history f and value, and the kv op.
-	next(r *rand.Rand) (f string, value any, op kv.Op)
-	// complete turns a reply into the completion record's type, value and
-	// error text.
-	complete(f string, value any, rep kv.Reply) (history.Type, any, string)
-	// finalRead returns a read of key k, and the number of keys.
-	finalRead(k int) (f string, value any, op kv.Op)
-	keys() int
+	workloads.Generator
+	// op returns the kv op that performs inv.
+	op(inv workloads.Invocation) (kv.Op, error)
+	// complete turns the client's outcome of inv's op into its completion.
+	complete(inv workloads.Invocation, o client.Outcome) workloads.Completion
 }
 
 // newWorkload returns workload name over keys keys; reads is the register
-// workload's reads out of every ten ops.
-func newWorkload(name string, keys, reads int) (workload, error) {
+// workload's reads out of every ten ops. The register workload's generator
+// is seeded with seed; append draws from rng.
+func newWorkload(name string, keys, reads int, seed int64, rng *rand.Rand) (workload, error) {
 	switch name {
 	case WorkloadRegister:
 		if reads < 0 || reads > 10 {
 			return nil, fmt.Errorf("register workload: %d reads in ten ops is outside [0, 10]", reads)
 		}
-		return &registerWorkload{nkeys: keys, reads: reads, recent: make([][]int64, keys)}, nil
+		reg := workloads.NewRegister(workloads.RegisterOptions{Keys: keys, Reads: reads})
+		return &registerWorkload{Generator: reg.NewGenerator(seed), codec: reg.Codec()}, nil
 	case WorkloadAppend:
-		return &appendWorkload{nkeys: keys}, nil
+		return &appendWorkload{nkeys: keys, rng: rng}, nil
 	}
 	return nil, fmt.Errorf("unknown workload %q (want %s or %s)", name, WorkloadRegister, WorkloadAppend)
 }
 
-func keyName(k int64) string { return "r" + strconv.FormatInt(k, 10) }
-
-// registerWorkload: reads in ten ops are reads, the rest half writes and
-// half cas (40/30/30 by default). A cas expects one of the last values
-// written to its key, so that many succeed.
-type registerWorkload struct {
-	nkeys  int
-	reads  int
-	last   int64
-	recent [][]int64 // per key, the last few values written
-}
-
-func (w *registerWorkload) keys() int { return w.nkeys }
-
-func (w *registerWorkload) remember(k int, v int64) {
-	r := append(w.recent[k], v)
-	if len(r) > 3 {
-		r = r[len(r)-3:]
-	}
-	w.recent[k] = r
-}
-
-func (w *registerWorkload) next(r *rand.Rand) (string, any, kv.Op) {
-	k := r.Intn(w.nkeys)
-	key := int64(k)
-	switch x := r.Intn(10); {
-	case x < w.reads:
-		return "read", []any{key, nil}, kv.Op{Kind: kv.Get, Key: keyName(key)}
-	case x < w.reads+(10-w.reads+1)/2:
-		w.last++
-		w.remember(k, w.last)
-		return "write", []any{key, w.last}, kv.Op{Kind: kv.Put, Key: keyName(key), Value: strconv.FormatInt(w.last, 10)}
+// reply decodes a client's outcome: the store's reply, or an error that
+// is marked workloads.Definite when the op certainly did not take effect.
+func reply(o client.Outcome) (kv.Reply, error) {
+	switch o.Result {
+	case client.OK:
+	case client.Failed:
+		return kv.Reply{}, workloads.Definite(o.Cause)
 	default:
-		var old int64
-		if rec := w.recent[k]; len(rec) > 0 {
-			old = rec[r.Intn(len(rec))]
-		} else {
-			old = w.last + 1 // never written: this cas fails
-		}
-		w.last++
-		w.remember(k, w.last)
-		return "cas", []any{key, []any{old, w.last}}, kv.Op{Kind: kv.Cas, Key: keyName(key), Old: strconv.FormatInt(old, 10), Value: strconv.FormatInt(w.last, 10)}
+		return kv.Reply{}, o.Cause
 	}
+	rep, err := kv.DecodeReply(o.Value)
+	if err != nil {
+		return kv.Reply{}, err
+	}
+	if rep.Err != "" {
+		return kv.Reply{}, errors.New(rep.Err)
+	}
+	return rep, nil
 }
 
-func (w *registerWorkload) complete(f string, value any, rep kv.Reply) (history.Type, any, string) {
-	key := value.([]any)[0]
-	switch f {
-	case "read":
-		if !rep.Found {
-			return history.Ok, []any{key, nil}, ""
-		}
-		v, err := strconv.ParseInt(rep.Value, 10, 64)
-		if err != nil {
-			return history.Info, value, fmt.Sprintf("read returned %q, not a number", rep.Value)
-		}
-		return history.Ok, []any{key, v}, ""
-	case "cas":
-		if !rep.Ok {
-			// The store compared and refused: certainly not applied.
-			return history.Fail, value, "cas-mismatch"
-		}
-	}
-	return history.Ok, value, ""
+// registerWorkload runs workloads.Register, generator and codec, on the
+// simulated clients: its history comes from the same code as chaos run's.
+type registerWorkload struct {
+	workloads.Generator
+	codec workloads.RegisterCodec
 }
 
-func (w *registerWorkload) finalRead(k int) (string, any, kv.Op) {
-	return "read", []any{int64(k), nil}, kv.Op{Kind: kv.Get, Key: keyName(int64(k))}
+var kvKinds = [...]kv.Kind{workloads.KVGet: kv.Get, workloads.KVPut: kv.Put, workloads.KVCAS: kv.Cas}
+
+func (w *registerWorkload) op(inv workloads.Invocation) (kv.Op, error) {
+	op, err := w.codec.Op(inv)
+	if err != nil {
+		return kv.Op{}, err
+	}
+	if int(op.Kind) >= len(kvKinds) || kvKinds[op.Kind] == 0 {
+		return kv.Op{}, fmt.Errorf("register codec asked for op kind %d, which the simulator does not map", op.Kind)
+	}
+	return kv.Op{Kind: kvKinds[op.Kind], Key: op.Key, Value: op.Value, Old: op.Old}, nil
 }
+
+func (w *registerWorkload) complete(inv workloads.Invocation, o client.Outcome) workloads.Completion {
+	rep, err := reply(o)
+	return w.codec.Complete(inv, workloads.KVResult{Value: rep.Value, Found: rep.Found, Swapped: rep.Ok, Err: err})
+}
+
+func keyName(k int64) string { return "r" + strconv.FormatInt(k, 10) }
 
 // appendWorkload: 80% appends of unique tokens, 20% reads of the whole
 // value. Tokens are space-terminated decimal strings, so a value splits
@@ -123,28 +104,58 @@ func (w *registerWorkload) finalRead(k int) (string, any, kv.Op) {
 // linearizability checker.
 type appendWorkload struct {
 	nkeys int
+	rng   *rand.Rand
 	last  int64
 }
 
-func (w *appendWorkload) keys() int { return w.nkeys }
-
-func (w *appendWorkload) next(r *rand.Rand) (string, any, kv.Op) {
-	key := int64(r.Intn(w.nkeys))
-	if r.Intn(10) < 2 {
-		return "read", []any{key, nil}, kv.Op{Kind: kv.Get, Key: keyName(key)}
+func (w *appendWorkload) Next() workloads.Invocation {
+	key := int64(w.rng.Intn(w.nkeys))
+	if w.rng.Intn(10) < 2 {
+		return workloads.Invocation{F: "read", Value: []any{key, nil}}
 	}
 	w.last++
-	tok := strconv.FormatInt(w.last, 10) + " "
-	return "append", []any{key, tok}, kv.Op{Kind: kv.Append, Key: keyName(key), Value: tok}
+	return workloads.Invocation{F: "append", Value: []any{key, strconv.FormatInt(w.last, 10) + " "}}
 }
 
-func (w *appendWorkload) complete(f string, value any, rep kv.Reply) (history.Type, any, string) {
-	if f != "read" {
-		return history.Ok, value, ""
+func (w *appendWorkload) FinalReads() []workloads.Invocation {
+	out := make([]workloads.Invocation, w.nkeys)
+	for k := range out {
+		out[k] = workloads.Invocation{F: "read", Value: []any{int64(k), nil}}
 	}
-	return history.Ok, []any{value.([]any)[0], rep.Value}, ""
+	return out
 }
 
-func (w *appendWorkload) finalRead(k int) (string, any, kv.Op) {
-	return "read", []any{int64(k), nil}, kv.Op{Kind: kv.Get, Key: keyName(int64(k))}
+func (w *appendWorkload) op(inv workloads.Invocation) (kv.Op, error) {
+	v, ok := inv.Value.([]any)
+	if !ok || len(v) != 2 {
+		return kv.Op{}, fmt.Errorf("append: value %v is not [key, v]", inv.Value)
+	}
+	key, ok := v[0].(int64)
+	if !ok {
+		return kv.Op{}, fmt.Errorf("append: key %v is not an integer", v[0])
+	}
+	switch inv.F {
+	case "read":
+		return kv.Op{Kind: kv.Get, Key: keyName(key)}, nil
+	case "append":
+		tok, ok := v[1].(string)
+		if !ok {
+			return kv.Op{}, fmt.Errorf("append: token %v is not a string", v[1])
+		}
+		return kv.Op{Kind: kv.Append, Key: keyName(key), Value: tok}, nil
+	}
+	return kv.Op{}, fmt.Errorf("append: unknown f %q", inv.F)
+}
+
+func (w *appendWorkload) complete(inv workloads.Invocation, o client.Outcome) workloads.Completion {
+	rep, err := reply(o)
+	switch {
+	case workloads.IsDefinite(err):
+		return workloads.Completion{Type: history.Fail, Value: inv.Value, Error: err.Error()}
+	case err != nil:
+		return workloads.Completion{Type: history.Info, Value: inv.Value, Error: err.Error()}
+	case inv.F == "read":
+		return workloads.Completion{Type: history.Ok, Value: []any{inv.Value.([]any)[0], rep.Value}}
+	}
+	return workloads.Completion{Type: history.Ok, Value: inv.Value}
 }
