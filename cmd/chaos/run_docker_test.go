@@ -1,14 +1,13 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/chaoskv/chaos/internal/dockertest"
 
 	"github.com/chaoskv/chaos/docker"
 	"github.com/chaoskv/chaos/harness/dockerbackend/kvnodedb"
@@ -20,17 +19,7 @@ import (
 // reachable, unless CI=true demands one.
 func dockerOrSkip(t *testing.T) *docker.Docker {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d, err := docker.Connect(ctx)
-	if err != nil {
-		if errors.Is(err, docker.ErrUnreachable) && os.Getenv("CI") != "true" {
-			t.Skipf("skipping: %v", err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
+	return dockertest.Connect(t)
 }
 
 // TestRunDockerPartition is the product's main job end to end: a 20-second

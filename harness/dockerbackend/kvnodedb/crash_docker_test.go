@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chaoskv/chaos/internal/dockertest"
+
 	"github.com/chaoskv/chaos/docker"
 	"github.com/chaoskv/chaos/harness"
 	"github.com/chaoskv/chaos/harness/dockerbackend"
@@ -27,17 +29,7 @@ func dockerOrSkip(t testing.TB) *docker.Docker {
 	if testing.Short() {
 		t.Skip("Docker integration test; -short runs unit tests only")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d, err := docker.Connect(ctx)
-	if err != nil {
-		if errors.Is(err, docker.ErrUnreachable) && os.Getenv("CI") != "true" {
-			t.Skipf("skipping Docker test: %v", err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
+	return dockertest.Connect(t)
 }
 
 // buildKvnode builds the static node binary into a temporary directory.
