@@ -460,18 +460,16 @@ func (n *Node) audience() uint64 {
 	return m &^ (1 << n.self)
 }
 
-// sendEach sends the message mk builds to every replica in mask.
-func (n *Node) sendEach(mask uint64, mk func(to replica.NodeID) replica.Message) {
-	for ; mask != 0; mask &= mask - 1 {
-		n.send(mk(n.known[bits.TrailingZeros64(mask)]))
-	}
-}
-
-// sendEarlyEach is sendEach for messages that acknowledge nothing (see
+// sendEach sends the message mk builds to every replica in mask; early
+// ones acknowledge nothing and may leave ahead of this Ready's write (see
 // sendEarly).
-func (n *Node) sendEarlyEach(mask uint64, mk func(to replica.NodeID) replica.Message) {
+func (n *Node) sendEach(early bool, mask uint64, mk func(to replica.NodeID) replica.Message) {
+	out := &n.msgs
+	if early {
+		out = &n.early
+	}
 	for ; mask != 0; mask &= mask - 1 {
-		n.sendEarly(mk(n.known[bits.TrailingZeros64(mask)]))
+		*out = append(*out, mk(n.known[bits.TrailingZeros64(mask)]))
 	}
 }
 
@@ -617,7 +615,7 @@ func (n *Node) checkPhase1() {
 		need |= c.mask
 	}
 	b := n.promised
-	n.sendEach(need&^n.p1Asked, func(to replica.NodeID) replica.Message {
+	n.sendEach(false, need&^n.p1Asked, func(to replica.NodeID) replica.Message {
 		return &Prepare{Header: Header{From: n.id, To: to}, Ballot: b, FromSlot: n.p1From}
 	})
 	n.p1Asked |= need
@@ -723,7 +721,7 @@ func (n *Node) sendWindow() {
 func (n *Node) sendAccepts(s uint64, e *slot) {
 	e.sentAt = n.now
 	b, v, c := n.promised, e.value, n.commit
-	n.sendEarlyEach(n.configAt(s).mask&^(1<<n.self), func(to replica.NodeID) replica.Message {
+	n.sendEach(true, n.configAt(s).mask&^(1<<n.self), func(to replica.NodeID) replica.Message {
 		return &Accept{Header: Header{From: n.id, To: to}, Ballot: b, Slot: s, Value: v, Commit: c}
 	})
 	n.acceptOwn(s)
@@ -733,7 +731,7 @@ func (n *Node) broadcastHeartbeat() {
 	// A read round in flight rides on every heartbeat until it completes,
 	// so a lost heartbeat or reply only delays it.
 	b, c, read := n.promised, n.commit, n.reads.InFlight()
-	n.sendEarlyEach(n.audience(), func(to replica.NodeID) replica.Message {
+	n.sendEach(true, n.audience(), func(to replica.NodeID) replica.Message {
 		return &Heartbeat{Header: Header{From: n.id, To: to}, Ballot: b, Commit: c, Read: read}
 	})
 }
@@ -782,7 +780,7 @@ func (n *Node) retransmit() {
 			}
 		}
 		b, v, c := n.promised, e.value, n.commit
-		n.sendEarlyEach(to, func(to replica.NodeID) replica.Message {
+		n.sendEach(true, to, func(to replica.NodeID) replica.Message {
 			return &Accept{Header: Header{From: n.id, To: to}, Ballot: b, Slot: s, Value: v, Commit: c}
 		})
 		// The leader's own acceptance is a message like any other: a
