@@ -87,7 +87,7 @@ func (b *Bank) NewClient(ctx context.Context, sut SUT, _ history.Process) (Clien
 	if err != nil {
 		return nil, err
 	}
-	return &bankClient{kv: kv, opts: b.opts}, nil
+	return &txnClient{kv: kv, codec: b.Codec()}, nil
 }
 
 type bankGen struct {
@@ -110,53 +110,56 @@ func (g *bankGen) Next() Invocation {
 
 func (g *bankGen) FinalReads() []Invocation { return []Invocation{{F: "read"}} }
 
-type bankClient struct {
-	kv   TxnKV
+// Codec returns the workload's TxnCodec: a read is one transaction over
+// every account; a transfer is two, the reads of both balances and then
+// their guarded writes.
+func (b *Bank) Codec() TxnCodec { return bankCodec{opts: b.opts} }
+
+type bankCodec struct {
 	opts BankOptions
 }
-
-func (c *bankClient) Close() error { return c.kv.Close() }
 
 // ErrInsufficientFunds fails a transfer that would overdraw its source.
 var ErrInsufficientFunds = errors.New("insufficient funds")
 
-func (c *bankClient) Invoke(ctx context.Context, inv Invocation) Completion {
+func (c bankCodec) Start(inv Invocation) TxnStep {
 	switch inv.F {
 	case "read":
-		return c.read(ctx)
+		return c.read()
 	case "transfer":
-		return c.transfer(ctx, inv.Value)
+		return c.transfer(inv.Value)
 	default:
-		return Completion{Type: history.Fail, Value: inv.Value, Error: fmt.Sprintf("bank: unknown f %q", inv.F)}
+		return doneStep(Completion{Type: history.Fail, Value: inv.Value, Error: fmt.Sprintf("bank: unknown f %q", inv.F)})
 	}
 }
 
-func (c *bankClient) read(ctx context.Context) Completion {
+func (c bankCodec) read() TxnStep {
 	ops := make([]MicroOp, c.opts.Accounts)
 	for i := range ops {
 		ops[i] = MicroOp{F: MicroRead, Key: keyName(c.opts.KeyPrefix, int64(i))}
 	}
-	res, err := c.kv.Txn(ctx, ops)
-	if err == nil && len(res) != len(ops) {
-		err = fmt.Errorf("%d results for %d reads", len(res), len(ops))
-	}
-	if err != nil {
-		// A read changes nothing: dropping it is always safe.
-		return Completion{Type: history.Fail, Error: err.Error()}
-	}
-	out := make(map[string]any, len(res))
-	for i, r := range res {
-		bal, err := c.balance(r)
-		if err != nil {
-			return Completion{Type: history.Fail, Error: fmt.Sprintf("account %d: %v", i, err)}
+	return txnStep(ops, func(res []MicroResult, err error) TxnStep {
+		if err == nil && len(res) != len(ops) {
+			err = fmt.Errorf("%d results for %d reads", len(res), len(ops))
 		}
-		out[strconv.Itoa(i)] = bal
-	}
-	return Completion{Type: history.Ok, Value: out}
+		if err != nil {
+			// A read changes nothing: dropping it is always safe.
+			return doneStep(Completion{Type: history.Fail, Error: err.Error()})
+		}
+		out := make(map[string]any, len(res))
+		for i, r := range res {
+			bal, err := c.balance(r)
+			if err != nil {
+				return doneStep(Completion{Type: history.Fail, Error: fmt.Sprintf("account %d: %v", i, err)})
+			}
+			out[strconv.Itoa(i)] = bal
+		}
+		return doneStep(Completion{Type: history.Ok, Value: out})
+	})
 }
 
 // balance decodes an account's stored balance.
-func (c *bankClient) balance(r MicroResult) (int64, error) {
+func (c bankCodec) balance(r MicroResult) (int64, error) {
 	if !r.Found || r.Value == "" {
 		return c.opts.InitialBalance, nil
 	}
@@ -167,42 +170,45 @@ func (c *bankClient) balance(r MicroResult) (int64, error) {
 	return n, nil
 }
 
-func (c *bankClient) transfer(ctx context.Context, v any) Completion {
-	fail := func(err error) Completion { return Completion{Type: history.Fail, Value: v, Error: err.Error()} }
+func (c bankCodec) transfer(v any) TxnStep {
+	fail := func(err error) TxnStep { return doneStep(Completion{Type: history.Fail, Value: v, Error: err.Error()}) }
 	from, to, amount, err := c.parse(v)
 	if err != nil {
 		return fail(err)
 	}
-	res, err := c.kv.Txn(ctx, []MicroOp{{F: MicroRead, Key: from}, {F: MicroRead, Key: to}})
-	if err == nil && len(res) != 2 {
-		err = fmt.Errorf("%d results for a transfer's 2 reads", len(res))
-	}
-	if err != nil {
-		return fail(fmt.Errorf("read the balances: %w", err)) // nothing written yet
-	}
-	fb, err := c.balance(res[0])
-	if err != nil {
-		return fail(fmt.Errorf("account %s: %w", from, err))
-	}
-	tb, err := c.balance(res[1])
-	if err != nil {
-		return fail(fmt.Errorf("account %s: %w", to, err))
-	}
-	if fb < amount {
-		return fail(fmt.Errorf("%w: account %s holds %d, less than %d", ErrInsufficientFunds, from, fb, amount))
-	}
-	// The guards compare the raw values read ("" for an account never
-	// written), so the writes apply only if neither balance moved since.
-	_, err = c.kv.Txn(ctx, []MicroOp{
-		{F: MicroCheck, Key: from, Value: rawValue(res[0])},
-		{F: MicroCheck, Key: to, Value: rawValue(res[1])},
-		{F: MicroWrite, Key: from, Value: encodeInt(fb - amount)},
-		{F: MicroWrite, Key: to, Value: encodeInt(tb + amount)},
+	return txnStep([]MicroOp{{F: MicroRead, Key: from}, {F: MicroRead, Key: to}}, func(res []MicroResult, err error) TxnStep {
+		if err == nil && len(res) != 2 {
+			err = fmt.Errorf("%d results for a transfer's 2 reads", len(res))
+		}
+		if err != nil {
+			return fail(fmt.Errorf("read the balances: %w", err)) // nothing written yet
+		}
+		fb, err := c.balance(res[0])
+		if err != nil {
+			return fail(fmt.Errorf("account %s: %w", from, err))
+		}
+		tb, err := c.balance(res[1])
+		if err != nil {
+			return fail(fmt.Errorf("account %s: %w", to, err))
+		}
+		if fb < amount {
+			return fail(fmt.Errorf("%w: account %s holds %d, less than %d", ErrInsufficientFunds, from, fb, amount))
+		}
+		// The guards compare the raw values read ("" for an account never
+		// written), so the writes apply only if neither balance moved since.
+		writes := []MicroOp{
+			{F: MicroCheck, Key: from, Value: rawValue(res[0])},
+			{F: MicroCheck, Key: to, Value: rawValue(res[1])},
+			{F: MicroWrite, Key: from, Value: encodeInt(fb - amount)},
+			{F: MicroWrite, Key: to, Value: encodeInt(tb + amount)},
+		}
+		return txnStep(writes, func(_ []MicroResult, err error) TxnStep {
+			if err != nil {
+				return doneStep(Completion{Type: txnOutcome(err, false), Value: v, Error: err.Error()})
+			}
+			return doneStep(Completion{Type: history.Ok, Value: v})
+		})
 	})
-	if err != nil {
-		return Completion{Type: txnOutcome(err, false), Value: v, Error: err.Error()}
-	}
-	return Completion{Type: history.Ok, Value: v}
 }
 
 func rawValue(r MicroResult) string {
@@ -212,7 +218,7 @@ func rawValue(r MicroResult) string {
 	return r.Value
 }
 
-func (c *bankClient) account(v any) (string, int64, error) {
+func (c bankCodec) account(v any) (string, int64, error) {
 	a, ok := toInt(v)
 	if !ok {
 		return "", 0, fmt.Errorf("account %v is not an integer", v)
@@ -224,7 +230,7 @@ func (c *bankClient) account(v any) (string, int64, error) {
 }
 
 // parse checks a transfer's value.
-func (c *bankClient) parse(v any) (from, to string, amount int64, err error) {
+func (c bankCodec) parse(v any) (from, to string, amount int64, err error) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return "", "", 0, fmt.Errorf("transfer value %v is not {from, to, amount}", v)

@@ -109,7 +109,7 @@ func (e *Elle) NewClient(ctx context.Context, sut SUT, _ history.Process) (Clien
 	if err != nil {
 		return nil, err
 	}
-	return &elleClient{kv: kv, shaper: e.Shaper()}, nil
+	return &txnClient{kv: kv, codec: e.Codec()}, nil
 }
 
 type elleKey struct {
@@ -169,13 +169,6 @@ func (g *elleGen) FinalReads() []Invocation {
 	return out
 }
 
-type elleClient struct {
-	kv     TxnKV
-	shaper TxnShaper
-}
-
-func (c *elleClient) Close() error { return c.kv.Close() }
-
 // parsedMop is one micro-op of an invocation, checked.
 type parsedMop struct {
 	f     string
@@ -215,48 +208,26 @@ func parseMops(v any, write string) ([]parsedMop, error) {
 	return out, nil
 }
 
-func (c *elleClient) Invoke(ctx context.Context, inv Invocation) Completion {
-	return runTxn(ctx, c.kv, c.shaper, inv)
-}
+// Codec returns the workload's TxnCodec: one transaction per invocation.
+func (e *Elle) Codec() TxnCodec { return elleCodec{prefix: e.opts.KeyPrefix, write: e.write} }
 
-// TxnShaper turns a transactional workload's invocations into micro-ops
-// for the system under test and its answers into history completions.
-// Clients of the workloads use it; so can a simulator that runs the
-// micro-ops itself.
-type TxnShaper interface {
-	// MicroOps returns the micro-ops inv asks for, or an error when inv is
-	// malformed (then it must not be sent: complete it with Fail).
-	MicroOps(inv Invocation) ([]MicroOp, error)
-	// Complete shapes the completion of inv from the SUT's results, or
-	// from err when the transaction did not answer (unknown unless marked
-	// with Definite).
-	Complete(inv Invocation, res []MicroResult, err error) Completion
-}
-
-// runTxn executes one invocation through s against kv.
-func runTxn(ctx context.Context, kv TxnKV, s TxnShaper, inv Invocation) Completion {
-	ops, err := s.MicroOps(inv)
-	if err != nil {
-		// Never sent, so certainly not applied.
-		return Completion{Type: history.Fail, Value: inv.Value, Error: err.Error()}
-	}
-	res, err := kv.Txn(ctx, ops)
-	c := s.Complete(inv, res, err)
-	if r, ok := kv.(Router); ok && c.Node == "" {
-		c.Node = r.Served()
-	}
-	return c
-}
-
-// Shaper returns the workload's TxnShaper.
-func (e *Elle) Shaper() TxnShaper { return elleShaper{prefix: e.opts.KeyPrefix, write: e.write} }
-
-type elleShaper struct {
+type elleCodec struct {
 	prefix string
 	write  string
 }
 
-func (s elleShaper) MicroOps(inv Invocation) ([]MicroOp, error) {
+func (s elleCodec) Start(inv Invocation) TxnStep {
+	ops, err := s.microOps(inv)
+	if err != nil {
+		// Never sent, so certainly not applied.
+		return doneStep(Completion{Type: history.Fail, Value: inv.Value, Error: err.Error()})
+	}
+	return txnStep(ops, func(res []MicroResult, err error) TxnStep { return doneStep(s.complete(inv, res, err)) })
+}
+
+// microOps returns the micro-ops inv asks for, or an error when inv is
+// malformed.
+func (s elleCodec) microOps(inv Invocation) ([]MicroOp, error) {
 	if inv.F != "txn" {
 		return nil, fmt.Errorf("unknown f %q (want txn)", inv.F)
 	}
@@ -274,7 +245,8 @@ func (s elleShaper) MicroOps(inv Invocation) ([]MicroOp, error) {
 	return ops, nil
 }
 
-func (s elleShaper) Complete(inv Invocation, res []MicroResult, err error) Completion {
+// complete shapes inv's completion from its transaction's answer.
+func (s elleCodec) complete(inv Invocation, res []MicroResult, err error) Completion {
 	mops, perr := parseMops(inv.Value, s.write)
 	if perr != nil {
 		return Completion{Type: history.Fail, Value: inv.Value, Error: perr.Error()}

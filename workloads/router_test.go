@@ -40,7 +40,7 @@ func TestTxnCompletionNamesTheGroup(t *testing.T) {
 		{&routedKV{group: "group 3", err: Definite(errors.New("refused"))}, history.Fail, "group 3"},
 		{&routedKV{}, history.Ok, ""},
 	} {
-		c := runTxn(context.Background(), tc.kv, w.Shaper(), inv)
+		c := runTxn(context.Background(), tc.kv, w.Codec(), inv)
 		if c.Type != tc.typ || c.Node != tc.node {
 			t.Errorf("completion %v node %q, want %v node %q", c.Type, c.Node, tc.typ, tc.node)
 		}

@@ -78,6 +78,79 @@ func openTxn(ctx context.Context, workload string, sut SUT) (TxnKV, error) {
 	return kv, nil
 }
 
+// TxnCodec is a transactional workload's sans-IO codec: it turns an
+// invocation into the transactions to run and their answers into the
+// invocation's completion, deciding ok, fail or info. Most invocations
+// take one transaction; a bank transfer takes two (it reads both balances,
+// then writes both guarded by checks), so the codec hands out steps. It is
+// pure: the blocking clients of chaos run and the simulator's
+// single-threaded clients run the steps, each with its own I/O.
+type TxnCodec interface {
+	// Start returns inv's first step: a transaction to run, or at once
+	// the completion when inv is malformed (fail: nothing was sent).
+	Start(inv Invocation) TxnStep
+}
+
+// TxnStep is where an invocation stands: a transaction to run (Ops), whose
+// answer Next takes, or the invocation's Completion once Done.
+type TxnStep struct {
+	// Ops is the transaction to run next; empty when Done.
+	Ops []MicroOp
+	// Completion is the invocation's outcome once Done.
+	Completion Completion
+	// next continues from Ops' answer; nil when done. It must not change
+	// what it captured, so that a step can be answered more than once
+	// (tests do).
+	next func(res []MicroResult, err error) TxnStep
+}
+
+// Done reports whether the invocation is complete.
+func (s TxnStep) Done() bool { return s.next == nil }
+
+// Next returns the step after Ops ran: res holds one result per op, or
+// err says the transaction did not answer (an unknown outcome unless
+// marked with Definite). Next of a Done step returns it unchanged.
+func (s TxnStep) Next(res []MicroResult, err error) TxnStep {
+	if s.next == nil {
+		return s
+	}
+	return s.next(res, err)
+}
+
+// doneStep is the last step of an invocation.
+func doneStep(c Completion) TxnStep { return TxnStep{Completion: c} }
+
+// txnStep asks for ops and continues with next.
+func txnStep(ops []MicroOp, next func(res []MicroResult, err error) TxnStep) TxnStep {
+	return TxnStep{Ops: ops, next: next}
+}
+
+// txnClient is the blocking world's I/O for a TxnCodec: each step's
+// transaction is one call on a transactional session.
+type txnClient struct {
+	kv    TxnKV
+	codec TxnCodec
+}
+
+func (c *txnClient) Close() error { return c.kv.Close() }
+
+func (c *txnClient) Invoke(ctx context.Context, inv Invocation) Completion {
+	return runTxn(ctx, c.kv, c.codec, inv)
+}
+
+// runTxn executes one invocation through codec against kv.
+func runTxn(ctx context.Context, kv TxnKV, codec TxnCodec, inv Invocation) Completion {
+	step, ran := codec.Start(inv), false
+	for !step.Done() {
+		step, ran = step.Next(kv.Txn(ctx, step.Ops)), true
+	}
+	c := step.Completion
+	if r, ok := kv.(Router); ok && ran && c.Node == "" {
+		c.Node = r.Served()
+	}
+	return c
+}
+
 // txnOutcome is the completion type of a transaction that returned err:
 // fail when the SUT said nothing was applied, or when the transaction only
 // read (dropping it loses nothing); info otherwise.

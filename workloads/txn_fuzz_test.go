@@ -3,23 +3,42 @@ package workloads_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/workloads"
 )
 
-// FuzzTxnShapers feeds arbitrary invocations to every transactional
-// workload's shaper: a malformed one must be refused with an error (never
-// a panic), and a well-formed one must complete ok with results of the
-// right length and never ok without them.
-func FuzzTxnShapers(f *testing.F) {
+// answer is a well-formed answer to ops: every read finds "7".
+func answer(ops []workloads.MicroOp) []workloads.MicroResult {
+	res := make([]workloads.MicroResult, len(ops))
+	for i, o := range ops {
+		if o.F == workloads.MicroRead {
+			res[i] = workloads.MicroResult{Value: "7", Found: true, List: []string{"7"}}
+		} else {
+			res[i] = workloads.MicroResult{Value: o.Value}
+		}
+	}
+	return res
+}
+
+// FuzzTxnCodecs feeds arbitrary invocations to every transactional
+// workload's codec: a malformed one must complete at once and never ok
+// (never a panic); a well-formed one must ask for micro-ops, complete ok
+// within two steps when every step is answered (or fail a transfer for
+// want of funds), and never ok when a step
+// is answered with too few results or an error (fail when the error is
+// definite).
+func FuzzTxnCodecs(f *testing.F) {
 	f.Add("txn", `[["append",1,2],["r",1,null]]`)
 	f.Add("txn", `[["w",3,4],["r",3,null]]`)
 	f.Add("txn", `[["r",1.5,null]]`)
 	f.Add("txn", `[]`)
 	f.Add("txn", `[["append",1]]`)
 	f.Add("read", `null`)
+	f.Add("transfer", `{"from":1,"to":2,"amount":3}`)
+	f.Add("transfer", `{"from":1,"to":1,"amount":3}`)
 	f.Add("cas", `[1,2]`)
 	f.Fuzz(func(t *testing.T, fn, value string) {
 		var v any
@@ -27,42 +46,40 @@ func FuzzTxnShapers(f *testing.F) {
 			return
 		}
 		inv := workloads.Invocation{F: fn, Value: v}
-		for _, w := range []interface {
-			Shaper() workloads.TxnShaper
-		}{
+		for _, w := range []workloads.TxnWorkload{
 			workloads.NewListAppend(workloads.ElleOptions{}),
 			workloads.NewRWRegister(workloads.ElleOptions{}),
+			workloads.NewBank(workloads.BankOptions{}),
 		} {
-			s := w.Shaper()
-			ops, err := s.MicroOps(inv)
-			if err != nil {
-				if c := s.Complete(inv, nil, nil); c.Type == history.Ok {
-					t.Fatalf("malformed %v %v completed ok", fn, value)
+			step := w.Codec().Start(inv)
+			if step.Done() {
+				if step.Completion.Type == history.Ok {
+					t.Fatalf("%s: malformed %v %v completed ok", w.Name(), fn, value)
 				}
 				continue
 			}
-			if len(ops) == 0 {
-				t.Fatalf("%v %v: no micro-ops and no error", fn, value)
-			}
-			res := make([]workloads.MicroResult, len(ops))
-			for i, o := range ops {
-				if o.F == workloads.MicroRead {
-					res[i] = workloads.MicroResult{Value: "7\x1f", Found: true, List: []string{"7"}}
-				} else {
-					res[i] = workloads.MicroResult{Value: o.Value}
+			for n := 1; !step.Done(); n++ {
+				if n > 2 {
+					t.Fatalf("%s: %v %v takes more than two transactions", w.Name(), fn, value)
 				}
+				if len(step.Ops) == 0 {
+					t.Fatalf("%s: %v %v: a step without micro-ops", w.Name(), fn, value)
+				}
+				res := answer(step.Ops)
+				if c := step.Next(res[:len(res)-1], nil); c.Done() && c.Completion.Type == history.Ok && fn != "transfer" {
+					t.Fatalf("%s: %v %v: completed ok with too few results", w.Name(), fn, value)
+				}
+				if c := step.Next(nil, errors.New("timeout")); !c.Done() || c.Completion.Type == history.Ok {
+					t.Fatalf("%s: %v %v: an error did not end it, or ended it ok", w.Name(), fn, value)
+				}
+				if c := step.Next(nil, workloads.Definite(errors.New("refused"))); !c.Done() || c.Completion.Type != history.Fail {
+					t.Fatalf("%s: %v %v: a definite error gave %v", w.Name(), fn, value, c.Completion.Type)
+				}
+				step = step.Next(res, nil)
 			}
-			if c := s.Complete(inv, res, nil); c.Type != history.Ok {
-				t.Fatalf("%v %v: complete with results = %v %s", fn, value, c.Type, c.Error)
-			}
-			if c := s.Complete(inv, res[:len(res)-1], nil); c.Type == history.Ok {
-				t.Fatalf("%v %v: completed ok with too few results", fn, value)
-			}
-			if c := s.Complete(inv, nil, errors.New("timeout")); c.Type == history.Ok {
-				t.Fatalf("%v %v: completed ok after an error", fn, value)
-			}
-			if c := s.Complete(inv, nil, workloads.Definite(errors.New("refused"))); c.Type != history.Fail {
-				t.Fatalf("%v %v: definite error gave %v", fn, value, c.Type)
+			poor := strings.Contains(step.Completion.Error, workloads.ErrInsufficientFunds.Error())
+			if step.Completion.Type != history.Ok && !(poor && step.Completion.Type == history.Fail) {
+				t.Fatalf("%s: %v %v: answered in full, completed %v %s", w.Name(), fn, value, step.Completion.Type, step.Completion.Error)
 			}
 		}
 	})

@@ -4,12 +4,16 @@
 // test ends with, and which checker judges the resulting history.
 //
 // Workloads are sans-IO: a generator and a pure codec that turns an
-// invocation into the operation to perform and that operation's result
-// into a completion (RegisterCodec). Each world supplies the I/O: chaos
-// run wraps the codec in a blocking Client over TCP, and the simulator
-// (kvnode/sim) runs the same codec on its single-threaded clients in
-// virtual time. So a simulated history is made by exactly the code that
-// makes a real one, and a fix to a workload's semantics lands in both.
+// invocation into the operations to perform and their results into a
+// completion, deciding there whether it is ok, fail or info. A KVWorkload
+// (register) has a RegisterCodec of single-key ops; a TxnWorkload
+// (list-append, rw-register, bank) has a TxnCodec of transactions, which
+// may take several steps (a bank transfer reads, then writes guarded).
+// Each world supplies the I/O: chaos run wraps the codec in a blocking
+// Client over TCP, and the simulator (kvnode/sim) runs the same codec on
+// its single-threaded clients in virtual time. So a simulated history is
+// made by exactly the code that makes a real one, and a fix to a
+// workload's semantics lands in both.
 package workloads
 
 import (
@@ -74,6 +78,29 @@ type Workload interface {
 	Checker() checker.Checker
 }
 
+// KVWorkload is a workload of single-key operations, run through its codec.
+type KVWorkload interface {
+	Workload
+	// Codec returns the workload's codec.
+	Codec() RegisterCodec
+}
+
+// TxnWorkload is a workload whose invocations run as transactions, through
+// its codec.
+type TxnWorkload interface {
+	Workload
+	// Codec returns the workload's codec.
+	Codec() TxnCodec
+}
+
+// Every workload is one or the other, so that a world can drive it by its
+// codec alone.
+var (
+	_ KVWorkload  = (*Register)(nil)
+	_ TxnWorkload = (*Elle)(nil)
+	_ TxnWorkload = (*Bank)(nil)
+)
+
 // SUT is how workload clients reach the system under test.
 type SUT interface {
 	// OpenKV opens a key-value session (one client id, its own sequence
@@ -119,18 +146,39 @@ func IsDefinite(err error) bool {
 	return errors.As(err, &d)
 }
 
-// New returns the workload named name. Its options are those every workload
-// shares; workload-specific tuning uses the workload's own constructor.
-func New(name string) (Workload, error) {
+// New returns the workload named name with its default options;
+// workload-specific tuning uses the workload's own constructor.
+func New(name string) (Workload, error) { return NewTuned(name, Tuning{}) }
+
+// Tuning is what every workload can be tuned by, for a caller that does
+// not know which workload it runs (the simulator). Zero values take each
+// workload's defaults.
+type Tuning struct {
+	// Keys is how many keys are in use at once: the register's and the
+	// Elle workloads' Keys, the bank's Accounts.
+	Keys int
+	// Reads is the register's Reads; other workloads have no reads ratio
+	// and refuse one.
+	Reads int
+}
+
+// NewTuned returns the workload named name tuned by t.
+func NewTuned(name string, t Tuning) (Workload, error) {
+	if t.Reads != 0 && name != "register" {
+		return nil, fmt.Errorf("workload %s has no reads ratio to tune (only register has)", name)
+	}
+	if name == "bank" && t.Keys == 1 {
+		return nil, errors.New("workload bank needs at least 2 accounts (keys) to transfer between")
+	}
 	switch name {
 	case "register":
-		return NewRegister(RegisterOptions{}), nil
+		return NewRegister(RegisterOptions{Keys: t.Keys, Reads: t.Reads}), nil
 	case "list-append":
-		return NewListAppend(ElleOptions{}), nil
+		return NewListAppend(ElleOptions{Keys: t.Keys}), nil
 	case "rw-register":
-		return NewRWRegister(ElleOptions{}), nil
+		return NewRWRegister(ElleOptions{Keys: t.Keys}), nil
 	case "bank":
-		return NewBank(BankOptions{}), nil
+		return NewBank(BankOptions{Accounts: t.Keys}), nil
 	default:
 		return nil, fmt.Errorf("unknown workload %q (known: %v)", name, Names())
 	}
@@ -142,9 +190,10 @@ func Names() []string { return []string{"register", "list-append", "rw-register"
 // IsTransactional reports whether the named workload needs a system under
 // test that implements TxnSUT.
 func IsTransactional(name string) bool {
-	switch name {
-	case "list-append", "rw-register", "bank":
-		return true
+	w, err := New(name)
+	if err != nil {
+		return false
 	}
-	return false
+	_, ok := w.(TxnWorkload)
+	return ok
 }
