@@ -118,7 +118,7 @@ func TestLoseUnsyncedCatchesMissingFsync(t *testing.T) {
 	for _, proto := range protocols(t) {
 		t.Run(proto, func(t *testing.T) {
 			run := func(kind string, s int64) (*Result, Config) {
-				cfg := Config{Seed: s, Protocol: proto, Replicas: 3, Workload: WorkloadRegister, Keys: 5, Clients: 10,
+				cfg := Config{Seed: s, Protocol: proto, Replicas: 3, Workload: "register", Keys: 5, Clients: 10,
 					Nemesis: []string{kind}, Ops: 400, SnapshotEvery: 500, syncLies: true}
 				res, err := Run(cfg)
 				if err != nil {

@@ -78,10 +78,11 @@ func TestShardedDeadGroup(t *testing.T) {
 					busy--
 					return
 				}
-				ops, _ := w.genTxn()
+				ops := nextTxn(t, w)
 				dead := needsDead(ops)
 				t0 := w.now()
-				tw.txn(ops, func(typ history.Type, _ []txn.MicroResult, _ string) {
+				tw.txn(ops, func(_ []txn.MicroResult, err error) {
+					typ := outcomeType(err)
 					switch {
 					case !dead && typ == history.Ok:
 						got.live++

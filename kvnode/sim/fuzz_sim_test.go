@@ -17,7 +17,7 @@ func FuzzSim(f *testing.F) {
 	f.Add(int64(1), uint8(5), uint16(0xffff), uint8(25), false)
 	f.Add(int64(2), uint8(3), uint16(1<<5), uint8(3), true)
 	f.Add(int64(3), uint8(1), uint16(1<<1|1<<5), uint8(0), false)
-	f.Fuzz(func(t *testing.T, seed int64, replicas uint8, mask uint16, snap uint8, appendWL bool) {
+	f.Fuzz(func(t *testing.T, seed int64, replicas uint8, mask uint16, snap uint8, oneKey bool) {
 		var kinds []string
 		for i, k := range NemesisKinds {
 			if mask&(1<<i) != 0 {
@@ -27,12 +27,12 @@ func FuzzSim(f *testing.F) {
 		if len(kinds) == 0 {
 			kinds = []string{NemesisNone}
 		}
-		cfg := Config{Seed: seed, Protocol: "paxos", Replicas: 1 + int(replicas%7), Workload: WorkloadRegister, Keys: 5, Clients: 10, Ops: 300, Nemesis: kinds, SnapshotEvery: 500}
+		cfg := Config{Seed: seed, Protocol: "paxos", Replicas: 1 + int(replicas%7), Workload: "register", Keys: 5, Clients: 10, Ops: 300, Nemesis: kinds, SnapshotEvery: 500}
 		if snap > 0 {
 			cfg.SnapshotEvery = uint64(snap)
 		}
-		if appendWL {
-			cfg.Workload, cfg.Keys = WorkloadAppend, 1
+		if oneKey {
+			cfg.Keys = 1
 		}
 		for _, p := range Protocols() {
 			cfg.Protocol = p

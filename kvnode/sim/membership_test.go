@@ -17,11 +17,11 @@ import (
 
 // membershipConfig is seed s of the membership sweep: replicas added,
 // removed and replaced while partitions, kills and power losses hit the
-// group; 3 replicas (5 for every third seed) and 2 spares, the append
-// workload on one key for every fourth seed, a snapshot every 25 entries
+// group; 3 replicas (5 for every third seed) and 2 spares, the register
+// on one key for every fourth seed, a snapshot every 25 entries
 // for odd seeds (so that joiners catch up by snapshot).
 func membershipConfig(proto string, s int64) Config {
-	cfg := Config{Seed: s, Protocol: proto, Replicas: 3, Workload: WorkloadRegister, Keys: 5, Clients: 10, Ops: 1000,
+	cfg := Config{Seed: s, Protocol: proto, Replicas: 3, Workload: "register", Keys: 5, Clients: 10, Ops: 1000,
 		Nemesis: []string{NemesisMembership, NemesisPartition, NemesisKill, NemesisLoseUnsynced}, SnapshotEvery: 500}
 	if s%2 == 1 {
 		cfg.SnapshotEvery = 25
@@ -30,7 +30,7 @@ func membershipConfig(proto string, s int64) Config {
 		cfg.Replicas = 5
 	}
 	if s%4 == 0 {
-		cfg.Workload, cfg.Keys = WorkloadAppend, 1
+		cfg.Keys = 1
 	}
 	return cfg
 }

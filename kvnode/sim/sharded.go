@@ -1,16 +1,13 @@
 package sim
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
-	"github.com/chaoskv/chaos/checker/bank"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/kvnode/client"
 	knode "github.com/chaoskv/chaos/kvnode/node"
@@ -19,23 +16,6 @@ import (
 	"github.com/chaoskv/chaos/kvnode/txn"
 	"github.com/chaoskv/chaos/workloads"
 )
-
-// Transactional workloads over a sharded cluster, checked by Elle.
-const (
-	// WorkloadListAppend: transactions of appends of unique values and
-	// reads of whole lists, over keys in any shards.
-	WorkloadListAppend = "list-append"
-	// WorkloadRWRegister: transactions of writes of unique values and
-	// reads, over keys in any shards.
-	WorkloadRWRegister = "rw-register"
-	// WorkloadBank: accounts (one key each, 10 apiece at the start) and
-	// transfers that read both balances, then write both guarded by
-	// txn.Check; reads see every account. Checked by checker/bank.
-	WorkloadBank = "bank"
-)
-
-// bankStart is every account's opening balance.
-const bankStart = 10
 
 // ShardedConfig is one simulated test of a sharded cluster: a shard
 // controller group and Groups shard groups of three replicas each, placed
@@ -48,8 +28,10 @@ type ShardedConfig struct {
 	Groups   int    // shard groups (3); groups 1 and 2 start joined
 	Ops      int    // transactions (300)
 	Clients  int    // concurrent clients (5)
-	Keys     int    // keys (8)
-	Workload string // WorkloadListAppend (default), WorkloadRWRegister or WorkloadBank
+	Keys     int    // keys in use at once, or the bank's accounts (8)
+	// Workload is a transactional workload of package workloads:
+	// list-append (default), rw-register or bank.
+	Workload string
 	// Faults enables node crashes, partitions of the nodes and shard moves
 	// (Join, Leave, Move) during the run.
 	Faults bool
@@ -87,7 +69,7 @@ func (c *ShardedConfig) defaults() {
 		c.Keys = 8
 	}
 	if c.Workload == "" {
-		c.Workload = WorkloadListAppend
+		c.Workload = "list-append"
 	}
 	if c.Think == 0 {
 		c.Think = 100 * time.Millisecond
@@ -130,7 +112,11 @@ type world struct {
 	err      error
 	side     map[replica.NodeID]int // the current partition; nil when healed
 	sessions uint64
-	appends  int64
+	// wl is the workload; gen and codec are its generator (seeded with
+	// the run's seed) and codec, as chaos run drives them.
+	wl    workloads.TxnWorkload
+	gen   workloads.Generator
+	codec workloads.TxnCodec
 	// groupCut[{a, b}] stops group a's runtime from delivering anything to
 	// group b: the two groups are cut off from each other while each
 	// still has its majority.
@@ -176,6 +162,13 @@ func (w *world) cluster(g replica.GroupID) *Cluster {
 func (w *world) nextSession() uint64 {
 	w.sessions++
 	return 1<<40 + w.sessions
+}
+
+// fail stops the run at its first simulator error.
+func (w *world) fail(err error) {
+	if w.err == nil {
+		w.err = err
+	}
 }
 
 // at schedules fn on the controller cluster's agenda.
@@ -393,19 +386,27 @@ func (w *world) newWorker(proc history.Process) *txnWorker {
 	return &txnWorker{w: w, proc: proc, cl: cl}
 }
 
-func skey(k int64) string { return "k" + strconv.FormatInt(k, 10) }
-
-// run invokes a transaction and records it; value is its Jepsen form.
-func (tw *txnWorker) run(ops []txn.MicroOp, value []any, done func()) {
-	tw.w.record(history.Op{Type: history.Invoke, Process: tw.proc, F: "txn", Value: value})
-	tw.txn(ops, func(typ history.Type, res []txn.MicroResult, why string) {
-		v := any(value)
-		if typ == history.Ok {
-			v = tw.w.jepsen(res)
+// invoke records inv, runs the transactions its codec asks for one after
+// another, records the completion the codec makes of their answers, and
+// then calls done.
+func (tw *txnWorker) invoke(inv workloads.Invocation, done func()) {
+	tw.w.record(history.Op{Type: history.Invoke, Process: tw.proc, F: inv.F, Value: inv.Value})
+	var next func(s workloads.TxnStep)
+	next = func(s workloads.TxnStep) {
+		if s.Done() {
+			c := s.Completion
+			tw.complete(history.Op{Type: c.Type, F: inv.F, Value: c.Value, Error: c.Error, Node: c.Node})
+			done()
+			return
 		}
-		tw.complete(history.Op{Type: typ, F: "txn", Value: v, Error: why})
-		done()
-	})
+		ops, err := microOps(s.Ops)
+		if err != nil {
+			tw.w.fail(fmt.Errorf("workload %s: %w", tw.w.cfg.Workload, err))
+			return
+		}
+		tw.txn(ops, func(res []txn.MicroResult, err error) { next(s.Next(microResults(res), err)) })
+	}
+	next(tw.w.codec.Start(inv))
 }
 
 // complete records a completion of tw's process and counts it.
@@ -425,8 +426,10 @@ func (tw *txnWorker) complete(op history.Op) {
 }
 
 // txn runs one transaction to its end, without recording it, and passes
-// the outcome to cb.
-func (tw *txnWorker) txn(ops []txn.MicroOp, cb func(typ history.Type, res []txn.MicroResult, why string)) {
+// its results to cb, or the error that ended it: marked
+// workloads.Definite when the transaction certainly applied nothing,
+// else an unknown outcome.
+func (tw *txnWorker) txn(ops []txn.MicroOp, cb func(res []txn.MicroResult, err error)) {
 	w := tw.w
 	op := client.TxnOp(ops)
 	op.Deadline = time.Unix(0, w.now()).Add(w.cfg.TxnDeadline)
@@ -437,19 +440,15 @@ func (tw *txnWorker) txn(ops []txn.MicroOp, cb func(typ history.Type, res []txn.
 			if w.cross(tw.cl, ops) {
 				w.res.Cross++
 			}
-			cb(history.Ok, o.Txn.Results, "")
+			cb(o.Txn.Results, nil)
 		case client.Failed:
-			why := o.Cause.Error()
-			if errors.Is(o.Cause, txn.ErrCheckFailed) {
-				why = "check failed"
-			}
-			cb(history.Fail, nil, why)
+			cb(nil, workloads.Definite(o.Cause))
 		default:
-			cb(history.Info, nil, o.Cause.Error())
+			cb(nil, o.Cause)
 		}
 	})
-	if err != nil && w.err == nil {
-		w.err = err
+	if err != nil {
+		w.fail(err)
 	}
 }
 
@@ -470,49 +469,17 @@ func (w *world) cross(cl *Client, ops []txn.MicroOp) bool {
 	return false
 }
 
-// jepsen turns committed results into the workload's micro-op values.
-func (w *world) jepsen(res []txn.MicroResult) []any {
-	v := make([]any, len(res))
-	for i, r := range res {
-		k, _ := strconv.ParseInt(r.Key[1:], 10, 64)
-		switch {
-		case r.F == txn.Read && w.cfg.Workload == WorkloadRWRegister:
-			var x any
-			if r.Found {
-				x, _ = strconv.ParseInt(r.Value, 10, 64)
-			}
-			v[i] = []any{"r", k, x}
-		case r.F == txn.Read:
-			l := []any{}
-			for _, e := range r.List {
-				x, _ := strconv.ParseInt(e, 10, 64)
-				l = append(l, x)
-			}
-			v[i] = []any{"r", k, l}
-		default:
-			x, _ := strconv.ParseInt(r.Value, 10, 64)
-			v[i] = []any{r.F, k, x}
-		}
-	}
-	return v
-}
-
 func (w *world) record(op history.Op) {
 	op.Index = int64(len(w.hist))
 	op.Time = w.now()
 	w.hist = append(w.hist, op)
 }
 
-// RunSharded runs one simulated test of a sharded cluster with the
-// list-append workload and checks the history with Elle for strict
-// serializability.
+// RunSharded runs one simulated test of a sharded cluster with a
+// transactional workload and checks the history with the workload's
+// checker.
 func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	cfg.defaults()
-	switch cfg.Workload {
-	case WorkloadListAppend, WorkloadRWRegister, WorkloadBank:
-	default:
-		return nil, fmt.Errorf("sim: unknown sharded workload %q (want %s, %s or %s)", cfg.Workload, WorkloadListAppend, WorkloadRWRegister, WorkloadBank)
-	}
 	if cfg.Nodes < 3 || cfg.Groups < 2 || cfg.Clients < 1 || cfg.Keys < 1 {
 		return nil, fmt.Errorf("sim: sharded run needs Nodes >= 3, Groups >= 2, Clients and Keys >= 1 (got %d, %d, %d, %d)", cfg.Nodes, cfg.Groups, cfg.Clients, cfg.Keys)
 	}
@@ -534,17 +501,7 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 		after := func() {
 			w.at(time.Duration(w.rng.Int63n(int64(cfg.Think)+1)), func() { next(tw) })
 		}
-		if cfg.Workload == WorkloadBank {
-			w.bankOp(tw, after)
-			return
-		}
-		ops, value := w.genTxn()
-		tw.run(ops, value, after)
-	}
-	if cfg.Workload == WorkloadBank {
-		if err := w.openAccounts(); err != nil {
-			return nil, err
-		}
+		tw.invoke(w.gen.Next(), after)
 	}
 	for i := 0; i < cfg.Clients; i++ {
 		tw := w.newWorker(history.Process(i))
@@ -581,24 +538,17 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	for n := 1; n <= cfg.Nodes; n++ {
 		w.restart(replica.NodeID(n))
 	}
-	for k := 0; k < cfg.Keys; k++ {
-		if cfg.Workload == WorkloadBank && k > 0 {
-			break
-		}
+	w.cfg.TxnDeadline = 20 * time.Second
+	for k, inv := range w.gen.FinalReads() {
 		tw := w.newWorker(history.Process(10000 + k))
-		tw.w.cfg.TxnDeadline = 20 * time.Second
 		finished := false
-		if cfg.Workload == WorkloadBank {
-			w.bankRead(tw, func() { finished = true })
-		} else {
-			tw.run([]txn.MicroOp{{F: txn.Read, Key: skey(int64(k))}}, []any{[]any{"r", int64(k), nil}}, func() { finished = true })
-		}
+		tw.invoke(inv, func() { finished = true })
 		w.runUntil(func() bool { return finished }, 30*time.Second)
 		if v := violation(w.err); v != nil {
 			return w.stopped(v), nil
 		}
 		if last := w.hist[len(w.hist)-1]; !finished || last.Type != history.Ok {
-			w.res.Problems = append(w.res.Problems, fmt.Sprintf("final read of key %d did not complete after healing", k))
+			w.res.Problems = append(w.res.Problems, fmt.Sprintf("final %s %v did not complete after healing", inv.F, inv.Value))
 		}
 	}
 	if w.err != nil {
@@ -611,25 +561,8 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	}
 	w.res.History = w.hist
 	w.res.Virtual = time.Duration(w.now())
-	// The workload's checker, as chaos run and chaos check build it; bank
-	// also knows its accounts and their constant total.
-	var chkr checker.Checker
-	if cfg.Workload == WorkloadBank {
-		total := int64(bankStart * cfg.Keys)
-		var accts []string
-		for k := 0; k < cfg.Keys; k++ {
-			accts = append(accts, skey(int64(k)))
-		}
-		chkr = bank.New(&total, accts)
-	} else if chkr, err = workloads.CheckerFor(cfg.Workload, nil); err != nil {
-		return nil, fmt.Errorf("sim seed %d: %w", cfg.Seed, err)
-	}
-	chk, err := checker.Check(chkr, w.hist, checker.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("sim seed %d: check: %w", cfg.Seed, err)
-	}
-	w.res.Check = chk
-	w.res.Valid = chk.Valid
+	w.res.Check = check(w.wl, w.hist, checker.Options{})
+	w.res.Valid = w.res.Check.Valid
 	if len(w.res.Problems) > 0 {
 		w.res.Valid = checker.Invalid
 	}
@@ -644,31 +577,6 @@ func (w *world) stopped(v *Violation) *ShardedResult {
 	w.res.Check = checker.Result{Valid: checker.Invalid, Summary: "stopped at a safety violation"}
 	w.res.Valid = checker.Invalid
 	return w.res
-}
-
-// genTxn makes 1-4 micro-ops over the keys: appends of unique values and
-// reads.
-func (w *world) genTxn() ([]txn.MicroOp, []any) {
-	n := 1 + w.rng.Intn(4)
-	var ops []txn.MicroOp
-	var value []any
-	for i := 0; i < n; i++ {
-		k := int64(w.rng.Intn(w.cfg.Keys))
-		if w.rng.Intn(2) == 0 {
-			w.appends++
-			if w.cfg.Workload == WorkloadRWRegister {
-				ops = append(ops, txn.MicroOp{F: txn.Write, Key: skey(k), Value: strconv.FormatInt(w.appends, 10)})
-				value = append(value, []any{"w", k, w.appends})
-				continue
-			}
-			ops = append(ops, txn.MicroOp{F: txn.Append, Key: skey(k), Value: strconv.FormatInt(w.appends, 10)})
-			value = append(value, []any{"append", k, w.appends})
-		} else {
-			ops = append(ops, txn.MicroOp{F: txn.Read, Key: skey(k)})
-			value = append(value, []any{"r", k, nil})
-		}
-	}
-	return ops, value
 }
 
 // nemesis alternates faults every 300-800ms until stopped: a crashed node
@@ -777,6 +685,9 @@ func (w *world) shardChange(latest *shardctl.Config) shardctl.Op {
 // is the number of nodes, and any nemesis other than none turns on node
 // crashes, partitions and shard moves.
 func runShardedAsRun(cfg Config) (*Result, error) {
+	if cfg.Factory != nil {
+		return nil, fmt.Errorf("sim: a replication Factory runs only under the register workload's single group, not under %s", cfg.Workload)
+	}
 	faults := false
 	for _, n := range cfg.Nemesis {
 		faults = faults || n != NemesisNone
@@ -794,107 +705,20 @@ func runShardedAsRun(cfg Config) (*Result, error) {
 	return res, nil
 }
 
-// openAccounts gives every account its opening balance before the clients
-// start; it is not part of the history (the checker knows the total).
-func (w *world) openAccounts() error {
-	tw := w.newWorker(history.Process(-2))
-	var ops []txn.MicroOp
-	for k := 0; k < w.cfg.Keys; k++ {
-		ops = append(ops, txn.MicroOp{F: txn.Write, Key: skey(int64(k)), Value: strconv.Itoa(bankStart)})
-	}
-	saved := w.cfg.TxnDeadline
-	w.cfg.TxnDeadline = 30 * time.Second
-	var typ history.Type
-	tw.txn(ops, func(t history.Type, _ []txn.MicroResult, _ string) { typ = t })
-	w.runUntil(func() bool { return typ != 0 }, time.Minute)
-	w.cfg.TxnDeadline = saved
-	if typ != history.Ok {
-		return fmt.Errorf("sim seed %d: opening the accounts: %v", w.cfg.Seed, typ)
-	}
-	return nil
-}
-
-// bankRead reads every account in one transaction.
-func (w *world) bankRead(tw *txnWorker, done func()) {
-	var ops []txn.MicroOp
-	for k := 0; k < w.cfg.Keys; k++ {
-		ops = append(ops, txn.MicroOp{F: txn.Read, Key: skey(int64(k))})
-	}
-	w.record(history.Op{Type: history.Invoke, Process: tw.proc, F: "read"})
-	tw.txn(ops, func(typ history.Type, res []txn.MicroResult, why string) {
-		op := history.Op{Type: typ, F: "read", Error: why}
-		if typ == history.Ok {
-			bal := map[string]any{}
-			for _, r := range res {
-				n, err := strconv.ParseInt(r.Value, 10, 64)
-				if !r.Found || err != nil {
-					op.Type, op.Error = history.Info, fmt.Sprintf("account %s holds %q", r.Key, r.Value)
-					break
-				}
-				bal[r.Key] = n
-			}
-			if op.Type == history.Ok {
-				op.Value = bal
-			}
-		} else if typ == history.Info {
-			op.Type = history.Fail // a read changes nothing
-		}
-		tw.complete(op)
-		done()
-	})
-}
-
-// bankOp is a read of every account (a quarter of the ops) or a transfer
-// of 1-5 between two accounts: read both, then write both guarded by
-// checks that they still hold what was read.
-func (w *world) bankOp(tw *txnWorker, done func()) {
-	if w.rng.Intn(4) == 0 {
-		w.bankRead(tw, done)
-		return
-	}
-	from, to := w.rng.Intn(w.cfg.Keys), w.rng.Intn(w.cfg.Keys-1)
-	if to >= from {
-		to++
-	}
-	amount := int64(1 + w.rng.Intn(5))
-	fk, tk := skey(int64(from)), skey(int64(to))
-	value := map[string]any{"from": fk, "to": tk, "amount": amount}
-	w.record(history.Op{Type: history.Invoke, Process: tw.proc, F: "transfer", Value: value})
-	fail := func(why string) {
-		tw.complete(history.Op{Type: history.Fail, F: "transfer", Value: value, Error: why})
-		done()
-	}
-	tw.txn([]txn.MicroOp{{F: txn.Read, Key: fk}, {F: txn.Read, Key: tk}}, func(typ history.Type, res []txn.MicroResult, why string) {
-		if typ != history.Ok {
-			fail("read: " + why) // nothing written yet
-			return
-		}
-		fb, err1 := strconv.ParseInt(res[0].Value, 10, 64)
-		tb, err2 := strconv.ParseInt(res[1].Value, 10, 64)
-		if err1 != nil || err2 != nil {
-			fail(fmt.Sprintf("balances %q, %q", res[0].Value, res[1].Value))
-			return
-		}
-		if fb < amount {
-			fail("insufficient funds")
-			return
-		}
-		ops := []txn.MicroOp{
-			{F: txn.Check, Key: fk, Value: res[0].Value}, {F: txn.Check, Key: tk, Value: res[1].Value},
-			{F: txn.Write, Key: fk, Value: strconv.FormatInt(fb-amount, 10)}, {F: txn.Write, Key: tk, Value: strconv.FormatInt(tb+amount, 10)},
-		}
-		tw.txn(ops, func(typ history.Type, _ []txn.MicroResult, why string) {
-			tw.complete(history.Op{Type: typ, F: "transfer", Value: value, Error: why})
-			done()
-		})
-	})
-}
-
 // newShardWorld builds the clusters and runtimes of cfg (with defaults
 // applied) and joins groups 1 and 2; it returns the world and the client
 // that did the join.
 func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
-	w := &world{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), res: &ShardedResult{Seed: cfg.Seed}, ctl: replica.GroupID(cfg.Groups + 1)}
+	wl, err := newWorkload(cfg.Workload, cfg.Keys, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sim: %w", err)
+	}
+	tw, ok := wl.(workloads.TxnWorkload)
+	if !ok {
+		return nil, nil, fmt.Errorf("sim: workload %s is not transactional; a sharded cluster runs transactions", cfg.Workload)
+	}
+	w := &world{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), res: &ShardedResult{Seed: cfg.Seed}, ctl: replica.GroupID(cfg.Groups + 1),
+		wl: tw, gen: tw.NewGenerator(cfg.Seed), codec: tw.Codec()}
 	for g := 0; g <= cfg.Groups; g++ {
 		var mem []replica.NodeID
 		for i := 0; i < 3; i++ {

@@ -11,6 +11,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/kvnode/txn"
+	"github.com/chaoskv/chaos/workloads"
 )
 
 // shardedSeeds is the sweep size: CHAOS_SIM_SEEDS, else 200 (40 in -short).
@@ -121,7 +122,7 @@ func TestShardedRWRegisterSweep(t *testing.T) {
 	n := shardedSeeds(t) / 4
 	var ok, cross int
 	for seed := int64(1); seed <= int64(n); seed++ {
-		res, err := RunSharded(ShardedConfig{Seed: seed, Faults: true, Workload: WorkloadRWRegister})
+		res, err := RunSharded(ShardedConfig{Seed: seed, Faults: true, Workload: "rw-register"})
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
@@ -143,7 +144,7 @@ func TestShardedBankSweep(t *testing.T) {
 	n := shardedSeeds(t) / 4
 	var transfers, reads int
 	for seed := int64(1); seed <= int64(n); seed++ {
-		res, err := RunSharded(ShardedConfig{Seed: seed, Faults: true, Workload: WorkloadBank})
+		res, err := RunSharded(ShardedConfig{Seed: seed, Faults: true, Workload: "bank"})
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
@@ -185,7 +186,7 @@ func TestShardedCutOffGroups(t *testing.T) {
 		latest := ctl.nodes[ctl.Leader()-1].sm.(*shardctl.Controller).Latest()
 		var ka, kb string
 		for i := 0; ka == "" || kb == ""; i++ {
-			k := skey(int64(i))
+			k := "k" + strconv.Itoa(i)
 			switch latest.Shards[shardctl.ShardOf(k)] {
 			case 1:
 				ka = cmpOr(ka, k)
@@ -197,7 +198,7 @@ func TestShardedCutOffGroups(t *testing.T) {
 		outcome := func(ops []txn.MicroOp) history.Type {
 			tw := w.newWorker(1)
 			var typ history.Type
-			tw.txn(ops, func(t history.Type, _ []txn.MicroResult, _ string) { typ = t })
+			tw.txn(ops, func(_ []txn.MicroResult, err error) { typ = outcomeType(err) })
 			w.runUntil(func() bool { return typ != 0 }, 10*time.Second)
 			return typ
 		}
@@ -213,6 +214,29 @@ func TestShardedCutOffGroups(t *testing.T) {
 			t.Fatalf("seed %d: the cross-group transaction did not commit after healing: %v", seed, typ)
 		}
 	}
+}
+
+// nextTxn is the workload's next transaction, for tests that run
+// transactions themselves.
+func nextTxn(t *testing.T, w *world) []txn.MicroOp {
+	t.Helper()
+	s := w.codec.Start(w.gen.Next())
+	ops, err := microOps(s.Ops)
+	if s.Done() || err != nil {
+		t.Fatalf("the %s codec gave no transaction: %v %+v", w.cfg.Workload, err, s.Completion)
+	}
+	return ops
+}
+
+// outcomeType is the history type of tw.txn's answer.
+func outcomeType(err error) history.Type {
+	switch {
+	case err == nil:
+		return history.Ok
+	case workloads.IsDefinite(err):
+		return history.Fail
+	}
+	return history.Info
 }
 
 func cmpOr(a, b string) string {
@@ -245,10 +269,15 @@ func TestShardedProgressWithMajorities(t *testing.T) {
 		} {
 			fault()
 			for i := 0; i < 20; i++ {
-				ops, _ := w.genTxn()
+				ops := nextTxn(t, w)
 				var typ history.Type
 				var why string
-				tw.txn(ops, func(t history.Type, _ []txn.MicroResult, y string) { typ, why = t, y })
+				tw.txn(ops, func(_ []txn.MicroResult, err error) {
+					typ = outcomeType(err)
+					if err != nil {
+						why = err.Error()
+					}
+				})
 				w.runUntil(func() bool { return typ != 0 }, time.Minute)
 				if typ != history.Ok {
 					t.Fatalf("seed %d phase %d txn %d %v: %v (%s) although every group has a majority", seed, phase, i, ops, typ, why)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/workloads"
 )
 
 // Failure names the ways a run failed, most telling first: a safety
@@ -252,6 +253,4 @@ func shrinkReplicas(c Config, _ *Result) []Config {
 	return []Config{x}
 }
 
-func sharded(workload string) bool {
-	return workload == WorkloadListAppend || workload == WorkloadRWRegister || workload == WorkloadBank
-}
+func sharded(workload string) bool { return workloads.IsTransactional(workload) }

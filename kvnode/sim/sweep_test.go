@@ -16,7 +16,7 @@ import (
 // every fourth seed, a snapshot every 25 entries for odd seeds (which
 // sends restarted and lagging replicas through snapshot catch-up).
 func sweepConfig(proto string, s int64) Config {
-	cfg := Config{Seed: s, Protocol: proto, Replicas: 5, Workload: WorkloadRegister, Keys: 5, Clients: 10, Ops: 1000, Nemesis: []string{"all"}, SnapshotEvery: 500}
+	cfg := Config{Seed: s, Protocol: proto, Replicas: 5, Workload: "register", Keys: 5, Clients: 10, Ops: 1000, Nemesis: []string{"all"}, SnapshotEvery: 500}
 	if s%2 == 1 {
 		cfg.SnapshotEvery = 25
 	}
@@ -24,7 +24,7 @@ func sweepConfig(proto string, s int64) Config {
 		cfg.Replicas = 3
 	}
 	if s%4 == 0 {
-		cfg.Workload, cfg.Keys = WorkloadAppend, 1
+		cfg.Workload, cfg.Keys = "list-append", 1
 	}
 	return cfg
 }
@@ -89,7 +89,7 @@ func BenchmarkSimFaults5(b *testing.B) {
 			ops := 0
 			for i := 0; i < b.N; i++ {
 				cfg := sweepConfig(proto, int64(i+1))
-				cfg.Replicas, cfg.Workload, cfg.Keys = 5, WorkloadRegister, 5
+				cfg.Replicas, cfg.Workload, cfg.Keys = 5, "register", 5
 				res, err := Run(cfg)
 				if err != nil {
 					b.Fatal(err)

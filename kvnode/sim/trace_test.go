@@ -43,8 +43,8 @@ func TestCheckDeterminism(t *testing.T) {
 		want bool // a divergence
 	}{
 		{"paxos", Config{Seed: 3, Ops: 200, Nemesis: []string{NemesisPartition, NemesisKill, NemesisClockStrobe}}, false},
-		{"fake core, append", Config{Seed: 5, Ops: 200, Workload: WorkloadAppend, Factory: fakeFactory(false), Nemesis: []string{NemesisLoss, NemesisDup}}, false},
-		{"list-append", Config{Seed: 2, Ops: 60, Workload: WorkloadListAppend, Nemesis: []string{NemesisPartition}}, false},
+		{"fake core, one key", Config{Seed: 5, Ops: 200, Keys: 1, Factory: fakeFactory(false), Nemesis: []string{NemesisLoss, NemesisDup}}, false},
+		{"list-append", Config{Seed: 2, Ops: 60, Workload: "list-append", Nemesis: []string{NemesisPartition}}, false},
 		{"map-order core", Config{Seed: 3, Ops: 200, Factory: mapOrderFactory(t), Nemesis: []string{NemesisPartition}}, true},
 	}
 	for _, tt := range tests {

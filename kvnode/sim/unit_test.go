@@ -6,9 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/kvnode/replica"
 )
 
@@ -252,73 +250,5 @@ func TestPartitionShapes(t *testing.T) {
 	c.Cut(1, 2)
 	if c.CanHear(1, 2) || !c.CanHear(2, 1) {
 		t.Fatal("a one-way cut is not one way")
-	}
-}
-
-func histOp(typ history.Type, proc int64, f string, v any) history.Op {
-	return history.Op{Type: typ, Process: history.Process(proc), F: f, Value: v}
-}
-
-func TestCheckAppends(t *testing.T) {
-	base := []history.Op{
-		histOp(history.Invoke, 0, "append", []any{int64(0), "1 "}),
-		histOp(history.Ok, 0, "append", []any{int64(0), "1 "}),
-		histOp(history.Invoke, 1, "append", []any{int64(0), "2 "}),
-		histOp(history.Info, 1, "append", []any{int64(0), "2 "}),
-		histOp(history.Invoke, 0, "read", []any{int64(0), nil}),
-	}
-	tests := []struct {
-		final string
-		want  []string
-	}{
-		{"1 2 ", nil},
-		{"1 ", nil},
-		{"2 ", []string{"lost-append"}},
-		{"1 1 ", []string{"duplicate-append"}},
-		{"1 7 ", []string{"phantom-append"}},
-	}
-	for _, tt := range tests {
-		h := append(slices.Clone(base), histOp(history.Ok, 0, "read", []any{int64(0), tt.final}))
-		for i := range h {
-			h[i].Index = int64(i)
-		}
-		got, err := checkAppends(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var kinds []string
-		for _, a := range got {
-			kinds = append(kinds, a.kind)
-		}
-		if !slices.Equal(kinds, tt.want) {
-			t.Errorf("final %q: anomalies %v, want %v", tt.final, got, tt.want)
-		}
-	}
-}
-
-func TestCheckAppendOrder(t *testing.T) {
-	ap := func(typ history.Type, p int64, tok string) history.Op {
-		return histOp(typ, p, "append", []any{int64(0), tok})
-	}
-	rd := func(typ history.Type, p int64, v any) history.Op { return histOp(typ, p, "read", []any{int64(0), v}) }
-	tests := []struct {
-		name string
-		h    []history.Op
-		want string
-	}{
-		{"sequential", []history.Op{ap(history.Invoke, 0, "1 "), ap(history.Ok, 0, "1 "), ap(history.Invoke, 0, "2 "), ap(history.Ok, 0, "2 "), rd(history.Invoke, 1, nil), rd(history.Ok, 1, "1 2 ")}, "true"},
-		{"concurrent either order", []history.Op{ap(history.Invoke, 0, "1 "), ap(history.Invoke, 1, "2 "), ap(history.Ok, 0, "1 "), ap(history.Ok, 1, "2 "), rd(history.Invoke, 2, nil), rd(history.Ok, 2, "2 1 ")}, "true"},
-		{"real-time order violated", []history.Op{ap(history.Invoke, 0, "1 "), ap(history.Ok, 0, "1 "), ap(history.Invoke, 0, "2 "), ap(history.Ok, 0, "2 "), rd(history.Invoke, 1, nil), rd(history.Ok, 1, "2 1 ")}, "false"},
-		{"stale read", []history.Op{ap(history.Invoke, 0, "1 "), ap(history.Ok, 0, "1 "), rd(history.Invoke, 1, nil), rd(history.Ok, 1, ""), rd(history.Invoke, 1, nil), rd(history.Ok, 1, "1 ")}, "false"},
-		{"read not a prefix", []history.Op{ap(history.Invoke, 0, "1 "), ap(history.Invoke, 1, "2 "), rd(history.Invoke, 2, nil), rd(history.Ok, 2, "2 "), ap(history.Ok, 0, "1 "), ap(history.Ok, 1, "2 "), rd(history.Invoke, 2, nil), rd(history.Ok, 2, "1 2 ")}, "false"},
-		{"info append that happened", []history.Op{ap(history.Invoke, 0, "1 "), ap(history.Info, 0, "1 "), rd(history.Invoke, 1, nil), rd(history.Ok, 1, "1 ")}, "true"},
-	}
-	for _, tt := range tests {
-		for i := range tt.h {
-			tt.h[i].Index, tt.h[i].Time = int64(i), int64(i)
-		}
-		if got := checkAppendOrder(tt.h, time.Second); got.Valid.String() != tt.want {
-			t.Errorf("%s: %s (%s), want %s", tt.name, got.Valid, got.Summary, tt.want)
-		}
 	}
 }
