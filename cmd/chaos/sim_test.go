@@ -14,6 +14,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/sim"
 	"github.com/chaoskv/chaos/results"
+	"github.com/chaoskv/chaos/workloads"
 )
 
 func TestSimBadArgs(t *testing.T) {
@@ -26,6 +27,9 @@ func TestSimBadArgs(t *testing.T) {
 		{"--replicas", "65"},
 		{"--replication", "nope"},
 		{"--workload", "no-such-workload"},
+		{"--workload", "append"},
+		{"--workload", "bank", "--keys", "1"},
+		{"--workload", "list-append", "--reads", "3"},
 		{"--history", "/tmp/x.jsonl"},
 		{"--seed", "1", "--history", "/proc/nope/x.jsonl"},
 		{"--seed", "1", "--history", "/nonexistent-dir/x.jsonl"},
@@ -353,10 +357,10 @@ func runWithOutput(args []string, out *bytes.Buffer) int {
 }
 
 // TestCheckAgreesWithSim: chaos check of a history chaos sim wrote gives
-// the simulator's verdict, for every simulated workload.
+// the simulator's verdict, for every workload (the simulator runs them all).
 func TestCheckAgreesWithSim(t *testing.T) {
 	dir := t.TempDir()
-	for _, w := range []string{"register", "append", "list-append", "rw-register", "bank"} {
+	for _, w := range workloads.Names() {
 		t.Run(w, func(t *testing.T) {
 			path := filepath.Join(dir, w+".jsonl")
 			simCode, simOut, simErr := runCapture(t, "sim", "--workload", w, "--seed", "2", "--ops", "200", "--nemesis", "partition", "--history", path, "--store", dir)

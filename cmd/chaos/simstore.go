@@ -11,7 +11,6 @@ import (
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/kvnode/sim"
 	"github.com/chaoskv/chaos/results"
-	"github.com/chaoskv/chaos/workloads"
 )
 
 // simStore stores simulated runs in the run store, beside chaos run's, so
@@ -55,8 +54,8 @@ func (s *simStore) save(cfg sim.Config, res *sim.Result, replay string, start, e
 	}
 	// chaos check of the stored run rebuilds the checker from its record,
 	// as it does for chaos run's runs.
-	if chk, err := workloads.CheckerFor(cfg.Workload, nil); err == nil {
-		params["checker"] = chk
+	if res.Checker != nil {
+		params["checker"] = res.Checker
 	}
 	end = end.UTC()
 	t := results.Test{

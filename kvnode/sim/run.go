@@ -164,8 +164,11 @@ type Result struct {
 	Check    checker.Result
 	Problems []string
 	Valid    checker.Validity
-	Virtual  time.Duration // simulated time the run took
-	Net      NetStats
+	// Checker is the workload's checker that judged the history, as
+	// chaos run records it.
+	Checker checker.Checker
+	Virtual time.Duration // simulated time the run took
+	Net     NetStats
 	// ReadIndexReads counts reads that leaders confirmed by read index
 	// and answered without a log entry.
 	ReadIndexReads int64
@@ -258,7 +261,7 @@ func Run(cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	c.trace = cfg.trace
-	r := &runner{cfg: cfg, c: c, gen: kvw.NewGenerator(cfg.Seed), codec: kvw.Codec(), res: &Result{Seed: cfg.Seed}, nextProc: history.Process(cfg.Clients)}
+	r := &runner{cfg: cfg, c: c, gen: kvw.NewGenerator(cfg.Seed), codec: kvw.Codec(), res: &Result{Seed: cfg.Seed, Checker: kvw.Checker()}, nextProc: history.Process(cfg.Clients)}
 	r.nem = &nemesis{r: r, kinds: cfg.Nemesis, sched: cfg.Schedule, base: c.Net()}
 	r.nem.begin()
 	workers := make([]*worker, cfg.Clients)
@@ -293,7 +296,7 @@ func Run(cfg Config) (*Result, error) {
 	r.res.Virtual = c.Now()
 	r.res.Net = c.Stats()
 	r.res.ReadIndexReads = c.ReadIndexReads()
-	r.res.Check = check(wl, r.hist, checker.Options{Timeout: cfg.CheckTimeout, Directory: cfg.CheckDir})
+	r.res.Check = check(r.res.Checker, r.hist, checker.Options{Timeout: cfg.CheckTimeout, Directory: cfg.CheckDir})
 	r.res.Valid = r.res.Check.Valid
 	if len(r.res.Problems) > 0 {
 		r.res.Valid = checker.Invalid
@@ -301,10 +304,9 @@ func Run(cfg Config) (*Result, error) {
 	return r.res, nil
 }
 
-// check judges h with wl's checker, the one chaos run uses; a history the
-// checker cannot read is unknown.
-func check(wl workloads.Workload, h []history.Op, opts checker.Options) checker.Result {
-	c := wl.Checker()
+// check judges h with c, a workload's checker as chaos run uses it; a
+// history the checker cannot read is unknown.
+func check(c checker.Checker, h []history.Op, opts checker.Options) checker.Result {
 	res, err := checker.Check(c, h, opts)
 	if err != nil {
 		return checker.Result{Checker: c.Name(), Valid: checker.Unknown, Summary: "cannot check: " + err.Error()}

@@ -95,6 +95,7 @@ type ShardedResult struct {
 	Check         checker.Result
 	Problems      []string
 	Valid         checker.Validity
+	Checker       checker.Checker // the workload's, which judged the history
 	Virtual       time.Duration
 }
 
@@ -561,7 +562,7 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	}
 	w.res.History = w.hist
 	w.res.Virtual = time.Duration(w.now())
-	w.res.Check = check(w.wl, w.hist, checker.Options{})
+	w.res.Check = check(w.res.Checker, w.hist, checker.Options{})
 	w.res.Valid = w.res.Check.Valid
 	if len(w.res.Problems) > 0 {
 		w.res.Valid = checker.Invalid
@@ -696,7 +697,7 @@ func runShardedAsRun(cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Seed: sr.Seed, History: sr.History, Ok: sr.Ok, Fail: sr.Fail, Info: sr.Info, Check: sr.Check, Problems: sr.Problems, Valid: sr.Valid, Virtual: sr.Virtual}
+	res := &Result{Seed: sr.Seed, History: sr.History, Ok: sr.Ok, Fail: sr.Fail, Info: sr.Info, Check: sr.Check, Problems: sr.Problems, Valid: sr.Valid, Checker: sr.Checker, Virtual: sr.Virtual}
 	for _, op := range sr.History {
 		if op.Type == history.Invoke {
 			res.Ops++
@@ -717,7 +718,7 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("sim: workload %s is not transactional; a sharded cluster runs transactions", cfg.Workload)
 	}
-	w := &world{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), res: &ShardedResult{Seed: cfg.Seed}, ctl: replica.GroupID(cfg.Groups + 1),
+	w := &world{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), res: &ShardedResult{Seed: cfg.Seed, Checker: tw.Checker()}, ctl: replica.GroupID(cfg.Groups + 1),
 		wl: tw, gen: tw.NewGenerator(cfg.Seed), codec: tw.Codec()}
 	for g := 0; g <= cfg.Groups; g++ {
 		var mem []replica.NodeID
