@@ -46,7 +46,8 @@ func (o BankOptions) withDefaults() BankOptions {
 // Jepsen's bank semantics: a transfer that would overdraw its source
 // account fails, so no balance is ever negative. An account's key holds
 // its balance as a decimal integer (a key never written holds
-// InitialBalance). A transfer reads both balances in one transaction and,
+// InitialBalance), so opening the accounts needs no setup in either world:
+// an empty store is a bank whose accounts all hold InitialBalance. A transfer reads both balances in one transaction and,
 // when the source can pay, writes both new balances in a second one
 // guarded by checks that both keys still hold what was read; a transfer
 // refused for lack of funds, or whose guard no longer matched, definitely
