@@ -44,7 +44,7 @@ func init() {
 			&cli.IntFlag{Name: "replicas", Value: 5, Usage: "replicas in the group"},
 			&cli.StringFlag{Name: "replication", Value: "paxos", Usage: "replication protocol: " + strings.Join(sim.Protocols(), ", ")},
 			&cli.IntFlag{Name: "clients", Value: 10, Usage: "concurrent clients"},
-			&cli.IntFlag{Name: "keys", Value: 5, Usage: "independent keys"},
+			&cli.IntFlag{Name: "keys", Value: 5, Usage: "keys in use at once (bank: accounts, at least 2)"},
 			&cli.IntFlag{Name: "reads", Value: 4, Usage: "register workload: reads in every ten ops (the rest are half writes, half cas)"},
 			&cli.IntFlag{Name: "snapshot-every", Value: 500, Usage: "replicas snapshot and truncate their logs every so many entries"},
 			&cli.DurationFlag{Name: "check-timeout", Value: 30 * time.Second, Usage: "give up a seed's linearizability check after this long (verdict unknown)"},

@@ -74,7 +74,7 @@ type Config struct {
 	Nemesis  []string
 	Ops      int // client ops to invoke, final reads not counted (1000)
 	Clients  int // concurrent clients (10)
-	Keys     int // keys (5)
+	Keys     int // keys in use at once, or the bank's accounts (5)
 	// Reads is how many of every ten register ops are reads (4); the rest
 	// are half writes, half cas.
 	Reads int

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/checker/bank"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
@@ -161,6 +162,15 @@ func TestShardedBankSweep(t *testing.T) {
 				}
 			}
 		}
+	}
+	// The history was judged by the workload's checker, which knows the
+	// accounts and the total they must always hold.
+	res, err := RunSharded(ShardedConfig{Seed: 1, Ops: 20, Workload: "bank", Keys: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := res.Checker.(*bank.Checker); !ok || c.Total == nil || *c.Total != 40 || len(c.Accounts) != 4 {
+		t.Fatalf("a bank of 4 accounts was checked by %#v", res.Checker)
 	}
 	t.Logf("%d seeds: %d transfers and %d reads committed", n, transfers, reads)
 	if transfers == 0 || reads == 0 {
