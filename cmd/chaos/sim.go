@@ -26,9 +26,10 @@ func init() {
 	commands = append(commands, &cli.Command{
 		Name:  "sim",
 		Usage: "run kvnode's protocol cores in the deterministic simulator and check the histories",
-		Description: "Runs seeds 1..N (or one --seed) of a simulated test: a replica group on virtual time,\n" +
-			"clients running the workload, the nemesis injecting faults, then final reads and a\n" +
-			"linearizability check. A run is a pure function of its flags and seed; every failing\n" +
+		Description: "Runs seeds 1..N (or one --seed) of a simulated test on virtual time: clients running\n" +
+			"chaos run's workload (the register on a replica group, the transactional workloads on a\n" +
+			"sharded cluster), the nemesis injecting faults, then the workload's final reads and its\n" +
+			"checker, as chaos run has them. A run is a pure function of its flags and seed; every failing\n" +
 			"seed is printed with the command that replays it, and stored in the run store with its\n" +
 			"report, as chaos run stores its runs. Exits 0 valid, 1 invalid (or not deterministic\n" +
 			"under --check-determinism), 2 unknown, 254 bad arguments, 255 simulation error.",

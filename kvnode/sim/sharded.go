@@ -113,9 +113,8 @@ type world struct {
 	err      error
 	side     map[replica.NodeID]int // the current partition; nil when healed
 	sessions uint64
-	// wl is the workload; gen and codec are its generator (seeded with
-	// the run's seed) and codec, as chaos run drives them.
-	wl    workloads.TxnWorkload
+	// gen and codec are the workload's generator (seeded with the run's
+	// seed) and codec, as chaos run drives them.
 	gen   workloads.Generator
 	codec workloads.TxnCodec
 	// groupCut[{a, b}] stops group a's runtime from delivering anything to
@@ -719,7 +718,7 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 		return nil, nil, fmt.Errorf("sim: workload %s is not transactional; a sharded cluster runs transactions", cfg.Workload)
 	}
 	w := &world{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), res: &ShardedResult{Seed: cfg.Seed, Checker: tw.Checker()}, ctl: replica.GroupID(cfg.Groups + 1),
-		wl: tw, gen: tw.NewGenerator(cfg.Seed), codec: tw.Codec()}
+		gen: tw.NewGenerator(cfg.Seed), codec: tw.Codec()}
 	for g := 0; g <= cfg.Groups; g++ {
 		var mem []replica.NodeID
 		for i := 0; i < 3; i++ {
