@@ -26,6 +26,7 @@ import (
 	"github.com/chaoskv/chaos/docker/lazyfs"
 	"github.com/chaoskv/chaos/harness"
 	"github.com/chaoskv/chaos/harness/dockerbackend/kvnodedb"
+	"github.com/chaoskv/chaos/kvnode/server/protocols"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
@@ -46,6 +47,7 @@ func init() {
 			&cli.DurationFlag{Name: "nemesis-interval", Value: nemesis.DefaultInterval, Usage: "mean time between faults and mean fault duration"},
 			&cli.IntFlag{Name: "nodes", Value: 5, Usage: "nodes in the cluster"},
 			&cli.IntFlag{Name: "replicas", Value: 3, Usage: "nodes per replica group (fewer than --nodes: one group per node, placed round the ring; list-append, rw-register and bank default to one group of every node)"},
+			&cli.IntFlag{Name: "spares", Usage: "extra nodes that host every replica group outside its configuration, for membership changes (default 2 with --nemesis membership, else 0)"},
 			&cli.IntFlag{Name: "groups", Usage: "shard groups of --replicas nodes each, plus a shard controller group (0: no sharding)"},
 			&cli.IntFlag{Name: "shards", Usage: "shards of a sharded cluster (0: kvnode's fixed count)"},
 			&cli.StringFlag{Name: "consistency-models", Value: "strict-serializable", Usage: "list-append, rw-register: comma-separated consistency models the history must satisfy (Elle's names)"},
@@ -133,7 +135,15 @@ func parseRun(c *cli.Context) (*runSpec, error) {
 		return nil, badArgs("--kill-policy: %v", err)
 	}
 	s.cluster = kvnodedb.Options{Nodes: c.Int("nodes"), Replicas: c.Int("replicas"), Protocol: c.String("replication"),
-		Groups: c.Int("groups"), Shards: c.Int("shards")}
+		Groups: c.Int("groups"), Shards: c.Int("shards"), Spares: c.Int("spares")}
+	if slices.Contains(s.kinds, nemesis.Membership) {
+		if err := membershipPossible(s.cluster); err != nil {
+			return nil, badArgs("--nemesis membership: %v", err)
+		}
+		if !c.IsSet("spares") {
+			s.cluster.Spares = defaultSpares
+		}
+	}
 	if workloads.IsTransactional(w.Name()) && !c.IsSet("replicas") && s.cluster.Groups == 0 {
 		// Without a shard controller, a transaction can only be atomic
 		// inside one replica group.
@@ -330,6 +340,26 @@ func parseModels(s string) ([]string, error) {
 	return out, nil
 }
 
+// defaultSpares is how many spare nodes a membership run starts unless
+// --spares says otherwise: as many as chaos sim's membership runs have.
+const defaultSpares = 2
+
+// membershipPossible says why the cluster o describes cannot change its
+// groups' membership, before any container starts.
+func membershipPossible(o kvnodedb.Options) error {
+	if o.Groups > 0 {
+		return fmt.Errorf("needs --groups 0: the shard controller does not follow a shard group's membership yet")
+	}
+	ok, err := protocols.Reconfigurable(o.Protocol)
+	if err != nil {
+		return fmt.Errorf("--replication: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("the %s protocol cannot change a group's membership yet; use --replication paxos", o.Protocol)
+	}
+	return nil
+}
+
 // fuseAvailable says whether lazyfs can mount here; tests replace it.
 var fuseAvailable = lazyfs.Available
 
@@ -423,6 +453,7 @@ func runAction(c *cli.Context) (err error) {
 				"replicas":         s.cluster.Replicas,
 				"replication":      s.cluster.Protocol,
 				"groups":           s.cluster.Groups,
+				"spares":           s.cluster.Spares,
 				"shards":           s.cluster.Shards,
 				"kvnode-binary":    s.cluster.Binary,
 				"kvnode-args":      s.cluster.NodeArgs,
