@@ -130,7 +130,7 @@ func (c *conn) Memberships(ctx context.Context) ([]nemesis.GroupMembers, error) 
 const memberPoll = 50 * time.Millisecond
 
 // ChangeMembers proposes members as group's next configuration at its
-// leader, through POST /membership, and waits until a replica reports it
+// leader, through POST /membership, and waits until the leader reports it
 // in force. A replica that is no longer leader answers 421; the change is
 // then proposed at whoever leads next, until ctx ends.
 func (c *conn) ChangeMembers(ctx context.Context, group uint32, members []string) error {
@@ -150,13 +150,14 @@ func (c *conn) ChangeMembers(ctx context.Context, group uint32, members []string
 	proposed := false
 	var last error
 	for {
-		vs := c.views(ctx)[gid]
-		for _, v := range vs {
-			if slices.Equal(v.Members, ids) && v.inForce() {
-				return nil
-			}
+		l, ok := leaderView(c.views(ctx)[gid])
+		// Only the leader's view counts: a removed replica is sent no
+		// more of the log and keeps reporting the configuration it was
+		// removed from, which may equal the one asked for now.
+		if proposed && ok && slices.Equal(l.Members, ids) && l.inForce() {
+			return nil
 		}
-		if l, ok := leaderView(vs); ok && !proposed {
+		if ok && !proposed {
 			switch last = c.propose(ctx, l.ID, gid, ids); {
 			case last == nil:
 				proposed = true
