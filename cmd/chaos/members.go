@@ -54,9 +54,17 @@ func membersAction(c *cli.Context) error {
 	defer cancel()
 	admin := client.NewAdmin(cl, nil)
 	if !c.Args().Present() {
+		// Between elections nobody leads: ask again until --timeout.
 		l, ok := client.Leading(admin.Views(ctx)[gid])
+		for !ok && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+			l, ok = client.Leading(admin.Views(ctx)[gid])
+		}
 		if !ok {
-			return cli.Exit(fmt.Sprintf("group %d: no node reports itself leader", gid), exitUnknown)
+			return cli.Exit(fmt.Sprintf("group %d: no node reported itself leader within --timeout", gid), exitUnknown)
 		}
 		state := "in force"
 		if !l.InForce() {

@@ -31,7 +31,7 @@ func TestMembers(t *testing.T) {
 		l.Close()
 	}
 	c := &config.Cluster{TickMS: 5, ElectionTicks: 20, HeartbeatTicks: 2,
-		Nodes: []config.Node{{ID: 1, Addr: addrs[0], AdminAddr: addrs[1]}, {ID: 2, Addr: addrs[2], AdminAddr: addrs[3]}},
+		Nodes:  []config.Node{{ID: 1, Addr: addrs[0], AdminAddr: addrs[1]}, {ID: 2, Addr: addrs[2], AdminAddr: addrs[3]}},
 		Groups: []config.Group{{ID: 1, Members: []replica.NodeID{1}, Spares: []replica.NodeID{2}}}}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
