@@ -153,12 +153,12 @@ func PlanMembership(seed uint64, groups []GroupMembers, healthy func(node string
 // a "membership" invoke and info pair. A change that cannot be planned or
 // that the cluster refuses is recorded, not fatal: the group decides, and
 // the history says what was asked. Callers hold n.mu.
-func (n *Nemesis) changeMembers(ctx context.Context, seed uint64) error {
+func (n *Nemesis) changeMembers(run context.Context, seed uint64) error {
 	m, ok := n.t.(Memberer)
 	if !ok {
 		return errNoMemberer
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReconfigTimeout)
+	ctx, cancel := context.WithTimeout(run, n.cfg.ReconfigTimeout)
 	defer cancel()
 	record := func(v map[string]any, err error) {
 		n.rec(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: string(Membership), Value: v})
@@ -167,7 +167,10 @@ func (n *Nemesis) changeMembers(ctx context.Context, seed uint64) error {
 	}
 	groups, err := m.Memberships(ctx)
 	if err != nil {
-		record(map[string]any{"op": "query"}, err)
+		if run.Err() == nil {
+			record(map[string]any{"op": "query"}, err)
+		}
+		// Else the run is ending: nothing was asked, nothing to record.
 		return nil
 	}
 	healthy := func(node string) bool { return !n.killed[node] && !n.paused[node] }
