@@ -107,6 +107,9 @@ type fakeMembers struct {
 	hosts   []string
 	refuse  bool
 	changes atomic.Int64
+	// unsafe counts changes made while the old or the new configuration
+	// had no live majority; underDown counts those made with a node down.
+	unsafe, underDown int
 }
 
 func (f *fakeMembers) Memberships(context.Context) ([]GroupMembers, error) {
@@ -118,8 +121,65 @@ func (f *fakeMembers) ChangeMembers(_ context.Context, g uint32, to []string) er
 		return errors.New("409 Conflict: a change is in progress")
 	}
 	f.changes.Add(1)
+	live := func(ms []string) bool {
+		k := 0
+		for _, m := range ms {
+			if !f.dead[m] && !f.frozen[m] {
+				k++
+			}
+		}
+		return 2*k > len(ms)
+	}
+	if !live(f.members) || !live(to) {
+		f.unsafe++
+	}
+	if len(f.dead) > 0 {
+		f.underDown++
+	}
 	f.members = slices.Clone(to)
 	return nil
+}
+
+// TestMembershipKeepsAMajorityUnderKills mixes membership with kills and
+// pauses: under the minority policy no change leaves the old or the new
+// configuration without a live majority; under kill-any such changes
+// come up.
+func TestMembershipKeepsAMajorityUnderKills(t *testing.T) {
+	for _, policy := range []KillPolicy{KillMinority, KillAny} {
+		unsafe, underDown, changes := 0, 0, int64(0)
+		for seed := range int64(10) {
+			f := &fakeMembers{fakeTarget: newFake(5), members: []string{"n1", "n2", "n3"}, hosts: nodeNames(5)}
+			ctx, cancel := context.WithCancel(context.Background())
+			var count atomic.Int64
+			n, err := New(f, Config{Kinds: []Kind{Membership, Kill, Pause}, KillPolicy: policy, Seed: seed, Interval: time.Second,
+				Log: slog.New(slog.DiscardHandler),
+				Sleep: func(ctx context.Context, d time.Duration) error {
+					if count.Add(1) > 300 {
+						cancel()
+					}
+					time.Sleep(20 * time.Microsecond)
+					return ctx.Err()
+				}}, func(history.Op) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			unsafe, underDown, changes = unsafe+f.unsafe, underDown+f.underDown, changes+f.changes.Load()
+		}
+		t.Logf("%s: %d changes, %d with a node down, %d without a live majority", policy, changes, underDown, unsafe)
+		if underDown == 0 {
+			t.Fatalf("%s: no change came while a node was down: the test tests nothing", policy)
+		}
+		if policy == KillMinority && unsafe > 0 {
+			t.Fatalf("minority policy: %d changes without a live majority", unsafe)
+		}
+		if policy == KillAny && unsafe == 0 {
+			t.Fatalf("kill-any: no change without a live majority in %d", changes)
+		}
+	}
 }
 
 func TestMembershipRecordsEachConfiguration(t *testing.T) {
