@@ -64,7 +64,7 @@ func init() {
 			&cli.DurationFlag{Name: "op-timeout", Value: 5 * time.Second, Usage: "a client operation's timeout (then its outcome is unknown)"},
 			&cli.DurationFlag{Name: "check-timeout", Value: 5 * time.Minute, Usage: "give up the checker after this long (verdict unknown)"},
 			&cli.StringFlag{Name: "junit", Usage: "also write the runs' verdicts as JUnit XML to this file (for CI)"},
-			&cli.StringFlag{Name: "kill-policy", Value: "minority", Usage: "how many nodes the kill and lose-unsynced faults may take down at once: minority, or any (the results note runs that had more than a minority down)"},
+			&cli.StringFlag{Name: "kill-policy", Value: "minority", Usage: "how many nodes the kill and lose-unsynced faults may take down at once: minority, or any (the results note runs that had more than a minority down); with any, membership changes also go ahead without a healthy majority"},
 			&cli.BoolFlag{Name: "tear-writes", Usage: "lose-unsynced also keeps a random prefix of each victim's newest unsynced write (a torn write)"},
 			&cli.DurationFlag{Name: "clock-skew", Value: nemesis.DefaultClockSkew, Usage: "clock-bump and clock-strobe shift a node's clock by up to this much either way"},
 			&cli.DurationFlag{Name: "strobe-period", Value: nemesis.DefaultStrobePeriod, Usage: "clock-strobe flips the clock this often"},
