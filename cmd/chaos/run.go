@@ -26,7 +26,6 @@ import (
 	"github.com/chaoskv/chaos/docker/lazyfs"
 	"github.com/chaoskv/chaos/harness"
 	"github.com/chaoskv/chaos/harness/dockerbackend/kvnodedb"
-	"github.com/chaoskv/chaos/kvnode/server/protocols"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
@@ -137,7 +136,7 @@ func parseRun(c *cli.Context) (*runSpec, error) {
 	s.cluster = kvnodedb.Options{Nodes: c.Int("nodes"), Replicas: c.Int("replicas"), Protocol: c.String("replication"),
 		Groups: c.Int("groups"), Shards: c.Int("shards"), Spares: c.Int("spares")}
 	if slices.Contains(s.kinds, nemesis.Membership) {
-		if err := membershipPossible(s.cluster); err != nil {
+		if err := kvnodedb.MembershipPossible(s.cluster.Protocol, s.cluster.Groups); err != nil {
 			return nil, badArgs("--nemesis membership: %v", err)
 		}
 		if !c.IsSet("spares") {
@@ -343,22 +342,6 @@ func parseModels(s string) ([]string, error) {
 // defaultSpares is how many spare nodes a membership run starts unless
 // --spares says otherwise: as many as chaos sim's membership runs have.
 const defaultSpares = 2
-
-// membershipPossible says why the cluster o describes cannot change its
-// groups' membership, before any container starts.
-func membershipPossible(o kvnodedb.Options) error {
-	if o.Groups > 0 {
-		return fmt.Errorf("needs --groups 0: the shard controller does not follow a shard group's membership yet")
-	}
-	ok, err := protocols.Reconfigurable(o.Protocol)
-	if err != nil {
-		return fmt.Errorf("--replication: %w", err)
-	}
-	if !ok {
-		return fmt.Errorf("the %s protocol cannot change a group's membership yet; use --replication paxos", o.Protocol)
-	}
-	return nil
-}
 
 // fuseAvailable says whether lazyfs can mount here; tests replace it.
 var fuseAvailable = lazyfs.Available

@@ -70,7 +70,7 @@ func TestRunBadFlags(t *testing.T) {
 		{[]string{"--nemesis", "clock-strobe", "--strobe-period", "100us"}, "--strobe-period"},
 		{[]string{"--nemesis", "lose-unsynced", "--leave-running"}, "--leave-running"},
 		{[]string{"--spares", "-1"}, "--spares"},
-		{[]string{"--nemesis", "membership", "--workload", "list-append", "--groups", "2"}, "--nemesis membership: needs --groups 0"},
+		{[]string{"--nemesis", "membership", "--workload", "list-append", "--groups", "2"}, "--nemesis membership: membership changes need --groups 0"},
 	}
 	// Until VR has membership changes, a membership run on VR is refused
 	// before anything starts.

@@ -95,10 +95,6 @@ func (o Options) Validate() error {
 		return fmt.Errorf("--shards: needs --groups (a sharded cluster)")
 	case o.Spares < 0 || o.Nodes+o.Spares > 200:
 		return fmt.Errorf("--spares: %d is outside 0..%d (200 nodes in all)", o.Spares, 200-o.Nodes)
-	case o.Spares > 0 && o.Groups > 0:
-		// The shard controller keeps each shard group's members for shard
-		// hand-off; it does not follow membership changes yet.
-		return fmt.Errorf("--spares: membership changes need --groups 0 (the shard controller does not follow a shard group's membership)")
 	case o.Groups > 0:
 		if _, err := ShardedGroups(o.Nodes, o.Replicas, o.Groups); err != nil {
 			return err
@@ -108,13 +104,28 @@ func (o Options) Validate() error {
 		return fmt.Errorf("--replication: unknown protocol %q (want %s)", o.Protocol, strings.Join(Protocols, " or "))
 	}
 	if o.Spares > 0 {
-		ok, err := protocols.Reconfigurable(o.Protocol)
-		if err != nil {
-			return fmt.Errorf("--replication: %w", err)
+		if err := MembershipPossible(o.Protocol, o.Groups); err != nil {
+			return fmt.Errorf("--spares: %w", err)
 		}
-		if !ok {
-			return fmt.Errorf("--spares: the %s protocol cannot change a group's membership yet; membership changes need --replication paxos", o.Protocol)
-		}
+	}
+	return nil
+}
+
+// MembershipPossible says why a cluster of the protocol with that many
+// shard groups cannot change its replica groups' membership, or returns
+// nil. The protocol's core is the authority (protocols.Reconfigurable).
+func MembershipPossible(protocol string, groups int) error {
+	if groups > 0 {
+		// The shard controller keeps each shard group's members for shard
+		// hand-off; it does not follow membership changes yet.
+		return errors.New("membership changes need --groups 0: the shard controller does not follow a shard group's membership yet")
+	}
+	ok, err := protocols.Reconfigurable(protocol)
+	if err != nil {
+		return fmt.Errorf("--replication: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("the %s protocol cannot change a group's membership yet; use --replication paxos", protocol)
 	}
 	return nil
 }
