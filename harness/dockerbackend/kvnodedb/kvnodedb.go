@@ -3,9 +3,10 @@
 // cluster file and command line, judges health through the nodes' admin
 // endpoints and real reads, gives workloads kvnode sessions, names group
 // leaders, shifts node clocks through POST /clock-offset, saves each
-// node's final /status, and adds the shard controller's reconfig fault to
-// the backend's target (dockerbackend.Decorator: a fault only kvnode can
-// inject, such as a membership change, belongs there too). Containers,
+// node's final /status, and adds the faults only kvnode can inject to the
+// backend's target (dockerbackend.Decorator): the shard controller's
+// reconfig, and membership changes of replica groups that have spare
+// nodes (through client.Admin and each node's POST /membership). Containers,
 // network and every other fault belong to package dockerbackend, which
 // runs another store with another adapter.
 package kvnodedb
