@@ -46,7 +46,8 @@ const (
 
 // allKinds lists every kind in the order help texts show them.
 var allKinds = []Kind{Partition, PartitionOne, PartitionMajoritiesRing, PartitionBridge,
-	PartitionLeader, Pause, Kill, LoseUnsynced, Loss, Latency, ClockBump, ClockStrobe, Reconfig}
+	PartitionLeader, Pause, Kill, LoseUnsynced, Loss, Latency, ClockBump, ClockStrobe, Reconfig,
+	Membership}
 
 // Kinds returns every valid kind.
 func Kinds() []Kind { return append([]Kind(nil), allKinds...) }

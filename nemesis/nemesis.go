@@ -38,7 +38,7 @@ type Config struct {
 	// KillPolicy bounds how many nodes a kill takes down ("" means
 	// KillMinority).
 	KillPolicy KillPolicy
-	// ReconfigTimeout bounds one reconfig action
+	// ReconfigTimeout bounds one reconfig or membership action
 	// (DefaultReconfigTimeout when zero).
 	ReconfigTimeout time.Duration
 	// TearWrites makes lose-unsynced keep a random prefix of each
@@ -130,6 +130,9 @@ func New(t Target, cfg Config, rec Recorder) (*Nemesis, error) {
 	if _, ok := t.(Reconfigurer); slices.Contains(cfg.Kinds, Reconfig) && !ok {
 		return nil, errNoReconfigurer
 	}
+	if _, ok := t.(Memberer); slices.Contains(cfg.Kinds, Membership) && !ok {
+		return nil, errNoMemberer
+	}
 	if _, ok := t.(DiskLoser); slices.Contains(cfg.Kinds, LoseUnsynced) && !ok {
 		return nil, errNoDiskLoser
 	}
@@ -193,9 +196,14 @@ func (n *Nemesis) loop(ctx context.Context, sched *Schedule) error {
 		if n.cfg.Sleep(ctx, step.Quiet) != nil {
 			return nil
 		}
-		if step.Kind == Reconfig {
+		if step.Kind == Reconfig || step.Kind == Membership {
 			n.mu.Lock()
-			err := n.reconfigure(ctx, step.Seed)
+			var err error
+			if step.Kind == Reconfig {
+				err = n.reconfigure(ctx, step.Seed)
+			} else {
+				err = n.changeMembers(ctx, step.Seed)
+			}
 			n.mu.Unlock()
 			if err != nil && ctx.Err() == nil {
 				return err

@@ -74,6 +74,8 @@ func (k Kind) class() int {
 		return 4
 	case k.IsClock():
 		return 5
+	case k == Membership:
+		return 6
 	}
 	return 3
 }
@@ -219,6 +221,8 @@ func Plan(step Step, nodes []string, leaders []string, p Params) (Fault, error) 
 		f.Latency = p.Latency
 	case Reconfig:
 		return Fault{}, fmt.Errorf("nemesis: reconfig is decided by PlanReconfig from the shard layout, not by Plan")
+	case Membership:
+		return Fault{}, fmt.Errorf("nemesis: membership is decided by PlanMembership from the groups' configurations, not by Plan")
 	default:
 		return Fault{}, fmt.Errorf("nemesis: unknown fault kind %q (valid: %s)", string(step.Kind), validList())
 	}

@@ -81,6 +81,7 @@ type analysis struct {
 	counts      map[string]map[history.Type]int
 	totals      map[history.Type]int
 	windows     []window
+	configs     []configSpan // replica group configurations, by membership changes
 	nemesis     []nemesisEvent
 	pairWarning string
 	// workloadEnd is when the workload phase ended, when known (0
@@ -129,6 +130,7 @@ func analyze(ops []history.Op) *analysis {
 	openWin := map[string]int{}              // fault -> index into a.windows
 	fset := map[string]bool{}
 	nemInvoked := map[string][]int{} // f -> nemesis invocations not yet completed
+	openConfig := map[string]int{}   // group -> index into a.configs of its current configuration
 	// Jepsen logs each nemesis action as two info ops, before and after;
 	// a history whose nemesis never invokes is read that way: the first
 	// of each f opens the action, the next completes it.
@@ -150,6 +152,7 @@ func analyze(ops []history.Op) *analysis {
 				nemInvoked[op.F] = q[1:]
 			}
 			a.nemesisOp(op, invokedAt, openWin, jepsen)
+			a.memberChange(op, openConfig)
 			a.nemesis = append(a.nemesis, nemesisEvent{Time: op.Time, F: op.F, Value: short(op.Value, 200), Err: op.Error})
 			continue
 		}
@@ -193,6 +196,11 @@ func analyze(ops []history.Op) *analysis {
 	for i := range a.windows {
 		if a.windows[i].open {
 			a.windows[i].end = a.span
+		}
+	}
+	for i := range a.configs {
+		if a.configs[i].end < 0 {
+			a.configs[i].end = a.span
 		}
 	}
 	if orphans > 0 {

@@ -231,3 +231,49 @@ func FuzzValuesDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestMembershipConfigurationsOnTheTimeline follows a group through its
+// membership changes: each completed change ends one configuration and
+// starts the next, a failed one changes nothing, and the nemesis timeline
+// draws every configuration in the group's lane, labelled with its
+// members.
+func TestMembershipConfigurationsOnTheTimeline(t *testing.T) {
+	nem := func(t float64, typ history.Type, v map[string]any, err string) hop {
+		return hop{t: t, typ: typ, proc: -1, f: "membership", val: v, err: err}
+	}
+	change := func(from, to []any) map[string]any {
+		return map[string]any{"op": "x", "group": int64(1), "from": from, "to": to}
+	}
+	a3 := []any{"n1", "n2", "n3"}
+	b3 := []any{"n2", "n3", "n4"}
+	c4 := []any{"n1", "n2", "n3", "n4"}
+	ops := hist(
+		hop{t: 0.5, typ: inv, proc: 0, f: "read"}, hop{t: 0.6, typ: okT, proc: 0, f: "read"},
+		nem(1, inv, change(a3, b3), ""), nem(1.5, info, change(a3, b3), ""),
+		nem(2, inv, change(b3, c4), ""), nem(2.5, info, change(b3, c4), "409 Conflict"),
+		nem(3, inv, change(b3, a3), ""), nem(3.5, info, change(b3, a3), ""),
+		hop{t: 8, typ: inv, proc: 0, f: "read"}, hop{t: 9, typ: okT, proc: 0, f: "read"},
+	)
+	a := analyze(ops)
+	var got []string
+	for _, c := range a.configs {
+		got = append(got, fmt.Sprintf("%s %s-%s %v", c.lane(), secs(c.start), secs(c.end), c.members))
+	}
+	want := []string{
+		"members g1 0.00s-1.50s [n1 n2 n3]",
+		"members g1 1.50s-3.50s [n2 n3 n4]",
+		"members g1 3.50s-9.00s [n1 n2 n3]",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("configurations =\n%q\nwant\n%q", got, want)
+	}
+	tl := string(a.nemesisTimeline())
+	if n := strings.Count(tl, `class="config-span" data-lane="members g1"`); n != 3 {
+		t.Errorf("%d configuration bars, want 3", n)
+	}
+	for _, s := range []string{`>members g1</text>`, `>n2 n3 n4</text>`} {
+		if !strings.Contains(tl, s) {
+			t.Errorf("nemesis timeline lacks %s", s)
+		}
+	}
+}

@@ -299,8 +299,12 @@ func (a *analysis) availabilityPlot(av Availability) template.HTML {
 }
 
 // nemesisTimeline draws one lane per fault kind with its windows as bars.
+//
+// Below the faults, one lane per replica group whose membership changed
+// shows each of its configurations, one bar each, labelled with its
+// members.
 func (a *analysis) nemesisTimeline() template.HTML {
-	if len(a.windows) == 0 {
+	if len(a.windows) == 0 && len(a.configs) == 0 {
 		return ""
 	}
 	colors := a.faultColors()
@@ -310,6 +314,12 @@ func (a *analysis) nemesisTimeline() template.HTML {
 		if _, ok := lane[w.fault]; !ok {
 			lane[w.fault] = len(lanes)
 			lanes = append(lanes, w.fault)
+		}
+	}
+	for _, c := range a.configs {
+		if _, ok := lane[c.lane()]; !ok {
+			lane[c.lane()] = len(lanes)
+			lanes = append(lanes, c.lane())
 		}
 	}
 	p := newPlot("nemesis timeline", "", a.spanSecs(), 0, 1, false)
@@ -341,6 +351,24 @@ func (a *analysis) nemesisTimeline() template.HTML {
 		if x1-x0 > 40 && label != "" {
 			label = cut(label, int((x1-x0-4)/6)-1)
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10">%s</text>`, x0+3, y+14, esc(label))
+		}
+	}
+	nth := map[string]int{}
+	for _, c := range a.configs {
+		y := p.top + float64(lane[c.lane()])*22
+		x0, x1 := p.px(float64(c.start)/1e9), p.px(float64(c.end)/1e9)
+		if x1-x0 < 3 {
+			x1 = x0 + 3
+		}
+		// Neighbouring configurations alternate shades, so that each
+		// change shows as an edge.
+		fill := [2]string{"#c5cae9", "#e8eaf6"}[nth[c.lane()]%2]
+		nth[c.lane()]++
+		label := strings.Join(c.members, " ")
+		fmt.Fprintf(&b, `<rect class="config-span" data-lane="%s" x="%.1f" y="%.1f" width="%.1f" height="16" fill="%s" stroke="#555" stroke-width="0.5"><title>%s</title></rect>`,
+			esc(c.lane()), x0, y+2, x1-x0, fill, esc(c.describe()))
+		if x1-x0 > 40 {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10">%s</text>`, x0+3, y+14, esc(cut(label, int((x1-x0-4)/6)-1)))
 		}
 	}
 	yAxis := p.top + float64(len(lanes))*22 + 4

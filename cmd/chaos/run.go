@@ -46,6 +46,7 @@ func init() {
 			&cli.DurationFlag{Name: "nemesis-interval", Value: nemesis.DefaultInterval, Usage: "mean time between faults and mean fault duration"},
 			&cli.IntFlag{Name: "nodes", Value: 5, Usage: "nodes in the cluster"},
 			&cli.IntFlag{Name: "replicas", Value: 3, Usage: "nodes per replica group (fewer than --nodes: one group per node, placed round the ring; list-append, rw-register and bank default to one group of every node)"},
+			&cli.IntFlag{Name: "spares", Usage: "extra nodes that host every replica group outside its configuration, for membership changes (default 2 with --nemesis membership, else 0)"},
 			&cli.IntFlag{Name: "groups", Usage: "shard groups of --replicas nodes each, plus a shard controller group (0: no sharding)"},
 			&cli.IntFlag{Name: "shards", Usage: "shards of a sharded cluster (0: kvnode's fixed count)"},
 			&cli.StringFlag{Name: "consistency-models", Value: "strict-serializable", Usage: "list-append, rw-register: comma-separated consistency models the history must satisfy (Elle's names)"},
@@ -62,7 +63,7 @@ func init() {
 			&cli.DurationFlag{Name: "op-timeout", Value: 5 * time.Second, Usage: "a client operation's timeout (then its outcome is unknown)"},
 			&cli.DurationFlag{Name: "check-timeout", Value: 5 * time.Minute, Usage: "give up the checker after this long (verdict unknown)"},
 			&cli.StringFlag{Name: "junit", Usage: "also write the runs' verdicts as JUnit XML to this file (for CI)"},
-			&cli.StringFlag{Name: "kill-policy", Value: "minority", Usage: "how many nodes the kill and lose-unsynced faults may take down at once: minority, or any (the results note runs that had more than a minority down)"},
+			&cli.StringFlag{Name: "kill-policy", Value: "minority", Usage: "how many nodes the kill and lose-unsynced faults may take down at once: minority, or any (the results note runs that had more than a minority down); with any, membership changes also go ahead without a healthy majority"},
 			&cli.BoolFlag{Name: "tear-writes", Usage: "lose-unsynced also keeps a random prefix of each victim's newest unsynced write (a torn write)"},
 			&cli.DurationFlag{Name: "clock-skew", Value: nemesis.DefaultClockSkew, Usage: "clock-bump and clock-strobe shift a node's clock by up to this much either way"},
 			&cli.DurationFlag{Name: "strobe-period", Value: nemesis.DefaultStrobePeriod, Usage: "clock-strobe flips the clock this often"},
@@ -133,7 +134,15 @@ func parseRun(c *cli.Context) (*runSpec, error) {
 		return nil, badArgs("--kill-policy: %v", err)
 	}
 	s.cluster = kvnodedb.Options{Nodes: c.Int("nodes"), Replicas: c.Int("replicas"), Protocol: c.String("replication"),
-		Groups: c.Int("groups"), Shards: c.Int("shards")}
+		Groups: c.Int("groups"), Shards: c.Int("shards"), Spares: c.Int("spares")}
+	if slices.Contains(s.kinds, nemesis.Membership) {
+		if err := kvnodedb.MembershipPossible(s.cluster.Protocol, s.cluster.Groups); err != nil {
+			return nil, badArgs("--nemesis membership: %v", err)
+		}
+		if !c.IsSet("spares") {
+			s.cluster.Spares = defaultSpares
+		}
+	}
 	if workloads.IsTransactional(w.Name()) && !c.IsSet("replicas") && s.cluster.Groups == 0 {
 		// Without a shard controller, a transaction can only be atomic
 		// inside one replica group.
@@ -330,6 +339,10 @@ func parseModels(s string) ([]string, error) {
 	return out, nil
 }
 
+// defaultSpares is how many spare nodes a membership run starts unless
+// --spares says otherwise: as many as chaos sim's membership runs have.
+const defaultSpares = 2
+
 // fuseAvailable says whether lazyfs can mount here; tests replace it.
 var fuseAvailable = lazyfs.Available
 
@@ -423,6 +436,7 @@ func runAction(c *cli.Context) (err error) {
 				"replicas":         s.cluster.Replicas,
 				"replication":      s.cluster.Protocol,
 				"groups":           s.cluster.Groups,
+				"spares":           s.cluster.Spares,
 				"shards":           s.cluster.Shards,
 				"kvnode-binary":    s.cluster.Binary,
 				"kvnode-args":      s.cluster.NodeArgs,

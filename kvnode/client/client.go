@@ -75,7 +75,8 @@ func (e *FailedError) Is(target error) bool { return target == ErrFailed }
 
 // Config configures a Client.
 type Config struct {
-	// Nodes maps every member of the group to its client address.
+	// Nodes maps every node that may be a member of the group (its
+	// initial members and its spares) to its client address.
 	Nodes map[replica.NodeID]string
 	// Group is the replica group to talk to; default 1.
 	Group replica.GroupID
@@ -88,14 +89,16 @@ type Config struct {
 	DialTimeout time.Duration
 }
 
-// FromCluster builds a Config for group from a cluster file.
+// FromCluster builds a Config for group from a cluster file: every node
+// that hosts the group, its spares too, since a membership change may have
+// made any of them a member.
 func FromCluster(c *config.Cluster, group replica.GroupID) (Config, error) {
 	g, ok := c.Group(group)
 	if !ok {
 		return Config{}, fmt.Errorf("client: group %d is not in the cluster file", group)
 	}
 	cfg := Config{Nodes: map[replica.NodeID]string{}, Group: group}
-	for _, m := range g.Members {
+	for _, m := range g.Hosts() {
 		n, _ := c.Node(m)
 		cfg.Nodes[m] = n.ClientAddress()
 	}

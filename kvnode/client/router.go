@@ -83,7 +83,10 @@ type groupHealth struct {
 type RouterConfig struct {
 	// ClientID is the session's client id; it must not be zero.
 	ClientID uint64
-	// Groups lists the members of every group the session may talk to.
+	// Groups lists, for every group the session may talk to, each node
+	// that may be its member: its initial members and its spares, so
+	// that the session reaches the group (and follows a leader hint)
+	// whatever membership changes made of it.
 	Groups map[replica.GroupID][]replica.NodeID
 	// Controller is the shard controller's group; zero when the session
 	// runs no sharded ops.

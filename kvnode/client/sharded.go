@@ -64,7 +64,7 @@ func NewSharded(cfg ShardedConfig) (*Sharded, error) {
 	}
 	groups := map[replica.GroupID][]replica.NodeID{}
 	for _, g := range cfg.Cluster.Groups {
-		groups[g.ID] = g.Members
+		groups[g.ID] = g.Hosts()
 	}
 	addrs := map[replica.NodeID]string{}
 	for i := range cfg.Cluster.Nodes {

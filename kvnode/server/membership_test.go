@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/replica"
 )
 
@@ -85,5 +86,55 @@ func TestMembershipReplaceOverAdmin(t *testing.T) {
 	}
 	if a, b := rs[3].node.Status()[1].Applied, rs[lead-1].node.Status()[1].Applied; a != b {
 		t.Fatalf("new replica applied %d, leader %d", a, b)
+	}
+}
+
+// TestClientsLeaveARemovedLeader replaces the leader itself by a spare:
+// a client that knew the old leader, and one opened from the cluster file
+// afterwards, both reach the new configuration's leader, also once the
+// removed node is gone for good.
+func TestClientsLeaveARemovedLeader(t *testing.T) {
+	c := testCluster(t, 4, true)
+	c.Groups[0].Members = []replica.NodeID{1, 2, 3}
+	c.Groups[0].Spares = []replica.NodeID{4}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rs := startCluster(t, c, dataDirs(t, 4), paxosProtocol(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl := newClient(t, c)
+	if err := cl.Put(ctx, "k", "before"); err != nil {
+		t.Fatal(err)
+	}
+	lead := cl.Leader()
+	var members []replica.NodeID
+	for _, id := range []replica.NodeID{1, 2, 3, 4} {
+		if id != lead {
+			members = append(members, id)
+		}
+	}
+	// Through the admin client, as chaos run and chaos members do: it
+	// finds the leader and returns once the leader has the change in
+	// force.
+	if err := client.NewAdmin(c, nil).ChangeMembers(ctx, 1, members); err != nil {
+		t.Fatalf("replace leader %d: %v", lead, err)
+	}
+	if st := rs[lead-1].node.Status()[1]; !slices.Equal(st.Members, members) || st.MembersFrom > st.Applied+1 {
+		t.Fatalf("the change returned before it took effect at the old leader: %+v", st)
+	}
+	r := rs[lead-1]
+	r.cancel()
+	err := <-r.done
+	r.done <- err // for the cleanup, which waits for it too
+	if err := cl.Put(ctx, "k", "after"); err != nil {
+		t.Fatalf("put after the leader %d was removed: %v", lead, err)
+	}
+	if l := cl.Leader(); l == lead || !slices.Contains(members, l) {
+		t.Fatalf("client follows node %d, want a member of %v", l, members)
+	}
+	fresh := newClient(t, c)
+	if v, err := fresh.Get(ctx, "k"); err != nil || v.Value != "after" {
+		t.Fatalf("fresh client: %+v, %v", v, err)
 	}
 }

@@ -671,88 +671,48 @@ func (nm *nemesis) chaseLeader() {
 }
 
 // changeMembers moves the group to a new configuration one member away
-// (added or removed) or two (one replaced), between minMembers and every
-// node, such that a majority of both the old and the new configuration
-// runs unpaused; the history records the change as a "membership" op
+// (added or removed) or two (one replaced), as nemesis.PlanMembership
+// decides for chaos run too: a majority of both the old and the new
+// configuration runs unpaused, and none shrinks below
+// nemesis.MinMembers. The history records the change as a "membership" op
 // with the configuration before and after, or why there was none.
 func (nm *nemesis) changeMembers() {
 	c := nm.r.c
 	cur, inForce := c.Members()
-	if cur == nil || !inForce {
-		nm.r.nemesisOp("membership", map[string]any{"skipped": "no leader, or a change in progress"})
+	hosts := c.Peers()
+	g := faultkind.GroupMembers{Group: 1, Members: nameList(cur), Hosts: nameList(hosts), InForce: cur != nil && inForce}
+	byName := map[string]replica.NodeID{}
+	for _, id := range hosts {
+		byName[nodeName(id)] = id
+	}
+	healthy := func(n string) bool { return c.Healthy(byName[n]) }
+	ch, err := faultkind.PlanMembership(c.rng.Uint64(), []faultkind.GroupMembers{g}, healthy, false)
+	if err != nil {
+		nm.r.nemesisOp("membership", map[string]any{"skipped": err.Error(), "members": names(cur)})
 		return
 	}
-	var in, out []replica.NodeID
-	for _, id := range nm.shuffled() {
-		if slices.Contains(cur, id) {
-			in = append(in, id)
-		} else if c.Healthy(id) {
-			out = append(out, id)
-		}
+	next := make([]replica.NodeID, len(ch.To))
+	for i, n := range ch.To {
+		next[i] = byName[n]
 	}
-	minMembers := min(3, len(c.nodes))
-	healthy := func(ids []replica.NodeID) bool {
-		k := 0
-		for _, id := range ids {
-			if c.Healthy(id) {
-				k++
-			}
-		}
-		return 2*k > len(ids)
+	slices.Sort(next)
+	// An invocation and its completion, as chaos run records an admin
+	// action, so that the report draws the change as an event and the
+	// configurations on the group's lane.
+	v := ch.Value()
+	nm.r.record(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: NemesisMembership, Value: v})
+	done := history.Op{Type: history.Info, Process: history.NemesisProcess, F: NemesisMembership, Value: v}
+	if _, err := c.ChangeMembers(next); err != nil {
+		done.Error = err.Error()
 	}
-	var tries [][]replica.NodeID
-	if len(out) > 0 {
-		tries = append(tries, append(slices.Clone(cur), out[0]))
-	}
-	for _, gone := range in {
-		rest := slices.DeleteFunc(slices.Clone(cur), func(id replica.NodeID) bool { return id == gone })
-		if len(out) > 0 {
-			tries = append(tries, append(slices.Clone(rest), out[0]))
-		}
-		if len(rest) >= minMembers {
-			tries = append(tries, rest)
-		}
-	}
-	c.rng.Shuffle(len(tries), func(i, j int) { tries[i], tries[j] = tries[j], tries[i] })
-	for _, next := range tries {
-		if !healthy(cur) || !healthy(next) {
-			continue
-		}
-		slices.Sort(next)
-		// An invocation and its completion, as chaos run records an
-		// admin action, so that the report draws the change as an event
-		// labelled with both configurations.
-		v := map[string]any{"op": describeChange(cur, next), "from": names(cur), "to": names(next)}
-		nm.r.record(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: NemesisMembership, Value: v})
-		done := history.Op{Type: history.Info, Process: history.NemesisProcess, F: NemesisMembership, Value: v}
-		if _, err := c.ChangeMembers(next); err != nil {
-			done.Error = err.Error()
-		}
-		nm.r.record(done)
-		return
-	}
-	nm.r.nemesisOp("membership", map[string]any{"skipped": "no change keeps a majority healthy", "members": names(cur)})
+	nm.r.record(done)
 }
 
-// describeChange names a change: "add n4", "remove n2" or "replace n2 by
-// n4".
-func describeChange(from, to []replica.NodeID) string {
-	var gone, added []string
-	for _, id := range from {
-		if !slices.Contains(to, id) {
-			gone = append(gone, nodeName(id))
-		}
+// nameList returns the node names of ids.
+func nameList(ids []replica.NodeID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = nodeName(id)
 	}
-	for _, id := range to {
-		if !slices.Contains(from, id) {
-			added = append(added, nodeName(id))
-		}
-	}
-	switch {
-	case len(gone) == 0:
-		return "add " + strings.Join(added, " ")
-	case len(added) == 0:
-		return "remove " + strings.Join(gone, " ")
-	}
-	return "replace " + strings.Join(gone, " ") + " by " + strings.Join(added, " ")
+	return out
 }

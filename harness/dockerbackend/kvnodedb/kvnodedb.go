@@ -3,9 +3,10 @@
 // cluster file and command line, judges health through the nodes' admin
 // endpoints and real reads, gives workloads kvnode sessions, names group
 // leaders, shifts node clocks through POST /clock-offset, saves each
-// node's final /status, and adds the shard controller's reconfig fault to
-// the backend's target (dockerbackend.Decorator: a fault only kvnode can
-// inject, such as a membership change, belongs there too). Containers,
+// node's final /status, and adds the faults only kvnode can inject to the
+// backend's target (dockerbackend.Decorator): the shard controller's
+// reconfig, and membership changes of replica groups that have spare
+// nodes (through client.Admin and each node's POST /membership). Containers,
 // network and every other fault belong to package dockerbackend, which
 // runs another store with another adapter.
 package kvnodedb
@@ -21,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +32,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server/config"
+	"github.com/chaoskv/chaos/kvnode/server/protocols"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/workloads"
@@ -45,8 +48,14 @@ const (
 type Options struct {
 	// Binary is the static kvnode executable to run in the containers.
 	Binary string
-	// Nodes is the number of nodes (n1..nN).
+	// Nodes is the number of nodes (n1..nN) the replica groups are laid
+	// over.
 	Nodes int
+	// Spares is the number of extra nodes, numbered after Nodes, that
+	// host every replica group outside its initial configuration: the
+	// membership fault adds them (their containers run from the start).
+	// They need a protocol with membership changes and no sharding.
+	Spares int
 	// Replicas is the number of nodes in each replica group.
 	Replicas int
 	// Protocol is the replication protocol: "paxos" or "vr".
@@ -85,17 +94,41 @@ func (o Options) Validate() error {
 		return fmt.Errorf("--shards: kvnode has a fixed %d shards, got %d", shardctl.NShards, o.Shards)
 	case o.Shards != 0 && o.Groups == 0:
 		return fmt.Errorf("--shards: needs --groups (a sharded cluster)")
+	case o.Spares < 0 || o.Nodes+o.Spares > 200:
+		return fmt.Errorf("--spares: %d is outside 0..%d (200 nodes in all)", o.Spares, 200-o.Nodes)
 	case o.Groups > 0:
 		if _, err := ShardedGroups(o.Nodes, o.Replicas, o.Groups); err != nil {
 			return err
 		}
 	}
-	for _, p := range Protocols {
-		if o.Protocol == p {
-			return nil
+	if !slices.Contains(Protocols, o.Protocol) {
+		return fmt.Errorf("--replication: unknown protocol %q (want %s)", o.Protocol, strings.Join(Protocols, " or "))
+	}
+	if o.Spares > 0 {
+		if err := MembershipPossible(o.Protocol, o.Groups); err != nil {
+			return fmt.Errorf("--spares: %w", err)
 		}
 	}
-	return fmt.Errorf("--replication: unknown protocol %q (want %s)", o.Protocol, strings.Join(Protocols, " or "))
+	return nil
+}
+
+// MembershipPossible says why a cluster of the protocol with that many
+// shard groups cannot change its replica groups' membership, or returns
+// nil. The protocol's core is the authority (protocols.Reconfigurable).
+func MembershipPossible(protocol string, groups int) error {
+	if groups > 0 {
+		// The shard controller keeps each shard group's members for shard
+		// hand-off; it does not follow membership changes yet.
+		return errors.New("membership changes need --groups 0: the shard controller does not follow a shard group's membership yet")
+	}
+	ok, err := protocols.Reconfigurable(protocol)
+	if err != nil {
+		return fmt.Errorf("--replication: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("the %s protocol cannot change a group's membership yet; use --replication paxos", protocol)
+	}
+	return nil
 }
 
 // New returns a Docker backend that runs kvnode clusters of the given
@@ -105,7 +138,7 @@ func New(d *docker.Docker, opts Options) (*dockerbackend.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dockerbackend.New(d, db, dockerbackend.Options{Nodes: opts.Nodes, LazyFS: opts.LazyFS})
+	return dockerbackend.New(d, db, dockerbackend.Options{Nodes: opts.Nodes + opts.Spares, LazyFS: opts.LazyFS})
 }
 
 // DB is kvnode as a dockerbackend.DB.
@@ -151,7 +184,7 @@ func (db *DB) clusterFile(nodes []docker.Node) (*config.Cluster, error) {
 	if db.opts.Groups > 0 {
 		return ShardedClusterFile(db.opts.Protocol, nodes, db.opts.Replicas, db.opts.Groups)
 	}
-	return ClusterFile(db.opts.Protocol, nodes, db.opts.Replicas)
+	return ClusterFile(db.opts.Protocol, nodes, db.opts.Replicas, db.opts.Spares)
 }
 
 // Open connects to the nodes through the cluster file ConfigFile gave
@@ -169,6 +202,9 @@ func (db *DB) Open(_ context.Context, nodes []docker.Node) (dockerbackend.Conn, 
 			return nil, fmt.Errorf("shard controller session: %w", err)
 		}
 		return &shardedConn{conn: c, reconfig: NewReconfigurer(c.admin.Admin, shardGroups(file))}, nil
+	}
+	if db.opts.Spares > 0 {
+		c.members = true
 	}
 	s := &sut{file: file, attempt: c.attempt}
 	for _, g := range file.Groups {
@@ -205,9 +241,18 @@ func Groups(nodes, replicas int) []config.Group {
 }
 
 // ClusterFile renders the cluster file for nodes placed at the given
-// addresses.
-func ClusterFile(protocol string, nodes []docker.Node, replicas int) (*config.Cluster, error) {
-	c := &config.Cluster{Protocol: protocol, Groups: Groups(len(nodes), replicas)}
+// addresses: the groups of Groups over all but the last spares nodes,
+// and those spares as spares of every group.
+func ClusterFile(protocol string, nodes []docker.Node, replicas, spares int) (*config.Cluster, error) {
+	if spares < 0 || spares >= len(nodes) {
+		return nil, fmt.Errorf("cluster file: %d spares of %d nodes", spares, len(nodes))
+	}
+	c := &config.Cluster{Protocol: protocol, Groups: Groups(len(nodes)-spares, replicas)}
+	for i := range c.Groups {
+		for _, n := range nodes[len(nodes)-spares:] {
+			c.Groups[i].Spares = append(c.Groups[i].Spares, replica.NodeID(n.ID))
+		}
+	}
 	for _, n := range nodes {
 		c.Nodes = append(c.Nodes, config.Node{
 			ID:        replica.NodeID(n.ID),
@@ -229,12 +274,14 @@ type conn struct {
 	attempt time.Duration
 	probes  []*client.Client // one per group, for health checks
 	admin   *client.Sharded  // a sharded cluster's controller session
+	members bool             // the groups have spares: membership changes
 }
 
 var (
 	_ dockerbackend.Leaderer    = (*conn)(nil)
 	_ dockerbackend.ClockSetter = (*conn)(nil)
 	_ dockerbackend.Collector   = (*conn)(nil)
+	_ dockerbackend.Decorator   = (*conn)(nil)
 )
 
 // healthKey is the key health probes read; workloads never write it.
@@ -244,10 +291,16 @@ const healthKey = "chaos-health"
 func (c *conn) SUT() workloads.SUT { return &sut{file: c.file, attempt: c.attempt} }
 
 // Healthy checks that every node answers /healthz and every group serves
-// a read.
+// a read; with spares, also that no group is amid a membership change, so
+// that a run ends in a configuration that is in force.
 func (c *conn) Healthy(ctx context.Context) error {
 	if err := c.nodesUp(ctx); err != nil {
 		return err
+	}
+	if c.members {
+		if err := c.settled(ctx); err != nil {
+			return err
+		}
 	}
 	for i, p := range c.probes {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)

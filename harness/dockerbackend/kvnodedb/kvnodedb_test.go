@@ -7,12 +7,14 @@ import (
 	"net/netip"
 	"reflect"
 	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/chaoskv/chaos/docker"
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server/config"
+	"github.com/chaoskv/chaos/kvnode/server/protocols"
 	"github.com/chaoskv/chaos/workloads"
 )
 
@@ -58,7 +60,7 @@ func nodes(n int) []docker.Node {
 }
 
 func TestClusterFile(t *testing.T) {
-	f, err := ClusterFile("paxos", nodes(5), 3)
+	f, err := ClusterFile("paxos", nodes(5), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,22 +78,50 @@ func TestClusterFile(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Nodes, want) {
 		t.Fatalf("group 4 client nodes = %v, want %v", cfg.Nodes, want)
 	}
-	if _, err := ClusterFile("paxos", nil, 3); err == nil {
+	if _, err := ClusterFile("paxos", nil, 3, 0); err == nil {
 		t.Fatal("empty cluster accepted")
+	}
+	// Two spares after three nodes: every group names them, and its
+	// clients reach them.
+	f, err = ClusterFile("paxos", nodes(5), 3, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Groups) != 1 || !slices.Equal(f.Groups[0].Members, []replica.NodeID{1, 2, 3}) || !slices.Equal(f.Groups[0].Spares, []replica.NodeID{4, 5}) {
+		t.Fatalf("groups with spares = %+v", f.Groups)
+	}
+	if cfg, err := client.FromCluster(f, 1); err != nil || len(cfg.Nodes) != 5 {
+		t.Fatalf("client of a group with spares: %+v, %v", cfg, err)
+	}
+	if _, err := ClusterFile("paxos", nodes(3), 3, 3); err == nil {
+		t.Fatal("a cluster of spares only accepted")
 	}
 }
 
 func TestOptionsValidate(t *testing.T) {
+	// A protocol without membership changes refuses spares; which ones
+	// have them is the cores' say.
+	vrSpares := "--spares"
+	if ok, err := protocols.Reconfigurable("vr"); err != nil {
+		t.Fatal(err)
+	} else if ok {
+		vrSpares = ""
+	}
 	tests := []struct {
 		o    Options
 		flag string
 	}{
+		{Options{Nodes: 3, Spares: 1, Replicas: 3, Protocol: "vr"}, vrSpares},
 		{Options{Nodes: 5, Replicas: 3, Protocol: "paxos"}, ""},
 		{Options{Nodes: 3, Replicas: 3, Protocol: "vr"}, ""},
 		{Options{Nodes: 0, Replicas: 1, Protocol: "paxos"}, "--nodes"},
 		{Options{Nodes: 3, Replicas: 4, Protocol: "paxos"}, "--replicas"},
 		{Options{Nodes: 3, Replicas: 0, Protocol: "paxos"}, "--replicas"},
 		{Options{Nodes: 3, Replicas: 3, Protocol: "raft"}, "--replication"},
+		{Options{Nodes: 3, Spares: 2, Replicas: 3, Protocol: "paxos"}, ""},
+		{Options{Nodes: 3, Spares: -1, Replicas: 3, Protocol: "paxos"}, "--spares"},
+		{Options{Nodes: 199, Spares: 2, Replicas: 3, Protocol: "paxos"}, "--spares"},
+		{Options{Nodes: 7, Spares: 1, Replicas: 3, Groups: 2, Protocol: "paxos"}, "--spares"},
 	}
 	for _, tt := range tests {
 		err := tt.o.Validate()

@@ -202,7 +202,7 @@ func ShardedClusterFile(protocol string, nodes []docker.Node, replicas, groups i
 	if err != nil {
 		return nil, fmt.Errorf("cluster file: %w", err)
 	}
-	c, err := ClusterFile(protocol, nodes, len(nodes))
+	c, err := ClusterFile(protocol, nodes, len(nodes), 0)
 	if err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ func TestValidateShardFlags(t *testing.T) {
 }
 
 func TestOpenTxnNeedsOneGroup(t *testing.T) {
-	f, err := ClusterFile("paxos", nodes(5), 3)
+	f, err := ClusterFile("paxos", nodes(5), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestOpenTxnNeedsOneGroup(t *testing.T) {
 	if _, err := s.OpenTxn(context.Background()); !errors.Is(err, workloads.ErrNoTxn) || !strings.Contains(err.Error(), "--replicas") {
 		t.Fatalf("multi-group OpenTxn: %v", err)
 	}
-	one, err := ClusterFile("paxos", nodes(3), 3)
+	one, err := ClusterFile("paxos", nodes(3), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,14 @@ type Group struct {
 	Spares []replica.NodeID `json:"spares,omitempty"`
 }
 
+// Hosts returns every node that runs a replica of the group: its initial
+// members, then its spares. A membership change moves the group's
+// configuration within these nodes, so a client that knows them all can
+// reach the group whatever its configuration now.
+func (g Group) Hosts() []replica.NodeID {
+	return append(slices.Clone(g.Members), g.Spares...)
+}
+
 // Cluster is a whole cluster file.
 type Cluster struct {
 	Protocol       string  `json:"protocol,omitempty"`

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/paxos"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server"
@@ -47,4 +48,23 @@ func Names() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Reconfigurable reports whether the protocol called name can change a
+// group's membership while it runs (its core is a replica.Reconfigurer),
+// by asking a core of one replica: the core's own type is the one
+// authority, so a protocol that gains membership changes is accepted here
+// without a list to update.
+func Reconfigurable(name string) (bool, error) {
+	p, err := Lookup(name)
+	if err != nil {
+		return false, err
+	}
+	core, err := p.New(replica.Config{ID: 1, Peers: []replica.NodeID{1}, ElectionTicks: 10, HeartbeatTicks: 1, MaxBatch: 1, MaxInflight: 1},
+		kv.NewStore(), &replica.Durable{})
+	if err != nil {
+		return false, fmt.Errorf("%s: start a core to ask it: %w", name, err)
+	}
+	_, ok := core.(replica.Reconfigurer)
+	return ok, nil
 }
