@@ -1097,17 +1097,27 @@ func (n *Node) onRecoveryResponse(m *RecoveryResponse) {
 // HasReady reports whether Ready would return anything.
 func (n *Node) HasReady() bool {
 	return len(n.early) > 0 || len(n.msgs) > 0 || len(n.results) > 0 || n.dirtyFrom <= n.opNum() || n.truncate ||
-		n.stateDirty || n.pendSnap != nil || n.reads.HasOutput() || n.reads.Startable()
+		n.stateDirty || n.pendSnap != nil || n.reads.HasOutput() || n.reads.Startable() || n.claimsEpochStart()
+}
+
+// claimsEpochStart reports whether the next hard state's commit number
+// would cover the epoch's start for the first time. That one is written
+// even without other writes: a replica that left with the epoch writes
+// nothing else, and must still know after a restart that it holds the ops
+// the new members fetch from it.
+func (n *Node) claimsEpochStart() bool {
+	return n.claimed < n.epochStart && n.readyCommit >= n.epochStart
 }
 
 // Ready drains the outputs produced since the previous call.
 func (n *Node) Ready() replica.Ready {
 	var rd replica.Ready
 	n.startReadRound()
+	due := n.claimsEpochStart()
 	claim := n.readyCommit
 	n.readyCommit = n.commit
 	writes := n.truncate || max(n.dirtyFrom, n.snapIndex+1) <= n.opNum() || n.pendSnap != nil
-	if n.stateDirty || (claim != n.claimed && writes) {
+	if n.stateDirty || due || (claim != n.claimed && writes) {
 		rd.Persist.State = encodeState(hardState{view: n.view, lastNormal: n.lastNormal, dvcView: n.dvcView, boot: n.boot, commit: claim, epochInfo: n.info()})
 		n.stateDirty, n.claimed = false, claim
 	}
