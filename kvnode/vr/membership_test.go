@@ -325,13 +325,20 @@ func TestEpochCrashDuringReconfiguration(t *testing.T) {
 // message loss and crashes: every op number holds one value at every
 // replica across restarts.
 func TestRandomizedMembership(t *testing.T) {
+	var epochs uint64
 	for seed := int64(1); seed <= 40; seed++ {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			if v := runRandomMembership(t, seed); v != "" {
+			v, e := runRandomMembership(t, seed)
+			if v != "" {
 				t.Fatalf("%s\n  replay: go test ./kvnode/vr -run 'TestRandomizedMembership/seed%d$' -v", v, seed)
 			}
+			epochs += e
 		})
 	}
+	if epochs < 40 {
+		t.Fatalf("40 seeds reached %d epochs in all: the runs hardly change membership", epochs)
+	}
+	t.Logf("40 seeds reached %d epochs", epochs)
 }
 
 // TestKeepOrderingAfterReconfigurationIsCaught: a deliberately broken
@@ -342,7 +349,7 @@ func TestKeepOrderingAfterReconfigurationIsCaught(t *testing.T) {
 	keepOrdering = true
 	defer func() { keepOrdering = false }()
 	for seed := int64(1); seed <= 40; seed++ {
-		if v := runRandomMembership(t, seed); v != "" {
+		if v, _ := runRandomMembership(t, seed); v != "" {
 			t.Logf("seed %d: %s", seed, v)
 			return
 		}
@@ -351,8 +358,8 @@ func TestKeepOrderingAfterReconfigurationIsCaught(t *testing.T) {
 }
 
 // runRandomMembership runs one seed and returns the first violation of one
-// value per op number, or "".
-func runRandomMembership(t *testing.T, seed int64) (violation string) {
+// value per op number, or "", and the highest epoch a replica reached.
+func runRandomMembership(t *testing.T, seed int64) (violation string, epochs uint64) {
 	rng := rand.New(rand.NewSource(seed))
 	g := newGroup(t, 3, func(c *replica.Config) { c.Seed = seed; c.SnapshotEvery = uint64(5 + seed%3*20) })
 	g.chosen = map[[2]uint64]string{}
@@ -418,7 +425,10 @@ func runRandomMembership(t *testing.T, seed int64) (violation string) {
 	}
 	g.drop = nil
 	g.tick(100)
-	return ""
+	for _, id := range g.ids {
+		epochs = max(epochs, g.nodes[id].epoch)
+	}
+	return "", epochs
 }
 
 // catcher turns a test failure into a panic that runRandomMembership
