@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/replica"
 )
 
@@ -151,15 +152,40 @@ func FuzzCodec(f *testing.F) {
 // FuzzDurable checks that a replica restarts from arbitrary durable bytes
 // with an error or a working node, never a panic.
 func FuzzDurable(f *testing.F) {
-	f.Add(encodeState(hardState{view: 2, lastNormal: 1, commit: 1}), encodeEntry(Value{Reqs: []replica.Request{{ClientID: 1, Seq: 1, Op: []byte{1}}}}))
-	f.Add([]byte{wireVersion}, []byte{})
-	f.Fuzz(func(t *testing.T, state, entry []byte) {
+	e := epochInfo{epoch: 1, start: 1, peers: []replica.NodeID{1, 2, 4}, old: []replica.NodeID{1, 2, 3}}
+	f.Add(encodeState(hardState{view: 2, lastNormal: 1, commit: 1, epochInfo: e}), encodeEntry(Value{Reqs: []replica.Request{{ClientID: 1, Seq: 1, Op: []byte{1}}}}), []byte(nil))
+	f.Add(encodeState(hardState{epochInfo: epochInfo{peers: []replica.NodeID{1, 2, 3}}}), encodeEntry(Value{Config: []replica.NodeID{2, 3, 4}}), encodeMeta(e))
+	f.Add([]byte{wireVersion}, []byte{}, []byte{wireVersion})
+	f.Fuzz(func(t *testing.T, state, entry, meta []byte) {
 		d := &replica.Durable{State: state, Entries: []replica.Entry{{Index: 1, Data: entry}}}
+		if meta != nil {
+			data, err := kv.NewStore().Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Snapshot = &replica.Snapshot{Meta: meta, Data: data}
+		}
 		n, err := New(DefaultConfig(1, []replica.NodeID{1, 2, 3}), newRecorder(), d)
 		if err != nil {
 			return
 		}
 		n.Tick()
 		n.Ready()
+	})
+}
+
+// FuzzMeta checks that a snapshot meta decodes with an error or to an
+// epoch that encodes back to the same bytes.
+func FuzzMeta(f *testing.F) {
+	f.Add(encodeMeta(epochInfo{epoch: 3, start: 90, peers: []replica.NodeID{1, 5}, old: []replica.NodeID{1, 2, 5}}))
+	f.Add(encodeMeta(epochInfo{peers: []replica.NodeID{7}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := decodeMeta(b)
+		if err != nil {
+			return
+		}
+		if out := encodeMeta(e); !bytes.Equal(out, b) {
+			t.Fatalf("re-encoding differs:\n in %x\nout %x", b, out)
+		}
 	})
 }

@@ -65,6 +65,12 @@
 // or hands over a log (PrepareOK, the view change's votes and logs,
 // NewState, RecoveryResponse) waits for durability.
 //
+// Membership changes (replica.Reconfigurer) follow VR Revisited's epochs:
+// a reconfiguration is the last op of its epoch, and the configuration
+// (which also fixes each view's primary) changes only between epochs.
+// epoch.go describes the protocol; the hard state and every snapshot's
+// meta record the epoch, its start and its members.
+//
 // Reads by read index (replica.ReadIndexer): the primary fixes a read's
 // index at the larger of its commit number and the op number its log had
 // when it started the view (the read floor), confirms with one round of
