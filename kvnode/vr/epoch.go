@@ -89,7 +89,11 @@ func (n *Node) ChangeMembers(members []replica.NodeID) error {
 
 // pendingConfig returns the op number of a reconfiguration in the log
 // above the epoch's start, or 0.
-func (n *Node) pendingConfig() uint64 {
+func (n *Node) pendingConfig() uint64 { return n.configOp }
+
+// findConfig looks for pendingConfig in the log, where appendOp, truncateTo
+// and setEpoch cannot keep track of it: after a restart or a snapshot.
+func (n *Node) findConfig() uint64 {
 	for op := n.opNum(); op > max(n.epochStart, n.snapIndex); op-- {
 		if v, _ := n.entry(op); v.Config != nil {
 			return op
@@ -136,7 +140,7 @@ func (n *Node) setEpoch(e epochInfo) {
 	n.reads.Abort()
 	n.queue, n.change = nil, nil
 	n.svcs, n.dvcs, n.recovery = 0, nil, nil
-	n.joining, n.started = false, 0
+	n.joining, n.started, n.configOp = false, 0, 0
 	n.stale, n.ownAcked = false, false
 }
 

@@ -416,6 +416,11 @@ func runRandomMembership(t *testing.T, seed int64) (violation string, epochs uin
 			}
 		}
 		g.tick(1)
+		for _, id := range g.ids {
+			if n := g.nodes[id]; n.configOp != n.findConfig() {
+				return fmt.Sprintf("node %d tracks the reconfiguration at op %d, its log holds it at %d", id, n.configOp, n.findConfig()), 0
+			}
+		}
 	}
 	for _, id := range g.ids {
 		if g.down[id] {

@@ -199,6 +199,7 @@ type Node struct {
 	epochStart   uint64           // the op that began the epoch; durable
 	oldPeers     []replica.NodeID // the previous epoch's members; durable
 	change       []replica.NodeID // a reconfiguration the primary will place
+	configOp     uint64           // pendingConfig
 	started      uint64           // leaving: members (by index) that sent EpochStarted
 	transferNext int              // transitioning: whom to ask next
 	restoring    bool             // New is replaying the durable log
@@ -330,6 +331,7 @@ func (n *Node) restore(d *replica.Durable) error {
 	}
 	n.commit = max(n.commit, min(claim, n.opNum()))
 	n.readyCommit, n.claimed = n.commit, claim
+	n.configOp = n.findConfig()
 	n.apply()
 	return nil
 }
@@ -414,6 +416,9 @@ func (n *Node) ackOwn() {
 func (n *Node) appendOp(v Value) {
 	n.log = append(n.log, v)
 	n.dirtyFrom = min(n.dirtyFrom, n.opNum())
+	if v.Config != nil && n.opNum() > n.epochStart {
+		n.configOp = n.opNum()
+	}
 }
 
 // truncateTo drops every op above t, which must not be below commit.
@@ -426,6 +431,9 @@ func (n *Node) truncateTo(t uint64) {
 	// Capping the slice makes later appends copy, so a message that
 	// shares the old backing array never sees the new ops.
 	n.log = n.log[:k:k]
+	if n.configOp > t {
+		n.configOp = 0
+	}
 	if !n.truncate || t < n.truncAfter {
 		n.truncate, n.truncAfter = true, t
 	}
@@ -565,7 +573,7 @@ func (n *Node) startViewChange(v uint64) {
 	n.status = viewChange
 	n.stateDirty = true
 	n.reads.Abort()
-	n.queue = nil
+	n.queue, n.change = nil, nil
 	n.recovery = nil
 	n.svcs = 1 << n.self
 	n.dvcs = map[int]*DoViewChange{}
@@ -709,6 +717,7 @@ func (n *Node) installSnapshot(s replica.Snapshot) bool {
 	}
 	n.snap, n.pendSnap = &s, &s
 	n.snapIndex, n.commit, n.applied = s.Index, s.Index, s.Index
+	n.configOp = n.findConfig()
 	return true
 }
 
