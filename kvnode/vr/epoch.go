@@ -186,6 +186,17 @@ func (n *Node) enterEpoch() {
 	}
 }
 
+// neverReady reports whether a restarted member never held the ops up to
+// its epoch's start: it lacks the start, and its hard state shows no vote
+// and no normal view in the epoch. Every acknowledgement it could have
+// sent in the epoch needed that op durable, so it made none, and it may
+// take up the epoch by state transfer instead of recovery, which needs a
+// working primary (and a group whose members restarted in that state has
+// none).
+func (n *Node) neverReady() bool {
+	return n.commit < n.epochStart && n.opNum() < n.epochStart && n.dvcView == 0 && n.lastNormal == 0
+}
+
 // startEpochView enters view 0 of the epoch with a log that ends at the
 // epoch's start, as every member's does: it needs no view change.
 func (n *Node) startEpochView() {
@@ -236,9 +247,9 @@ func (n *Node) stepEpoch(m replica.Message) bool {
 	h := headerOf(m)
 	switch {
 	case h.Epoch < n.epoch:
-		switch m.(type) {
-		case *StartEpoch, *EpochStarted:
-		default:
+		// Even a StartEpoch: its sender, leaving an epoch that is over,
+		// learns of the newer one and shuts down if not in it.
+		if _, ok := m.(*EpochStarted); !ok {
 			n.send(n.startEpoch(m.Source()))
 		}
 		return true

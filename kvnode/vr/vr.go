@@ -277,9 +277,11 @@ func New(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (*Node
 	n.stateDirty = true
 	n.rng = rand.New(rand.NewSource(cfg.Seed*1_000_003 + int64(cfg.ID) + int64(n.boot)*7_919_000_009))
 	n.resetElectionTimer()
-	if n.self < 0 {
-		// No longer a member: nothing to recover, but the epoch it left
-		// may still need it (enterEpoch).
+	if n.self < 0 || n.neverReady() {
+		// No longer a member, or one that never held the epoch's start:
+		// it promised nothing in this epoch, so there is nothing to
+		// recover, only its part in the epoch to take up (enterEpoch).
+		n.view = 0
 		n.enterEpoch()
 		return n, nil
 	}
