@@ -35,7 +35,13 @@ import (
 // on) joins the current view without acknowledging, as a backup that
 // missed a StartView does, or starts a view change if it would be the
 // primary of view 0. A replica that restarts in an epoch recovers as
-// before, within the epoch.
+// before, within the epoch, unless it never held the epoch's start
+// (neverReady): then it transfers state like a new member. One that holds
+// the start but whose durable commit number does not yet cover it can
+// only recover (its recovery timeout does not start a view change, since
+// the ops below the start in its log may be another epoch's uncommitted
+// ones); the commit number is written as soon as it covers the start
+// (claimsEpochStart), so that window is one write long.
 //
 // Members of the old epoch that are not in the new one leave: they send
 // StartEpoch to the new members until a majority of them answered with
