@@ -224,7 +224,8 @@ var (
 
 // keepOrdering is a deliberately broken variant for tests only: the primary
 // goes on ordering requests after a reconfiguration, so that the old
-// epoch commits ops the new one never sees. The simulator must catch it.
+// epoch commits ops the new one never sees. The randomized membership
+// test must catch it (TestKeepOrderingAfterReconfigurationIsCaught).
 var keepOrdering bool
 
 // New returns a replica that starts fresh in view 0 when d is nil or empty,
