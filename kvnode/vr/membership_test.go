@@ -185,8 +185,8 @@ func TestChangeMembersRefusals(t *testing.T) {
 	if err := g.nodes[p].ReadIndex(1); !errors.Is(err, replica.ErrNotLeader) {
 		t.Errorf("read while the epoch ends: %v, want not leader", err)
 	}
-	if st := g.nodes[p].Status(); !slices.Equal(st.Members, []replica.NodeID{1, 2}) || st.MembersFrom <= st.Applied+1 {
-		t.Errorf("status while the epoch ends: %+v, want members [1 2] not yet in force", st)
+	if st := g.nodes[p].Status(); !slices.Equal(st.Members, []replica.NodeID{1, 2, 3}) {
+		t.Errorf("status before the reconfiguration commits: %+v, want members [1 2 3]", st)
 	}
 }
 

@@ -1178,12 +1178,10 @@ func (n *Node) Status() replica.Status {
 		r = RolePrimary
 	}
 	// Members is the configuration of the current epoch, in force from
-	// the op after its start, or the one a pending reconfiguration names,
-	// in force once it is applied.
+	// the op after its start, or the one a committed reconfiguration
+	// names, in force once it is applied.
 	members, from := n.peers, n.epochStart+1
-	if n.change != nil {
-		members, from = n.change, n.opNum()+2
-	} else if op := n.pendingConfig(); op != 0 {
+	if op := n.pendingConfig(); op != 0 && op <= n.commit {
 		v, _ := n.entry(op)
 		members, from = v.Config, op+1
 	}
