@@ -301,6 +301,14 @@ func TestEpochCrashDuringReconfiguration(t *testing.T) {
 	g.start(p)
 	g.start(4)
 	g.down[p], g.down[4] = false, false
+	// Neither recovers: the one left, the other never held the epoch's
+	// start and promised nothing in it.
+	if st := g.nodes[p].Status(); st.Role != RoleLeaving {
+		t.Errorf("restarted old primary: %+v, want leaving", st)
+	}
+	if st := g.nodes[4].Status(); st.Role != RoleTransitioning {
+		t.Errorf("restarted new replica: %+v, want transitioning", st)
+	}
 	for range 500 {
 		if g.inForce(next) {
 			break
@@ -443,3 +451,21 @@ type catcher struct{ testing.TB }
 func (c *catcher) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
 func (c *catcher) Fatal(args ...any)                 { panic(fmt.Sprint(args...)) }
 func (c *catcher) Helper()                           {}
+
+// A member that held the epoch's start when it crashed recovers within the
+// epoch, like any restarted replica: it may have acknowledged ops there.
+func TestEpochMemberRestartRecovers(t *testing.T) {
+	g := newMemberGroup(t, 3, 4)
+	g.change(1, 2, 3, 4)
+	g.commitAt(4, "a", "1", 1)
+	g.tick(3)
+	g.down[4] = true
+	g.start(4)
+	if st := g.nodes[4].Status(); st.Role != RoleRecovering || st.Epoch>>40 != 1 {
+		t.Fatalf("restarted member: %+v, want recovering in epoch 1", st)
+	}
+	g.down[4] = false
+	g.roleWithin(4, RoleBackup, 100)
+	g.commitAt(4, "b", "2", 2)
+	g.checkAgreement()
+}
