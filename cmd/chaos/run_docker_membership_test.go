@@ -13,13 +13,19 @@ import (
 	"github.com/chaoskv/chaos/results"
 )
 
-// TestRunDockerMembership changes the one Paxos group's membership during
-// a short register run on three nodes and one spare: the verdict is
+// TestRunDockerMembership changes the one group's membership, for each
+// replication protocol, during a short register run on three nodes and one spare: the verdict is
 // valid, at least one change took effect, each change starts from the
 // configuration the previous one made, clients keep being served after
 // the changes, and every node ends in the last configuration.
 func TestRunDockerMembership(t *testing.T) {
-	r := runDocker(t, "--nemesis", "membership", "--nodes", "3", "--replicas", "3", "--spares", "1",
+	for _, repl := range []string{"paxos", "vr"} {
+		t.Run(repl, func(t *testing.T) { testRunDockerMembership(t, repl) })
+	}
+}
+
+func testRunDockerMembership(t *testing.T, repl string) {
+	r := runDocker(t, "--replication", repl, "--nemesis", "membership", "--nodes", "3", "--replicas", "3", "--spares", "1",
 		"--nemesis-interval", "1s", "--time-limit", "8s", "--seed", "3")
 	// An action that ended in an error (the run ended, or it outlasted
 	// its timeout) may still have taken effect: after one, the next change

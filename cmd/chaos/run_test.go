@@ -13,7 +13,6 @@ import (
 
 	"github.com/chaoskv/chaos/harness"
 	"github.com/chaoskv/chaos/harness/dockerbackend/kvnodedb"
-	"github.com/chaoskv/chaos/kvnode/server/protocols"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
 	"github.com/chaoskv/chaos/workloads/memkv"
@@ -71,16 +70,6 @@ func TestRunBadFlags(t *testing.T) {
 		{[]string{"--nemesis", "lose-unsynced", "--leave-running"}, "--leave-running"},
 		{[]string{"--spares", "-1"}, "--spares"},
 		{[]string{"--nemesis", "membership", "--workload", "list-append", "--groups", "2"}, "--nemesis membership: membership changes need --groups 0"},
-	}
-	// Until VR has membership changes, a membership run on VR is refused
-	// before anything starts.
-	if ok, err := protocols.Reconfigurable("vr"); err != nil {
-		t.Fatal(err)
-	} else if !ok {
-		tests = append(tests, struct {
-			args []string
-			flag string
-		}{[]string{"--nemesis", "membership", "--replication", "vr"}, "the vr protocol cannot change a group's membership"})
 	}
 	for _, tt := range tests {
 		args := append([]string{"run", "--kvnode-binary", bin}, tt.args...)

@@ -12,19 +12,34 @@ import (
 
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/kvnode/server"
+	"github.com/chaoskv/chaos/kvnode/server/protocols"
 )
 
 // TestMembershipReplaceOverAdmin replaces a replica through POST
-// /membership: a spare node that started empty joins, catches up, and
-// then holds a majority with the leader after the replaced node stops.
+// /membership, with each core that changes membership: a spare node that
+// started empty joins, catches up, and then holds a majority with the
+// leader after the replaced node stops.
 func TestMembershipReplaceOverAdmin(t *testing.T) {
+	for _, name := range []string{"paxos", "vr"} {
+		t.Run(name, func(t *testing.T) {
+			p, err := protocols.Lookup(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			membershipReplaceOverAdmin(t, p)
+		})
+	}
+}
+
+func membershipReplaceOverAdmin(t *testing.T, proto server.Protocol) {
 	c := testCluster(t, 4, true)
 	c.Groups[0].Members = []replica.NodeID{1, 2, 3}
 	c.Groups[0].Spares = []replica.NodeID{4}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	rs := startCluster(t, c, dataDirs(t, 4), paxosProtocol(t))
+	rs := startCluster(t, c, dataDirs(t, 4), proto)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cl := newClient(t, c)

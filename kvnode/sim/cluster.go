@@ -127,6 +127,9 @@ type node struct {
 	// proposed: as leader it sent proposals ahead of their write (while a
 	// momentPropose trap is armed).
 	proposed bool
+	// echo is an Echo fault: what this incarnation received, to arrive
+	// again at the next one.
+	echo *echo
 }
 
 // packet is client traffic: a request frame (client to node) or a
@@ -345,6 +348,7 @@ func (c *Cluster) start(i int) error {
 		n.tick = int64(c.cfg.Tick)
 	}
 	c.agenda.push(event{at: c.now + c.rng.Int63n(n.tick) + 1, kind: evTick, who: int32(i), gen: n.gen})
+	c.replayEcho(i)
 	c.persist(i)
 	return nil
 }
@@ -426,6 +430,7 @@ func (c *Cluster) Resume(id replica.NodeID) {
 		switch e.kind {
 		case evDeliver:
 			c.stats.Delivered++
+			n.keepEcho(e)
 			n.rep.Step(e.msg)
 			c.persist(i)
 		case evSync:
@@ -925,6 +930,7 @@ func (c *Cluster) handle(e event) {
 			return
 		}
 		c.stats.Delivered++
+		n.keepEcho(e)
 		n.rep.Step(e.msg)
 		c.persist(int(e.who))
 	case evRequest:

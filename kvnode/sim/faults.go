@@ -56,3 +56,53 @@ func (c *Cluster) JumpClock(id replica.NodeID, d time.Duration) int {
 	}
 	return k
 }
+
+// echo is an armed Echo fault of one node.
+type echo struct {
+	gen    uint64  // the incarnation whose messages are kept
+	kept   []event // deliveries to it, in order
+	window time.Duration
+}
+
+// maxEcho bounds the messages an Echo keeps.
+const maxEcho = 4096
+
+// Echo aims a fault at a node's next restart: the protocol messages node
+// id receives from now until it crashes are kept, and once it runs again
+// copies of them arrive, each at a random moment within window of the
+// restart, as duplicates the network held back across the crash would.
+// Answers to a request of an earlier incarnation then reach the next one:
+// a core must tell them from answers to its own requests (VR's recovery
+// nonce). Partitions in force when a copy arrives still cut it. A node
+// that is down, or an Echo already armed, is left alone; it reports
+// whether it armed one.
+func (c *Cluster) Echo(id replica.NodeID, window time.Duration) bool {
+	n := c.nodes[c.mustIndex(id)]
+	if !n.up || n.echo != nil {
+		return false
+	}
+	n.echo = &echo{gen: n.gen, window: window}
+	return true
+}
+
+// keepEcho keeps a delivery to n for its armed Echo.
+func (n *node) keepEcho(e event) {
+	if n.echo != nil && n.echo.gen == n.gen && len(n.echo.kept) < maxEcho {
+		n.echo.kept = append(n.echo.kept, e)
+	}
+}
+
+// replayEcho sends node i, which just started, the copies its armed Echo
+// kept of what its previous incarnation received.
+func (c *Cluster) replayEcho(i int) {
+	n := c.nodes[i]
+	if n.echo == nil || n.echo.gen == n.gen {
+		return
+	}
+	for _, e := range n.echo.kept {
+		e.at = c.now + c.rng.Int63n(int64(n.echo.window)+1)
+		c.stats.Duplicated++
+		c.agenda.push(e)
+	}
+	n.echo = nil
+}

@@ -13,8 +13,11 @@ import (
 // ErrMalformed is matched by every decoding error of this package.
 var ErrMalformed = errors.New("vr: malformed encoding")
 
-// wireVersion leads every encoded message, entry and hard state.
-const wireVersion = 1
+// wireVersion leads every encoded message, entry, hard state and snapshot
+// meta. Version 2 added epochs: the sender's epoch in every message, the
+// reconfiguration in values, StartEpoch, EpochStarted and GetEpochState,
+// and the epoch's configuration in the hard state and snapshot meta.
+const wireVersion = 2
 
 // Message type tags on the wire.
 const (
@@ -28,6 +31,9 @@ const (
 	tagNewState
 	tagRecovery
 	tagRecoveryResponse
+	tagStartEpoch
+	tagEpochStarted
+	tagGetEpochState
 )
 
 // Codec is the wire codec of the VR messages: a version byte, a type byte,
@@ -64,6 +70,12 @@ func (Codec) AppendMessage(b []byte, m replica.Message) ([]byte, error) {
 		tag = tagRecovery
 	case *RecoveryResponse:
 		tag = tagRecoveryResponse
+	case *StartEpoch:
+		tag = tagStartEpoch
+	case *EpochStarted:
+		tag = tagEpochStarted
+	case *GetEpochState:
+		tag = tagGetEpochState
 	default:
 		return b, fmt.Errorf("vr codec: unknown message type %T", m)
 	}
@@ -71,6 +83,7 @@ func (Codec) AppendMessage(b []byte, m replica.Message) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(m.Source()))
 	b = binary.AppendUvarint(b, uint64(m.Dest()))
 	u := binary.AppendUvarint
+	b = u(b, headerOf(m).Epoch)
 	switch m := m.(type) {
 	case *Prepare:
 		b = u(u(u(b, m.View), m.Op), m.Commit)
@@ -99,6 +112,11 @@ func (Codec) AppendMessage(b []byte, m replica.Message) ([]byte, error) {
 		b = wirebin.AppendBool(b, m.Primary)
 		b = u(b, m.Commit)
 		b = appendSuffix(b, m.Log)
+	case *StartEpoch:
+		b = u(b, m.Start)
+		b = appendMembers(appendMembers(b, m.Old), m.New)
+	case *GetEpochState:
+		b = u(b, m.Op)
 	}
 	return b, nil
 }
@@ -113,39 +131,45 @@ func (Codec) DecodeMessage(b []byte) (replica.Message, error) {
 		return nil, fmt.Errorf("vr codec: %w: unknown version %d", ErrMalformed, v)
 	}
 	tag := d.Byte("type")
-	h := Header{From: d.node("from"), To: d.node("to")}
+	h := Header{From: d.node("from"), To: d.node("to"), Epoch: d.epoch()}
 	var m replica.Message
 	switch tag {
 	case tagPrepare:
-		p := &Prepare{Header: h, View: d.Uvarint("view"), Op: d.Uvarint("op"), Commit: d.Uvarint("commit")}
+		p := &Prepare{Header: h, View: d.view("view"), Op: d.Uvarint("op"), Commit: d.Uvarint("commit")}
 		p.Value = d.value()
 		m = p
 	case tagPrepareOK:
-		m = &PrepareOK{Header: h, View: d.Uvarint("view"), Op: d.Uvarint("op"), Read: d.Uvarint("read round")}
+		m = &PrepareOK{Header: h, View: d.view("view"), Op: d.Uvarint("op"), Read: d.Uvarint("read round")}
 	case tagCommit:
-		m = &Commit{Header: h, View: d.Uvarint("view"), Commit: d.Uvarint("commit"), Op: d.Uvarint("op"), Read: d.Uvarint("read round")}
+		m = &Commit{Header: h, View: d.view("view"), Commit: d.Uvarint("commit"), Op: d.Uvarint("op"), Read: d.Uvarint("read round")}
 	case tagStartViewChange:
-		m = &StartViewChange{Header: h, View: d.Uvarint("view")}
+		m = &StartViewChange{Header: h, View: d.view("view")}
 	case tagDoViewChange:
-		x := &DoViewChange{Header: h, View: d.Uvarint("view"), LastNormal: d.Uvarint("last normal view"), Commit: d.Uvarint("commit")}
+		x := &DoViewChange{Header: h, View: d.view("view"), LastNormal: d.view("last normal view"), Commit: d.Uvarint("commit")}
 		x.Log = d.suffix()
 		m = x
 	case tagStartView:
-		x := &StartView{Header: h, View: d.Uvarint("view"), Commit: d.Uvarint("commit")}
+		x := &StartView{Header: h, View: d.view("view"), Commit: d.Uvarint("commit")}
 		x.Log = d.suffix()
 		m = x
 	case tagGetState:
-		m = &GetState{Header: h, View: d.Uvarint("view"), Op: d.Uvarint("op")}
+		m = &GetState{Header: h, View: d.view("view"), Op: d.Uvarint("op")}
 	case tagNewState:
-		x := &NewState{Header: h, View: d.Uvarint("view"), Commit: d.Uvarint("commit")}
+		x := &NewState{Header: h, View: d.view("view"), Commit: d.Uvarint("commit")}
 		x.Log = d.suffix()
 		m = x
 	case tagRecovery:
 		m = &Recovery{Header: h, Nonce: d.Uvarint("nonce"), Commit: d.Uvarint("commit")}
 	case tagRecoveryResponse:
-		x := &RecoveryResponse{Header: h, View: d.Uvarint("view"), Nonce: d.Uvarint("nonce"), Primary: d.Bool("primary"), Commit: d.Uvarint("commit")}
+		x := &RecoveryResponse{Header: h, View: d.view("view"), Nonce: d.Uvarint("nonce"), Primary: d.Bool("primary"), Commit: d.Uvarint("commit")}
 		x.Log = d.suffix()
 		m = x
+	case tagStartEpoch:
+		m = &StartEpoch{Header: h, Start: d.Uvarint("start"), Old: d.members("old members", true), New: d.members("new members", false)}
+	case tagEpochStarted:
+		m = &EpochStarted{Header: h}
+	case tagGetEpochState:
+		m = &GetEpochState{Header: h, Op: d.Uvarint("op")}
 	default:
 		if d.Err() == nil {
 			d.Fail(fmt.Sprintf("unknown message type %d", tag))
@@ -164,7 +188,49 @@ func appendValue(b []byte, v Value) []byte {
 		b = binary.AppendUvarint(b, r.Seq)
 		b = wirebin.AppendBytes(b, r.Op)
 	}
+	return appendMembers(b, v.Config)
+}
+
+// appendMembers appends a configuration: its size, then each ID.
+func appendMembers(b []byte, ids []replica.NodeID) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		b = binary.AppendUvarint(b, uint64(id))
+	}
 	return b
+}
+
+// headerOf returns the header every message type embeds.
+func headerOf(m replica.Message) Header {
+	switch m := m.(type) {
+	case *Prepare:
+		return m.Header
+	case *PrepareOK:
+		return m.Header
+	case *Commit:
+		return m.Header
+	case *StartViewChange:
+		return m.Header
+	case *DoViewChange:
+		return m.Header
+	case *StartView:
+		return m.Header
+	case *GetState:
+		return m.Header
+	case *NewState:
+		return m.Header
+	case *Recovery:
+		return m.Header
+	case *RecoveryResponse:
+		return m.Header
+	case *StartEpoch:
+		return m.Header
+	case *EpochStarted:
+		return m.Header
+	case *GetEpochState:
+		return m.Header
+	}
+	return Header{}
 }
 
 func appendSuffix(b []byte, s Suffix) []byte {
@@ -203,6 +269,41 @@ func decodeEntry(data []byte) (Value, error) {
 	return v, nil
 }
 
+// epochInfo is the configuration a replica works in: which epoch, the op
+// whose reconfiguration began it (0 for the first), its members and the
+// members of the epoch before (nil for the first).
+type epochInfo struct {
+	epoch uint64
+	start uint64
+	peers []replica.NodeID
+	old   []replica.NodeID
+}
+
+func appendEpochInfo(b []byte, e epochInfo) []byte {
+	b = binary.AppendUvarint(binary.AppendUvarint(b, e.epoch), e.start)
+	return appendMembers(appendMembers(b, e.peers), e.old)
+}
+
+func (d *decoder) epochInfo() epochInfo {
+	return epochInfo{epoch: d.epoch(), start: d.Uvarint("epoch start"), peers: d.members("members", false), old: d.members("old members", true)}
+}
+
+// encodeMeta is a snapshot's meta: the epoch the replica was in when it
+// took it, so that a restart never finds its state ahead of its epoch.
+func encodeMeta(e epochInfo) []byte { return appendEpochInfo([]byte{wireVersion}, e) }
+
+func decodeMeta(data []byte) (epochInfo, error) {
+	d := decoder{wirebin.NewDecoder(data, ErrMalformed).WithoutOffsets()}
+	if ver := d.Byte("version"); d.Err() == nil && ver != wireVersion {
+		d.Fail(fmt.Sprintf("unknown snapshot meta version %d", ver))
+	}
+	e := d.epochInfo()
+	if err := d.Finish(); err != nil {
+		return epochInfo{}, fmt.Errorf("decode snapshot meta: %w", err)
+	}
+	return e, nil
+}
+
 // hardState is what State persists.
 type hardState struct {
 	view       uint64
@@ -210,15 +311,16 @@ type hardState struct {
 	dvcView    uint64
 	boot       uint64 // incarnations of the replica before the current one
 	commit     uint64 // every op up to here is committed and durable
+	epochInfo         // the views above are views of this epoch
 }
 
 func encodeState(h hardState) []byte {
-	b := make([]byte, 0, 32)
+	b := make([]byte, 0, 48)
 	b = append(b, wireVersion)
 	for _, x := range []uint64{h.view, h.lastNormal, h.dvcView, h.boot, h.commit} {
 		b = binary.AppendUvarint(b, x)
 	}
-	return b
+	return appendEpochInfo(b, h.epochInfo)
 }
 
 func decodeState(data []byte) (hardState, error) {
@@ -226,7 +328,8 @@ func decodeState(data []byte) (hardState, error) {
 	if ver := d.Byte("version"); d.Err() == nil && ver != wireVersion {
 		d.Fail(fmt.Sprintf("unknown state version %d", ver))
 	}
-	h := hardState{view: d.Uvarint("view"), lastNormal: d.Uvarint("last normal view"), dvcView: d.Uvarint("do-view-change view"), boot: d.Uvarint("boot count"), commit: d.Uvarint("commit")}
+	h := hardState{view: d.view("view"), lastNormal: d.view("last normal view"), dvcView: d.view("do-view-change view"), boot: d.Uvarint("boot count"), commit: d.Uvarint("commit")}
+	h.epochInfo = d.epochInfo()
 	if d.Err() == nil && (h.lastNormal > h.view || h.dvcView > h.view) {
 		d.Fail(fmt.Sprintf("views out of order: view %d, last normal %d, do-view-change %d", h.view, h.lastNormal, h.dvcView))
 	}
@@ -244,6 +347,49 @@ func (d *decoder) node(what string) replica.NodeID {
 	return replica.NodeID(d.Uint32(what))
 }
 
+// view reads a view number, which must fit below maxView.
+func (d *decoder) view(what string) uint64 {
+	v := d.Uvarint(what)
+	if d.Err() == nil && v >= maxView {
+		d.Fail(fmt.Sprintf("%s %d out of range", what, v))
+	}
+	return v
+}
+
+// epoch reads an epoch number, which must fit below maxEpoch.
+func (d *decoder) epoch() uint64 {
+	e := d.Uvarint("epoch")
+	if d.Err() == nil && e >= maxEpoch {
+		d.Fail(fmt.Sprintf("epoch %d out of range", e))
+	}
+	return e
+}
+
+// members reads a configuration: sorted, distinct, non-zero IDs, at most
+// maxPeers, non-empty unless mayBeEmpty (then nil when empty).
+func (d *decoder) members(what string, mayBeEmpty bool) []replica.NodeID {
+	n := d.Count(what+" count", 1)
+	if d.Err() != nil || n == 0 {
+		if d.Err() == nil && !mayBeEmpty {
+			d.Fail(what + ": empty configuration")
+		}
+		return nil
+	}
+	if n > maxPeers {
+		d.Fail(fmt.Sprintf("%s: %d members, at most %d", what, n, maxPeers))
+		return nil
+	}
+	ids := make([]replica.NodeID, 0, n)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		id := d.node(what)
+		if d.Err() == nil && (id == 0 || (i > 0 && id <= ids[i-1])) {
+			d.Fail(what + ": IDs must be non-zero, sorted and distinct")
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 func (d *decoder) value() Value {
 	n := d.Count("requests count", 3)
 	var v Value
@@ -252,6 +398,10 @@ func (d *decoder) value() Value {
 	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		v.Reqs = append(v.Reqs, replica.Request{ClientID: d.Uvarint("client"), Seq: d.Uvarint("seq"), Op: d.Bytes("op")})
+	}
+	v.Config = d.members("configuration", true)
+	if d.Err() == nil && v.Config != nil && v.Reqs != nil {
+		d.Fail("a value holds requests or a configuration, not both")
 	}
 	return v
 }

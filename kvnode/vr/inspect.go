@@ -9,7 +9,10 @@ var _ replica.Inspector = (*Node)(nil)
 // view was built from. (Its current view may go down: a restarted replica
 // that had only voted for a view change that never completed rejoins the
 // view the others are still in, as StartViewChange binds no one.)
-func (n *Node) Promised() uint64 { return n.dvcView }
+//
+// With epochs the promise is (epoch, view) as one number (stamp): a
+// replica never acts in an older epoch again.
+func (n *Node) Promised() uint64 { return stamp(n.epoch, n.dvcView) }
 
 // DurablePromise decodes the same from a persisted hard state.
 func (n *Node) DurablePromise(state []byte) (uint64, error) {
@@ -17,22 +20,22 @@ func (n *Node) DurablePromise(state []byte) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return h.dvcView, nil
+	return stamp(h.epoch, h.dvcView), nil
 }
 
 // Vouches reports the view of a DoViewChange.
 func (n *Node) Vouches(m replica.Message) (uint64, bool) {
 	if m, ok := m.(*DoViewChange); ok {
-		return m.View, true
+		return stamp(m.Epoch, m.View), true
 	}
 	return 0, false
 }
 
 // Acknowledges reports every message but those that only ask: the
-// primary's Prepare and Commit, GetState and Recovery.
+// primary's Prepare and Commit, GetState, GetEpochState and Recovery.
 func (n *Node) Acknowledges(m replica.Message) bool {
 	switch m.(type) {
-	case *Prepare, *Commit, *GetState, *Recovery:
+	case *Prepare, *Commit, *GetState, *Recovery, *GetEpochState:
 		return false
 	}
 	return true

@@ -2,16 +2,25 @@ package vr
 
 import "github.com/chaoskv/chaos/kvnode/replica"
 
-// Value is what one op number holds: a batch of client requests.
+// Value is what one op number holds: a batch of client requests, or, when
+// Config is set, a reconfiguration: the last op of its epoch, naming every
+// member of the next one.
 type Value struct {
-	Reqs []replica.Request
+	Reqs   []replica.Request
+	Config []replica.NodeID // sorted; nil for a batch of requests
 }
 
-// Header addresses a message. Every message type embeds it.
+// Header addresses a message. Every message type embeds it. Epoch is the
+// sender's epoch when it sent the message: a replica acts only on messages
+// of its own epoch (see the package documentation).
 type Header struct {
-	From replica.NodeID
-	To   replica.NodeID
+	From  replica.NodeID
+	To    replica.NodeID
+	Epoch uint64
 }
+
+// setEpoch stamps an outgoing message with its sender's epoch.
+func (h *Header) setEpoch(e uint64) { h.Epoch = e }
 
 // Source returns the sender.
 func (h Header) Source() replica.NodeID { return h.From }
@@ -120,4 +129,31 @@ type RecoveryResponse struct {
 	Primary bool
 	Commit  uint64
 	Log     Suffix
+}
+
+// StartEpoch announces epoch Header.Epoch: the reconfiguration committed at
+// op Start began it, Old is the configuration of the epoch before it and
+// New its own. A replica of an older epoch that receives it moves to the
+// new one; a member of the new epoch that is up to date answers with
+// EpochStarted.
+type StartEpoch struct {
+	Header
+	Start uint64
+	Old   []replica.NodeID
+	New   []replica.NodeID
+}
+
+// EpochStarted tells a replica that left with the last epoch that the
+// sender, a member of the new epoch, holds every op up to its start.
+type EpochStarted struct {
+	Header
+}
+
+// GetEpochState asks for the ops above Op up to the start of the sender's
+// epoch (state transfer to a member that lacks them). A replica of a newer
+// epoch answers with StartEpoch instead, so it also serves as the probe by
+// which a replica that hears from a newer epoch learns about it.
+type GetEpochState struct {
+	Header
+	Op uint64
 }

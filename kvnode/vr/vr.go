@@ -65,6 +65,12 @@
 // or hands over a log (PrepareOK, the view change's votes and logs,
 // NewState, RecoveryResponse) waits for durability.
 //
+// Membership changes (replica.Reconfigurer) follow VR Revisited's epochs:
+// a reconfiguration is the last op of its epoch, and the configuration
+// (which also fixes each view's primary) changes only between epochs.
+// epoch.go describes the protocol; the hard state and every snapshot's
+// meta record the epoch, its start and its members.
+//
 // Reads by read index (replica.ReadIndexer): the primary fixes a read's
 // index at the larger of its commit number and the op number its log had
 // when it started the view (the read floor), confirms with one round of
@@ -124,6 +130,9 @@ const (
 	normal status = iota
 	viewChange
 	recovering
+	transitioning // fetching the ops up to the epoch's start (epoch.go)
+	leaving       // left with the last epoch, waiting for the new one
+	shutDown      // not a member of the current epoch
 )
 
 // Node is one VR replica. It is not safe for concurrent use.
@@ -185,6 +194,16 @@ type Node struct {
 	nonce    uint64
 	recovery map[int]*RecoveryResponse
 
+	// Epochs (epoch.go): peers are the current epoch's members.
+	epoch        uint64           // durable
+	epochStart   uint64           // the op that began the epoch; durable
+	oldPeers     []replica.NodeID // the previous epoch's members; durable
+	change       []replica.NodeID // a reconfiguration the primary will place
+	configOp     uint64           // pendingConfig
+	started      uint64           // leaving: members (by index) that sent EpochStarted
+	transferNext int              // transitioning: whom to ask next
+	restoring    bool             // New is replaying the durable log
+
 	// Outputs since the last Ready.
 	early       []replica.Message // acknowledge nothing: see Ready.Early
 	msgs        []replica.Message
@@ -203,6 +222,12 @@ var (
 	_ replica.ReadIndexer = (*Node)(nil)
 )
 
+// keepOrdering is a deliberately broken variant for tests only: the primary
+// goes on ordering requests after a reconfiguration, so that the old
+// epoch commits ops the new one never sees. The randomized membership
+// test must catch it (TestKeepOrderingAfterReconfigurationIsCaught).
+var keepOrdering bool
+
 // New returns a replica that starts fresh in view 0 when d is nil or empty,
 // and otherwise restarts from d and recovers. sm must be in its initial
 // state; New restores it from the durable snapshot and re-applies the ops
@@ -214,11 +239,6 @@ func New(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (*Node
 	if len(cfg.Peers) > maxPeers {
 		return nil, fmt.Errorf("vr: %d peers, at most %d supported", len(cfg.Peers), maxPeers)
 	}
-	if cfg.Joining {
-		// A VR configuration also fixes which replica is the primary of
-		// each view; changing it needs epochs, which this core lacks.
-		return nil, fmt.Errorf("vr: replica %d cannot join: membership changes are not supported", cfg.ID)
-	}
 	if sm == nil {
 		return nil, fmt.Errorf("vr: nil state machine")
 	}
@@ -226,8 +246,6 @@ func New(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (*Node
 		cfg:         cfg,
 		sm:          sm,
 		id:          cfg.ID,
-		peers:       slices.Clone(cfg.Peers),
-		quorum:      len(cfg.Peers)/2 + 1,
 		maxBatch:    max(cfg.MaxBatch, 1),
 		maxInflight: uint64(max(cfg.MaxInflight, 1)),
 		// Mixing the ID in gives every replica its own timeouts and
@@ -235,10 +253,7 @@ func New(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (*Node
 		rng:       rand.New(rand.NewSource(cfg.Seed*1_000_003 + int64(cfg.ID))),
 		dirtyFrom: math.MaxUint64,
 	}
-	slices.Sort(n.peers)
-	n.self = slices.Index(n.peers, n.id)
-	n.acked = make([]uint64, len(n.peers))
-	n.active = make([]bool, len(n.peers))
+	n.setEpoch(epochInfo{peers: cfg.Peers})
 	for i := range n.active {
 		n.active[i] = true
 	}
@@ -246,10 +261,15 @@ func New(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (*Node
 	if d == nil || (d.State == nil && d.Snapshot == nil && len(d.Entries) == 0) {
 		// The first Ready writes the hard state, so that any restart,
 		// even before the first op, knows it must recover.
-		n.stateDirty = true
+		if n.self < 0 {
+			n.status = shutDown
+		}
 		return n, nil
 	}
-	if err := n.restore(d); err != nil {
+	n.restoring = true
+	err := n.restore(d)
+	n.restoring = false
+	if err != nil {
 		return nil, err
 	}
 	// Each incarnation draws from its own sequence, so a late answer to
@@ -258,6 +278,14 @@ func New(cfg replica.Config, sm replica.StateMachine, d *replica.Durable) (*Node
 	n.stateDirty = true
 	n.rng = rand.New(rand.NewSource(cfg.Seed*1_000_003 + int64(cfg.ID) + int64(n.boot)*7_919_000_009))
 	n.resetElectionTimer()
+	if n.self < 0 || n.neverReady() {
+		// No longer a member, or one that never held the epoch's start:
+		// it promised nothing in this epoch, so there is nothing to
+		// recover, only its part in the epoch to take up (enterEpoch).
+		n.view = 0
+		n.enterEpoch()
+		return n, nil
+	}
 	n.startRecovery()
 	return n, nil
 }
@@ -269,9 +297,19 @@ func (n *Node) restore(d *replica.Durable) error {
 		if err != nil {
 			return fmt.Errorf("vr: restart: %w", err)
 		}
+		n.setEpoch(h.epochInfo)
 		n.view, n.lastNormal, n.dvcView, n.boot, claim = h.view, h.lastNormal, h.dvcView, h.boot, h.commit
 	}
 	if d.Snapshot != nil {
+		// The snapshot may have reached disk without the hard state
+		// written with it; its meta says which epoch it belongs to.
+		e, err := decodeMeta(d.Snapshot.Meta)
+		if err != nil {
+			return fmt.Errorf("vr: restart: snapshot %d: %w", d.Snapshot.Index, err)
+		}
+		if e.epoch > n.epoch {
+			n.setEpoch(e)
+		}
 		if err := n.sm.Restore(d.Snapshot.Data); err != nil {
 			return fmt.Errorf("vr: restart: restore snapshot %d: %w", d.Snapshot.Index, err)
 		}
@@ -296,6 +334,7 @@ func (n *Node) restore(d *replica.Durable) error {
 	}
 	n.commit = max(n.commit, min(claim, n.opNum()))
 	n.readyCommit, n.claimed = n.commit, claim
+	n.configOp = n.findConfig()
 	n.apply()
 	return nil
 }
@@ -312,7 +351,18 @@ func (n *Node) entry(op uint64) (Value, bool) {
 
 func (n *Node) primaryOf(v uint64) replica.NodeID { return n.peers[v%uint64(len(n.peers))] }
 
-func (n *Node) isPrimary() bool { return n.status == normal && n.primaryOf(n.view) == n.id }
+func (n *Node) isPrimary() bool {
+	return n.status == normal && n.self >= 0 && n.primaryOf(n.view) == n.id
+}
+
+// notPrimary is the error for a request this replica cannot order now.
+func (n *Node) notPrimary() error {
+	var hint replica.NodeID
+	if n.status == normal && !n.stale && !n.isPrimary() {
+		hint = n.primaryOf(n.view)
+	}
+	return &replica.NotLeaderError{Leader: hint}
+}
 
 func (n *Node) peerIndex(id replica.NodeID) int {
 	i, ok := slices.BinarySearch(n.peers, id)
@@ -327,7 +377,10 @@ func (n *Node) resetElectionTimer() {
 	n.electionTimeout = n.cfg.ElectionTicks + n.rng.Intn(n.cfg.ElectionTicks)
 }
 
-func (n *Node) send(m replica.Message) { n.msgs = append(n.msgs, m) }
+func (n *Node) send(m replica.Message) {
+	m.(interface{ setEpoch(uint64) }).setEpoch(n.epoch)
+	n.msgs = append(n.msgs, m)
+}
 
 func (n *Node) broadcast(mk func(to replica.NodeID) replica.Message) {
 	for _, p := range n.peers {
@@ -349,7 +402,9 @@ func (n *Node) broadcastEarly(mk func(to replica.NodeID) replica.Message) {
 	}
 	for _, p := range n.peers {
 		if p != n.id {
-			n.early = append(n.early, mk(p))
+			m := mk(p)
+			m.(interface{ setEpoch(uint64) }).setEpoch(n.epoch)
+			n.early = append(n.early, m)
 		}
 	}
 }
@@ -364,6 +419,9 @@ func (n *Node) ackOwn() {
 func (n *Node) appendOp(v Value) {
 	n.log = append(n.log, v)
 	n.dirtyFrom = min(n.dirtyFrom, n.opNum())
+	if v.Config != nil && n.opNum() > n.epochStart {
+		n.configOp = n.opNum()
+	}
 }
 
 // truncateTo drops every op above t, which must not be below commit.
@@ -376,6 +434,9 @@ func (n *Node) truncateTo(t uint64) {
 	// Capping the slice makes later appends copy, so a message that
 	// shares the old backing array never sees the new ops.
 	n.log = n.log[:k:k]
+	if n.configOp > t {
+		n.configOp = 0
+	}
 	if !n.truncate || t < n.truncAfter {
 		n.truncate, n.truncAfter = true, t
 	}
@@ -399,6 +460,17 @@ func (n *Node) suffix(after uint64) Suffix {
 func (n *Node) Tick() {
 	n.now++
 	switch {
+	case n.status == shutDown:
+	case n.status == transitioning || n.status == leaving:
+		n.heartbeatElapsed++
+		if n.heartbeatElapsed >= n.cfg.HeartbeatTicks {
+			n.heartbeatElapsed = 0
+			if n.status == leaving {
+				n.broadcastStartEpoch()
+			} else {
+				n.sendGetEpochState()
+			}
+		}
 	case n.status == recovering:
 		n.electionElapsed++
 		if n.electionElapsed%n.cfg.HeartbeatTicks == 0 {
@@ -406,8 +478,10 @@ func (n *Node) Tick() {
 		}
 		// Nobody answered: a majority is recovering too. The durable
 		// state holds every promise this replica made, so it may take
-		// part in a view change as if it had never crashed.
-		if n.electionElapsed >= 2*n.electionTimeout {
+		// part in a view change as if it had never crashed, once its log
+		// holds the epoch's start (before that it may hold another
+		// epoch's uncommitted ops).
+		if n.electionElapsed >= 2*n.electionTimeout && n.commit >= n.epochStart {
 			n.startViewChange(n.view + 1)
 		}
 	case n.isPrimary():
@@ -465,12 +539,10 @@ func (n *Node) broadcastCommit() {
 // A replica that is not the primary of a normal view, or that did not hear
 // from a majority lately, returns *replica.NotLeaderError.
 func (n *Node) ReadIndex(id uint64) error {
-	if !n.isPrimary() || n.stale {
-		var hint replica.NodeID
-		if n.status == normal && !n.stale {
-			hint = n.primaryOf(n.view)
-		}
-		return &replica.NotLeaderError{Leader: hint}
+	// A primary whose epoch is ending cannot tell whether the next one
+	// has begun writing.
+	if !n.isPrimary() || n.stale || n.changing() {
+		return n.notPrimary()
 	}
 	n.reads.Add(id, max(n.commit, n.readFloor))
 	return nil
@@ -494,7 +566,7 @@ func (n *Node) readAck(i int) {
 }
 
 func (n *Node) startViewChange(v uint64) {
-	if v == 0 {
+	if v == 0 || v >= maxView {
 		// The view number wrapped; only a corrupt or hostile peer gets
 		// here, and staying put keeps every promise intact.
 		n.resetElectionTimer()
@@ -504,7 +576,7 @@ func (n *Node) startViewChange(v uint64) {
 	n.status = viewChange
 	n.stateDirty = true
 	n.reads.Abort()
-	n.queue = nil
+	n.queue, n.change = nil, nil
 	n.recovery = nil
 	n.svcs = 1 << n.self
 	n.dvcs = map[int]*DoViewChange{}
@@ -648,18 +720,15 @@ func (n *Node) installSnapshot(s replica.Snapshot) bool {
 	}
 	n.snap, n.pendSnap = &s, &s
 	n.snapIndex, n.commit, n.applied = s.Index, s.Index, s.Index
+	n.configOp = n.findConfig()
 	return true
 }
 
 // Propose submits client requests. The primary of a normal view orders
 // them; every other replica returns *replica.NotLeaderError.
 func (n *Node) Propose(reqs ...replica.Request) error {
-	if !n.isPrimary() || n.stale {
-		var hint replica.NodeID
-		if n.status == normal && !n.stale {
-			hint = n.primaryOf(n.view)
-		}
-		return &replica.NotLeaderError{Leader: hint}
+	if !n.isPrimary() || n.stale || (n.changing() && !keepOrdering) {
+		return n.notPrimary()
 	}
 	n.queue = append(n.queue, reqs...)
 	n.advance()
@@ -669,7 +738,7 @@ func (n *Node) Propose(reqs ...replica.Request) error {
 // flush turns queued requests into ops while the pipeline has room.
 func (n *Node) flush() {
 	before := n.opNum()
-	for len(n.queue) > 0 && n.opNum()-n.commit < n.maxInflight {
+	for len(n.queue) > 0 && n.opNum()-n.commit < n.maxInflight && (keepOrdering || n.pendingConfig() == 0) {
 		k := min(len(n.queue), n.maxBatch)
 		v := Value{Reqs: n.queue[:k:k]}
 		if k == len(n.queue) {
@@ -683,6 +752,7 @@ func (n *Node) flush() {
 			return &Prepare{Header: Header{From: n.id, To: to}, View: n.view, Op: op, Commit: n.commit, Value: v}
 		})
 	}
+	n.placeChange()
 	if n.opNum() != before {
 		n.ackOwn()
 	}
@@ -721,6 +791,9 @@ func (n *Node) apply() {
 			n.results = append(n.results, replica.Result{ClientID: r.ClientID, Seq: r.Seq, Index: op, Value: out})
 		}
 		n.applied = op
+		if v.Config != nil && op > n.epochStart {
+			n.beginEpoch(op, v.Config)
+		}
 	}
 	if n.cfg.SnapshotEvery > 0 && n.applied-n.snapIndex >= n.cfg.SnapshotEvery {
 		data, err := n.sm.Snapshot()
@@ -728,7 +801,7 @@ func (n *Node) apply() {
 			// Keep the log; the next applied op tries again.
 			return
 		}
-		s := &replica.Snapshot{Index: n.applied, Data: data}
+		s := &replica.Snapshot{Index: n.applied, Meta: encodeMeta(n.info()), Data: data}
 		n.log = slices.Clone(n.log[s.Index-n.snapIndex:])
 		n.snap, n.pendSnap = s, s
 		n.snapIndex = s.Index
@@ -766,7 +839,7 @@ func (n *Node) ackPrimary(read uint64) {
 // handed back once durable; stale, misaddressed and ill-formed messages
 // are ignored.
 func (n *Node) Step(m replica.Message) {
-	if isNil(m) || m.Dest() != n.id || n.peerIndex(m.Source()) < 0 {
+	if isNil(m) || m.Dest() != n.id || m.Source() == 0 || n.stepEpoch(m) || n.peerIndex(m.Source()) < 0 {
 		return
 	}
 	if _, own := m.(*PrepareOK); m.Source() == n.id && !own {
@@ -821,6 +894,12 @@ func isNil(m replica.Message) bool {
 	case *Recovery:
 		return m == nil
 	case *RecoveryResponse:
+		return m == nil
+	case *StartEpoch:
+		return m == nil
+	case *EpochStarted:
+		return m == nil
+	case *GetEpochState:
 		return m == nil
 	}
 	return false
@@ -1036,18 +1115,28 @@ func (n *Node) onRecoveryResponse(m *RecoveryResponse) {
 // HasReady reports whether Ready would return anything.
 func (n *Node) HasReady() bool {
 	return len(n.early) > 0 || len(n.msgs) > 0 || len(n.results) > 0 || n.dirtyFrom <= n.opNum() || n.truncate ||
-		n.stateDirty || n.pendSnap != nil || n.reads.HasOutput() || n.reads.Startable()
+		n.stateDirty || n.pendSnap != nil || n.reads.HasOutput() || n.reads.Startable() || n.claimsEpochStart()
+}
+
+// claimsEpochStart reports whether the next hard state's commit number
+// would cover the epoch's start for the first time. That one is written
+// even without other writes: a replica that left with the epoch writes
+// nothing else, and must still know after a restart that it holds the ops
+// the new members fetch from it.
+func (n *Node) claimsEpochStart() bool {
+	return n.claimed < n.epochStart && n.readyCommit >= n.epochStart
 }
 
 // Ready drains the outputs produced since the previous call.
 func (n *Node) Ready() replica.Ready {
 	var rd replica.Ready
 	n.startReadRound()
+	due := n.claimsEpochStart()
 	claim := n.readyCommit
 	n.readyCommit = n.commit
 	writes := n.truncate || max(n.dirtyFrom, n.snapIndex+1) <= n.opNum() || n.pendSnap != nil
-	if n.stateDirty || (claim != n.claimed && writes) {
-		rd.Persist.State = encodeState(hardState{view: n.view, lastNormal: n.lastNormal, dvcView: n.dvcView, boot: n.boot, commit: claim})
+	if n.stateDirty || due || (claim != n.claimed && writes) {
+		rd.Persist.State = encodeState(hardState{view: n.view, lastNormal: n.lastNormal, dvcView: n.dvcView, boot: n.boot, commit: claim, epochInfo: n.info()})
 		n.stateDirty, n.claimed = false, claim
 	}
 	if n.truncate {
@@ -1077,19 +1166,35 @@ func (n *Node) Status() replica.Status {
 	switch {
 	case n.status == recovering:
 		r, leader = RoleRecovering, 0
+	case n.status == transitioning:
+		r, leader = RoleTransitioning, 0
+	case n.status == leaving:
+		r, leader = RoleLeaving, 0
+	case n.status == shutDown:
+		r, leader = RoleShutDown, 0
 	case n.status == viewChange:
 		r, leader = RoleViewChange, 0
 	case n.isPrimary():
 		r = RolePrimary
 	}
+	// Members is the configuration of the current epoch, in force from
+	// the op after its start, or the one a committed reconfiguration
+	// names, in force once it is applied.
+	members, from := n.peers, n.epochStart+1
+	if op := n.pendingConfig(); op != 0 && op <= n.commit {
+		v, _ := n.entry(op)
+		members, from = v.Config, op+1
+	}
 	return replica.Status{
 		ID:            n.id,
 		Role:          r,
 		Leader:        leader,
-		Epoch:         n.view,
+		Epoch:         stamp(n.epoch, n.view),
 		Commit:        n.commit,
 		Applied:       n.applied,
 		LogLen:        len(n.log),
 		SnapshotIndex: n.snapIndex,
+		Members:       slices.Clone(members),
+		MembersFrom:   from,
 	}
 }

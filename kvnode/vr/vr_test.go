@@ -58,12 +58,19 @@ func (d *disk) durable() *replica.Durable {
 type recorder struct {
 	*kv.Store
 	applied map[uint64][]string
+	// onApply, when set, sees each request applied: its op number, its
+	// position in the op's batch and its description.
+	onApply func(op uint64, k int, req string)
 }
 
 func newRecorder() *recorder { return &recorder{Store: kv.NewStore(), applied: map[uint64][]string{}} }
 
 func (r *recorder) Apply(index uint64, req replica.Request) []byte {
-	r.applied[index] = append(r.applied[index], fmt.Sprintf("%d/%d/%x", req.ClientID, req.Seq, req.Op))
+	d := fmt.Sprintf("%d/%d/%x", req.ClientID, req.Seq, req.Op)
+	r.applied[index] = append(r.applied[index], d)
+	if r.onApply != nil {
+		r.onApply(index, len(r.applied[index])-1, d)
+	}
 	return r.Store.Apply(index, req)
 }
 
@@ -81,6 +88,9 @@ type group struct {
 	drop  func(m replica.Message) bool
 	reads map[replica.NodeID][]replica.ReadState
 	sent  map[string]int // messages sent, by type
+	// chosen, when set, records every request applied anywhere, by op
+	// number and position, across restarts: a second value is a failure.
+	chosen map[[2]uint64]string
 	// onRead and onResult, when set, see each reported read and each
 	// applied request's result as drained, when the node's state machine
 	// is exactly as the runtime would query it.
@@ -110,6 +120,15 @@ func newGroup(t testing.TB, n int, tweak func(*replica.Config)) *group {
 func (g *group) start(id replica.NodeID) {
 	g.t.Helper()
 	sm := newRecorder()
+	if g.chosen != nil {
+		sm.onApply = func(op uint64, k int, req string) {
+			key := [2]uint64{op, uint64(k)}
+			if prev, ok := g.chosen[key]; ok && prev != req {
+				g.t.Fatalf("node %d applied %s at op %d (#%d), another replica applied %s there", id, req, op, k, prev)
+			}
+			g.chosen[key] = req
+		}
+	}
 	node, err := New(g.cfg[id], sm, g.disks[id].durable())
 	if err != nil {
 		g.t.Fatalf("start node %d: %v", id, err)
