@@ -2,6 +2,7 @@ package node
 
 import (
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
@@ -152,7 +153,11 @@ func (p *ShardPump) Tick(now time.Duration, v ShardView) (out []Delivery, propos
 	}
 	inbox := make(map[string]bool, len(v.Outbox))
 	for _, m := range v.Outbox {
-		k := string(m.Op)
+		// Keyed by target and message: a coordinator's decision is the
+		// same message to every participant, and a delivery to one that
+		// is down must not hold up the one to a live participant, whose
+		// locks wait for it.
+		k := strconv.FormatUint(uint64(m.To), 10) + "\x00" + string(m.Op)
 		inbox[k] = true
 		if t, ok := p.ended[k]; ok && now < t+p.RetryAfter {
 			at(t + p.RetryAfter)

@@ -99,6 +99,24 @@ func TestShardPumpInflightBound(t *testing.T) {
 	}
 }
 
+// TestShardPumpSameMessageToTwoGroups: a decision is the same message to
+// every participant; the one to a group that does not answer must not
+// hold up the one to a live group (whose locks wait for it).
+func TestShardPumpSameMessageToTwoGroups(t *testing.T) {
+	p := ShardPump{Controller: 9, ConfigPollEvery: time.Hour}
+	v := ShardView{Leader: true, Outbox: []txn.Outgoing{{To: 2, Op: []byte("decide")}, {To: 3, Op: []byte("decide")}}}
+	out, _ := p.Tick(0, v)
+	if len(out) != 3 || out[0].To != 2 || out[1].To != 3 {
+		t.Fatalf("deliveries started: %+v, want the decision to groups 2 and 3, then the query", out)
+	}
+	// Group 3 answers; group 2's delivery is still out.
+	p.Answered(time.Millisecond, out[1], []byte("ack"))
+	v.Outbox = v.Outbox[:1]
+	if out, _ := p.Tick(time.Millisecond, v); len(out) != 0 {
+		t.Fatalf("the delivery to group 2 repeated while in flight: %+v", out)
+	}
+}
+
 func TestView(t *testing.T) {
 	g := txn.NewGroup(1)
 	if v, ok := View(2, replica.Status{Leader: 2}, g); !ok || !v.Leader || v.Config != g.ConfigNum() {
