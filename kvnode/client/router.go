@@ -216,9 +216,10 @@ type Op struct {
 	// Sharded routes the op to the group that owns Shard under the latest
 	// shard configuration; Body is then a transaction request
 	// (txn.EncodeTxnRequest) and the Router reads the group's txn.Reply:
-	// wrong-group makes it refresh the configuration, retry (in progress)
-	// makes it ask again, an abort makes it try again as a new request
-	// until the deadline.
+	// wrong-group makes it refresh the configuration, retry (not started
+	// yet) or pending (in progress, which a replica normally holds until
+	// decided instead of answering) makes it ask again, an abort makes it
+	// try again as a new request until the deadline.
 	Sharded bool
 	Shard   int
 	// Shards lists the shards of every key of a sharded op (TxnOp fills
