@@ -99,7 +99,8 @@ type RouterConfig struct {
 	// BackoffMin and doubles up to BackoffMax; defaults 2ms and 100ms.
 	BackoffMin, BackoffMax time.Duration
 	// RetryPause is the pause before asking again after a group said a
-	// transaction is in progress or its shard is arriving; default 5ms.
+	// transaction could not start yet (its shard is arriving, the group
+	// is reconfiguring) or is in progress; default 5ms.
 	RetryPause time.Duration
 	// AbortPause is the longest pause before a transaction the cluster
 	// aborted is tried again as a new request; each pause is drawn from
@@ -218,9 +219,10 @@ type Op struct {
 	// Sharded routes the op to the group that owns Shard under the latest
 	// shard configuration; Body is then a transaction request
 	// (txn.EncodeTxnRequest) and the Router reads the group's txn.Reply:
-	// wrong-group makes it refresh the configuration, retry (in progress)
-	// makes it ask again, an abort makes it try again as a new request
-	// until the deadline.
+	// wrong-group makes it refresh the configuration, retry (not started
+	// yet) or pending (in progress, which a replica normally holds until
+	// decided instead of answering) makes it ask again, an abort makes it
+	// try again as a new request until the deadline.
 	Sharded bool
 	Shard   int
 	// Shards lists the shards of every key of a sharded op (TxnOp fills
@@ -667,9 +669,10 @@ func (r *Router) txnReply(now time.Time, v []byte) Action {
 	case txn.StatusWrongGroup:
 		c.last = fmt.Errorf("group %d does not own shard %d", c.group, c.op.Shard)
 		return r.refresh(now)
-	case txn.StatusRetry:
-		// In progress, or the group could not start it yet: it may
-		// commit.
+	case txn.StatusRetry, txn.StatusPending:
+		// The group could not start it yet, or it is in progress (a
+		// replica normally holds a pending transaction until it is
+		// decided): it may commit.
 		c.maybe = true
 		c.last = fmt.Errorf("group %d: %s", c.group, rep.Err)
 		return r.pause(now, r.cfg.RetryPause, (*Router).proceed)

@@ -388,7 +388,13 @@ func TestRouterShardedDecisions(t *testing.T) {
 			{ev{at: 130 * time.Millisecond, kind: "timeout"}, txnSend(gData, 2, 2)},
 			{ev{at: 150 * time.Millisecond, kind: "timeout"}, done(Unknown, "")},
 		}},
-		{"in progress: ask again, and unknown at the deadline", Op{Sharded: true, Shard: 3, Deadline: t0.Add(7 * time.Millisecond)}, []step{
+		{"pending (not held): ask again with the same seq", Op{Sharded: true, Shard: 3, Deadline: t0.Add(7 * time.Millisecond)}, []step{
+			{ev{kind: "ctl", ctl: cfgA}, txnSend(gData, 1, 1)},
+			{tx(0, txn.StatusPending), want{kind: Wait, wait: 5 * time.Millisecond}},
+			{ev{at: 5 * time.Millisecond, kind: "timeout"}, txnSend(gData, 1, 1)},
+			{ev{at: 7 * time.Millisecond, kind: "timeout"}, done(Unknown, "")},
+		}},
+		{"not started yet: ask again, and unknown at the deadline", Op{Sharded: true, Shard: 3, Deadline: t0.Add(7 * time.Millisecond)}, []step{
 			{ev{kind: "ctl", ctl: cfgA}, txnSend(gData, 1, 1)},
 			{tx(0, txn.StatusRetry), want{kind: Wait, wait: 5 * time.Millisecond}},
 			{ev{at: 5 * time.Millisecond, kind: "timeout"}, txnSend(gData, 1, 1)},

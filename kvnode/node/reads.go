@@ -10,8 +10,9 @@ import (
 )
 
 // Querier is a state machine that can answer its read-only ops without a
-// log entry (kv.Store). A Replica whose core is a replica.ReadIndexer
-// serves such ops by read index instead of proposing them.
+// log entry (kv.Store, shardctl.Controller). A Replica whose core is a
+// replica.ReadIndexer serves such ops by read index instead of proposing
+// them.
 type Querier interface {
 	// ReadOnly reports whether op changes nothing, so that it may be
 	// answered by Query.

@@ -47,7 +47,8 @@ type Replica[W any] struct {
 	// SM is the state machine the core applies to. When it is a Querier
 	// and the core a replica.ReadIndexer, read-only requests are served
 	// by read index, without a log entry; nil puts every request through
-	// the log.
+	// the log. When it is a Deferrer, the requests it defers wait here
+	// for their answers.
 	SM replica.StateMachine
 
 	pl      Pipeline
@@ -171,7 +172,8 @@ func (r *Replica[W]) WriteDone(st replica.Storage) error {
 func (r *Replica[W]) release(rd *replica.Ready) {
 	r.Host.Releasing(rd)
 	r.send(rd.Messages)
-	r.reqs.Release(rd.Results, r.Host.Answer)
+	d, _ := r.SM.(Deferrer)
+	r.reqs.Release(rd.Results, d, r.Host.Answer)
 	if len(rd.Reads) > 0 {
 		_, sm, _ := r.reader()
 		r.reqs.ReleaseReads(rd.Reads, sm, r.Core.Status().Leader, r.Host.Answer)

@@ -20,6 +20,11 @@ import (
 //   - an accepted request waits, keyed by (client, seq), until a released
 //     Ready carries its result; a result with no value is a stale request
 //     (the client already issued a later one) and its outcome is unknown;
+//   - a result that a Deferrer state machine marks as deferred is not the
+//     answer but the promise of one (a cross-group transaction waiting
+//     for its coordinator's decision): the request keeps waiting, and is
+//     answered as soon as a released Ready finds the state machine holding
+//     its answer, so that its client need not ask again;
 //   - when the replica stops leading, or stops, every waiting request is
 //     answered unknown, so its client retries elsewhere with the same seq
 //     instead of waiting for its deadline;
@@ -35,6 +40,7 @@ import (
 type Requests[W any] struct {
 	batch   []pending[W]
 	waiters map[waitKey][]pending[W]
+	held    map[waitKey][]pending[W] // deferred: waiting for the state machine's answer
 
 	readBatch []pending[W]          // reads for the next StartReads
 	reads     map[uint64]pending[W] // started reads by read ID
@@ -59,7 +65,20 @@ func (q *Requests[W]) Batched() int { return len(q.batch) }
 
 // Waiting returns how many proposed requests and started reads wait for
 // their answers.
-func (q *Requests[W]) Waiting() int { return len(q.waiters) + len(q.reads) }
+func (q *Requests[W]) Waiting() int { return len(q.waiters) + len(q.held) + len(q.reads) }
+
+// Deferrer is a state machine that answers some requests later than it
+// applies them: txn.Group answers a cross-group transaction when its
+// coordinator decides, several log entries after the request's own.
+type Deferrer interface {
+	// Deferred reports whether value, what Apply returned for a request,
+	// only promises its answer.
+	Deferred(value []byte) bool
+	// Answer returns the answer to request seq of client once the state
+	// machine has it (done true); nil with done true says the client has
+	// since issued a later request, so this one's outcome is unknown here.
+	Answer(client, seq uint64) (value []byte, done bool)
+}
 
 // Propose hands the batch to core in one call and answers the requests the
 // core refused. It returns how many it proposed.
@@ -100,29 +119,73 @@ func (q *Requests[W]) Propose(core replica.Replicator, answer func(W, wire.Respo
 	return n
 }
 
-// Release answers the requests whose results a released Ready carries.
-func (q *Requests[W]) Release(results []replica.Result, answer func(W, wire.Response)) {
-	if len(q.waiters) == 0 {
+// Release answers the requests whose results a released Ready carries; sm,
+// when not nil, may defer some of them (see Deferrer). The state machine
+// only ever holds applied, hence committed, state, so an answer found
+// there may be given at once.
+func (q *Requests[W]) Release(results []replica.Result, sm Deferrer, answer func(W, wire.Response)) {
+	if len(q.waiters) == 0 && len(q.held) == 0 {
 		return
 	}
+	var last uint64
 	for _, r := range results {
+		last = max(last, r.Index)
 		k := waitKey{r.ClientID, r.Seq}
 		ws := q.waiters[k]
 		if len(ws) == 0 {
 			continue
 		}
 		delete(q.waiters, k)
-		resp := wire.Response{Status: wire.StatusOK, Index: r.Index, Value: r.Value}
-		if r.Value == nil {
-			// The state machine saw an older request of a client that
-			// has moved on; its outcome is whatever it was back then.
-			resp = wire.Response{Status: wire.StatusUnknown, Err: "stale request: the client already issued a later one"}
+		if sm != nil && r.Value != nil && sm.Deferred(r.Value) {
+			if q.held == nil {
+				q.held = map[waitKey][]pending[W]{}
+			}
+			q.held[k] = append(q.held[k], ws...)
+			continue
 		}
-		for _, p := range ws {
-			resp.ID = p.id
-			answer(p.to, resp)
+		// A definite result also answers the attempts held before it.
+		q.answerAll(append(q.held[k], ws...), r.Index, r.Value, answer)
+		delete(q.held, k)
+	}
+	if len(q.held) == 0 || len(results) == 0 || sm == nil {
+		return
+	}
+	// Something was applied: it may have brought held answers.
+	type found struct {
+		k waitKey
+		v []byte
+	}
+	var done []found
+	for k := range q.held {
+		if v, ok := sm.Answer(k.client, k.seq); ok {
+			done = append(done, found{k, v})
 		}
 	}
+	// In key order, so that a simulated run stays a function of its seed.
+	slices.SortFunc(done, func(a, b found) int { return compareKeys(a.k, b.k) })
+	for _, f := range done {
+		q.answerAll(q.held[f.k], last, f.v, answer)
+		delete(q.held, f.k)
+	}
+}
+
+// answerAll answers ws with value, applied at or below index; a nil value
+// is a stale request.
+func (q *Requests[W]) answerAll(ws []pending[W], index uint64, value []byte, answer func(W, wire.Response)) {
+	resp := wire.Response{Status: wire.StatusOK, Index: index, Value: value}
+	if value == nil {
+		// The state machine saw an older request of a client that has
+		// moved on; its outcome is whatever it was back then.
+		resp = wire.Response{Status: wire.StatusUnknown, Err: "stale request: the client already issued a later one"}
+	}
+	for _, p := range ws {
+		resp.ID = p.id
+		answer(p.to, resp)
+	}
+}
+
+func compareKeys(a, b waitKey) int {
+	return cmp.Or(cmp.Compare(a.client, b.client), cmp.Compare(a.seq, b.seq))
 }
 
 // Observe tells the table who leads now: unless it is self, every waiting
@@ -138,18 +201,15 @@ func (q *Requests[W]) Observe(self, leader replica.NodeID, answer func(W, wire.R
 // or no longer leads.
 func (q *Requests[W]) Fail(why string, leader replica.NodeID, answer func(W, wire.Response)) {
 	q.failReads(why, leader, answer)
-	if len(q.waiters) > 0 {
+	for _, m := range []map[waitKey][]pending[W]{q.waiters, q.held} {
 		// In key order, so that a simulated run stays a function of its
 		// seed.
-		keys := slices.SortedFunc(maps.Keys(q.waiters), func(a, b waitKey) int {
-			return cmp.Or(cmp.Compare(a.client, b.client), cmp.Compare(a.seq, b.seq))
-		})
-		for _, k := range keys {
-			for _, p := range q.waiters[k] {
+		for _, k := range slices.SortedFunc(maps.Keys(m), compareKeys) {
+			for _, p := range m[k] {
 				answer(p.to, wire.Response{ID: p.id, Status: wire.StatusUnknown, Leader: uint32(leader), Err: why})
 			}
 		}
-		clear(q.waiters)
+		clear(m)
 	}
 	for _, p := range q.batch {
 		answer(p.to, wire.Response{ID: p.id, Status: wire.StatusUnknown, Err: why})

@@ -2,6 +2,7 @@ package node
 
 import (
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
@@ -43,6 +44,9 @@ type Delivery struct {
 	To   replica.GroupID
 	Op   []byte
 	want uint64 // the configuration asked for (a query)
+	// decision: a coordinator's decision, whose answer (the participant's
+	// acknowledgement) only lets the coordinator forget the transaction.
+	decision bool
 }
 
 // configKey is the key of the configuration query.
@@ -74,16 +78,24 @@ const configKey = "\x00config"
 //   - the controller does not tell groups of new configurations, so the
 //     leader asks it for the next one at once when it starts leading or
 //     its configuration changes, and again ConfigPollEvery after it last
-//     asked.
+//     asked;
+//   - a participant's acknowledgement of a decision only lets the
+//     coordinator forget the transaction, so it is not proposed at once,
+//     as a log entry (and a disk sync on every replica) of its own: it
+//     waits to go with the next answer the pump proposes (which a Tick
+//     follows) or AckDelay, whichever comes first.
 type ShardPump struct {
 	Controller replica.GroupID
-	// AbandonAfter, RetryAfter, ConfigPollEvery and MaxInflight default
-	// to 1s, 50ms, 50ms and 64. MaxInflight bounds the deliveries in
-	// flight to each group, so that one that does not answer cannot hold
-	// up the deliveries to the others.
+	// AbandonAfter, RetryAfter, ConfigPollEvery, AckDelay and
+	// MaxInflight default to 1s, 50ms, 50ms, 20ms and 64. MaxInflight
+	// bounds the deliveries in flight to each group, so that one that
+	// does not answer cannot hold up the deliveries to the others.
+	// AckDelay must stay below RetryAfter, or a decision whose
+	// acknowledgement waits would be delivered again.
 	AbandonAfter    time.Duration
 	RetryAfter      time.Duration
 	ConfigPollEvery time.Duration
+	AckDelay        time.Duration
 	MaxInflight     int
 
 	firstSeen map[txn.TxnID]time.Duration
@@ -95,6 +107,9 @@ type ShardPump struct {
 	polled    bool
 	wake      time.Duration
 	armed     bool
+	acks      [][]byte      // acknowledgements waiting to be proposed
+	acksSince time.Duration // when the oldest of acks came
+	answered  bool          // an answer was proposed since the last Tick
 }
 
 func (p *ShardPump) init() {
@@ -110,6 +125,9 @@ func (p *ShardPump) init() {
 		if p.ConfigPollEvery == 0 {
 			p.ConfigPollEvery = 50 * time.Millisecond
 		}
+		if p.AckDelay == 0 {
+			p.AckDelay = 20 * time.Millisecond
+		}
 		if p.MaxInflight == 0 {
 			p.MaxInflight = 64
 		}
@@ -124,10 +142,12 @@ func (p *ShardPump) Tick(now time.Duration, v ShardView) (out []Delivery, propos
 	p.armed = false
 	if !v.Leader {
 		// A new leader starts the abandon clocks afresh and delivers at
-		// once what it finds.
+		// once what it finds (the decisions whose acknowledgements are
+		// dropped here among them).
 		clear(p.firstSeen)
 		clear(p.ended)
 		p.polled = false
+		p.acks, p.answered = nil, false
 		return nil, nil
 	}
 	at := func(t time.Duration) {
@@ -152,13 +172,17 @@ func (p *ShardPump) Tick(now time.Duration, v ShardView) (out []Delivery, propos
 	}
 	inbox := make(map[string]bool, len(v.Outbox))
 	for _, m := range v.Outbox {
-		k := string(m.Op)
+		// Keyed by target and message: a coordinator's decision is the
+		// same message to every participant, and a delivery to one that
+		// is down must not hold up the one to a live participant, whose
+		// locks wait for it.
+		k := strconv.FormatUint(uint64(m.To), 10) + "\x00" + string(m.Op)
 		inbox[k] = true
 		if t, ok := p.ended[k]; ok && now < t+p.RetryAfter {
 			at(t + p.RetryAfter)
 			continue
 		}
-		if start(Delivery{Key: k, To: m.To, Op: m.Op}) {
+		if start(Delivery{Key: k, To: m.To, Op: m.Op, decision: !m.Prepare && m.Txn != (txn.TxnID{})}) {
 			delete(p.ended, k)
 		}
 	}
@@ -194,6 +218,15 @@ func (p *ShardPump) Tick(now time.Duration, v ShardView) (out []Delivery, propos
 		}
 		at(t0 + p.AbandonAfter)
 	}
+	if len(p.acks) > 0 {
+		if p.answered || now >= p.acksSince+p.AckDelay {
+			propose = append(propose, p.acks...)
+			p.acks = nil
+		} else {
+			at(p.acksSince + p.AckDelay)
+		}
+	}
+	p.answered = false
 	return out, propose
 }
 
@@ -203,7 +236,8 @@ func (p *ShardPump) Wake() (at time.Duration, ok bool) { return p.wake, p.armed 
 
 // Answered ends delivery d at time now: answer is the other group's reply,
 // or nil when the delivery failed or its outcome is unknown. It returns
-// the request to propose to the group, or nil. The message, if its answer
+// the request to propose to the group, or nil (also for an
+// acknowledgement of a decision, which a later Tick proposes). The message, if its answer
 // is not applied by then, goes again RetryAfter later; the runtime calls
 // Tick after Answered, since a free delivery slot and the new retry time
 // are news to it.
@@ -221,7 +255,15 @@ func (p *ShardPump) Answered(now time.Duration, d Delivery, answer []byte) []byt
 	if len(answer) == 0 {
 		return nil
 	}
+	if d.decision {
+		if len(p.acks) == 0 {
+			p.acksSince = now
+		}
+		p.acks = append(p.acks, answer)
+		return nil
+	}
 	if d.Key != configKey {
+		p.answered = true
 		return answer
 	}
 	if r, err := shardctl.DecodeReply(answer); err == nil && r.Err == "" && r.Config.Num == d.want {

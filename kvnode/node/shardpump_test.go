@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -96,6 +97,84 @@ func TestShardPumpInflightBound(t *testing.T) {
 	p.Answered(time.Millisecond, out[0], nil)
 	if out, _ := p.Tick(time.Millisecond, v); len(out) != 1 || string(out[0].Op) == string(v.Outbox[0].Op) {
 		t.Fatalf("after one end: %+v, want the one that waited", out)
+	}
+}
+
+// TestShardPumpSameMessageToTwoGroups: a decision is the same message to
+// every participant; the one to a group that does not answer must not
+// hold up the one to a live group (whose locks wait for it).
+func TestShardPumpSameMessageToTwoGroups(t *testing.T) {
+	p := ShardPump{Controller: 9, ConfigPollEvery: time.Hour}
+	v := ShardView{Leader: true, Outbox: []txn.Outgoing{{To: 2, Op: []byte("decide")}, {To: 3, Op: []byte("decide")}}}
+	out, _ := p.Tick(0, v)
+	if len(out) != 3 || out[0].To != 2 || out[1].To != 3 {
+		t.Fatalf("deliveries started: %+v, want the decision to groups 2 and 3, then the query", out)
+	}
+	// Group 3 answers; group 2's delivery is still out.
+	p.Answered(time.Millisecond, out[1], []byte("ack"))
+	v.Outbox = v.Outbox[:1]
+	if out, _ := p.Tick(time.Millisecond, v); len(out) != 0 {
+		t.Fatalf("the delivery to group 2 repeated while in flight: %+v", out)
+	}
+}
+
+// TestShardPumpBatchesAcks: a participant's acknowledgement of a decision
+// is not proposed alone at once: it goes with the next proposed answer,
+// or AckDelay after it came; a new leader drops it (the decision goes
+// again).
+func TestShardPumpBatchesAcks(t *testing.T) {
+	const ms = time.Millisecond
+	id := txn.TxnID{Client: 1, Seq: 2}
+	decide := txn.Outgoing{To: 2, Txn: id, Op: []byte("decide")}
+	prepare := txn.Outgoing{To: 3, Txn: txn.TxnID{Client: 1, Seq: 3}, Prepare: true, Op: []byte("prepare")}
+	cases := []struct {
+		name string
+		run  func(p *ShardPump, v ShardView, dec, prep Delivery) [][]byte // what the last step proposes
+		want []string
+	}{
+		{"alone, after AckDelay", func(p *ShardPump, v ShardView, dec, _ Delivery) [][]byte {
+			if op := p.Answered(1*ms, dec, []byte("ack")); op != nil {
+				t.Fatalf("an acknowledgement was proposed at once: %q", op)
+			}
+			if _, props := p.Tick(1*ms, v); len(props) != 0 {
+				t.Fatalf("an acknowledgement was proposed before AckDelay: %q", props)
+			}
+			if at, ok := p.Wake(); !ok || at != 21*ms {
+				t.Fatalf("wake at %v (%v), want 21ms", at, ok)
+			}
+			_, props := p.Tick(21*ms, v)
+			return props
+		}, []string{"ack"}},
+		{"with the next answer", func(p *ShardPump, v ShardView, dec, prep Delivery) [][]byte {
+			p.Answered(1*ms, dec, []byte("ack"))
+			p.Tick(1*ms, v)
+			if op := p.Answered(2*ms, prep, []byte("vote")); string(op) != "vote" {
+				t.Fatalf("the vote: %q", op)
+			}
+			_, props := p.Tick(2*ms, v)
+			return props
+		}, []string{"ack"}},
+		{"dropped by a new leader", func(p *ShardPump, v ShardView, dec, _ Delivery) [][]byte {
+			p.Answered(1*ms, dec, []byte("ack"))
+			p.Tick(1*ms, ShardView{})
+			_, props := p.Tick(30*ms, v)
+			return props
+		}, nil},
+	}
+	for _, c := range cases {
+		p := ShardPump{Controller: 9, ConfigPollEvery: time.Hour, AbandonAfter: time.Hour}
+		v := ShardView{Leader: true, Outbox: []txn.Outgoing{decide, prepare}}
+		out, _ := p.Tick(0, v)
+		if len(out) != 3 || out[0].To != 2 || out[1].To != 3 {
+			t.Fatalf("%s: deliveries %+v", c.name, out)
+		}
+		var got []string
+		for _, op := range c.run(&p, v, out[0], out[1]) {
+			got = append(got, string(op))
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: proposed %q, want %q", c.name, got, c.want)
+		}
 	}
 }
 

@@ -131,6 +131,31 @@ func (c *Controller) Apply(index uint64, req replica.Request) []byte {
 	})
 }
 
+// ReadOnly reports whether encoded is a Query, which a runtime may serve
+// by read index with Query instead of taking a log entry: every shard
+// group's runtime asks for the next configuration many times a second,
+// and each such entry would cost every replica a disk sync. An op that
+// does not decode is not read-only: the log path answers it with its
+// decoding error.
+func (c *Controller) ReadOnly(encoded []byte) bool {
+	op, err := DecodeOp(encoded)
+	return err == nil && op.Kind == Query
+}
+
+// Query answers a Query op from the current state and returns the encoded
+// Reply, as Apply would have, without the session table; any other op
+// gets a Reply with Err set.
+func (c *Controller) Query(encoded []byte) []byte {
+	op, err := DecodeOp(encoded)
+	switch {
+	case err != nil:
+		return Reply{Err: err.Error()}.Encode()
+	case op.Kind != Query:
+		return Reply{Err: fmt.Sprintf("query: op kind %d changes the configuration; it must go through the log", op.Kind)}.Encode()
+	}
+	return c.apply(op).Encode()
+}
+
 func (c *Controller) apply(op Op) Reply {
 	latest := c.configs[len(c.configs)-1]
 	next := latest.Clone()

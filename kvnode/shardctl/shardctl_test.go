@@ -185,6 +185,46 @@ func TestQueryAndExactlyOnce(t *testing.T) {
 	}
 }
 
+// TestQueryWithoutTheLog: a Query is read-only and Query answers it as
+// Apply would, changing nothing; every other op, and bytes that do not
+// decode, must go through the log.
+func TestQueryWithoutTheLog(t *testing.T) {
+	d := &driver{t: t, c: New()}
+	d.do(Op{Kind: Join, Groups: members(1)})
+	d.do(Op{Kind: Join, Groups: members(2)})
+	cases := []struct {
+		name     string
+		op       []byte
+		readOnly bool
+	}{
+		{"query latest", Op{Kind: Query, Num: -1}.Encode(), true},
+		{"query 1", Op{Kind: Query, Num: 1}.Encode(), true},
+		{"join", Op{Kind: Join, Groups: members(3)}.Encode(), false},
+		{"move", Op{Kind: Move, Shard: 1, GID: 2}.Encode(), false},
+		{"garbage", []byte{0xff, 0x01}, false},
+	}
+	for i, c := range cases {
+		if got := d.c.ReadOnly(c.op); got != c.readOnly {
+			t.Errorf("%s: ReadOnly = %v, want %v", c.name, got, c.readOnly)
+		}
+		r, err := DecodeReply(d.c.Query(c.op))
+		if err != nil {
+			t.Fatalf("%s: decode the query's reply: %v", c.name, err)
+		}
+		if c.readOnly {
+			want, _ := DecodeReply(d.c.Apply(0, replica.Request{ClientID: 9, Seq: uint64(i + 1), Op: c.op}))
+			if r.Err != "" || !reflect.DeepEqual(r, want) {
+				t.Errorf("%s: Query = %+v, Apply = %+v", c.name, r, want)
+			}
+		} else if r.Err == "" {
+			t.Errorf("%s: Query answered an op that must go through the log: %+v", c.name, r)
+		}
+	}
+	if d.c.Latest().Num != 2 {
+		t.Fatalf("queries changed the configuration: latest %d", d.c.Latest().Num)
+	}
+}
+
 func TestSnapshotRoundTripIsDeterministic(t *testing.T) {
 	build := func() *Controller {
 		d := &driver{t: t, c: New()}

@@ -124,12 +124,12 @@ func TestShardedDeadGroup(t *testing.T) {
 		if 3*dead.held > total {
 			t.Fatalf("seed %d: transactions that needed the dead group held the clients %v of %v: they end up blocked on it\n%s", seed, dead.held, total, replay)
 		}
-		// Live keys may stay locked by transactions over the dead group:
-		// until their coordinator abandons them, and in some seeds for
-		// seconds longer, while the abort decision does not reach a live
-		// participant. So the live groups need not keep their healthy
-		// rate; they must not stop.
-		if dead.live*10 < healthy.live {
+		// Live keys stay locked by transactions over the dead group until
+		// their coordinator abandons them and its decision reaches the
+		// live participants (which a delivery to the dead group must not
+		// hold up), so the live groups need not keep their whole healthy
+		// rate; they must keep half of it.
+		if dead.live*2 < healthy.live {
 			t.Fatalf("seed %d: with group 2 dead, %d commits over groups 1 and 3 against %d healthy\n%s", seed, dead.live, healthy.live, replay)
 		}
 		if dead.touched == 0 {

@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -35,9 +36,34 @@ import (
 // decides in its own log: commit when every vote is yes, abort on a no or
 // when the runtime gives up waiting (Abandon). It records the outcome in
 // its session table, then tells every participant until each acknowledges;
-// a participant applies a commit and releases its locks. The client polls
-// the coordinator with the same (client, seq) until the outcome is there.
-// A single-group transaction that meets a lock aborts likewise.
+// a participant applies a commit and releases its locks. A single-group
+// transaction that meets a lock aborts likewise.
+//
+// The client does not poll for the outcome. Apply answers a cross-group
+// transaction request with a pending reply that Deferred recognizes; the
+// replica that took the request holds it (kvnode/node.Requests) and
+// answers it from Answer, the session table, as soon as an applied entry
+// decided it. A retry with the same (client, seq), at this replica or a
+// new leader, is held again or answered from the session table; a client
+// whose attempt timed out counts its outcome unknown. So the path to the
+// client is three log entries, one after the other: the request at the
+// coordinator, the prepare at each participant (in parallel), the last
+// vote at the coordinator; the decisions, their acknowledgements and the
+// participants' commits follow off that path.
+//
+// Answering when the decision is chosen, before any participant applied
+// its commit, keeps strict serializability because of strict two-phase
+// locking. Every participant's prepare, which took its locks, was applied
+// before the last vote, hence before the client heard of the commit. A
+// transaction T2 that starts after that is ordered after the prepare in
+// every participant's log, and wherever it touches a key of T1 it either
+// meets T1's lock, which is released only when T1's commit is applied
+// there (and then T2 aborts: no-wait), or comes after that release and
+// sees T1's writes. No read bypasses the locks: a Group answers no
+// request outside its log (it is no read-index Querier), and locks never
+// migrate, since reconfiguration waits for every prepared record to be
+// settled. So no transaction that starts after T1 was acknowledged can
+// observe a state without T1's writes.
 //
 // Reconfiguration waits for locks: a group that learns configuration n+1
 // stops preparing and starting transactions, and installs n+1 only when it
@@ -173,9 +199,15 @@ const (
 	// StatusWrongGroup: this group does not own the transaction's lowest
 	// shard; refresh the configuration and retry the same request.
 	StatusWrongGroup Status = "wrong-group"
-	// StatusRetry: in progress or briefly unable to start (a pending
-	// reconfiguration, a shard still arriving); retry the same request.
+	// StatusRetry: briefly unable to start (a pending reconfiguration, a
+	// shard still arriving); retry the same request.
 	StatusRetry Status = "retry"
+	// StatusPending: a cross-group transaction waits for its
+	// coordinator's decision. It is what Apply returns for the request
+	// (see Deferred), and the replica that took the request holds it until
+	// the decision is there (Answer); a client that gets it anyway (from a
+	// runtime that does not hold) retries the same request.
+	StatusPending Status = "pending"
 	// StatusError: the request could not be decoded; nothing applied.
 	StatusError Status = "error"
 	// StatusCheckFailed: a Check micro-op did not match; nothing applied,
@@ -283,7 +315,7 @@ func DecodeReply(b []byte) (Reply, error) {
 		return Reply{}, fmt.Errorf("decode txn reply: %w: %v", ErrMalformed, err)
 	}
 	switch r.Status {
-	case StatusOK, StatusAborted, StatusWrongGroup, StatusRetry, StatusError, StatusCheckFailed:
+	case StatusOK, StatusAborted, StatusWrongGroup, StatusRetry, StatusPending, StatusError, StatusCheckFailed:
 	default:
 		return Reply{}, fmt.Errorf("decode txn reply: %w: unknown status %q", ErrMalformed, r.Status)
 	}
@@ -457,7 +489,7 @@ func (g *Group) clientTxn(client, seq uint64, ops []MicroOp) []byte {
 	}
 	id := TxnID{client, seq}
 	if g.coord[id] != nil {
-		return g.reply(Reply{Status: StatusRetry, Err: "in progress"})
+		return pendingReply
 	}
 	if g.state[lowestShard(ops)] != serving {
 		if g.state[lowestShard(ops)] == waiting {
@@ -500,7 +532,33 @@ func (g *Group) clientTxn(client, seq uint64, ops []MicroOp) []byte {
 		Results: make([]MicroResult, len(ops))}
 	placeResults(c.Results, mine.Idx, res)
 	g.coord[id] = c
-	return g.reply(Reply{Status: StatusRetry, Err: "in progress"})
+	return pendingReply
+}
+
+// pendingReply is the result of a transaction request waiting for its
+// coordinator's decision. It carries no configuration number so that it
+// is one constant Deferred can recognize by its bytes.
+var pendingReply = func() []byte {
+	b, _ := json.Marshal(Reply{Status: StatusPending})
+	return b
+}()
+
+// Deferred reports whether value, a result of Apply, is the promise of a
+// later answer: a cross-group transaction that waits for its decision.
+func (g *Group) Deferred(value []byte) bool { return bytes.Equal(value, pendingReply) }
+
+// Answer returns the answer to transaction request seq of client once the
+// coordinator decided it (done true), or nil and done true when the client
+// has since issued a later request; done is false while it is undecided.
+func (g *Group) Answer(client, seq uint64) (value []byte, done bool) {
+	cached, st := g.sessions.Check(client, seq)
+	switch st {
+	case session.Duplicate:
+		return cached, true
+	case session.Stale:
+		return nil, true
+	}
+	return nil, false
 }
 
 func placeResults(dst []MicroResult, idx []int, res []MicroResult) {

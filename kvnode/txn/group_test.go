@@ -66,13 +66,16 @@ func TestCutOffCrossGroupAbortsSingleGroupCommits(t *testing.T) {
 	coord := cfg.Shards[min(shardctl.ShardOf(k1), shardctl.ShardOf(k2))]
 	other := 3 - coord
 	cross := []MicroOp{{F: Write, Key: k1, Value: "x"}, {F: Write, Key: k2, Value: "x"}}
-	if r := w.txnReply(coord, 7, 1, cross); r.Status != StatusRetry {
+	if r := w.txnReply(coord, 7, 1, cross); r.Status != StatusPending {
 		t.Fatalf("cross-group txn: %+v, want it pending", r)
 	}
 	// The partition: the outbox is never delivered. The coordinator keeps
 	// the decision open until the runtime abandons it.
-	if r := w.txnReply(coord, 7, 1, cross); r.Status != StatusRetry {
+	if r := w.txnReply(coord, 7, 1, cross); r.Status != StatusPending {
 		t.Fatalf("retry while cut off: %+v", r)
+	}
+	if _, done := w.groups[coord].Answer(7, 1); done {
+		t.Fatal("an undecided transaction has an answer")
 	}
 	single := []MicroOp{{F: Append, Key: k2, Value: "1"}, {F: Read, Key: k2}}
 	if r := w.txnReply(other, 8, 1, single); r.Status != StatusOK {
@@ -83,6 +86,11 @@ func TestCutOffCrossGroupAbortsSingleGroupCommits(t *testing.T) {
 		t.Fatalf("pending %v", pend)
 	}
 	w.apply(coord, 0, 0, EncodeAbandon(pend[0]))
+	if v, done := w.groups[coord].Answer(7, 1); !done {
+		t.Fatal("no answer for the held request after the abandon")
+	} else if r, err := DecodeReply(v); err != nil || r.Status != StatusAborted {
+		t.Fatalf("answer after abandon: %+v, %v; want aborted", r, err)
+	}
 	if r := w.txnReply(coord, 7, 1, cross); r.Status != StatusAborted {
 		t.Fatalf("after abandon: %+v, want aborted", r)
 	}
@@ -109,7 +117,7 @@ func TestReconfigurationWaitsForLocks(t *testing.T) {
 	k1, k2 := keysOn(t, cfg, 1, 2)
 	coord := cfg.Shards[min(shardctl.ShardOf(k1), shardctl.ShardOf(k2))]
 	part := 3 - coord
-	if r := w.txnReply(coord, 7, 1, []MicroOp{{F: Write, Key: k1, Value: "a"}, {F: Write, Key: k2, Value: "b"}}); r.Status != StatusRetry {
+	if r := w.txnReply(coord, 7, 1, []MicroOp{{F: Write, Key: k1, Value: "a"}, {F: Write, Key: k2, Value: "b"}}); r.Status != StatusPending {
 		t.Fatalf("cross txn: %+v", r)
 	}
 	box := w.groups[coord].Outbox()

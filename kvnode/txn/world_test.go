@@ -30,7 +30,7 @@ type world struct {
 	clients []*wclient
 	hist    []history.Op
 	nextVal int64
-	stats   struct{ ok, aborted, unknown, wrong, retries int }
+	stats   struct{ ok, aborted, unknown, wrong, retries, held int }
 	// gen, when set, replaces newTxn's random list-append transactions.
 	gen func(c *wclient) ([]MicroOp, []any)
 	// onOK sees every committed transaction's results.
@@ -46,6 +46,9 @@ type wclient struct {
 	ops     []MicroOp
 	value   []any
 	attempt int
+	// heldBy is the group holding the request pending until its decision,
+	// as a replica does (see Group.Deferred); zero when none does.
+	heldBy replica.GroupID
 }
 
 func newWorld(t testing.TB, seed int64, ngroups int) *world {
@@ -101,7 +104,7 @@ func (w *world) newTxn(c *wclient) {
 		}
 	}
 	c.seq++
-	c.busy, c.attempt = true, 0
+	c.busy, c.attempt, c.heldBy = true, 0, 0
 	w.record(history.Op{Type: history.Invoke, Process: c.proc, F: "txn", Value: c.value})
 }
 
@@ -143,6 +146,18 @@ func (w *world) clientStep(c *wclient) {
 		w.complete(c, history.Info, nil, "gave up")
 		return
 	}
+	if g := c.heldBy; g != 0 {
+		if w.rng.Intn(20) == 0 {
+			c.heldBy = 0 // the holding replica lost its leadership: ask again
+			return
+		}
+		out, done := w.groups[g].Answer(c.id, c.seq)
+		if done {
+			c.heldBy = 0
+			w.reply(c, g, out)
+		}
+		return
+	}
 	owner := c.cfg.Shards[lowestShard(c.ops)]
 	if owner == 0 || w.groups[owner] == nil {
 		c.cfg = w.ctlOp(shardctl.Op{Kind: shardctl.Query, Num: -1}).Config
@@ -152,8 +167,18 @@ func (w *world) clientStep(c *wclient) {
 	if w.rng.Intn(10) == 0 {
 		return // reply lost
 	}
+	if w.groups[owner].Deferred(out) {
+		w.stats.held++
+		c.heldBy = owner
+		return
+	}
+	w.reply(c, owner, out)
+}
+
+// reply takes group g's answer to c's request.
+func (w *world) reply(c *wclient, g replica.GroupID, out []byte) {
 	if out == nil {
-		w.t.Fatalf("client %d seq %d: stale reply from group %d", c.id, c.seq, owner)
+		w.t.Fatalf("client %d seq %d: stale reply from group %d", c.id, c.seq, g)
 	}
 	r, err := DecodeReply(out)
 	if err != nil {
@@ -367,7 +392,7 @@ func seeds(t *testing.T, def int) int {
 
 func TestGroupsStrictSerializableUnderFaultsAndMoves(t *testing.T) {
 	n := seeds(t, 200)
-	var total struct{ ok, aborted, wrong int }
+	var total struct{ ok, aborted, wrong, held int }
 	for seed := int64(1); seed <= int64(n); seed++ {
 		w := newWorld(t, seed, 3)
 		w.run(3000, 5, true)
@@ -382,9 +407,10 @@ func TestGroupsStrictSerializableUnderFaultsAndMoves(t *testing.T) {
 		total.ok += w.stats.ok
 		total.aborted += w.stats.aborted
 		total.wrong += w.stats.wrong
+		total.held += w.stats.held
 	}
-	t.Logf("%d seeds: %d committed, %d aborted, %d wrong-group redirects", n, total.ok, total.aborted, total.wrong)
-	if total.ok == 0 || total.aborted == 0 || total.wrong == 0 {
-		t.Fatalf("the sweep did not exercise commits, aborts and redirects: %+v", total)
+	t.Logf("%d seeds: %d committed, %d aborted, %d wrong-group redirects, %d held until decided", n, total.ok, total.aborted, total.wrong, total.held)
+	if total.ok == 0 || total.aborted == 0 || total.wrong == 0 || total.held == 0 {
+		t.Fatalf("the sweep did not exercise commits, aborts, redirects and held requests: %+v", total)
 	}
 }
