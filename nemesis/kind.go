@@ -42,11 +42,38 @@ const (
 	// ClockStrobe flips one node's wall clock back and forth by up to
 	// ±ClockSkew every StrobePeriod.
 	ClockStrobe Kind = "clock-strobe"
+	// Clock makes some nodes' clocks run fast or slow (a rate, not an
+	// offset): their timers fire RateFactor times as often, or as seldom.
+	Clock Kind = "clock"
+	// Dup duplicates DupPercent of the messages, half of the copies
+	// delivered up to a second late.
+	Dup Kind = "dup"
+	// Delay slows the network down unevenly: 5-60ms per message, and one
+	// message in ten up to 200ms more, so messages overtake each other.
+	Delay Kind = "delay"
+	// PartitionSwizzle clogs the nodes one at a time in a random order
+	// (a clogged node neither hears nor is heard), then unclogs them one
+	// at a time in another order (FoundationDB's swizzle-clog).
+	PartitionSwizzle Kind = "partition-swizzle"
+	// CrashMoment crashes a node, losing its unsynced writes, right after
+	// it reaches a protocol moment (it sent a promise, an acceptance or a
+	// vote; as leader it picked values for new slots, sent them ahead of
+	// its own write, or answered for committed ones), and arms again
+	// while the crashed nodes are a minority.
+	CrashMoment Kind = "crash-moment"
+	// Disk makes one node's next fsyncs fail: the node stops, losing its
+	// unsynced writes, and its supervisor restarts it.
+	Disk Kind = "disk"
+	// Membership adds, removes or replaces one replica of a group,
+	// keeping a majority of the old and of the new configuration running.
+	// It is an event, like Reconfig: the next change undoes it, if any.
+	Membership Kind = "membership"
 )
 
 // allKinds lists every kind in the order help texts show them.
 var allKinds = []Kind{Partition, PartitionOne, PartitionMajoritiesRing, PartitionBridge,
-	PartitionLeader, Pause, Kill, LoseUnsynced, Loss, Latency, ClockBump, ClockStrobe, Reconfig}
+	PartitionLeader, PartitionSwizzle, Pause, Kill, LoseUnsynced, CrashMoment, Disk, Loss, Dup,
+	Latency, Delay, ClockBump, ClockStrobe, Clock, Reconfig, Membership}
 
 // Kinds returns every valid kind.
 func Kinds() []Kind { return append([]Kind(nil), allKinds...) }
@@ -54,14 +81,27 @@ func Kinds() []Kind { return append([]Kind(nil), allKinds...) }
 // IsPartition reports whether k is one of the partition kinds.
 func (k Kind) IsPartition() bool {
 	switch k {
-	case Partition, PartitionOne, PartitionMajoritiesRing, PartitionBridge, PartitionLeader:
+	case Partition, PartitionOne, PartitionMajoritiesRing, PartitionBridge, PartitionLeader, PartitionSwizzle:
 		return true
 	}
 	return false
 }
 
-// IsClock reports whether k is one of the clock kinds.
+// IsClock reports whether k is one of the clock offset kinds, those a
+// Clocker injects (Clock, a rate, is not one).
 func (k Kind) IsClock() bool { return k == ClockBump || k == ClockStrobe }
+
+// Aimed reports whether k aims at a protocol moment (the leader, the
+// instant after a promise, a pick or a commit, a power loss, links failing
+// one by one) rather than at a random node or link. Each finds more per
+// fault than a random cut does, which is why Rhythm.Aim favours them.
+func (k Kind) Aimed() bool {
+	switch k {
+	case CrashMoment, PartitionLeader, PartitionSwizzle, LoseUnsynced:
+		return true
+	}
+	return false
+}
 
 // Valid reports whether k is a known kind.
 func (k Kind) Valid() bool {
@@ -83,12 +123,13 @@ func validList() string {
 }
 
 // ParseKinds parses a comma-separated --nemesis value such as
-// "partition,kill". "none" alone means no faults and yields an empty list.
+// "partition,kill". "none" alone means no faults and yields an empty list;
+// "all" depends on the backend and is ParseFor's.
 // Unknown, empty or repeated entries are errors naming the valid kinds.
 func ParseKinds(s string) ([]Kind, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return nil, fmt.Errorf("nemesis: empty list of fault kinds (valid: none, %s)", validList())
+		return nil, fmt.Errorf("nemesis: empty list of fault kinds (valid: none, all, %s)", validList())
 	}
 	if s == "none" {
 		return []Kind{}, nil
@@ -102,8 +143,10 @@ func ParseKinds(s string) ([]Kind, error) {
 			return nil, fmt.Errorf("nemesis: empty entry in %q (valid: %s)", s, validList())
 		case k == "none":
 			return nil, fmt.Errorf("nemesis: \"none\" cannot be combined with other kinds in %q", s)
+		case k == "all":
+			return nil, fmt.Errorf("nemesis: \"all\" stands alone, it cannot be combined with other kinds in %q", s)
 		case !k.Valid():
-			return nil, fmt.Errorf("nemesis: unknown fault kind %q (valid: none, %s)", string(k), validList())
+			return nil, fmt.Errorf("nemesis: unknown fault kind %q (valid: none, all, %s)", string(k), validList())
 		case seen[k]:
 			return nil, fmt.Errorf("nemesis: fault kind %q listed twice in %q", string(k), s)
 		}

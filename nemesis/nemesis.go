@@ -207,7 +207,7 @@ func (n *Nemesis) loop(ctx context.Context, sched *Schedule) error {
 			// Between leaders (an election in progress) there is nobody
 			// to isolate; say so in the history and try the next step.
 			n.mu.Lock()
-			_ = n.do(startF(step.Kind), map[string]any{"kind": string(step.Kind)}, func() error { return err })
+			_ = n.do(StartF(step.Kind), map[string]any{"kind": string(step.Kind)}, func() error { return err })
 			n.mu.Unlock()
 			continue
 		}
@@ -251,14 +251,15 @@ func (n *Nemesis) plan(ctx context.Context, step Step) (Fault, error) {
 		}
 	}
 	return Plan(step, n.t.Nodes(), leaders, Params{LossPercent: n.cfg.LossPercent, Latency: n.cfg.Latency,
-		KillAny: n.cfg.KillPolicy == KillAny, Tear: n.cfg.TearWrites, ClockSkew: n.cfg.ClockSkew, StrobePeriod: n.cfg.StrobePeriod})
+		Kill: n.cfg.KillPolicy, Tear: n.cfg.TearWrites, ClockSkew: n.cfg.ClockSkew, StrobePeriod: n.cfg.StrobePeriod})
 }
 
 // errNoLeader means partition-leader found no leader to isolate.
 var errNoLeader = errors.New("nemesis: partition-leader: no current leader")
 
-// startF and stopF are the history functions of a fault's two halves.
-func startF(k Kind) string {
+// StartF and StopF are the history functions of a fault's two halves,
+// the same in every backend so that reports shade the same windows.
+func StartF(k Kind) string {
 	switch {
 	case k.IsPartition():
 		return "start-partition"
@@ -270,7 +271,8 @@ func startF(k Kind) string {
 	return "start-" + string(k)
 }
 
-func stopF(k Kind) string {
+// StopF is StartF's counterpart for a fault's end.
+func StopF(k Kind) string {
 	switch {
 	case k.IsPartition():
 		return "stop-partition"
@@ -317,16 +319,16 @@ func (n *Nemesis) Start(ctx context.Context, f Fault) error {
 	switch {
 	case f.Kind == LoseUnsynced:
 		n.killKind = f.Kind
-		return n.doWith(startF(f.Kind), f.Value(), func() (map[string]any, error) {
+		return n.doWith(StartF(f.Kind), f.Value(), func() (map[string]any, error) {
 			extra := map[string]any{}
 			err := n.loseUnsynced(ctx, f, extra)
 			return extra, err
 		})
 	case f.Kind.IsClock():
 		n.clockKind = f.Kind
-		return n.do(startF(f.Kind), f.Value(), func() error { return n.startClock(ctx, f) })
+		return n.do(StartF(f.Kind), f.Value(), func() error { return n.startClock(ctx, f) })
 	}
-	return n.do(startF(f.Kind), f.Value(), func() error {
+	return n.do(StartF(f.Kind), f.Value(), func() error {
 		switch {
 		case f.Kind.IsPartition():
 			if err := f.Grudge.Validate(n.t.Nodes()); err != nil {
@@ -383,7 +385,7 @@ func (n *Nemesis) Stop(ctx context.Context, f Fault) error {
 }
 
 func (n *Nemesis) stopPartition(ctx context.Context) error {
-	return n.do(stopF(Partition), map[string]any{"kind": string(n.partitioned), "healed": true}, func() error {
+	return n.do(StopF(Partition), map[string]any{"kind": string(n.partitioned), "healed": true}, func() error {
 		if err := n.t.Partition(ctx, nil); err != nil {
 			return err
 		}
@@ -393,7 +395,7 @@ func (n *Nemesis) stopPartition(ctx context.Context) error {
 }
 
 func (n *Nemesis) stopLoss(ctx context.Context) error {
-	return n.do(stopF(Loss), map[string]any{"kind": string(Loss), "percent": int64(0)}, func() error {
+	return n.do(StopF(Loss), map[string]any{"kind": string(Loss), "percent": int64(0)}, func() error {
 		if err := n.t.Loss(ctx, 0); err != nil {
 			return err
 		}
@@ -403,7 +405,7 @@ func (n *Nemesis) stopLoss(ctx context.Context) error {
 }
 
 func (n *Nemesis) stopLatency(ctx context.Context) error {
-	return n.do(stopF(Latency), map[string]any{"kind": string(Latency), "delay_ms": 0.0}, func() error {
+	return n.do(StopF(Latency), map[string]any{"kind": string(Latency), "delay_ms": 0.0}, func() error {
 		if err := n.t.Latency(ctx, LatencySpec{}); err != nil {
 			return err
 		}
@@ -414,7 +416,7 @@ func (n *Nemesis) stopLatency(ctx context.Context) error {
 
 // startNodes starts nodes that kind (Kill or LoseUnsynced) took down.
 func (n *Nemesis) startNodes(ctx context.Context, kind Kind, nodes []string) error {
-	return n.do(stopF(kind), map[string]any{"kind": string(kind), "nodes": anyList(nodes)}, func() error {
+	return n.do(StopF(kind), map[string]any{"kind": string(kind), "nodes": anyList(nodes)}, func() error {
 		var errs []error
 		for _, node := range nodes {
 			if err := n.t.Start(ctx, node); err != nil {
@@ -428,7 +430,7 @@ func (n *Nemesis) startNodes(ctx context.Context, kind Kind, nodes []string) err
 }
 
 func (n *Nemesis) resumeNodes(ctx context.Context, nodes []string) error {
-	return n.do(stopF(Pause), map[string]any{"kind": string(Pause), "nodes": anyList(nodes)}, func() error {
+	return n.do(StopF(Pause), map[string]any{"kind": string(Pause), "nodes": anyList(nodes)}, func() error {
 		var errs []error
 		for _, node := range nodes {
 			if err := n.t.Resume(ctx, node); err != nil {

@@ -1,0 +1,113 @@
+package nemesis
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Backend names a world a chaos test runs in. Both take the same --nemesis
+// values; each declares here which kinds it cannot inject and why, and
+// which need more than its default cluster, so that a refusal is the same
+// sentence in `chaos run`, `chaos sim` and the README's fault table.
+type Backend string
+
+// The backends.
+const (
+	// Docker is `chaos run`: kvnode processes in containers, faults in
+	// their network namespaces, cgroups and (lazyfs) data directories.
+	Docker Backend = "docker"
+	// Sim is `chaos sim`: the deterministic simulator, whose network,
+	// disks and clocks are its own.
+	Sim Backend = "sim"
+)
+
+// Backends lists the backends.
+func Backends() []Backend { return []Backend{Docker, Sim} }
+
+// cannot says, per backend, the kinds it cannot inject and why.
+var cannot = map[Backend]map[Kind]string{
+	Docker: {
+		Clock:            "a container shares the host kernel's clock, so its rate cannot change; the node applies offsets only (clock-bump, clock-strobe)",
+		Dup:              "nftables cannot duplicate packets and this kernel lacks the netem qdisc",
+		Delay:            "per-message latency with a long tail needs the netem qdisc, which this kernel lacks (latency needs it too and says so)",
+		PartitionSwizzle: "the Docker nemesis applies one grudge per fault and does not drive a timed sequence of them",
+		CrashMoment:      "finding the instant after a promise, a pick or a commit needs a hook inside the node's step loop, which only the simulator has",
+		Disk:             "lazyfs loses unsynced writes but cannot make an fsync fail",
+		Membership:       "the Docker cluster has no spare nodes for a group to add, so the nemesis does not drive POST /membership",
+	},
+	Sim: {},
+}
+
+// setup says, per backend, the kinds it can inject only on a cluster or
+// host prepared for them; "all" leaves these out.
+var setup = map[Backend]map[Kind]string{
+	Docker: {
+		LoseUnsynced: "root and /dev/fuse for the lazyfs data directories",
+		Latency:      "the kernel's netem qdisc",
+		Reconfig:     "a sharded cluster (--groups of at least 2)",
+	},
+	Sim: {
+		Reconfig:   "a sharded cluster: a transactional workload (list-append, rw-register, bank)",
+		Membership: "spare nodes and the paxos replication: a single-group workload (register)",
+	},
+}
+
+// Supported returns nil when b can inject k, else an error saying why not.
+func (b Backend) Supported(k Kind) error {
+	m, ok := cannot[b]
+	if !ok {
+		return fmt.Errorf("nemesis: unknown backend %q", string(b))
+	}
+	if !k.Valid() {
+		return fmt.Errorf("nemesis: unknown fault kind %q (valid: %s)", string(k), validList())
+	}
+	if why := m[k]; why != "" {
+		return fmt.Errorf("nemesis: %s cannot be injected by %s: %s", k, b.command(), why)
+	}
+	return nil
+}
+
+// Needs says what k needs on b beyond a default cluster ("" for nothing).
+func (b Backend) Needs(k Kind) string { return setup[b][k] }
+
+// All returns what "all" stands for on b: every kind b supports except
+// those that need more than a default cluster (Needs), in Kinds order.
+func (b Backend) All() []Kind {
+	var out []Kind
+	for _, k := range allKinds {
+		if b.Supported(k) == nil && b.Needs(k) == "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// command is the CLI command that runs on b, for error messages.
+func (b Backend) command() string {
+	if b == Sim {
+		return "chaos sim"
+	}
+	return "chaos run"
+}
+
+// ParseFor parses a --nemesis value for backend b: ParseKinds's syntax,
+// plus "all" (alone) for b.All(). A kind b cannot inject is an error
+// naming it and the reason, never dropped.
+func ParseFor(s string, b Backend) ([]Kind, error) {
+	if _, ok := cannot[b]; !ok {
+		return nil, fmt.Errorf("nemesis: unknown backend %q", string(b))
+	}
+	if strings.TrimSpace(s) == "all" {
+		return b.All(), nil
+	}
+	kinds, err := ParseKinds(s)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range kinds {
+		if err := b.Supported(k); err != nil {
+			return nil, err
+		}
+	}
+	return kinds, nil
+}
