@@ -155,3 +155,16 @@ func ParseKinds(s string) ([]Kind, error) {
 	}
 	return out, nil
 }
+
+// FormatKinds is ParseKinds's inverse: the kinds joined by commas, or
+// "none" for no kinds.
+func FormatKinds(kinds []Kind) string {
+	if len(kinds) == 0 {
+		return "none"
+	}
+	s := make([]string, len(kinds))
+	for i, k := range kinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ",")
+}

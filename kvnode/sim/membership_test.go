@@ -13,6 +13,7 @@ import (
 	"github.com/chaoskv/chaos/history"
 	knode "github.com/chaoskv/chaos/kvnode/node"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 // membershipConfig is seed s of the membership sweep: replicas added,
@@ -22,7 +23,7 @@ import (
 // for odd seeds (so that joiners catch up by snapshot).
 func membershipConfig(proto string, s int64) Config {
 	cfg := Config{Seed: s, Protocol: proto, Replicas: 3, Workload: WorkloadRegister, Keys: 5, Clients: 10, Ops: 1000,
-		Nemesis: []string{NemesisMembership, NemesisPartition, NemesisKill, NemesisLoseUnsynced}, SnapshotEvery: 500}
+		Nemesis: []nemesis.Kind{nemesis.Membership, nemesis.Partition, nemesis.Kill, nemesis.LoseUnsynced}, SnapshotEvery: 500}
 	if s%2 == 1 {
 		cfg.SnapshotEvery = 25
 	}
@@ -83,7 +84,7 @@ func TestMembershipSweep(t *testing.T) {
 func countChanges(h []history.Op) (changes, removals int) {
 	for _, op := range h {
 		v, ok := op.Value.(map[string]any)
-		if op.F != NemesisMembership || op.Type != history.Info || !ok || v["to"] == nil || op.Error != "" {
+		if op.F != string(nemesis.Membership) || op.Type != history.Info || !ok || v["to"] == nil || op.Error != "" {
 			continue
 		}
 		changes++
@@ -102,7 +103,7 @@ func countChanges(h []history.Op) (changes, removals int) {
 // core cannot change membership is refused by name, not run without the
 // fault.
 func TestMembershipRefusedWithoutReconfigurer(t *testing.T) {
-	_, err := Run(Config{Seed: 1, Protocol: "vr", Replicas: 3, Nemesis: []string{NemesisMembership}, Ops: 10})
+	_, err := Run(Config{Seed: 1, Protocol: "vr", Replicas: 3, Nemesis: []nemesis.Kind{nemesis.Membership}, Ops: 10})
 	if err == nil || !strings.Contains(err.Error(), "membership changes are not supported") {
 		t.Fatalf("vr with the membership nemesis: %v", err)
 	}

@@ -3,109 +3,39 @@ package sim
 import (
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/kvnode/replica"
-	faultkind "github.com/chaoskv/chaos/nemesis"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
-// Nemesis fault kinds, as `chaos sim --nemesis` names them. The kinds
-// `chaos run` also has (nemesis.Kinds) carry the same names and mean the
-// same faults; the rest exist in the simulator only.
-const (
-	NemesisNone            = "none"
-	NemesisPartition       = "partition"                 // random majority/minority halves
-	NemesisPartitionOne    = "partition-one"             // isolate one node
-	NemesisMajoritiesRing  = "partition-majorities-ring" // every node sees a different majority
-	NemesisPartitionBridge = "partition-bridge"          // two halves joined by one node
-	NemesisKill            = "kill"                      // SIGKILL a minority (sometimes all), restart later: unsynced writes survive in the page cache
-	NemesisLoseUnsynced    = "lose-unsynced"             // as kill, but a power loss: unsynced writes may be lost, the newest kept one torn
-	NemesisPause           = "pause"                     // freeze a minority (often the leader), resume later
-	NemesisClock           = "clock"                     // some nodes' clocks run 3x fast or 3x slow
-	NemesisClockBump       = "clock-bump"                // step one node's clock by up to ±ClockSkew
-	NemesisClockStrobe     = "clock-strobe"              // flip one node's clock between +d and -d every StrobePeriod
-	NemesisLoss            = "loss"                      // drop 20% of messages
-	NemesisDup             = "dup"                       // duplicate 30% of messages, half the copies up to 1s late
-	NemesisDelay           = "delay"                     // 5-60 ms latency, 10% of messages up to 200 ms more
-	NemesisLatency         = "latency"                   // every message delayed 100ms ± 20ms, as chaos run's netem
-	NemesisPartitionLeader = "partition-leader"          // cut the current leader off, then each leader elected after it
-	NemesisSwizzle         = "partition-swizzle"         // clog nodes one by one, then unclog them one by one
-	NemesisCrashMoment     = "crash-moment"              // power-loss crash of a node right after it promises, accepts or votes, or a leader right after it picks slots, sends them ahead of its own write, or commits them; re-armed while the crashed are a minority
-	NemesisDisk            = "disk"                      // a node's fsync fails: it stops, losing unsynced writes, and restarts
-	NemesisMembership      = "membership"                // add, remove or replace a replica of the group, keeping a majority of the old and new configurations healthy
-)
+// The simulator's nemesis is a backend of package nemesis: the kinds, their
+// schedules (nemesis.SchedulesWith) and every random decision of a fault
+// (nemesis.Plan, PlanReconfig, PlanMembership, the grudge maths) are that
+// package's; this file only applies decided faults to the simulated world
+// on virtual time and records them as chaos run does (an invoke and an
+// info per action, nemesis.StartF and StopF names, Fault.Value values).
+// Only what needs the world's live state is decided here: which leader to
+// chase, which protocol moment a crash-moment trap waits for.
 
-// NemesisKinds lists every fault kind.
-var NemesisKinds = []string{NemesisNone, NemesisPartition, NemesisPartitionOne, NemesisMajoritiesRing,
-	NemesisPartitionBridge, NemesisKill, NemesisLoseUnsynced, NemesisPause, NemesisClock, NemesisClockBump,
-	NemesisClockStrobe, NemesisLoss, NemesisDup, NemesisDelay, NemesisLatency, NemesisPartitionLeader,
-	NemesisSwizzle, NemesisCrashMoment, NemesisDisk, NemesisMembership}
-
-// unsupported says why the simulator refuses a kind `chaos run` has.
-var unsupported = map[faultkind.Kind]string{
-	faultkind.Reconfig: "it moves shards between replica groups through the shard controller, " +
-		"and the simulator's nemesis drives one replica group (its sharded workloads run a fixed fault mix of their own)",
-}
-
-// ParseNemesis parses a comma-separated list of fault kinds; "all" stands
-// for every kind but membership, which must be named: it needs spare nodes
-// and a core that implements replica.Reconfigurer. A kind only `chaos run`
-// can inject is refused with the reason.
-func ParseNemesis(s string) ([]string, error) {
-	var out []string
-	for _, k := range strings.Split(s, ",") {
-		k = strings.TrimSpace(k)
-		switch {
-		case k == "":
-			continue
-		case k == "all":
-			for _, a := range NemesisKinds {
-				if a != NemesisNone && a != NemesisMembership && !slices.Contains(out, a) {
-					out = append(out, a)
-				}
-			}
-		case slices.Contains(NemesisKinds, k):
-			if !slices.Contains(out, k) {
-				out = append(out, k)
-			}
-		case unsupported[faultkind.Kind(k)] != "":
-			return nil, fmt.Errorf("nemesis %q is chaos run only: %s", k, unsupported[faultkind.Kind(k)])
-		default:
-			return nil, fmt.Errorf("unknown nemesis %q (want a comma-separated list of: all, %s)", k, strings.Join(NemesisKinds, ", "))
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("empty nemesis list (use %q for no faults)", NemesisNone)
-	}
-	return out, nil
-}
-
-func isPartition(kind string) bool { return strings.HasPrefix(kind, "partition") }
-
-// NemesisSchedule sets the rhythm of faults.
+// NemesisSchedule sets the rhythm of faults. Zero fields take the
+// defaults in parentheses.
 type NemesisSchedule struct {
-	// First fault after this much time (default 300ms), so the group has
-	// a chance to elect a leader first.
-	Start time.Duration
-	// Each fault lasts uniformly in [MinFault, MaxFault] (default 200ms
-	// to 2s), then there is a quiet period uniformly in [MinQuiet,
-	// MaxQuiet] (default 100ms to 1s).
-	MinFault, MaxFault time.Duration
-	MinQuiet, MaxQuiet time.Duration
-	// Flap is the probability that a fault and the quiet period after it
-	// are short instead (10-300ms and 10-200ms): faults that come and go
-	// at the protocol's own time scale (elections, retransmissions) hit
-	// the narrow windows that slow faults miss. The default schedule uses
-	// 0.5.
+	// Interval is the mean quiet time and the mean fault length of each
+	// class's schedule (700ms), as chaos run's --nemesis-interval.
+	Interval time.Duration
+	// Flap is the probability that a fault and the quiet before it are
+	// short (nemesis.Rhythm.Flap; 0.5 when Interval is defaulted).
 	Flap float64
 	// ClockSkew bounds the clock faults' step (5s, as chaos run's
 	// --clock-skew); StrobePeriod is how often clock-strobe flips a clock
 	// (20ms, as --strobe-period).
 	ClockSkew, StrobePeriod time.Duration
-	// MaxFaults, when positive, ends the schedule after that many faults;
+	// MaxFaults, when positive, ends the schedules after that many faults;
 	// FaultCap, when positive, cuts every fault short at that length. Both
 	// leave the random draws as they are, so a schedule with them is the
 	// same schedule up to the cut: they are how a failing run shrinks.
@@ -113,646 +43,610 @@ type NemesisSchedule struct {
 	FaultCap  time.Duration
 }
 
+// DefaultNemesisInterval is NemesisSchedule.Interval's default.
+const DefaultNemesisInterval = 700 * time.Millisecond
+
 func (s *NemesisSchedule) defaults() {
-	if s.Start == 0 {
-		s.Start = 300 * time.Millisecond
-	}
-	if s.MaxFault == 0 {
-		s.MinFault, s.MaxFault = 200*time.Millisecond, 2*time.Second
+	if s.Interval == 0 {
+		s.Interval = DefaultNemesisInterval
 		if s.Flap == 0 {
 			s.Flap = 0.5
 		}
 	}
-	if s.MaxQuiet == 0 {
-		s.MinQuiet, s.MaxQuiet = 100*time.Millisecond, time.Second
-	}
 	if s.ClockSkew == 0 {
-		s.ClockSkew = faultkind.DefaultClockSkew
+		s.ClockSkew = nemesis.DefaultClockSkew
 	}
 	if s.StrobePeriod == 0 {
-		s.StrobePeriod = faultkind.DefaultStrobePeriod
+		s.StrobePeriod = nemesis.DefaultStrobePeriod
 	}
 }
 
-// nemesis injects faults on a seeded schedule and records each start and
-// stop in the history. Faults are chosen from kinds (see pick); with probability 1/3
-// two compatible kinds run together.
-type nemesis struct {
-	r         *runner
-	kinds     []string
-	aimed     []string // the kinds that are aimedKinds too
-	sched     NemesisSchedule
-	base      Network
-	active    []string
-	killed    []replica.NodeID
-	powered   []replica.NodeID // crashed by lose-unsynced
-	bumped    map[replica.NodeID]time.Duration
-	strobe    *strobe          // the running clock-strobe; nil when none runs
-	trapped   []replica.NodeID // crashed by a crash-moment trap
-	swizzling *int             // the running swizzle's token; nil when none runs
-	chasing   *int             // the running partition-leader's token; nil when none runs
-	paused    []replica.NodeID
-	stopped   bool
-	gen       int
-}
-
-func (nm *nemesis) begin() {
-	if len(nm.kinds) == 1 && nm.kinds[0] == NemesisNone {
-		return
-	}
-	for _, k := range nm.kinds {
-		if slices.Contains(aimedKinds, k) {
-			nm.aimed = append(nm.aimed, k)
+// checkKinds refuses a nemesis list the simulator cannot honour as given:
+// a kind it cannot inject at all, or one the world at hand cannot host
+// (reconfig needs shard groups, membership spare nodes and a core that
+// changes members). Nothing is dropped silently.
+func checkKinds(kinds []nemesis.Kind, sharded bool) error {
+	for _, k := range kinds {
+		if err := nemesis.Sim.Supported(k); err != nil {
+			return err
+		}
+		switch {
+		case k == nemesis.Reconfig && !sharded:
+			return fmt.Errorf("nemesis: reconfig needs %s", nemesis.Sim.Needs(k))
+		case k == nemesis.Membership && sharded:
+			return fmt.Errorf("nemesis: membership needs %s; the sharded world's groups have fixed members", nemesis.Sim.Needs(k))
 		}
 	}
-	nm.r.c.At(nm.sched.Start, nm.startFault)
+	return nil
 }
 
-func (nm *nemesis) uniform(lo, hi time.Duration) time.Duration {
-	if hi <= lo {
-		return lo
-	}
-	return lo + time.Duration(nm.r.c.rng.Int63n(int64(hi-lo)+1))
-}
-
-// aimedKinds are the faults aimed at protocol moments: the leader, the
-// instant after a promise, a pick or a commit, a power loss, links failing
-// one by one. Each finds more per fault than a random cut or a slow
-// network, so pick draws half the faults from those in the mix.
-var aimedKinds = []string{NemesisCrashMoment, NemesisPartitionLeader, NemesisSwizzle, NemesisLoseUnsynced}
-
-// pick draws the next fault kind: with probability 1/2 one of the aimed
-// kinds in the mix (when the mix has others too), else any kind of it.
-func (nm *nemesis) pick() string {
-	rng := nm.r.c.rng
-	if len(nm.aimed) > 0 && len(nm.aimed) < len(nm.kinds) && rng.Intn(2) == 0 {
-		return nm.aimed[rng.Intn(len(nm.aimed))]
-	}
-	return nm.kinds[rng.Intn(len(nm.kinds))]
-}
-
-func (nm *nemesis) startFault() {
-	if nm.stopped || nm.sched.MaxFaults > 0 && nm.r.res.Faults >= nm.sched.MaxFaults {
-		return
-	}
-	nm.r.res.Faults++
-	rng := nm.r.c.rng
-	first := nm.pick()
-	picks := []string{first}
-	if len(nm.kinds) > 1 && rng.Intn(3) == 0 {
-		second := nm.kinds[rng.Intn(len(nm.kinds))]
-		if second != first && !(isPartition(first) && isPartition(second)) {
-			picks = append(picks, second)
-		}
-	}
-	for _, k := range picks {
-		nm.apply(k)
-	}
-	nm.gen++
-	gen := nm.gen
-	fault := nm.uniform(nm.sched.MinFault, nm.sched.MaxFault)
-	quiet := nm.uniform(nm.sched.MinQuiet, nm.sched.MaxQuiet)
-	if nm.sched.Flap > 0 && rng.Float64() < nm.sched.Flap {
-		fault = nm.uniform(10*time.Millisecond, 300*time.Millisecond)
-		quiet = nm.uniform(10*time.Millisecond, 200*time.Millisecond)
-	}
-	if nm.sched.FaultCap > 0 {
-		fault = min(fault, nm.sched.FaultCap)
-	}
-	nm.r.c.At(fault, func() {
-		if nm.stopped || gen != nm.gen {
-			return
-		}
-		nm.healAll()
-		nm.r.c.At(quiet, nm.startFault)
-	})
-}
-
-// stop heals every fault and ends the schedule.
-func (nm *nemesis) stop() {
-	if nm.stopped {
-		return
-	}
-	nm.stopped = true
-	nm.healAll()
+// placement is what the nemesis acts on: replica groups (Clusters) on one
+// virtual clock, whose replicas live on world nodes n1..nN. A fault to a
+// world node hits every replica it hosts. A single-group run is one
+// cluster whose node i is world node i.
+type placement struct {
+	clusters []*Cluster
+	members  [][]replica.NodeID // members[g][i]: the world node of cluster g's node i+1
+	names    []string           // the world nodes' names, the nemesis's nodes
+	grudge   nemesis.Grudge     // the partition in force; nil when healed
 }
 
 func nodeName(id replica.NodeID) string { return fmt.Sprintf("n%d", id) }
 
-func (nm *nemesis) shuffled() []replica.NodeID {
-	ids := nm.r.c.Peers()
-	nm.r.c.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-	return ids
-}
-
-// grudgeValue describes the current cuts for the history: node -> nodes it
-// cannot hear.
-func (nm *nemesis) grudgeValue() map[string]any {
-	c := nm.r.c
-	out := map[string]any{}
-	for _, a := range c.Peers() {
-		var deaf []any
-		for _, b := range c.Peers() {
-			if a != b && !c.CanHear(a, b) {
-				deaf = append(deaf, nodeName(b))
-			}
-		}
-		if len(deaf) > 0 {
-			out[nodeName(a)] = deaf
-		}
+// nodeID parses a world node's name.
+func nodeID(name string) replica.NodeID {
+	n, err := strconv.Atoi(name[1:])
+	if err != nil || name[0] != 'n' {
+		panic(fmt.Sprintf("sim: bad node name %q", name)) // names are nodeName's
 	}
-	return out
+	return replica.NodeID(n)
 }
 
-// strobe is a running clock-strobe: node's clock sits at offset, which
-// flips sign every period until the fault ends.
-type strobe struct {
-	node   replica.NodeID
-	offset time.Duration
-	flips  int
-}
-
-// victims picks the nodes a crash takes down: a minority, or one time in
-// five every node.
-func (nm *nemesis) victims() []replica.NodeID {
-	c := nm.r.c
-	n := len(c.nodes)
-	ids := nm.shuffled()
-	k := n
-	if n > 1 && c.rng.Intn(5) != 0 {
-		k = 1 + c.rng.Intn((n-1)/2+boolInt((n-1)/2 == 0))
+func newPlacement(clusters []*Cluster, members [][]replica.NodeID, nodes int) placement {
+	p := placement{clusters: clusters, members: members}
+	for n := 1; n <= nodes; n++ {
+		p.names = append(p.names, nodeName(replica.NodeID(n)))
 	}
-	ids = ids[:k]
-	slices.Sort(ids)
-	return ids
+	return p
 }
 
-func names(ids []replica.NodeID) []any {
-	out := make([]any, len(ids))
-	for i, id := range ids {
-		out[i] = nodeName(id)
-	}
-	return out
-}
-
-func (nm *nemesis) apply(kind string) {
-	c := nm.r.c
-	n := len(c.nodes)
-	switch kind {
-	case NemesisNone:
-		return
-	case NemesisPartition:
-		ids := nm.shuffled()
-		c.Partition(ids[:n/2], ids[n/2:])
-	case NemesisPartitionOne:
-		ids := nm.shuffled()
-		c.Partition([]replica.NodeID{ids[0]}, ids[1:])
-	case NemesisMajoritiesRing:
-		majoritiesRing(c, nm.shuffled())
-	case NemesisPartitionBridge:
-		// ids[n/2] is the bridge: it hears, and is heard by, both halves.
-		ids := nm.shuffled()
-		c.Heal()
-		for _, a := range ids[:n/2] {
-			for _, b := range ids[n/2+1:] {
-				c.Cut(a, b)
-				c.Cut(b, a)
-			}
-		}
-	case NemesisKill:
-		nm.killed = nm.victims()
-		for _, id := range nm.killed {
-			c.CrashProcess(id)
-		}
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("kill", names(nm.killed))
-		return
-	case NemesisLoseUnsynced:
-		nm.powered = nm.victims()
-		for _, id := range nm.powered {
-			c.Crash(id)
-		}
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("start-lose-unsynced", names(nm.powered))
-		return
-	case NemesisPause:
-		// Half the time the leader is among the frozen: a leader that
-		// wakes up after others moved on is where stale answers come from.
-		ids := nm.shuffled()
-		k := 1 + c.rng.Intn(max(1, (n-1)/2))
-		if l := c.Leader(); l != 0 && c.rng.Intn(2) == 0 {
-			for i, id := range ids {
-				if id == l {
-					ids[0], ids[i] = ids[i], ids[0]
-				}
-			}
-		}
-		nm.paused = append(nm.paused[:0], ids[:k]...)
-		slices.Sort(nm.paused)
-		names := make([]any, len(nm.paused))
-		for i, id := range nm.paused {
-			c.Pause(id)
-			names[i] = nodeName(id)
-		}
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("pause", names)
-		return
-	case NemesisClock:
-		ids := nm.shuffled()
-		k := 1 + c.rng.Intn(max(1, (n+1)/2))
-		rates := map[string]any{}
-		for _, id := range ids[:k] {
-			rate := 3.0
-			if c.rng.Intn(2) == 0 {
-				rate = 1.0 / 3
-			}
-			_ = c.SetClockRate(id, rate)
-			rates[nodeName(id)] = rate
-		}
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("start-clock", rates)
-		return
-	case NemesisClockBump:
-		id := nm.shuffled()[0]
-		d := nm.uniform(-nm.sched.ClockSkew, nm.sched.ClockSkew)
-		if nm.bumped == nil {
-			nm.bumped = map[replica.NodeID]time.Duration{}
-		}
-		nm.bumped[id] += d
-		fired := c.JumpClock(id, d)
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("start-clock-bump", map[string]any{nodeName(id): d.String(), "ticks-fired": fired})
-		return
-	case NemesisClockStrobe:
-		nm.startStrobe()
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("start-clock-strobe", map[string]any{nodeName(nm.strobe.node): nm.strobe.offset.String(), "period": nm.sched.StrobePeriod.String()})
-		return
-	case NemesisLatency:
-		net := c.Net()
-		net.MinDelay, net.MaxDelay = faultkind.DefaultDelay-faultkind.DefaultJitter, faultkind.DefaultDelay+faultkind.DefaultJitter
-		net.TailProb, net.TailDelay = 0, 0
-		_ = c.SetNet(net)
-	case NemesisLoss:
-		net := c.Net()
-		net.Loss = 0.2
-		_ = c.SetNet(net)
-	case NemesisDup:
-		net := c.Net()
-		net.Dup, net.DupDelay = 0.3, time.Second
-		_ = c.SetNet(net)
-	case NemesisDelay:
-		net := c.Net()
-		net.MinDelay, net.MaxDelay, net.TailProb, net.TailDelay = 5*time.Millisecond, 60*time.Millisecond, 0.1, 200*time.Millisecond
-		_ = c.SetNet(net)
-	case NemesisPartitionLeader:
-		nm.chaseLeader()
-	case NemesisSwizzle:
-		nm.swizzle()
-	case NemesisCrashMoment:
-		m := nm.armTrap()
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("start-crash-moment", m.String())
-		return
-	case NemesisDisk:
-		id := nm.shuffled()[0]
-		c.FailSyncs(id, 1+c.rng.Intn(2))
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("start-disk", []any{nodeName(id), "fsync fails"})
-		return
-	case NemesisMembership:
-		// A configuration change is not healed: the next one undoes it.
-		nm.changeMembers()
-		return
-	}
-	nm.active = append(nm.active, kind)
-	var v any
-	switch {
-	case isPartition(kind):
-		v = map[string]any{"kind": kind, "grudge": nm.grudgeValue()}
-	default:
-		v = kind
-	}
-	nm.r.nemesisOp("start-"+faultName(kind), v)
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
+// local returns cluster g's node id of world node n, or 0.
+func (p *placement) local(g int, n replica.NodeID) replica.NodeID {
+	if i := slices.Index(p.members[g], n); i >= 0 {
+		return replica.NodeID(i + 1)
 	}
 	return 0
 }
 
-// faultName groups the partition shapes under one f, as Jepsen does.
-func faultName(kind string) string {
-	if isPartition(kind) {
-		return "partition"
-	}
-	return kind
-}
-
-// majoritiesRing arranges the nodes in a ring; each hears itself and the
-// nearest nodes around it up to a majority, so every node sees a majority
-// but no two see the same one.
-func majoritiesRing(c *Cluster, ring []replica.NodeID) {
-	n := len(ring)
-	maj := n/2 + 1
-	c.Heal()
-	for i, a := range ring {
-		hears := make([]bool, n)
-		hears[i] = true
-		for d, got := 1, 1; got < maj; d++ {
-			hears[(i+d)%n] = true
-			got++
-			if got < maj {
-				hears[(i-d+n)%n] = true
-				got++
-			}
-		}
-		for j, b := range ring {
-			if !hears[j] {
-				c.Cut(a, b)
-			}
+// each calls fn for every replica world node n hosts.
+func (p *placement) each(n replica.NodeID, fn func(c *Cluster, id replica.NodeID)) {
+	for g, c := range p.clusters {
+		if l := p.local(g, n); l != 0 {
+			fn(c, l)
 		}
 	}
 }
 
-func (nm *nemesis) healAll() {
-	c := nm.r.c
-	for _, kind := range nm.active {
-		switch {
-		case kind == NemesisKill || kind == NemesisLoseUnsynced:
-			// The history names them as chaos run does.
-			down, f := &nm.killed, "start"
-			if kind == NemesisLoseUnsynced {
-				down, f = &nm.powered, "stop-lose-unsynced"
+// crash is a power loss of world node n: unsynced writes may be lost.
+func (p *placement) crash(n replica.NodeID) { p.each(n, (*Cluster).Crash) }
+
+func (p *placement) restart(n replica.NodeID) {
+	p.each(n, func(c *Cluster, id replica.NodeID) {
+		if err := c.Restart(id); err != nil {
+			c.fail(err)
+		}
+	})
+}
+
+// setGrudge replaces the partition; nil heals it.
+func (p *placement) setGrudge(g nemesis.Grudge) {
+	p.grudge = g
+	for gi, c := range p.clusters {
+		cuts := map[replica.NodeID][]replica.NodeID{}
+		for to, froms := range g {
+			a := p.local(gi, nodeID(to))
+			if a == 0 {
+				continue
 			}
-			for _, id := range *down {
-				if err := c.Restart(id); err != nil {
-					c.fail(err)
+			for _, from := range froms {
+				if b := p.local(gi, nodeID(from)); b != 0 {
+					cuts[a] = append(cuts[a], b)
 				}
 			}
-			nm.r.nemesisOp(f, names(*down))
-			*down = nil
-			continue
-		case kind == NemesisClockBump:
-			for _, id := range slices.Sorted(maps.Keys(nm.bumped)) {
-				c.JumpClock(id, -nm.bumped[id])
-			}
-			clear(nm.bumped)
-		case kind == NemesisClockStrobe:
-			s := nm.strobe
-			nm.strobe = nil
-			c.JumpClock(s.node, -s.offset)
-			nm.r.nemesisOp("stop-clock-strobe", map[string]any{nodeName(s.node): "reset", "flips": s.flips})
-			continue
-		case kind == NemesisPause:
-			names := make([]any, len(nm.paused))
-			for i, id := range nm.paused {
-				c.Resume(id)
-				names[i] = nodeName(id)
-			}
-			nm.paused = nm.paused[:0]
-			nm.r.nemesisOp("resume", names)
-			continue
-		case kind == NemesisClock:
-			for _, id := range c.Peers() {
-				_ = c.SetClockRate(id, 1)
-			}
-		case kind == NemesisCrashMoment:
-			c.trap = nil
-			names := make([]any, len(nm.trapped))
-			for i, id := range nm.trapped {
-				if err := c.Restart(id); err != nil {
-					c.fail(err)
-				}
-				names[i] = nodeName(id)
-			}
-			nm.trapped = nm.trapped[:0]
-			nm.r.nemesisOp("start", names)
-			continue
-		case kind == NemesisDisk:
-			for _, id := range c.Peers() {
-				c.FailSyncs(id, 0)
-			}
-		case isPartition(kind):
-			nm.swizzling, nm.chasing = nil, nil
-			c.Heal()
-		default:
-			_ = c.SetNet(nm.base)
 		}
-		nm.r.nemesisOp("stop-"+faultName(kind), kind)
+		c.SetGrudge(cuts)
 	}
-	nm.active = nm.active[:0]
 }
 
-// startStrobe steps one node's clock to +d (d up to ClockSkew), then flips
-// it to -d, +d, ... every StrobePeriod until the fault ends: each flip is a
-// step of 2d, so the node's timers alternate between bursts and silence
-// (see Cluster.JumpClock).
-func (nm *nemesis) startStrobe() {
-	c := nm.r.c
-	s := &strobe{node: nm.shuffled()[0], offset: nm.uniform(time.Millisecond, nm.sched.ClockSkew)}
-	nm.strobe = s
-	c.JumpClock(s.node, s.offset)
-	var flip func()
-	flip = func() {
-		if nm.strobe != s {
+func (p *placement) heal() { p.setGrudge(nil) }
+
+// hears reports whether world nodes a and b can talk, both ways, under the
+// current partition.
+func (p *placement) hears(a, b replica.NodeID) bool {
+	return !p.grudge.Drops(nodeName(a), nodeName(b)) && !p.grudge.Drops(nodeName(b), nodeName(a))
+}
+
+// leaders returns the world nodes that lead a group, in node order.
+func (p *placement) leaders() []string {
+	var out []string
+	for g, c := range p.clusters {
+		if l := c.Leader(); l != 0 {
+			if n := nodeName(p.members[g][l-1]); !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return inNodeOrder(p.names, out)
+}
+
+func inNodeOrder(nodes, picked []string) []string {
+	var out []string
+	for _, n := range nodes {
+		if slices.Contains(picked, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// setNet changes every cluster's network.
+func (p *placement) setNet(change func(*Network)) {
+	for _, c := range p.clusters {
+		n := c.Net()
+		change(&n)
+		if err := c.SetNet(n); err != nil {
+			c.fail(err)
+		}
+	}
+}
+
+// simNemesis runs nemesis schedules against a placement on virtual time.
+type simNemesis struct {
+	p      *placement
+	at     func(time.Duration, func())
+	record func(history.Op)
+	sched  NemesisSchedule
+	scheds []*nemesis.Schedule
+	params nemesis.Params
+	base   Network
+	// event performs the world's own events (reconfig, membership),
+	// which happen rather than being held.
+	event   func(k nemesis.Kind, seed uint64)
+	faults  *int    // fault windows opened (Result.Faults)
+	active  []*held // faults in force, in the order they started
+	stopped bool
+}
+
+// held is a fault in force and how to end it.
+type held struct {
+	f    nemesis.Fault
+	stop func() map[string]any // ends the fault; returns its stop op's value
+}
+
+func newSimNemesis(p *placement, kinds []nemesis.Kind, seed int64, sched NemesisSchedule, at func(time.Duration, func()), record func(history.Op), faults *int) (*simNemesis, error) {
+	scheds, err := nemesis.SchedulesWith(kinds, nemesis.Rhythm{Interval: sched.Interval, Flap: sched.Flap, Aim: true}, seed)
+	if err != nil {
+		return nil, err
+	}
+	return &simNemesis{p: p, at: at, record: record, sched: sched, scheds: scheds, base: p.clusters[0].Net(), faults: faults,
+		params: nemesis.Params{LossPercent: nemesis.DefaultLossPercent, DupPercent: nemesis.DefaultDupPercent,
+			Latency: nemesis.LatencySpec{Delay: nemesis.DefaultDelay, Jitter: nemesis.DefaultJitter},
+			Kill:    nemesis.KillMinorityOrAll, ClockSkew: sched.ClockSkew, StrobePeriod: sched.StrobePeriod}}, nil
+}
+
+// begin starts every schedule.
+func (nm *simNemesis) begin() {
+	for _, s := range nm.scheds {
+		nm.loop(s)
+	}
+}
+
+// loop runs one schedule: quiet, start a fault, hold it, stop it, again.
+func (nm *simNemesis) loop(s *nemesis.Schedule) {
+	step := s.Next()
+	nm.at(step.Quiet, func() {
+		if nm.stopped || nm.sched.MaxFaults > 0 && *nm.faults >= nm.sched.MaxFaults {
 			return
 		}
-		s.flips++
-		c.JumpClock(s.node, -2*s.offset)
-		s.offset = -s.offset
-		c.At(nm.sched.StrobePeriod, flip)
-	}
-	c.At(nm.sched.StrobePeriod, flip)
+		*nm.faults++
+		if step.Kind == nemesis.Reconfig || step.Kind == nemesis.Membership {
+			nm.event(step.Kind, step.Seed)
+			nm.loop(s)
+			return
+		}
+		h := nm.start(step)
+		hold := step.Hold
+		if nm.sched.FaultCap > 0 {
+			hold = min(hold, nm.sched.FaultCap)
+		}
+		nm.at(hold, func() {
+			if nm.stopped {
+				return
+			}
+			nm.end(h)
+			nm.loop(s)
+		})
+	})
 }
 
-// swizzle clogs the nodes one at a time, in a random order, then unclogs
-// them one at a time in another, a step of 20-100ms apart, until the fault
-// ends (FoundationDB's swizzle-clog): a clogged node neither hears nor is
-// heard by anyone.
-func (nm *nemesis) swizzle() {
-	c := nm.r.c
-	token := new(int)
-	nm.swizzling = token
-	in, out := nm.shuffled(), nm.shuffled()
-	step := nm.uniform(20*time.Millisecond, 100*time.Millisecond)
-	clogged := map[replica.NodeID]bool{}
-	apply := func() {
-		for _, a := range c.Peers() {
-			for _, b := range c.Peers() {
-				if a != b {
-					if clogged[a] || clogged[b] {
-						c.Cut(a, b)
-					} else {
-						c.cut[c.mustIndex(a)][c.mustIndex(b)] = false
-					}
-				}
+// stop ends every fault in force and the schedules.
+func (nm *simNemesis) stop() {
+	if nm.stopped {
+		return
+	}
+	nm.stopped = true
+	for len(nm.active) > 0 {
+		nm.end(nm.active[0])
+	}
+}
+
+// do records an action as chaos run does: an invoke, then its info
+// completion with what the action added to the value.
+func (nm *simNemesis) do(f string, v map[string]any, extra map[string]any, errText string) {
+	nm.record(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: f, Value: v})
+	if len(extra) > 0 {
+		v = maps.Clone(v)
+		maps.Copy(v, extra)
+	}
+	nm.record(history.Op{Type: history.Info, Process: history.NemesisProcess, F: f, Value: v, Error: errText})
+}
+
+// note records something a running fault did on its own (a trap that
+// fired, a leader chased), as a single info op.
+func (nm *simNemesis) note(f string, v any) {
+	nm.record(history.Op{Type: history.Info, Process: history.NemesisProcess, F: f, Value: v})
+}
+
+// end stops h and records it.
+func (nm *simNemesis) end(h *held) {
+	i := slices.Index(nm.active, h)
+	if i < 0 {
+		return
+	}
+	nm.active = slices.Delete(nm.active, i, i+1)
+	v := h.stop()
+	v["kind"] = string(h.f.Kind)
+	nm.do(nemesis.StopF(h.f.Kind), v, nil, "")
+}
+
+// start plans step's fault, applies it and records it.
+func (nm *simNemesis) start(step nemesis.Step) *held {
+	var leaders []string
+	if step.Kind == nemesis.PartitionLeader || step.Kind == nemesis.Pause {
+		leaders = nm.p.leaders()
+	}
+	h := &held{f: nemesis.Fault{Kind: step.Kind}, stop: func() map[string]any { return map[string]any{} }}
+	nm.active = append(nm.active, h)
+	f, err := nemesis.Plan(step, nm.p.names, leaders, nm.params)
+	if step.Kind == nemesis.PartitionLeader && len(leaders) == 0 {
+		// Between leaders there is nobody to cut off yet: the chase
+		// isolates the first one elected.
+		f, err = nemesis.Fault{Kind: step.Kind}, nil
+	}
+	if err != nil {
+		// A fault this world is too small for (a ring of two nodes):
+		// say so, and hold nothing.
+		nm.do(nemesis.StartF(step.Kind), map[string]any{"kind": string(step.Kind)}, nil, err.Error())
+		return h
+	}
+	h.f = f
+	extra := map[string]any{}
+	h.stop = nm.apply(f, step.Seed, extra)
+	nm.do(nemesis.StartF(f.Kind), f.Value(), extra, "")
+	return h
+}
+
+// apply injects f and returns how to end it; extra receives what the start
+// op's completion should add.
+func (nm *simNemesis) apply(f nemesis.Fault, seed uint64, extra map[string]any) func() map[string]any {
+	p := nm.p
+	nodes := func() map[string]any { return map[string]any{"nodes": anyNames(f.Nodes)} }
+	switch f.Kind {
+	case nemesis.Partition, nemesis.PartitionOne, nemesis.PartitionMajoritiesRing, nemesis.PartitionBridge:
+		p.setGrudge(f.Grudge)
+		return nm.healPartition
+	case nemesis.PartitionLeader:
+		return nm.chaseLeader(f, seed)
+	case nemesis.PartitionSwizzle:
+		return nm.swizzle(f)
+	case nemesis.Kill, nemesis.LoseUnsynced:
+		for _, n := range f.Nodes {
+			if f.Kind == nemesis.Kill {
+				p.each(nodeID(n), (*Cluster).CrashProcess)
+			} else {
+				p.crash(nodeID(n))
 			}
 		}
-	}
-	for k, id := range in {
-		c.At(time.Duration(k+1)*step, func() {
-			if nm.swizzling == token {
-				clogged[id] = true
-				apply()
+		return func() map[string]any {
+			for _, n := range f.Nodes {
+				p.restart(nodeID(n))
+			}
+			return nodes()
+		}
+	case nemesis.Pause:
+		for _, n := range f.Nodes {
+			p.each(nodeID(n), (*Cluster).Pause)
+		}
+		return func() map[string]any {
+			for _, n := range f.Nodes {
+				p.each(nodeID(n), (*Cluster).Resume)
+			}
+			return nodes()
+		}
+	case nemesis.CrashMoment:
+		return nm.crashMoment(f, extra)
+	case nemesis.Disk:
+		for _, n := range f.Nodes {
+			p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { c.FailSyncs(id, f.Count) })
+		}
+		return func() map[string]any {
+			for _, n := range f.Nodes {
+				p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { c.FailSyncs(id, 0) })
+			}
+			return nodes()
+		}
+	case nemesis.Loss:
+		p.setNet(func(n *Network) { n.Loss = float64(f.Percent) / 100 })
+		return func() map[string]any {
+			p.setNet(func(n *Network) { n.Loss = nm.base.Loss })
+			return map[string]any{"percent": int64(0)}
+		}
+	case nemesis.Dup:
+		p.setNet(func(n *Network) { n.Dup, n.DupDelay = float64(f.Percent)/100, time.Second })
+		return func() map[string]any {
+			p.setNet(func(n *Network) { n.Dup, n.DupDelay = nm.base.Dup, nm.base.DupDelay })
+			return map[string]any{"percent": int64(0)}
+		}
+	case nemesis.Latency, nemesis.Delay:
+		p.setNet(func(n *Network) {
+			if f.Kind == nemesis.Latency {
+				n.MinDelay, n.MaxDelay, n.TailProb, n.TailDelay = f.Latency.Delay-f.Latency.Jitter, f.Latency.Delay+f.Latency.Jitter, 0, 0
+			} else {
+				n.MinDelay, n.MaxDelay, n.TailProb, n.TailDelay = 5*time.Millisecond, 60*time.Millisecond, 0.1, 200*time.Millisecond
 			}
 		})
-	}
-	for k, id := range out {
-		c.At(time.Duration(len(in)+k+1)*step, func() {
-			if nm.swizzling == token {
-				delete(clogged, id)
-				apply()
+		return func() map[string]any {
+			b := nm.base
+			p.setNet(func(n *Network) {
+				n.MinDelay, n.MaxDelay, n.TailProb, n.TailDelay = b.MinDelay, b.MaxDelay, b.TailProb, b.TailDelay
+			})
+			return map[string]any{"delay_ms": 0.0}
+		}
+	case nemesis.ClockBump:
+		fired := 0
+		for _, n := range f.Nodes {
+			p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { fired += c.JumpClock(id, f.Offset) })
+		}
+		extra["ticks_fired"] = int64(fired)
+		return func() map[string]any {
+			for _, n := range f.Nodes {
+				p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { c.JumpClock(id, -f.Offset) })
 			}
-		})
+			return map[string]any{"nodes": anyNames(f.Nodes), "offset_ms": 0.0}
+		}
+	case nemesis.ClockStrobe:
+		return nm.strobe(f)
+	case nemesis.Clock:
+		for i, n := range f.Nodes {
+			p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { _ = c.SetClockRate(id, f.Rates[i]) })
+		}
+		return func() map[string]any {
+			for _, n := range f.Nodes {
+				p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { _ = c.SetClockRate(id, 1) })
+			}
+			return nodes()
+		}
 	}
+	// Plan knows no other kinds, and reconfig and membership are events.
+	panic(fmt.Sprintf("sim: nemesis: no way to apply %q", f.Kind))
 }
 
-// armTrap sets a crash-moment trap at a random moment. When it fires and
-// the crashed nodes are still a minority, it arms another: one fault window
-// can then crash a leader right after it picks slots and the leader that
-// replaces it right after it commits, the cascades in which a new leader
-// must recover a log from replicas that each saw only part of it.
-func (nm *nemesis) armTrap() moment {
-	c := nm.r.c
-	m := moments[c.rng.Intn(len(moments))]
-	c.trap = &trap{moment: m, fire: func(id replica.NodeID) {
-		c.Crash(id)
-		nm.trapped = append(nm.trapped, id)
-		nm.r.nemesisOp("kill", []any{nodeName(id), m.String()})
-		if 2*(len(nm.trapped)+1) < len(c.nodes) {
-			nm.armTrap()
-		}
-	}}
-	return m
+func (nm *simNemesis) healPartition() map[string]any {
+	nm.p.heal()
+	return map[string]any{"healed": true}
 }
 
-// chaseLeader cuts the current leader off from the rest (any node when
-// there is none), then chases leadership until the fault ends: every
-// 100-500ms, a leader the others elected meanwhile is cut off in turn and
-// the node cut off before rejoins. Each ex-leader comes back with a tail it
-// could not get chosen while the new leader has just chosen slots its
-// followers may not know are chosen: the elections that follow must merge
-// such logs, where phase-1 and view-change bugs live.
-func (nm *nemesis) chaseLeader() {
-	c := nm.r.c
-	token := new(int)
-	nm.chasing = token
-	var cut replica.NodeID
-	isolate := func(l replica.NodeID) {
-		cut = l
-		var rest []replica.NodeID
-		for _, id := range c.Peers() {
-			if id != l {
-				rest = append(rest, id)
-			}
-		}
-		c.Partition([]replica.NodeID{l}, rest)
+func anyNames(s []string) []any {
+	out := make([]any, len(s))
+	for i, x := range s {
+		out[i] = x
 	}
-	l := c.Leader()
-	if l == 0 {
-		l = nm.shuffled()[0]
+	return out
+}
+
+// chaseLeader cuts the current leaders off from the rest, then chases
+// leadership until the fault ends: every 100-500ms, leaders the others
+// elected meanwhile are cut off in turn and those cut off before rejoin.
+// Each ex-leader comes back with a tail it could not get chosen while the
+// new leader has just chosen slots its followers may not know are chosen:
+// the elections that follow must merge such logs, where phase-1 and
+// view-change bugs live.
+func (nm *simNemesis) chaseLeader(f nemesis.Fault, seed uint64) func() map[string]any {
+	rng := rand.New(rand.NewPCG(seed, 0x6c6561646572))
+	cut := f.Nodes
+	if len(cut) > 0 {
+		nm.p.setGrudge(f.Grudge)
 	}
-	isolate(l)
+	on := true
 	var chase func()
 	chase = func() {
-		if nm.chasing != token {
+		if !on {
 			return
 		}
-		if l := c.Leader(); l != 0 && l != cut {
-			isolate(l)
-			nm.r.nemesisOp("start-partition", map[string]any{"kind": NemesisPartitionLeader, "grudge": nm.grudgeValue()})
-		}
-		c.At(nm.uniform(100*time.Millisecond, 500*time.Millisecond), chase)
-	}
-	c.At(nm.uniform(100*time.Millisecond, 500*time.Millisecond), chase)
-}
-
-// changeMembers moves the group to a new configuration one member away
-// (added or removed) or two (one replaced), between minMembers and every
-// node, such that a majority of both the old and the new configuration
-// runs unpaused; the history records the change as a "membership" op
-// with the configuration before and after, or why there was none.
-func (nm *nemesis) changeMembers() {
-	c := nm.r.c
-	cur, inForce := c.Members()
-	if cur == nil || !inForce {
-		nm.r.nemesisOp("membership", map[string]any{"skipped": "no leader, or a change in progress"})
-		return
-	}
-	var in, out []replica.NodeID
-	for _, id := range nm.shuffled() {
-		if slices.Contains(cur, id) {
-			in = append(in, id)
-		} else if c.Healthy(id) {
-			out = append(out, id)
-		}
-	}
-	minMembers := min(3, len(c.nodes))
-	healthy := func(ids []replica.NodeID) bool {
-		k := 0
-		for _, id := range ids {
-			if c.Healthy(id) {
-				k++
+		if l := nm.p.leaders(); len(l) > 0 && !slices.Equal(l, cut) && !isSubset(l, cut) {
+			comps, err := nemesis.Isolate(nm.p.names, l)
+			if err == nil {
+				cut = l
+				g := nemesis.Complete(comps...)
+				nm.p.setGrudge(g)
+				nm.note(nemesis.StartF(nemesis.PartitionLeader), map[string]any{"kind": string(nemesis.PartitionLeader), "nodes": anyNames(l), "grudge": g.Value()})
 			}
 		}
-		return 2*k > len(ids)
+		nm.at(100*time.Millisecond+time.Duration(rng.Int64N(int64(400*time.Millisecond)+1)), chase)
 	}
-	var tries [][]replica.NodeID
-	if len(out) > 0 {
-		tries = append(tries, append(slices.Clone(cur), out[0]))
+	nm.at(100*time.Millisecond+time.Duration(rng.Int64N(int64(400*time.Millisecond)+1)), chase)
+	return func() map[string]any {
+		on = false
+		return nm.healPartition()
 	}
-	for _, gone := range in {
-		rest := slices.DeleteFunc(slices.Clone(cur), func(id replica.NodeID) bool { return id == gone })
-		if len(out) > 0 {
-			tries = append(tries, append(slices.Clone(rest), out[0]))
-		}
-		if len(rest) >= minMembers {
-			tries = append(tries, rest)
-		}
-	}
-	c.rng.Shuffle(len(tries), func(i, j int) { tries[i], tries[j] = tries[j], tries[i] })
-	for _, next := range tries {
-		if !healthy(cur) || !healthy(next) {
-			continue
-		}
-		slices.Sort(next)
-		// An invocation and its completion, as chaos run records an
-		// admin action, so that the report draws the change as an event
-		// labelled with both configurations.
-		v := map[string]any{"op": describeChange(cur, next), "from": names(cur), "to": names(next)}
-		nm.r.record(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: NemesisMembership, Value: v})
-		done := history.Op{Type: history.Info, Process: history.NemesisProcess, F: NemesisMembership, Value: v}
-		if _, err := c.ChangeMembers(next); err != nil {
-			done.Error = err.Error()
-		}
-		nm.r.record(done)
-		return
-	}
-	nm.r.nemesisOp("membership", map[string]any{"skipped": "no change keeps a majority healthy", "members": names(cur)})
 }
 
-// describeChange names a change: "add n4", "remove n2" or "replace n2 by
-// n4".
-func describeChange(from, to []replica.NodeID) string {
-	var gone, added []string
-	for _, id := range from {
-		if !slices.Contains(to, id) {
-			gone = append(gone, nodeName(id))
+// isSubset reports whether every node of a is in b.
+func isSubset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
 		}
 	}
-	for _, id := range to {
-		if !slices.Contains(from, id) {
-			added = append(added, nodeName(id))
+	return true
+}
+
+// swizzle clogs f.Nodes one at a time, then unclogs them in f.Order, a
+// f.Period apart, until the fault ends: a clogged node neither hears nor
+// is heard by anyone.
+func (nm *simNemesis) swizzle(f nemesis.Fault) func() map[string]any {
+	on := true
+	clogged := map[string]bool{}
+	apply := func() {
+		var c []string
+		for _, n := range nm.p.names {
+			if clogged[n] {
+				c = append(c, n)
+			}
+		}
+		g := nemesis.Grudge{}
+		for _, a := range nm.p.names {
+			for _, b := range nm.p.names {
+				if a != b && (clogged[a] || clogged[b]) {
+					g[a] = append(g[a], b)
+				}
+			}
+		}
+		nm.p.setGrudge(g)
+	}
+	for k, n := range f.Nodes {
+		nm.at(time.Duration(k+1)*f.Period, func() {
+			if on {
+				clogged[n] = true
+				apply()
+			}
+		})
+	}
+	for k, n := range f.Order {
+		nm.at(time.Duration(len(f.Nodes)+k+1)*f.Period, func() {
+			if on {
+				delete(clogged, n)
+				apply()
+			}
+		})
+	}
+	return func() map[string]any {
+		on = false
+		return nm.healPartition()
+	}
+}
+
+// strobe steps f's node's clock to f.Offset, then flips it to -Offset,
+// +Offset, ... every f.Period until the fault ends: each flip is a step of
+// twice the offset, so the node's timers alternate between bursts and
+// silence (see Cluster.JumpClock).
+func (nm *simNemesis) strobe(f nemesis.Fault) func() map[string]any {
+	on, cur, flips := true, f.Offset, 0
+	jump := func(d time.Duration) {
+		for _, n := range f.Nodes {
+			nm.p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { c.JumpClock(id, d) })
 		}
 	}
-	switch {
-	case len(gone) == 0:
-		return "add " + strings.Join(added, " ")
-	case len(added) == 0:
-		return "remove " + strings.Join(gone, " ")
+	jump(cur)
+	var flip func()
+	flip = func() {
+		if !on {
+			return
+		}
+		flips++
+		jump(-2 * cur)
+		cur = -cur
+		nm.at(f.Period, flip)
 	}
-	return "replace " + strings.Join(gone, " ") + " by " + strings.Join(added, " ")
+	nm.at(f.Period, flip)
+	return func() map[string]any {
+		on = false
+		jump(-cur)
+		return map[string]any{"nodes": anyNames(f.Nodes), "offset_ms": 0.0, "flips": int64(flips)}
+	}
+}
+
+// crashMoment arms a trap at a protocol moment drawn from f.Seed, in a
+// group drawn from it too: the first replica to reach the moment crashes
+// its world node (a power loss). While the crashed nodes are a minority it
+// arms another, so one fault can crash a leader right after it picks
+// slots and the leader that replaces it right after it commits: the
+// cascades in which a new leader must recover a log from replicas that
+// each saw only part of it.
+func (nm *simNemesis) crashMoment(f nemesis.Fault, extra map[string]any) func() map[string]any {
+	rng := rand.New(rand.NewPCG(f.Seed, 0x6d6f6d656e74))
+	var crashed []string
+	var armed *Cluster
+	var arm func() moment
+	arm = func() moment {
+		g := rng.IntN(len(nm.p.clusters))
+		c := nm.p.clusters[g]
+		ms := moments
+		if c.cfg.MayDecide != nil {
+			ms = append(slices.Clone(moments), momentDecide)
+		}
+		m := ms[rng.IntN(len(ms))]
+		armed = c
+		c.trap = &trap{moment: m, fire: func(id replica.NodeID) {
+			c.trap, armed = nil, nil
+			n := nm.p.members[g][id-1]
+			nm.p.crash(n)
+			crashed = append(crashed, nodeName(n))
+			nm.note("kill", []any{nodeName(n), m.String()})
+			if 2*(len(crashed)+1) < len(nm.p.names) {
+				arm()
+			}
+		}}
+		return m
+	}
+	extra["moment"] = arm().String()
+	return func() map[string]any {
+		if armed != nil {
+			armed.trap = nil
+		}
+		for _, n := range crashed {
+			nm.p.restart(nodeID(n))
+		}
+		return map[string]any{"nodes": anyNames(crashed)}
+	}
+}
+
+// changeMembers is the single-group world's membership event: it plans a
+// change with nemesis.PlanMembership from the configuration in force and
+// proposes it, recording the configurations before and after.
+func (r *runner) changeMembers(seed uint64) {
+	c := r.c
+	cur, inForce := c.Members()
+	if cur == nil || !inForce {
+		r.nem.do(string(nemesis.Membership), map[string]any{"op": "none"}, nil, "no leader, or a change in progress")
+		return
+	}
+	names := make([]string, len(cur))
+	for i, id := range cur {
+		names[i] = nodeName(id)
+	}
+	next, desc, err := nemesis.PlanMembership(seed, names, r.place.names, func(n string) bool { return c.Healthy(nodeID(n)) }, min(3, len(c.nodes)))
+	if err != nil {
+		r.nem.do(string(nemesis.Membership), map[string]any{"op": "none", "from": anyNames(names)}, nil, err.Error())
+		return
+	}
+	ids := make([]replica.NodeID, len(next))
+	for i, n := range next {
+		ids[i] = nodeID(n)
+	}
+	errText := ""
+	if _, err := c.ChangeMembers(ids); err != nil {
+		errText = err.Error()
+	}
+	r.nem.do(string(nemesis.Membership), map[string]any{"op": desc, "from": anyNames(names), "to": anyNames(next)}, nil, errText)
 }

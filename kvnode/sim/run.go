@@ -26,7 +26,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
@@ -35,6 +34,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/workloads"
 )
 
@@ -52,10 +52,12 @@ type Config struct {
 	// membership nemesis to add (2 when it runs, else 0).
 	Spares   int
 	Workload string // register or append (register)
-	Nemesis  []string
-	Ops      int // client ops to invoke, final reads not counted (1000)
-	Clients  int // concurrent clients (10)
-	Keys     int // keys (5)
+	// Nemesis are the fault kinds (none when empty); each must be one
+	// the simulator and the workload's world can inject (checkKinds).
+	Nemesis []nemesis.Kind
+	Ops     int // client ops to invoke, final reads not counted (1000)
+	Clients int // concurrent clients (10)
+	Keys    int // keys (5)
 	// Reads is how many of every ten register ops are reads (4); the rest
 	// are half writes, half cas.
 	Reads int
@@ -98,9 +100,6 @@ func (c *Config) defaults() {
 
 	if c.Workload == "" {
 		c.Workload = WorkloadRegister
-	}
-	if len(c.Nemesis) == 0 {
-		c.Nemesis = []string{NemesisNone}
 	}
 	if c.Ops == 0 {
 		c.Ops = 1000
@@ -150,9 +149,10 @@ type Result struct {
 	// ReadIndexReads counts reads that leaders confirmed by read index
 	// and answered without a log entry.
 	ReadIndexReads int64
-	// Faults counts the fault windows the nemesis opened; WorkloadEnd is
-	// when the last client op completed and the final reads began (both
-	// zero for the sharded workloads, whose fault mix is their own).
+	// Faults counts the fault windows the nemesis opened (events such as
+	// reconfig included); WorkloadEnd is when the last client op
+	// completed and the final reads began (zero for the sharded
+	// workloads).
 	Faults      int
 	WorkloadEnd time.Duration
 }
@@ -176,7 +176,8 @@ type runner struct {
 	wl      workload
 	hist    []history.Op
 	res     *Result
-	nem     *nemesis
+	place   placement
+	nem     *simNemesis
 	invoked int
 	// nextProc is the next unused process: a retired worker continues as
 	// one, and each final read runs as one.
@@ -198,10 +199,6 @@ func (r *runner) record(op history.Op) {
 	r.hist = append(r.hist, op)
 }
 
-func (r *runner) nemesisOp(f string, v any) {
-	r.record(history.Op{Type: history.Info, Process: history.NemesisProcess, F: f, Value: v})
-}
-
 // Run runs one simulated test and checks its history. An error means the
 // simulation itself could not run (bad config, a core that failed to
 // start or misaddressed a message), never that the history is invalid.
@@ -213,11 +210,10 @@ func Run(cfg Config) (*Result, error) {
 	if cfg.Workload == WorkloadListAppend || cfg.Workload == WorkloadRWRegister || cfg.Workload == WorkloadBank {
 		return runShardedAsRun(cfg)
 	}
-	var err error
-	if cfg.Nemesis, err = ParseNemesis(strings.Join(cfg.Nemesis, ",")); err != nil {
+	if err := checkKinds(cfg.Nemesis, false); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	if cfg.Spares == 0 && slices.Contains(cfg.Nemesis, NemesisMembership) {
+	if cfg.Spares == 0 && slices.Contains(cfg.Nemesis, nemesis.Membership) {
 		cfg.Spares = 2
 	}
 	c, err := NewCluster(ClusterConfig{
@@ -236,7 +232,11 @@ func Run(cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	r := &runner{cfg: cfg, c: c, wl: wl, res: &Result{Seed: cfg.Seed}, nextProc: history.Process(cfg.Clients)}
-	r.nem = &nemesis{r: r, kinds: cfg.Nemesis, sched: cfg.Schedule, base: c.Net()}
+	r.place = newPlacement([]*Cluster{c}, [][]replica.NodeID{c.Peers()}, len(c.nodes))
+	if r.nem, err = newSimNemesis(&r.place, cfg.Nemesis, cfg.Seed, cfg.Schedule, c.At, r.record, &r.res.Faults); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	r.nem.event = func(_ nemesis.Kind, seed uint64) { r.changeMembers(seed) }
 	r.nem.begin()
 	workers := make([]*worker, cfg.Clients)
 	for i := range workers {

@@ -11,6 +11,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/kvnode/txn"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 // shardedSeeds is the sweep size: CHAOS_SIM_SEEDS, else 200 (40 in -short).
@@ -28,6 +29,11 @@ func shardedSeeds(t *testing.T) int {
 	return 200
 }
 
+// shardedFaults is the sharded sweeps' fault mix: power-loss crashes,
+// crashes at protocol moments (a promise, a pick, a decision), partitions
+// of the nodes, and shard changes through the controller.
+var shardedFaults = []nemesis.Kind{nemesis.LoseUnsynced, nemesis.CrashMoment, nemesis.Partition, nemesis.Reconfig}
+
 // TestShardedSweep runs the sharded list-append test with crashes,
 // partitions and shard moves on many seeds; every history must be
 // strict-serializable (Elle), every final read must complete after
@@ -37,7 +43,7 @@ func TestShardedSweep(t *testing.T) {
 	start := time.Now()
 	var ok, aborted, info, moves, cross, attempts int
 	for seed := int64(1); seed <= int64(n); seed++ {
-		res, err := RunSharded(ShardedConfig{Seed: seed, Faults: true})
+		res, err := RunSharded(ShardedConfig{Seed: seed, Nemesis: shardedFaults})
 		if err != nil {
 			t.Fatalf("seed %d: %v\nreplay: CHAOS_SHARDED_SEED=%d go test ./kvnode/sim -run TestShardedSeed -v", seed, err, seed)
 		}
@@ -65,7 +71,7 @@ func TestShardedSeed(t *testing.T) {
 		}
 		seed = v
 	}
-	res, err := RunSharded(ShardedConfig{Seed: seed, Faults: true})
+	res, err := RunSharded(ShardedConfig{Seed: seed, Nemesis: shardedFaults})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +127,7 @@ func TestShardedRWRegisterSweep(t *testing.T) {
 	n := shardedSeeds(t) / 4
 	var ok, cross int
 	for seed := int64(1); seed <= int64(n); seed++ {
-		res, err := RunSharded(ShardedConfig{Seed: seed, Faults: true, Workload: WorkloadRWRegister})
+		res, err := RunSharded(ShardedConfig{Seed: seed, Nemesis: shardedFaults, Workload: WorkloadRWRegister})
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
@@ -143,7 +149,7 @@ func TestShardedBankSweep(t *testing.T) {
 	n := shardedSeeds(t) / 4
 	var transfers, reads int
 	for seed := int64(1); seed <= int64(n); seed++ {
-		res, err := RunSharded(ShardedConfig{Seed: seed, Faults: true, Workload: WorkloadBank})
+		res, err := RunSharded(ShardedConfig{Seed: seed, Nemesis: shardedFaults, Workload: WorkloadBank})
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
@@ -240,7 +246,7 @@ func TestShardedProgressWithMajorities(t *testing.T) {
 			func() { w.crash(3) },
 			func() {
 				w.restart(3)
-				w.partition(map[replica.NodeID]int{1: 0, 2: 0, 3: 0, 4: 0, 5: 1})
+				w.setGrudge(nemesis.Complete([]string{"n1", "n2", "n3", "n4"}, []string{"n5"}))
 			},
 		} {
 			fault()
