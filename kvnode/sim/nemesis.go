@@ -43,14 +43,18 @@ type NemesisSchedule struct {
 	FaultCap  time.Duration
 }
 
-// DefaultNemesisInterval is NemesisSchedule.Interval's default.
-const DefaultNemesisInterval = 700 * time.Millisecond
+// DefaultNemesisInterval and DefaultFlap are NemesisSchedule's Interval
+// and Flap defaults.
+const (
+	DefaultNemesisInterval = 700 * time.Millisecond
+	DefaultFlap            = 0.5
+)
 
 func (s *NemesisSchedule) defaults() {
 	if s.Interval == 0 {
 		s.Interval = DefaultNemesisInterval
 		if s.Flap == 0 {
-			s.Flap = 0.5
+			s.Flap = DefaultFlap
 		}
 	}
 	if s.ClockSkew == 0 {
@@ -61,11 +65,12 @@ func (s *NemesisSchedule) defaults() {
 	}
 }
 
-// checkKinds refuses a nemesis list the simulator cannot honour as given:
-// a kind it cannot inject at all, or one the world at hand cannot host
-// (reconfig needs shard groups, membership spare nodes and a core that
-// changes members). Nothing is dropped silently.
-func checkKinds(kinds []nemesis.Kind, sharded bool) error {
+// CheckNemesis refuses a nemesis list the simulator cannot honour as given
+// for workload: a kind it cannot inject at all, or one the workload's
+// world cannot host (reconfig needs shard groups, membership a single
+// group with spare nodes). Nothing is dropped silently.
+func CheckNemesis(workload string, kinds []nemesis.Kind) error {
+	sharded := sharded(workload)
 	for _, k := range kinds {
 		if err := nemesis.Sim.Supported(k); err != nil {
 			return err
@@ -89,6 +94,11 @@ type placement struct {
 	members  [][]replica.NodeID // members[g][i]: the world node of cluster g's node i+1
 	names    []string           // the world nodes' names, the nemesis's nodes
 	grudge   nemesis.Grudge     // the partition in force; nil when healed
+}
+
+// sharded reports whether workload runs on the sharded world.
+func sharded(workload string) bool {
+	return workload == WorkloadListAppend || workload == WorkloadRWRegister || workload == WorkloadBank
 }
 
 func nodeName(id replica.NodeID) string { return fmt.Sprintf("n%d", id) }
@@ -228,6 +238,7 @@ func newSimNemesis(p *placement, kinds []nemesis.Kind, seed int64, sched Nemesis
 	if err != nil {
 		return nil, err
 	}
+
 	return &simNemesis{p: p, at: at, record: record, sched: sched, scheds: scheds, base: p.clusters[0].Net(), faults: faults,
 		params: nemesis.Params{LossPercent: nemesis.DefaultLossPercent, DupPercent: nemesis.DefaultDupPercent,
 			Latency: nemesis.LatencySpec{Delay: nemesis.DefaultDelay, Jitter: nemesis.DefaultJitter},

@@ -207,10 +207,10 @@ func Run(cfg Config) (*Result, error) {
 	if cfg.Keys < 1 || cfg.Clients < 1 || cfg.Ops < 0 {
 		return nil, fmt.Errorf("sim: need Keys, Clients >= 1 and Ops >= 0 (got %d, %d, %d)", cfg.Keys, cfg.Clients, cfg.Ops)
 	}
-	if cfg.Workload == WorkloadListAppend || cfg.Workload == WorkloadRWRegister || cfg.Workload == WorkloadBank {
+	if sharded(cfg.Workload) {
 		return runShardedAsRun(cfg)
 	}
-	if err := checkKinds(cfg.Nemesis, false); err != nil {
+	if err := CheckNemesis(cfg.Workload, cfg.Nemesis); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	if cfg.Spares == 0 && slices.Contains(cfg.Nemesis, nemesis.Membership) {

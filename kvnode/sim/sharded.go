@@ -464,7 +464,7 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	if cfg.Nodes < 3 || cfg.Groups < 2 || cfg.Clients < 1 || cfg.Keys < 1 {
 		return nil, fmt.Errorf("sim: sharded run needs Nodes >= 3, Groups >= 2, Clients and Keys >= 1 (got %d, %d, %d, %d)", cfg.Nodes, cfg.Groups, cfg.Clients, cfg.Keys)
 	}
-	if err := checkKinds(cfg.Nemesis, true); err != nil {
+	if err := CheckNemesis(cfg.Workload, cfg.Nemesis); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	w, admin, err := newShardWorld(cfg)

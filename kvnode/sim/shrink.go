@@ -248,7 +248,3 @@ func shrinkReplicas(c Config, _ *Result) []Config {
 	x.Replicas = 3
 	return []Config{x}
 }
-
-func sharded(workload string) bool {
-	return workload == WorkloadListAppend || workload == WorkloadRWRegister || workload == WorkloadBank
-}
