@@ -2,6 +2,7 @@ package nemesis
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -91,23 +92,47 @@ func (b Backend) command() string {
 }
 
 // ParseFor parses a --nemesis value for backend b: ParseKinds's syntax,
-// plus "all" (alone) for b.All(). A kind b cannot inject is an error
-// naming it and the reason, never dropped.
+// plus "all" for b.All(), which may be combined with kinds that need
+// setup ("all,reconfig"). A kind b cannot inject is an error naming it and
+// the reason, never dropped.
 func ParseFor(s string, b Backend) ([]Kind, error) {
 	if _, ok := cannot[b]; !ok {
 		return nil, fmt.Errorf("nemesis: unknown backend %q", string(b))
 	}
-	if strings.TrimSpace(s) == "all" {
-		return b.All(), nil
+	var all bool
+	var rest []string
+	for _, part := range strings.Split(s, ",") {
+		if strings.TrimSpace(part) == "all" {
+			if all {
+				return nil, fmt.Errorf("nemesis: \"all\" listed twice in %q", s)
+			}
+			all = true
+			continue
+		}
+		rest = append(rest, part)
 	}
-	kinds, err := ParseKinds(s)
+	var kinds []Kind
+	if all {
+		kinds = b.All()
+		if len(rest) == 0 {
+			return kinds, nil
+		}
+	}
+	more, err := ParseKinds(strings.Join(rest, ","))
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range kinds {
+	if all && len(more) == 0 {
+		return nil, fmt.Errorf("nemesis: \"none\" cannot be combined with other kinds in %q", s)
+	}
+	for _, k := range more {
 		if err := b.Supported(k); err != nil {
 			return nil, err
 		}
+		if slices.Contains(kinds, k) {
+			return nil, fmt.Errorf("nemesis: %s is part of \"all\" already in %q", k, s)
+		}
+		kinds = append(kinds, k)
 	}
 	return kinds, nil
 }
