@@ -220,8 +220,9 @@ type simNemesis struct {
 	params nemesis.Params
 	base   Network
 	// event performs the world's own events (reconfig, membership),
-	// which happen rather than being held.
-	event   func(k nemesis.Kind, seed uint64)
+	// which happen rather than being held, and calls done when the
+	// world has answered.
+	event   func(k nemesis.Kind, seed uint64, done func())
 	faults  *int    // fault windows opened (Result.Faults)
 	active  []*held // faults in force, in the order they started
 	stopped bool
@@ -261,8 +262,17 @@ func (nm *simNemesis) loop(s *nemesis.Schedule) {
 		}
 		*nm.faults++
 		if step.Kind == nemesis.Reconfig || step.Kind == nemesis.Membership {
-			nm.event(step.Kind, step.Seed)
-			nm.loop(s)
+			// As chaos run's nemesis waits for the controller to answer
+			// before its next step, the schedule goes on once the event
+			// is done; the hold then lets the cluster digest it (a shard
+			// migration), which chaos run's real-time answers give too.
+			nm.event(step.Kind, step.Seed, func() {
+				nm.at(step.Hold, func() {
+					if !nm.stopped {
+						nm.loop(s)
+					}
+				})
+			})
 			return
 		}
 		h := nm.start(step)
@@ -635,7 +645,8 @@ func (nm *simNemesis) crashMoment(f nemesis.Fault, extra map[string]any) func() 
 // changeMembers is the single-group world's membership event: it plans a
 // change with nemesis.PlanMembership from the configuration in force and
 // proposes it, recording the configurations before and after.
-func (r *runner) changeMembers(seed uint64) {
+func (r *runner) changeMembers(seed uint64, done func()) {
+	defer done()
 	c := r.c
 	cur, inForce := c.Members()
 	if cur == nil || !inForce {

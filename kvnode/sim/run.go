@@ -236,7 +236,7 @@ func Run(cfg Config) (*Result, error) {
 	if r.nem, err = newSimNemesis(&r.place, cfg.Nemesis, cfg.Seed, cfg.Schedule, c.At, r.record, &r.res.Faults); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	r.nem.event = func(_ nemesis.Kind, seed uint64) { r.changeMembers(seed) }
+	r.nem.event = func(_ nemesis.Kind, seed uint64, done func()) { r.changeMembers(seed, done) }
 	r.nem.begin()
 	workers := make([]*worker, cfg.Clients)
 	for i := range workers {

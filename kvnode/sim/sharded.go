@@ -475,7 +475,7 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	nm.event = func(_ nemesis.Kind, seed uint64) { w.shardChangeVia(admin, nm, seed) }
+	nm.event = func(_ nemesis.Kind, seed uint64, done func()) { w.shardChangeVia(admin, nm, seed, done) }
 	invoked, active, stop := 0, cfg.Clients, false
 	var next func(tw *txnWorker)
 	next = func(tw *txnWorker) {
@@ -517,7 +517,7 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 			if stop {
 				return
 			}
-			w.shardChangeVia(mover, nm, w.rng.Uint64())
+			w.shardChangeVia(mover, nm, w.rng.Uint64(), func() {})
 			w.at(cfg.MoveEvery, move)
 		}
 		w.at(cfg.MoveEvery, move)
@@ -632,20 +632,24 @@ func (w *world) genTxn() ([]txn.MicroOp, []any) {
 // shardChangeVia reads the latest configuration through admin, plans a
 // change of it with nemesis.PlanReconfig and asks the controller for it
 // (nothing when admin is still busy); nm records the action and its
-// outcome as chaos run's reconfig nemesis does.
-func (w *world) shardChangeVia(admin *Client, nm *simNemesis, seed uint64) {
+// outcome as chaos run's reconfig nemesis does. done is called when the
+// controller has answered, or at once when nothing was asked.
+func (w *world) shardChangeVia(admin *Client, nm *simNemesis, seed uint64, done func()) {
 	if admin.Busy() {
+		done()
 		return
 	}
 	admin.Invoke(shardctl.Op{Kind: shardctl.Query, Num: -1}.Encode(), func(o client.Outcome) {
 		r, err := shardctl.DecodeReply(o.Value)
 		if o.Result != client.OK || err != nil || r.Err != "" || admin.Busy() {
 			nm.do("reconfig", map[string]any{"op": "query"}, nil, fmt.Sprintf("the controller did not answer: %v %v %s", o.Result, err, r.Err))
+			done()
 			return
 		}
 		a, err := nemesis.PlanReconfig(seed, w.layout(&r.Config))
 		if err != nil {
 			nm.do("reconfig", map[string]any{"op": "none"}, nil, err.Error())
+			done()
 			return
 		}
 		op := shardctl.Op{Kind: shardctl.Move, Shard: a.Shard, GID: replica.GroupID(a.Group)}
@@ -657,6 +661,7 @@ func (w *world) shardChangeVia(admin *Client, nm *simNemesis, seed uint64) {
 		}
 		w.res.Moves++
 		admin.Invoke(op.Encode(), func(o client.Outcome) {
+			defer done()
 			r, err := shardctl.DecodeReply(o.Value)
 			switch {
 			case o.Result != client.OK:
