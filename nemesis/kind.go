@@ -1,6 +1,14 @@
-// Package nemesis holds the fault kinds a chaos test injects, the grudge
-// arithmetic behind network partitions, and a seeded schedule that starts
-// and stops faults against a cluster reached only through Target.
+// Package nemesis holds the fault kinds a chaos test injects, in both
+// worlds: every kind either backend knows, and per backend (Backend) the
+// kinds it cannot inject and why and those that need setup, which is what
+// "all" leaves out. It also holds the seeded schedules (Schedules,
+// SchedulesWith: one per class of kinds) and the pure planning of a step
+// into a fault (Plan, PlanReconfig, PlanMembership, with the grudge
+// arithmetic behind partitions), which both backends share: the Docker
+// backend applies faults through Target from goroutines on real time
+// (Nemesis), the simulator (kvnode/sim) applies the same decided faults to
+// its world on virtual time. A backend decides only what needs its live
+// state (which leader to chase, the protocol moment a crash waits for).
 package nemesis
 
 import (
