@@ -165,8 +165,8 @@ func (s *Schedule) Next() Step {
 	hold := s.jitter()
 	if s.rhythm.Flap > 0 && s.rng.Float64() < s.rhythm.Flap {
 		lo, span := s.rhythm.Interval/64, s.rhythm.Interval/2-s.rhythm.Interval/64
-		quiet = lo + time.Duration(s.rng.Int64N(int64(span)+1))
-		hold = lo + time.Duration(s.rng.Int64N(int64(span)+1))
+		quiet = lo + time.Duration(s.rng.Int64N(int64(span)))
+		hold = lo + time.Duration(s.rng.Int64N(int64(span)))
 	}
 	return Step{Kind: k, Quiet: quiet, Hold: hold, Seed: s.rng.Uint64()}
 }
