@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/chaoskv/chaos/history"
 )
 
 func TestParseFor(t *testing.T) {
@@ -67,5 +69,15 @@ func TestBackendDeclarations(t *testing.T) {
 	}
 	if err := Sim.Supported("bogus"); err == nil || !strings.Contains(err.Error(), "unknown fault kind") {
 		t.Errorf("an unknown kind: %v", err)
+	}
+}
+
+// TestNewRefusesSimulatorOnlyKinds: the real-time Nemesis, which drives a
+// Target as the Docker backend does, refuses a kind only the simulator
+// applies, with the reason, rather than failing at its first step.
+func TestNewRefusesSimulatorOnlyKinds(t *testing.T) {
+	_, err := New(newFake(3), Config{Kinds: []Kind{Partition, Disk}}, func(history.Op) {})
+	if err == nil || !strings.Contains(err.Error(), "disk cannot be injected by chaos run") {
+		t.Fatalf("New with disk: %v", err)
 	}
 }

@@ -124,6 +124,13 @@ func New(t Target, cfg Config, rec Recorder) (*Nemesis, error) {
 	if _, err := ParseKillPolicy(string(cfg.KillPolicy)); err != nil {
 		return nil, err
 	}
+	for _, k := range cfg.Kinds {
+		// This Nemesis drives a Target on real time, as the Docker
+		// backend does; the kinds only the simulator applies stop here.
+		if err := Docker.Supported(k); err != nil {
+			return nil, err
+		}
+	}
 	if slices.Contains(cfg.Kinds, PartitionLeader) && cfg.Leaders == nil {
 		return nil, fmt.Errorf("nemesis: partition-leader needs a way to find the current leaders")
 	}
