@@ -39,7 +39,7 @@ func TestEveryWorkloadEveryKind(t *testing.T) {
 				}
 				struck := 0
 				for s := int64(1); s <= seeds; s++ {
-					cfg := Config{Seed: s, Workload: w, Nemesis: []nemesis.Kind{k}, Ops: 150, Keys: 3,
+					cfg := Config{Seed: s, Workload: w, Nemesis: []nemesis.Kind{k}, Ops: 100, Keys: 3,
 						Schedule: NemesisSchedule{Interval: 300 * time.Millisecond}}
 					res, err := Run(cfg)
 					if err != nil {

@@ -134,7 +134,7 @@ func TestShardedRWRegisterSweep(t *testing.T) {
 	n := shardedSeeds(t) / 4
 	var ok, cross int
 	for seed := int64(1); seed <= int64(n); seed++ {
-		res, err := RunSharded(ShardedConfig{Seed: seed, Nemesis: shardedFaults, Workload: WorkloadRWRegister})
+		res, err := RunSharded(ShardedConfig{Seed: seed, Nemesis: shardedFaults, Schedule: shardedRhythm, Workload: WorkloadRWRegister})
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
@@ -156,7 +156,7 @@ func TestShardedBankSweep(t *testing.T) {
 	n := shardedSeeds(t) / 4
 	var transfers, reads int
 	for seed := int64(1); seed <= int64(n); seed++ {
-		res, err := RunSharded(ShardedConfig{Seed: seed, Nemesis: shardedFaults, Workload: WorkloadBank})
+		res, err := RunSharded(ShardedConfig{Seed: seed, Nemesis: shardedFaults, Schedule: shardedRhythm, Workload: WorkloadBank})
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
