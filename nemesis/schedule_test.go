@@ -460,3 +460,38 @@ func TestPreflight(t *testing.T) {
 		t.Fatalf("a target without Supports passes preflight: %v", err)
 	}
 }
+
+// TestSlowNetworkHoldsShorterInAMix: latency and delay hold as long as
+// any fault when they run alone, and a quarter as long on average beside
+// other classes, with the same kinds and quiet times; other classes keep
+// their holds.
+func TestSlowNetworkHoldsShorterInAMix(t *testing.T) {
+	r := Rhythm{Interval: time.Second, Flap: 0.5}
+	alone, err := SchedulesWith([]Kind{Latency, Delay}, r, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixed, err := SchedulesWith([]Kind{Partition, Latency, Delay}, r, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := SchedulesWith([]Kind{Partition}, r, 3)
+	var holdAlone, holdMixed time.Duration
+	for range 2000 {
+		a, m := alone[0].Next(), mixed[1].Next()
+		if a.Kind != m.Kind || a.Quiet != m.Quiet || a.Seed != m.Seed {
+			t.Fatalf("the mix changed more than the hold: %+v vs %+v", a, m)
+		}
+		holdAlone += a.Hold
+		holdMixed += m.Hold
+		if p, q := part[0].Next(), mixed[0].Next(); p != q {
+			t.Fatalf("a partition's step changed beside latency: %+v vs %+v", p, q)
+		}
+	}
+	if ratio := float64(holdAlone) / float64(holdMixed); ratio < 3.9 || ratio > 4.1 {
+		t.Fatalf("mean hold alone / in a mix = %.2f, want 4", ratio)
+	}
+	if _, err := NewScheduleWith([]Kind{Latency}, Rhythm{Interval: time.Second, Hold: -1}, 1); err == nil {
+		t.Fatal("a negative hold accepted")
+	}
+}
