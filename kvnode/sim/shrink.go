@@ -77,8 +77,9 @@ type Shrunk struct {
 // fewer operations, fewer faults (fewer fault kinds, shorter faults),
 // fewer clients, keys and replicas. The seed stays. The search is greedy
 // and deterministic: it tries each dimension's candidates smallest first,
-// keeps the first that still fails with the original's kind of failure,
-// and repeats until a whole pass keeps nothing or MaxRuns is spent.
+// keeps the first that still fails with the original's kind of failure
+// in no more simulated time, and repeats until a whole pass keeps nothing
+// or MaxRuns is spent.
 //
 // Failing the same way means showing the original's most telling failure
 // kind (Shrunk.Failure): a schedule that shrinks a lost write into a
@@ -107,7 +108,10 @@ func Shrink(cfg Config, opts ShrinkOptions) (*Shrunk, error) {
 				cand.defaults()
 				res, err := Run(cand)
 				s.Runs++
-				kept := err == nil && slices.Contains(res.Failure(), s.Failure)
+				// A candidate that runs longer is not smaller, whatever
+				// it dropped: one client instead of ten can fail the same
+				// way only after minutes of simulated time.
+				kept := err == nil && slices.Contains(res.Failure(), s.Failure) && res.Virtual <= s.Result.Virtual
 				if opts.Tried != nil {
 					opts.Tried(cand, res, kept)
 				}
