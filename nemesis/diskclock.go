@@ -144,7 +144,7 @@ func (n *Nemesis) resetClocks(ctx context.Context, kind Kind, nodes []string) er
 		return errNoClocker
 	}
 	value := map[string]any{"kind": string(kind), "nodes": anyList(nodes), "offset_ms": 0.0}
-	return n.doWith(stopF(kind), value, func() (map[string]any, error) {
+	return n.doWith(StopF(kind), value, func() (map[string]any, error) {
 		var errs []error
 		flips := map[string]any{}
 		for _, node := range nodes {

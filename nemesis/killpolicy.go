@@ -18,6 +18,11 @@ const (
 	KillMinority KillPolicy = "minority"
 	// KillAny kills between one node and all of them.
 	KillAny KillPolicy = "any"
+	// KillMinorityOrAll kills a random minority, or one time in five
+	// every node: the whole-cluster crash (a power cut of the rack) comes
+	// up often enough to test recovery from disks alone. The simulator
+	// uses it.
+	KillMinorityOrAll KillPolicy = "minority-or-all"
 )
 
 // ParseKillPolicy parses a --kill-policy value; "" means KillMinority.
@@ -25,10 +30,10 @@ func ParseKillPolicy(s string) (KillPolicy, error) {
 	switch KillPolicy(s) {
 	case "", KillMinority:
 		return KillMinority, nil
-	case KillAny:
-		return KillAny, nil
+	case KillAny, KillMinorityOrAll:
+		return KillPolicy(s), nil
 	}
-	return "", fmt.Errorf("nemesis: unknown kill policy %q (valid: minority, any)", s)
+	return "", fmt.Errorf("nemesis: unknown kill policy %q (valid: minority, any, minority-or-all)", s)
 }
 
 // KillReport says how many nodes were down at once during a run, and

@@ -26,7 +26,7 @@ func TestKillPolicyBoundsVictims(t *testing.T) {
 	sawAll := false
 	for seed := range uint64(300) {
 		for _, killAny := range []bool{false, true} {
-			f, err := Plan(Step{Kind: Kill, Seed: seed}, nodes, nil, Params{LossPercent: 10, KillAny: killAny})
+			f, err := Plan(Step{Kind: Kill, Seed: seed}, nodes, nil, Params{LossPercent: 10, Kill: map[bool]KillPolicy{true: KillAny, false: KillMinority}[killAny]})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,12 +11,6 @@ import (
 	"github.com/chaoskv/chaos/history"
 )
 
-// Membership adds, removes or replaces a replica of a replica group while
-// the test runs, through the group's own configuration change. Like
-// Reconfig it is an event, not a held fault: every configuration is one
-// the system must serve correctly, so nothing is undone afterwards.
-const Membership Kind = "membership"
-
 // GroupMembers is one replica group's membership as the nemesis sees it.
 type GroupMembers struct {
 	// Group is the replica group's id.

@@ -80,6 +80,48 @@ func TestPlanMembership(t *testing.T) {
 	}
 }
 
+// TestPlanMembershipAnyOneDown: with three members, two spares and any
+// one node down, there is always a change, and every change keeps a
+// majority of the new configuration healthy, adds only healthy nodes,
+// moves by one member (or replaces one) and keeps at least three.
+func TestPlanMembershipAnyOneDown(t *testing.T) {
+	hosts := nodeNames(5)
+	members := []string{"n1", "n2", "n3"}
+	for seed := range uint64(300) {
+		down := hosts[seed%5]
+		healthy := func(n string) bool { return n != down }
+		c, err := PlanMembership(seed, []GroupMembers{{Group: 1, Members: members, Hosts: hosts, InForce: true}}, healthy, false)
+		if err != nil {
+			t.Fatalf("seed %d, %s down: %v", seed, down, err)
+		}
+		k, added, gone := 0, 0, 0
+		for _, n := range c.To {
+			if healthy(n) {
+				k++
+			}
+			if !slices.Contains(members, n) {
+				added++
+				if !healthy(n) {
+					t.Fatalf("seed %d: added %s, which is down", seed, n)
+				}
+			}
+		}
+		for _, n := range members {
+			if !slices.Contains(c.To, n) {
+				gone++
+			}
+		}
+		switch {
+		case 2*k <= len(c.To):
+			t.Fatalf("seed %d: %v has no healthy majority", seed, c.To)
+		case len(c.To) < 3:
+			t.Fatalf("seed %d: %v is below the minimum", seed, c.To)
+		case added > 1 || gone > 1 || added+gone == 0:
+			t.Fatalf("seed %d: %v -> %v is not one step", seed, members, c.To)
+		}
+	}
+}
+
 func TestPlanMembershipIsPure(t *testing.T) {
 	g := []GroupMembers{
 		{Group: 1, Members: []string{"n1", "n2", "n3"}, Hosts: []string{"n1", "n2", "n3", "n6"}, InForce: true},

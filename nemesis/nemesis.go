@@ -124,6 +124,13 @@ func New(t Target, cfg Config, rec Recorder) (*Nemesis, error) {
 	if _, err := ParseKillPolicy(string(cfg.KillPolicy)); err != nil {
 		return nil, err
 	}
+	for _, k := range cfg.Kinds {
+		// This Nemesis drives a Target on real time, as the Docker
+		// backend does; the kinds only the simulator applies stop here.
+		if err := Docker.Supported(k); err != nil {
+			return nil, err
+		}
+	}
 	if slices.Contains(cfg.Kinds, PartitionLeader) && cfg.Leaders == nil {
 		return nil, fmt.Errorf("nemesis: partition-leader needs a way to find the current leaders")
 	}
@@ -215,7 +222,7 @@ func (n *Nemesis) loop(ctx context.Context, sched *Schedule) error {
 			// Between leaders (an election in progress) there is nobody
 			// to isolate; say so in the history and try the next step.
 			n.mu.Lock()
-			_ = n.do(startF(step.Kind), map[string]any{"kind": string(step.Kind)}, func() error { return err })
+			_ = n.do(StartF(step.Kind), map[string]any{"kind": string(step.Kind)}, func() error { return err })
 			n.mu.Unlock()
 			continue
 		}
@@ -259,14 +266,15 @@ func (n *Nemesis) plan(ctx context.Context, step Step) (Fault, error) {
 		}
 	}
 	return Plan(step, n.t.Nodes(), leaders, Params{LossPercent: n.cfg.LossPercent, Latency: n.cfg.Latency,
-		KillAny: n.cfg.KillPolicy == KillAny, Tear: n.cfg.TearWrites, ClockSkew: n.cfg.ClockSkew, StrobePeriod: n.cfg.StrobePeriod})
+		Kill: n.cfg.KillPolicy, Tear: n.cfg.TearWrites, ClockSkew: n.cfg.ClockSkew, StrobePeriod: n.cfg.StrobePeriod})
 }
 
 // errNoLeader means partition-leader found no leader to isolate.
 var errNoLeader = errors.New("nemesis: partition-leader: no current leader")
 
-// startF and stopF are the history functions of a fault's two halves.
-func startF(k Kind) string {
+// StartF and StopF are the history functions of a fault's two halves,
+// the same in every backend so that reports shade the same windows.
+func StartF(k Kind) string {
 	switch {
 	case k.IsPartition():
 		return "start-partition"
@@ -278,7 +286,8 @@ func startF(k Kind) string {
 	return "start-" + string(k)
 }
 
-func stopF(k Kind) string {
+// StopF is StartF's counterpart for a fault's end.
+func StopF(k Kind) string {
 	switch {
 	case k.IsPartition():
 		return "stop-partition"
@@ -325,16 +334,16 @@ func (n *Nemesis) Start(ctx context.Context, f Fault) error {
 	switch {
 	case f.Kind == LoseUnsynced:
 		n.killKind = f.Kind
-		return n.doWith(startF(f.Kind), f.Value(), func() (map[string]any, error) {
+		return n.doWith(StartF(f.Kind), f.Value(), func() (map[string]any, error) {
 			extra := map[string]any{}
 			err := n.loseUnsynced(ctx, f, extra)
 			return extra, err
 		})
 	case f.Kind.IsClock():
 		n.clockKind = f.Kind
-		return n.do(startF(f.Kind), f.Value(), func() error { return n.startClock(ctx, f) })
+		return n.do(StartF(f.Kind), f.Value(), func() error { return n.startClock(ctx, f) })
 	}
-	return n.do(startF(f.Kind), f.Value(), func() error {
+	return n.do(StartF(f.Kind), f.Value(), func() error {
 		switch {
 		case f.Kind.IsPartition():
 			if err := f.Grudge.Validate(n.t.Nodes()); err != nil {
@@ -391,7 +400,7 @@ func (n *Nemesis) Stop(ctx context.Context, f Fault) error {
 }
 
 func (n *Nemesis) stopPartition(ctx context.Context) error {
-	return n.do(stopF(Partition), map[string]any{"kind": string(n.partitioned), "healed": true}, func() error {
+	return n.do(StopF(Partition), map[string]any{"kind": string(n.partitioned), "healed": true}, func() error {
 		if err := n.t.Partition(ctx, nil); err != nil {
 			return err
 		}
@@ -401,7 +410,7 @@ func (n *Nemesis) stopPartition(ctx context.Context) error {
 }
 
 func (n *Nemesis) stopLoss(ctx context.Context) error {
-	return n.do(stopF(Loss), map[string]any{"kind": string(Loss), "percent": int64(0)}, func() error {
+	return n.do(StopF(Loss), map[string]any{"kind": string(Loss), "percent": int64(0)}, func() error {
 		if err := n.t.Loss(ctx, 0); err != nil {
 			return err
 		}
@@ -411,7 +420,7 @@ func (n *Nemesis) stopLoss(ctx context.Context) error {
 }
 
 func (n *Nemesis) stopLatency(ctx context.Context) error {
-	return n.do(stopF(Latency), map[string]any{"kind": string(Latency), "delay_ms": 0.0}, func() error {
+	return n.do(StopF(Latency), map[string]any{"kind": string(Latency), "delay_ms": 0.0}, func() error {
 		if err := n.t.Latency(ctx, LatencySpec{}); err != nil {
 			return err
 		}
@@ -422,7 +431,7 @@ func (n *Nemesis) stopLatency(ctx context.Context) error {
 
 // startNodes starts nodes that kind (Kill or LoseUnsynced) took down.
 func (n *Nemesis) startNodes(ctx context.Context, kind Kind, nodes []string) error {
-	return n.do(stopF(kind), map[string]any{"kind": string(kind), "nodes": anyList(nodes)}, func() error {
+	return n.do(StopF(kind), map[string]any{"kind": string(kind), "nodes": anyList(nodes)}, func() error {
 		var errs []error
 		for _, node := range nodes {
 			if err := n.t.Start(ctx, node); err != nil {
@@ -436,7 +445,7 @@ func (n *Nemesis) startNodes(ctx context.Context, kind Kind, nodes []string) err
 }
 
 func (n *Nemesis) resumeNodes(ctx context.Context, nodes []string) error {
-	return n.do(stopF(Pause), map[string]any{"kind": string(Pause), "nodes": anyList(nodes)}, func() error {
+	return n.do(StopF(Pause), map[string]any{"kind": string(Pause), "nodes": anyList(nodes)}, func() error {
 		var errs []error
 		for _, node := range nodes {
 			if err := n.t.Resume(ctx, node); err != nil {

@@ -343,8 +343,8 @@ func TestHealAllUndoesAFaultInProgress(t *testing.T) {
 				t.Fatalf("%s seed %d: HealAll left %+v", k, seed, ft)
 			}
 			last := (*ops)[len(*ops)-1]
-			if last.Type != history.Info || last.F != stopF(k) {
-				t.Fatalf("%s: last op %+v, want info %s", k, last, stopF(k))
+			if last.Type != history.Info || last.F != StopF(k) {
+				t.Fatalf("%s: last op %+v, want info %s", k, last, StopF(k))
 			}
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chaoskv/chaos/kvnode/sim"
 	"github.com/chaoskv/chaos/nemesis"
 )
 
@@ -54,9 +53,14 @@ func readFaultTable(t *testing.T) []faultRow {
 	return rows
 }
 
-// TestFaultTable: every kind either world knows is in the README's fault
-// table, and both commands accept or refuse each kind as the table says.
-// A refusal is exit 254 naming the kind; an accepted kind gets past
+// simSetup are the flags a kind needs in chaos sim beyond the defaults
+// (nemesis.Backend.Needs).
+var simSetup = map[string][]string{string(nemesis.Reconfig): {"--workload", "list-append"}}
+
+// TestFaultTable: every kind is in the README's fault table, the table's
+// yes and no are what each backend declares (nemesis.Backend.Supported),
+// and both commands accept or refuse each kind as the table says. A
+// refusal is exit 254 naming the kind; an accepted kind gets past
 // --nemesis to the next bad flag.
 func TestFaultTable(t *testing.T) {
 	rows := readFaultTable(t)
@@ -66,16 +70,18 @@ func TestFaultTable(t *testing.T) {
 	}
 	for _, k := range nemesis.Kinds() {
 		if !slices.Contains(listed, string(k)) {
-			t.Errorf("chaos run kind %q is missing from the README's fault table", k)
-		}
-	}
-	for _, k := range sim.NemesisKinds {
-		if k != sim.NemesisNone && !slices.Contains(listed, k) {
-			t.Errorf("chaos sim kind %q is missing from the README's fault table", k)
+			t.Errorf("kind %q is missing from the README's fault table", k)
 		}
 	}
 	for _, r := range rows {
 		t.Run(r.kind, func(t *testing.T) {
+			k := nemesis.Kind(r.kind)
+			if got := nemesis.Docker.Supported(k) == nil; got != r.run {
+				t.Errorf("the fault table says chaos run %v for %s, the Docker backend declares %v", r.run, k, got)
+			}
+			if got := nemesis.Sim.Supported(k) == nil; got != r.sim {
+				t.Errorf("the fault table says chaos sim %v for %s, the simulator declares %v", r.sim, k, got)
+			}
 			code, stderr := runCLI(t, "run", "--kvnode-binary", os.Args[0], "--nemesis", r.kind, "--clock-skew", "0s")
 			switch {
 			case code != exitBadArgs:
@@ -87,7 +93,7 @@ func TestFaultTable(t *testing.T) {
 			case !r.run && !(strings.Contains(stderr, "--nemesis") && strings.Contains(stderr, r.kind)):
 				t.Errorf("chaos run --nemesis %s not refused by name, the fault table says no: %s", r.kind, stderr)
 			}
-			code, stderr = runCLI(t, "sim", "--nemesis", r.kind, "--ops", "0")
+			code, stderr = runCLI(t, append([]string{"sim", "--nemesis", r.kind, "--ops", "0"}, simSetup[r.kind]...)...)
 			switch {
 			case code != exitBadArgs:
 				t.Errorf("chaos sim --nemesis %s --ops 0: exit %d, want %d", r.kind, code, exitBadArgs)
@@ -107,7 +113,7 @@ func TestSimRunsEveryTableKind(t *testing.T) {
 		if !r.sim {
 			continue
 		}
-		if code := run([]string{"chaos", "sim", "--nemesis", r.kind, "--seeds", "2", "--ops", "150"}); code != exitValid {
+		if code := run(append([]string{"chaos", "sim", "--nemesis", r.kind, "--seeds", "2", "--ops", "150", "--store", t.TempDir()}, simSetup[r.kind]...)); code != exitValid {
 			t.Errorf("chaos sim --nemesis %s --seeds 2 --ops 150: exit %d, want %d", r.kind, code, exitValid)
 		}
 	}

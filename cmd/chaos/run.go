@@ -42,7 +42,7 @@ func init() {
 			"--store or --kvnode-binary (nothing is written to the store), 255 internal error.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "workload", Value: "register", Usage: "workload: " + strings.Join(workloads.Names(), ", ")},
-			&cli.StringFlag{Name: "nemesis", Value: "partition", Usage: "comma-separated fault kinds, or none: " + kindList()},
+			&cli.StringFlag{Name: "nemesis", Value: "partition", Usage: nemesisUsage(nemesis.Docker)},
 			&cli.DurationFlag{Name: "nemesis-interval", Value: nemesis.DefaultInterval, Usage: "mean time between faults and mean fault duration"},
 			&cli.IntFlag{Name: "nodes", Value: 5, Usage: "nodes in the cluster"},
 			&cli.IntFlag{Name: "replicas", Value: 3, Usage: "nodes per replica group (fewer than --nodes: one group per node, placed round the ring; list-append, rw-register and bank default to one group of every node)"},
@@ -73,12 +73,22 @@ func init() {
 	})
 }
 
-func kindList() string {
-	var s []string
+// nemesisUsage is --nemesis's help text for backend b: the same kinds and
+// the same "all" rule in chaos run and chaos sim.
+func nemesisUsage(b nemesis.Backend) string {
+	var can, cannot []string
 	for _, k := range nemesis.Kinds() {
-		s = append(s, string(k))
+		if b.Supported(k) == nil {
+			can = append(can, string(k))
+		} else {
+			cannot = append(cannot, string(k))
+		}
 	}
-	return strings.Join(s, ", ")
+	s := "comma-separated fault kinds, none, or all (" + nemesis.FormatKinds(b.All()) + "; every kind here but those needing extra setup): " + strings.Join(can, ", ")
+	if len(cannot) > 0 {
+		s += "; not here (see the README's fault table): " + strings.Join(cannot, ", ")
+	}
+	return s
 }
 
 // runSpec is a validated chaos run command line.
@@ -127,7 +137,7 @@ func parseRun(c *cli.Context) (*runSpec, error) {
 		return nil, err
 	}
 	s.workload = w
-	if s.kinds, err = nemesis.ParseKinds(c.String("nemesis")); err != nil {
+	if s.kinds, err = nemesis.ParseFor(c.String("nemesis"), nemesis.Docker); err != nil {
 		return nil, badArgs("--nemesis: %v", err)
 	}
 	if s.killPol, err = nemesis.ParseKillPolicy(c.String("kill-policy")); err != nil {

@@ -35,7 +35,8 @@ func init() {
 			"under --check-determinism), 2 unknown, 254 bad arguments, 255 simulation error.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "workload", Value: "register", Usage: strings.Join(workloads.Names(), ", ") + " (as chaos run has them; the register runs on one replica group, the transactional workloads on a sharded cluster)"},
-			&cli.StringFlag{Name: "nemesis", Value: "all", Usage: "comma-separated faults: all, " + strings.Join(sim.NemesisKinds, ", ")},
+			&cli.StringFlag{Name: "nemesis", Value: "all", Usage: nemesisUsage(nemesis.Sim)},
+			&cli.DurationFlag{Name: "nemesis-interval", Value: sim.DefaultNemesisInterval, Usage: "mean time between faults and mean fault duration, per class of faults (half the faults flap: much shorter)"},
 			&cli.DurationFlag{Name: "clock-skew", Value: nemesis.DefaultClockSkew, Usage: "clock-bump and clock-strobe step a node's clock by up to this much"},
 			&cli.DurationFlag{Name: "strobe-period", Value: nemesis.DefaultStrobePeriod, Usage: "clock-strobe flips the clock this often"},
 			&cli.IntFlag{Name: "seeds", Value: 500, Usage: "run seeds 1..N"},
@@ -75,6 +76,9 @@ func replayCommand(cfg sim.Config, nemesisList string) string {
 	}
 	if sk, st := cfg.Schedule.ClockSkew, cfg.Schedule.StrobePeriod; sk != 0 && sk != nemesis.DefaultClockSkew || st != 0 && st != nemesis.DefaultStrobePeriod {
 		s += fmt.Sprintf(" --clock-skew %v --strobe-period %v", cmp.Or(sk, nemesis.DefaultClockSkew), cmp.Or(st, nemesis.DefaultStrobePeriod))
+	}
+	if iv := cfg.Schedule.Interval; iv != 0 && iv != sim.DefaultNemesisInterval {
+		s += fmt.Sprintf(" --nemesis-interval %v", iv)
 	}
 	if cfg.Schedule.MaxFaults > 0 {
 		s += fmt.Sprintf(" --max-faults %d", cfg.Schedule.MaxFaults)
@@ -127,9 +131,12 @@ func simAction(c *cli.Context) error {
 	if c.Args().Present() {
 		return badArgs("sim takes no arguments (got %q)", c.Args().Slice())
 	}
-	nem, err := sim.ParseNemesis(c.String("nemesis"))
+	nem, err := nemesis.ParseFor(c.String("nemesis"), nemesis.Sim)
 	if err != nil {
 		return badArgs("--nemesis: %v", err)
+	}
+	if c.Duration("nemesis-interval") < time.Millisecond {
+		return badArgs("--nemesis-interval must be at least 1ms (got %v)", c.Duration("nemesis-interval"))
 	}
 	if _, err := sim.Lookup(c.String("replication")); err != nil {
 		return badArgs("--replication: %v", err)
@@ -141,6 +148,9 @@ func simAction(c *cli.Context) error {
 	}
 	if c.IsSet("reads") && c.String("workload") != "register" {
 		return badArgs("--reads tunes the register workload, not %s", c.String("workload"))
+	}
+	if err := sim.CheckNemesis(c.String("workload"), nem); err != nil {
+		return badArgs("--nemesis: %v", err)
 	}
 	for _, f := range []string{"ops", "replicas", "clients", "keys", "workers", "snapshot-every", "shrink-runs"} {
 		if c.Int(f) < 1 {
@@ -217,7 +227,8 @@ func simAction(c *cli.Context) error {
 	base := sim.Config{
 		Protocol: c.String("replication"), Replicas: c.Int("replicas"), Workload: c.String("workload"),
 		Nemesis: nem, Ops: c.Int("ops"), Clients: c.Int("clients"), Keys: c.Int("keys"), Reads: c.Int("reads"),
-		Schedule: sim.NemesisSchedule{ClockSkew: c.Duration("clock-skew"), StrobePeriod: c.Duration("strobe-period"),
+		Schedule: sim.NemesisSchedule{Interval: c.Duration("nemesis-interval"), Flap: sim.DefaultFlap,
+			ClockSkew: c.Duration("clock-skew"), StrobePeriod: c.Duration("strobe-period"),
 			MaxFaults: c.Int("max-faults"), FaultCap: c.Duration("fault-cap")},
 		CheckTimeout: c.Duration("check-timeout"), SnapshotEvery: uint64(c.Int("snapshot-every")), CheckDir: checkDir,
 	}
@@ -344,10 +355,10 @@ func shrinkSeed(out io.Writer, sv *simStore, base sim.Config, seed int64, maxRun
 	}
 	end := time.Now()
 	o, n := s.Original, s.Config
-	replay := replayCommand(n, strings.Join(n.Nemesis, ","))
+	replay := replayCommand(n, nemesis.FormatFor(n.Nemesis, nemesis.Sim))
 	fmt.Fprintf(out, "shrunk seed %d (%s) in %d runs, %v: ops %d -> %d (%.1f%%; invoked %d -> %d), clients %d -> %d, faults %d -> %d, fault kinds %d -> %d, simulated %v -> %v\n",
 		seed, s.Failure, s.Runs, end.Sub(start).Round(time.Millisecond), o.Ops, n.Ops, 100*float64(n.Ops)/float64(o.Ops), s.First.Ops, s.Result.Ops, o.Clients, n.Clients,
-		s.First.Faults, s.Result.Faults, len(faultKinds(o.Nemesis)), len(faultKinds(n.Nemesis)), s.First.Virtual.Round(time.Millisecond), s.Result.Virtual.Round(time.Millisecond))
+		s.First.Faults, s.Result.Faults, len(o.Nemesis), len(n.Nemesis), s.First.Virtual.Round(time.Millisecond), s.Result.Virtual.Round(time.Millisecond))
 	line := "shrunk replay: " + replay
 	dir, err := sv.save(n, s.Result, replay, start, end)
 	if err != nil {
@@ -355,17 +366,6 @@ func shrinkSeed(out io.Writer, sv *simStore, base sim.Config, seed int64, maxRun
 	}
 	fmt.Fprintf(out, "%s; report: %s\n", line, filepath.Join(dir, results.ReportFile))
 	return nil
-}
-
-// faultKinds drops "none" from a nemesis list.
-func faultKinds(kinds []string) []string {
-	var out []string
-	for _, k := range kinds {
-		if k != sim.NemesisNone {
-			out = append(out, k)
-		}
-	}
-	return out
 }
 
 func verdictWord(v checker.Validity) string {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 // lyingCluster runs a few puts through a group whose disks never make a
@@ -117,9 +118,9 @@ func TestLoseUnsyncedCatchesMissingFsync(t *testing.T) {
 	const budget = 30
 	for _, proto := range protocols(t) {
 		t.Run(proto, func(t *testing.T) {
-			run := func(kind string, s int64) (*Result, Config) {
+			run := func(kind nemesis.Kind, s int64) (*Result, Config) {
 				cfg := Config{Seed: s, Protocol: proto, Replicas: 3, Workload: "register", Keys: 5, Clients: 10,
-					Nemesis: []string{kind}, Ops: 400, SnapshotEvery: 500, syncLies: true}
+					Nemesis: []nemesis.Kind{kind}, Ops: 400, SnapshotEvery: 500, syncLies: true}
 				res, err := Run(cfg)
 				if err != nil {
 					t.Fatalf("seed %d: %v\n  replay: %s (with the lying disk)", s, err, replayCommand(cfg))
@@ -127,12 +128,12 @@ func TestLoseUnsyncedCatchesMissingFsync(t *testing.T) {
 				return res, cfg
 			}
 			for s := int64(1); s <= 10; s++ {
-				if res, cfg := run(NemesisKill, s); res.Valid != checker.Valid {
+				if res, cfg := run(nemesis.Kill, s); res.Valid != checker.Valid {
 					t.Fatalf("kill made the missing fsync visible (%s %v); a SIGKILL keeps the page cache\n  replay: %s (with the lying disk)", res.Check.Summary, res.Problems, replayCommand(cfg))
 				}
 			}
 			for s := int64(1); s <= budget; s++ {
-				if res, _ := run(NemesisLoseUnsynced, s); res.Valid == checker.Invalid {
+				if res, _ := run(nemesis.LoseUnsynced, s); res.Valid == checker.Invalid {
 					t.Logf("lose-unsynced caught the missing fsync at seed %d: %s %v", s, res.Check.Summary, res.Problems)
 					return
 				}
@@ -149,7 +150,7 @@ func TestNewFaultSweep(t *testing.T) {
 	if testing.Short() {
 		seeds = 8
 	}
-	kinds := []string{NemesisLoseUnsynced, NemesisClockBump, NemesisClockStrobe, NemesisKill, NemesisPartition}
+	kinds := []nemesis.Kind{nemesis.LoseUnsynced, nemesis.ClockBump, nemesis.ClockStrobe, nemesis.Kill, nemesis.Partition}
 	for _, proto := range protocols(t) {
 		t.Run(proto, func(t *testing.T) {
 			for s := int64(1); s <= seeds; s++ {

@@ -9,6 +9,7 @@ import (
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 // The simulator's own machinery, exercised with the fake primary-backup
@@ -16,7 +17,7 @@ import (
 // stale reads is caught.
 
 func TestFakeCoreRunIsLinearizableAndDeterministic(t *testing.T) {
-	cfg := Config{Seed: 7, Factory: fakeFactory(false), Nemesis: []string{NemesisPartition, NemesisLoss, NemesisDup, NemesisDelay}, Ops: 500, SnapshotEvery: 50}
+	cfg := Config{Seed: 7, Factory: fakeFactory(false), Nemesis: []nemesis.Kind{nemesis.Partition, nemesis.Loss, nemesis.Dup, nemesis.Delay}, Ops: 500, SnapshotEvery: 50}
 	a, err := Run(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +42,7 @@ func TestFakeCoreStaleReadsAreCaught(t *testing.T) {
 	for _, keys := range []int{5, 1} {
 		found := false
 		for seed := int64(1); seed <= 20 && !found; seed++ {
-			res, err := Run(Config{Seed: seed, Keys: keys, Factory: fakeFactory(true), Nemesis: []string{NemesisPartition, NemesisDelay}, Ops: 300})
+			res, err := Run(Config{Seed: seed, Keys: keys, Factory: fakeFactory(true), Nemesis: []nemesis.Kind{nemesis.Partition, nemesis.Delay}, Ops: 300})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 // FuzzSim explores seeds and shapes of runs: group size, fault mix,
@@ -18,14 +19,11 @@ func FuzzSim(f *testing.F) {
 	f.Add(int64(2), uint8(3), uint16(1<<5), uint8(3), true)
 	f.Add(int64(3), uint8(1), uint16(1<<1|1<<5), uint8(0), false)
 	f.Fuzz(func(t *testing.T, seed int64, replicas uint8, mask uint16, snap uint8, oneKey bool) {
-		var kinds []string
-		for i, k := range NemesisKinds {
+		var kinds []nemesis.Kind
+		for i, k := range nemesis.Sim.All() {
 			if mask&(1<<i) != 0 {
 				kinds = append(kinds, k)
 			}
-		}
-		if len(kinds) == 0 {
-			kinds = []string{NemesisNone}
 		}
 		cfg := Config{Seed: seed, Protocol: "paxos", Replicas: 1 + int(replicas%7), Workload: "register", Keys: 5, Clients: 10, Ops: 300, Nemesis: kinds, SnapshotEvery: 500}
 		if snap > 0 {
@@ -56,7 +54,7 @@ func TestCoreThatCannotRestartIsASimulationError(t *testing.T) {
 		}
 		return fakeFactory(false)(cfg, sm, d)
 	}
-	_, err := Run(Config{Seed: 1, Factory: failing, Replicas: 3, Nemesis: []string{NemesisKill}, Ops: 300})
+	_, err := Run(Config{Seed: 1, Factory: failing, Replicas: 3, Nemesis: []nemesis.Kind{nemesis.Kill}, Ops: 300})
 	if err == nil || !strings.Contains(err.Error(), "corrupt disk") {
 		t.Fatalf("Run error %v, want the restart failure", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/chaoskv/chaos/history"
 	knode "github.com/chaoskv/chaos/kvnode/node"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 // membershipConfig is seed s of the membership sweep: replicas added,
@@ -21,7 +22,7 @@ import (
 // for odd seeds (so that joiners catch up by snapshot).
 func membershipConfig(proto string, s int64) Config {
 	cfg := Config{Seed: s, Protocol: proto, Replicas: 3, Workload: "register", Keys: 5, Clients: 10, Ops: 1000,
-		Nemesis: []string{NemesisMembership, NemesisPartition, NemesisKill, NemesisLoseUnsynced}, SnapshotEvery: 500}
+		Nemesis: []nemesis.Kind{nemesis.Membership, nemesis.Partition, nemesis.Kill, nemesis.LoseUnsynced}, SnapshotEvery: 500}
 	if s%2 == 1 {
 		cfg.SnapshotEvery = 25
 	}
@@ -90,13 +91,13 @@ func membershipSweep(t *testing.T, proto string, n int) {
 func countChanges(h []history.Op) (changes, removals, effective int) {
 	for i, op := range h {
 		v, ok := op.Value.(map[string]any)
-		if op.F != NemesisMembership || op.Type != history.Info || !ok || v["to"] == nil || op.Error != "" {
+		if op.F != string(nemesis.Membership) || op.Type != history.Info || !ok || v["to"] == nil || op.Error != "" {
 			continue
 		}
 		changes++
 		to := v["to"].([]any)
 		for _, later := range h[i+1:] {
-			if w, ok := later.Value.(map[string]any); ok && later.F == NemesisMembership && later.Type == history.Info && w["from"] != nil {
+			if w, ok := later.Value.(map[string]any); ok && later.F == string(nemesis.Membership) && later.Type == history.Info && w["from"] != nil {
 				if slices.Equal(w["from"].([]any), to) {
 					effective++
 				}

@@ -3,109 +3,38 @@ package sim
 import (
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/kvnode/replica"
-	faultkind "github.com/chaoskv/chaos/nemesis"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
-// Nemesis fault kinds, as `chaos sim --nemesis` names them. The kinds
-// `chaos run` also has (nemesis.Kinds) carry the same names and mean the
-// same faults; the rest exist in the simulator only.
-const (
-	NemesisNone            = "none"
-	NemesisPartition       = "partition"                 // random majority/minority halves
-	NemesisPartitionOne    = "partition-one"             // isolate one node
-	NemesisMajoritiesRing  = "partition-majorities-ring" // every node sees a different majority
-	NemesisPartitionBridge = "partition-bridge"          // two halves joined by one node
-	NemesisKill            = "kill"                      // SIGKILL a minority (sometimes all), restart later: unsynced writes survive in the page cache
-	NemesisLoseUnsynced    = "lose-unsynced"             // as kill, but a power loss: unsynced writes may be lost, the newest kept one torn
-	NemesisPause           = "pause"                     // freeze a minority (often the leader), resume later
-	NemesisClock           = "clock"                     // some nodes' clocks run 3x fast or 3x slow
-	NemesisClockBump       = "clock-bump"                // step one node's clock by up to ±ClockSkew
-	NemesisClockStrobe     = "clock-strobe"              // flip one node's clock between +d and -d every StrobePeriod
-	NemesisLoss            = "loss"                      // drop 20% of messages
-	NemesisDup             = "dup"                       // duplicate 30% of messages, half the copies up to 1s late
-	NemesisDelay           = "delay"                     // 5-60 ms latency, 10% of messages up to 200 ms more
-	NemesisLatency         = "latency"                   // every message delayed 100ms ± 20ms, as chaos run's netem
-	NemesisPartitionLeader = "partition-leader"          // cut the current leader off, then each leader elected after it
-	NemesisSwizzle         = "partition-swizzle"         // clog nodes one by one, then unclog them one by one
-	NemesisCrashMoment     = "crash-moment"              // power-loss crash of a node right after it promises, accepts or votes, or a leader right after it picks slots, sends them ahead of its own write, or commits them; re-armed while the crashed are a minority
-	NemesisDisk            = "disk"                      // a node's fsync fails: it stops, losing unsynced writes, and restarts
-	NemesisMembership      = "membership"                // add, remove or replace a replica of the group, keeping a majority of the old and new configurations healthy
-)
+// The simulator's nemesis is a backend of package nemesis: the kinds, their
+// schedules (nemesis.SchedulesWith) and every random decision of a fault
+// (nemesis.Plan, PlanReconfig, PlanMembership, the grudge maths) are that
+// package's; this file only applies decided faults to the simulated world
+// on virtual time and records them as chaos run does (an invoke and an
+// info per action, nemesis.StartF and StopF names, Fault.Value values).
+// Only what needs the world's live state is decided here: which leader to
+// chase, which protocol moment a crash-moment trap waits for.
 
-// NemesisKinds lists every fault kind.
-var NemesisKinds = []string{NemesisNone, NemesisPartition, NemesisPartitionOne, NemesisMajoritiesRing,
-	NemesisPartitionBridge, NemesisKill, NemesisLoseUnsynced, NemesisPause, NemesisClock, NemesisClockBump,
-	NemesisClockStrobe, NemesisLoss, NemesisDup, NemesisDelay, NemesisLatency, NemesisPartitionLeader,
-	NemesisSwizzle, NemesisCrashMoment, NemesisDisk, NemesisMembership}
-
-// unsupported says why the simulator refuses a kind `chaos run` has.
-var unsupported = map[faultkind.Kind]string{
-	faultkind.Reconfig: "it moves shards between replica groups through the shard controller, " +
-		"and the simulator's nemesis drives one replica group (its sharded workloads run a fixed fault mix of their own)",
-}
-
-// ParseNemesis parses a comma-separated list of fault kinds; "all" stands
-// for every kind but membership, which must be named: it needs spare nodes
-// and a core that implements replica.Reconfigurer. A kind only `chaos run`
-// can inject is refused with the reason.
-func ParseNemesis(s string) ([]string, error) {
-	var out []string
-	for _, k := range strings.Split(s, ",") {
-		k = strings.TrimSpace(k)
-		switch {
-		case k == "":
-			continue
-		case k == "all":
-			for _, a := range NemesisKinds {
-				if a != NemesisNone && a != NemesisMembership && !slices.Contains(out, a) {
-					out = append(out, a)
-				}
-			}
-		case slices.Contains(NemesisKinds, k):
-			if !slices.Contains(out, k) {
-				out = append(out, k)
-			}
-		case unsupported[faultkind.Kind(k)] != "":
-			return nil, fmt.Errorf("nemesis %q is chaos run only: %s", k, unsupported[faultkind.Kind(k)])
-		default:
-			return nil, fmt.Errorf("unknown nemesis %q (want a comma-separated list of: all, %s)", k, strings.Join(NemesisKinds, ", "))
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("empty nemesis list (use %q for no faults)", NemesisNone)
-	}
-	return out, nil
-}
-
-func isPartition(kind string) bool { return strings.HasPrefix(kind, "partition") }
-
-// NemesisSchedule sets the rhythm of faults.
+// NemesisSchedule sets the rhythm of faults. Zero fields take the
+// defaults in parentheses.
 type NemesisSchedule struct {
-	// First fault after this much time (default 300ms), so the group has
-	// a chance to elect a leader first.
-	Start time.Duration
-	// Each fault lasts uniformly in [MinFault, MaxFault] (default 200ms
-	// to 2s), then there is a quiet period uniformly in [MinQuiet,
-	// MaxQuiet] (default 100ms to 1s).
-	MinFault, MaxFault time.Duration
-	MinQuiet, MaxQuiet time.Duration
-	// Flap is the probability that a fault and the quiet period after it
-	// are short instead (10-300ms and 10-200ms): faults that come and go
-	// at the protocol's own time scale (elections, retransmissions) hit
-	// the narrow windows that slow faults miss. The default schedule uses
-	// 0.5.
+	// Interval is the mean quiet time and the mean fault length of each
+	// class's schedule (700ms), as chaos run's --nemesis-interval.
+	Interval time.Duration
+	// Flap is the probability that a fault and the quiet before it are
+	// short (nemesis.Rhythm.Flap; 0.5 when Interval is defaulted).
 	Flap float64
 	// ClockSkew bounds the clock faults' step (5s, as chaos run's
 	// --clock-skew); StrobePeriod is how often clock-strobe flips a clock
 	// (20ms, as --strobe-period).
 	ClockSkew, StrobePeriod time.Duration
-	// MaxFaults, when positive, ends the schedule after that many faults;
+	// MaxFaults, when positive, ends the schedules after that many faults;
 	// FaultCap, when positive, cuts every fault short at that length. Both
 	// leave the random draws as they are, so a schedule with them is the
 	// same schedule up to the cut: they are how a failing run shrinks.
@@ -113,599 +42,505 @@ type NemesisSchedule struct {
 	FaultCap  time.Duration
 }
 
+// DefaultNemesisInterval and DefaultFlap are NemesisSchedule's Interval
+// and Flap defaults.
+const (
+	DefaultNemesisInterval = 700 * time.Millisecond
+	DefaultFlap            = 0.5
+)
+
 func (s *NemesisSchedule) defaults() {
-	if s.Start == 0 {
-		s.Start = 300 * time.Millisecond
-	}
-	if s.MaxFault == 0 {
-		s.MinFault, s.MaxFault = 200*time.Millisecond, 2*time.Second
+	if s.Interval == 0 {
+		s.Interval = DefaultNemesisInterval
 		if s.Flap == 0 {
-			s.Flap = 0.5
+			s.Flap = DefaultFlap
 		}
-	}
-	if s.MaxQuiet == 0 {
-		s.MinQuiet, s.MaxQuiet = 100*time.Millisecond, time.Second
 	}
 	if s.ClockSkew == 0 {
-		s.ClockSkew = faultkind.DefaultClockSkew
+		s.ClockSkew = nemesis.DefaultClockSkew
 	}
 	if s.StrobePeriod == 0 {
-		s.StrobePeriod = faultkind.DefaultStrobePeriod
+		s.StrobePeriod = nemesis.DefaultStrobePeriod
 	}
 }
 
-// nemesis injects faults on a seeded schedule and records each start and
-// stop in the history. Faults are chosen from kinds (see pick); with probability 1/3
-// two compatible kinds run together.
-type nemesis struct {
-	r         *runner
-	kinds     []string
-	aimed     []string // the kinds that are aimedKinds too
-	sched     NemesisSchedule
-	base      Network
-	active    []string
-	killed    []replica.NodeID
-	powered   []replica.NodeID // crashed by lose-unsynced
-	bumped    map[replica.NodeID]time.Duration
-	strobe    *strobe          // the running clock-strobe; nil when none runs
-	trapped   []replica.NodeID // crashed by a crash-moment trap
-	swizzling *int             // the running swizzle's token; nil when none runs
-	chasing   *int             // the running partition-leader's token; nil when none runs
-	paused    []replica.NodeID
-	stopped   bool
-	gen       int
-}
-
-func (nm *nemesis) begin() {
-	if len(nm.kinds) == 1 && nm.kinds[0] == NemesisNone {
-		return
-	}
-	for _, k := range nm.kinds {
-		if slices.Contains(aimedKinds, k) {
-			nm.aimed = append(nm.aimed, k)
+// CheckNemesis refuses a nemesis list the simulator cannot honour as given
+// for workload: a kind it cannot inject at all, or one the workload's
+// world cannot host (reconfig needs shard groups, membership a single
+// group with spare nodes). Nothing is dropped silently.
+func CheckNemesis(workload string, kinds []nemesis.Kind) error {
+	sharded := sharded(workload)
+	for _, k := range kinds {
+		if err := nemesis.Sim.Supported(k); err != nil {
+			return err
+		}
+		switch {
+		case k == nemesis.Reconfig && !sharded:
+			return fmt.Errorf("nemesis: reconfig needs %s", nemesis.Sim.Needs(k))
+		case k == nemesis.Membership && sharded:
+			return fmt.Errorf("nemesis: membership needs %s; the sharded world's groups have fixed members", nemesis.Sim.Needs(k))
 		}
 	}
-	nm.r.c.At(nm.sched.Start, nm.startFault)
+	return nil
 }
 
-func (nm *nemesis) uniform(lo, hi time.Duration) time.Duration {
-	if hi <= lo {
-		return lo
-	}
-	return lo + time.Duration(nm.r.c.rng.Int63n(int64(hi-lo)+1))
+// simNemesis runs nemesis schedules against a placement on virtual time.
+type simNemesis struct {
+	p      *placement
+	at     func(time.Duration, func())
+	record func(history.Op)
+	sched  NemesisSchedule
+	scheds []*nemesis.Schedule
+	params nemesis.Params
+	base   Network
+	// event performs the world's own events (reconfig, membership),
+	// which happen rather than being held, and calls done when the
+	// world has answered.
+	event   func(k nemesis.Kind, seed uint64, done func())
+	faults  *int    // fault windows opened (Result.Faults)
+	active  []*held // faults in force, in the order they started
+	stopped bool
 }
 
-// aimedKinds are the faults aimed at protocol moments: the leader, the
-// instant after a promise, a pick or a commit, a power loss, links failing
-// one by one. Each finds more per fault than a random cut or a slow
-// network, so pick draws half the faults from those in the mix.
-var aimedKinds = []string{NemesisCrashMoment, NemesisPartitionLeader, NemesisSwizzle, NemesisLoseUnsynced}
-
-// pick draws the next fault kind: with probability 1/2 one of the aimed
-// kinds in the mix (when the mix has others too), else any kind of it.
-func (nm *nemesis) pick() string {
-	rng := nm.r.c.rng
-	if len(nm.aimed) > 0 && len(nm.aimed) < len(nm.kinds) && rng.Intn(2) == 0 {
-		return nm.aimed[rng.Intn(len(nm.aimed))]
-	}
-	return nm.kinds[rng.Intn(len(nm.kinds))]
+// held is a fault in force and how to end it.
+type held struct {
+	f    nemesis.Fault
+	stop func() map[string]any // ends the fault; returns its stop op's value
 }
 
-func (nm *nemesis) startFault() {
-	if nm.stopped || nm.sched.MaxFaults > 0 && nm.r.res.Faults >= nm.sched.MaxFaults {
-		return
+func newSimNemesis(p *placement, kinds []nemesis.Kind, seed int64, sched NemesisSchedule, at func(time.Duration, func()), record func(history.Op), faults *int) (*simNemesis, error) {
+	scheds, err := nemesis.SchedulesWith(kinds, nemesis.Rhythm{Interval: sched.Interval, Flap: sched.Flap, Aim: true}, seed)
+	if err != nil {
+		return nil, err
 	}
-	nm.r.res.Faults++
-	rng := nm.r.c.rng
-	first := nm.pick()
-	picks := []string{first}
-	if len(nm.kinds) > 1 && rng.Intn(3) == 0 {
-		second := nm.kinds[rng.Intn(len(nm.kinds))]
-		if second != first && !(isPartition(first) && isPartition(second)) {
-			picks = append(picks, second)
-		}
+
+	return &simNemesis{p: p, at: at, record: record, sched: sched, scheds: scheds, base: p.clusters[0].Net(), faults: faults,
+		params: nemesis.Params{LossPercent: nemesis.DefaultLossPercent, DupPercent: nemesis.DefaultDupPercent,
+			Latency: nemesis.LatencySpec{Delay: nemesis.DefaultDelay, Jitter: nemesis.DefaultJitter},
+			Kill:    nemesis.KillMinorityOrAll, ClockSkew: sched.ClockSkew, StrobePeriod: sched.StrobePeriod}}, nil
+}
+
+// begin starts every schedule.
+func (nm *simNemesis) begin() {
+	for _, s := range nm.scheds {
+		nm.loop(s)
 	}
-	for _, k := range picks {
-		nm.apply(k)
-	}
-	nm.gen++
-	gen := nm.gen
-	fault := nm.uniform(nm.sched.MinFault, nm.sched.MaxFault)
-	quiet := nm.uniform(nm.sched.MinQuiet, nm.sched.MaxQuiet)
-	if nm.sched.Flap > 0 && rng.Float64() < nm.sched.Flap {
-		fault = nm.uniform(10*time.Millisecond, 300*time.Millisecond)
-		quiet = nm.uniform(10*time.Millisecond, 200*time.Millisecond)
-	}
-	if nm.sched.FaultCap > 0 {
-		fault = min(fault, nm.sched.FaultCap)
-	}
-	nm.r.c.At(fault, func() {
-		if nm.stopped || gen != nm.gen {
+}
+
+// loop runs one schedule: quiet, start a fault, hold it, stop it, again.
+func (nm *simNemesis) loop(s *nemesis.Schedule) {
+	step := s.Next()
+	nm.at(step.Quiet, func() {
+		if nm.stopped || nm.sched.MaxFaults > 0 && *nm.faults >= nm.sched.MaxFaults {
 			return
 		}
-		nm.healAll()
-		nm.r.c.At(quiet, nm.startFault)
+		*nm.faults++
+		if step.Kind == nemesis.Reconfig || step.Kind == nemesis.Membership {
+			// As chaos run's nemesis waits for the controller to answer
+			// before its next step, the schedule goes on once the event
+			// is done; the hold then lets the cluster digest it (a shard
+			// migration), which chaos run's real-time answers give too.
+			nm.event(step.Kind, step.Seed, func() {
+				nm.at(step.Hold, func() {
+					if !nm.stopped {
+						nm.loop(s)
+					}
+				})
+			})
+			return
+		}
+		h := nm.start(step)
+		hold := step.Hold
+		if nm.sched.FaultCap > 0 {
+			hold = min(hold, nm.sched.FaultCap)
+		}
+		nm.at(hold, func() {
+			if nm.stopped {
+				return
+			}
+			nm.end(h)
+			nm.loop(s)
+		})
 	})
 }
 
-// stop heals every fault and ends the schedule.
-func (nm *nemesis) stop() {
+// stop ends every fault in force and the schedules.
+func (nm *simNemesis) stop() {
 	if nm.stopped {
 		return
 	}
 	nm.stopped = true
-	nm.healAll()
+	for len(nm.active) > 0 {
+		nm.end(nm.active[0])
+	}
 }
 
-func nodeName(id replica.NodeID) string { return fmt.Sprintf("n%d", id) }
-
-func (nm *nemesis) shuffled() []replica.NodeID {
-	ids := nm.r.c.Peers()
-	nm.r.c.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-	return ids
+// do records an action as chaos run does: an invoke, then its info
+// completion with what the action added to the value.
+func (nm *simNemesis) do(f string, v map[string]any, extra map[string]any, errText string) {
+	nm.record(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: f, Value: v})
+	if len(extra) > 0 {
+		v = maps.Clone(v)
+		maps.Copy(v, extra)
+	}
+	nm.record(history.Op{Type: history.Info, Process: history.NemesisProcess, F: f, Value: v, Error: errText})
 }
 
-// grudgeValue describes the current cuts for the history: node -> nodes it
-// cannot hear.
-func (nm *nemesis) grudgeValue() map[string]any {
-	c := nm.r.c
-	out := map[string]any{}
-	for _, a := range c.Peers() {
-		var deaf []any
-		for _, b := range c.Peers() {
-			if a != b && !c.CanHear(a, b) {
-				deaf = append(deaf, nodeName(b))
+// note records something a running fault did on its own (a trap that
+// fired, a leader chased), as a single info op.
+func (nm *simNemesis) note(f string, v any) {
+	nm.record(history.Op{Type: history.Info, Process: history.NemesisProcess, F: f, Value: v})
+}
+
+// end stops h and records it.
+func (nm *simNemesis) end(h *held) {
+	i := slices.Index(nm.active, h)
+	if i < 0 {
+		return
+	}
+	nm.active = slices.Delete(nm.active, i, i+1)
+	v := h.stop()
+	v["kind"] = string(h.f.Kind)
+	nm.do(nemesis.StopF(h.f.Kind), v, nil, "")
+}
+
+// start plans step's fault, applies it and records it.
+func (nm *simNemesis) start(step nemesis.Step) *held {
+	var leaders []string
+	if step.Kind == nemesis.PartitionLeader || step.Kind == nemesis.Pause {
+		leaders = nm.p.leaders()
+	}
+	h := &held{f: nemesis.Fault{Kind: step.Kind}}
+	f, err := nemesis.Plan(step, nm.p.names, leaders, nm.params)
+	if step.Kind == nemesis.PartitionLeader && len(leaders) == 0 {
+		// Between leaders there is nobody to cut off yet: the chase
+		// isolates the first one elected.
+		f, err = nemesis.Fault{Kind: step.Kind}, nil
+	}
+	if err != nil {
+		// A fault this world is too small for (a ring of two nodes):
+		// say so, and hold nothing (end finds nothing to stop).
+		nm.do(nemesis.StartF(step.Kind), map[string]any{"kind": string(step.Kind)}, nil, err.Error())
+		return h
+	}
+	h.f = f
+	nm.active = append(nm.active, h)
+	extra := map[string]any{}
+	h.stop = nm.apply(f, step.Seed, extra)
+	nm.do(nemesis.StartF(f.Kind), f.Value(), extra, "")
+	return h
+}
+
+// apply injects f and returns how to end it; extra receives what the start
+// op's completion should add.
+func (nm *simNemesis) apply(f nemesis.Fault, seed uint64, extra map[string]any) func() map[string]any {
+	p := nm.p
+	nodes := func() map[string]any { return map[string]any{"nodes": anyNames(f.Nodes)} }
+	switch f.Kind {
+	case nemesis.Partition, nemesis.PartitionOne, nemesis.PartitionMajoritiesRing, nemesis.PartitionBridge:
+		p.setGrudge(f.Grudge)
+		return nm.healPartition
+	case nemesis.PartitionLeader:
+		return nm.chaseLeader(f, seed)
+	case nemesis.PartitionSwizzle:
+		return nm.swizzle(f)
+	case nemesis.Kill, nemesis.LoseUnsynced:
+		for _, n := range f.Nodes {
+			if f.Kind == nemesis.Kill {
+				p.each(nodeID(n), (*Cluster).CrashProcess)
+			} else {
+				p.crash(nodeID(n))
 			}
 		}
-		if len(deaf) > 0 {
-			out[nodeName(a)] = deaf
+		return func() map[string]any {
+			for _, n := range f.Nodes {
+				p.restart(nodeID(n))
+			}
+			return nodes()
 		}
+	case nemesis.Pause:
+		for _, n := range f.Nodes {
+			p.each(nodeID(n), (*Cluster).Pause)
+		}
+		return func() map[string]any {
+			for _, n := range f.Nodes {
+				p.each(nodeID(n), (*Cluster).Resume)
+			}
+			return nodes()
+		}
+	case nemesis.CrashMoment:
+		return nm.crashMoment(f, extra)
+	case nemesis.Disk:
+		for _, n := range f.Nodes {
+			p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { c.FailSyncs(id, f.Count) })
+		}
+		return func() map[string]any {
+			for _, n := range f.Nodes {
+				p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { c.FailSyncs(id, 0) })
+			}
+			return nodes()
+		}
+	case nemesis.Loss:
+		p.setNet(func(n *Network) { n.Loss = float64(f.Percent) / 100 })
+		return func() map[string]any {
+			p.setNet(func(n *Network) { n.Loss = nm.base.Loss })
+			return map[string]any{"percent": int64(0)}
+		}
+	case nemesis.Dup:
+		p.setNet(func(n *Network) { n.Dup, n.DupDelay = float64(f.Percent)/100, time.Second })
+		return func() map[string]any {
+			p.setNet(func(n *Network) { n.Dup, n.DupDelay = nm.base.Dup, nm.base.DupDelay })
+			return map[string]any{"percent": int64(0)}
+		}
+	case nemesis.Latency, nemesis.Delay:
+		p.setNet(func(n *Network) {
+			if f.Kind == nemesis.Latency {
+				n.MinDelay, n.MaxDelay, n.TailProb, n.TailDelay = f.Latency.Delay-f.Latency.Jitter, f.Latency.Delay+f.Latency.Jitter, 0, 0
+			} else {
+				n.MinDelay, n.MaxDelay, n.TailProb, n.TailDelay = 5*time.Millisecond, 60*time.Millisecond, 0.1, 200*time.Millisecond
+			}
+		})
+		return func() map[string]any {
+			b := nm.base
+			p.setNet(func(n *Network) {
+				n.MinDelay, n.MaxDelay, n.TailProb, n.TailDelay = b.MinDelay, b.MaxDelay, b.TailProb, b.TailDelay
+			})
+			return map[string]any{"delay_ms": 0.0}
+		}
+	case nemesis.ClockBump:
+		fired := 0
+		for _, n := range f.Nodes {
+			p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { fired += c.JumpClock(id, f.Offset) })
+		}
+		extra["ticks_fired"] = int64(fired)
+		return func() map[string]any {
+			for _, n := range f.Nodes {
+				p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { c.JumpClock(id, -f.Offset) })
+			}
+			return map[string]any{"nodes": anyNames(f.Nodes), "offset_ms": 0.0}
+		}
+	case nemesis.ClockStrobe:
+		return nm.strobe(f)
+	case nemesis.Clock:
+		for i, n := range f.Nodes {
+			p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { _ = c.SetClockRate(id, f.Rates[i]) })
+		}
+		return func() map[string]any {
+			for _, n := range f.Nodes {
+				p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { _ = c.SetClockRate(id, 1) })
+			}
+			return nodes()
+		}
+	}
+	// Plan knows no other kinds, and reconfig and membership are events.
+	panic(fmt.Sprintf("sim: nemesis: no way to apply %q", f.Kind))
+}
+
+func (nm *simNemesis) healPartition() map[string]any {
+	nm.p.heal()
+	return map[string]any{"healed": true}
+}
+
+func anyNames(s []string) []any {
+	out := make([]any, len(s))
+	for i, x := range s {
+		out[i] = x
 	}
 	return out
 }
 
-// strobe is a running clock-strobe: node's clock sits at offset, which
-// flips sign every period until the fault ends.
-type strobe struct {
-	node   replica.NodeID
-	offset time.Duration
-	flips  int
-}
-
-// victims picks the nodes a crash takes down: a minority, or one time in
-// five every node.
-func (nm *nemesis) victims() []replica.NodeID {
-	c := nm.r.c
-	n := len(c.nodes)
-	ids := nm.shuffled()
-	k := n
-	if n > 1 && c.rng.Intn(5) != 0 {
-		k = 1 + c.rng.Intn((n-1)/2+boolInt((n-1)/2 == 0))
+// chaseLeader cuts the current leaders off from the rest, then chases
+// leadership until the fault ends: every 100-500ms, leaders the others
+// elected meanwhile are cut off in turn and those cut off before rejoin.
+// Each ex-leader comes back with a tail it could not get chosen while the
+// new leader has just chosen slots its followers may not know are chosen:
+// the elections that follow must merge such logs, where phase-1 and
+// view-change bugs live.
+func (nm *simNemesis) chaseLeader(f nemesis.Fault, seed uint64) func() map[string]any {
+	rng := rand.New(rand.NewPCG(seed, 0x6c6561646572))
+	cut := f.Nodes
+	if len(cut) > 0 {
+		nm.p.setGrudge(f.Grudge)
 	}
-	ids = ids[:k]
-	slices.Sort(ids)
-	return ids
-}
-
-func names(ids []replica.NodeID) []any {
-	out := make([]any, len(ids))
-	for i, id := range ids {
-		out[i] = nodeName(id)
-	}
-	return out
-}
-
-func (nm *nemesis) apply(kind string) {
-	c := nm.r.c
-	n := len(c.nodes)
-	switch kind {
-	case NemesisNone:
-		return
-	case NemesisPartition:
-		ids := nm.shuffled()
-		c.Partition(ids[:n/2], ids[n/2:])
-	case NemesisPartitionOne:
-		ids := nm.shuffled()
-		c.Partition([]replica.NodeID{ids[0]}, ids[1:])
-	case NemesisMajoritiesRing:
-		majoritiesRing(c, nm.shuffled())
-	case NemesisPartitionBridge:
-		// ids[n/2] is the bridge: it hears, and is heard by, both halves.
-		ids := nm.shuffled()
-		c.Heal()
-		for _, a := range ids[:n/2] {
-			for _, b := range ids[n/2+1:] {
-				c.Cut(a, b)
-				c.Cut(b, a)
-			}
-		}
-	case NemesisKill:
-		nm.killed = nm.victims()
-		for _, id := range nm.killed {
-			c.CrashProcess(id)
-		}
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("kill", names(nm.killed))
-		return
-	case NemesisLoseUnsynced:
-		nm.powered = nm.victims()
-		for _, id := range nm.powered {
-			c.Crash(id)
-		}
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("start-lose-unsynced", names(nm.powered))
-		return
-	case NemesisPause:
-		// Half the time the leader is among the frozen: a leader that
-		// wakes up after others moved on is where stale answers come from.
-		ids := nm.shuffled()
-		k := 1 + c.rng.Intn(max(1, (n-1)/2))
-		if l := c.Leader(); l != 0 && c.rng.Intn(2) == 0 {
-			for i, id := range ids {
-				if id == l {
-					ids[0], ids[i] = ids[i], ids[0]
-				}
-			}
-		}
-		nm.paused = append(nm.paused[:0], ids[:k]...)
-		slices.Sort(nm.paused)
-		names := make([]any, len(nm.paused))
-		for i, id := range nm.paused {
-			c.Pause(id)
-			names[i] = nodeName(id)
-		}
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("pause", names)
-		return
-	case NemesisClock:
-		ids := nm.shuffled()
-		k := 1 + c.rng.Intn(max(1, (n+1)/2))
-		rates := map[string]any{}
-		for _, id := range ids[:k] {
-			rate := 3.0
-			if c.rng.Intn(2) == 0 {
-				rate = 1.0 / 3
-			}
-			_ = c.SetClockRate(id, rate)
-			rates[nodeName(id)] = rate
-		}
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("start-clock", rates)
-		return
-	case NemesisClockBump:
-		id := nm.shuffled()[0]
-		d := nm.uniform(-nm.sched.ClockSkew, nm.sched.ClockSkew)
-		if nm.bumped == nil {
-			nm.bumped = map[replica.NodeID]time.Duration{}
-		}
-		nm.bumped[id] += d
-		fired := c.JumpClock(id, d)
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("start-clock-bump", map[string]any{nodeName(id): d.String(), "ticks-fired": fired})
-		return
-	case NemesisClockStrobe:
-		nm.startStrobe()
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("start-clock-strobe", map[string]any{nodeName(nm.strobe.node): nm.strobe.offset.String(), "period": nm.sched.StrobePeriod.String()})
-		return
-	case NemesisLatency:
-		net := c.Net()
-		net.MinDelay, net.MaxDelay = faultkind.DefaultDelay-faultkind.DefaultJitter, faultkind.DefaultDelay+faultkind.DefaultJitter
-		net.TailProb, net.TailDelay = 0, 0
-		_ = c.SetNet(net)
-	case NemesisLoss:
-		net := c.Net()
-		net.Loss = 0.2
-		_ = c.SetNet(net)
-	case NemesisDup:
-		net := c.Net()
-		net.Dup, net.DupDelay = 0.3, time.Second
-		_ = c.SetNet(net)
-	case NemesisDelay:
-		net := c.Net()
-		net.MinDelay, net.MaxDelay, net.TailProb, net.TailDelay = 5*time.Millisecond, 60*time.Millisecond, 0.1, 200*time.Millisecond
-		_ = c.SetNet(net)
-	case NemesisPartitionLeader:
-		nm.chaseLeader()
-	case NemesisSwizzle:
-		nm.swizzle()
-	case NemesisCrashMoment:
-		m := nm.armTrap()
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("start-crash-moment", m.String())
-		return
-	case NemesisDisk:
-		id := nm.shuffled()[0]
-		c.FailSyncs(id, 1+c.rng.Intn(2))
-		nm.active = append(nm.active, kind)
-		nm.r.nemesisOp("start-disk", []any{nodeName(id), "fsync fails"})
-		return
-	case NemesisMembership:
-		// A configuration change is not healed: the next one undoes it.
-		nm.changeMembers()
-		return
-	}
-	nm.active = append(nm.active, kind)
-	var v any
-	switch {
-	case isPartition(kind):
-		v = map[string]any{"kind": kind, "grudge": nm.grudgeValue()}
-	default:
-		v = kind
-	}
-	nm.r.nemesisOp("start-"+faultName(kind), v)
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// faultName groups the partition shapes under one f, as Jepsen does.
-func faultName(kind string) string {
-	if isPartition(kind) {
-		return "partition"
-	}
-	return kind
-}
-
-// majoritiesRing arranges the nodes in a ring; each hears itself and the
-// nearest nodes around it up to a majority, so every node sees a majority
-// but no two see the same one.
-func majoritiesRing(c *Cluster, ring []replica.NodeID) {
-	n := len(ring)
-	maj := n/2 + 1
-	c.Heal()
-	for i, a := range ring {
-		hears := make([]bool, n)
-		hears[i] = true
-		for d, got := 1, 1; got < maj; d++ {
-			hears[(i+d)%n] = true
-			got++
-			if got < maj {
-				hears[(i-d+n)%n] = true
-				got++
-			}
-		}
-		for j, b := range ring {
-			if !hears[j] {
-				c.Cut(a, b)
-			}
-		}
-	}
-}
-
-func (nm *nemesis) healAll() {
-	c := nm.r.c
-	for _, kind := range nm.active {
-		switch {
-		case kind == NemesisKill || kind == NemesisLoseUnsynced:
-			// The history names them as chaos run does.
-			down, f := &nm.killed, "start"
-			if kind == NemesisLoseUnsynced {
-				down, f = &nm.powered, "stop-lose-unsynced"
-			}
-			for _, id := range *down {
-				if err := c.Restart(id); err != nil {
-					c.fail(err)
-				}
-			}
-			nm.r.nemesisOp(f, names(*down))
-			*down = nil
-			continue
-		case kind == NemesisClockBump:
-			for _, id := range slices.Sorted(maps.Keys(nm.bumped)) {
-				c.JumpClock(id, -nm.bumped[id])
-			}
-			clear(nm.bumped)
-		case kind == NemesisClockStrobe:
-			s := nm.strobe
-			nm.strobe = nil
-			c.JumpClock(s.node, -s.offset)
-			nm.r.nemesisOp("stop-clock-strobe", map[string]any{nodeName(s.node): "reset", "flips": s.flips})
-			continue
-		case kind == NemesisPause:
-			names := make([]any, len(nm.paused))
-			for i, id := range nm.paused {
-				c.Resume(id)
-				names[i] = nodeName(id)
-			}
-			nm.paused = nm.paused[:0]
-			nm.r.nemesisOp("resume", names)
-			continue
-		case kind == NemesisClock:
-			for _, id := range c.Peers() {
-				_ = c.SetClockRate(id, 1)
-			}
-		case kind == NemesisCrashMoment:
-			c.trap = nil
-			names := make([]any, len(nm.trapped))
-			for i, id := range nm.trapped {
-				if err := c.Restart(id); err != nil {
-					c.fail(err)
-				}
-				names[i] = nodeName(id)
-			}
-			nm.trapped = nm.trapped[:0]
-			nm.r.nemesisOp("start", names)
-			continue
-		case kind == NemesisDisk:
-			for _, id := range c.Peers() {
-				c.FailSyncs(id, 0)
-			}
-		case isPartition(kind):
-			nm.swizzling, nm.chasing = nil, nil
-			c.Heal()
-		default:
-			_ = c.SetNet(nm.base)
-		}
-		nm.r.nemesisOp("stop-"+faultName(kind), kind)
-	}
-	nm.active = nm.active[:0]
-}
-
-// startStrobe steps one node's clock to +d (d up to ClockSkew), then flips
-// it to -d, +d, ... every StrobePeriod until the fault ends: each flip is a
-// step of 2d, so the node's timers alternate between bursts and silence
-// (see Cluster.JumpClock).
-func (nm *nemesis) startStrobe() {
-	c := nm.r.c
-	s := &strobe{node: nm.shuffled()[0], offset: nm.uniform(time.Millisecond, nm.sched.ClockSkew)}
-	nm.strobe = s
-	c.JumpClock(s.node, s.offset)
-	var flip func()
-	flip = func() {
-		if nm.strobe != s {
-			return
-		}
-		s.flips++
-		c.JumpClock(s.node, -2*s.offset)
-		s.offset = -s.offset
-		c.At(nm.sched.StrobePeriod, flip)
-	}
-	c.At(nm.sched.StrobePeriod, flip)
-}
-
-// swizzle clogs the nodes one at a time, in a random order, then unclogs
-// them one at a time in another, a step of 20-100ms apart, until the fault
-// ends (FoundationDB's swizzle-clog): a clogged node neither hears nor is
-// heard by anyone.
-func (nm *nemesis) swizzle() {
-	c := nm.r.c
-	token := new(int)
-	nm.swizzling = token
-	in, out := nm.shuffled(), nm.shuffled()
-	step := nm.uniform(20*time.Millisecond, 100*time.Millisecond)
-	clogged := map[replica.NodeID]bool{}
-	apply := func() {
-		for _, a := range c.Peers() {
-			for _, b := range c.Peers() {
-				if a != b {
-					if clogged[a] || clogged[b] {
-						c.Cut(a, b)
-					} else {
-						c.cut[c.mustIndex(a)][c.mustIndex(b)] = false
-					}
-				}
-			}
-		}
-	}
-	for k, id := range in {
-		c.At(time.Duration(k+1)*step, func() {
-			if nm.swizzling == token {
-				clogged[id] = true
-				apply()
-			}
-		})
-	}
-	for k, id := range out {
-		c.At(time.Duration(len(in)+k+1)*step, func() {
-			if nm.swizzling == token {
-				delete(clogged, id)
-				apply()
-			}
-		})
-	}
-}
-
-// armTrap sets a crash-moment trap at a random moment. When it fires and
-// the crashed nodes are still a minority, it arms another: one fault window
-// can then crash a leader right after it picks slots and the leader that
-// replaces it right after it commits, the cascades in which a new leader
-// must recover a log from replicas that each saw only part of it.
-func (nm *nemesis) armTrap() moment {
-	c := nm.r.c
-	m := moments[c.rng.Intn(len(moments))]
-	c.trap = &trap{moment: m, fire: func(id replica.NodeID) {
-		c.Crash(id)
-		nm.trapped = append(nm.trapped, id)
-		nm.r.nemesisOp("kill", []any{nodeName(id), m.String()})
-		if 2*(len(nm.trapped)+1) < len(c.nodes) {
-			nm.armTrap()
-		}
-	}}
-	return m
-}
-
-// chaseLeader cuts the current leader off from the rest (any node when
-// there is none), then chases leadership until the fault ends: every
-// 100-500ms, a leader the others elected meanwhile is cut off in turn and
-// the node cut off before rejoins. Each ex-leader comes back with a tail it
-// could not get chosen while the new leader has just chosen slots its
-// followers may not know are chosen: the elections that follow must merge
-// such logs, where phase-1 and view-change bugs live.
-func (nm *nemesis) chaseLeader() {
-	c := nm.r.c
-	token := new(int)
-	nm.chasing = token
-	var cut replica.NodeID
-	isolate := func(l replica.NodeID) {
-		cut = l
-		var rest []replica.NodeID
-		for _, id := range c.Peers() {
-			if id != l {
-				rest = append(rest, id)
-			}
-		}
-		c.Partition([]replica.NodeID{l}, rest)
-	}
-	l := c.Leader()
-	if l == 0 {
-		l = nm.shuffled()[0]
-	}
-	isolate(l)
+	on := true
 	var chase func()
 	chase = func() {
-		if nm.chasing != token {
+		if !on {
 			return
 		}
-		if l := c.Leader(); l != 0 && l != cut {
-			isolate(l)
-			nm.r.nemesisOp("start-partition", map[string]any{"kind": NemesisPartitionLeader, "grudge": nm.grudgeValue()})
+		if l := nm.p.leaders(); len(l) > 0 && !slices.Equal(l, cut) && !isSubset(l, cut) {
+			comps, err := nemesis.Isolate(nm.p.names, l)
+			if err == nil {
+				cut = l
+				g := nemesis.Complete(comps...)
+				nm.p.setGrudge(g)
+				nm.note(nemesis.StartF(nemesis.PartitionLeader), map[string]any{"kind": string(nemesis.PartitionLeader), "nodes": anyNames(l), "grudge": g.Value()})
+			}
 		}
-		c.At(nm.uniform(100*time.Millisecond, 500*time.Millisecond), chase)
+		nm.at(100*time.Millisecond+time.Duration(rng.Int64N(int64(400*time.Millisecond)+1)), chase)
 	}
-	c.At(nm.uniform(100*time.Millisecond, 500*time.Millisecond), chase)
+	nm.at(100*time.Millisecond+time.Duration(rng.Int64N(int64(400*time.Millisecond)+1)), chase)
+	return func() map[string]any {
+		on = false
+		return nm.healPartition()
+	}
 }
 
-// changeMembers moves the group to a new configuration one member away
-// (added or removed) or two (one replaced), as nemesis.PlanMembership
-// decides for chaos run too: a majority of both the old and the new
-// configuration runs unpaused, and none shrinks below
-// nemesis.MinMembers. The history records the change as a "membership" op
-// with the configuration before and after, or why there was none.
-func (nm *nemesis) changeMembers() {
-	c := nm.r.c
-	cur, inForce := c.Members()
-	hosts := c.Peers()
-	g := faultkind.GroupMembers{Group: 1, Members: nameList(cur), Hosts: nameList(hosts), InForce: cur != nil && inForce}
-	byName := map[string]replica.NodeID{}
-	for _, id := range hosts {
-		byName[nodeName(id)] = id
+// isSubset reports whether every node of a is in b.
+func isSubset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
 	}
-	healthy := func(n string) bool { return c.Healthy(byName[n]) }
-	ch, err := faultkind.PlanMembership(c.rng.Uint64(), []faultkind.GroupMembers{g}, healthy, false)
+	return true
+}
+
+// swizzle clogs f.Nodes one at a time, then unclogs them in f.Order, a
+// f.Period apart, until the fault ends: a clogged node neither hears nor
+// is heard by anyone.
+func (nm *simNemesis) swizzle(f nemesis.Fault) func() map[string]any {
+	on := true
+	clogged := map[string]bool{}
+	apply := func() {
+		var c []string
+		for _, n := range nm.p.names {
+			if clogged[n] {
+				c = append(c, n)
+			}
+		}
+		g := nemesis.Grudge{}
+		for _, a := range nm.p.names {
+			for _, b := range nm.p.names {
+				if a != b && (clogged[a] || clogged[b]) {
+					g[a] = append(g[a], b)
+				}
+			}
+		}
+		nm.p.setGrudge(g)
+	}
+	for k, n := range f.Nodes {
+		nm.at(time.Duration(k+1)*f.Period, func() {
+			if on {
+				clogged[n] = true
+				apply()
+			}
+		})
+	}
+	for k, n := range f.Order {
+		nm.at(time.Duration(len(f.Nodes)+k+1)*f.Period, func() {
+			if on {
+				delete(clogged, n)
+				apply()
+			}
+		})
+	}
+	return func() map[string]any {
+		on = false
+		return nm.healPartition()
+	}
+}
+
+// strobe steps f's node's clock to f.Offset, then flips it to -Offset,
+// +Offset, ... every f.Period until the fault ends: each flip is a step of
+// twice the offset, so the node's timers alternate between bursts and
+// silence (see Cluster.JumpClock).
+func (nm *simNemesis) strobe(f nemesis.Fault) func() map[string]any {
+	on, cur, flips := true, f.Offset, 0
+	jump := func(d time.Duration) {
+		for _, n := range f.Nodes {
+			nm.p.each(nodeID(n), func(c *Cluster, id replica.NodeID) { c.JumpClock(id, d) })
+		}
+	}
+	jump(cur)
+	var flip func()
+	flip = func() {
+		if !on {
+			return
+		}
+		flips++
+		jump(-2 * cur)
+		cur = -cur
+		nm.at(f.Period, flip)
+	}
+	nm.at(f.Period, flip)
+	return func() map[string]any {
+		on = false
+		jump(-cur)
+		return map[string]any{"nodes": anyNames(f.Nodes), "offset_ms": 0.0, "flips": int64(flips)}
+	}
+}
+
+// crashMoment arms a trap at a protocol moment drawn from f.Seed, in a
+// group drawn from it too: the first replica to reach the moment crashes
+// its world node (a power loss). While the crashed nodes are a minority it
+// arms another, so one fault can crash a leader right after it picks
+// slots and the leader that replaces it right after it commits: the
+// cascades in which a new leader must recover a log from replicas that
+// each saw only part of it.
+func (nm *simNemesis) crashMoment(f nemesis.Fault, extra map[string]any) func() map[string]any {
+	rng := rand.New(rand.NewPCG(f.Seed, 0x6d6f6d656e74))
+	var crashed []string
+	var armed *Cluster
+	var arm func() moment
+	arm = func() moment {
+		g := rng.IntN(len(nm.p.clusters))
+		c := nm.p.clusters[g]
+		ms := moments
+		if c.cfg.MayDecide != nil {
+			ms = append(slices.Clone(moments), momentDecide)
+		}
+		m := ms[rng.IntN(len(ms))]
+		armed = c
+		c.trap = &trap{moment: m, fire: func(id replica.NodeID) {
+			c.trap, armed = nil, nil
+			n := nm.p.members[g][id-1]
+			nm.p.crash(n)
+			crashed = append(crashed, nodeName(n))
+			nm.note("kill", []any{nodeName(n), m.String()})
+			if 2*(len(crashed)+1) < len(nm.p.names) {
+				arm()
+			}
+		}}
+		return m
+	}
+	extra["moment"] = arm().String()
+	return func() map[string]any {
+		if armed != nil {
+			armed.trap = nil
+		}
+		for _, n := range crashed {
+			nm.p.restart(nodeID(n))
+		}
+		return map[string]any{"nodes": anyNames(crashed)}
+	}
+}
+
+// changeMembers is the single-group world's membership event: it plans a
+// change with nemesis.PlanMembership, the rule chaos run's nemesis uses,
+// from the configuration in force, and proposes it. It is recorded as chaos
+// run records it: the change's value (the configurations before and after,
+// which the report draws on the group's lane), or why there was none.
+func (r *runner) changeMembers(seed uint64, done func()) {
+	defer done()
+	c := r.c
+	cur, inForce := c.Members()
+	g := nemesis.GroupMembers{Group: 1, Members: slices.Sorted(slices.Values(nameList(cur))), Hosts: slices.Sorted(slices.Values(r.place.names)), InForce: cur != nil && inForce}
+	ch, err := nemesis.PlanMembership(seed, []nemesis.GroupMembers{g}, func(n string) bool { return c.Healthy(nodeID(n)) }, false)
 	if err != nil {
-		nm.r.nemesisOp("membership", map[string]any{"skipped": err.Error(), "members": names(cur)})
+		r.nem.do(string(nemesis.Membership), map[string]any{"op": "none"}, nil, err.Error())
 		return
 	}
-	next := make([]replica.NodeID, len(ch.To))
+	ids := make([]replica.NodeID, len(ch.To))
 	for i, n := range ch.To {
-		next[i] = byName[n]
+		ids[i] = nodeID(n)
 	}
-	slices.Sort(next)
-	// An invocation and its completion, as chaos run records an admin
-	// action, so that the report draws the change as an event and the
-	// configurations on the group's lane.
-	v := ch.Value()
-	nm.r.record(history.Op{Type: history.Invoke, Process: history.NemesisProcess, F: NemesisMembership, Value: v})
-	done := history.Op{Type: history.Info, Process: history.NemesisProcess, F: NemesisMembership, Value: v}
-	if _, err := c.ChangeMembers(next); err != nil {
-		done.Error = err.Error()
+	slices.Sort(ids)
+	errText := ""
+	if _, err := c.ChangeMembers(ids); err != nil {
+		errText = err.Error()
 	}
-	nm.r.record(done)
+	r.nem.do(string(nemesis.Membership), ch.Value(), nil, errText)
 }
 
 // nameList returns the node names of ids.

@@ -6,11 +6,12 @@ import (
 
 	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 // readHeavy is a register run where eight ops in ten are reads, which
 // leaders serve by read index, under the nemeses kinds.
-func readHeavy(proto string, seed int64, kinds ...string) Config {
+func readHeavy(proto string, seed int64, kinds ...nemesis.Kind) Config {
 	return Config{Seed: seed, Protocol: proto, Replicas: 5, Reads: 8, Nemesis: kinds, Ops: 600, Clients: 10, Keys: 3, SnapshotEvery: 50}
 }
 
@@ -23,15 +24,15 @@ func TestReadIndexLinearizable(t *testing.T) {
 	if testing.Short() {
 		seeds = 1
 	}
-	for _, kinds := range [][]string{
-		{NemesisPartition},
-		{NemesisPartitionLeader},
-		{NemesisMajoritiesRing},
-		{NemesisPause},
-		{NemesisKill},
-		{NemesisClock},
-		{NemesisClockBump, NemesisClockStrobe},
-		{NemesisPartitionLeader, NemesisPause, NemesisClock, NemesisDelay},
+	for _, kinds := range [][]nemesis.Kind{
+		{nemesis.Partition},
+		{nemesis.PartitionLeader},
+		{nemesis.PartitionMajoritiesRing},
+		{nemesis.Pause},
+		{nemesis.Kill},
+		{nemesis.Clock},
+		{nemesis.ClockBump, nemesis.ClockStrobe},
+		{nemesis.PartitionLeader, nemesis.Pause, nemesis.Clock, nemesis.Delay},
 	} {
 		t.Run(fmt.Sprint(kinds), func(t *testing.T) {
 			forEachProtocol(t, 1, func(t *testing.T, proto string, seed int64) {
@@ -112,7 +113,7 @@ func TestReadsWithoutHeartbeatRoundAreCaught(t *testing.T) {
 			}
 			const budget = 20
 			for s := int64(1); s <= budget; s++ {
-				cfg := readHeavy(proto, s, NemesisPartitionLeader, NemesisPause)
+				cfg := readHeavy(proto, s, nemesis.PartitionLeader, nemesis.Pause)
 				cfg.Factory = broken
 				res, err := Run(cfg)
 				if err != nil {

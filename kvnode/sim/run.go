@@ -42,7 +42,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
@@ -50,6 +49,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/workloads"
 )
 
@@ -71,10 +71,12 @@ type Config struct {
 	// sharded cluster (RunSharded), the only place kvnode's transactions
 	// span groups.
 	Workload string
-	Nemesis  []string
-	Ops      int // client ops to invoke, final reads not counted (1000)
-	Clients  int // concurrent clients (10)
-	Keys     int // keys in use at once, or the bank's accounts (5)
+	// Nemesis are the fault kinds (none when empty); each must be one
+	// the simulator and the workload's world can inject (CheckNemesis).
+	Nemesis []nemesis.Kind
+	Ops     int // client ops to invoke, final reads not counted (1000)
+	Clients int // concurrent clients (10)
+	Keys    int // keys in use at once, or the bank's accounts (5)
 	// Reads is how many of every ten register ops are reads (4); the rest
 	// are half writes, half cas.
 	Reads int
@@ -117,9 +119,6 @@ func (c *Config) defaults() {
 
 	if c.Workload == "" {
 		c.Workload = "register"
-	}
-	if len(c.Nemesis) == 0 {
-		c.Nemesis = []string{NemesisNone}
 	}
 	if c.Ops == 0 {
 		c.Ops = 1000
@@ -172,9 +171,10 @@ type Result struct {
 	// ReadIndexReads counts reads that leaders confirmed by read index
 	// and answered without a log entry.
 	ReadIndexReads int64
-	// Faults counts the fault windows the nemesis opened; WorkloadEnd is
-	// when the last client op completed and the final reads began (both
-	// zero for the sharded workloads, whose fault mix is their own).
+	// Faults counts the fault windows the nemesis opened (events such as
+	// reconfig included); WorkloadEnd is when the last client op
+	// completed and the final reads began (zero for the sharded
+	// workloads).
 	Faults      int
 	WorkloadEnd time.Duration
 }
@@ -199,7 +199,8 @@ type runner struct {
 	codec   workloads.RegisterCodec
 	hist    []history.Op
 	res     *Result
-	nem     *nemesis
+	place   placement
+	nem     *simNemesis
 	invoked int
 	// nextProc is the next unused process: a retired worker continues as
 	// one, and each final read runs as one.
@@ -221,10 +222,6 @@ func (r *runner) record(op history.Op) {
 	r.hist = append(r.hist, op)
 }
 
-func (r *runner) nemesisOp(f string, v any) {
-	r.record(history.Op{Type: history.Info, Process: history.NemesisProcess, F: f, Value: v})
-}
-
 // Run runs one simulated test and checks its history. An error means the
 // simulation itself could not run (bad config, a core that failed to
 // start or misaddressed a message), never that the history is invalid.
@@ -244,10 +241,10 @@ func Run(cfg Config) (*Result, error) {
 	if !ok {
 		return nil, fmt.Errorf("sim: workload %s has neither a single-key nor a transactional codec", cfg.Workload)
 	}
-	if cfg.Nemesis, err = ParseNemesis(strings.Join(cfg.Nemesis, ",")); err != nil {
+	if err := CheckNemesis(cfg.Workload, cfg.Nemesis); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	if cfg.Spares == 0 && slices.Contains(cfg.Nemesis, NemesisMembership) {
+	if cfg.Spares == 0 && slices.Contains(cfg.Nemesis, nemesis.Membership) {
 		cfg.Spares = 2
 	}
 	c, err := NewCluster(ClusterConfig{
@@ -262,7 +259,11 @@ func Run(cfg Config) (*Result, error) {
 	}
 	c.trace = cfg.trace
 	r := &runner{cfg: cfg, c: c, gen: kvw.NewGenerator(cfg.Seed), codec: kvw.Codec(), res: &Result{Seed: cfg.Seed, Checker: kvw.Checker()}, nextProc: history.Process(cfg.Clients)}
-	r.nem = &nemesis{r: r, kinds: cfg.Nemesis, sched: cfg.Schedule, base: c.Net()}
+	r.place = newPlacement([]*Cluster{c}, [][]replica.NodeID{c.Peers()}, len(c.nodes))
+	if r.nem, err = newSimNemesis(&r.place, cfg.Nemesis, cfg.Seed, cfg.Schedule, c.At, r.record, &r.res.Faults); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	r.nem.event = func(_ nemesis.Kind, seed uint64, done func()) { r.changeMembers(seed, done) }
 	r.nem.begin()
 	workers := make([]*worker, cfg.Clients)
 	for i := range workers {

@@ -11,6 +11,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/kv"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 var (
@@ -408,8 +409,8 @@ func TestCrashRestart(t *testing.T) {
 	forEachProtocol(t, 7, func(t *testing.T, proto string, seed int64) {
 		for s := seed; s < seed+4; s++ {
 			for _, keys := range []int{5, 1} {
-				runOK(t, Config{Seed: s, Protocol: proto, Keys: keys, Nemesis: []string{NemesisKill}, Ops: 500, SnapshotEvery: 50,
-					Schedule: NemesisSchedule{MinFault: 10 * time.Millisecond, MaxFault: time.Second, MinQuiet: 10 * time.Millisecond, MaxQuiet: 500 * time.Millisecond}})
+				runOK(t, Config{Seed: s, Protocol: proto, Keys: keys, Nemesis: []nemesis.Kind{nemesis.Kill}, Ops: 500, SnapshotEvery: 50,
+					Schedule: NemesisSchedule{Interval: 400 * time.Millisecond, Flap: 0.5}})
 			}
 		}
 	})
@@ -597,7 +598,7 @@ func TestLogBoundedBySnapshots(t *testing.T) {
 
 func TestSameSeedSameHistory(t *testing.T) {
 	forEachProtocol(t, 12, func(t *testing.T, proto string, seed int64) {
-		cfg := Config{Seed: seed, Protocol: proto, Nemesis: []string{"partition", "kill", "loss", "dup", "delay"}, Ops: 500}
+		cfg := Config{Seed: seed, Protocol: proto, Nemesis: []nemesis.Kind{"partition", "kill", "loss", "dup", "delay"}, Ops: 500}
 		a, b := runOK(t, cfg), runOK(t, cfg)
 		if string(a.HistoryJSONL()) != string(b.HistoryJSONL()) {
 			t.Fatal("the same seed gave two different histories")

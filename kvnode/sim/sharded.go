@@ -2,7 +2,6 @@ package sim
 
 import (
 	"fmt"
-	"maps"
 	"math/rand"
 	"slices"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/kvnode/txn"
+	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/workloads"
 )
 
@@ -32,12 +32,15 @@ type ShardedConfig struct {
 	// Workload is a transactional workload of package workloads:
 	// list-append (default), rw-register or bank.
 	Workload string
-	// Faults enables node crashes, partitions of the nodes and shard moves
-	// (Join, Leave, Move) during the run.
-	Faults bool
+	// Nemesis are the fault kinds, none when empty; each world node a
+	// fault hits is every replica it hosts, and reconfig changes the
+	// shard configuration through the controller. Schedule sets their
+	// rhythm.
+	Nemesis  []nemesis.Kind
+	Schedule NemesisSchedule
 	// MoveEvery, when set, makes a shard change (Join, Leave or Move) at
 	// the controller this often until every transaction is invoked,
-	// besides any Faults.
+	// besides any reconfig of the Nemesis.
 	MoveEvery time.Duration
 	// Think bounds the pause between a client's transactions (100ms).
 	Think time.Duration
@@ -80,6 +83,7 @@ func (c *ShardedConfig) defaults() {
 	if c.TxnDeadline == 0 {
 		c.TxnDeadline = 3 * time.Second
 	}
+	c.Schedule.defaults()
 }
 
 // ShardedResult is the outcome of RunSharded.
@@ -87,8 +91,9 @@ type ShardedResult struct {
 	Seed    int64
 	History []history.Op
 	// Ok, Fail (aborted) and Info count transaction completions; Moves
-	// counts controller changes made during the run.
-	Ok, Fail, Info, Moves int
+	// counts controller changes made during the run; Faults the fault
+	// windows the nemesis opened.
+	Ok, Fail, Info, Moves, Faults int
 	// Cross counts committed transactions that spanned groups; Aborts
 	// counts aborted attempts (each retried while its deadline allows).
 	Cross, Aborts int
@@ -102,16 +107,15 @@ type ShardedResult struct {
 // world is several replica groups (each a Cluster) on one virtual clock,
 // with the runtime that moves their requests between groups.
 type world struct {
-	cfg      ShardedConfig
-	rng      *rand.Rand
-	clusters []*Cluster         // 0 is the controller, g the shard group g
-	members  [][]replica.NodeID // members[g][i]: world node of cluster g's node i+1
-	ctl      replica.GroupID    // the controller's group id (Groups+1)
+	cfg ShardedConfig
+	rng *rand.Rand
+	// placement's clusters: 0 is the controller, g the shard group g.
+	placement
+	ctl      replica.GroupID // the controller's group id (Groups+1)
 	pumps    []*groupRuntime
 	hist     []history.Op
 	res      *ShardedResult
 	err      error
-	side     map[replica.NodeID]int // the current partition; nil when healed
 	sessions uint64
 	// gen and codec are the workload's generator (seeded with the run's
 	// seed) and codec, as chaos run drives them.
@@ -182,62 +186,6 @@ func (w *world) runUntil(cond func() bool, limit time.Duration) bool {
 		}
 	}
 	return cond()
-}
-
-// local returns cluster g's node id of world node n, or 0.
-func (w *world) local(g int, n replica.NodeID) replica.NodeID {
-	if i := slices.Index(w.members[g], n); i >= 0 {
-		return replica.NodeID(i + 1)
-	}
-	return 0
-}
-
-// crash and restart act on every replica a world node hosts.
-func (w *world) crash(n replica.NodeID) {
-	for g, c := range w.clusters {
-		if l := w.local(g, n); l != 0 {
-			c.Crash(l)
-		}
-	}
-}
-
-func (w *world) restart(n replica.NodeID) {
-	for g, c := range w.clusters {
-		if l := w.local(g, n); l != 0 {
-			if err := c.Restart(l); err != nil && w.err == nil {
-				w.err = err
-			}
-		}
-	}
-}
-
-// partition splits the world's nodes into sides; side[n] is node n's.
-func (w *world) partition(side map[replica.NodeID]int) {
-	for g, c := range w.clusters {
-		groups := map[int][]replica.NodeID{}
-		for i, n := range w.members[g] {
-			groups[side[n]] = append(groups[side[n]], replica.NodeID(i+1))
-		}
-		var gs [][]replica.NodeID
-		for _, k := range slices.Sorted(maps.Keys(groups)) {
-			gs = append(gs, groups[k])
-		}
-		c.Partition(gs...)
-	}
-	w.side = side
-}
-
-func (w *world) heal() {
-	for _, c := range w.clusters {
-		c.Heal()
-	}
-	w.side = nil
-}
-
-// hears reports whether world nodes a and b can talk under the current
-// partition.
-func (w *world) hears(a, b replica.NodeID) bool {
-	return w.side == nil || w.side[a] == w.side[b]
 }
 
 // clientOf returns a new simulated client of group g that runs on world
@@ -487,6 +435,14 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckNemesis(cfg.Workload, cfg.Nemesis); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	nm, err := newSimNemesis(&w.placement, cfg.Nemesis, cfg.Seed, cfg.Schedule, w.at, w.record, &w.res.Faults)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	nm.event = func(_ nemesis.Kind, seed uint64, done func()) { w.shardChangeVia(admin, nm, seed, done) }
 	invoked, active, stop := 0, cfg.Clients, false
 	var next func(tw *txnWorker)
 	next = func(tw *txnWorker) {
@@ -496,7 +452,10 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 		}
 		invoked++
 		if invoked == cfg.Ops {
+			// Every transaction is invoked: stop hurting the cluster so
+			// the outstanding ones and the final reads can finish.
 			stop = true
+			nm.stop()
 		}
 		after := func() {
 			w.at(time.Duration(w.rng.Int63n(int64(cfg.Think)+1)), func() { next(tw) })
@@ -507,9 +466,7 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 		tw := w.newWorker(history.Process(i))
 		w.at(time.Duration(w.rng.Int63n(int64(cfg.Think)+1)), func() { next(tw) })
 	}
-	if cfg.Faults {
-		w.nemesis(admin, func() bool { return stop })
-	}
+	nm.begin()
 	if cfg.MoveEvery > 0 {
 		mover := w.clientOf(w.ctl, 0)
 		var move func()
@@ -517,7 +474,7 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 			if stop {
 				return
 			}
-			w.shardChangeVia(mover)
+			w.shardChangeVia(mover, nm, w.rng.Uint64(), func() {})
 			w.at(cfg.MoveEvery, move)
 		}
 		w.at(cfg.MoveEvery, move)
@@ -534,6 +491,7 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 		return nil, fmt.Errorf("sim seed %d: the workload did not finish within %v of virtual time", cfg.Seed, limit)
 	}
 	// Healed and restarted: every key must be readable again.
+	nm.stop()
 	w.heal()
 	for n := 1; n <= cfg.Nodes; n++ {
 		w.restart(replica.NodeID(n))
@@ -579,124 +537,80 @@ func (w *world) stopped(v *Violation) *ShardedResult {
 	return w.res
 }
 
-// nemesis alternates faults every 300-800ms until stopped: a crashed node
-// (restarted at the next step; half the time the node of the first replica
-// of a group to send a promise or vote, to pick values for new slots, or to
-// apply a request that may decide a transaction), a random partition of
-// the nodes (healed at the next step), or a shard change at the
-// controller.
-func (w *world) nemesis(admin *Client, stopped func() bool) {
-	var down replica.NodeID
-	var armed *Cluster
-	var step func()
-	step = func() {
-		if armed != nil {
-			armed.trap, armed = nil, nil
-		}
-		if down != 0 {
-			w.restart(down)
-			down = 0
-		}
-		w.heal()
-		if stopped() {
-			return
-		}
-		switch w.rng.Intn(3) {
-		case 0:
-			if w.rng.Intn(2) == 0 {
-				// Aim the crash: the node of the first replica of a
-				// group to reach the moment.
-				g := 1 + w.rng.Intn(w.cfg.Groups)
-				m := []moment{momentVouch, momentChoose, momentDecide, momentPropose}[w.rng.Intn(4)]
-				armed = w.clusters[g]
-				armed.trap = &trap{moment: m, fire: func(id replica.NodeID) {
-					if down != 0 {
-						return
-					}
-					down = w.members[g][id-1]
-					w.crash(down)
-					w.recordNemesis("kill", fmt.Sprintf("%d %s in group %d", down, m, g))
-				}}
-				w.recordNemesis("crash-moment", fmt.Sprintf("%s in group %d", m, g))
-				break
-			}
-			down = replica.NodeID(1 + w.rng.Intn(w.cfg.Nodes))
-			w.crash(down)
-			w.recordNemesis("kill", int64(down))
-		case 1:
-			side := map[replica.NodeID]int{}
-			for n := 1; n <= w.cfg.Nodes; n++ {
-				side[replica.NodeID(n)] = w.rng.Intn(2)
-			}
-			w.partition(side)
-			w.recordNemesis("partition", fmt.Sprint(side))
-		default:
-			w.shardChangeVia(admin)
-		}
-		w.at(time.Duration(300+w.rng.Intn(500))*time.Millisecond, step)
-	}
-	w.at(500*time.Millisecond, step)
-}
-
-// shardChangeVia reads the latest configuration through admin, then asks
-// the controller for a change of it (nothing when admin is still busy).
-func (w *world) shardChangeVia(admin *Client) {
+// shardChangeVia reads the latest configuration through admin, plans a
+// change of it with nemesis.PlanReconfig and asks the controller for it
+// (nothing when admin is still busy); nm records the action and its
+// outcome as chaos run's reconfig nemesis does. done is called when the
+// controller has answered, or at once when nothing was asked.
+func (w *world) shardChangeVia(admin *Client, nm *simNemesis, seed uint64, done func()) {
 	if admin.Busy() {
+		done()
 		return
 	}
 	admin.Invoke(shardctl.Op{Kind: shardctl.Query, Num: -1}.Encode(), func(o client.Outcome) {
 		r, err := shardctl.DecodeReply(o.Value)
 		if o.Result != client.OK || err != nil || r.Err != "" || admin.Busy() {
+			nm.do("reconfig", map[string]any{"op": "query"}, nil, fmt.Sprintf("the controller did not answer: %v %v %s", o.Result, err, r.Err))
+			done()
 			return
 		}
-		op := w.shardChange(&r.Config)
+		a, err := nemesis.PlanReconfig(seed, w.layout(&r.Config))
+		if err != nil {
+			nm.do("reconfig", map[string]any{"op": "none"}, nil, err.Error())
+			done()
+			return
+		}
+		op := shardctl.Op{Kind: shardctl.Move, Shard: a.Shard, GID: replica.GroupID(a.Group)}
+		switch a.Op {
+		case "join":
+			op = shardctl.Op{Kind: shardctl.Join, Groups: map[replica.GroupID][]replica.NodeID{replica.GroupID(a.Group): w.members[a.Group]}}
+		case "leave":
+			op = shardctl.Op{Kind: shardctl.Leave, GIDs: []replica.GroupID{replica.GroupID(a.Group)}}
+		}
 		w.res.Moves++
-		w.recordNemesis("reconfig", fmt.Sprintf("%d %v %v shard %d to %d", op.Kind, slices.Sorted(maps.Keys(op.Groups)), op.GIDs, op.Shard, op.GID))
-		admin.Invoke(op.Encode(), func(client.Outcome) {})
+		admin.Invoke(op.Encode(), func(o client.Outcome) {
+			defer done()
+			r, err := shardctl.DecodeReply(o.Value)
+			switch {
+			case o.Result != client.OK:
+				nm.do("reconfig", a.Value(), nil, fmt.Sprintf("the controller's answer: %v", o.Result))
+			case err != nil || r.Err != "":
+				nm.do("reconfig", a.Value(), nil, fmt.Sprintf("the controller refused: %v %s", err, r.Err))
+			default:
+				nm.do("reconfig", a.Value(), map[string]any{"config": int64(r.Config.Num)}, "")
+			}
+		})
 	})
 }
 
-func (w *world) recordNemesis(f string, v any) {
-	w.record(history.Op{Type: history.Info, Process: history.NemesisProcess, F: f, Value: v})
-}
-
-// shardChange picks a Join, Leave or Move from the latest configuration;
-// it never removes the last group.
-func (w *world) shardChange(latest *shardctl.Config) shardctl.Op {
-	var in, out []replica.GroupID
+// layout is a shard configuration as the nemesis sees it.
+func (w *world) layout(c *shardctl.Config) nemesis.ShardLayout {
+	l := nemesis.ShardLayout{Num: c.Num}
+	for _, g := range c.Shards {
+		l.Shards = append(l.Shards, uint32(g))
+	}
 	for g := 1; g <= w.cfg.Groups; g++ {
-		if _, ok := latest.Groups[replica.GroupID(g)]; ok {
-			in = append(in, replica.GroupID(g))
-		} else {
-			out = append(out, replica.GroupID(g))
+		l.All = append(l.All, uint32(g))
+		if _, ok := c.Groups[replica.GroupID(g)]; ok {
+			l.Joined = append(l.Joined, uint32(g))
 		}
 	}
-	switch x := w.rng.Intn(3); {
-	case x == 0 && len(out) > 0:
-		g := out[w.rng.Intn(len(out))]
-		return shardctl.Op{Kind: shardctl.Join, Groups: map[replica.GroupID][]replica.NodeID{g: w.members[g]}}
-	case x == 1 && len(in) > 1:
-		return shardctl.Op{Kind: shardctl.Leave, GIDs: []replica.GroupID{in[w.rng.Intn(len(in))]}}
-	}
-	return shardctl.Op{Kind: shardctl.Move, Shard: w.rng.Intn(shardctl.NShards), GID: in[w.rng.Intn(len(in))]}
+	return l
 }
 
-// runShardedAsRun runs a list-append Config on a sharded cluster: Replicas
-// is the number of nodes, and any nemesis other than none turns on node
-// crashes, partitions and shard moves.
+// runShardedAsRun runs a transactional Config on a sharded cluster:
+// Replicas is the number of nodes, and the nemesis list and its schedule
+// are honoured as given.
 func runShardedAsRun(cfg Config) (*Result, error) {
 	if cfg.Factory != nil {
 		return nil, fmt.Errorf("sim: a replication Factory runs only under the register workload's single group, not under %s", cfg.Workload)
 	}
-	faults := false
-	for _, n := range cfg.Nemesis {
-		faults = faults || n != NemesisNone
-	}
-	sr, err := RunSharded(ShardedConfig{Seed: cfg.Seed, Workload: cfg.Workload, Protocol: cfg.Protocol, Nodes: max(cfg.Replicas, 3), Ops: cfg.Ops, Clients: cfg.Clients, Keys: cfg.Keys, Faults: faults})
+	sr, err := RunSharded(ShardedConfig{Seed: cfg.Seed, Workload: cfg.Workload, Protocol: cfg.Protocol, Nodes: max(cfg.Replicas, 3), Ops: cfg.Ops, Clients: cfg.Clients, Keys: cfg.Keys,
+		Nemesis: cfg.Nemesis, Schedule: cfg.Schedule})
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Seed: sr.Seed, History: sr.History, Ok: sr.Ok, Fail: sr.Fail, Info: sr.Info, Check: sr.Check, Problems: sr.Problems, Valid: sr.Valid, Checker: sr.Checker, Virtual: sr.Virtual}
+	res := &Result{Seed: sr.Seed, History: sr.History, Ok: sr.Ok, Fail: sr.Fail, Info: sr.Info, Check: sr.Check, Problems: sr.Problems, Valid: sr.Valid, Checker: sr.Checker, Virtual: sr.Virtual, Faults: sr.Faults}
 	for _, op := range sr.History {
 		if op.Type == history.Invoke {
 			res.Ops++
@@ -742,6 +656,7 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 		w.clusters = append(w.clusters, c)
 		w.members = append(w.members, mem)
 	}
+	w.placement = newPlacement(w.clusters, w.members, cfg.Nodes)
 	for g := 1; g <= cfg.Groups; g++ {
 		rt := &groupRuntime{w: w, g: g}
 		rt.rt = knode.ShardRuntime[*Client]{

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
-	"github.com/chaoskv/chaos/workloads"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 // Failure names the ways a run failed, most telling first: a safety
@@ -153,20 +153,16 @@ func shrinkOps(c Config, _ *Result) []Config {
 	return out
 }
 
-func faulty(c Config) bool { return !(len(c.Nemesis) == 1 && c.Nemesis[0] == NemesisNone) }
+func faulty(c Config) bool { return len(c.Nemesis) > 0 }
 
 // shrinkFaults tries no faults at all, then fewer than the run opened.
-// The sharded workloads run a fault mix of their own: all or nothing.
 func shrinkFaults(c Config, r *Result) []Config {
 	if !faulty(c) {
 		return nil
 	}
 	none := c
-	none.Nemesis, none.Schedule.MaxFaults, none.Schedule.FaultCap = []string{NemesisNone}, 0, 0
+	none.Nemesis, none.Schedule.MaxFaults, none.Schedule.FaultCap = nil, 0, 0
 	out := []Config{none}
-	if sharded(c.Workload) {
-		return out
-	}
 	for _, n := range append([]int{1}, smaller(r.Faults, 2, 4, 2)...) {
 		if n < r.Faults {
 			x := c
@@ -185,7 +181,7 @@ func shrinkKinds(c Config, _ *Result) []Config {
 	var out []Config
 	for _, k := range c.Nemesis {
 		x := c
-		x.Nemesis = []string{k}
+		x.Nemesis = []nemesis.Kind{k}
 		out = append(out, x)
 	}
 	if len(c.Nemesis) > 2 {
@@ -212,12 +208,12 @@ func shrinkClients(c Config, _ *Result) []Config {
 
 // shrinkFaultLength cuts every fault shorter.
 func shrinkFaultLength(c Config, r *Result) []Config {
-	if !faulty(c) || sharded(c.Workload) || r.Faults == 0 {
+	if !faulty(c) || r.Faults == 0 {
 		return nil
 	}
 	cur := c.Schedule.FaultCap
 	if cur == 0 {
-		cur = c.Schedule.MaxFault
+		cur = 3 * c.Schedule.Interval / 2 // the longest a hold is drawn
 	}
 	var out []Config
 	for _, d := range []time.Duration{cur / 16, cur / 8, cur / 4, cur / 2} {
@@ -252,5 +248,3 @@ func shrinkReplicas(c Config, _ *Result) []Config {
 	x.Replicas = 3
 	return []Config{x}
 }
-
-func sharded(workload string) bool { return workloads.IsTransactional(workload) }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 func TestSmaller(t *testing.T) {
@@ -55,10 +56,10 @@ func TestShrink(t *testing.T) {
 	tests := []struct {
 		name      string
 		cfg       Config
-		needsKind string // a fault kind the shrunk run must keep
+		needsKind nemesis.Kind // a fault kind the shrunk run must keep
 	}{
-		{"stale reads", Config{Factory: fakeFactory(true), Nemesis: []string{NemesisPartition, NemesisDelay, NemesisKill, NemesisPause}}, ""},
-		{"lying disk", Config{Protocol: "paxos", Replicas: 3, syncLies: true, Nemesis: []string{NemesisPartition, NemesisDelay, NemesisLoseUnsynced, NemesisPause}}, NemesisLoseUnsynced},
+		{"stale reads", Config{Factory: fakeFactory(true), Nemesis: []nemesis.Kind{nemesis.Partition, nemesis.Delay, nemesis.Kill, nemesis.Pause}}, ""},
+		{"lying disk", Config{Protocol: "paxos", Replicas: 3, syncLies: true, Nemesis: []nemesis.Kind{nemesis.Partition, nemesis.Delay, nemesis.LoseUnsynced, nemesis.Pause}}, nemesis.LoseUnsynced},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

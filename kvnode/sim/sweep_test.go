@@ -3,22 +3,22 @@ package sim
 import (
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 // sweepConfig is seed s of the random sweep: every fault kind, 1000 ops,
 // 5 replicas (3 for every third seed), the register on one hot key for
 // every fourth seed (where the old append workload ran: list-append, which
-// replaces it, runs on a sharded cluster with its fixed fault mix and has
-// its own sweeps in sharded_test.go), a snapshot every 25 entries for odd seeds (which
-// sends restarted and lagging replicas through snapshot catch-up).
+// replaces it, runs on a sharded cluster and has its own sweeps in
+// sharded_test.go), a snapshot every 25 entries for odd seeds (which sends
+// restarted and lagging replicas through snapshot catch-up).
 func sweepConfig(proto string, s int64) Config {
-	cfg := Config{Seed: s, Protocol: proto, Replicas: 5, Workload: "register", Keys: 5, Clients: 10, Ops: 1000, Nemesis: []string{"all"}, SnapshotEvery: 500}
+	cfg := Config{Seed: s, Protocol: proto, Replicas: 5, Workload: "register", Keys: 5, Clients: 10, Ops: 1000, Nemesis: nemesis.Sim.All(), SnapshotEvery: 500}
 	if s%2 == 1 {
 		cfg.SnapshotEvery = 25
 	}
@@ -38,7 +38,7 @@ func replayCommand(cfg Config) string {
 		reads = fmt.Sprintf(" --reads %d", cfg.Reads)
 	}
 	return fmt.Sprintf("chaos sim --workload %s%s --nemesis %s --replicas %d --replication %s --clients %d --keys %d --ops %d --snapshot-every %d --seed %d --history seed-%d.jsonl",
-		cfg.Workload, reads, strings.Join(cfg.Nemesis, ","), cfg.Replicas, cfg.Protocol, cfg.Clients, cfg.Keys, cfg.Ops, cfg.SnapshotEvery, cfg.Seed, cfg.Seed)
+		cfg.Workload, reads, nemesis.FormatFor(cfg.Nemesis, nemesis.Sim), cfg.Replicas, cfg.Protocol, cfg.Clients, cfg.Keys, cfg.Ops, cfg.SnapshotEvery, cfg.Seed, cfg.Seed)
 }
 
 // TestRandomSweep runs many seeds mixing every fault. Seed count: -seeds,

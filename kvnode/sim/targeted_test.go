@@ -10,6 +10,7 @@ import (
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 // TestTargetedFaults runs each fault aimed at a protocol moment on its own
@@ -17,23 +18,23 @@ import (
 // the real cores stay valid under it.
 func TestTargetedFaults(t *testing.T) {
 	cases := []struct {
-		kind string
+		kind nemesis.Kind
 		want string // in some nemesis op's f and value
 	}{
-		{NemesisCrashMoment, "kill [n"},
-		{NemesisCrashMoment, "after-commit]"},
-		{NemesisPartitionLeader, "start-partition"},
-		{NemesisSwizzle, "start-partition"},
-		{NemesisDisk, "start-disk"},
-		{NemesisLoseUnsynced, "start-lose-unsynced [n"},
-		{NemesisClockBump, "start-clock-bump map[n"},
-		{NemesisClockStrobe, "stop-clock-strobe map[flips:"},
-		{NemesisLatency, "start-latency"},
+		{nemesis.CrashMoment, "kill [n"},
+		{nemesis.CrashMoment, "after-commit]"},
+		{nemesis.PartitionLeader, "start-partition"},
+		{nemesis.PartitionSwizzle, "start-partition"},
+		{nemesis.Disk, "start-disk"},
+		{nemesis.LoseUnsynced, "start-lose-unsynced map[kind:lose-unsynced nodes:[n"},
+		{nemesis.ClockBump, "start-clock-bump map[kind:clock-bump nodes:[n"},
+		{nemesis.ClockStrobe, "stop-clock-strobe map[flips:"},
+		{nemesis.Latency, "start-latency"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.kind+"/"+tc.want, func(t *testing.T) {
+		t.Run(string(tc.kind)+"/"+tc.want, func(t *testing.T) {
 			forEachProtocol(t, 3, func(t *testing.T, proto string, seed int64) {
-				cfg := Config{Seed: seed, Protocol: proto, Nemesis: []string{tc.kind}, Ops: 1000, SnapshotEvery: 25}
+				cfg := Config{Seed: seed, Protocol: proto, Nemesis: []nemesis.Kind{tc.kind}, Ops: 1000, SnapshotEvery: 25}
 				res, err := Run(cfg)
 				if err != nil {
 					t.Fatal(err)
@@ -67,7 +68,7 @@ func TestTargetedFaults(t *testing.T) {
 // in turn.
 func TestPartitionLeaderChases(t *testing.T) {
 	forEachProtocol(t, 3, func(t *testing.T, proto string, seed int64) {
-		cfg := Config{Seed: seed, Protocol: proto, Nemesis: []string{NemesisPartitionLeader}, Ops: 400}
+		cfg := Config{Seed: seed, Protocol: proto, Nemesis: []nemesis.Kind{nemesis.PartitionLeader}, Ops: 400}
 		res, err := Run(cfg)
 		if err != nil {
 			t.Fatal(err)

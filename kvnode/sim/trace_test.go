@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 // mapOrderCore sends each Ready's messages in map iteration order: a
@@ -42,10 +43,10 @@ func TestCheckDeterminism(t *testing.T) {
 		cfg  Config
 		want bool // a divergence
 	}{
-		{"paxos", Config{Seed: 3, Ops: 200, Nemesis: []string{NemesisPartition, NemesisKill, NemesisClockStrobe}}, false},
-		{"fake core, one key", Config{Seed: 5, Ops: 200, Keys: 1, Factory: fakeFactory(false), Nemesis: []string{NemesisLoss, NemesisDup}}, false},
-		{"list-append", Config{Seed: 2, Ops: 60, Workload: "list-append", Nemesis: []string{NemesisPartition}}, false},
-		{"map-order core", Config{Seed: 3, Ops: 200, Factory: mapOrderFactory(t), Nemesis: []string{NemesisPartition}}, true},
+		{"paxos", Config{Seed: 3, Ops: 200, Nemesis: []nemesis.Kind{nemesis.Partition, nemesis.Kill, nemesis.ClockStrobe}}, false},
+		{"fake core, one key", Config{Seed: 5, Ops: 200, Keys: 1, Factory: fakeFactory(false), Nemesis: []nemesis.Kind{nemesis.Loss, nemesis.Dup}}, false},
+		{"list-append", Config{Seed: 2, Ops: 60, Workload: "list-append", Nemesis: []nemesis.Kind{nemesis.Partition}}, false},
+		{"map-order core", Config{Seed: 3, Ops: 200, Factory: mapOrderFactory(t), Nemesis: []nemesis.Kind{nemesis.Partition}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

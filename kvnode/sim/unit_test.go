@@ -3,11 +3,12 @@ package sim
 import (
 	"fmt"
 	"math/rand"
+	randv2 "math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/nemesis"
 )
 
 func entries(idx ...uint64) []replica.Entry {
@@ -152,55 +153,6 @@ func TestAgendaOrdersByTimeThenScheduling(t *testing.T) {
 	}
 }
 
-func TestParseNemesis(t *testing.T) {
-	tests := []struct {
-		in   string
-		want []string
-		err  string
-	}{
-		{"partition", []string{"partition"}, ""},
-		{"partition, kill,loss,kill", []string{"partition", "kill", "loss"}, ""},
-		{"none", []string{"none"}, ""},
-		{"all", []string{"partition", "partition-one", "partition-majorities-ring", "partition-bridge", "kill", "lose-unsynced", "pause", "clock",
-			"clock-bump", "clock-strobe", "loss", "dup", "delay", "latency", "partition-leader", "partition-swizzle", "crash-moment", "disk"}, ""},
-		{"partition,reconfig", nil, `nemesis "reconfig" is chaos run only`},
-		{"", nil, "empty"},
-		{"partition,bogus", nil, `unknown nemesis "bogus"`},
-	}
-	for _, tt := range tests {
-		got, err := ParseNemesis(tt.in)
-		if tt.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("ParseNemesis(%q) error %v, want %q", tt.in, err, tt.err)
-			}
-			continue
-		}
-		if err != nil || !slices.Equal(got, tt.want) {
-			t.Errorf("ParseNemesis(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
-		}
-	}
-}
-
-func FuzzParseNemesis(f *testing.F) {
-	for _, s := range []string{"partition", "all", "kill,loss", ",,", "none,dup", "x"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		got, err := ParseNemesis(s)
-		if err != nil {
-			return
-		}
-		if len(got) == 0 {
-			t.Fatal("no error and no kinds")
-		}
-		for _, k := range got {
-			if !slices.Contains(NemesisKinds, k) {
-				t.Fatalf("unknown kind %q accepted", k)
-			}
-		}
-	})
-}
-
 func newTestCluster(t *testing.T, n int) *Cluster {
 	t.Helper()
 	c, err := NewCluster(ClusterConfig{Seed: 1, Replicas: n, Factory: fakeFactory(false), NewStateMachine: newKV})
@@ -210,27 +162,37 @@ func newTestCluster(t *testing.T, n int) *Cluster {
 	return c
 }
 
-func TestMajoritiesRingEveryNodeSeesADifferentMajority(t *testing.T) {
+// TestPlacementAppliesGrudge: the simulator applies a grudge planned by
+// package nemesis link by link, both in one group and in replica groups
+// placed on a ring of world nodes (where a group's node i is some other
+// world node).
+func TestPlacementAppliesGrudge(t *testing.T) {
 	for _, n := range []int{3, 5, 7} {
 		c := newTestCluster(t, n)
-		majoritiesRing(c, c.Peers())
-		seen := map[string]bool{}
+		p := newPlacement([]*Cluster{c}, [][]replica.NodeID{c.Peers()}, n)
+		g, err := nemesis.MajoritiesRing(p.names, randv2.New(randv2.NewPCG(uint64(n), 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.setGrudge(g)
 		for _, a := range c.Peers() {
-			var hears []string
 			for _, b := range c.Peers() {
-				if c.CanHear(a, b) {
-					hears = append(hears, nodeName(b))
+				if c.CanHear(a, b) == g.Drops(nodeName(a), nodeName(b)) {
+					t.Errorf("n=%d: %d hears %d: %v, but the grudge says drops: %v", n, a, b, c.CanHear(a, b), g.Drops(nodeName(a), nodeName(b)))
 				}
 			}
-			if len(hears) != n/2+1 {
-				t.Errorf("n=%d: node %d hears %v, not a bare majority", n, a, hears)
-			}
-			key := strings.Join(hears, ",")
-			if seen[key] {
-				t.Errorf("n=%d: two nodes hear the same majority %s", n, key)
-			}
-			seen[key] = true
 		}
+		p.heal()
+		if !c.CanHear(1, 2) || p.grudge != nil {
+			t.Errorf("n=%d: heal left cuts", n)
+		}
+	}
+	// Group nodes 1-3 live on world nodes 4, 5, 1.
+	c := newTestCluster(t, 3)
+	p := newPlacement([]*Cluster{c}, [][]replica.NodeID{{4, 5, 1}}, 5)
+	p.setGrudge(nemesis.Complete([]string{"n1", "n2"}, []string{"n3", "n4", "n5"}))
+	if c.CanHear(3, 1) || c.CanHear(1, 3) || !c.CanHear(1, 2) || p.hears(1, 4) || !p.hears(4, 5) {
+		t.Fatal("a grudge of world nodes did not cut the group's nodes 3 (n1) and 1 (n4) apart, or cut more")
 	}
 }
 
