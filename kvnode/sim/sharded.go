@@ -13,6 +13,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/kvnode/txn"
+	"github.com/chaoskv/chaos/kvnode/wlops"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/workloads"
 )
@@ -352,12 +353,12 @@ func (tw *txnWorker) invoke(inv workloads.Invocation, done func()) {
 			done()
 			return
 		}
-		ops, err := microOps(s.Ops)
+		ops, err := wlops.MicroOps(s.Ops)
 		if err != nil {
 			tw.w.fail(fmt.Errorf("workload %s: %w", tw.w.cfg.Workload, err))
 			return
 		}
-		tw.txn(ops, func(res []txn.MicroResult, err error) { next(s.Next(microResults(res), err)) })
+		tw.txn(ops, func(res []txn.MicroResult, err error) { next(s.Next(wlops.MicroResults(res), err)) })
 	}
 	next(tw.w.codec.Start(inv))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/kvnode/txn"
+	"github.com/chaoskv/chaos/kvnode/wlops"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/workloads"
 )
@@ -248,7 +249,7 @@ func nextTxn(t *testing.T, w *world) []txn.MicroOp {
 		t.Fatal("the workload's op budget is spent")
 	}
 	s := w.codec.Start(inv)
-	ops, err := microOps(s.Ops)
+	ops, err := wlops.MicroOps(s.Ops)
 	if s.Done() || err != nil {
 		t.Fatalf("the %s codec gave no transaction: %v %+v", w.cfg.Workload, err, s.Completion)
 	}
