@@ -172,29 +172,22 @@ type Outcome struct {
 	Summary results.Summary
 }
 
-// counters are the live numbers behind progress and stats.
-type counters struct {
-	invoked, ok, fail, info atomic.Int64
-}
-
 type runner struct {
 	cfg      Config
 	sut      workloads.SUT
 	nem      *nemesis.Nemesis
 	active   activeFaults
 	rec      *recorder
-	cnt      counters // the workload phase's ops
-	final    counters // the final reads, counted apart
 	pace     *pacer
 	start    time.Time // workload phase start
 	end      time.Time // workload phase end
 	phaseOps int64     // completions during the workload phase
 	nemErr   error     // why the nemesis stopped before the time limit
 
-	genMu sync.Mutex
-	gen   workloads.Generator
+	// mu guards workers, which the worker goroutines share.
+	mu      sync.Mutex
+	workers *workloads.Workers
 
-	maxProc atomic.Int64
 	// firstOp is when the first client operation was invoked, in
 	// nanoseconds after the run's start; 0 until then.
 	firstOp  atomic.Int64
@@ -280,20 +273,30 @@ func (r *runner) main(ctx context.Context) {
 
 // next draws the next invocation, or false once the op limit is reached.
 func (r *runner) next() (workloads.Invocation, bool) {
-	r.genMu.Lock()
-	defer r.genMu.Unlock()
-	if r.cfg.OpLimit > 0 && r.cnt.invoked.Load() >= r.cfg.OpLimit {
-		return workloads.Invocation{}, false
-	}
-	r.cnt.invoked.Add(1)
-	return r.gen.Next(), true
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.workers.Next()
+}
+
+// invoked is how many operations the workload phase invoked.
+func (r *runner) invoked() int64 {
+	phase, _ := r.tally()
+	return phase.Invoked
+}
+
+// tally returns the counts of the workload phase and of the final reads.
+func (r *runner) tally() (phase, final workloads.Tally) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.workers.Phase(), r.workers.Final()
 }
 
 // worker drives one logical client. ctx is the run's context (its ops are
 // cancelled only by an interrupt); wctx ends with the workload phase.
 func (r *runner) worker(ctx, wctx context.Context, id int, stopAt time.Time) {
-	proc := history.Process(id)
-	r.noteProc(proc)
+	r.mu.Lock()
+	proc := r.workers.Process(id)
+	r.mu.Unlock()
 	ack := make(chan struct{}, 1)
 	var client workloads.Client
 	defer func() {
@@ -318,70 +321,49 @@ func (r *runner) worker(ctx, wctx context.Context, id int, stopAt time.Time) {
 		if !ok {
 			return
 		}
-		comp := r.execute(ctx, client, proc, inv, ack, &r.cnt)
+		comp := r.execute(ctx, client, proc, inv, ack, func(c workloads.Completion) workloads.Completion {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			c = r.workers.Complete(id, inv, c)
+			proc = r.workers.Process(id)
+			return c
+		})
 		if comp.Type == history.Info {
-			// The old request may still take effect, so this process can
-			// never invoke again: continue as a fresh one, as Jepsen does.
+			// The process is retired (workloads.Workers): its client goes
+			// with it.
 			client.Close()
 			client = nil
-			proc += history.Process(r.cfg.Concurrency)
-			r.noteProc(proc)
 		}
 	}
 }
 
-// execute performs one invocation, records both its ends and counts its
-// outcome in cnt (the caller counted the invocation).
-func (r *runner) execute(ctx context.Context, client workloads.Client, proc history.Process, inv workloads.Invocation, ack chan struct{}, cnt *counters) workloads.Completion {
+// execute performs one invocation and records both its ends; complete
+// turns the client's completion into the one recorded (workloads.Workers).
+func (r *runner) execute(ctx context.Context, client workloads.Client, proc history.Process, inv workloads.Invocation, ack chan struct{}, complete func(workloads.Completion) workloads.Completion) workloads.Completion {
 	if r.firstOp.Load() == 0 {
 		r.firstOp.CompareAndSwap(0, int64(max(time.Since(r.runStart), 1)))
 	}
 	r.rec.invoke(history.Op{Type: history.Invoke, Process: proc, F: inv.F, Value: inv.Value}, ack)
 	octx, cancel := context.WithTimeout(ctx, r.cfg.OpTimeout)
-	comp := client.Invoke(octx, inv)
+	comp := complete(client.Invoke(octx, inv))
 	cancel()
-	switch comp.Type {
-	case history.Ok:
-		cnt.ok.Add(1)
-	case history.Fail:
-		cnt.fail.Add(1)
-	case history.Info:
-		cnt.info.Add(1)
-	default:
-		// A client that reports something else does not know the outcome.
-		comp.Error = fmt.Sprintf("client returned completion type %v: %s", comp.Type, comp.Error)
-		comp.Type = history.Info
-		cnt.info.Add(1)
-	}
-	if comp.Value == nil && comp.Type != history.Ok {
-		comp.Value = inv.Value
-	}
 	r.rec.complete(history.Op{Type: comp.Type, Process: proc, F: inv.F, Value: comp.Value, Error: comp.Error, Node: comp.Node})
 	return comp
-}
-
-func (r *runner) noteProc(p history.Process) {
-	for {
-		cur := r.maxProc.Load()
-		if int64(p) <= cur || r.maxProc.CompareAndSwap(cur, int64(p)) {
-			return
-		}
-	}
 }
 
 // finalReads performs the workload's final reads on fresh processes,
 // retrying each until it succeeds or the deadline passes. It reports
 // whether all succeeded.
 func (r *runner) finalReads(ctx context.Context) bool {
-	r.genMu.Lock()
-	reads := r.gen.FinalReads()
-	r.genMu.Unlock()
+	r.mu.Lock()
+	reads := r.workers.FinalReads()
+	proc := r.workers.FinalProcess()
+	r.mu.Unlock()
 	if len(reads) == 0 {
 		return true
 	}
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.FinalReadTimeout)
 	defer cancel()
-	proc := history.Process(r.maxProc.Load() + 1)
 	ack := make(chan struct{}, 1)
 	var client workloads.Client
 	defer func() {
@@ -402,15 +384,23 @@ func (r *runner) finalReads(ctx context.Context) bool {
 				}
 				client = c
 			}
-			r.final.invoked.Add(1)
-			comp := r.execute(dctx, client, proc, inv, ack, &r.final)
+			r.mu.Lock()
+			r.workers.InvokeFinal()
+			r.mu.Unlock()
+			comp := r.execute(dctx, client, proc, inv, ack, func(c workloads.Completion) workloads.Completion {
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				return r.workers.CompleteFinal(inv, c)
+			})
 			if comp.Type == history.Ok {
 				break
 			}
 			if comp.Type == history.Info {
 				client.Close()
 				client = nil
-				proc++
+				r.mu.Lock()
+				proc = r.workers.FinalProcess()
+				r.mu.Unlock()
 			}
 			sleepCtx(dctx, 200*time.Millisecond)
 		}
@@ -483,16 +473,20 @@ func (r *runner) stats(ops []history.Op) map[string]any {
 		}
 		m[op.Type.String()]++
 	}
+	phase, final := r.tally()
+	r.mu.Lock()
+	maxProc := r.workers.MaxProcess()
+	r.mu.Unlock()
 	st := map[string]any{
 		"ops":                  len(ops),
 		"completions":          byF,
 		"nemesis-ops":          nemesis,
-		"invoked":              r.cnt.invoked.Load(),
-		"ok":                   r.cnt.ok.Load(),
-		"fail":                 r.cnt.fail.Load(),
-		"info":                 r.cnt.info.Load(),
+		"invoked":              phase.Invoked,
+		"ok":                   phase.Ok,
+		"fail":                 phase.Fail,
+		"info":                 phase.Info,
 		"history-span":         time.Duration(last).String(),
-		"max-process":          r.maxProc.Load(),
+		"max-process":          int64(maxProc),
 		"workload-time":        r.end.Sub(r.start).String(),
 		"workload-ops":         r.phaseOps,
 		"workload-ops-per-sec": r.opsPerSec(),
@@ -500,10 +494,10 @@ func (r *runner) stats(ops []history.Op) map[string]any {
 	// invoked = ok + fail + info counts the workload phase; the final
 	// reads are counted apart.
 	st["final-reads"] = map[string]int64{
-		"invoked": r.final.invoked.Load(),
-		"ok":      r.final.ok.Load(),
-		"fail":    r.final.fail.Load(),
-		"info":    r.final.info.Load(),
+		"invoked": final.Invoked,
+		"ok":      final.Ok,
+		"fail":    final.Fail,
+		"info":    final.Info,
 	}
 	workloadEnd := r.end.Sub(r.runStart).Nanoseconds()
 	st[results.WorkloadEndStat] = workloadEnd
@@ -518,7 +512,7 @@ func (r *runner) invokeRate() float64 {
 	if d <= 0 {
 		return 0
 	}
-	return math.Round(float64(r.cnt.invoked.Load())/d*10) / 10
+	return math.Round(float64(r.invoked())/d*10) / 10
 }
 
 // opsPerSec is the completion rate of the workload phase.

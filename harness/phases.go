@@ -11,6 +11,7 @@ import (
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/results"
+	"github.com/chaoskv/chaos/workloads"
 )
 
 // test is one run of Run: what its phases share.
@@ -104,11 +105,15 @@ func interrupted(ctx context.Context, phase string) error {
 
 // openHistory starts the recorder on the run's history file.
 func (t *test) openHistory(context.Context) error {
+	w, err := workloads.NewWorkers(t.cfg.Workload.NewGenerator(t.cfg.Seed), t.cfg.Concurrency, t.cfg.OpLimit)
+	if err != nil {
+		return err
+	}
 	hf, err := t.store.CreateHistory()
 	if err != nil {
 		return err
 	}
-	t.r = &runner{cfg: t.cfg, gen: t.cfg.Workload.NewGenerator(t.cfg.Seed), runStart: t.start}
+	t.r = &runner{cfg: t.cfg, workers: w, runStart: t.start}
 	t.r.rec = newRecorder(hf, t.start, t.cfg.FlushInterval, nil)
 	return nil
 }
@@ -267,7 +272,7 @@ func (t *test) check(ctx context.Context) error {
 		}
 		return fmt.Errorf("check the history with %s: %w", chk.Name(), err)
 	}
-	if w := results.RateWarning(t.cfg.Rate, t.r.cnt.invoked.Load(), t.r.end.Sub(t.r.start).Seconds()); w != "" {
+	if w := results.RateWarning(t.cfg.Rate, t.r.invoked(), t.r.end.Sub(t.r.start).Seconds()); w != "" {
 		t.notes = append(t.notes, w)
 		t.log.Warn(w)
 	}

@@ -8,7 +8,8 @@ import (
 )
 
 func (r *runner) completed() int64 {
-	return r.cnt.ok.Load() + r.cnt.fail.Load() + r.cnt.info.Load()
+	phase, _ := r.tally()
+	return phase.Completed()
 }
 
 // progress shows the workload's progress until stop is closed: a status
@@ -60,18 +61,20 @@ func (r *runner) rate(lastN int64, lastT time.Time) (float64, int64, time.Time) 
 func (r *runner) statusLine(lastN int64, lastT time.Time) (int64, time.Time) {
 	rate, n, now := r.rate(lastN, lastT)
 	elapsed := now.Sub(r.start).Truncate(time.Second)
+	phase, _ := r.tally()
 	fmt.Fprintf(r.cfg.Progress, "\r\x1b[K%v/%v  %.0f ops/s  ok %d  fail %d  info %d  faults: %s",
-		elapsed, r.cfg.TimeLimit, rate, r.cnt.ok.Load(), r.cnt.fail.Load(), r.cnt.info.Load(), r.faults())
+		elapsed, r.cfg.TimeLimit, rate, phase.Ok, phase.Fail, phase.Info, r.faults())
 	return n, now
 }
 
 // logLine writes one progress line through slog.
 func (r *runner) logLine(lastN int64, lastT time.Time) (int64, time.Time) {
 	rate, n, now := r.rate(lastN, lastT)
+	phase, _ := r.tally()
 	slog.Info("progress",
 		"elapsed", now.Sub(r.start).Truncate(time.Second), "limit", r.cfg.TimeLimit,
 		"ops/s", fmt.Sprintf("%.1f", rate),
-		"ok", r.cnt.ok.Load(), "fail", r.cnt.fail.Load(), "info", r.cnt.info.Load(),
+		"ok", phase.Ok, "fail", phase.Fail, "info", phase.Info,
 		"faults", r.faults())
 	return n, now
 }

@@ -184,8 +184,22 @@ func (a *Admin) propose(ctx context.Context, at replica.NodeID, g replica.GroupI
 	return fmt.Errorf("membership at node %d: POST /membership: %s: %s", at, resp.Status, strings.TrimSpace(string(body)))
 }
 
-func (a *Admin) getJSON(ctx context.Context, addr, path string, into any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+// Healthy asks the node at addr (an admin address) whether it is up,
+// through GET /healthz.
+func (a *Admin) Healthy(ctx context.Context, addr string) error {
+	_, err := a.get(ctx, addr, "/healthz")
+	return err
+}
+
+// Status returns the node at addr's GET /status as it sent it (JSON).
+func (a *Admin) Status(ctx context.Context, addr string) ([]byte, error) {
+	return a.get(ctx, addr, "/status")
+}
+
+// SetClockOffset sets the offset the node at addr adds to its wall-clock
+// reads, through POST /clock-offset.
+func (a *Admin) SetClockOffset(ctx context.Context, addr string, offset time.Duration) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/clock-offset?offset="+url.QueryEscape(offset.String()), nil)
 	if err != nil {
 		return err
 	}
@@ -194,15 +208,40 @@ func (a *Admin) getJSON(ctx context.Context, addr, path string, into any) error 
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
+		return fmt.Errorf("POST /clock-offset: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+func (a *Admin) getJSON(ctx context.Context, addr, path string, into any) error {
+	body, err := a.get(ctx, addr, path)
+	if err != nil {
+		return err
 	}
 	if err := json.Unmarshal(body, into); err != nil {
 		return fmt.Errorf("GET %s: %w", path, err)
 	}
 	return nil
+}
+
+func (a *Admin) get(ctx context.Context, addr, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return body, nil
 }

@@ -31,7 +31,8 @@ type deadGroupWindow struct {
 func TestShardedDeadGroup(t *testing.T) {
 	const window = 8 * time.Second
 	for seed := int64(1); seed <= 2; seed++ {
-		cfg := ShardedConfig{Seed: seed, Groups: 3, Clients: 6, Keys: 30, Think: 20 * time.Millisecond, TxnDeadline: 3 * time.Second}
+		// The test draws its transactions itself, as many as its windows take.
+		cfg := ShardedConfig{Seed: seed, Groups: 3, Clients: 6, Keys: 30, Ops: 1 << 20, Think: 20 * time.Millisecond, TxnDeadline: 3 * time.Second}
 		cfg.defaults()
 		w, admin, err := newShardWorld(cfg)
 		if err != nil {
@@ -67,7 +68,7 @@ func TestShardedDeadGroup(t *testing.T) {
 		}
 		var workers []*txnWorker
 		for i := 0; i < cfg.Clients; i++ {
-			workers = append(workers, w.newWorker(history.Process(i)))
+			workers = append(workers, w.newWorker(i, w.workers.Process(i)))
 		}
 		run := func() deadGroupWindow {
 			var got deadGroupWindow

@@ -195,24 +195,23 @@ func (r *Result) HistoryJSONL() []byte {
 type runner struct {
 	cfg     Config
 	c       *Cluster
-	gen     workloads.Generator
+	workers *workloads.Workers
 	codec   workloads.RegisterCodec
 	hist    []history.Op
 	res     *Result
 	place   placement
 	nem     *simNemesis
-	invoked int
-	// nextProc is the next unused process: a retired worker continues as
-	// one, and each final read runs as one.
-	nextProc history.Process
-	active   int // clients with an op outstanding or about to start one
-	healed   bool
-	final    int // final reads outstanding
-	done     bool
+	active  int // clients with an op outstanding or about to start one
+	healed  bool
+	final   int // final reads outstanding
+	done    bool
 }
 
+// worker is one client session: workload worker i (its process is
+// r.workers.Process(i)), or a final read's (i < 0, proc its own).
 type worker struct {
 	cl   *Client
+	i    int
 	proc history.Process
 }
 
@@ -258,28 +257,32 @@ func Run(cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	c.trace = cfg.trace
-	r := &runner{cfg: cfg, c: c, gen: kvw.NewGenerator(cfg.Seed), codec: kvw.Codec(), res: &Result{Seed: cfg.Seed, Checker: kvw.Checker()}, nextProc: history.Process(cfg.Clients)}
+	workers, err := workloads.NewWorkers(kvw.NewGenerator(cfg.Seed), cfg.Clients, int64(cfg.Ops))
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	r := &runner{cfg: cfg, c: c, workers: workers, codec: kvw.Codec(), res: &Result{Seed: cfg.Seed, Checker: kvw.Checker()}}
 	r.place = newPlacement([]*Cluster{c}, [][]replica.NodeID{c.Peers()}, len(c.nodes))
 	if r.nem, err = newSimNemesis(&r.place, cfg.Nemesis, cfg.Seed, cfg.Schedule, c.At, r.record, &r.res.Faults); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	r.nem.event = func(_ nemesis.Kind, seed uint64, done func()) { r.changeMembers(seed, done) }
 	r.nem.begin()
-	workers := make([]*worker, cfg.Clients)
-	for i := range workers {
-		w := &worker{cl: c.NewClient(cfg.Client), proc: history.Process(i)}
-		workers[i] = w
-		r.active++
-		c.At(time.Duration(c.rng.Int63n(int64(cfg.Think)+1)), func() { r.next(w) })
-	}
 	if cfg.Ops == 0 {
-		r.active = 0
+		// No op at all (an op limit of 0 would mean none to Workers).
 		r.workloadDone()
+	} else {
+		for i := range cfg.Clients {
+			w := &worker{cl: c.NewClient(cfg.Client), i: i, proc: workers.Process(i)}
+			r.active++
+			c.At(time.Duration(c.rng.Int63n(int64(cfg.Think)+1)), func() { r.next(w) })
+		}
 	}
 	// Every op ends by its deadline, so the run is bounded; the limit only
 	// guards against a simulator bug.
 	limit := time.Duration(cfg.Ops+1)*(cfg.Client.deadline()+cfg.Think) + cfg.Settle + time.Hour
 	c.RunUntil(func() bool { return r.done || c.err != nil }, limit)
+	r.tally()
 	if v := violation(c.err); v != nil {
 		r.res.History, r.res.Virtual, r.res.Net = r.hist, c.Now(), c.Stats()
 		r.res.Problems = append(r.res.Problems, v.Error())
@@ -322,22 +325,29 @@ func (cc ClientConfig) deadline() time.Duration {
 	return cc.Deadline
 }
 
-// next invokes w's next op, or retires w when the op budget is spent.
+// tally fills the result's counts from the workers' tallies.
+func (r *runner) tally() {
+	p, f := r.workers.Phase(), r.workers.Final()
+	r.res.Ops = int(p.Invoked + f.Invoked)
+	r.res.Ok, r.res.Fail, r.res.Info = int(p.Ok+f.Ok), int(p.Fail+f.Fail), int(p.Info+f.Info)
+}
+
+// next invokes w's next op, or ends w when the op budget is spent.
 func (r *runner) next(w *worker) {
-	if r.invoked >= r.cfg.Ops {
+	inv, ok := r.workers.Next()
+	if !ok {
 		r.active--
 		if r.active == 0 {
 			r.workloadDone()
 		}
 		return
 	}
-	r.invoked++
-	if r.invoked == r.cfg.Ops {
+	if r.workers.Budgeted() {
 		// Every op is invoked: stop hurting the cluster so the
 		// outstanding ones and the final reads can finish.
 		r.nem.stop()
 	}
-	r.invoke(w, r.gen.Next(), func() {
+	r.invoke(w, inv, func() {
 		r.c.At(time.Duration(r.c.rng.Int63n(int64(r.cfg.Think)+1)), func() { r.next(w) })
 	})
 }
@@ -355,23 +365,22 @@ func (r *runner) invoke(w *worker, inv workloads.Invocation, after func()) {
 		r.c.fail(fmt.Errorf("workload %s: %w", r.cfg.Workload, err))
 		return
 	}
-	r.res.Ops++
+	if w.i < 0 {
+		r.workers.InvokeFinal()
+	}
 	r.record(history.Op{Type: history.Invoke, Process: w.proc, F: inv.F, Value: inv.Value})
 	err = w.cl.Invoke(op.Encode(), func(o client.Outcome) {
 		c := r.codec.Complete(inv, kvResult(o))
-		comp := history.Op{Type: c.Type, Process: w.proc, F: inv.F, Value: c.Value, Error: c.Error, Node: nodeName(o.Node)}
-		r.record(comp)
-		switch comp.Type {
-		case history.Ok:
-			r.res.Ok++
-		case history.Fail:
-			r.res.Fail++
-		default:
-			r.res.Info++
-			// Jepsen semantics: the process that lost track of an op
-			// is retired; the worker continues as a new process.
-			w.proc = r.nextProc
-			r.nextProc++
+		if w.i < 0 {
+			c = r.workers.CompleteFinal(inv, c)
+		} else {
+			c = r.workers.Complete(w.i, inv, c)
+		}
+		r.record(history.Op{Type: c.Type, Process: w.proc, F: inv.F, Value: c.Value, Error: c.Error, Node: nodeName(o.Node)})
+		if w.i >= 0 {
+			// After an Info the process is retired (Jepsen semantics) and
+			// the worker goes on as a new one.
+			w.proc = r.workers.Process(w.i)
 		}
 		after()
 	})
@@ -390,11 +399,10 @@ func (r *runner) workloadDone() {
 	r.c.At(r.cfg.Settle, func() {
 		cc := r.cfg.Client
 		cc.Deadline = 4 * max(cc.deadline(), 5*time.Second)
-		reads := r.gen.FinalReads()
+		reads := r.workers.FinalReads()
 		r.final = len(reads)
 		for _, inv := range reads {
-			w := &worker{cl: r.c.NewClient(cc), proc: r.nextProc}
-			r.nextProc++
+			w := &worker{cl: r.c.NewClient(cc), i: -1, proc: r.workers.FinalProcess()}
 			r.invoke(w, inv, func() {
 				last := &r.hist[len(r.hist)-1]
 				if last.Type != history.Ok {

@@ -13,6 +13,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/kvnode/txn"
+	"github.com/chaoskv/chaos/kvnode/wlops"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/workloads"
 )
@@ -117,10 +118,11 @@ type world struct {
 	res      *ShardedResult
 	err      error
 	sessions uint64
-	// gen and codec are the workload's generator (seeded with the run's
-	// seed) and codec, as chaos run drives them.
-	gen   workloads.Generator
-	codec workloads.TxnCodec
+	// workers hold the workload's generator (seeded with the run's seed)
+	// and its processes, and codec is the workload's, as chaos run drives
+	// them.
+	workers *workloads.Workers
+	codec   workloads.TxnCodec
 	// groupCut[{a, b}] stops group a's runtime from delivering anything to
 	// group b: the two groups are cut off from each other while each
 	// still has its majority.
@@ -318,11 +320,12 @@ func (rt *groupRuntime) propose(lead replica.NodeID, req replica.Request) {
 // the real sharded client does.
 type txnWorker struct {
 	w    *world
+	i    int // the workload worker, or -1 for a final read
 	proc history.Process
 	cl   *Client
 }
 
-func (w *world) newWorker(proc history.Process) *txnWorker {
+func (w *world) newWorker(i int, proc history.Process) *txnWorker {
 	groups := map[replica.GroupID]*Cluster{w.ctl: w.clusters[0]}
 	for g := 1; g < len(w.clusters); g++ {
 		groups[replica.GroupID(g)] = w.clusters[g]
@@ -331,45 +334,48 @@ func (w *world) newWorker(proc history.Process) *txnWorker {
 	if err != nil {
 		panic(fmt.Sprintf("sim: transaction client: %v", err)) // the world's own groups are always valid
 	}
-	return &txnWorker{w: w, proc: proc, cl: cl}
+	return &txnWorker{w: w, i: i, proc: proc, cl: cl}
 }
 
 // invoke records inv, runs the transactions its codec asks for one after
 // another, records the completion the codec makes of their answers, and
 // then calls done.
 func (tw *txnWorker) invoke(inv workloads.Invocation, done func()) {
+	if tw.i < 0 {
+		tw.w.workers.InvokeFinal()
+	}
 	tw.w.record(history.Op{Type: history.Invoke, Process: tw.proc, F: inv.F, Value: inv.Value})
 	var next func(s workloads.TxnStep)
 	next = func(s workloads.TxnStep) {
 		if s.Done() {
 			c := s.Completion
-			tw.complete(history.Op{Type: c.Type, F: inv.F, Value: c.Value, Error: c.Error, Node: c.Node})
+			tw.complete(inv, c)
 			done()
 			return
 		}
-		ops, err := microOps(s.Ops)
+		ops, err := wlops.MicroOps(s.Ops)
 		if err != nil {
 			tw.w.fail(fmt.Errorf("workload %s: %w", tw.w.cfg.Workload, err))
 			return
 		}
-		tw.txn(ops, func(res []txn.MicroResult, err error) { next(s.Next(microResults(res), err)) })
+		tw.txn(ops, func(res []txn.MicroResult, err error) { next(s.Next(wlops.MicroResults(res), err)) })
 	}
 	next(tw.w.codec.Start(inv))
 }
 
-// complete records a completion of tw's process and counts it.
-func (tw *txnWorker) complete(op history.Op) {
+// complete records the completion of inv on tw's process; after an Info
+// the process is retired (Jepsen semantics) and the worker goes on as a
+// new one.
+func (tw *txnWorker) complete(inv workloads.Invocation, c workloads.Completion) {
 	w := tw.w
-	op.Process = tw.proc
-	w.record(op)
-	switch op.Type {
-	case history.Ok:
-		w.res.Ok++
-	case history.Fail:
-		w.res.Fail++
-	default:
-		w.res.Info++
-		tw.proc += history.Process(w.cfg.Clients + w.cfg.Keys)
+	if tw.i < 0 {
+		c = w.workers.CompleteFinal(inv, c)
+	} else {
+		c = w.workers.Complete(tw.i, inv, c)
+	}
+	w.record(history.Op{Type: c.Type, Process: tw.proc, F: inv.F, Value: c.Value, Error: c.Error, Node: c.Node})
+	if tw.i >= 0 {
+		tw.proc = w.workers.Process(tw.i)
 	}
 }
 
@@ -443,15 +449,15 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	nm.event = func(_ nemesis.Kind, seed uint64, done func()) { w.shardChangeVia(admin, nm, seed, done) }
-	invoked, active, stop := 0, cfg.Clients, false
+	active, stop := cfg.Clients, false
 	var next func(tw *txnWorker)
 	next = func(tw *txnWorker) {
-		if invoked >= cfg.Ops {
+		inv, ok := w.workers.Next()
+		if !ok {
 			active--
 			return
 		}
-		invoked++
-		if invoked == cfg.Ops {
+		if w.workers.Budgeted() {
 			// Every transaction is invoked: stop hurting the cluster so
 			// the outstanding ones and the final reads can finish.
 			stop = true
@@ -460,10 +466,10 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 		after := func() {
 			w.at(time.Duration(w.rng.Int63n(int64(cfg.Think)+1)), func() { next(tw) })
 		}
-		tw.invoke(w.gen.Next(), after)
+		tw.invoke(inv, after)
 	}
 	for i := 0; i < cfg.Clients; i++ {
-		tw := w.newWorker(history.Process(i))
+		tw := w.newWorker(i, w.workers.Process(i))
 		w.at(time.Duration(w.rng.Int63n(int64(cfg.Think)+1)), func() { next(tw) })
 	}
 	nm.begin()
@@ -497,8 +503,8 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 		w.restart(replica.NodeID(n))
 	}
 	w.cfg.TxnDeadline = 20 * time.Second
-	for k, inv := range w.gen.FinalReads() {
-		tw := w.newWorker(history.Process(10000 + k))
+	for _, inv := range w.workers.FinalReads() {
+		tw := w.newWorker(-1, w.workers.FinalProcess())
 		finished := false
 		tw.invoke(inv, func() { finished = true })
 		w.runUntil(func() bool { return finished }, 30*time.Second)
@@ -517,6 +523,7 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 			w.res.Problems = append(w.res.Problems, fmt.Sprintf("group %d: %s", g, p))
 		}
 	}
+	w.tally()
 	w.res.History = w.hist
 	w.res.Virtual = time.Duration(w.now())
 	w.res.Check = check(w.res.Checker, w.hist, checker.Options{})
@@ -527,9 +534,16 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	return w.res, nil
 }
 
+// tally fills the result's counts of completions from the workers'.
+func (w *world) tally() {
+	p, f := w.workers.Phase(), w.workers.Final()
+	w.res.Ok, w.res.Fail, w.res.Info = int(p.Ok+f.Ok), int(p.Fail+f.Fail), int(p.Info+f.Info)
+}
+
 // stopped is the result of a run that a safety violation stopped: invalid,
 // with the history up to that point.
 func (w *world) stopped(v *Violation) *ShardedResult {
+	w.tally()
 	w.res.History, w.res.Virtual = w.hist, time.Duration(w.now())
 	w.res.Problems = append(w.res.Problems, v.Error())
 	w.res.Check = checker.Result{Valid: checker.Invalid, Summary: "stopped at a safety violation"}
@@ -631,8 +645,12 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("sim: workload %s is not transactional; a sharded cluster runs transactions", cfg.Workload)
 	}
+	workers, err := workloads.NewWorkers(tw.NewGenerator(cfg.Seed), cfg.Clients, int64(cfg.Ops))
+	if err != nil {
+		return nil, nil, fmt.Errorf("sim: %w", err)
+	}
 	w := &world{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), res: &ShardedResult{Seed: cfg.Seed, Checker: tw.Checker()}, ctl: replica.GroupID(cfg.Groups + 1),
-		gen: tw.NewGenerator(cfg.Seed), codec: tw.Codec()}
+		workers: workers, codec: tw.Codec()}
 	for g := 0; g <= cfg.Groups; g++ {
 		var mem []replica.NodeID
 		for i := 0; i < 3; i++ {

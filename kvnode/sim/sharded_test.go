@@ -12,6 +12,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/kvnode/txn"
+	"github.com/chaoskv/chaos/kvnode/wlops"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/workloads"
 )
@@ -219,7 +220,7 @@ func TestShardedCutOffGroups(t *testing.T) {
 		}
 		w.groupCut = map[[2]replica.GroupID]bool{{1, 2}: true, {2, 1}: true}
 		outcome := func(ops []txn.MicroOp) history.Type {
-			tw := w.newWorker(1)
+			tw := w.newWorker(1, w.workers.Process(1))
 			var typ history.Type
 			tw.txn(ops, func(_ []txn.MicroResult, err error) { typ = outcomeType(err) })
 			w.runUntil(func() bool { return typ != 0 }, 10*time.Second)
@@ -243,8 +244,12 @@ func TestShardedCutOffGroups(t *testing.T) {
 // transactions themselves.
 func nextTxn(t *testing.T, w *world) []txn.MicroOp {
 	t.Helper()
-	s := w.codec.Start(w.gen.Next())
-	ops, err := microOps(s.Ops)
+	inv, ok := w.workers.Next()
+	if !ok {
+		t.Fatal("the workload's op budget is spent")
+	}
+	s := w.codec.Start(inv)
+	ops, err := wlops.MicroOps(s.Ops)
 	if s.Done() || err != nil {
 		t.Fatalf("the %s codec gave no transaction: %v %+v", w.cfg.Workload, err, s.Completion)
 	}
@@ -282,7 +287,7 @@ func TestShardedProgressWithMajorities(t *testing.T) {
 		}
 		w.res = &ShardedResult{}
 		w.runUntil(func() bool { return false }, 2*time.Second)
-		tw := w.newWorker(1)
+		tw := w.newWorker(1, w.workers.Process(1))
 		for phase, fault := range []func(){
 			func() { w.crash(3) },
 			func() {

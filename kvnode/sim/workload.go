@@ -6,7 +6,6 @@ import (
 
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/kv"
-	"github.com/chaoskv/chaos/kvnode/txn"
 	"github.com/chaoskv/chaos/workloads"
 )
 
@@ -14,7 +13,8 @@ import (
 // (package workloads), generator, codec, final reads and checker, as chaos
 // run does. This file only carries their operations across to the
 // simulated clients: a register's single-key ops as kv ops on one replica
-// group, a transactional workload's transactions as sharded transactions.
+// group, a transactional workload's transactions as sharded transactions
+// (through kvnode/wlops, as the Docker adapter carries them).
 
 // newWorkload returns the harness workload name over keys keys; reads is
 // the register's reads in every ten ops, and only the register has one.
@@ -63,31 +63,4 @@ func reply(o client.Outcome) (kv.Reply, error) {
 		return kv.Reply{}, errors.New(rep.Err)
 	}
 	return rep, nil
-}
-
-var microFs = map[string]string{
-	workloads.MicroRead: txn.Read, workloads.MicroWrite: txn.Write,
-	workloads.MicroAppend: txn.Append, workloads.MicroCheck: txn.Check,
-}
-
-// microOps is the store's transaction for a codec's step.
-func microOps(ops []workloads.MicroOp) ([]txn.MicroOp, error) {
-	out := make([]txn.MicroOp, len(ops))
-	for i, o := range ops {
-		f, ok := microFs[o.F]
-		if !ok {
-			return nil, fmt.Errorf("codec asked for micro-op %q, which the simulator does not map", o.F)
-		}
-		out[i] = txn.MicroOp{F: f, Key: o.Key, Value: o.Value}
-	}
-	return out, nil
-}
-
-// microResults is a codec's view of a committed transaction's results.
-func microResults(res []txn.MicroResult) []workloads.MicroResult {
-	out := make([]workloads.MicroResult, len(res))
-	for i, r := range res {
-		out[i] = workloads.MicroResult{Value: r.Value, Found: r.Found, List: r.List}
-	}
-	return out
 }

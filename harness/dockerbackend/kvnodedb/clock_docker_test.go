@@ -1,6 +1,7 @@
 package kvnodedb
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 )
@@ -20,7 +21,11 @@ func TestClockOffsetAppliedAndReset(t *testing.T) {
 		}
 		for _, n := range lc.file.Nodes {
 			if n.Name == node {
-				if err := c.get(ctx, n.AdminAddr, "/status", &st); err != nil {
+				body, err := c.adminAPI().Status(ctx, n.AdminAddr)
+				if err == nil {
+					err = json.Unmarshal(body, &st)
+				}
+				if err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -16,10 +16,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -315,7 +313,7 @@ func (c *conn) Healthy(ctx context.Context) error {
 
 func (c *conn) nodesUp(ctx context.Context) error {
 	for _, n := range c.file.Nodes {
-		if err := c.get(ctx, n.AdminAddr, "/healthz", nil); err != nil {
+		if err := c.adminAPI().Healthy(ctx, n.AdminAddr); err != nil {
 			return fmt.Errorf("%s: %w", n.Name, err)
 		}
 	}
@@ -333,37 +331,6 @@ func (c *conn) Close() error {
 	return nil
 }
 
-func (c *conn) get(ctx context.Context, addr, path string, into any) error {
-	body, err := c.getBody(ctx, addr, path)
-	if err != nil || into == nil {
-		return err
-	}
-	if err := json.Unmarshal(body, into); err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	return nil
-}
-
-func (c *conn) getBody(ctx context.Context, addr, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return body, nil
-}
-
 // StatusFile is the name of the node's final /status in its store
 // directory.
 const StatusFile = "status.json"
@@ -374,7 +341,7 @@ const StatusFile = "status.json"
 func (c *conn) Collect(ctx context.Context, _ []docker.Node, dir string) error {
 	var errs []error
 	for _, n := range c.file.Nodes {
-		body, err := c.getBody(ctx, n.AdminAddr, "/status")
+		body, err := c.adminAPI().Status(ctx, n.AdminAddr)
 		if err == nil {
 			err = os.WriteFile(filepath.Join(dir, n.Name, StatusFile), body, 0o644)
 		}
@@ -400,7 +367,8 @@ func (c *conn) Leaders(ctx context.Context) ([]string, error) {
 	votes := map[replica.GroupID]map[replica.NodeID]int{}
 	for _, n := range c.file.Nodes {
 		var st nodeStatus
-		if err := c.get(ctx, n.AdminAddr, "/status", &st); err != nil {
+		body, err := c.adminAPI().Status(ctx, n.AdminAddr)
+		if err != nil || json.Unmarshal(body, &st) != nil {
 			continue
 		}
 		for _, g := range st.Groups {
@@ -439,21 +407,7 @@ func (c *conn) Leaders(ctx context.Context) ([]string, error) {
 // SetNodeClock sets the offset node n adds to its wall-clock reads,
 // through POST /clock-offset on its admin port.
 func (c *conn) SetNodeClock(ctx context.Context, n docker.Node, offset time.Duration) error {
-	u := "http://" + netip.AddrPortFrom(n.IP, AdminPort).String() + "/clock-offset?offset=" + url.QueryEscape(offset.String())
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST /clock-offset: %s: %s", resp.Status, body)
-	}
-	return nil
+	return c.adminAPI().SetClockOffset(ctx, netip.AddrPortFrom(n.IP, AdminPort).String(), offset)
 }
 
 // shardedConn is a launched sharded kvnode cluster: its controller

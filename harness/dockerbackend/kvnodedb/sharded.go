@@ -14,6 +14,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/server/config"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/kvnode/txn"
+	"github.com/chaoskv/chaos/kvnode/wlops"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/workloads"
 )
@@ -162,7 +163,7 @@ type shardedSession struct {
 }
 
 func (s *shardedSession) Txn(ctx context.Context, ops []workloads.MicroOp) ([]workloads.MicroResult, error) {
-	mops, err := microOps(ops)
+	mops, err := wlops.MicroOps(ops)
 	if err != nil {
 		return nil, workloads.Definite(err)
 	}
@@ -176,7 +177,7 @@ func (s *shardedSession) Txn(ctx context.Context, ops []workloads.MicroOp) ([]wo
 	if err != nil {
 		return nil, classify(err)
 	}
-	return microResults(res), nil
+	return wlops.MicroResults(res), nil
 }
 
 func (s *shardedSession) Close() error { return s.c.Close() }

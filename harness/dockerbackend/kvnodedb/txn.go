@@ -8,7 +8,7 @@ import (
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server/config"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
-	"github.com/chaoskv/chaos/kvnode/txn"
+	"github.com/chaoskv/chaos/kvnode/wlops"
 	"github.com/chaoskv/chaos/workloads"
 )
 
@@ -64,37 +64,8 @@ type txnSession struct {
 	c *client.Client
 }
 
-// microOps converts a workload transaction to kvnode micro-ops.
-func microOps(ops []workloads.MicroOp) ([]txn.MicroOp, error) {
-	out := make([]txn.MicroOp, len(ops))
-	for i, o := range ops {
-		switch o.F {
-		case workloads.MicroRead:
-			out[i] = txn.MicroOp{F: txn.Read, Key: o.Key}
-		case workloads.MicroWrite:
-			out[i] = txn.MicroOp{F: txn.Write, Key: o.Key, Value: o.Value}
-		case workloads.MicroAppend:
-			out[i] = txn.MicroOp{F: txn.Append, Key: o.Key, Value: o.Value}
-		case workloads.MicroCheck:
-			out[i] = txn.MicroOp{F: txn.Check, Key: o.Key, Value: o.Value}
-		default:
-			return nil, fmt.Errorf("micro-op %d: unknown function %q", i, o.F)
-		}
-	}
-	return out, nil
-}
-
-// microResults converts kvnode results back.
-func microResults(rs []txn.MicroResult) []workloads.MicroResult {
-	out := make([]workloads.MicroResult, len(rs))
-	for i, r := range rs {
-		out[i] = workloads.MicroResult{Value: r.Value, Found: r.Found, List: r.List}
-	}
-	return out
-}
-
 func (s *txnSession) Txn(ctx context.Context, ops []workloads.MicroOp) ([]workloads.MicroResult, error) {
-	mops, err := microOps(ops)
+	mops, err := wlops.MicroOps(ops)
 	if err != nil {
 		return nil, workloads.Definite(err)
 	}
@@ -102,7 +73,7 @@ func (s *txnSession) Txn(ctx context.Context, ops []workloads.MicroOp) ([]worklo
 	if err != nil {
 		return nil, classify(err)
 	}
-	return microResults(res), nil
+	return wlops.MicroResults(res), nil
 }
 
 func (s *txnSession) Close() error { return s.c.Close() }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/server/config"
-	"github.com/chaoskv/chaos/kvnode/txn"
 	"github.com/chaoskv/chaos/workloads"
 )
 
@@ -100,22 +99,4 @@ func TestOpenTxnNeedsOneGroup(t *testing.T) {
 		t.Fatalf("single-group OpenTxn: %v", err)
 	}
 	kv.Close()
-}
-
-func TestMicroOpConversion(t *testing.T) {
-	got, err := microOps([]workloads.MicroOp{{F: "r", Key: "a"}, {F: "w", Key: "b", Value: "1"}, {F: "append", Key: "c", Value: "2"}, {F: "check", Key: "d", Value: "3"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []txn.MicroOp{{F: txn.Read, Key: "a"}, {F: txn.Write, Key: "b", Value: "1"}, {F: txn.Append, Key: "c", Value: "2"}, {F: txn.Check, Key: "d", Value: "3"}}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %v", got)
-	}
-	if _, err := microOps([]workloads.MicroOp{{F: "cas", Key: "a"}}); err == nil {
-		t.Fatal("unknown function accepted")
-	}
-	rs := microResults([]txn.MicroResult{{F: txn.Read, Key: "a", Value: "1\x1f", Found: true, List: []string{"1"}}})
-	if !reflect.DeepEqual(rs, []workloads.MicroResult{{Value: "1\x1f", Found: true, List: []string{"1"}}}) {
-		t.Fatalf("results %v", rs)
-	}
 }
