@@ -2,13 +2,10 @@ package sim
 
 import (
 	"errors"
-	"runtime"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chaoskv/chaos/checker"
 	"github.com/chaoskv/chaos/history"
 	knode "github.com/chaoskv/chaos/kvnode/node"
 	"github.com/chaoskv/chaos/kvnode/replica"
@@ -49,36 +46,11 @@ func TestMembershipSweep(t *testing.T) {
 }
 
 func membershipSweep(t *testing.T, proto string, n int) {
-	var mu sync.Mutex
 	changes, removed, effective := 0, 0, 0
-	seeds := make(chan int64)
-	var wg sync.WaitGroup
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range seeds {
-				cfg := membershipConfig(proto, s)
-				res, err := Run(cfg)
-				mu.Lock()
-				switch {
-				case err != nil:
-					t.Errorf("seed %d: %v\n  replay: %s", s, err, replayCommand(cfg))
-				case res.Valid != checker.Valid:
-					t.Errorf("seed %d: %s: %s %v\n  replay: %s", s, res.Valid, res.Check.Summary, res.Problems, replayCommand(cfg))
-				default:
-					c, r, e := countChanges(res.History)
-					changes, removed, effective = changes+c, removed+r, effective+e
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for s := int64(1); s <= int64(n); s++ {
-		seeds <- s
-	}
-	close(seeds)
-	wg.Wait()
+	sweep(t, n, func(s int64) Config { return membershipConfig(proto, s) }, func(res *Result) {
+		c, r, e := countChanges(res.History)
+		changes, removed, effective = changes+c, removed+r, effective+e
+	})
 	if changes == 0 || removed == 0 || effective == 0 {
 		t.Fatalf("%d seeds made %d membership changes, %d of them removing a member, %d seen in force: the sweep tests nothing", n, changes, removed, effective)
 	}

@@ -41,6 +41,39 @@ func replayCommand(cfg Config) string {
 		cfg.Workload, reads, nemesis.FormatFor(cfg.Nemesis, nemesis.Sim), cfg.Replicas, cfg.Protocol, cfg.Clients, cfg.Keys, cfg.Ops, cfg.SnapshotEvery, cfg.Seed, cfg.Seed)
 }
 
+// sweep runs seeds 1..n of cfgFor on every processor. A seed that fails
+// or is not valid fails t with its replay command; each valid result goes
+// to valid, one at a time.
+func sweep(t *testing.T, n int, cfgFor func(seed int64) Config, valid func(*Result)) {
+	t.Helper()
+	var mu sync.Mutex
+	seeds := make(chan int64)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for s := range seeds {
+				cfg := cfgFor(s)
+				res, err := Run(cfg)
+				mu.Lock()
+				switch {
+				case err != nil:
+					t.Errorf("seed %d: %v\n  replay: %s", s, err, replayCommand(cfg))
+				case res.Valid != checker.Valid:
+					t.Errorf("seed %d: %s: %s %v\n  replay: %s", s, res.Valid, res.Check.Summary, res.Problems, replayCommand(cfg))
+				default:
+					valid(res)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for s := int64(1); s <= int64(n); s++ {
+		seeds <- s
+	}
+	close(seeds)
+	wg.Wait()
+}
+
 // TestRandomSweep runs many seeds mixing every fault. Seed count: -seeds,
 // else $CHAOS_SIM_SEEDS, else 200 (20 with -short).
 func TestRandomSweep(t *testing.T) {
@@ -48,35 +81,10 @@ func TestRandomSweep(t *testing.T) {
 	for _, proto := range protocols(t) {
 		t.Run(proto, func(t *testing.T) {
 			start := time.Now()
-			var mu sync.Mutex
 			var ops, ok, info int
-			seeds := make(chan int64)
-			var wg sync.WaitGroup
-			for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for s := range seeds {
-						cfg := sweepConfig(proto, s)
-						res, err := Run(cfg)
-						mu.Lock()
-						switch {
-						case err != nil:
-							t.Errorf("seed %d: %v\n  replay: %s", s, err, replayCommand(cfg))
-						case res.Valid != checker.Valid:
-							t.Errorf("seed %d: %s: %s %v\n  replay: %s", s, res.Valid, res.Check.Summary, res.Problems, replayCommand(cfg))
-						default:
-							ops, ok, info = ops+res.Ops, ok+res.Ok, info+res.Info
-						}
-						mu.Unlock()
-					}
-				}()
-			}
-			for s := int64(1); s <= int64(n); s++ {
-				seeds <- s
-			}
-			close(seeds)
-			wg.Wait()
+			sweep(t, n, func(s int64) Config { return sweepConfig(proto, s) }, func(res *Result) {
+				ops, ok, info = ops+res.Ops, ok+res.Ok, info+res.Info
+			})
 			el := time.Since(start)
 			t.Logf("%d seeds, %d ops (%d ok, %d info) in %v: %.0f simulated ops/s", n, ops, ok, info, el.Round(time.Millisecond), float64(ops)/el.Seconds())
 		})
