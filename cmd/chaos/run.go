@@ -494,6 +494,11 @@ func runAction(c *cli.Context) (err error) {
 			if errors.Is(err, harness.ErrConfig) {
 				return badArgs("%v", err)
 			}
+			if errors.Is(err, docker.ErrNoNetem) {
+				// The host cannot do what was asked: bad input, found at
+				// setup because only the first container's kernel can tell.
+				return badArgs("--nemesis latency: %v%s", err, where)
+			}
 			return internal(fmt.Errorf("%w%s", err, where))
 		}
 		printOutcome(c.App.Writer, out)

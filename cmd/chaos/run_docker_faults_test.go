@@ -225,7 +225,7 @@ func TestRunDockerKill(t *testing.T) {
 func TestRunDockerLatency(t *testing.T) {
 	code, stderr, store := runDockerCLI(t, "", "--nemesis", "latency", "--nodes", "3", "--replicas", "3",
 		"--nemesis-interval", "2s", "--time-limit", "8s", "--seed", "5")
-	if code == exitInternal && strings.Contains(stderr, docker.ErrNoNetem.Error()) {
+	if code == exitBadArgs && strings.Contains(stderr, docker.ErrNoNetem.Error()) {
 		dir, err := results.Latest(store)
 		if err != nil {
 			t.Fatal(err)
@@ -241,7 +241,7 @@ func TestRunDockerLatency(t *testing.T) {
 		return
 	}
 	if code != exitValid {
-		t.Fatalf("exit %d, want %d (or %d naming the missing netem); stderr:\n%s", code, exitValid, exitInternal, stderr)
+		t.Fatalf("exit %d, want %d (or %d naming the missing netem); stderr:\n%s", code, exitValid, exitBadArgs, stderr)
 	}
 	r := readDockerRun(t, store, exitValid)
 	if n := r.nemesisOps(); n["start-latency"] == 0 || n["stop-latency"] == 0 {
