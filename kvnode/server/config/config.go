@@ -199,24 +199,21 @@ func (c *Cluster) Validate() error {
 		if len(g.Members) == 0 {
 			return fmt.Errorf("%s.members: group %d has no members", where, g.ID)
 		}
+		// A node hosts a group once: as a member or as a spare.
 		seen := map[replica.NodeID]bool{}
-		for j, m := range g.Members {
-			if !ids[m] {
-				return fmt.Errorf("%s.members[%d]: unknown node %d", where, j, m)
+		for _, list := range []struct {
+			field string
+			nodes []replica.NodeID
+		}{{"members", g.Members}, {"spares", g.Spares}} {
+			for j, m := range list.nodes {
+				if !ids[m] {
+					return fmt.Errorf("%s.%s[%d]: unknown node %d", where, list.field, j, m)
+				}
+				if seen[m] {
+					return fmt.Errorf("%s.%s[%d]: node %d listed twice", where, list.field, j, m)
+				}
+				seen[m] = true
 			}
-			if seen[m] {
-				return fmt.Errorf("%s.members[%d]: node %d listed twice", where, j, m)
-			}
-			seen[m] = true
-		}
-		for j, m := range g.Spares {
-			if !ids[m] {
-				return fmt.Errorf("%s.spares[%d]: unknown node %d", where, j, m)
-			}
-			if seen[m] {
-				return fmt.Errorf("%s.spares[%d]: node %d listed twice", where, j, m)
-			}
-			seen[m] = true
 		}
 	}
 	if c.ShardController != 0 {
