@@ -275,7 +275,6 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, l := range n.listeners {
 		wg.Go(func() { n.accept(ctx, l) })
 	}
-	n.startShardRuntimes(ctx, &wg)
 	close(n.ready)
 	<-ctx.Done()
 	n.closeListeners()
