@@ -141,10 +141,12 @@ func (g *group) run(ctx context.Context) error {
 			g.synced <- err
 		}
 	}()
-	// The shard runtime's events, if the group has one.
+	// The shard runtime's events, if the group has one. Its deliveries
+	// end with the loop, however the loop ends.
 	var shardKick <-chan struct{}
 	var shardTimer <-chan time.Time
 	var shardEnds <-chan shardEnd
+	ctx, stopDeliveries := context.WithCancel(ctx)
 	if sh := g.shard; sh != nil {
 		sh.ctx = ctx
 		shardKick, shardTimer, shardEnds = sh.kick, sh.timer.C, sh.ends
@@ -155,6 +157,7 @@ func (g *group) run(ctx context.Context) error {
 		close(g.writes)
 		<-written
 		g.rep.Close("node shutting down")
+		stopDeliveries()
 		if g.shard != nil {
 			g.shard.stop()
 		}

@@ -280,17 +280,14 @@ func (r *shardReplica) run(fn func()) {
 
 func (r *shardReplica) now() time.Duration { return time.Duration(r.rts.w.now()) }
 
-func (r *shardReplica) tick(timer bool) {
+// look runs f, the group's Tick or Timer, over the replica.
+func (r *shardReplica) look(f func(time.Duration, replica.Status, replica.StateMachine)) {
 	n := r.rts.cluster().nodes[r.i]
-	if timer {
-		r.sg.Timer(r.now(), n.rep.Core.Status(), n.sm)
-	} else {
-		r.sg.Tick(r.now(), n.rep.Core.Status(), n.sm)
-	}
+	f(r.now(), n.rep.Core.Status(), n.sm)
 }
 
 // Kick ticks the runtime at once, as the node's next event.
-func (r *shardReplica) Kick() { r.rts.w.at(0, func() { r.run(func() { r.tick(false) }) }) }
+func (r *shardReplica) Kick() { r.rts.w.at(0, func() { r.run(func() { r.look(r.sg.Tick) }) }) }
 
 // WakeAt replaces the replica's timer.
 func (r *shardReplica) WakeAt(at time.Duration) {
@@ -299,7 +296,7 @@ func (r *shardReplica) WakeAt(at time.Duration) {
 	r.rts.w.at(max(at-r.now(), 0), func() {
 		r.run(func() {
 			if gen == r.timer {
-				r.tick(true)
+				r.look(r.sg.Timer)
 			}
 		})
 	})
