@@ -20,6 +20,16 @@
 //     abandon, configuration learning.
 //   - ShardRuntime carries out ShardPump's decisions: a pool of clients
 //     per target group for the deliveries, and the answers turned into
-//     requests under the runtime's own session; the shells only send what
-//     it hands them and submit what it returns.
+//     requests under the runtime's own session.
+//   - ShardGroup is the shard runtime of one replica as its node hosts
+//     it: when the runtime looks at the replica (at start, after applied
+//     results, on a leader change, after a delivery, at its one timer),
+//     how that timer is armed, and where deliveries and proposals go,
+//     through a ShardEnv. The server's group loop and the simulator's
+//     nodes only carry out ShardEnv (kick their loop, arm a timer, send a
+//     request, submit at the replica).
+//
+// So each shard runtime rule has one home: when a delivery is retried,
+// when a configuration is asked for and when a transaction is abandoned
+// are ShardPump's; when the pump is ticked is ShardGroup's.
 package node

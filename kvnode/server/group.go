@@ -55,9 +55,9 @@ type group struct {
 	// it, running what arrives on calls.
 	sm    replica.StateMachine
 	calls chan func()
-	// shardWake, for a shard group with a runtime, is nudged when the
-	// runtime may have work: see nudgeShard. Nil otherwise.
-	shardWake chan struct{}
+	// shard, for a shard group of a sharded node, is its shard runtime,
+	// which the loop runs. Nil otherwise.
+	shard *shardShell
 }
 
 func newGroup(n *Node, id replica.GroupID, core replica.Replicator, sm replica.StateMachine, st *storage.Store, gm *groupMetrics) *group {
@@ -141,17 +141,38 @@ func (g *group) run(ctx context.Context) error {
 			g.synced <- err
 		}
 	}()
+	// The shard runtime's events, if the group has one. Its deliveries
+	// end with the loop, however the loop ends.
+	var shardKick <-chan struct{}
+	var shardTimer <-chan time.Time
+	var shardEnds <-chan shardEnd
+	ctx, stopDeliveries := context.WithCancel(ctx)
+	if sh := g.shard; sh != nil {
+		sh.ctx = ctx
+		shardKick, shardTimer, shardEnds = sh.kick, sh.timer.C, sh.ends
+	}
 	// On the way out, let the writer finish (nothing is answered before
 	// it is durable anyway), then answer whoever still waits.
 	defer func() {
 		close(g.writes)
 		<-written
 		g.rep.Close("node shutting down")
+		stopDeliveries()
+		if g.shard != nil {
+			g.shard.stop()
+		}
 	}()
+	g.observe()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-shardKick:
+			g.shard.sg.Tick(g.shard.now(), g.core.Status(), g.sm)
+		case <-shardTimer:
+			g.shard.sg.Timer(g.shard.now(), g.core.Status(), g.sm)
+		case e := <-shardEnds:
+			g.shard.sg.Delivered(g.shard.now(), e.s, e.answer)
 		case err := <-g.synced:
 			g.disk.err = err
 			if err := g.rep.WriteDone(&g.disk); err != nil {
@@ -198,8 +219,8 @@ func (h *groupHost) Readied(*replica.Ready) {}
 func (h *groupHost) Releasing(rd *replica.Ready) {
 	h.metrics.readies.Add(1)
 	h.metrics.commits.Add(uint64(len(rd.Results)))
-	if len(rd.Results) > 0 && h.shardWake != nil {
-		(*group)(h).nudgeShard()
+	if h.shard != nil {
+		h.shard.sg.Released(rd)
 	}
 }
 
@@ -232,11 +253,11 @@ func (h *groupHost) Send(m replica.Message, frame []byte, err error) {
 func (g *group) observe() {
 	s := g.core.Status()
 	g.status.Store(&s)
+	if g.shard != nil {
+		g.shard.sg.Observe(s)
+	}
 	if s.Leader != g.leader {
 		g.leader = s.Leader
-		if g.shardWake != nil {
-			g.nudgeShard()
-		}
 		g.metrics.leaderChanges.Add(1)
 		g.node.log.Info("leader changed", "group", g.id, "leader", s.Leader, "role", s.Role, "epoch", s.Epoch)
 	}

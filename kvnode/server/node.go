@@ -14,7 +14,9 @@
 // core), fed what arrives (peer messages, client requests, ticks, finished
 // writes). What a replica does with those (batching, persisting each Ready
 // before releasing its messages and answers, answering clients, shard
-// runtime rules) is decided there, as it is in the simulator. The loop's
+// runtime rules) is decided there, as it is in the simulator. A shard
+// group's loop also runs the group's node.ShardGroup (shards.go), whose
+// deliveries run on goroutines of their own and end as loop events. The loop's
 // writer goroutine writes and fsyncs each storage write while the loop
 // keeps stepping the core, which pipelines the next batch behind the
 // current fsync. A replica's data lives in <data>/group-<id>/ (see package
@@ -275,7 +277,6 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, l := range n.listeners {
 		wg.Go(func() { n.accept(ctx, l) })
 	}
-	n.startShardRuntimes(ctx, &wg)
 	close(n.ready)
 	<-ctx.Done()
 	n.closeListeners()

@@ -10,7 +10,6 @@ import (
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/node"
 	"github.com/chaoskv/chaos/kvnode/replica"
-	"github.com/chaoskv/chaos/kvnode/server/wire"
 	"github.com/chaoskv/chaos/kvnode/shardctl"
 	"github.com/chaoskv/chaos/kvnode/txn"
 )
@@ -33,56 +32,57 @@ func shardedStateMachines(ctl replica.GroupID) func(replica.GroupID) replica.Sta
 	}
 }
 
-// startShardRuntimes starts, for every local sharded group, the loop that
-// carries out what node.ShardPump decides: deliver the Outbox, propose the
-// answers, learn configurations in order, abandon stuck prepares.
-func (n *Node) startShardRuntimes(ctx context.Context, wg *sync.WaitGroup) {
-	if n.opts.ShardController == 0 {
+// shardShell is the I/O of a shard group's node.ShardGroup, which the
+// group's loop goroutine runs: kicks and the timer are events of the loop,
+// each delivery runs on a goroutine of its own and its end comes back to
+// the loop as an event too.
+type shardShell struct {
+	g     *group
+	sg    *node.ShardGroup[*client.Client]
+	epoch time.Time
+	kick  chan struct{}
+	timer *time.Timer
+	ends  chan shardEnd
+	ctx   context.Context // the loop's, set when it starts
+	sends sync.WaitGroup
+}
+
+// shardEnd is a delivery that ended, with its answer (nil: none).
+type shardEnd struct {
+	s      node.Send[*client.Client]
+	answer []byte
+}
+
+// initShard gives a shard group of a sharded node its shard runtime.
+func (g *group) initShard() {
+	n := g.node
+	if _, ok := g.sm.(*txn.Group); !ok || n.opts.ShardController == 0 {
 		return
 	}
-	for _, g := range n.groups {
-		if _, ok := g.sm.(*txn.Group); ok {
-			wg.Go(func() { n.shardRuntime(ctx, g) })
-		}
+	sh := &shardShell{g: g, epoch: time.Now(), kick: make(chan struct{}, 1), timer: time.NewTimer(time.Hour), ends: make(chan shardEnd, 64)}
+	sh.timer.Stop()
+	log := n.log.With("group", g.id)
+	sh.sg = &node.ShardGroup[*client.Client]{
+		Self: n.opts.ID,
+		Env:  sh,
+		Runtime: node.ShardRuntime[*client.Client]{
+			Pump:    node.ShardPump{Controller: n.opts.ShardController, AbandonAfter: abandonAfter},
+			Session: randomID(),
+			Dial: func(to replica.GroupID) (*client.Client, error) {
+				cc, err := client.FromCluster(n.opts.Cluster, to)
+				if err == nil {
+					cc.AttemptTimeout = shardSendTimeout / 2
+					var c *client.Client
+					if c, err = client.New(cc); err == nil {
+						return c, nil
+					}
+				}
+				log.Warn("shard runtime: client", "to", to, "err", err)
+				return nil, err
+			},
+		},
 	}
-}
-
-// initShard readies a shard group for its runtime: the loop nudges
-// shardWake whenever the runtime may have something new to do.
-func (g *group) initShard() {
-	if _, ok := g.sm.(*txn.Group); ok && g.node.opts.ShardController != 0 {
-		g.shardWake = make(chan struct{}, 1)
-	}
-}
-
-// nudgeShard tells the group's shard runtime, if any, that it may have
-// something new to do: an entry was applied, the leader changed or a
-// delivery ended. Nudges coalesce; it never blocks.
-func (g *group) nudgeShard() {
-	select {
-	case g.shardWake <- struct{}{}:
-	default:
-	}
-}
-
-// shardView reads the group's state on its loop goroutine.
-func (g *group) shardView(ctx context.Context) (node.ShardView, bool) {
-	ch := make(chan node.ShardView, 1)
-	f := func() {
-		v, _ := node.View(g.node.opts.ID, g.core.Status(), g.sm)
-		ch <- v
-	}
-	select {
-	case g.calls <- f:
-	case <-ctx.Done():
-		return node.ShardView{}, false
-	}
-	select {
-	case v := <-ch:
-		return v, true
-	case <-ctx.Done():
-		return node.ShardView{}, false
-	}
+	g.shard = sh
 }
 
 func randomID() uint64 {
@@ -91,79 +91,54 @@ func randomID() uint64 {
 	return binary.LittleEndian.Uint64(b[:]) | 1
 }
 
-func (n *Node) shardRuntime(ctx context.Context, g *group) {
-	log := n.log.With("group", g.id)
-	var mu sync.Mutex // guards rt: deliveries end on their own goroutines
-	rt := node.ShardRuntime[*client.Client]{
-		Pump:    node.ShardPump{Controller: n.opts.ShardController, AbandonAfter: abandonAfter},
-		Session: randomID(),
-		Dial: func(to replica.GroupID) (*client.Client, error) {
-			cc, err := client.FromCluster(n.opts.Cluster, to)
-			if err != nil {
-				return nil, err
-			}
-			cc.ClientID, cc.AttemptTimeout = randomID(), shardSendTimeout/2
-			return client.New(cc)
-		},
+func (sh *shardShell) now() time.Duration { return time.Since(sh.epoch) }
+
+// Kick makes the loop tick the group's runtime; kicks coalesce.
+func (sh *shardShell) Kick() {
+	select {
+	case sh.kick <- struct{}{}:
+	default:
 	}
-	propose := func(req replica.Request) {
-		g.submit(&proposal{req: req, reply: func(wire.Response) {}})
-	}
-	epoch := time.Now()
-	var wg sync.WaitGroup
-	defer func() {
-		wg.Wait()
-		for _, c := range rt.Clients() {
-			c.Close()
-		}
-	}()
-	deliver := func(s node.Send[*client.Client]) {
-		wg.Go(func() {
-			var ans []byte
-			if s.Err != nil {
-				log.Warn("shard runtime: client", "to", s.To, "err", s.Err)
-			} else {
-				sctx, cancel := context.WithTimeout(ctx, shardSendTimeout)
-				if a, err := s.Via.Raw(sctx, s.Op); err == nil {
-					ans = a
-				}
-				cancel()
-			}
-			mu.Lock()
-			req, ok := rt.Answered(time.Since(epoch), s, ans)
-			mu.Unlock()
-			if ok {
-				propose(req)
-			}
-			g.nudgeShard()
-		})
-	}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		v, ok := g.shardView(ctx)
-		if !ok {
-			return
-		}
-		mu.Lock()
-		sends, props := rt.Tick(time.Since(epoch), v)
-		at, armed := rt.Wake()
-		mu.Unlock()
-		for _, s := range sends {
-			deliver(s)
-		}
-		for _, req := range props {
-			propose(req)
-		}
-		timer.Stop()
-		if armed {
-			timer.Reset(max(at-time.Since(epoch), 0))
+}
+
+// WakeAt re-arms the loop's shard timer.
+func (sh *shardShell) WakeAt(at time.Duration) { sh.timer.Reset(max(at-sh.now(), 0)) }
+
+// Deliver runs s on a goroutine of its own, which hands its end to the
+// loop; if the loop has stopped, it closes the client.
+func (sh *shardShell) Deliver(s node.Send[*client.Client]) {
+	sh.sends.Go(func() {
+		ctx, cancel := context.WithTimeout(sh.ctx, shardSendTimeout)
+		ans, err := s.Via.Raw(ctx, s.Op)
+		cancel()
+		if err != nil {
+			ans = nil
 		}
 		select {
-		case <-ctx.Done():
+		case sh.ends <- shardEnd{s, ans}:
+		case <-sh.ctx.Done():
+			s.Via.Close()
+		}
+	})
+}
+
+// Propose submits req at the group's replica.
+func (sh *shardShell) Propose(req replica.Request) { sh.g.rep.Submit(req) }
+
+// stop waits for the deliveries still running, once the loop has stopped,
+// and closes every client.
+func (sh *shardShell) stop() {
+	sh.sends.Wait()
+	sh.timer.Stop()
+	for {
+		select {
+		case e := <-sh.ends:
+			e.s.Via.Close()
+		default:
+			for _, c := range sh.sg.Runtime.Clients() {
+				c.Close()
+			}
 			return
-		case <-g.shardWake:
-		case <-timer.C:
 		}
 	}
 }

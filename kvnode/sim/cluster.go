@@ -169,9 +169,20 @@ type Cluster struct {
 	// Filter, when set, sees every protocol message at delivery time;
 	// returning false drops it. Tests use it to shape exact scenarios.
 	Filter func(m replica.Message) bool
-	// Releasing, when set, sees every Ready a node releases (after it
-	// applied the Ready's committed entries), as a real shell's host does.
-	Releasing func(id replica.NodeID, rd *replica.Ready)
+	// runtime, when set, is what every node runs beside its replica.
+	runtime nodeRuntime
+}
+
+// nodeRuntime is what a node runs beside its replica of the cluster's
+// group (a shard group's runtime), told of the node's events by index:
+// started when the node (re)starts, a new incarnation; stepped after every
+// event the replica handled; released for every Ready it released, after
+// applying its entries; resumed when it runs again after a pause.
+type nodeRuntime interface {
+	started(i int)
+	stepped(i int)
+	released(i int, rd *replica.Ready)
+	resumed(i int)
 }
 
 // NewCluster builds a cluster and starts every node.
@@ -348,6 +359,9 @@ func (c *Cluster) start(i int) error {
 		n.tick = int64(c.cfg.Tick)
 	}
 	c.agenda.push(event{at: c.now + c.rng.Int63n(n.tick) + 1, kind: evTick, who: int32(i), gen: n.gen})
+	if c.runtime != nil {
+		c.runtime.started(i)
+	}
 	c.replayEcho(i)
 	c.persist(i)
 	return nil
@@ -438,6 +452,9 @@ func (c *Cluster) Resume(id replica.NodeID) {
 		default:
 			c.request(i, e.pkt)
 		}
+	}
+	if c.runtime != nil && n.up && !n.paused {
+		c.runtime.resumed(i)
 	}
 }
 
@@ -674,6 +691,9 @@ func (c *Cluster) persist(i int) {
 			t.fire(n.id)
 		}
 	}
+	if c.runtime != nil && n.up {
+		c.runtime.stepped(i)
+	}
 }
 
 // RestartDelay is how long a node that stopped on a failed sync stays down.
@@ -724,8 +744,8 @@ func (h host) Readied(rd *replica.Ready) {
 	}
 }
 
-// Releasing counts the confirmed reads rd carries and tells the
-// cluster's Releasing hook.
+// Releasing counts the confirmed reads rd carries and tells the node's
+// runtime.
 func (h host) Releasing(rd *replica.Ready) {
 	h.c.oracle.releasing(h.i, rd)
 	for _, rs := range rd.Reads {
@@ -733,8 +753,8 @@ func (h host) Releasing(rd *replica.Ready) {
 			h.c.readIndexReads++
 		}
 	}
-	if h.c.Releasing != nil {
-		h.c.Releasing(h.c.nodes[h.i].id, rd)
+	if h.c.runtime != nil {
+		h.c.runtime.released(h.i, rd)
 	}
 }
 

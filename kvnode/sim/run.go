@@ -1,8 +1,9 @@
 // Package sim is kvnode's deterministic simulator: a second shell, beside
 // kvnode/server, around the same node code. Every simulated node runs the
 // real protocol cores, state machines and wire codecs inside node.Replica
-// (the persist-then-release pipeline, client answering), shard groups run
-// node.ShardPump, and every simulated client runs client.Router (the real
+// (the persist-then-release pipeline, client answering), every replica of
+// a shard group runs node.ShardGroup (the shard runtime as a node hosts
+// it, sharded.go), and every simulated client runs client.Router (the real
 // client's routing, retries and failed-versus-unknown decision), all in one
 // goroutine on a virtual clock. Between them the simulator owns only the
 // world: a network that carries encoded frames (peer messages, client

@@ -113,7 +113,6 @@ type world struct {
 	// placement's clusters: 0 is the controller, g the shard group g.
 	placement
 	ctl      replica.GroupID // the controller's group id (Groups+1)
-	pumps    []*groupRuntime
 	hist     []history.Op
 	res      *ShardedResult
 	err      error
@@ -213,105 +212,121 @@ func (w *world) cutFor(cl *Client, at replica.NodeID) {
 	}
 }
 
-// groupRuntime carries out, for one shard group, what its
-// node.ShardRuntime decides on the group's current leader: it sends the
-// deliveries through clients that run on the leader's node (so they share
-// its partitions) and submits the proposals at the leader, as the
-// server's shard runtime does. Like the server's, it ticks on events (a
-// replica released applied entries, the leader changed, a delivery ended)
-// and at the time the runtime's Wake asks for.
-type groupRuntime struct {
-	w      *world
-	g      int
-	rt     knode.ShardRuntime[*Client]
-	lead   replica.NodeID // the leader at the last tick
-	kicked bool           // a tick is scheduled now
-	timed  bool           // a timer tick is scheduled, at timer
-	timer  time.Duration
-	gen    uint64 // the current timer's; older timers are void
+// shardRuntimes runs the shard runtime of every replica of one shard
+// group (cluster g), as the node hosting the replica runs it: a
+// node.ShardGroup per incarnation of each replica, whose deliveries leave
+// through clients on the replica's world node (so they share its
+// partitions) and whose proposals go to the replica itself.
+type shardRuntimes struct {
+	w    *world
+	g    int
+	reps []*shardReplica // by the cluster's node index: the current incarnation's
 }
 
-// released is the group's cluster's Releasing hook: applied entries or a
-// new leader may give the runtime something to do.
-func (rt *groupRuntime) released(_ replica.NodeID, rd *replica.Ready) {
-	if len(rd.Results) > 0 || rt.w.clusters[rt.g].Leader() != rt.lead {
-		rt.kick()
+// shardReplica is one incarnation of a replica's shard runtime: the
+// node.ShardGroup and the shell it runs in.
+type shardReplica struct {
+	rts   *shardRuntimes
+	i     int
+	sg    *knode.ShardGroup[*Client]
+	timer uint64   // the armed timer's generation; older ones are void
+	held  []func() // what came while the node was paused
+}
+
+func (rts *shardRuntimes) cluster() *Cluster { return rts.w.clusters[rts.g] }
+
+func (rts *shardRuntimes) started(i int) {
+	w, c := rts.w, rts.cluster()
+	r := &shardReplica{rts: rts, i: i}
+	r.sg = &knode.ShardGroup[*Client]{
+		Self: c.nodes[i].id,
+		Env:  r,
+		Runtime: knode.ShardRuntime[*Client]{
+			Pump:    knode.ShardPump{Controller: w.ctl, AbandonAfter: w.cfg.AbandonAfter},
+			Session: c.nextSession(),
+			Dial:    func(to replica.GroupID) (*Client, error) { return w.clientOf(to, 0), nil },
+		},
+	}
+	rts.reps[i] = r
+}
+
+func (rts *shardRuntimes) stepped(i int) {
+	rts.reps[i].sg.Observe(rts.cluster().nodes[i].rep.Core.Status())
+}
+
+func (rts *shardRuntimes) released(i int, rd *replica.Ready) { rts.reps[i].sg.Released(rd) }
+
+func (rts *shardRuntimes) resumed(i int) {
+	r := rts.reps[i]
+	held := r.held
+	r.held = nil
+	for _, fn := range held {
+		r.run(fn)
 	}
 }
 
-// kick schedules a tick now, once however many events ask for it.
-func (rt *groupRuntime) kick() {
-	if rt.kicked {
-		return
+// run runs fn as r's node would: never once r's incarnation has ended,
+// and after the pause while the node is paused.
+func (r *shardReplica) run(fn func()) {
+	n := r.rts.cluster().nodes[r.i]
+	switch {
+	case r.rts.reps[r.i] != r || !n.up:
+	case n.paused:
+		r.held = append(r.held, fn)
+	default:
+		fn()
 	}
-	rt.kicked = true
-	rt.w.at(0, func() {
-		rt.kicked = false
-		rt.tick()
+}
+
+func (r *shardReplica) now() time.Duration { return time.Duration(r.rts.w.now()) }
+
+// look runs f, the group's Tick or Timer, over the replica.
+func (r *shardReplica) look(f func(time.Duration, replica.Status, replica.StateMachine)) {
+	n := r.rts.cluster().nodes[r.i]
+	f(r.now(), n.rep.Core.Status(), n.sm)
+}
+
+// Kick ticks the runtime at once, as the node's next event.
+func (r *shardReplica) Kick() { r.rts.w.at(0, func() { r.run(func() { r.look(r.sg.Tick) }) }) }
+
+// WakeAt replaces the replica's timer.
+func (r *shardReplica) WakeAt(at time.Duration) {
+	r.timer++
+	gen := r.timer
+	r.rts.w.at(max(at-r.now(), 0), func() {
+		r.run(func() {
+			if gen == r.timer {
+				r.look(r.sg.Timer)
+			}
+		})
 	})
 }
 
-func (rt *groupRuntime) tick() {
-	w := rt.w
-	c := w.clusters[rt.g]
-	var v knode.ShardView
-	lead := c.Leader()
-	rt.lead = lead
-	if lead != 0 {
-		if n := c.nodes[lead-1]; n.up && !n.paused {
-			v, _ = knode.View(n.id, n.rep.Core.Status(), n.sm)
-		}
-	}
-	now := time.Duration(w.now())
-	sends, props := rt.rt.Tick(now, v)
-	for _, s := range sends {
-		rt.deliver(s, w.members[rt.g][lead-1])
-	}
-	for _, req := range props {
-		rt.propose(lead, req)
-	}
-	if at, ok := rt.rt.Wake(); ok && (!rt.timed || at < rt.timer) {
-		rt.timed, rt.timer = true, at
-		rt.gen++
-		gen := rt.gen
-		w.at(max(at-now, 0), func() {
-			if gen == rt.gen {
-				rt.timed = false
-				rt.tick()
-			}
-		})
-	}
-}
-
-// deliver sends s from world node at and reports the answer.
-func (rt *groupRuntime) deliver(s knode.Send[*Client], at replica.NodeID) {
-	w := rt.w
-	if s.Err != nil || w.groupCut[[2]replica.GroupID{replica.GroupID(rt.g), s.To}] {
-		rt.rt.Answered(time.Duration(w.now()), s, nil)
-		rt.kick()
+// Deliver sends s from the replica's world node; a delivery between
+// groups the world cut off from each other fails at once.
+func (r *shardReplica) Deliver(s knode.Send[*Client]) {
+	w := r.rts.w
+	if w.groupCut[[2]replica.GroupID{replica.GroupID(r.rts.g), s.To}] {
+		r.sg.Delivered(r.now(), s, nil)
 		return
 	}
-	w.cutFor(s.Via, at)
+	w.cutFor(s.Via, w.members[r.rts.g][r.i])
 	err := s.Via.Invoke(s.Op, func(o client.Outcome) {
 		var ans []byte
 		if o.Result == client.OK {
 			ans = o.Value
 		}
-		if req, ok := rt.rt.Answered(time.Duration(w.now()), s, ans); ok {
-			rt.propose(w.clusters[rt.g].Leader(), req)
-		}
-		rt.kick()
+		r.run(func() { r.sg.Delivered(r.now(), s, ans) })
 	})
 	if err != nil {
-		w.err = err
+		w.fail(err)
 	}
 }
 
-// propose submits req at the group's leader, if there is one.
-func (rt *groupRuntime) propose(lead replica.NodeID, req replica.Request) {
-	if lead != 0 {
-		rt.w.clusters[rt.g].Submit(lead, req)
-	}
+// Propose submits req at the replica.
+func (r *shardReplica) Propose(req replica.Request) {
+	c := r.rts.cluster()
+	c.Submit(c.nodes[r.i].id, req)
 }
 
 // txnWorker is one workload client: a simulated client session whose
@@ -676,15 +691,13 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 	}
 	w.placement = newPlacement(w.clusters, w.members, cfg.Nodes)
 	for g := 1; g <= cfg.Groups; g++ {
-		rt := &groupRuntime{w: w, g: g}
-		rt.rt = knode.ShardRuntime[*Client]{
-			Pump:    knode.ShardPump{Controller: w.ctl, AbandonAfter: cfg.AbandonAfter},
-			Session: w.clusters[g].nextSession(),
-			Dial:    func(to replica.GroupID) (*Client, error) { return w.clientOf(to, 0), nil },
+		c := w.clusters[g]
+		rts := &shardRuntimes{w: w, g: g, reps: make([]*shardReplica, len(c.nodes))}
+		c.runtime = rts
+		for i := range c.nodes {
+			rts.started(i)
+			rts.stepped(i) // its first look at the replica
 		}
-		w.pumps = append(w.pumps, rt)
-		w.clusters[g].Releasing = rt.released
-		rt.kick()
 	}
 	admin := w.clientOf(w.ctl, 0)
 	joined := false
