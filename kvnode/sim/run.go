@@ -30,6 +30,15 @@
 // TestConcurrentAppendsExactlyOnce checks the sessions' promise on one
 // group directly.
 //
+// Nor has the simulator a run sequence of its own. A run is
+// harness/lifecycle's state machine, the one chaos run drives on wall
+// time, driven here on virtual time (drive): it decides when the workload
+// phase ends and the nemesis stops, when the final reads start, on which
+// processes and with what retries. Each world (simWorld: groupWorld, one
+// replica group; shardedRun, a sharded cluster) supplies only the I/O:
+// its clock and event loop, client sessions, where faults land, its own
+// nemesis events and how its replicas are compared.
+//
 // A run is a pure function of its Config: one seed drives every random
 // choice (math/rand), events at equal times run in scheduling order, and
 // nothing depends on map iteration order, so a seed replays exactly.
