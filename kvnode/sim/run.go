@@ -216,19 +216,18 @@ func Run(cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	if err := CheckNemesis(cfg.Workload, cfg.Nemesis); err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
-	}
-	seq := sequence{seed: cfg.Seed, clients: cfg.Clients, ops: cfg.Ops, think: cfg.Think, settle: cfg.Settle,
-		nemesis: cfg.Nemesis, schedule: cfg.Schedule, checker: wl.Checker(),
-		check: checker.Options{Timeout: cfg.CheckTimeout, Directory: cfg.CheckDir}}
+	check := checker.Options{Timeout: cfg.CheckTimeout, Directory: cfg.CheckDir}
 	switch wl := wl.(type) {
 	case workloads.KVWorkload:
+		if err := CheckNemesis(cfg.Workload, cfg.Nemesis); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
 		g, err := newGroupWorld(cfg, wl)
 		if err != nil {
 			return nil, err
 		}
-		seq.opDeadline = cfg.Client.deadline()
+		seq := sequence{seed: cfg.Seed, clients: cfg.Clients, ops: cfg.Ops, think: cfg.Think, settle: cfg.Settle, opDeadline: cfg.Client.deadline(),
+			nemesis: cfg.Nemesis, schedule: cfg.Schedule, checker: wl.Checker(), check: check}
 		return seq.drive(g, g.workers)
 	case workloads.TxnWorkload:
 		if cfg.Factory != nil {
@@ -239,12 +238,8 @@ func Run(cfg Config) (*Result, error) {
 		scfg := ShardedConfig{Seed: cfg.Seed, Workload: cfg.Workload, Protocol: cfg.Protocol, Nodes: max(cfg.Replicas, 3), Ops: cfg.Ops, Clients: cfg.Clients, Keys: cfg.Keys,
 			Nemesis: cfg.Nemesis, Schedule: cfg.Schedule}
 		scfg.defaults()
-		w, admin, err := newShardWorld(scfg)
-		if err != nil {
-			return nil, err
-		}
-		seq.think, seq.opDeadline = scfg.Think, scfg.TxnDeadline
-		return seq.drive(&shardedRun{world: w, admin: admin}, w.workers)
+		res, _, err := runSharded(scfg, cfg.Settle, check)
+		return res, err
 	}
 	return nil, fmt.Errorf("sim: workload %s has neither a single-key nor a transactional codec", cfg.Workload)
 }

@@ -403,7 +403,7 @@ func (w *world) cross(cl *Client, ops []txn.MicroOp) bool {
 // the sharded world, and returns the world's counts besides the verdict.
 func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	cfg.defaults()
-	res, w, err := runSharded(cfg, checker.Options{})
+	res, w, err := runSharded(cfg, time.Second, checker.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -414,8 +414,9 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 }
 
 // runSharded runs cfg (with defaults applied) through the run's one
-// sequence (drive) on a sharded world and judges it with opts.
-func runSharded(cfg ShardedConfig, opts checker.Options) (*Result, *world, error) {
+// sequence (drive) on a sharded world, settling for settle after healing,
+// and judges it with opts.
+func runSharded(cfg ShardedConfig, settle time.Duration, opts checker.Options) (*Result, *world, error) {
 	if cfg.Nodes < 3 || cfg.Groups < 2 || cfg.Clients < 1 || cfg.Keys < 1 {
 		return nil, nil, fmt.Errorf("sim: sharded run needs Nodes >= 3, Groups >= 2, Clients and Keys >= 1 (got %d, %d, %d, %d)", cfg.Nodes, cfg.Groups, cfg.Clients, cfg.Keys)
 	}
@@ -426,7 +427,7 @@ func runSharded(cfg ShardedConfig, opts checker.Options) (*Result, *world, error
 	if err != nil {
 		return nil, nil, err
 	}
-	seq := sequence{seed: cfg.Seed, clients: cfg.Clients, ops: cfg.Ops, think: cfg.Think, settle: time.Second, opDeadline: cfg.TxnDeadline,
+	seq := sequence{seed: cfg.Seed, clients: cfg.Clients, ops: cfg.Ops, think: cfg.Think, settle: settle, opDeadline: cfg.TxnDeadline,
 		nemesis: cfg.Nemesis, schedule: cfg.Schedule, checker: w.res.Checker, check: opts}
 	res, err := seq.drive(&shardedRun{world: w, admin: admin}, w.workers)
 	return res, w, err
