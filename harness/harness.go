@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/harness/lifecycle"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/results"
@@ -182,11 +183,13 @@ type runner struct {
 	start    time.Time // workload phase start
 	end      time.Time // workload phase end
 	phaseOps int64     // completions during the workload phase
-	nemErr   error     // why the nemesis stopped before the time limit
+	nemErr   error     // why the nemesis stopped before it was told to
 
-	// mu guards workers, which the worker goroutines share.
-	mu      sync.Mutex
-	workers *workloads.Workers
+	// mu guards life, the run's sequence, which the worker goroutines
+	// share; stopNemesis ends the nemesis once life says so.
+	mu          sync.Mutex
+	life        *lifecycle.Lifecycle
+	stopNemesis context.CancelFunc
 
 	// firstOp is when the first client operation was invoked, in
 	// nanoseconds after the run's start; 0 until then.
@@ -235,13 +238,20 @@ func (c Config) parameters() map[string]any {
 	return p
 }
 
-// main runs the workers and the nemesis until the time limit (or the op
-// limit, or ctx) ends the workload phase.
+// main runs the workers and the nemesis through the workload phase: until
+// the time limit, the op limit or ctx ends it (lifecycle.Lifecycle rules
+// which, and when the nemesis stops).
 func (r *runner) main(ctx context.Context) {
 	r.start = time.Now()
 	stopAt := r.start.Add(r.cfg.TimeLimit)
+	r.mu.Lock()
+	r.life.Start(r.start.Sub(r.runStart))
+	r.mu.Unlock()
 	wctx, cancel := context.WithDeadline(ctx, stopAt)
 	defer cancel()
+	nctx, stopNemesis := context.WithCancel(wctx)
+	defer stopNemesis()
+	r.stopNemesis = stopNemesis
 	if r.cfg.Rate > 0 {
 		r.pace = &pacer{interval: time.Duration(float64(time.Second) / r.cfg.Rate)}
 	}
@@ -255,7 +265,7 @@ func (r *runner) main(ctx context.Context) {
 	var wg sync.WaitGroup
 	if r.nem != nil {
 		wg.Go(func() {
-			if err := r.nem.Run(wctx); err != nil && wctx.Err() == nil {
+			if err := r.nem.Run(nctx); err != nil && nctx.Err() == nil {
 				r.nemErr = err
 				slog.Error("nemesis stopped early; the workload continues without faults", "err", err)
 			}
@@ -265,17 +275,39 @@ func (r *runner) main(ctx context.Context) {
 		wg.Go(func() { r.worker(ctx, wctx, i, stopAt) })
 	}
 	wg.Wait()
-	r.end = time.Now()
+	r.mu.Lock()
+	r.end = r.runStart.Add(r.life.Tally().WorkloadEnd)
+	r.mu.Unlock()
 	r.phaseOps = r.completed()
 	close(progressStop)
 	<-progressDone
 }
 
-// next draws the next invocation, or false once the op limit is reached.
-func (r *runner) next() (workloads.Invocation, bool) {
+// now is the time since the run's start, the clock the lifecycle runs on.
+func (r *runner) now() time.Duration { return time.Since(r.runStart) }
+
+// next draws worker id's next invocation, or false once the workload
+// phase is over for it; it stops the nemesis when the lifecycle says so.
+func (r *runner) next(id int) (workloads.Invocation, bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.workers.Next()
+	inv, ok := r.life.Next(id, r.now())
+	stop := r.life.StopNemesis()
+	r.mu.Unlock()
+	if stop {
+		r.stopNemesis()
+	}
+	return inv, ok
+}
+
+// leave ends worker id.
+func (r *runner) leave(id int) {
+	r.mu.Lock()
+	r.life.Leave(id, r.now())
+	stop := r.life.StopNemesis()
+	r.mu.Unlock()
+	if stop {
+		r.stopNemesis()
+	}
 }
 
 // invoked is how many operations the workload phase invoked.
@@ -288,14 +320,16 @@ func (r *runner) invoked() int64 {
 func (r *runner) tally() (phase, final workloads.Tally) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.workers.Phase(), r.workers.Final()
+	t := r.life.Tally()
+	return t.Phase, t.Final
 }
 
 // worker drives one logical client. ctx is the run's context (its ops are
 // cancelled only by an interrupt); wctx ends with the workload phase.
 func (r *runner) worker(ctx, wctx context.Context, id int, stopAt time.Time) {
+	defer r.leave(id)
 	r.mu.Lock()
-	proc := r.workers.Process(id)
+	proc := r.life.Process(id)
 	r.mu.Unlock()
 	ack := make(chan struct{}, 1)
 	var client workloads.Client
@@ -317,15 +351,15 @@ func (r *runner) worker(ctx, wctx context.Context, id int, stopAt time.Time) {
 		if !r.pace.wait(wctx, stopAt) {
 			return
 		}
-		inv, ok := r.next()
+		inv, ok := r.next(id)
 		if !ok {
 			return
 		}
 		comp := r.execute(ctx, client, proc, inv, ack, func(c workloads.Completion) workloads.Completion {
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			c = r.workers.Complete(id, inv, c)
-			proc = r.workers.Process(id)
+			c = r.life.Complete(id, inv, c)
+			proc = r.life.Process(id)
 			return c
 		})
 		if comp.Type == history.Info {
@@ -351,62 +385,68 @@ func (r *runner) execute(ctx context.Context, client workloads.Client, proc hist
 	return comp
 }
 
-// finalReads performs the workload's final reads on fresh processes,
-// retrying each until it succeeds or the deadline passes. It reports
-// whether all succeeded.
+// finalReads performs the final reads the lifecycle hands out, on the
+// processes it names, with their retries, and reports whether all
+// succeeded in time.
 func (r *runner) finalReads(ctx context.Context) bool {
 	r.mu.Lock()
-	reads := r.workers.FinalReads()
-	proc := r.workers.FinalProcess()
+	r.life.Healed(r.now())
 	r.mu.Unlock()
-	if len(reads) == 0 {
-		return true
-	}
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.FinalReadTimeout)
 	defer cancel()
 	ack := make(chan struct{}, 1)
 	var client workloads.Client
+	var clientProc history.Process
 	defer func() {
 		if client != nil {
 			client.Close()
 		}
 	}()
-	for _, inv := range reads {
-		for {
-			if dctx.Err() != nil {
-				return false
-			}
-			if client == nil {
-				c, err := r.cfg.Workload.NewClient(dctx, r.sut, proc)
-				if err != nil {
-					sleepCtx(dctx, 200*time.Millisecond)
-					continue
+	for {
+		r.mu.Lock()
+		inv, proc, ok := r.life.FinalRead(r.now())
+		r.mu.Unlock()
+		if !ok {
+			break
+		}
+		if client != nil && clientProc != proc {
+			// The last attempt ended in Info: its process is retired
+			// with its client.
+			client.Close()
+			client = nil
+		}
+		if client == nil {
+			c, err := r.cfg.Workload.NewClient(dctx, r.sut, proc)
+			if err != nil {
+				sleepCtx(dctx, finalRetry)
+				if ctx.Err() != nil {
+					return false
 				}
-				client = c
+				continue
 			}
+			client, clientProc = c, proc
+		}
+		var pause time.Duration
+		r.execute(dctx, client, proc, inv, ack, func(c workloads.Completion) workloads.Completion {
 			r.mu.Lock()
-			r.workers.InvokeFinal()
-			r.mu.Unlock()
-			comp := r.execute(dctx, client, proc, inv, ack, func(c workloads.Completion) workloads.Completion {
-				r.mu.Lock()
-				defer r.mu.Unlock()
-				return r.workers.CompleteFinal(inv, c)
-			})
-			if comp.Type == history.Ok {
-				break
-			}
-			if comp.Type == history.Info {
-				client.Close()
-				client = nil
-				r.mu.Lock()
-				proc = r.workers.FinalProcess()
-				r.mu.Unlock()
-			}
-			sleepCtx(dctx, 200*time.Millisecond)
+			defer r.mu.Unlock()
+			c, pause = r.life.CompleteFinal(c)
+			return c
+		})
+		if pause > 0 {
+			sleepCtx(dctx, pause)
+		}
+		if ctx.Err() != nil {
+			return false
 		}
 	}
-	return true
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.life.Tally().FinalFailed) == 0
 }
+
+// finalRetry is the pause between attempts at a final read.
+const finalRetry = 200 * time.Millisecond
 
 func sleepCtx(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
@@ -473,10 +513,10 @@ func (r *runner) stats(ops []history.Op) map[string]any {
 		}
 		m[op.Type.String()]++
 	}
-	phase, final := r.tally()
 	r.mu.Lock()
-	maxProc := r.workers.MaxProcess()
+	tally := r.life.Tally()
 	r.mu.Unlock()
+	phase, final, maxProc := tally.Phase, tally.Final, tally.MaxProcess
 	st := map[string]any{
 		"ops":                  len(ops),
 		"completions":          byF,

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/harness/lifecycle"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/results"
-	"github.com/chaoskv/chaos/workloads"
 )
 
 // test is one run of Run: what its phases share.
@@ -105,7 +105,8 @@ func interrupted(ctx context.Context, phase string) error {
 
 // openHistory starts the recorder on the run's history file.
 func (t *test) openHistory(context.Context) error {
-	w, err := workloads.NewWorkers(t.cfg.Workload.NewGenerator(t.cfg.Seed), t.cfg.Concurrency, t.cfg.OpLimit)
+	life, err := lifecycle.New(t.cfg.Workload.NewGenerator(t.cfg.Seed), t.cfg.Concurrency, lifecycle.Limits{
+		Ops: t.cfg.OpLimit, Time: t.cfg.TimeLimit, FinalReads: t.cfg.FinalReadTimeout, Retry: finalRetry})
 	if err != nil {
 		return err
 	}
@@ -113,7 +114,7 @@ func (t *test) openHistory(context.Context) error {
 	if err != nil {
 		return err
 	}
-	t.r = &runner{cfg: t.cfg, workers: w, runStart: t.start}
+	t.r = &runner{cfg: t.cfg, life: life, runStart: t.start}
 	t.r.rec = newRecorder(hf, t.start, t.cfg.FlushInterval, nil)
 	return nil
 }

@@ -68,7 +68,7 @@ func TestShardedDeadGroup(t *testing.T) {
 		}
 		var workers []*txnWorker
 		for i := 0; i < cfg.Clients; i++ {
-			workers = append(workers, w.newWorker(i, w.workers.Process(i)))
+			workers = append(workers, w.newWorker())
 		}
 		run := func() deadGroupWindow {
 			var got deadGroupWindow

@@ -521,14 +521,14 @@ func (nm *simNemesis) crashMoment(f nemesis.Fault, extra map[string]any) func() 
 // from the configuration in force, and proposes it. It is recorded as chaos
 // run records it: the change's value (the configurations before and after,
 // which the report draws on the group's lane), or why there was none.
-func (r *runner) changeMembers(seed uint64, done func()) {
+func (g *groupWorld) changeMembers(seed uint64, done func()) {
 	defer done()
-	c := r.c
+	c := g.c
 	cur, inForce := c.Members()
-	g := nemesis.GroupMembers{Group: 1, Members: slices.Sorted(slices.Values(nameList(cur))), Hosts: slices.Sorted(slices.Values(r.place.names)), InForce: cur != nil && inForce}
-	ch, err := nemesis.PlanMembership(seed, []nemesis.GroupMembers{g}, func(n string) bool { return c.Healthy(nodeID(n)) }, false)
+	gm := nemesis.GroupMembers{Group: 1, Members: slices.Sorted(slices.Values(nameList(cur))), Hosts: slices.Sorted(slices.Values(g.place.names)), InForce: cur != nil && inForce}
+	ch, err := nemesis.PlanMembership(seed, []nemesis.GroupMembers{gm}, func(n string) bool { return c.Healthy(nodeID(n)) }, false)
 	if err != nil {
-		r.nem.do(string(nemesis.Membership), map[string]any{"op": "none"}, nil, err.Error())
+		g.nem.do(string(nemesis.Membership), map[string]any{"op": "none"}, nil, err.Error())
 		return
 	}
 	ids := make([]replica.NodeID, len(ch.To))
@@ -540,7 +540,7 @@ func (r *runner) changeMembers(seed uint64, done func()) {
 	if _, err := c.ChangeMembers(ids); err != nil {
 		errText = err.Error()
 	}
-	r.nem.do(string(nemesis.Membership), ch.Value(), nil, errText)
+	g.nem.do(string(nemesis.Membership), ch.Value(), nil, errText)
 }
 
 // nameList returns the node names of ids.

@@ -31,6 +31,15 @@
 // TestConcurrentAppendsExactlyOnce checks the sessions' promise on one
 // group directly.
 //
+// Nor has the simulator a run sequence of its own. A run is
+// harness/lifecycle's state machine, the one chaos run drives on wall
+// time, driven here on virtual time (drive): it decides when the workload
+// phase ends and the nemesis stops, when the final reads start, on which
+// processes and with what retries. Each world (simWorld: groupWorld, one
+// replica group; shardedRun, a sharded cluster) supplies only the I/O:
+// its clock and event loop, client sessions, where faults land, its own
+// nemesis events and how its replicas are compared.
+//
 // A run is a pure function of its Config: one seed drives every random
 // choice (math/rand), events at equal times run in scheduling order, and
 // nothing depends on map iteration order, so a seed replays exactly.
@@ -42,10 +51,12 @@ package sim
 import (
 	"bytes"
 	"fmt"
+	"math/rand"
 	"slices"
 	"time"
 
 	"github.com/chaoskv/chaos/checker"
+	"github.com/chaoskv/chaos/harness/lifecycle"
 	"github.com/chaoskv/chaos/history"
 	"github.com/chaoskv/chaos/kvnode/client"
 	"github.com/chaoskv/chaos/kvnode/kv"
@@ -100,7 +111,7 @@ type Config struct {
 	// that are not linearizable (register workload).
 	CheckDir string
 	// Settle is how long the healed cluster runs before the final reads
-	// (1s).
+	// (1s), in either world.
 	Settle time.Duration
 
 	// syncLies is ClusterConfig.syncLies, for tests.
@@ -174,8 +185,7 @@ type Result struct {
 	ReadIndexReads int64
 	// Faults counts the fault windows the nemesis opened (events such as
 	// reconfig included); WorkloadEnd is when the last client op
-	// completed and the final reads began (zero for the sharded
-	// workloads).
+	// completed and healing began.
 	Faults      int
 	WorkloadEnd time.Duration
 }
@@ -191,40 +201,13 @@ func (r *Result) HistoryJSONL() []byte {
 	return b.Bytes()
 }
 
-// runner drives one Config: the workload's clients, the nemesis, the
-// history.
-type runner struct {
-	cfg     Config
-	c       *Cluster
-	workers *workloads.Workers
-	codec   workloads.RegisterCodec
-	hist    []history.Op
-	res     *Result
-	place   placement
-	nem     *simNemesis
-	active  int // clients with an op outstanding or about to start one
-	healed  bool
-	final   int // final reads outstanding
-	done    bool
-}
-
-// worker is one client session: workload worker i (its process is
-// r.workers.Process(i)), or a final read's (i < 0, proc its own).
-type worker struct {
-	cl   *Client
-	i    int
-	proc history.Process
-}
-
-func (r *runner) record(op history.Op) {
-	op.Index = int64(len(r.hist))
-	op.Time = int64(r.c.Now())
-	r.hist = append(r.hist, op)
-}
-
 // Run runs one simulated test and checks its history. An error means the
 // simulation itself could not run (bad config, a core that failed to
 // start or misaddressed a message), never that the history is invalid.
+//
+// The register runs on one replica group (groupWorld), the transactional
+// workloads on a sharded cluster (world, as RunSharded builds it); either
+// way one sequence (drive) runs the test.
 func Run(cfg Config) (*Result, error) {
 	cfg.defaults()
 	if cfg.Keys < 1 || cfg.Clients < 1 || cfg.Ops < 0 {
@@ -234,79 +217,228 @@ func Run(cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	if _, ok := wl.(workloads.TxnWorkload); ok {
-		return runShardedAsRun(cfg)
-	}
-	kvw, ok := wl.(workloads.KVWorkload)
-	if !ok {
-		return nil, fmt.Errorf("sim: workload %s has neither a single-key nor a transactional codec", cfg.Workload)
-	}
-	if err := CheckNemesis(cfg.Workload, cfg.Nemesis); err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
-	}
-	if cfg.Spares == 0 && slices.Contains(cfg.Nemesis, nemesis.Membership) {
-		cfg.Spares = 2
-	}
-	c, err := NewCluster(ClusterConfig{
-		Seed: cfg.Seed, Replicas: cfg.Replicas, Spares: cfg.Spares, Protocol: cfg.Protocol, Factory: cfg.Factory,
-		NewStateMachine: func() replica.StateMachine { return kv.NewStore() },
-		ElectionTicks:   cfg.ElectionTicks, HeartbeatTicks: cfg.HeartbeatTicks,
-		SnapshotEvery: cfg.SnapshotEvery, MaxBatch: cfg.MaxBatch, MaxInflight: cfg.MaxInflight,
-		Net: cfg.Net, syncLies: cfg.syncLies,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
-	}
-	c.trace = cfg.trace
-	workers, err := workloads.NewWorkers(kvw.NewGenerator(cfg.Seed), cfg.Clients, int64(cfg.Ops))
-	if err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
-	}
-	r := &runner{cfg: cfg, c: c, workers: workers, codec: kvw.Codec(), res: &Result{Seed: cfg.Seed, Checker: kvw.Checker()}}
-	r.place = newPlacement([]*Cluster{c}, [][]replica.NodeID{c.Peers()}, len(c.nodes))
-	if r.nem, err = newSimNemesis(&r.place, cfg.Nemesis, cfg.Seed, cfg.Schedule, c.At, r.record, &r.res.Faults); err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
-	}
-	r.nem.event = func(_ nemesis.Kind, seed uint64, done func()) { r.changeMembers(seed, done) }
-	r.nem.begin()
-	if cfg.Ops == 0 {
-		// No op at all (an op limit of 0 would mean none to Workers).
-		r.workloadDone()
-	} else {
-		for i := range cfg.Clients {
-			w := &worker{cl: c.NewClient(cfg.Client), i: i, proc: workers.Process(i)}
-			r.active++
-			c.At(time.Duration(c.rng.Int63n(int64(cfg.Think)+1)), func() { r.next(w) })
+	check := checker.Options{Timeout: cfg.CheckTimeout, Directory: cfg.CheckDir}
+	switch wl := wl.(type) {
+	case workloads.KVWorkload:
+		if err := CheckNemesis(cfg.Workload, cfg.Nemesis); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
 		}
+		g, err := newGroupWorld(cfg, wl)
+		if err != nil {
+			return nil, err
+		}
+		seq := sequence{seed: cfg.Seed, clients: cfg.Clients, ops: cfg.Ops, think: cfg.Think, settle: cfg.Settle, opDeadline: cfg.Client.deadline(),
+			nemesis: cfg.Nemesis, schedule: cfg.Schedule, checker: wl.Checker(), check: check}
+		return seq.drive(g, g.workers)
+	case workloads.TxnWorkload:
+		if cfg.Factory != nil {
+			return nil, fmt.Errorf("sim: a replication Factory runs only under the register workload's single group, not under %s", cfg.Workload)
+		}
+		// Replicas is the number of nodes; the sharded world's own
+		// defaults hold for the rest.
+		scfg := ShardedConfig{Seed: cfg.Seed, Workload: cfg.Workload, Protocol: cfg.Protocol, Nodes: max(cfg.Replicas, 3), Ops: cfg.Ops, Clients: cfg.Clients, Keys: cfg.Keys,
+			Nemesis: cfg.Nemesis, Schedule: cfg.Schedule}
+		scfg.defaults()
+		res, _, err := runSharded(scfg, cfg.Settle, check)
+		return res, err
+	}
+	return nil, fmt.Errorf("sim: workload %s has neither a single-key nor a transactional codec", cfg.Workload)
+}
+
+// simWorld is a simulated cluster as the run's one sequence drives it:
+// one replica group (groupWorld) or a sharded cluster (shardedRun). It
+// supplies the I/O on virtual time; the sequence and its rules are
+// lifecycle.Lifecycle's.
+type simWorld interface {
+	// virtual is the world's clock.
+	virtual() time.Duration
+	// at runs fn after d of virtual time.
+	at(d time.Duration, fn func())
+	// random draws the clients' think times.
+	random() *rand.Rand
+	// runUntil runs events until cond holds or limit has passed.
+	runUntil(cond func() bool, limit time.Duration) bool
+	// failure is the first simulator error, which stops the run.
+	failure() error
+	// places is where faults land.
+	places() *placement
+	// begin sets up what the world does besides the nemesis's kinds: its
+	// membership or reconfig events, its own shard moves. They stop with
+	// nm.
+	begin(nm *simNemesis)
+	// session opens a client session for a workload worker, or for the
+	// final reads (final), which get a generous deadline.
+	session(final bool) simSession
+	// compare compares the replicas once the run is over.
+	compare() []string
+	// report adds the world's own counts to res.
+	report(res *Result)
+}
+
+// simSession is one client session of a world.
+type simSession interface {
+	// invoke performs inv and calls done with the workload codec's
+	// completion and the node that answered.
+	invoke(inv workloads.Invocation, done func(workloads.Completion))
+}
+
+// sequence is a run's parameters as drive uses them in either world.
+type sequence struct {
+	seed          int64
+	clients, ops  int
+	think, settle time.Duration
+	opDeadline    time.Duration // an op's deadline, retries included
+	nemesis       []nemesis.Kind
+	schedule      NemesisSchedule
+	checker       checker.Checker
+	check         checker.Options
+}
+
+// finalReadTime bounds the final reads (lifecycle.Limits.FinalReads);
+// finalRetry is the pause between attempts at one.
+const (
+	finalReadTime = 30 * time.Second
+	finalRetry    = 200 * time.Millisecond
+)
+
+// driver runs one sequence in a world: the workload's workers, the
+// nemesis, healing, final reads and the history, all as callbacks on the
+// world's event loop, with lifecycle.Lifecycle deciding each step.
+type driver struct {
+	seq   sequence
+	w     simWorld
+	life  *lifecycle.Lifecycle
+	nem   *simNemesis
+	hist  []history.Op
+	res   *Result
+	final simSession // the final reads' session, and its process
+	fproc history.Process
+	done  bool
+}
+
+func (d *driver) record(op history.Op) {
+	op.Index = int64(len(d.hist))
+	op.Time = int64(d.w.virtual())
+	d.hist = append(d.hist, op)
+}
+
+// drive runs seq in w with workers, and checks the history.
+func (seq sequence) drive(w simWorld, workers *workloads.Workers) (*Result, error) {
+	life, err := lifecycle.Over(workers, seq.clients, lifecycle.Limits{FinalReads: finalReadTime, Retry: finalRetry})
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	d := &driver{seq: seq, w: w, life: life, res: &Result{Seed: seq.seed, Checker: seq.checker}}
+	if d.nem, err = newSimNemesis(w.places(), seq.nemesis, seq.seed, seq.schedule, w.at, d.record, &d.res.Faults); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	w.begin(d.nem)
+	d.nem.begin()
+	life.Start(w.virtual())
+	for i := range seq.clients {
+		s := w.session(false)
+		w.at(d.pause(), func() { d.next(i, s) })
 	}
 	// Every op ends by its deadline, so the run is bounded; the limit only
 	// guards against a simulator bug.
-	limit := time.Duration(cfg.Ops+1)*(cfg.Client.deadline()+cfg.Think) + cfg.Settle + time.Hour
-	c.RunUntil(func() bool { return r.done || c.err != nil }, limit)
-	r.tally()
-	if v := violation(c.err); v != nil {
-		r.res.History, r.res.Virtual, r.res.Net = r.hist, c.Now(), c.Stats()
-		r.res.Problems = append(r.res.Problems, v.Error())
-		r.res.Check = checker.Result{Valid: checker.Invalid, Summary: "stopped at a safety violation"}
-		r.res.Valid = checker.Invalid
-		return r.res, nil
+	limit := time.Duration(seq.ops+10)*(seq.opDeadline+seq.think) + seq.settle + finalReadTime + time.Hour
+	w.runUntil(func() bool { return d.done || w.failure() != nil }, limit)
+	t := life.Tally()
+	d.res.Ops = int(t.Phase.Invoked + t.Final.Invoked)
+	d.res.Ok, d.res.Fail, d.res.Info = int(t.Phase.Ok+t.Final.Ok), int(t.Phase.Fail+t.Final.Fail), int(t.Phase.Info+t.Final.Info)
+	d.res.WorkloadEnd = t.WorkloadEnd
+	d.res.History, d.res.Virtual = d.hist, w.virtual()
+	w.report(d.res)
+	if v := violation(w.failure()); v != nil {
+		d.res.Problems = append(d.res.Problems, v.Error())
+		d.res.Check = checker.Result{Valid: checker.Invalid, Summary: "stopped at a safety violation"}
+		d.res.Valid = checker.Invalid
+		return d.res, nil
 	}
-	if c.err != nil {
-		return nil, fmt.Errorf("sim seed %d: %w", cfg.Seed, c.err)
+	if err := w.failure(); err != nil {
+		return nil, fmt.Errorf("sim seed %d: %w", seq.seed, err)
 	}
-	if !r.done {
-		return nil, fmt.Errorf("sim seed %d: the run did not finish within %v of virtual time", cfg.Seed, limit)
+	if !d.done {
+		return nil, fmt.Errorf("sim seed %d: the run did not finish within %v of virtual time", seq.seed, limit)
 	}
-	r.res.History = r.hist
-	r.res.Virtual = c.Now()
-	r.res.Net = c.Stats()
-	r.res.ReadIndexReads = c.ReadIndexReads()
-	r.res.Check = check(r.res.Checker, r.hist, checker.Options{Timeout: cfg.CheckTimeout, Directory: cfg.CheckDir})
-	r.res.Valid = r.res.Check.Valid
-	if len(r.res.Problems) > 0 {
-		r.res.Valid = checker.Invalid
+	d.res.Check = check(d.res.Checker, d.hist, seq.check)
+	d.res.Valid = d.res.Check.Valid
+	if len(d.res.Problems) > 0 {
+		d.res.Valid = checker.Invalid
 	}
-	return r.res, nil
+	return d.res, nil
+}
+
+// pause is a client's think time before its next op.
+func (d *driver) pause() time.Duration {
+	return time.Duration(d.w.random().Int63n(int64(d.seq.think) + 1))
+}
+
+// next is worker i's turn: invoke its next op on s, or end it.
+func (d *driver) next(i int, s simSession) {
+	inv, ok := d.life.Next(i, d.w.virtual())
+	if d.life.StopNemesis() {
+		d.nem.stop()
+	}
+	if !ok {
+		if d.life.Phase() == lifecycle.Heal {
+			d.heal()
+		}
+		return
+	}
+	proc := d.life.Process(i)
+	d.record(history.Op{Type: history.Invoke, Process: proc, F: inv.F, Value: inv.Value})
+	s.invoke(inv, func(c workloads.Completion) {
+		c = d.life.Complete(i, inv, c)
+		d.record(history.Op{Type: c.Type, Process: proc, F: inv.F, Value: c.Value, Error: c.Error, Node: c.Node})
+		d.w.at(d.pause(), func() { d.next(i, s) })
+	})
+}
+
+// heal runs when every worker has ended: every fault ends (the nemesis's
+// windows, and as a safety net any partition or crashed node left), the
+// cluster settles, and the final reads begin.
+func (d *driver) heal() {
+	d.nem.stop()
+	p := d.w.places()
+	p.heal()
+	for n := range p.names {
+		p.restart(replica.NodeID(n + 1))
+	}
+	d.w.at(d.seq.settle, func() {
+		d.life.Healed(d.w.virtual())
+		d.finalRead()
+	})
+}
+
+// finalRead runs the final read the lifecycle hands out, or finishes the
+// run when they are over. A final read that does not succeed means the
+// cluster did not recover from faults that are all gone.
+func (d *driver) finalRead() {
+	inv, proc, ok := d.life.FinalRead(d.w.virtual())
+	if !ok {
+		d.res.Problems = append(d.res.Problems, d.life.Tally().FinalFailed...)
+		d.finish()
+		return
+	}
+	if d.final == nil || d.fproc != proc {
+		d.final, d.fproc = d.w.session(true), proc
+	}
+	d.record(history.Op{Type: history.Invoke, Process: proc, F: inv.F, Value: inv.Value})
+	d.final.invoke(inv, func(c workloads.Completion) {
+		c, pause := d.life.CompleteFinal(c)
+		d.record(history.Op{Type: c.Type, Process: proc, F: inv.F, Value: c.Value, Error: c.Error, Node: c.Node})
+		d.w.at(pause, d.finalRead)
+	})
+}
+
+// finish lets followers catch up, then compares the replicas: two nodes
+// that applied the same prefix must hold byte-identical state.
+func (d *driver) finish() {
+	d.w.at(500*time.Millisecond, func() {
+		d.res.Problems = append(d.res.Problems, d.w.compare()...)
+		d.done = true
+	})
 }
 
 // check judges h with c, a workload's checker as chaos run uses it; a
@@ -326,103 +458,93 @@ func (cc ClientConfig) deadline() time.Duration {
 	return cc.Deadline
 }
 
-// tally fills the result's counts from the workers' tallies.
-func (r *runner) tally() {
-	p, f := r.workers.Phase(), r.workers.Final()
-	r.res.Ops = int(p.Invoked + f.Invoked)
-	r.res.Ok, r.res.Fail, r.res.Info = int(p.Ok+f.Ok), int(p.Fail+f.Fail), int(p.Info+f.Info)
+// groupWorld is one replica group running a single-key workload.
+type groupWorld struct {
+	cfg     Config
+	c       *Cluster
+	place   placement
+	nem     *simNemesis
+	workers *workloads.Workers
+	codec   workloads.RegisterCodec
 }
 
-// next invokes w's next op, or ends w when the op budget is spent.
-func (r *runner) next(w *worker) {
-	inv, ok := r.workers.Next()
-	if !ok {
-		r.active--
-		if r.active == 0 {
-			r.workloadDone()
-		}
-		return
+// newGroupWorld builds the replica group of cfg (with defaults applied)
+// for the single-key workload kvw.
+func newGroupWorld(cfg Config, kvw workloads.KVWorkload) (*groupWorld, error) {
+	if cfg.Spares == 0 && slices.Contains(cfg.Nemesis, nemesis.Membership) {
+		cfg.Spares = 2
 	}
-	if r.workers.Budgeted() {
-		// Every op is invoked: stop hurting the cluster so the
-		// outstanding ones and the final reads can finish.
-		r.nem.stop()
-	}
-	r.invoke(w, inv, func() {
-		r.c.At(time.Duration(r.c.rng.Int63n(int64(r.cfg.Think)+1)), func() { r.next(w) })
+	c, err := NewCluster(ClusterConfig{
+		Seed: cfg.Seed, Replicas: cfg.Replicas, Spares: cfg.Spares, Protocol: cfg.Protocol, Factory: cfg.Factory,
+		NewStateMachine: func() replica.StateMachine { return kv.NewStore() },
+		ElectionTicks:   cfg.ElectionTicks, HeartbeatTicks: cfg.HeartbeatTicks,
+		SnapshotEvery: cfg.SnapshotEvery, MaxBatch: cfg.MaxBatch, MaxInflight: cfg.MaxInflight,
+		Net: cfg.Net, syncLies: cfg.syncLies,
 	})
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	c.trace = cfg.trace
+	workers, err := workloads.NewWorkers(kvw.NewGenerator(cfg.Seed), cfg.Clients, int64(cfg.Ops))
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	g := &groupWorld{cfg: cfg, c: c, workers: workers, codec: kvw.Codec()}
+	g.place = newPlacement([]*Cluster{c}, [][]replica.NodeID{c.Peers()}, len(c.nodes))
+	return g, nil
 }
 
-// invoke records the invocation, runs its op on w's client, records the
-// completion and then calls after.
-func (r *runner) invoke(w *worker, inv workloads.Invocation, after func()) {
-	kop, err := r.codec.Op(inv)
+func (g *groupWorld) virtual() time.Duration        { return g.c.Now() }
+func (g *groupWorld) at(d time.Duration, fn func()) { g.c.At(d, fn) }
+func (g *groupWorld) random() *rand.Rand            { return g.c.rng }
+func (g *groupWorld) failure() error                { return g.c.err }
+func (g *groupWorld) places() *placement            { return &g.place }
+func (g *groupWorld) compare() []string             { return g.c.CompareReplicas() }
+func (g *groupWorld) runUntil(cond func() bool, limit time.Duration) bool {
+	return g.c.RunUntil(cond, limit)
+}
+
+func (g *groupWorld) begin(nm *simNemesis) {
+	g.nem = nm
+	nm.event = func(_ nemesis.Kind, seed uint64, done func()) { g.changeMembers(seed, done) }
+}
+
+func (g *groupWorld) report(res *Result) {
+	res.Net, res.ReadIndexReads = g.c.Stats(), g.c.ReadIndexReads()
+}
+
+// kvSession is a simulated client running the workload's single-key ops.
+type kvSession struct {
+	g  *groupWorld
+	cl *Client
+}
+
+func (g *groupWorld) session(final bool) simSession {
+	cc := g.cfg.Client
+	if final {
+		cc.Deadline = 4 * max(cc.deadline(), 5*time.Second)
+	}
+	return &kvSession{g: g, cl: g.c.NewClient(cc)}
+}
+
+func (s *kvSession) invoke(inv workloads.Invocation, done func(workloads.Completion)) {
+	g := s.g
+	kop, err := g.codec.Op(inv)
 	var op kv.Op
 	if err == nil {
 		op, err = kvOp(kop)
 	}
 	if err != nil {
 		// The generator made an invocation its own codec rejects.
-		r.c.fail(fmt.Errorf("workload %s: %w", r.cfg.Workload, err))
+		g.c.fail(fmt.Errorf("workload %s: %w", g.cfg.Workload, err))
 		return
 	}
-	if w.i < 0 {
-		r.workers.InvokeFinal()
-	}
-	r.record(history.Op{Type: history.Invoke, Process: w.proc, F: inv.F, Value: inv.Value})
-	err = w.cl.Invoke(op.Encode(), func(o client.Outcome) {
-		c := r.codec.Complete(inv, kvResult(o))
-		if w.i < 0 {
-			c = r.workers.CompleteFinal(inv, c)
-		} else {
-			c = r.workers.Complete(w.i, inv, c)
-		}
-		r.record(history.Op{Type: c.Type, Process: w.proc, F: inv.F, Value: c.Value, Error: c.Error, Node: nodeName(o.Node)})
-		if w.i >= 0 {
-			// After an Info the process is retired (Jepsen semantics) and
-			// the worker goes on as a new one.
-			w.proc = r.workers.Process(w.i)
-		}
-		after()
+	err = s.cl.Invoke(op.Encode(), func(o client.Outcome) {
+		c := g.codec.Complete(inv, kvResult(o))
+		c.Node = nodeName(o.Node)
+		done(c)
 	})
 	if err != nil {
-		r.c.fail(err)
+		g.c.fail(err)
 	}
-}
-
-// workloadDone runs when every client op has completed: heal, let the
-// cluster settle, then read every key once through fresh clients with a
-// generous deadline. A final read that does not complete means the
-// cluster did not recover from faults that are all gone.
-func (r *runner) workloadDone() {
-	r.nem.stop()
-	r.res.WorkloadEnd = r.c.Now()
-	r.c.At(r.cfg.Settle, func() {
-		cc := r.cfg.Client
-		cc.Deadline = 4 * max(cc.deadline(), 5*time.Second)
-		reads := r.workers.FinalReads()
-		r.final = len(reads)
-		for _, inv := range reads {
-			w := &worker{cl: r.c.NewClient(cc), i: -1, proc: r.workers.FinalProcess()}
-			r.invoke(w, inv, func() {
-				last := &r.hist[len(r.hist)-1]
-				if last.Type != history.Ok {
-					r.res.Problems = append(r.res.Problems, fmt.Sprintf("final %s %v did not complete (%s: %s) although every fault was healed %v earlier", inv.F, inv.Value, last.Type, last.Error, r.cfg.Settle))
-				}
-				r.final--
-				if r.final == 0 {
-					r.finish()
-				}
-			})
-		}
-	})
-}
-
-// finish lets followers catch up, then compares the replicas: two nodes
-// that applied the same prefix must hold byte-identical state.
-func (r *runner) finish() {
-	r.c.At(500*time.Millisecond, func() {
-		r.res.Problems = append(r.res.Problems, r.c.CompareReplicas()...)
-		r.done = true
-	})
 }

@@ -113,7 +113,6 @@ type world struct {
 	// placement's clusters: 0 is the controller, g the shard group g.
 	placement
 	ctl      replica.GroupID // the controller's group id (Groups+1)
-	hist     []history.Op
 	res      *ShardedResult
 	err      error
 	sessions uint64
@@ -334,13 +333,12 @@ func (r *shardReplica) Propose(req replica.Request) {
 // learns configurations from the controller and decides its outcome, as
 // the real sharded client does.
 type txnWorker struct {
-	w    *world
-	i    int // the workload worker, or -1 for a final read
-	proc history.Process
-	cl   *Client
+	w        *world
+	cl       *Client
+	deadline time.Duration // a transaction's, retries included
 }
 
-func (w *world) newWorker(i int, proc history.Process) *txnWorker {
+func (w *world) newWorker() *txnWorker {
 	groups := map[replica.GroupID]*Cluster{w.ctl: w.clusters[0]}
 	for g := 1; g < len(w.clusters); g++ {
 		groups[replica.GroupID(g)] = w.clusters[g]
@@ -349,23 +347,16 @@ func (w *world) newWorker(i int, proc history.Process) *txnWorker {
 	if err != nil {
 		panic(fmt.Sprintf("sim: transaction client: %v", err)) // the world's own groups are always valid
 	}
-	return &txnWorker{w: w, i: i, proc: proc, cl: cl}
+	return &txnWorker{w: w, cl: cl, deadline: w.cfg.TxnDeadline}
 }
 
-// invoke records inv, runs the transactions its codec asks for one after
-// another, records the completion the codec makes of their answers, and
-// then calls done.
-func (tw *txnWorker) invoke(inv workloads.Invocation, done func()) {
-	if tw.i < 0 {
-		tw.w.workers.InvokeFinal()
-	}
-	tw.w.record(history.Op{Type: history.Invoke, Process: tw.proc, F: inv.F, Value: inv.Value})
+// invoke runs the transactions inv's codec asks for one after another and
+// calls done with the completion the codec makes of their answers.
+func (tw *txnWorker) invoke(inv workloads.Invocation, done func(workloads.Completion)) {
 	var next func(s workloads.TxnStep)
 	next = func(s workloads.TxnStep) {
 		if s.Done() {
-			c := s.Completion
-			tw.complete(inv, c)
-			done()
+			done(s.Completion)
 			return
 		}
 		ops, err := wlops.MicroOps(s.Ops)
@@ -378,22 +369,6 @@ func (tw *txnWorker) invoke(inv workloads.Invocation, done func()) {
 	next(tw.w.codec.Start(inv))
 }
 
-// complete records the completion of inv on tw's process; after an Info
-// the process is retired (Jepsen semantics) and the worker goes on as a
-// new one.
-func (tw *txnWorker) complete(inv workloads.Invocation, c workloads.Completion) {
-	w := tw.w
-	if tw.i < 0 {
-		c = w.workers.CompleteFinal(inv, c)
-	} else {
-		c = w.workers.Complete(tw.i, inv, c)
-	}
-	w.record(history.Op{Type: c.Type, Process: tw.proc, F: inv.F, Value: c.Value, Error: c.Error, Node: c.Node})
-	if tw.i >= 0 {
-		tw.proc = w.workers.Process(tw.i)
-	}
-}
-
 // txn runs one transaction to its end, without recording it, and passes
 // its results to cb, or the error that ended it: marked
 // workloads.Definite when the transaction certainly applied nothing,
@@ -401,7 +376,7 @@ func (tw *txnWorker) complete(inv workloads.Invocation, c workloads.Completion) 
 func (tw *txnWorker) txn(ops []txn.MicroOp, cb func(res []txn.MicroResult, err error)) {
 	w := tw.w
 	op := client.TxnOp(ops)
-	op.Deadline = time.Unix(0, w.now()).Add(w.cfg.TxnDeadline)
+	op.Deadline = time.Unix(0, w.now()).Add(tw.deadline)
 	err := tw.cl.Run(op, func(o client.Outcome) {
 		w.res.Aborts += o.Aborts
 		switch o.Result {
@@ -438,132 +413,90 @@ func (w *world) cross(cl *Client, ops []txn.MicroOp) bool {
 	return false
 }
 
-func (w *world) record(op history.Op) {
-	op.Index = int64(len(w.hist))
-	op.Time = w.now()
-	w.hist = append(w.hist, op)
-}
-
 // RunSharded runs one simulated test of a sharded cluster with a
-// transactional workload and checks the history with the workload's
-// checker.
+// transactional workload, as Run does for a Config but with every knob of
+// the sharded world, and returns the world's counts besides the verdict.
 func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	cfg.defaults()
-	if cfg.Nodes < 3 || cfg.Groups < 2 || cfg.Clients < 1 || cfg.Keys < 1 {
-		return nil, fmt.Errorf("sim: sharded run needs Nodes >= 3, Groups >= 2, Clients and Keys >= 1 (got %d, %d, %d, %d)", cfg.Nodes, cfg.Groups, cfg.Clients, cfg.Keys)
-	}
-	w, admin, err := newShardWorld(cfg)
+	res, w, err := runSharded(cfg, time.Second, checker.Options{})
 	if err != nil {
 		return nil, err
 	}
+	sr := w.res
+	sr.History, sr.Ok, sr.Fail, sr.Info, sr.Faults = res.History, res.Ok, res.Fail, res.Info, res.Faults
+	sr.Check, sr.Problems, sr.Valid, sr.Virtual = res.Check, res.Problems, res.Valid, res.Virtual
+	return sr, nil
+}
+
+// runSharded runs cfg (with defaults applied) through the run's one
+// sequence (drive) on a sharded world, settling for settle after healing,
+// and judges it with opts.
+func runSharded(cfg ShardedConfig, settle time.Duration, opts checker.Options) (*Result, *world, error) {
+	if cfg.Nodes < 3 || cfg.Groups < 2 || cfg.Clients < 1 || cfg.Keys < 1 {
+		return nil, nil, fmt.Errorf("sim: sharded run needs Nodes >= 3, Groups >= 2, Clients and Keys >= 1 (got %d, %d, %d, %d)", cfg.Nodes, cfg.Groups, cfg.Clients, cfg.Keys)
+	}
 	if err := CheckNemesis(cfg.Workload, cfg.Nemesis); err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
+		return nil, nil, fmt.Errorf("sim: %w", err)
 	}
-	nm, err := newSimNemesis(&w.placement, cfg.Nemesis, cfg.Seed, cfg.Schedule, w.at, w.record, &w.res.Faults)
+	w, admin, err := newShardWorld(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
+		return nil, nil, err
 	}
-	nm.event = func(_ nemesis.Kind, seed uint64, done func()) { w.shardChangeVia(admin, nm, seed, done) }
-	active, stop := cfg.Clients, false
-	var next func(tw *txnWorker)
-	next = func(tw *txnWorker) {
-		inv, ok := w.workers.Next()
-		if !ok {
-			active--
+	seq := sequence{seed: cfg.Seed, clients: cfg.Clients, ops: cfg.Ops, think: cfg.Think, settle: settle, opDeadline: cfg.TxnDeadline,
+		nemesis: cfg.Nemesis, schedule: cfg.Schedule, checker: w.res.Checker, check: opts}
+	res, err := seq.drive(&shardedRun{world: w, admin: admin}, w.workers)
+	return res, w, err
+}
+
+// shardedRun is a sharded world as the run's sequence drives it (simWorld).
+type shardedRun struct {
+	*world
+	admin *Client // the controller's client that joined the first groups
+}
+
+func (s *shardedRun) virtual() time.Duration { return time.Duration(s.now()) }
+func (s *shardedRun) random() *rand.Rand     { return s.rng }
+func (s *shardedRun) failure() error         { return s.err }
+func (s *shardedRun) places() *placement     { return &s.placement }
+func (s *shardedRun) report(*Result)         {}
+
+// begin makes the reconfig nemesis's events changes at the controller,
+// and starts the shard moves of MoveEvery, which stop with nm.
+func (s *shardedRun) begin(nm *simNemesis) {
+	w := s.world
+	nm.event = func(_ nemesis.Kind, seed uint64, done func()) { w.shardChangeVia(s.admin, nm, seed, done) }
+	if w.cfg.MoveEvery <= 0 {
+		return
+	}
+	mover := w.clientOf(w.ctl, 0)
+	var move func()
+	move = func() {
+		if nm.stopped {
 			return
 		}
-		if w.workers.Budgeted() {
-			// Every transaction is invoked: stop hurting the cluster so
-			// the outstanding ones and the final reads can finish.
-			stop = true
-			nm.stop()
-		}
-		after := func() {
-			w.at(time.Duration(w.rng.Int63n(int64(cfg.Think)+1)), func() { next(tw) })
-		}
-		tw.invoke(inv, after)
+		w.shardChangeVia(mover, nm, w.rng.Uint64(), func() {})
+		w.at(w.cfg.MoveEvery, move)
 	}
-	for i := 0; i < cfg.Clients; i++ {
-		tw := w.newWorker(i, w.workers.Process(i))
-		w.at(time.Duration(w.rng.Int63n(int64(cfg.Think)+1)), func() { next(tw) })
+	w.at(w.cfg.MoveEvery, move)
+}
+
+// session is a transaction client; a final read's has a generous deadline.
+func (s *shardedRun) session(final bool) simSession {
+	tw := s.newWorker()
+	if final {
+		tw.deadline = 20 * time.Second
 	}
-	nm.begin()
-	if cfg.MoveEvery > 0 {
-		mover := w.clientOf(w.ctl, 0)
-		var move func()
-		move = func() {
-			if stop {
-				return
-			}
-			w.shardChangeVia(mover, nm, w.rng.Uint64(), func() {})
-			w.at(cfg.MoveEvery, move)
-		}
-		w.at(cfg.MoveEvery, move)
-	}
-	limit := time.Duration(cfg.Ops+10) * (cfg.TxnDeadline + cfg.Think)
-	w.runUntil(func() bool { return active == 0 }, limit)
-	if v := violation(w.err); v != nil {
-		return w.stopped(v), nil
-	}
-	if w.err != nil {
-		return nil, fmt.Errorf("sim seed %d: %w", cfg.Seed, w.err)
-	}
-	if active != 0 {
-		return nil, fmt.Errorf("sim seed %d: the workload did not finish within %v of virtual time", cfg.Seed, limit)
-	}
-	// Healed and restarted: every key must be readable again.
-	nm.stop()
-	w.heal()
-	for n := 1; n <= cfg.Nodes; n++ {
-		w.restart(replica.NodeID(n))
-	}
-	w.cfg.TxnDeadline = 20 * time.Second
-	for _, inv := range w.workers.FinalReads() {
-		tw := w.newWorker(-1, w.workers.FinalProcess())
-		finished := false
-		tw.invoke(inv, func() { finished = true })
-		w.runUntil(func() bool { return finished }, 30*time.Second)
-		if v := violation(w.err); v != nil {
-			return w.stopped(v), nil
-		}
-		if last := w.hist[len(w.hist)-1]; !finished || last.Type != history.Ok {
-			w.res.Problems = append(w.res.Problems, fmt.Sprintf("final %s %v did not complete after healing", inv.F, inv.Value))
-		}
-	}
-	if w.err != nil {
-		return nil, fmt.Errorf("sim seed %d: %w", cfg.Seed, w.err)
-	}
-	for g, c := range w.clusters {
+	return tw
+}
+
+func (s *shardedRun) compare() []string {
+	var out []string
+	for g, c := range s.clusters {
 		for _, p := range c.CompareReplicas() {
-			w.res.Problems = append(w.res.Problems, fmt.Sprintf("group %d: %s", g, p))
+			out = append(out, fmt.Sprintf("group %d: %s", g, p))
 		}
 	}
-	w.tally()
-	w.res.History = w.hist
-	w.res.Virtual = time.Duration(w.now())
-	w.res.Check = check(w.res.Checker, w.hist, checker.Options{})
-	w.res.Valid = w.res.Check.Valid
-	if len(w.res.Problems) > 0 {
-		w.res.Valid = checker.Invalid
-	}
-	return w.res, nil
-}
-
-// tally fills the result's counts of completions from the workers'.
-func (w *world) tally() {
-	p, f := w.workers.Phase(), w.workers.Final()
-	w.res.Ok, w.res.Fail, w.res.Info = int(p.Ok+f.Ok), int(p.Fail+f.Fail), int(p.Info+f.Info)
-}
-
-// stopped is the result of a run that a safety violation stopped: invalid,
-// with the history up to that point.
-func (w *world) stopped(v *Violation) *ShardedResult {
-	w.tally()
-	w.res.History, w.res.Virtual = w.hist, time.Duration(w.now())
-	w.res.Problems = append(w.res.Problems, v.Error())
-	w.res.Check = checker.Result{Valid: checker.Invalid, Summary: "stopped at a safety violation"}
-	w.res.Valid = checker.Invalid
-	return w.res
+	return out
 }
 
 // shardChangeVia reads the latest configuration through admin, plans a
@@ -625,27 +558,6 @@ func (w *world) layout(c *shardctl.Config) nemesis.ShardLayout {
 		}
 	}
 	return l
-}
-
-// runShardedAsRun runs a transactional Config on a sharded cluster:
-// Replicas is the number of nodes, and the nemesis list and its schedule
-// are honoured as given.
-func runShardedAsRun(cfg Config) (*Result, error) {
-	if cfg.Factory != nil {
-		return nil, fmt.Errorf("sim: a replication Factory runs only under the register workload's single group, not under %s", cfg.Workload)
-	}
-	sr, err := RunSharded(ShardedConfig{Seed: cfg.Seed, Workload: cfg.Workload, Protocol: cfg.Protocol, Nodes: max(cfg.Replicas, 3), Ops: cfg.Ops, Clients: cfg.Clients, Keys: cfg.Keys,
-		Nemesis: cfg.Nemesis, Schedule: cfg.Schedule})
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Seed: sr.Seed, History: sr.History, Ok: sr.Ok, Fail: sr.Fail, Info: sr.Info, Check: sr.Check, Problems: sr.Problems, Valid: sr.Valid, Checker: sr.Checker, Virtual: sr.Virtual, Faults: sr.Faults}
-	for _, op := range sr.History {
-		if op.Type == history.Invoke {
-			res.Ops++
-		}
-	}
-	return res, nil
 }
 
 // newShardWorld builds the clusters and runtimes of cfg (with defaults

@@ -220,7 +220,7 @@ func TestShardedCutOffGroups(t *testing.T) {
 		}
 		w.groupCut = map[[2]replica.GroupID]bool{{1, 2}: true, {2, 1}: true}
 		outcome := func(ops []txn.MicroOp) history.Type {
-			tw := w.newWorker(1, w.workers.Process(1))
+			tw := w.newWorker()
 			var typ history.Type
 			tw.txn(ops, func(_ []txn.MicroResult, err error) { typ = outcomeType(err) })
 			w.runUntil(func() bool { return typ != 0 }, 10*time.Second)
@@ -287,7 +287,7 @@ func TestShardedProgressWithMajorities(t *testing.T) {
 		}
 		w.res = &ShardedResult{}
 		w.runUntil(func() bool { return false }, 2*time.Second)
-		tw := w.newWorker(1, w.workers.Process(1))
+		tw := w.newWorker()
 		for phase, fault := range []func(){
 			func() { w.crash(3) },
 			func() {
