@@ -107,9 +107,9 @@ func (r *Replica[W]) Submit(req replica.Request) { _ = r.Core.Propose(req) }
 // leader holds them back for the write in progress), sends each of the
 // core's Readies' Early messages, answers their results and reads at once
 // when the core is a replica.EarlyAnswerer, puts the rest through the
-// pipeline, releasing at once those with nothing to
-// persist behind nothing pending, and answers waiting clients unknown when the replica no longer leads. It
-// returns how many requests it proposed.
+// pipeline, releasing at once those with nothing to persist behind nothing
+// pending, and answers waiting clients unknown when the replica no longer
+// leads. It returns how many requests it proposed.
 func (r *Replica[W]) Flush() int {
 	if r.stopped {
 		return 0
@@ -129,7 +129,7 @@ func (r *Replica[W]) Flush() int {
 		r.send(rd.Early)
 		if early && (r.pl.Busy() || !rd.Persist.Empty()) {
 			r.answerEarly(&rd)
-			if r.stopped || rd.Persist.Empty() && len(rd.Messages) == 0 {
+			if r.stopped || (rd.Persist.Empty() && len(rd.Messages) == 0) {
 				continue // nothing left that waits for storage
 			}
 		}
