@@ -10,9 +10,11 @@
 //     its Host (peer frames, client answers) and the replica.Storage the
 //     shell passes.
 //   - Pipeline is the order through storage: persist each Ready, sync,
-//     and only then release its messages and results; only a Ready's
-//     Early messages (a leader's proposals and heartbeats) leave before,
-//     so that a leader's write overlaps its followers'.
+//     and only then release its messages; only a Ready's Early messages
+//     (a leader's proposals and heartbeats) leave before, so that a
+//     leader's write overlaps its followers', and, from a core whose
+//     answers never rest on its unsynced writes, results and reads are
+//     answered at once.
 //   - Requests is how clients are answered: batching, not-leader refusals,
 //     waiting by (client, seq), stale requests, unknown on leadership loss,
 //     and read-only requests served by read index without a log entry.

@@ -20,6 +20,9 @@ const MaxMerge = 64
 // the entries it covers (paxos, vr), which is safe only if a crash can
 // never keep a later write while losing an earlier one.
 //
+// Nor are the Results and Reads of a core that is a replica.EarlyAnswerer,
+// which the Replica answers as soon as it has the Ready (answerEarly).
+//
 // A Ready's Early messages are not the pipeline's: the Replica sends them
 // before it pushes the Ready, so they leave in Ready order, ahead of the
 // write of their own Ready and of every Ready still queued. That is how a

@@ -134,8 +134,9 @@ func (c *readCore) Ready() replica.Ready {
 
 // TestReplicaServesReadsByReadIndex follows reads through a Replica: a
 // read-only request never reaches Propose; its answer, from the state
-// machine, waits for the Ready that confirms it to be released, which a
-// Ready queued behind an unsynced write is not.
+// machine, comes with the Ready that confirms it, ahead of that Ready's
+// write: a confirmed read rests on committed state, never on this
+// replica's unsynced writes.
 func TestReplicaServesReadsByReadIndex(t *testing.T) {
 	var log []string
 	core := &readCore{logCore: logCore{leader: 1, log: &log}}
@@ -147,7 +148,7 @@ func TestReplicaServesReadsByReadIndex(t *testing.T) {
 	r.Flush() // nothing to persist: answered at once
 	r.Request(2, replica.Request{ClientID: 2, Seq: 1, Op: []byte("w")}, "b")
 	r.Request(3, replica.Request{ClientID: 3, Seq: 1, Op: []byte("x")}, "c")
-	r.Flush() // the read's Ready queues behind the write's
+	r.Flush() // the read is answered before the write's Ready is persisted
 	if _, err := r.StartWrite(st); err != nil {
 		t.Fatal(err)
 	}
@@ -159,8 +160,8 @@ func TestReplicaServesReadsByReadIndex(t *testing.T) {
 	r.Flush()
 	want := []string{
 		"read index 1", "answer a ok",
-		"read index 2", "propose 1", "write", "sync", "send 1 to 2", "answer b ok", "answer c ok",
-		"answer d not-leader",
+		"read index 2", "propose 1", "answer c ok", "write", "sync", "send 1 to 2", "step 1 from 1",
+		"answer d not-leader", "answer b ok",
 	}
 	if !reflect.DeepEqual(log, want) {
 		t.Fatalf("events\n got %q\nwant %q", log, want)
@@ -175,5 +176,31 @@ func TestReplicaServesReadsByReadIndex(t *testing.T) {
 	r.Flush()
 	if want := []string{"propose 1"}; !reflect.DeepEqual(log, want) {
 		t.Fatalf("without a Querier\n got %q\nwant %q", log, want)
+	}
+}
+
+// TestReplicaAnswersAfterSyncUnlessEarlyAnswerer follows a write and a
+// read through a Replica whose core does not answer early: both wait for
+// the sync of the Ready that carries them.
+func TestReplicaAnswersAfterSyncUnlessEarlyAnswerer(t *testing.T) {
+	var log []string
+	core := &readCore{logCore: logCore{leader: 1, late: true, log: &log}}
+	sm := &table{val: map[string]string{"x": "1"}}
+	r := &Replica[string]{ID: 1, Core: core, Host: logHost{&log}, SM: sm}
+	st := logStorage{log: &log}
+
+	r.Request(1, replica.Request{ClientID: 1, Seq: 1, Op: []byte("w")}, "b")
+	r.Request(2, replica.Request{ClientID: 2, Seq: 1, Op: []byte("x")}, "c")
+	r.Flush()
+	if _, err := r.StartWrite(st); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteDone(st); err != nil {
+		t.Fatal(err)
+	}
+	r.Flush()
+	want := []string{"read index 1", "propose 1", "write", "sync", "send 1 to 2", "step 1 from 1", "answer c ok", "answer b ok"}
+	if !reflect.DeepEqual(log, want) {
+		t.Fatalf("events\n got %q\nwant %q", log, want)
 	}
 }

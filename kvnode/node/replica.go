@@ -105,10 +105,11 @@ func (r *Replica[W]) Submit(req replica.Request) { _ = r.Core.Propose(req) }
 // Flush runs after one or more events: it starts the read-only requests'
 // reads by read index, proposes the batched client requests (unless a
 // leader holds them back for the write in progress), sends each of the
-// core's Readies' Early messages and puts the rest through the pipeline,
-// releasing at once those with nothing to persist behind nothing pending,
-// and answers waiting clients unknown when the replica no longer leads. It
-// returns how many requests it proposed.
+// core's Readies' Early messages, answers their results and reads at once
+// when the core is a replica.EarlyAnswerer, puts the rest through the
+// pipeline, releasing at once those with nothing to persist behind nothing
+// pending, and answers waiting clients unknown when the replica no longer
+// leads. It returns how many requests it proposed.
 func (r *Replica[W]) Flush() int {
 	if r.stopped {
 		return 0
@@ -120,10 +121,18 @@ func (r *Replica[W]) Flush() int {
 	if b := r.reqs.Batched(); b > 0 && (!r.writing || b >= r.MaxBatch || r.Core.Status().Leader != r.ID) {
 		n = r.reqs.Propose(r.Core, r.Host.Answer)
 	}
+	ea, early := r.Core.(replica.EarlyAnswerer)
+	early = early && ea.AnswersEarly()
 	for !r.stopped && r.Core.HasReady() {
 		rd := r.Core.Ready()
 		r.Host.Readied(&rd)
 		r.send(rd.Early)
+		if early && (r.pl.Busy() || !rd.Persist.Empty()) {
+			r.answerEarly(&rd)
+			if r.stopped || (rd.Persist.Empty() && len(rd.Messages) == 0) {
+				continue // nothing left that waits for storage
+			}
+		}
 		if r.pl.Push(rd) {
 			r.release(&rd)
 		}
@@ -181,6 +190,23 @@ func (r *Replica[W]) release(rd *replica.Ready) {
 	if !r.Host.Released(rd) {
 		r.stopped = true
 	}
+}
+
+// answerEarly releases rd's Results and Reads ahead of its Persist and of
+// every Ready still queued, leaving the rest of rd to the pipeline. Only
+// for a core that is a replica.EarlyAnswerer: its answers never rest on a
+// write of this replica that is not yet durable (a result is of a
+// committed entry, and its commit counted this replica's copy only once
+// durable; a confirmed read rests on its round's acknowledgements and is
+// answered from that same committed state). Holding them would only make
+// clients wait for the writes of later proposals.
+func (r *Replica[W]) answerEarly(rd *replica.Ready) {
+	if len(rd.Results) == 0 && len(rd.Reads) == 0 {
+		return
+	}
+	ans := replica.Ready{Results: rd.Results, Reads: rd.Reads}
+	rd.Results, rd.Reads = nil, nil
+	r.release(&ans)
 }
 
 // send puts msgs on their way, in order; one addressed to this node goes

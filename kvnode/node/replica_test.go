@@ -18,20 +18,29 @@ func (m msg) Source() replica.NodeID { return m.from }
 func (m msg) Dest() replica.NodeID   { return m.to }
 
 // logCore is a core that, while it leads, turns each Propose into one
-// Ready persisting one entry, sending one message and carrying the
-// requests' results; with early set, the Ready also proposes the entry to
-// node 3 early and acknowledges it to itself.
+// Ready persisting one entry, sending it to node 2 and acknowledging it
+// to itself; the requests' results come in a Ready of their own once that
+// acknowledgement comes back, as a real core's commit counts its own copy
+// only then. With early set, the Ready also proposes the entry to node 3
+// early.
 type logCore struct {
 	replica.Replicator
-	leader replica.NodeID
-	early  bool
-	index  uint64
-	ready  []replica.Ready
-	log    *[]string
+	leader  replica.NodeID
+	early   bool
+	late    bool // not a replica.EarlyAnswerer
+	index   uint64
+	ready   []replica.Ready
+	log     *[]string
+	results map[uint64][]replica.Result // by index, until its own acknowledgement
 }
 
 func (c *logCore) Step(m replica.Message) {
-	*c.log = append(*c.log, fmt.Sprintf("step %d from %d", m.(msg).index, m.Source()))
+	mm := m.(msg)
+	*c.log = append(*c.log, fmt.Sprintf("step %d from %d", mm.index, m.Source()))
+	if mm.from == 1 && mm.to == 1 && len(c.results[mm.index]) > 0 {
+		c.ready = append(c.ready, replica.Ready{Results: c.results[mm.index]})
+		delete(c.results, mm.index)
+	}
 }
 
 func (c *logCore) Propose(reqs ...replica.Request) error {
@@ -40,17 +49,23 @@ func (c *logCore) Propose(reqs ...replica.Request) error {
 	}
 	*c.log = append(*c.log, fmt.Sprintf("propose %d", len(reqs)))
 	c.index++
-	rd := replica.Ready{Persist: replica.Persist{Entries: []replica.Entry{{Index: c.index}}}, Messages: []replica.Message{msg{1, 2, c.index}}}
+	rd := replica.Ready{Persist: replica.Persist{Entries: []replica.Entry{{Index: c.index}}}, Messages: []replica.Message{msg{1, 2, c.index}, msg{1, 1, c.index}}}
 	if c.early {
 		rd.Early = []replica.Message{msg{1, 3, c.index}}
-		rd.Messages = append(rd.Messages, msg{1, 1, c.index})
+	}
+	if c.results == nil {
+		c.results = map[uint64][]replica.Result{}
 	}
 	for _, r := range reqs {
-		rd.Results = append(rd.Results, replica.Result{ClientID: r.ClientID, Seq: r.Seq, Index: c.index, Value: []byte("ok")})
+		c.results[c.index] = append(c.results[c.index], replica.Result{ClientID: r.ClientID, Seq: r.Seq, Index: c.index, Value: []byte("ok")})
 	}
 	c.ready = append(c.ready, rd)
 	return nil
 }
+
+// AnswersEarly reports whether the Replica may answer early: its results
+// wait for its own acknowledgement; late says not to rely on that.
+func (c *logCore) AnswersEarly() bool { return !c.late }
 
 func (c *logCore) HasReady() bool { return len(c.ready) > 0 }
 
@@ -75,9 +90,11 @@ func (logHost) Releasing(*replica.Ready)     {}
 func (logHost) Released(*replica.Ready) bool { return true }
 
 // TestReplicaReleasesAfterSyncAndBatchesWhileWriting follows a leader's
-// requests through a Replica: nothing is sent or answered before the sync
-// covering it; requests arriving during a write wait for it and are then
-// proposed together; losing leadership answers the waiting unknown.
+// requests through a Replica: nothing is sent before the sync covering
+// it, and a request is answered only once the core commits it, which its
+// own acknowledgement of the synced write allows; requests arriving during
+// a write wait for it and are then proposed together; losing leadership
+// answers the waiting unknown.
 func TestReplicaReleasesAfterSyncAndBatchesWhileWriting(t *testing.T) {
 	var log []string
 	core := &logCore{leader: 1, log: &log}
@@ -103,8 +120,8 @@ func TestReplicaReleasesAfterSyncAndBatchesWhileWriting(t *testing.T) {
 	core.leader = 2
 	r.Flush() // lost leadership while b and c wait for their write
 	want := []string{
-		"propose 1", "write", "sync", "send 1 to 2", "answer a ok",
-		"propose 2", "write",
+		"propose 1", "write", "sync", "send 1 to 2", "step 1 from 1",
+		"propose 2", "answer a ok", "write",
 		"answer b unknown", "answer c unknown",
 	}
 	if !reflect.DeepEqual(log, want) {

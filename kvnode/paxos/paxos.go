@@ -1260,6 +1260,12 @@ func (n *Node) onInstallSnapshot(m *InstallSnapshot) {
 	n.send(&HeartbeatReply{Header: Header{From: n.id, To: m.From}, Ballot: m.Ballot, Commit: n.commit, LeaderCommit: m.Snapshot.Index})
 }
 
+// AnswersEarly reports true (replica.EarlyAnswerer): a leader counts its
+// own acceptance only from the Accepted its durable write sends it, so
+// what it applies, and what its reads are answered from, is durable on a
+// majority whatever its own writes in flight hold.
+func (n *Node) AnswersEarly() bool { return true }
+
 // HasReady reports whether Ready would return anything.
 func (n *Node) HasReady() bool {
 	return len(n.early) > 0 || len(n.msgs) > 0 || len(n.results) > 0 || len(n.dirty) > 0 || n.stateDirty ||

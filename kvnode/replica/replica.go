@@ -8,7 +8,8 @@
 // make Ready.Persist durable before it sends Ready.Messages, because those
 // messages may promise that the persisted state exists (an acceptor's promise,
 // an accepted value). Results may be delivered to clients in any order after
-// that.
+// that, or, from a core that is an EarlyAnswerer, as soon as the runtime
+// has the Ready.
 //
 // Ready.Early are the messages that promise nothing: a leader's proposals
 // and heartbeats. The runtime sends them as soon as it has the Ready, in
@@ -31,8 +32,8 @@
 // call), confirms with one round of heartbeats to a majority that it still
 // leads, and reports the read in Ready.Reads once its state machine has
 // applied that index. The runtime answers the read from the state machine
-// when it delivers that Ready's Results (after its Persist is durable) or
-// later: the state it sees is then at or above the read's index. A read the
+// when it delivers that Ready's Results or later: the state it sees is then
+// at or above the read's index. A read the
 // core could not confirm (it stopped leading) comes back with Lost set and
 // was not served. A core that restarts forgets its pending reads, and the
 // runtime drops the reads it waits for with the old core.
@@ -175,6 +176,23 @@ type Status struct {
 	// changes leave both zero.
 	Members     []NodeID `json:"members,omitempty"`
 	MembersFrom uint64   `json:"members_from,omitempty"`
+}
+
+// EarlyAnswerer is implemented by cores whose Results and Reads never rest
+// on their own unsynced writes: a core that counts its own copy towards a
+// commit only from the acknowledgement its durable write sends it (see
+// Ready.Early), so that everything it applies, and every state a read is
+// answered from, is held durably by a majority whatever its own writes in
+// flight hold. The runtime may then answer a Ready's Results and Reads as
+// soon as it has the Ready, ahead of its Persist and of every earlier
+// Ready's, instead of making clients wait for the writes of later
+// proposals. A core that does not implement it (one that answers from the
+// log it has just written) has them delivered only after its Persist is
+// durable.
+type EarlyAnswerer interface {
+	// AnswersEarly reports whether this core's Results and Reads may be
+	// answered before its Persist is durable.
+	AnswersEarly() bool
 }
 
 // Replicator is the contract of a replication core.

@@ -1112,6 +1112,12 @@ func (n *Node) onRecoveryResponse(m *RecoveryResponse) {
 	n.ackPrimary(0)
 }
 
+// AnswersEarly reports true (replica.EarlyAnswerer): the primary counts
+// its own log only from the PrepareOK its durable write sends it, so what
+// it applies, and what its reads are answered from, is durable on a
+// majority whatever its own writes in flight hold.
+func (n *Node) AnswersEarly() bool { return true }
+
 // HasReady reports whether Ready would return anything.
 func (n *Node) HasReady() bool {
 	return len(n.early) > 0 || len(n.msgs) > 0 || len(n.results) > 0 || n.dirtyFrom <= n.opNum() || n.truncate ||
