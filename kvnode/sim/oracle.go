@@ -73,6 +73,9 @@ type oracle struct {
 	// incarnation.
 	promised []uint64
 	decoded  []decodedState
+	// txn, in a sharded world, is the two-phase-commit oracle every
+	// group's oracle shares.
+	txn *txnOracle
 }
 
 type applied struct {
@@ -114,10 +117,19 @@ type watchedSM struct {
 func (w *watchedSM) Apply(index uint64, req replica.Request) []byte {
 	res := w.StateMachine.Apply(index, req)
 	w.o.applied(w, index, req, res)
+	w.o.txnApplied(w.i, w.StateMachine)
 	if c := w.o.c; c.trap != nil && c.trap.moment == momentDecide && c.cfg.MayDecide != nil && c.cfg.MayDecide(req.Op) {
 		c.nodes[w.i].decided = true
 	}
 	return res
+}
+
+func (w *watchedSM) Snapshot() ([]byte, error) {
+	b, err := w.StateMachine.Snapshot()
+	if err == nil {
+		w.o.snapshotted(w.i, w.StateMachine, b)
+	}
+	return b, err
 }
 
 func (w *watchedSM) Restore(data []byte) error {

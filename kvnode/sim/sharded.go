@@ -127,6 +127,8 @@ type world struct {
 	// group b: the two groups are cut off from each other while each
 	// still has its majority.
 	groupCut map[[2]replica.GroupID]bool
+	// txo checks two-phase commit on every step of every group.
+	txo *txnOracle
 }
 
 func (w *world) now() int64 { return w.clusters[0].now }
@@ -391,6 +393,10 @@ func (tw *txnWorker) txn(ops []txn.MicroOp, cb func(res []txn.MicroResult, err e
 		w.res.Aborts += o.Aborts
 		switch o.Result {
 		case client.OK:
+			if msg := w.txo.answered(txn.TxnID{Client: tw.cl.Session(), Seq: o.Seq}); msg != "" {
+				w.fail(&Violation{Step: *w.clusters[0].steps, At: time.Duration(w.now()), Group: "client", Node: o.Node, What: msg})
+				return
+			}
 			if w.cross(tw.cl, ops) {
 				w.res.Cross++
 			}
@@ -650,7 +656,7 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 		return nil, nil, fmt.Errorf("sim: %w", err)
 	}
 	w := &world{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), res: &ShardedResult{Seed: cfg.Seed, Checker: tw.Checker()}, ctl: replica.GroupID(cfg.Groups + 1),
-		workers: workers, codec: tw.Codec()}
+		workers: workers, codec: tw.Codec(), txo: newTxnOracle()}
 	for g := 0; g <= cfg.Groups; g++ {
 		var mem []replica.NodeID
 		for i := 0; i < 3; i++ {
@@ -668,6 +674,7 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 			return nil, nil, fmt.Errorf("sim: group %d: %w", gid, err)
 		}
 		c.ids = slices.Clone(mem) // clients know nodes by their world ids
+		c.oracle.txn = w.txo
 		if g > 0 {
 			c.steps = w.clusters[0].steps
 		}
