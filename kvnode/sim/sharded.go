@@ -46,7 +46,8 @@ type ShardedConfig struct {
 	// Think bounds the pause between a client's transactions (100ms).
 	Think time.Duration
 	// AbandonAfter is how long a coordinator waits for votes before its
-	// runtime abandons (aborts) the transaction (500ms).
+	// runtime abandons (aborts) the transaction (drawn from the seed, see
+	// shardPump).
 	AbandonAfter time.Duration
 	// TxnDeadline bounds one transaction, retries included, before its
 	// outcome is declared unknown (3s).
@@ -77,9 +78,6 @@ func (c *ShardedConfig) defaults() {
 	}
 	if c.Think == 0 {
 		c.Think = 100 * time.Millisecond
-	}
-	if c.AbandonAfter == 0 {
-		c.AbandonAfter = 500 * time.Millisecond
 	}
 	if c.TxnDeadline == 0 {
 		c.TxnDeadline = 3 * time.Second
@@ -685,7 +683,7 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 	for g := 1; g <= cfg.Groups; g++ {
 		rt := &groupRuntime{w: w, g: g}
 		rt.rt = knode.ShardRuntime[*Client]{
-			Pump:    knode.ShardPump{Controller: w.ctl, AbandonAfter: cfg.AbandonAfter},
+			Pump:    shardPump(cfg, w.ctl),
 			Session: w.clusters[g].nextSession(),
 			Dial:    func(to replica.GroupID) (*Client, error) { return w.clientOf(to, 0), nil },
 		}

@@ -1,0 +1,40 @@
+package sim
+
+import (
+	"math/rand/v2"
+	"time"
+
+	knode "github.com/chaoskv/chaos/kvnode/node"
+	"github.com/chaoskv/chaos/kvnode/replica"
+)
+
+// defaultAbandonAfter is the coordinator's wait for votes in the seeds
+// whose knobs keep their defaults.
+const defaultAbandonAfter = 500 * time.Millisecond
+
+// shardPump returns the shard pump of a group of cfg's world. Its timers
+// are knobs drawn from the seed, as FoundationDB's BUGGIFY draws them:
+// half the seeds run the defaults, the other half a short abandon timer
+// (20-200ms, about the time a prepare round takes, so abandons race with
+// the last votes and land in the log just after a decision) and an
+// acknowledgement delay from 1ms up to just below the retry interval (so
+// decisions are delivered again while their acknowledgements wait). Every
+// one is a timing the real runtime may meet under load; a fixed timer
+// would leave those interleavings to luck. An AbandonAfter set in cfg is
+// kept.
+func shardPump(cfg ShardedConfig, ctl replica.GroupID) knode.ShardPump {
+	p := knode.ShardPump{Controller: ctl, AbandonAfter: cfg.AbandonAfter}
+	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6b6e6f6273))
+	if rng.IntN(2) == 0 {
+		if p.AbandonAfter == 0 {
+			p.AbandonAfter = defaultAbandonAfter
+		}
+		return p
+	}
+	if p.AbandonAfter == 0 {
+		p.AbandonAfter = 20*time.Millisecond + time.Duration(rng.Int64N(int64(180*time.Millisecond)))
+	}
+	p.RetryAfter = 50 * time.Millisecond
+	p.AckDelay = time.Millisecond + time.Duration(rng.Int64N(int64(45*time.Millisecond)))
+	return p
+}
