@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,6 +150,7 @@ func simAction(c *cli.Context) error {
 	if c.IsSet("reads") && c.String("workload") != "register" {
 		return badArgs("--reads tunes the register workload, not %s", c.String("workload"))
 	}
+	nem = simAll(c.String("nemesis"), c.String("workload"), nem)
 	if err := sim.CheckNemesis(c.String("workload"), nem); err != nil {
 		return badArgs("--nemesis: %v", err)
 	}
@@ -477,4 +479,20 @@ func (p *progress) finish() {
 	if p.tty {
 		fmt.Fprint(p.w, "\r\x1b[K")
 	}
+}
+
+// simAll returns kinds, what --nemesis list parsed to, with reconfig added
+// when list uses "all" and workload is transactional: the simulator runs
+// such a workload on a sharded cluster, which is the setup reconfig
+// needs, and shard migration (hand-offs, session tables moving with their
+// shards) is reached by no other fault.
+func simAll(list, workload string, kinds []nemesis.Kind) []nemesis.Kind {
+	all := false
+	for _, part := range strings.Split(list, ",") {
+		all = all || strings.TrimSpace(part) == "all"
+	}
+	if !all || !workloads.IsTransactional(workload) || slices.Contains(kinds, nemesis.Reconfig) {
+		return kinds
+	}
+	return append(kinds, nemesis.Reconfig)
 }
