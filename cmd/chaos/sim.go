@@ -36,7 +36,7 @@ func init() {
 			"under --check-determinism), 2 unknown, 254 bad arguments, 255 simulation error.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "workload", Value: "register", Usage: strings.Join(workloads.Names(), ", ") + " (as chaos run has them; the register runs on one replica group, the transactional workloads on a sharded cluster)"},
-			&cli.StringFlag{Name: "nemesis", Value: "all", Usage: nemesisUsage(nemesis.Sim)},
+			&cli.StringFlag{Name: "nemesis", Value: "all", Usage: nemesisUsage(nemesis.Sim) + "; with a transactional workload, all includes reconfig"},
 			&cli.DurationFlag{Name: "nemesis-interval", Value: sim.DefaultNemesisInterval, Usage: "mean time between faults and mean fault duration, per class of faults (half the faults flap: much shorter)"},
 			&cli.DurationFlag{Name: "clock-skew", Value: nemesis.DefaultClockSkew, Usage: "clock-bump and clock-strobe step a node's clock by up to this much"},
 			&cli.DurationFlag{Name: "strobe-period", Value: nemesis.DefaultStrobePeriod, Usage: "clock-strobe flips the clock this often"},
