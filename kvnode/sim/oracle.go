@@ -32,7 +32,8 @@ import (
 //     second value be chosen at that index.
 //
 // The last two need the core to implement replica.Inspector; cores that do
-// not are checked by the first two only.
+// not are checked by the first two only. In a sharded world the groups'
+// oracles share a txnOracle, which checks two-phase commit on every step.
 type Violation struct {
 	Step  int64         // the simulation step (event) at which it was seen
 	At    time.Duration // virtual time
