@@ -25,8 +25,9 @@ import (
 //   - a client hears that a transaction committed only after its
 //     coordinator's log chose commit;
 //   - a state machine restored from a snapshot owes the same deliveries
-//     (2PC messages, hand-offs) and waits for the same votes as the
-//     replica that took the snapshot, so a restart resumes every decision.
+//     (2PC messages, hand-offs), waits for the same votes, holds the same
+//     prepared records and serves the same shards as the replica that
+//     took the snapshot, so a restart resumes every decision and lock.
 type txnOracle struct {
 	decided map[txn.TxnID]decision
 	wrote   map[groupTxn]uint64 // the index at which the group wrote the transaction
@@ -53,11 +54,14 @@ type stepper interface {
 	Audit() error
 }
 
-// owing is a state machine whose deliveries and pending votes a restart
-// must resume.
+// owing is a state machine whose deliveries, pending votes, locks and
+// shards a restart must resume.
 type owing interface {
 	Outbox() []txn.Outgoing
 	Pending() []txn.TxnID
+	Locked() int
+	Serving() []int
+	ConfigNum() uint64
 }
 
 func outcome(commit bool) string {
@@ -149,6 +153,14 @@ func (o *oracle) snapshotted(i int, sm replica.StateMachine, data []byte) {
 	}
 	back, ok := fresh.(owing)
 	if !ok {
+		return
+	}
+	if a, b := live.Locked(), back.Locked(); a != b {
+		o.violate(i, "restored from its own snapshot it holds %d prepared records, not %d", b, a)
+		return
+	}
+	if a, b := live.Serving(), back.Serving(); !slices.Equal(a, b) || live.ConfigNum() != back.ConfigNum() {
+		o.violate(i, "restored from its own snapshot it serves shards %v at configuration %d, not %v at %d", b, back.ConfigNum(), a, live.ConfigNum())
 		return
 	}
 	if a, b := live.Pending(), back.Pending(); !slices.Equal(a, b) {
