@@ -21,7 +21,9 @@ const defaultAbandonAfter = 500 * time.Millisecond
 // decisions are delivered again while their acknowledgements wait). Every
 // one is a timing the real runtime may meet under load; a fixed timer
 // would leave those interleavings to luck. An AbandonAfter set in cfg is
-// kept.
+// kept: tests of availability set it, since a coordinator that abandons
+// before a participant's failover is over aborts what a patient one
+// commits.
 func shardPump(cfg ShardedConfig, ctl replica.GroupID) knode.ShardPump {
 	p := knode.ShardPump{Controller: ctl, AbandonAfter: cfg.AbandonAfter}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6b6e6f6273))
