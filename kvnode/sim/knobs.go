@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"time"
 
@@ -39,4 +40,16 @@ func shardPump(cfg ShardedConfig, ctl replica.GroupID) knode.ShardPump {
 	p.RetryAfter = 50 * time.Millisecond
 	p.AckDelay = time.Millisecond + time.Duration(rng.Int64N(int64(45*time.Millisecond)))
 	return p
+}
+
+// calm returns every group's runtime to the default abandon timer, or to
+// cfg's AbandonAfter, once the faults are over: what follows (the final reads)
+// checks that the healed cluster serves every key, which a coordinator
+// abandoning before a restarted group has elected its leader would deny
+// for a reason that is the knob's, not the system's.
+func (w *world) calm() {
+	for _, rt := range w.pumps {
+		p := &rt.rt.Pump
+		p.AbandonAfter = cmp.Or(w.cfg.AbandonAfter, defaultAbandonAfter)
+	}
 }

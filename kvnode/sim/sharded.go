@@ -503,6 +503,7 @@ func RunSharded(cfg ShardedConfig) (*ShardedResult, error) {
 	// Healed and restarted: every key must be readable again.
 	nm.stop()
 	w.heal()
+	w.calm()
 	for n := 1; n <= cfg.Nodes; n++ {
 		w.restart(replica.NodeID(n))
 	}
