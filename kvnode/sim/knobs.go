@@ -16,7 +16,7 @@ const defaultAbandonAfter = 500 * time.Millisecond
 // shardPump returns the shard pump of a group of cfg's world. Its timers
 // are knobs drawn from the seed, as FoundationDB's BUGGIFY draws them:
 // half the seeds run the defaults, the other half a short abandon timer
-// (20-200ms, about the time a prepare round takes, so abandons race with
+// (80-300ms, about the time a prepare round takes, so abandons race with
 // the last votes and land in the log just after a decision) and an
 // acknowledgement delay from 1ms up to just below the retry interval (so
 // decisions are delivered again while their acknowledgements wait). Every
@@ -35,7 +35,7 @@ func shardPump(cfg ShardedConfig, ctl replica.GroupID) knode.ShardPump {
 		return p
 	}
 	if p.AbandonAfter == 0 {
-		p.AbandonAfter = 20*time.Millisecond + time.Duration(rng.Int64N(int64(180*time.Millisecond)))
+		p.AbandonAfter = 80*time.Millisecond + time.Duration(rng.Int64N(int64(220*time.Millisecond)))
 	}
 	p.RetryAfter = 50 * time.Millisecond
 	p.AckDelay = time.Millisecond + time.Duration(rng.Int64N(int64(45*time.Millisecond)))
@@ -52,4 +52,17 @@ func (w *world) calm() {
 		p := &rt.rt.Pump
 		p.AbandonAfter = cmp.Or(w.cfg.AbandonAfter, defaultAbandonAfter)
 	}
+}
+
+// snapshotEvery is how many entries a shard group's replicas apply between
+// snapshots, a knob drawn from the seed: half the seeds 200, the other
+// half 30-100, so that more restarts and lagging replicas resume from a
+// snapshot (and more snapshots are checked for what they must keep)
+// rather than from the log.
+func snapshotEvery(seed int64) uint64 {
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x736e6170))
+	if rng.IntN(2) == 0 {
+		return 200
+	}
+	return 30 + rng.Uint64N(71)
 }

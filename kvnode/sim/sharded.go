@@ -668,7 +668,7 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 			newSM = func() replica.StateMachine { return shardctl.New() }
 		}
 		label := fmt.Sprintf("group %d (nodes %v as 1-3)", gid, mem)
-		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200, Label: label, Group: gid, MayDecide: txn.MayDecide})
+		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: snapshotEvery(cfg.Seed), Label: label, Group: gid, MayDecide: txn.MayDecide})
 		if err != nil {
 			return nil, nil, fmt.Errorf("sim: group %d: %w", gid, err)
 		}
