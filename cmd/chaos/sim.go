@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,7 +36,7 @@ func init() {
 			"under --check-determinism), 2 unknown, 254 bad arguments, 255 simulation error.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "workload", Value: "register", Usage: strings.Join(workloads.Names(), ", ") + " (as chaos run has them; the register runs on one replica group, the transactional workloads on a sharded cluster)"},
-			&cli.StringFlag{Name: "nemesis", Value: "all", Usage: nemesisUsage(nemesis.Sim)},
+			&cli.StringFlag{Name: "nemesis", Value: "all", Usage: nemesisUsage(nemesis.Sim) + "; with a transactional workload, all includes reconfig"},
 			&cli.DurationFlag{Name: "nemesis-interval", Value: sim.DefaultNemesisInterval, Usage: "mean time between faults and mean fault duration, per class of faults (half the faults flap: much shorter)"},
 			&cli.DurationFlag{Name: "clock-skew", Value: nemesis.DefaultClockSkew, Usage: "clock-bump and clock-strobe step a node's clock by up to this much"},
 			&cli.DurationFlag{Name: "strobe-period", Value: nemesis.DefaultStrobePeriod, Usage: "clock-strobe flips the clock this often"},
@@ -149,6 +150,7 @@ func simAction(c *cli.Context) error {
 	if c.IsSet("reads") && c.String("workload") != "register" {
 		return badArgs("--reads tunes the register workload, not %s", c.String("workload"))
 	}
+	nem = simAll(c.String("nemesis"), c.String("workload"), nem)
 	if err := sim.CheckNemesis(c.String("workload"), nem); err != nil {
 		return badArgs("--nemesis: %v", err)
 	}
@@ -477,4 +479,20 @@ func (p *progress) finish() {
 	if p.tty {
 		fmt.Fprint(p.w, "\r\x1b[K")
 	}
+}
+
+// simAll returns kinds, what --nemesis list parsed to, with reconfig added
+// when list uses "all" and workload is transactional: the simulator runs
+// such a workload on a sharded cluster, which is the setup reconfig
+// needs, and shard migration (hand-offs, session tables moving with their
+// shards) is reached by no other fault.
+func simAll(list, workload string, kinds []nemesis.Kind) []nemesis.Kind {
+	all := false
+	for _, part := range strings.Split(list, ",") {
+		all = all || strings.TrimSpace(part) == "all"
+	}
+	if !all || !workloads.IsTransactional(workload) || slices.Contains(kinds, nemesis.Reconfig) {
+		return kinds
+	}
+	return append(kinds, nemesis.Reconfig)
 }

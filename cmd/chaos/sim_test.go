@@ -13,6 +13,7 @@ import (
 	"github.com/chaoskv/chaos/internal/browsertest"
 	"github.com/chaoskv/chaos/kvnode/replica"
 	"github.com/chaoskv/chaos/kvnode/sim"
+	"github.com/chaoskv/chaos/nemesis"
 	"github.com/chaoskv/chaos/results"
 	"github.com/chaoskv/chaos/workloads"
 )
@@ -372,5 +373,39 @@ func TestCheckAgreesWithSim(t *testing.T) {
 				t.Fatalf("check: exit %d, sim exited %d\ncheck: %s%s\nsim: %s", code, simCode, stdout, stderr, simOut)
 			}
 		})
+	}
+}
+
+// TestSimAllAddsReconfigForShardedWorkloads: "all" brings reconfig along
+// for a transactional workload (a sharded cluster), once, and nowhere else.
+func TestSimAllAddsReconfigForShardedWorkloads(t *testing.T) {
+	all := nemesis.Sim.All()
+	for _, tc := range []struct {
+		list, workload string
+		want           bool
+	}{
+		{"all", "list-append", true},
+		{"all", "bank", true},
+		{"all,reconfig", "rw-register", true},
+		{"all", "register", false},
+		{"partition", "list-append", false},
+	} {
+		kinds, err := nemesis.ParseFor(tc.list, nemesis.Sim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := simAll(tc.list, tc.workload, kinds)
+		n := 0
+		for _, k := range got {
+			if k == nemesis.Reconfig {
+				n++
+			}
+		}
+		if want := map[bool]int{true: 1, false: 0}[tc.want]; n != want {
+			t.Errorf("%s with %s: %v has reconfig %d times, want %d", tc.list, tc.workload, got, n, want)
+		}
+		if strings.HasPrefix(tc.list, "all") && !slices.Equal(got[:len(all)], all) {
+			t.Errorf("%s with %s: %v does not keep all's kinds first", tc.list, tc.workload, got)
+		}
 	}
 }

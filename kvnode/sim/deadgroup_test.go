@@ -32,7 +32,7 @@ func TestShardedDeadGroup(t *testing.T) {
 	const window = 8 * time.Second
 	for seed := int64(1); seed <= 2; seed++ {
 		// The test draws its transactions itself, as many as its windows take.
-		cfg := ShardedConfig{Seed: seed, Groups: 3, Clients: 6, Keys: 30, Ops: 1 << 20, Think: 20 * time.Millisecond, TxnDeadline: 3 * time.Second}
+		cfg := ShardedConfig{Seed: seed, Groups: 3, Clients: 6, Keys: 30, Ops: 1 << 20, Think: 20 * time.Millisecond, TxnDeadline: 3 * time.Second, AbandonAfter: defaultAbandonAfter}
 		cfg.defaults()
 		w, admin, err := newShardWorld(cfg)
 		if err != nil {

@@ -32,7 +32,8 @@ import (
 //     second value be chosen at that index.
 //
 // The last two need the core to implement replica.Inspector; cores that do
-// not are checked by the first two only.
+// not are checked by the first two only. In a sharded world the groups'
+// oracles share a txnOracle, which checks two-phase commit on every step.
 type Violation struct {
 	Step  int64         // the simulation step (event) at which it was seen
 	At    time.Duration // virtual time
@@ -73,6 +74,9 @@ type oracle struct {
 	// incarnation.
 	promised []uint64
 	decoded  []decodedState
+	// txn, in a sharded world, is the two-phase-commit oracle every
+	// group's oracle shares.
+	txn *txnOracle
 }
 
 type applied struct {
@@ -114,10 +118,19 @@ type watchedSM struct {
 func (w *watchedSM) Apply(index uint64, req replica.Request) []byte {
 	res := w.StateMachine.Apply(index, req)
 	w.o.applied(w, index, req, res)
+	w.o.txnApplied(w.i, w.StateMachine)
 	if c := w.o.c; c.trap != nil && c.trap.moment == momentDecide && c.cfg.MayDecide != nil && c.cfg.MayDecide(req.Op) {
 		c.nodes[w.i].decided = true
 	}
 	return res
+}
+
+func (w *watchedSM) Snapshot() ([]byte, error) {
+	b, err := w.StateMachine.Snapshot()
+	if err == nil {
+		w.o.snapshotted(w.i, w.StateMachine, b)
+	}
+	return b, err
 }
 
 func (w *watchedSM) Restore(data []byte) error {

@@ -269,6 +269,10 @@ type simWorld interface {
 	// session opens a client session for a workload worker, or for the
 	// final reads (final), which get a generous deadline.
 	session(final bool) simSession
+	// calm ends the world's own fault-time settings once the faults are
+	// over, before the final reads (the sharded world's seeded abandon
+	// timer, see shardPump).
+	calm()
 	// compare compares the replicas once the run is over.
 	compare() []string
 	// report adds the world's own counts to res.
@@ -402,6 +406,7 @@ func (d *driver) heal() {
 	d.nem.stop()
 	p := d.w.places()
 	p.heal()
+	d.w.calm()
 	for n := range p.names {
 		p.restart(replica.NodeID(n + 1))
 	}
@@ -499,7 +504,10 @@ func (g *groupWorld) at(d time.Duration, fn func()) { g.c.At(d, fn) }
 func (g *groupWorld) random() *rand.Rand            { return g.c.rng }
 func (g *groupWorld) failure() error                { return g.c.err }
 func (g *groupWorld) places() *placement            { return &g.place }
-func (g *groupWorld) compare() []string             { return g.c.CompareReplicas() }
+
+// calm: one replica group has no fault-time settings of its own.
+func (g *groupWorld) calm()             {}
+func (g *groupWorld) compare() []string { return g.c.CompareReplicas() }
 func (g *groupWorld) runUntil(cond func() bool, limit time.Duration) bool {
 	return g.c.RunUntil(cond, limit)
 }

@@ -46,7 +46,8 @@ type ShardedConfig struct {
 	// Think bounds the pause between a client's transactions (100ms).
 	Think time.Duration
 	// AbandonAfter is how long a coordinator waits for votes before its
-	// runtime abandons (aborts) the transaction (500ms).
+	// runtime abandons (aborts) the transaction (drawn from the seed, see
+	// shardPump).
 	AbandonAfter time.Duration
 	// TxnDeadline bounds one transaction, retries included, before its
 	// outcome is declared unknown (3s).
@@ -77,9 +78,6 @@ func (c *ShardedConfig) defaults() {
 	}
 	if c.Think == 0 {
 		c.Think = 100 * time.Millisecond
-	}
-	if c.AbandonAfter == 0 {
-		c.AbandonAfter = 500 * time.Millisecond
 	}
 	if c.TxnDeadline == 0 {
 		c.TxnDeadline = 3 * time.Second
@@ -125,6 +123,10 @@ type world struct {
 	// group b: the two groups are cut off from each other while each
 	// still has its majority.
 	groupCut map[[2]replica.GroupID]bool
+	// txo checks two-phase commit on every step of every group.
+	txo *txnOracle
+	// calmed is set once the faults are over (calm).
+	calmed bool
 }
 
 func (w *world) now() int64 { return w.clusters[0].now }
@@ -241,7 +243,7 @@ func (rts *shardRuntimes) started(i int) {
 		Self: c.nodes[i].id,
 		Env:  r,
 		Runtime: knode.ShardRuntime[*Client]{
-			Pump:    knode.ShardPump{Controller: w.ctl, AbandonAfter: w.cfg.AbandonAfter},
+			Pump:    w.pump(),
 			Session: c.nextSession(),
 			Dial:    func(to replica.GroupID) (*Client, error) { return w.clientOf(to, 0), nil },
 		},
@@ -381,6 +383,10 @@ func (tw *txnWorker) txn(ops []txn.MicroOp, cb func(res []txn.MicroResult, err e
 		w.res.Aborts += o.Aborts
 		switch o.Result {
 		case client.OK:
+			if msg := w.txo.answered(txn.TxnID{Client: tw.cl.Session(), Seq: o.Seq}); msg != "" {
+				w.fail(&Violation{Step: *w.clusters[0].steps, At: time.Duration(w.now()), Group: "client", Node: o.Node, What: msg})
+				return
+			}
 			if w.cross(tw.cl, ops) {
 				w.res.Cross++
 			}
@@ -577,7 +583,7 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 		return nil, nil, fmt.Errorf("sim: %w", err)
 	}
 	w := &world{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), res: &ShardedResult{Seed: cfg.Seed, Checker: tw.Checker()}, ctl: replica.GroupID(cfg.Groups + 1),
-		workers: workers, codec: tw.Codec()}
+		workers: workers, codec: tw.Codec(), txo: newTxnOracle()}
 	for g := 0; g <= cfg.Groups; g++ {
 		var mem []replica.NodeID
 		for i := 0; i < 3; i++ {
@@ -590,11 +596,12 @@ func newShardWorld(cfg ShardedConfig) (*world, *Client, error) {
 			newSM = func() replica.StateMachine { return shardctl.New() }
 		}
 		label := fmt.Sprintf("group %d (nodes %v as 1-3)", gid, mem)
-		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: 200, Label: label, Group: gid, MayDecide: txn.MayDecide})
+		c, err := NewCluster(ClusterConfig{Seed: w.rng.Int63(), Replicas: 3, Protocol: cfg.Protocol, NewStateMachine: newSM, SnapshotEvery: snapshotEvery(cfg.Seed), Label: label, Group: gid, MayDecide: txn.MayDecide})
 		if err != nil {
 			return nil, nil, fmt.Errorf("sim: group %d: %w", gid, err)
 		}
 		c.ids = slices.Clone(mem) // clients know nodes by their world ids
+		c.oracle.txn = w.txo
 		if g > 0 {
 			c.steps = w.clusters[0].steps
 		}

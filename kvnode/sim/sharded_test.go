@@ -198,7 +198,7 @@ func TestShardedBankSweep(t *testing.T) {
 // the cross-group transaction commits.
 func TestShardedCutOffGroups(t *testing.T) {
 	for seed := int64(1); seed <= 5; seed++ {
-		cfg := ShardedConfig{Seed: seed, Groups: 2, TxnDeadline: 2 * time.Second}
+		cfg := ShardedConfig{Seed: seed, Groups: 2, TxnDeadline: 2 * time.Second, AbandonAfter: defaultAbandonAfter}
 		cfg.defaults()
 		w, _, err := newShardWorld(cfg)
 		if err != nil {
@@ -279,7 +279,7 @@ func cmpOr(a, b string) string {
 // every transaction, single- or cross-group, commits within its deadline.
 func TestShardedProgressWithMajorities(t *testing.T) {
 	for seed := int64(1); seed <= 5; seed++ {
-		cfg := ShardedConfig{Seed: seed, TxnDeadline: 5 * time.Second}
+		cfg := ShardedConfig{Seed: seed, TxnDeadline: 5 * time.Second, AbandonAfter: defaultAbandonAfter}
 		cfg.defaults()
 		w, _, err := newShardWorld(cfg)
 		if err != nil {

@@ -84,6 +84,13 @@ type Group struct {
 	coord    map[TxnID]*coordTxn
 	handoffs map[handoffKey]*handoff
 	locks    map[string]*lock // rebuilt from prepared
+
+	// steps are the two-phase-commit steps the last Apply took, for
+	// oracles (Steps); index and cur are that Apply's log index and the
+	// transaction it applied writes for.
+	steps []Step
+	index uint64
+	cur   TxnID
 }
 
 var _ replica.StateMachine = (*Group)(nil)
@@ -407,6 +414,7 @@ func sortedIDs[V any](m map[TxnID]V) []TxnID {
 
 // Apply applies one request of the group's log.
 func (g *Group) Apply(index uint64, req replica.Request) []byte {
+	g.steps, g.index, g.cur = g.steps[:0], index, TxnID{}
 	m, err := decodeMessage(req.Op)
 	if err != nil {
 		if req.ClientID != 0 {
@@ -505,6 +513,7 @@ func (g *Group) clientTxn(client, seq uint64, ops []MicroOp) []byte {
 	finish := func(r Reply) []byte {
 		out := g.reply(r)
 		g.sessions.Record(client, seq, out)
+		g.step(Step{Kind: StepDecided, Txn: id, Coord: g.gid, Commit: r.Status == StatusOK})
 		return out
 	}
 	if !g.servesAll(mine.Ops) {
@@ -518,8 +527,10 @@ func (g *Group) clientTxn(client, seq uint64, ops []MicroOp) []byte {
 		if !ok {
 			return finish(Reply{Status: StatusCheckFailed, Results: res, Err: "check failed"})
 		}
+		g.cur = id
+		out := finish(Reply{Status: StatusOK, Results: res})
 		g.write(writes)
-		return finish(Reply{Status: StatusOK, Results: res})
+		return out
 	}
 	if _, ok := parts[0]; ok {
 		return finish(Reply{Status: StatusAborted, Err: "a key's shard has no owner"})
@@ -643,10 +654,12 @@ func (g *Group) lockAndRead(id TxnID, coord replica.GroupID, part Part) (res []M
 	}
 	g.takeLocks(id, part.Ops)
 	g.prepared[id] = &prepared{Coord: coord, Part: part, Res: res}
+	g.step(Step{Kind: StepPrepared, Txn: id, Coord: coord})
 	return res, true
 }
 
 func (g *Group) write(writes []KV) {
+	g.step(Step{Kind: StepWrote, Txn: g.cur})
 	for _, w := range writes {
 		s := shardctl.ShardOf(w.Key)
 		if g.data[s] == nil {
@@ -732,15 +745,24 @@ func (g *Group) concludeWith(id TxnID, c *coordTxn, commit, checkFailed bool) {
 func (g *Group) decideAs(id TxnID, c *coordTxn, commit bool, r Reply) {
 	c.Decided, c.Commit = true, commit
 	g.sessions.Record(id.Client, id.Seq, g.reply(r))
+	g.step(Step{Kind: StepDecided, Txn: id, Coord: g.gid, Commit: commit})
 	c.Results = nil
-	g.settle(id, commit)
+	g.settle(id, g.gid, commit)
 	c.Acked[g.gid] = true
 }
 
-// settle applies (on commit) and releases a prepared part here.
-func (g *Group) settle(id TxnID, commit bool) {
-	if p := g.prepared[id]; p != nil {
+// settle applies (on commit) and releases a prepared part here, on the
+// decision of coordinator from.
+func (g *Group) settle(id TxnID, from replica.GroupID, commit bool) {
+	st := Step{Kind: StepSettled, Txn: id, From: from, Commit: commit}
+	p := g.prepared[id]
+	if p != nil {
+		st.Prepared, st.Coord = true, p.Coord
+	}
+	g.step(st)
+	if p != nil {
 		if commit {
+			g.cur = id
 			_, writes, _ := Exec(p.Part.Ops, g.Get)
 			g.write(writes)
 		}
@@ -753,7 +775,12 @@ func (g *Group) settle(id TxnID, commit bool) {
 }
 
 func (g *Group) decide(m *message) []byte {
-	g.settle(m.ID, m.Commit)
+	if p := g.prepared[m.ID]; p != nil && p.Coord != m.From {
+		// Only the coordinator that prepared the record may settle it: a
+		// decision from another group is about another transaction.
+		return nil
+	}
+	g.settle(m.ID, m.From, m.Commit)
 	return (&message{K: opDecideAck, ID: m.ID, From: g.gid}).encode()
 }
 

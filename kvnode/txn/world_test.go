@@ -72,7 +72,11 @@ func (w *world) ctlOp(op shardctl.Op) shardctl.Reply {
 
 func (w *world) apply(g replica.GroupID, client, seq uint64, op []byte) []byte {
 	w.index[g]++
-	return w.groups[g].Apply(w.index[g], replica.Request{ClientID: client, Seq: seq, Op: op})
+	out := w.groups[g].Apply(w.index[g], replica.Request{ClientID: client, Seq: seq, Op: op})
+	if err := w.groups[g].Audit(); err != nil {
+		w.t.Fatalf("group %d after index %d: %v", g, w.index[g], err)
+	}
+	return out
 }
 
 func (w *world) record(op history.Op) {
