@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
@@ -73,6 +75,20 @@ type oracle struct {
 	// incarnation.
 	promised []uint64
 	decoded  []decodedState
+	// configs are the group's configurations seen so far, ascending by
+	// the first log index each governs; the first is the initial one.
+	configs []config
+	// majority is the log index up to which every index is known synced
+	// on a majority of the configuration governing it. Synced state stays
+	// synced (a crash loses only pending writes), so it only moves up,
+	// except to the start of a configuration seen late.
+	majority uint64
+}
+
+// config is a group configuration and the first log index it governs.
+type config struct {
+	from uint64
+	ids  []replica.NodeID
 }
 
 type applied struct {
@@ -94,7 +110,12 @@ func digest(clientID, seq uint64, b []byte) uint64 {
 }
 
 func newOracle(c *Cluster, n int) *oracle {
-	return &oracle{c: c, snaps: map[uint64]snapSeen{}, vouched: make([]uint64, n), promised: make([]uint64, n), decoded: make([]decodedState, n)}
+	initial := make([]replica.NodeID, c.cfg.Replicas)
+	for i := range initial {
+		initial[i] = replica.NodeID(i + 1)
+	}
+	return &oracle{c: c, snaps: map[uint64]snapSeen{}, vouched: make([]uint64, n), promised: make([]uint64, n), decoded: make([]decodedState, n),
+		configs: []config{{from: 1, ids: initial}}}
 }
 
 func (o *oracle) violate(i int, format string, args ...any) {
@@ -222,7 +243,10 @@ func (o *oracle) releasing(i int, rd *replica.Ready) {
 	n := o.c.nodes[i]
 	results := len(rd.Results)
 	if ea, ok := n.rep.Core.(replica.EarlyAnswerer); ok && ea.AnswersEarly() {
-		results = 0 // its answers rest on commits, never on its own unsynced writes
+		results = 0 // held to a majority's disks instead of its own
+		if !o.answersDurable(i, rd) {
+			return
+		}
 	}
 	if n.disk.unsynced() && (len(rd.Messages) > 0 || results > 0) {
 		o.violate(i, "released a Ready (%d messages, %d results) while %d disk writes were not synced", len(rd.Messages), len(rd.Results), len(n.disk.pending))
@@ -282,4 +306,103 @@ type decodedState struct {
 	state   *byte
 	len     int
 	promise uint64
+}
+
+// answersDurable checks the Results and Reads that node i, a
+// replica.EarlyAnswerer, releases, maybe ahead of its own writes: each
+// must rest on state synced on a majority. A Result rests on every index
+// up to the one it was applied at, a confirmed read on every index its
+// state machine has applied (the state it is answered from). Each such
+// index must have been synced, as an entry or under a snapshot, on the
+// disks of a majority of the configuration that governs it, at some
+// moment no later than the answer: a protocol may drop a committed entry
+// a majority holds (a VR replica that moves to a new view truncates its
+// log to its commit number), so the check follows the majority as it
+// grows, at every Ready an early answerer releases. It reports false
+// after a violation.
+func (o *oracle) answersDurable(i int, rd *replica.Ready) bool {
+	st := o.c.nodes[i].rep.Core.Status()
+	o.sawConfig(st.Members, st.MembersFrom)
+	x, held, ids := o.advance()
+	var top uint64
+	for _, r := range rd.Results {
+		top = max(top, r.Index)
+	}
+	if slices.ContainsFunc(rd.Reads, func(rs replica.ReadState) bool { return !rs.Lost }) {
+		top = max(top, st.Applied)
+	}
+	if top >= x {
+		o.violate(i, "answered clients from index %d while index %d is synced on the disks of only %d of its %d members %v", top, x, held, len(ids), ids)
+		return false
+	}
+	return true
+}
+
+// advance moves majority up over every index synced on a majority of
+// its configuration, and returns the first index that is not, with how
+// many members hold it and the members.
+func (o *oracle) advance() (uint64, int, []replica.NodeID) {
+	for {
+		x := o.majority + 1
+		ids := o.governing(x)
+		held := 0
+		for _, id := range ids {
+			if j, ok := o.c.index(id); ok && syncedAt(&o.c.nodes[j].disk, x) {
+				held++
+			}
+		}
+		if 2*held <= len(ids) {
+			return x, held, ids
+		}
+		o.majority = x
+	}
+}
+
+// governing returns the configuration that governs log index x.
+func (o *oracle) governing(x uint64) []replica.NodeID {
+	k := sort.Search(len(o.configs), func(k int) bool { return o.configs[k].from > x })
+	return o.configs[max(k-1, 0)].ids
+}
+
+// sawConfig records a configuration a core reports (replica.Status's
+// Members, in force from index from). Indexes it governs that were
+// judged against another configuration are judged again.
+func (o *oracle) sawConfig(ids []replica.NodeID, from uint64) {
+	if len(ids) == 0 || slices.Equal(o.governing(from), ids) {
+		return
+	}
+	from = max(from, 1)
+	k := sort.Search(len(o.configs), func(k int) bool { return o.configs[k].from >= from })
+	if k < len(o.configs) && o.configs[k].from == from {
+		o.configs[k].ids = slices.Clone(ids)
+	} else {
+		o.configs = slices.Insert(o.configs, k, config{from, slices.Clone(ids)})
+	}
+	o.majority = min(o.majority, from-1)
+}
+
+// syncedAt reports whether index x is in d's synced image, as an entry or
+// under a snapshot. Like syncedState, it counts what a lying Sync claimed
+// (disk.believed), newest write first.
+func syncedAt(d *disk, x uint64) bool {
+	for k := len(d.believed) - 1; k >= 0; k-- {
+		p := &d.believed[k]
+		if s := p.Snapshot; s != nil && s.Index >= x {
+			return true
+		}
+		for _, e := range p.Entries {
+			if e.Index == x {
+				return true
+			}
+		}
+		if p.Truncate && p.TruncateAfter < x {
+			return false
+		}
+	}
+	im := &d.stable
+	if im.snapshot != nil && im.snapshot.Index >= x {
+		return true
+	}
+	j := sort.Search(len(im.entries), func(j int) bool { return im.entries[j].Index >= x })
+	return j < len(im.entries) && im.entries[j].Index == x
 }
