@@ -23,18 +23,29 @@ import (
 //   - a replica never promises, accepts or votes below what it promised
 //     before, across restarts;
 //   - nothing that acknowledges state leaves a node before that state is
-//     durable: a node releases a Ready's Messages and Results only after
-//     its disk synced it, a message that vouches for a promise leaves only
-//     once the promise is in the synced hard state, and the Early messages
-//     that leave before the sync (a leader's proposals and heartbeats)
-//     include nothing that acknowledges or vouches (replica.Inspector's
+//     durable: a node releases a Ready's Messages only after its disk
+//     synced it, a message that vouches for a promise leaves only once the
+//     promise is in the synced hard state, and the Early messages that
+//     leave before the sync (a leader's proposals and heartbeats) include
+//     nothing that acknowledges or vouches (replica.Inspector's
 //     Acknowledges and Vouches). A commit index that an Early message
 //     carries is held by the first oracle: a commit that counted the
 //     leader's unsynced write would, after a crash that loses it, let a
-//     second value be chosen at that index.
+//     second value be chosen at that index;
+//   - answers rest on durable state. A core that is not a
+//     replica.EarlyAnswerer has a Ready's Results released only after its
+//     disk synced it. An early answerer's Results and confirmed Reads may
+//     leave before its own writes are synced, but each must rest on state
+//     synced on a majority: every log index up to a Result's Index, and up
+//     to the index the node's state machine applied when it answers a
+//     read, must have been synced (as an entry, or under a snapshot) on
+//     the disks of a majority of the configuration that governs it, at
+//     some moment no later than the answer. A leader that counted its own
+//     unsynced copy towards a commit and answered is caught here, crash or
+//     no crash.
 //
-// The last two need the core to implement replica.Inspector; cores that do
-// not are checked by the first two only.
+// The promise and Early checks need the core to implement
+// replica.Inspector; cores that do not are checked by the others only.
 type Violation struct {
 	Step  int64         // the simulation step (event) at which it was seen
 	At    time.Duration // virtual time
