@@ -119,3 +119,42 @@ func TestSyncedAt(t *testing.T) {
 		})
 	}
 }
+
+func TestOracleConfigs(t *testing.T) {
+	ids := func(n ...replica.NodeID) []replica.NodeID { return n }
+	type seen struct {
+		ids  []replica.NodeID
+		from uint64
+	}
+	cases := []struct {
+		name     string
+		seen     []seen
+		majority uint64 // before the configurations are seen
+		at       uint64
+		want     []replica.NodeID
+		wantMaj  uint64
+	}{
+		{"initial", nil, 9, 5, ids(1, 2, 3), 9},
+		{"the initial one again, reordered", []seen{{ids(3, 1, 2), 1}}, 9, 5, ids(1, 2, 3), 9},
+		{"a later one", []seen{{ids(1, 2, 4), 20}}, 9, 25, ids(1, 2, 4), 9},
+		{"below a later one", []seen{{ids(1, 2, 4), 20}}, 9, 19, ids(1, 2, 3), 9},
+		{"seen late: judged again", []seen{{ids(1, 2, 4), 6}}, 9, 6, ids(1, 2, 4), 5},
+		{"seen out of order", []seen{{ids(1, 4, 5), 30}, {ids(1, 2, 4), 20}}, 9, 25, ids(1, 2, 4), 9},
+		{"a core without membership", []seen{{nil, 0}}, 9, 5, ids(1, 2, 3), 9},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOracle(&Cluster{cfg: ClusterConfig{Replicas: 3}}, 3)
+			o.majority = tc.majority
+			for _, s := range tc.seen {
+				o.sawConfig(s.ids, s.from)
+			}
+			if got := o.governing(tc.at); !sameMembers(got, tc.want) {
+				t.Errorf("governing(%d) = %v, want %v", tc.at, got, tc.want)
+			}
+			if o.majority != tc.wantMaj {
+				t.Errorf("majority = %d, want %d", o.majority, tc.wantMaj)
+			}
+		})
+	}
+}

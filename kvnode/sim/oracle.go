@@ -379,7 +379,7 @@ func (o *oracle) governing(x uint64) []replica.NodeID {
 // Members, in force from index from). Indexes it governs that were
 // judged against another configuration are judged again.
 func (o *oracle) sawConfig(ids []replica.NodeID, from uint64) {
-	if len(ids) == 0 || slices.Equal(o.governing(from), ids) {
+	if len(ids) == 0 || sameMembers(o.governing(from), ids) {
 		return
 	}
 	from = max(from, 1)
@@ -390,6 +390,20 @@ func (o *oracle) sawConfig(ids []replica.NodeID, from uint64) {
 		o.configs = slices.Insert(o.configs, k, config{from, slices.Clone(ids)})
 	}
 	o.majority = min(o.majority, from-1)
+}
+
+// sameMembers reports whether a and b list the same members, in any
+// order.
+func sameMembers(a, b []replica.NodeID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, id := range a {
+		if !slices.Contains(b, id) {
+			return false
+		}
+	}
+	return true
 }
 
 // syncedAt reports whether index x is in d's synced image, as an entry or
