@@ -94,6 +94,19 @@ type oracle struct {
 	// synced (a crash loses only pending writes), so it only moves up,
 	// except to the start of a configuration seen late.
 	majority uint64
+	// short caches advance's answer until a disk changes what it holds
+	// synced or a configuration is seen; shortSync is advance's count of
+	// the disks' changes then.
+	short     shortOf
+	shortSync uint64
+}
+
+// shortOf is the first index not synced on a majority: the index, how
+// many members hold it, and the members; x == 0 when not known.
+type shortOf struct {
+	x    uint64
+	held int
+	ids  []replica.NodeID
 }
 
 // config is a group configuration and the first log index it governs.
@@ -353,6 +366,17 @@ func (o *oracle) answersDurable(i int, rd *replica.Ready) bool {
 // its configuration, and returns the first index that is not, with how
 // many members hold it and the members.
 func (o *oracle) advance() (uint64, int, []replica.NodeID) {
+	// What the disks hold synced changes only by a sync or a crash: the
+	// first adds to a disk's synced, the second too, or, when it drops
+	// what a lying Sync claimed, to its lost or torn.
+	var syncs uint64
+	for _, n := range o.c.nodes {
+		syncs += n.disk.synced + uint64(n.disk.lost+n.disk.torn)
+	}
+	if s := o.short; s.x != 0 && syncs == o.shortSync {
+		return s.x, s.held, s.ids
+	}
+	defer func() { o.shortSync = syncs }()
 	for {
 		x := o.majority + 1
 		ids := o.governing(x)
@@ -363,6 +387,7 @@ func (o *oracle) advance() (uint64, int, []replica.NodeID) {
 			}
 		}
 		if 2*held <= len(ids) {
+			o.short = shortOf{x, held, ids}
 			return x, held, ids
 		}
 		o.majority = x
@@ -390,6 +415,7 @@ func (o *oracle) sawConfig(ids []replica.NodeID, from uint64) {
 		o.configs = slices.Insert(o.configs, k, config{from, slices.Clone(ids)})
 	}
 	o.majority = min(o.majority, from-1)
+	o.short = shortOf{}
 }
 
 // sameMembers reports whether a and b list the same members, in any
