@@ -89,10 +89,10 @@ type oracle struct {
 	// configs are the group's configurations seen so far, ascending by
 	// the first log index each governs; the first is the initial one.
 	configs []config
-	// majority is the log index up to which every index is known synced
-	// on a majority of the configuration governing it. Synced state stays
-	// synced (a crash loses only pending writes), so it only moves up,
-	// except to the start of a configuration seen late.
+	// majority is the log index up to which every index was seen synced
+	// on a majority of the configuration governing it. An answer needs
+	// that at some moment, not still (see answersDurable), so it only
+	// moves up, except back to the start of a configuration seen late.
 	majority uint64
 	// short caches advance's answer until a disk changes what it holds
 	// synced or a configuration is seen; shortSync is advance's count of
