@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
@@ -21,19 +23,31 @@ import (
 //   - a replica never promises, accepts or votes below what it promised
 //     before, across restarts;
 //   - nothing that acknowledges state leaves a node before that state is
-//     durable: a node releases a Ready's Messages and Results only after
-//     its disk synced it, a message that vouches for a promise leaves only
-//     once the promise is in the synced hard state, and the Early messages
-//     that leave before the sync (a leader's proposals and heartbeats)
-//     include nothing that acknowledges or vouches (replica.Inspector's
+//     durable: a node releases a Ready's Messages only after its disk
+//     synced it, a message that vouches for a promise leaves only once the
+//     promise is in the synced hard state, and the Early messages that
+//     leave before the sync (a leader's proposals and heartbeats) include
+//     nothing that acknowledges or vouches (replica.Inspector's
 //     Acknowledges and Vouches). A commit index that an Early message
 //     carries is held by the first oracle: a commit that counted the
 //     leader's unsynced write would, after a crash that loses it, let a
-//     second value be chosen at that index.
+//     second value be chosen at that index;
+//   - answers rest on durable state. A core that is not a
+//     replica.EarlyAnswerer has a Ready's Results released only after its
+//     disk synced it. An early answerer's Results and confirmed Reads may
+//     leave before its own writes are synced, but each must rest on state
+//     synced on a majority: every log index up to a Result's Index, and up
+//     to the index the node's state machine applied when it answers a
+//     read, must have been synced (as an entry, or under a snapshot) on
+//     the disks of a majority of the configuration that governs it, at
+//     some moment no later than the answer. A leader that counted its own
+//     unsynced copy towards a commit and answered is caught here, crash or
+//     no crash.
 //
-// The last two need the core to implement replica.Inspector; cores that do
-// not are checked by the first two only. In a sharded world the groups'
-// oracles share a txnOracle, which checks two-phase commit on every step.
+// The promise and Early checks need the core to implement
+// replica.Inspector; cores that do not are checked by the others only. In
+// a sharded world the groups' oracles share a txnOracle, which checks
+// two-phase commit on every step.
 type Violation struct {
 	Step  int64         // the simulation step (event) at which it was seen
 	At    time.Duration // virtual time
@@ -77,6 +91,33 @@ type oracle struct {
 	// txn, in a sharded world, is the two-phase-commit oracle every
 	// group's oracle shares.
 	txn *txnOracle
+	// configs are the group's configurations seen so far, ascending by
+	// the first log index each governs; the first is the initial one.
+	configs []config
+	// majority is the log index up to which every index was seen synced
+	// on a majority of the configuration governing it. An answer needs
+	// that at some moment, not still (see answersDurable), so it only
+	// moves up, except back to the start of a configuration seen late.
+	majority uint64
+	// short caches advance's answer until a disk changes what it holds
+	// synced or a configuration is seen; shortSync is advance's count of
+	// the disks' changes then.
+	short     shortOf
+	shortSync uint64
+}
+
+// shortOf is the first index not synced on a majority: the index, how
+// many members hold it, and the members; x == 0 when not known.
+type shortOf struct {
+	x    uint64
+	held int
+	ids  []replica.NodeID
+}
+
+// config is a group configuration and the first log index it governs.
+type config struct {
+	from uint64
+	ids  []replica.NodeID
 }
 
 type applied struct {
@@ -98,7 +139,12 @@ func digest(clientID, seq uint64, b []byte) uint64 {
 }
 
 func newOracle(c *Cluster, n int) *oracle {
-	return &oracle{c: c, snaps: map[uint64]snapSeen{}, vouched: make([]uint64, n), promised: make([]uint64, n), decoded: make([]decodedState, n)}
+	initial := make([]replica.NodeID, c.cfg.Replicas)
+	for i := range initial {
+		initial[i] = replica.NodeID(i + 1)
+	}
+	return &oracle{c: c, snaps: map[uint64]snapSeen{}, vouched: make([]uint64, n), promised: make([]uint64, n), decoded: make([]decodedState, n),
+		configs: []config{{from: 1, ids: initial}}}
 }
 
 func (o *oracle) violate(i int, format string, args ...any) {
@@ -235,7 +281,10 @@ func (o *oracle) releasing(i int, rd *replica.Ready) {
 	n := o.c.nodes[i]
 	results := len(rd.Results)
 	if ea, ok := n.rep.Core.(replica.EarlyAnswerer); ok && ea.AnswersEarly() {
-		results = 0 // its answers rest on commits, never on its own unsynced writes
+		results = 0 // held to a majority's disks instead of its own
+		if !o.answersDurable(i, rd) {
+			return
+		}
 	}
 	if n.disk.unsynced() && (len(rd.Messages) > 0 || results > 0) {
 		o.violate(i, "released a Ready (%d messages, %d results) while %d disk writes were not synced", len(rd.Messages), len(rd.Results), len(n.disk.pending))
@@ -295,4 +344,130 @@ type decodedState struct {
 	state   *byte
 	len     int
 	promise uint64
+}
+
+// answersDurable checks the Results and Reads that node i, a
+// replica.EarlyAnswerer, releases, maybe ahead of its own writes: each
+// must rest on state synced on a majority. A Result rests on every index
+// up to the one it was applied at, a confirmed read on every index its
+// state machine has applied (the state it is answered from). Each such
+// index must have been synced, as an entry or under a snapshot, on the
+// disks of a majority of the configuration that governs it, at some
+// moment no later than the answer: a protocol may drop a committed entry
+// a majority holds (a VR replica that moves to a new view truncates its
+// log to its commit number), so the check follows the majority as it
+// grows, at every Ready an early answerer releases. It reports false
+// after a violation.
+func (o *oracle) answersDurable(i int, rd *replica.Ready) bool {
+	st := o.c.nodes[i].rep.Core.Status()
+	o.sawConfig(st.Members, st.MembersFrom)
+	x, held, ids := o.advance()
+	var top uint64
+	for _, r := range rd.Results {
+		top = max(top, r.Index)
+	}
+	if slices.ContainsFunc(rd.Reads, func(rs replica.ReadState) bool { return !rs.Lost }) {
+		top = max(top, st.Applied)
+	}
+	if top >= x {
+		o.violate(i, "answered clients from index %d while index %d is synced on the disks of only %d of its %d members %v", top, x, held, len(ids), ids)
+		return false
+	}
+	return true
+}
+
+// advance moves majority up over every index synced on a majority of
+// its configuration, and returns the first index that is not, with how
+// many members hold it and the members.
+func (o *oracle) advance() (uint64, int, []replica.NodeID) {
+	// What the disks hold synced changes only by a sync or a crash: the
+	// first adds to a disk's synced, the second too, or, when it drops
+	// what a lying Sync claimed, to its lost or torn.
+	var syncs uint64
+	for _, n := range o.c.nodes {
+		syncs += n.disk.synced + uint64(n.disk.lost+n.disk.torn)
+	}
+	if s := o.short; s.x != 0 && syncs == o.shortSync {
+		return s.x, s.held, s.ids
+	}
+	defer func() { o.shortSync = syncs }()
+	for {
+		x := o.majority + 1
+		ids := o.governing(x)
+		held := 0
+		for _, id := range ids {
+			if j, ok := o.c.index(id); ok && syncedAt(&o.c.nodes[j].disk, x) {
+				held++
+			}
+		}
+		if 2*held <= len(ids) {
+			o.short = shortOf{x, held, ids}
+			return x, held, ids
+		}
+		o.majority = x
+	}
+}
+
+// governing returns the configuration that governs log index x.
+func (o *oracle) governing(x uint64) []replica.NodeID {
+	k := sort.Search(len(o.configs), func(k int) bool { return o.configs[k].from > x })
+	return o.configs[max(k-1, 0)].ids
+}
+
+// sawConfig records a configuration a core reports (replica.Status's
+// Members, in force from index from). Indexes it governs that were
+// judged against another configuration are judged again.
+func (o *oracle) sawConfig(ids []replica.NodeID, from uint64) {
+	if len(ids) == 0 || sameMembers(o.governing(from), ids) {
+		return
+	}
+	from = max(from, 1)
+	k := sort.Search(len(o.configs), func(k int) bool { return o.configs[k].from >= from })
+	if k < len(o.configs) && o.configs[k].from == from {
+		o.configs[k].ids = slices.Clone(ids)
+	} else {
+		o.configs = slices.Insert(o.configs, k, config{from, slices.Clone(ids)})
+	}
+	o.majority = min(o.majority, from-1)
+	o.short = shortOf{}
+}
+
+// sameMembers reports whether a and b list the same members, in any
+// order.
+func sameMembers(a, b []replica.NodeID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, id := range a {
+		if !slices.Contains(b, id) {
+			return false
+		}
+	}
+	return true
+}
+
+// syncedAt reports whether index x is in d's synced image, as an entry or
+// under a snapshot. Like syncedState, it counts what a lying Sync claimed
+// (disk.believed), newest write first.
+func syncedAt(d *disk, x uint64) bool {
+	for k := len(d.believed) - 1; k >= 0; k-- {
+		p := &d.believed[k]
+		if s := p.Snapshot; s != nil && s.Index >= x {
+			return true
+		}
+		for _, e := range p.Entries {
+			if e.Index == x {
+				return true
+			}
+		}
+		if p.Truncate && p.TruncateAfter < x {
+			return false
+		}
+	}
+	im := &d.stable
+	if im.snapshot != nil && im.snapshot.Index >= x {
+		return true
+	}
+	j := sort.Search(len(im.entries), func(j int) bool { return im.entries[j].Index >= x })
+	return j < len(im.entries) && im.entries[j].Index == x
 }
