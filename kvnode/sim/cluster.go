@@ -985,7 +985,7 @@ func (c *Cluster) request(i int, p *packet) {
 		c.answer(i, p.cl, wire.Response{ID: req.ID, Status: wire.StatusNoGroup, Err: fmt.Sprintf("no group %d here", req.Group)})
 		return
 	}
-	c.fresh.arrived(c, p.cl, req.ID, opKey{req.ClientID, req.Seq})
+	c.fresh.arrived(c, req.ID, opKey{p.cl, req.ClientID, req.Seq})
 	n.rep.Request(req.ID, replica.Request{ClientID: req.ClientID, Seq: req.Seq, Op: req.Op}, p.cl)
 	c.persist(i)
 }

@@ -18,21 +18,19 @@ import "github.com/chaoskv/chaos/kvnode/server/wire"
 // value: the history needs a write to the same key in that window, this
 // check any index at all.
 type freshness struct {
-	// op holds, per client, its latest request (session and seq) and the
-	// highest index applied anywhere when an attempt of it first arrived
-	// at a node: every attempt of one request is the same operation, so a
-	// retry that joins an earlier attempt's proposal is measured from the
-	// earlier attempt.
-	op map[*Client]opBar
-	// seqOf maps the wire ID of an attempt on its way to its request.
-	seqOf map[attempt]opKey
+	// bar holds, per request on its way, the highest index applied
+	// anywhere when an attempt of it first arrived at a node: every
+	// attempt of one request (client session and seq) is the same
+	// operation, so a retry that joins an earlier attempt's proposal is
+	// measured from the earlier attempt.
+	bar map[opKey]uint64
+	// keyOf maps the wire ID of an attempt on its way to its request.
+	keyOf map[attempt]opKey
 }
 
-type opKey struct{ client, seq uint64 }
-
-type opBar struct {
-	key opKey
-	bar uint64
+type opKey struct {
+	cl          *Client
+	client, seq uint64
 }
 
 type attempt struct {
@@ -40,33 +38,34 @@ type attempt struct {
 	id uint64
 }
 
-// arrived notes that a node took attempt id of request (client, seq) of
-// cl.
-func (f *freshness) arrived(c *Cluster, cl *Client, id uint64, key opKey) {
-	if f.op == nil {
-		f.op, f.seqOf = make(map[*Client]opBar), make(map[attempt]opKey)
+// arrived notes that a node took attempt id of request key.
+func (f *freshness) arrived(c *Cluster, id uint64, key opKey) {
+	if f.bar == nil {
+		f.bar, f.keyOf = make(map[opKey]uint64), make(map[attempt]opKey)
 	}
-	if cur, ok := f.op[cl]; !ok || cur.key != key {
-		f.op[cl] = opBar{key: key, bar: c.oracle.topApplied()}
+	if _, ok := f.bar[key]; !ok {
+		f.bar[key] = c.oracle.topApplied()
 	}
-	f.seqOf[attempt{cl, id}] = key
+	f.keyOf[attempt{key.cl, id}] = key
 }
 
 // answered checks node i's answer r to cl against the bar of its request.
 func (f *freshness) answered(c *Cluster, i int, cl *Client, r *wire.Response) {
 	a := attempt{cl, r.ID}
-	key, ok := f.seqOf[a]
+	key, ok := f.keyOf[a]
 	if !ok {
 		return
 	}
-	delete(f.seqOf, a)
-	cur := f.op[cl]
+	delete(f.keyOf, a)
 	n := c.nodes[i]
-	if r.Status != wire.StatusOK || n.rep == nil || cur.key != key {
+	if r.Status != wire.StatusOK || n.rep == nil {
 		return
 	}
-	if applied := n.rep.Core.Status().Applied; applied < cur.bar {
-		c.oracle.violate(i, "answered request %d (seq %d) of client %d from applied index %d, below index %d that a replica had applied when the request first arrived", r.ID, key.seq, cl.idx, applied, cur.bar)
+	// The bar outlives an OK answer: the network may lose the answer,
+	// and the client's retry is the same request.
+	bar := f.bar[key]
+	if applied := n.rep.Core.Status().Applied; applied < bar {
+		c.oracle.violate(i, "answered request %d (seq %d) of client %d from applied index %d, below index %d that a replica had applied when the request first arrived", r.ID, key.seq, cl.idx, applied, bar)
 	}
 }
 
