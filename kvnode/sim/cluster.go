@@ -159,6 +159,7 @@ type Cluster struct {
 	sessions uint64 // client sessions handed out
 	err      error  // the first fatal problem (a core that cannot restart, a misaddressed message, a Violation)
 	oracle   *oracle
+	fresh    freshness
 	trap     *trap  // a fault waiting for a protocol moment
 	steps    *int64 // events run so far; shared by the clusters of one world
 	trace    *trace // nil unless a determinism check is recording the run
@@ -1004,6 +1005,7 @@ func (c *Cluster) request(i int, p *packet) {
 		c.answer(i, p.cl, wire.Response{ID: req.ID, Status: wire.StatusNoGroup, Err: fmt.Sprintf("no group %d here", req.Group)})
 		return
 	}
+	c.fresh.arrived(c, req.ID, opKey{p.cl, req.ClientID, req.Seq})
 	n.rep.Request(req.ID, replica.Request{ClientID: req.ClientID, Seq: req.Seq, Op: req.Op}, p.cl)
 	c.persist(i)
 }
@@ -1011,6 +1013,7 @@ func (c *Cluster) request(i int, p *packet) {
 // answer frames node i's response to a client and puts it on the network.
 // Leader hints name nodes as clients know them.
 func (c *Cluster) answer(i int, cl *Client, r wire.Response) {
+	c.fresh.answered(c, i, cl, &r)
 	if r.Leader != 0 && int(r.Leader) <= len(c.ids) {
 		r.Leader = uint32(c.ids[r.Leader-1])
 	}
