@@ -2,7 +2,6 @@ package sim
 
 import (
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
@@ -43,11 +42,7 @@ func (*countsItself) AnswersEarly() bool { return true }
 var _ replica.EarlyAnswerer = (*countsItself)(nil)
 
 func TestEarlyAnswersRestOnAMajority(t *testing.T) {
-	cases := []struct {
-		name string
-		want string // in the violation; "" = none
-		mod  func(t *testing.T, proto string) func(*ClusterConfig)
-	}{
+	cases := []oracleCase{
 		{"real node and core", "", func(*testing.T, string) func(*ClusterConfig) { return nil }},
 		{"leader counts its own unsynced copy and answers early", "synced on the disks of only 1 of its 3 members", func(t *testing.T, proto string) func(*ClusterConfig) {
 			return wrapFactory(t, proto, func(cfg replica.Config, sm replica.StateMachine, d *replica.Durable, base Factory) (replica.Replicator, error) {
@@ -62,21 +57,7 @@ func TestEarlyAnswersRestOnAMajority(t *testing.T) {
 			})
 		}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			forEachProtocol(t, 7, func(t *testing.T, proto string, seed int64) {
-				v := oracleRun(t, proto, seed, tc.mod(t, proto))
-				switch {
-				case tc.want == "" && v != nil:
-					t.Fatalf("the real node and core broke a safety property: %v", v)
-				case tc.want != "" && v == nil:
-					t.Fatalf("no oracle caught it (want a violation saying %q)", tc.want)
-				case tc.want != "" && !strings.Contains(v.What, tc.want):
-					t.Fatalf("caught as %q, want %q", v.What, tc.want)
-				}
-			})
-		})
-	}
+	runOracleCases(t, cases)
 }
 
 func TestSyncedAt(t *testing.T) {

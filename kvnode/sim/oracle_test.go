@@ -164,12 +164,37 @@ func (s shortCodec) AppendMessage(b []byte, m replica.Message) ([]byte, error) {
 	return b[:len(b)-1], err
 }
 
+// oracleCase is a node or core, real or deliberately broken, run under
+// the oracles: want is what the violation must say ("" = none), mod sets
+// the cluster up.
+type oracleCase struct {
+	name string
+	want string
+	mod  func(t *testing.T, proto string) func(*ClusterConfig)
+}
+
+// runOracleCases runs every case on seeds of both protocols.
+func runOracleCases(t *testing.T, cases []oracleCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachProtocol(t, 7, func(t *testing.T, proto string, seed int64) {
+				v := oracleRun(t, proto, seed, tc.mod(t, proto))
+				switch {
+				case tc.want == "" && v != nil:
+					t.Fatalf("the real node and core broke a safety property: %v", v)
+				case tc.want != "" && v == nil:
+					t.Fatalf("no oracle caught it (want a violation saying %q)", tc.want)
+				case tc.want != "" && !strings.Contains(v.What, tc.want):
+					t.Fatalf("caught as %q, want %q", v.What, tc.want)
+				}
+			})
+		})
+	}
+}
+
 func TestOracles(t *testing.T) {
-	cases := []struct {
-		name string
-		want string // in the violation; "" = none
-		mod  func(t *testing.T, proto string) func(*ClusterConfig)
-	}{
+	cases := []oracleCase{
 		{"real node and core", "", func(*testing.T, string) func(*ClusterConfig) { return nil }},
 		{"node releases before syncing", "not synced", func(*testing.T, string) func(*ClusterConfig) {
 			return func(c *ClusterConfig) { c.skipSync = true }
@@ -231,19 +256,5 @@ func TestOracles(t *testing.T) {
 			})
 		}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			forEachProtocol(t, 7, func(t *testing.T, proto string, seed int64) {
-				v := oracleRun(t, proto, seed, tc.mod(t, proto))
-				switch {
-				case tc.want == "" && v != nil:
-					t.Fatalf("the real node and core broke a safety property: %v", v)
-				case tc.want != "" && v == nil:
-					t.Fatalf("no oracle caught it (want a violation saying %q)", tc.want)
-				case tc.want != "" && !strings.Contains(v.What, tc.want):
-					t.Fatalf("caught as %q, want %q", v.What, tc.want)
-				}
-			})
-		})
-	}
+	runOracleCases(t, cases)
 }
