@@ -51,16 +51,15 @@ func shardPump(cfg ShardedConfig, ctl replica.GroupID) knode.ShardPump {
 func (w *world) calm() {
 	w.calmed = true
 	for g := 1; g <= w.cfg.Groups; g++ {
-		rts, _ := w.clusters[g].runtime.(*shardRuntimes)
-		if rts == nil {
-			continue
-		}
-		for _, r := range rts.reps {
-			if r != nil {
-				r.sg.Runtime.Pump.AbandonAfter = cmp.Or(w.cfg.AbandonAfter, defaultAbandonAfter)
-			}
+		for _, r := range w.clusters[g].runtime.(*shardRuntimes).reps {
+			r.sg.Runtime.Pump.AbandonAfter = w.calmAbandon()
 		}
 	}
+}
+
+// calmAbandon is the abandon timer once the faults are over.
+func (w *world) calmAbandon() time.Duration {
+	return cmp.Or(w.cfg.AbandonAfter, defaultAbandonAfter)
 }
 
 // pump is the shard pump for a replica's runtime as it starts: the
@@ -68,7 +67,7 @@ func (w *world) calm() {
 func (w *world) pump() knode.ShardPump {
 	p := shardPump(w.cfg, w.ctl)
 	if w.calmed {
-		p.AbandonAfter = cmp.Or(w.cfg.AbandonAfter, defaultAbandonAfter)
+		p.AbandonAfter = w.calmAbandon()
 	}
 	return p
 }
