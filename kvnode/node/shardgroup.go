@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/chaoskv/chaos/kvnode/replica"
+	"github.com/chaoskv/chaos/kvnode/txn"
 )
 
 // ShardEnv is how a ShardGroup reaches its shell: the shell's event loop,
@@ -87,12 +88,11 @@ func (s *ShardGroup[C]) Released(rd *replica.Ready) {
 }
 
 // Tick runs the runtime at time now (the shell's monotonic clock, any
-// origin) over the replica's status st and state machine sm: it starts the
+// origin) over the replica's status st and state machine tg: it starts the
 // deliveries, proposes what the runtime returns, and arms the timer.
-func (s *ShardGroup[C]) Tick(now time.Duration, st replica.Status, sm replica.StateMachine) {
+func (s *ShardGroup[C]) Tick(now time.Duration, st replica.Status, tg *txn.Group) {
 	s.kicked = false
-	v, _ := View(s.Self, st, sm)
-	sends, props := s.Runtime.Tick(now, v)
+	sends, props := s.Runtime.Tick(now, View(s.Self, st, tg))
 	for _, snd := range sends {
 		if !snd.ok {
 			s.Delivered(now, snd, nil)
@@ -110,9 +110,9 @@ func (s *ShardGroup[C]) Tick(now time.Duration, st replica.Status, sm replica.St
 }
 
 // Timer is the shell's timer firing at time now: a Tick.
-func (s *ShardGroup[C]) Timer(now time.Duration, st replica.Status, sm replica.StateMachine) {
+func (s *ShardGroup[C]) Timer(now time.Duration, st replica.Status, tg *txn.Group) {
 	s.timed = false
-	s.Tick(now, st, sm)
+	s.Tick(now, st, tg)
 }
 
 // Delivered ends snd at time now with answer (nil: failed or unknown),

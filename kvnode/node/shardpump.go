@@ -22,18 +22,13 @@ type ShardView struct {
 
 // View is what a shard group's replica shows its pump: the replica (self,
 // with status st) leads if st names it, and then shows its state
-// machine's outbox and undecided transactions. ok is false when sm is not
-// a shard group's.
-func View(self replica.NodeID, st replica.Status, sm replica.StateMachine) (v ShardView, ok bool) {
-	tg, ok := sm.(*txn.Group)
-	if !ok {
-		return ShardView{}, false
-	}
-	v = ShardView{Leader: st.Leader == self, Config: tg.ConfigNum()}
+// machine's outbox and undecided transactions.
+func View(self replica.NodeID, st replica.Status, tg *txn.Group) ShardView {
+	v := ShardView{Leader: st.Leader == self, Config: tg.ConfigNum()}
 	if v.Leader {
 		v.Outbox, v.Pending = tg.Outbox(), tg.Pending()
 	}
-	return v, true
+	return v
 }
 
 // Delivery is a request the pump asks its runtime to send to another group

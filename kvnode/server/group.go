@@ -168,9 +168,9 @@ func (g *group) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-shardKick:
-			g.shard.sg.Tick(g.shard.now(), g.core.Status(), g.sm)
+			g.shard.sg.Tick(g.shard.now(), g.core.Status(), g.shard.tg)
 		case <-shardTimer:
-			g.shard.sg.Timer(g.shard.now(), g.core.Status(), g.sm)
+			g.shard.sg.Timer(g.shard.now(), g.core.Status(), g.shard.tg)
 		case e := <-shardEnds:
 			g.shard.sg.Delivered(g.shard.now(), e.s, e.answer)
 		case err := <-g.synced:

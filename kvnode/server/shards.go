@@ -38,6 +38,7 @@ func shardedStateMachines(ctl replica.GroupID) func(replica.GroupID) replica.Sta
 // the loop as an event too.
 type shardShell struct {
 	g     *group
+	tg    *txn.Group // the group's state machine
 	sg    *node.ShardGroup[*client.Client]
 	epoch time.Time
 	kick  chan struct{}
@@ -56,10 +57,11 @@ type shardEnd struct {
 // initShard gives a shard group of a sharded node its shard runtime.
 func (g *group) initShard() {
 	n := g.node
-	if _, ok := g.sm.(*txn.Group); !ok || n.opts.ShardController == 0 {
+	tg, ok := g.sm.(*txn.Group)
+	if !ok || n.opts.ShardController == 0 {
 		return
 	}
-	sh := &shardShell{g: g, epoch: time.Now(), kick: make(chan struct{}, 1), timer: time.NewTimer(time.Hour), ends: make(chan shardEnd, 64)}
+	sh := &shardShell{g: g, tg: tg, epoch: time.Now(), kick: make(chan struct{}, 1), timer: time.NewTimer(time.Hour), ends: make(chan shardEnd, 64)}
 	sh.timer.Stop()
 	log := n.log.With("group", g.id)
 	sh.sg = &node.ShardGroup[*client.Client]{

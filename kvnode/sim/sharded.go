@@ -282,9 +282,9 @@ func (r *shardReplica) run(fn func()) {
 func (r *shardReplica) now() time.Duration { return time.Duration(r.rts.w.now()) }
 
 // look runs f, the group's Tick or Timer, over the replica.
-func (r *shardReplica) look(f func(time.Duration, replica.Status, replica.StateMachine)) {
+func (r *shardReplica) look(f func(time.Duration, replica.Status, *txn.Group)) {
 	n := r.rts.cluster().nodes[r.i]
-	f(r.now(), n.rep.Core.Status(), n.sm)
+	f(r.now(), n.rep.Core.Status(), n.sm.(*txn.Group))
 }
 
 // Kick ticks the runtime at once, as the node's next event.
